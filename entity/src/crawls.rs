@@ -1,0 +1,31 @@
+//! A crawl of every configured site: `running` until its last task is final.
+
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "crawls")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// `running` or `finished`.
+    pub status: String,
+    /// What started it: `schedule`, `visitor`, `api` or `admin`.
+    pub trigger: String,
+    pub started_at: DateTimeUtc,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::tasks::Entity")]
+    Tasks,
+}
+
+impl Related<super::tasks::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Tasks.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

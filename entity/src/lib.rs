@@ -1,0 +1,11 @@
+//! sea-orm entities: one module per table (see the `migration` crate for the
+//! schema itself).
+
+pub mod changes;
+pub mod crawls;
+pub mod games;
+pub mod offers;
+pub mod price_points;
+pub mod tasks;
+
+pub use sea_orm;

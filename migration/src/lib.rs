@@ -1,0 +1,18 @@
+//! Bazaar's schema migrations, run at start-up and by `bazaar migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_crawl_tables;
+mod m20261124_000002_create_catalog_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_crawl_tables::Migration),
+            Box::new(m20261124_000002_create_catalog_tables::Migration),
+        ]
+    }
+}

@@ -1,0 +1,263 @@
+//! Typed settings: built-in defaults, then `bazaar.toml`, then `BAZAAR_*`
+//! environment variables (`__` nests: `BAZAAR_DATABASE__URL`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Every setting Bazaar reads. Defaults run on a fresh machine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    pub workers: WorkerSettings,
+    pub crawl: CrawlSettings,
+    pub mail: MailSettings,
+    pub api: ApiSettings,
+    pub log: LogSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// The URL people and workers reach this server at; pages, links and the
+    /// WebSocket `Origin` check derive from it.
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `sqlite://...` or `postgres://...`; unset means SQLite in the data dir.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BusSettings {
+    /// Redis for cluster mode; unset means the in-process bus.
+    pub redis_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// The bearer token workers present; generated into the data dir if unset.
+    pub token: Option<String>,
+    /// How many `bazaar worker` child processes `serve` starts itself.
+    pub local: u32,
+    /// Scraper slots per local worker.
+    pub slots: u32,
+    /// How often workers send heartbeats.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// How long a lease lives without a heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrawlSettings {
+    /// Start a crawl this long after the last one started; `0s` turns the
+    /// schedule off.
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+    /// A visitor opening the games page starts a crawl when the last finished
+    /// one is older than this.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// After this many attempts a task is `dead`.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each further one doubles it.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// The longest wait between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Site configuration; unset means the three built-in demo stores.
+    pub sites_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailSettings {
+    /// `file` (the default: `.eml` files in the data dir), `smtp` or `stub`.
+    pub transport: String,
+    pub smtp_url: Option<String>,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSettings {
+    /// The bearer token for write calls to `/api`; generated if unset.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DemoSettings {
+    /// Picks the demo stores' prices; change it to make prices move.
+    pub seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("./data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            bus: BusSettings::default(),
+            workers: WorkerSettings::default(),
+            crawl: CrawlSettings::default(),
+            mail: MailSettings::default(),
+            api: ApiSettings::default(),
+            log: LogSettings::default(),
+            demo: DemoSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: "127.0.0.1:8080".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            token: None,
+            local: 2,
+            slots: 4,
+            heartbeat: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for CrawlSettings {
+    fn default() -> Self {
+        CrawlSettings {
+            every: Duration::from_secs(6 * 3600),
+            stale_after: Duration::from_secs(3600),
+            max_attempts: 5,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            sites_file: None,
+        }
+    }
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            transport: "file".to_owned(),
+            smtp_url: None,
+            from: "Bazaar <bazaar@localhost>".to_owned(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            filter: "info,sqlx=warn,sea_orm=warn".to_owned(),
+        }
+    }
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        DemoSettings { seed: 1 }
+    }
+}
+
+impl Settings {
+    /// Loads the layers in order: defaults, the TOML file (if it exists), the
+    /// environment.
+    pub fn load(file: &Path) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if file.exists() {
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("BAZAAR_").split("__"))
+            .extract()
+            .with_context(|| format!("invalid configuration (file {})", file.display()))
+    }
+
+    /// The database URL, defaulting to SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("bazaar.db").display()),
+        }
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bazaar.toml",
+                "data_dir = \"/srv/bazaar\"\n[workers]\nlocal = 5\nlease = \"10s\"\n",
+            )?;
+            jail.set_env("BAZAAR_WORKERS__LOCAL", "7");
+            jail.set_env("BAZAAR_DATABASE__URL", "postgres://db/bazaar");
+            let settings = Settings::load(Path::new("bazaar.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(settings.data_dir, PathBuf::from("/srv/bazaar"));
+            assert_eq!(settings.workers.local, 7);
+            assert_eq!(settings.workers.lease, Duration::from_secs(10));
+            assert_eq!(settings.database_url(), "postgres://db/bazaar");
+            assert_eq!(settings.server.bind, "127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_default_database_is_sqlite_in_the_data_dir() {
+        let settings = Settings::default();
+        assert_eq!(settings.database_url(), "sqlite://./data/bazaar.db?mode=rwc");
+    }
+}

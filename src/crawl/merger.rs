@@ -1,0 +1,166 @@
+//! The Merger actor: applies workers' results to the catalog and the queue.
+//! Results that arrive while a write is in progress are merged together in the
+//! next transaction, so throughput grows with load instead of queueing on
+//! commits.
+
+use std::collections::BTreeSet;
+
+use actix::prelude::*;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use tokio::sync::oneshot;
+
+use super::catalog::{merge_item, MergeStats};
+use super::lease::LeaseToken;
+use super::store::{complete_if_done, insert_tasks, mark_done, NewTask};
+use crate::clock::Clock;
+use crate::protocol::worker::Item;
+
+/// A validated result for one lease.
+#[derive(Message)]
+#[rtype(result = "Result<MergeOutcome, MergeFailed>")]
+pub struct MergeResult {
+    pub lease: LeaseToken,
+    pub crawl_id: i64,
+    /// Offers found on a game page.
+    pub items: Vec<Item>,
+    /// Tasks found on a listing page (already filtered to allowed hosts).
+    pub links: Vec<NewTask>,
+}
+
+/// What became of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// Merged and committed; `new_tasks` were added to the crawl.
+    Merged { new_tasks: u64 },
+    /// The lease is no longer current: the result was ignored.
+    Stale,
+}
+
+/// The database refused the write; the lease stays and will expire back to
+/// the queue.
+#[derive(Debug, thiserror::Error)]
+#[error("could not merge the result: {0}")]
+pub struct MergeFailed(String);
+
+type Reply = oneshot::Sender<Result<MergeOutcome, MergeFailed>>;
+
+pub struct Merger {
+    db: DatabaseConnection,
+    clock: Clock,
+    pending: Vec<(MergeResult, Reply)>,
+    flushing: bool,
+}
+
+impl Merger {
+    pub fn new(db: DatabaseConnection, clock: Clock) -> Merger {
+        Merger {
+            db,
+            clock,
+            pending: Vec::new(),
+            flushing: false,
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.pending.is_empty() {
+            return;
+        }
+        self.flushing = true;
+        let batch = std::mem::take(&mut self.pending);
+        let db = self.db.clone();
+        let clock = self.clock.clone();
+        async move {
+            let (results, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let outcomes = match merge_batch(&db, &clock, &results).await {
+                Ok(outcomes) => outcomes,
+                // One bad result must not sink the others: retry one by one.
+                Err(err) => {
+                    tracing::warn!(error = %err, size = results.len(), "batch merge failed; merging one by one");
+                    let mut outcomes = Vec::with_capacity(results.len());
+                    for result in &results {
+                        let one = merge_batch(&db, &clock, std::slice::from_ref(result)).await;
+                        outcomes.push(match one {
+                            Ok(mut o) => o.pop().unwrap_or(Err(MergeFailed("empty".into()))),
+                            Err(err) => Err(MergeFailed(err.to_string())),
+                        });
+                    }
+                    outcomes
+                }
+            };
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // The session may have gone; its lease then expires as usual.
+                let _ = reply.send(outcome);
+            }
+        }
+        .into_actor(self)
+        .map(|(), actor, ctx| {
+            actor.flushing = false;
+            actor.flush(ctx);
+        })
+        .spawn(ctx);
+    }
+}
+
+/// Merges a batch in one transaction. A stale lease is an outcome, not an error.
+async fn merge_batch(
+    db: &DatabaseConnection,
+    clock: &Clock,
+    results: &[MergeResult],
+) -> Result<Vec<Result<MergeOutcome, MergeFailed>>, DbErr> {
+    let now = clock.now();
+    let txn = db.begin().await?;
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut crawls = BTreeSet::new();
+    let mut stats = MergeStats::default();
+    for result in results {
+        if !mark_done(&txn, &result.lease, now).await? {
+            outcomes.push(Ok(MergeOutcome::Stale));
+            continue;
+        }
+        for item in &result.items {
+            merge_item(&txn, result.crawl_id, item, now, &mut stats).await?;
+        }
+        let new_tasks = insert_tasks(&txn, result.crawl_id, &result.links, now).await?;
+        crawls.insert(result.crawl_id);
+        outcomes.push(Ok(MergeOutcome::Merged { new_tasks }));
+    }
+    let mut finished = Vec::new();
+    for crawl in crawls {
+        if complete_if_done(&txn, crawl, now).await? {
+            finished.push(crawl);
+        }
+    }
+    txn.commit().await?;
+    for crawl in finished {
+        tracing::info!(crawl, "crawl finished");
+    }
+    Ok(outcomes)
+}
+
+impl Actor for Merger {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Merger {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // Everything durable is in the database; replies in flight are lost
+        // with the old state, and their leases expire back to the queue.
+        self.pending.clear();
+        self.flushing = false;
+        tracing::warn!("merger restarted");
+    }
+}
+
+impl Handler<MergeResult> for Merger {
+    type Result = ResponseFuture<Result<MergeOutcome, MergeFailed>>;
+
+    fn handle(&mut self, msg: MergeResult, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.pending.push((msg, tx));
+        self.flush(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(MergeFailed("the merger restarted".into())))
+        })
+    }
+}

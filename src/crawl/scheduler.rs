@@ -1,0 +1,154 @@
+//! The Scheduler actor: starts crawls (on schedule, or when asked) and sweeps
+//! expired leases back into the queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+
+use super::dispatcher::{Dispatcher, LeasesExpired, Wake};
+use super::lease::RetryPolicy;
+use super::sites::Sites;
+use super::store::{self, StartOutcome};
+use crate::clock::{delta, Clock};
+
+/// How often expired leases are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often the crawl schedule is checked.
+const SCHEDULE_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Scheduler {
+    db: DatabaseConnection,
+    clock: Clock,
+    sites: Arc<Sites>,
+    dispatcher: Addr<Dispatcher>,
+    retry: RetryPolicy,
+    /// Time between scheduled crawls; zero turns the schedule off.
+    every: Duration,
+    sweeping: bool,
+}
+
+impl Scheduler {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Clock,
+        sites: Arc<Sites>,
+        dispatcher: Addr<Dispatcher>,
+        retry: RetryPolicy,
+        every: Duration,
+    ) -> Scheduler {
+        Scheduler {
+            db,
+            clock,
+            sites,
+            dispatcher,
+            retry,
+            every,
+            sweeping: false,
+        }
+    }
+
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.sweeping {
+            return;
+        }
+        self.sweeping = true;
+        let db = self.db.clone();
+        let retry = self.retry;
+        let now = self.clock.now();
+        async move { store::expire_leases(&db, &retry, now).await }
+            .into_actor(self)
+            .map(|res, act, _| {
+                act.sweeping = false;
+                match res {
+                    Ok(released) if !released.is_empty() => {
+                        act.dispatcher.do_send(LeasesExpired { released });
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(error = %err, "lease sweep failed"),
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn check_schedule(&mut self, ctx: &mut Context<Self>) {
+        if self.every.is_zero() {
+            return;
+        }
+        let db = self.db.clone();
+        let now = self.clock.now();
+        let every = delta(self.every);
+        async move {
+            let latest = store::latest_crawl(&db).await?;
+            Ok::<_, sea_orm::DbErr>(match latest {
+                None => true,
+                Some(c) => c.status != "running" && c.started_at + every <= now,
+            })
+        }
+        .into_actor(self)
+        .map(|due, act, ctx| match due {
+            Ok(true) => act.start(ctx, "schedule"),
+            Ok(false) => {}
+            Err(err) => tracing::error!(error = %err, "could not read the crawl schedule"),
+        })
+        .spawn(ctx);
+    }
+
+    fn start(&mut self, ctx: &mut Context<Self>, trigger: &'static str) {
+        let msg = StartCrawl { trigger };
+        ctx.address().do_send(msg);
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep(ctx));
+        self.check_schedule(ctx);
+        ctx.run_interval(SCHEDULE_EVERY, |act, ctx| act.check_schedule(ctx));
+    }
+}
+
+impl Supervised for Scheduler {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("scheduler restarted");
+        self.sweeping = false;
+    }
+}
+
+/// Start a crawl of every site unless one is running.
+#[derive(Message)]
+#[rtype(result = "Result<StartOutcome, String>")]
+pub struct StartCrawl {
+    /// `schedule`, `visitor`, `api` or `admin`.
+    pub trigger: &'static str,
+}
+
+impl Handler<StartCrawl> for Scheduler {
+    type Result = ResponseActFuture<Self, Result<StartOutcome, String>>;
+
+    fn handle(&mut self, msg: StartCrawl, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let sites = self.sites.clone();
+        let now = self.clock.now();
+        Box::pin(
+            async move { store::start_crawl(&db, &sites, msg.trigger, now).await }
+                .into_actor(self)
+                .map(move |res, act, _| match res {
+                    Ok(outcome) => {
+                        if let StartOutcome::Started(id) = outcome {
+                            tracing::info!(crawl = id, trigger = msg.trigger, "crawl started");
+                            act.dispatcher.do_send(Wake);
+                        }
+                        Ok(outcome)
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not start a crawl");
+                        Err(err.to_string())
+                    }
+                }),
+        )
+    }
+}

@@ -1,0 +1,474 @@
+//! The WorkerSession actor: one per worker WebSocket (`/ws/worker`). It parses
+//! and validates the worker's frames (PROTOCOL §2) and turns them into typed
+//! messages for the Dispatcher and the Merger.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use super::dispatcher::{Connect, Credit, Disconnect, Dispatcher, Heartbeat, TaskFailed, TaskFinished, WorkerId};
+use super::lease::LeaseToken;
+use super::merger::{MergeOutcome, MergeResult, Merger};
+use super::sites::{is_allowed, Sites};
+use super::store::NewTask;
+use crate::protocol::worker::{Item, Link, ServerFrame, TaskKind, WorkerFrame};
+use crate::ws::{Outbound, SendError};
+
+/// Frames above this size get an `error` frame; the connection stays.
+pub const SOFT_FRAME_LIMIT: usize = 1 << 20;
+/// Frames above this size close the connection with 1009.
+pub const HARD_FRAME_LIMIT: usize = 4 << 20;
+/// The most links one listing result may carry.
+const MAX_LINKS: usize = 2000;
+/// The most offers one page result may carry.
+const MAX_ITEMS: usize = 100;
+/// A price above this (in cents) is not a game's price but a parsing accident.
+const MAX_PRICE_CENTS: i64 = 100_000_000;
+
+/// Timing handed to the session by the server settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTiming {
+    pub heartbeat: Duration,
+    pub lease: Duration,
+}
+
+pub struct WorkerSession {
+    dispatcher: Addr<Dispatcher>,
+    merger: Addr<Merger>,
+    sites: Arc<Sites>,
+    out: Outbound,
+    peer: String,
+    timing: SessionTiming,
+    worker: Option<WorkerId>,
+    name: String,
+    /// The tasks assigned over this connection, by lease.
+    assigned: HashMap<LeaseToken, Assigned>,
+    last_seen: Instant,
+}
+
+struct Assigned {
+    crawl_id: i64,
+    kind: TaskKind,
+    site: String,
+}
+
+impl WorkerSession {
+    pub fn new(
+        dispatcher: Addr<Dispatcher>,
+        merger: Addr<Merger>,
+        sites: Arc<Sites>,
+        out: Outbound,
+        peer: String,
+        timing: SessionTiming,
+    ) -> WorkerSession {
+        WorkerSession {
+            dispatcher,
+            merger,
+            sites,
+            out,
+            peer,
+            timing,
+            worker: None,
+            name: String::new(),
+            assigned: HashMap::new(),
+            last_seen: Instant::now(),
+        }
+    }
+
+    fn send(&self, frame: &ServerFrame, ctx: &mut Context<Self>) {
+        let text = match serde_json::to_string(frame) {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::error!(error = %err, "could not encode a frame");
+                return;
+            }
+        };
+        if let Err(SendError::Full) = self.out.text(text) {
+            tracing::warn!(worker = %self.name, "worker stopped reading; closing");
+            self.out.close_now(CloseCode::Policy, "outbound queue overflow");
+            ctx.stop();
+        }
+    }
+
+    fn error(&self, code: &str, message: impl Into<String>, ctx: &mut Context<Self>) {
+        let message = message.into();
+        tracing::debug!(worker = %self.name, code, message, "refused a worker frame");
+        self.send(&ServerFrame::Error { code: code.to_owned(), message }, ctx);
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if text.len() > SOFT_FRAME_LIMIT {
+            return self.error("frame_too_large", format!("frames are limited to {SOFT_FRAME_LIMIT} bytes"), ctx);
+        }
+        let frame = match parse_frame(text) {
+            Ok(frame) => frame,
+            Err((code, message)) => return self.error(code, message, ctx),
+        };
+        let worker = match (self.worker, &frame) {
+            (None, WorkerFrame::Hello { .. }) => None,
+            (None, _) => return self.error("hello_required", "send hello first", ctx),
+            (Some(_), WorkerFrame::Hello { .. }) => {
+                return self.error("bad_frame", "hello was already received", ctx)
+            }
+            (Some(id), _) => Some(id),
+        };
+        match (frame, worker) {
+            (WorkerFrame::Hello { name, version, slots, .. }, _) => self.on_hello(name, version, slots, ctx),
+            (WorkerFrame::Ready { credits }, Some(worker)) => {
+                self.dispatcher.do_send(Credit { worker, credits });
+            }
+            (WorkerFrame::Heartbeat { leases, restarts }, Some(worker)) => {
+                let leases = leases.iter().filter_map(|l| LeaseToken::parse(l)).collect();
+                self.dispatcher.do_send(Heartbeat { worker, leases, restarts });
+            }
+            (WorkerFrame::Result { task, lease, items, links }, Some(worker)) => {
+                self.on_result(worker, task, &lease, items, links, ctx)
+            }
+            (WorkerFrame::Failed { task, lease, error, retryable }, Some(worker)) => {
+                self.on_failed(worker, task, &lease, error, retryable, ctx)
+            }
+            (_, None) => {}
+        }
+    }
+
+    fn on_hello(&mut self, name: String, version: String, slots: u32, ctx: &mut Context<Self>) {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return self.error("bad_frame", "name must be 1-64 printable characters", ctx);
+        }
+        if !(1..=256).contains(&slots) {
+            return self.error("bad_frame", "slots must be between 1 and 256", ctx);
+        }
+        self.name = name.clone();
+        let connect = Connect {
+            session: ctx.address(),
+            name,
+            version: version.chars().take(32).collect(),
+            peer: self.peer.clone(),
+            slots,
+        };
+        self.dispatcher
+            .send(connect)
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(id) => {
+                    act.worker = Some(id);
+                    let welcome = ServerFrame::Welcome {
+                        worker: id.0,
+                        heartbeat_ms: millis(act.timing.heartbeat),
+                        lease_ms: millis(act.timing.lease),
+                    };
+                    act.send(&welcome, ctx);
+                }
+                Err(_) => {
+                    act.out.close(CloseCode::Again, "the dispatcher is restarting; try again");
+                    ctx.stop();
+                }
+            })
+            .wait(ctx);
+    }
+
+    fn on_result(
+        &mut self,
+        worker: WorkerId,
+        task: u64,
+        lease: &str,
+        items: Vec<Item>,
+        links: Vec<Link>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(token) = LeaseToken::parse(lease).filter(|t| t.task() as u64 == task) else {
+            return self.error("bad_frame", "lease does not name this task", ctx);
+        };
+        let Some(assigned) = self.assigned.remove(&token) else {
+            // Not a lease of this connection: an old one, or someone else's.
+            return self.send(&ServerFrame::Stale { task, lease: lease.to_owned() }, ctx);
+        };
+        let validated = match assigned.kind {
+            TaskKind::Page => validate_items(items, &self.sites, &assigned.site).map(|items| (items, Vec::new())),
+            TaskKind::Listing => validate_links(links, &self.sites, &assigned.site).map(|links| (Vec::new(), links)),
+        };
+        let (items, links) = match validated {
+            Ok(v) => v,
+            Err(reason) => {
+                self.error("invalid_result", reason.clone(), ctx);
+                // A result that cannot be trusted is a permanent failure of the
+                // task, recorded with its reason; nothing of it is merged.
+                let failed = TaskFailed { worker, lease: token, error: format!("invalid result: {reason}"), retryable: false };
+                self.dispatcher.do_send(failed);
+                return;
+            }
+        };
+        let merge = MergeResult { lease: token.clone(), crawl_id: assigned.crawl_id, items, links };
+        self.merger
+            .send(merge)
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(Ok(MergeOutcome::Merged { .. })) => {
+                    act.dispatcher.do_send(TaskFinished { worker, lease: token });
+                }
+                Ok(Ok(MergeOutcome::Stale)) => {
+                    act.send(&ServerFrame::Stale { task, lease: token.to_string() }, ctx);
+                    act.dispatcher.do_send(TaskFinished { worker, lease: token });
+                }
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "merge failed; the task will be retried");
+                    act.error("internal", "the result could not be stored; the task will be retried", ctx);
+                    let failed = TaskFailed { worker, lease: token, error: err.to_string(), retryable: true };
+                    act.dispatcher.do_send(failed);
+                }
+                Err(_) => {
+                    act.error("internal", "the merger is restarting; the task will be retried", ctx);
+                    let failed = TaskFailed { worker, lease: token, error: "merger unavailable".into(), retryable: true };
+                    act.dispatcher.do_send(failed);
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn on_failed(
+        &mut self,
+        worker: WorkerId,
+        task: u64,
+        lease: &str,
+        error: String,
+        retryable: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(token) = LeaseToken::parse(lease).filter(|t| t.task() as u64 == task) else {
+            return self.error("bad_frame", "lease does not name this task", ctx);
+        };
+        if self.assigned.remove(&token).is_none() {
+            return self.send(&ServerFrame::Stale { task, lease: lease.to_owned() }, ctx);
+        }
+        let error: String = error.chars().take(2000).collect();
+        let lease = lease.to_owned();
+        self.dispatcher
+            .send(TaskFailed { worker, lease: token, error, retryable })
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                if let Ok(Ok(false)) = res {
+                    act.send(&ServerFrame::Stale { task, lease }, ctx);
+                }
+            })
+            .spawn(ctx);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Parses a frame, telling malformed JSON, unknown ops and wrong types apart.
+fn parse_frame(text: &str) -> Result<WorkerFrame, (&'static str, String)> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ("bad_frame", format!("malformed JSON: {e}")))?;
+    let op = value
+        .get("op")
+        .and_then(|op| op.as_str())
+        .ok_or(("bad_frame", "expected an object with an op field".to_owned()))?
+        .to_owned();
+    if !matches!(op.as_str(), "hello" | "ready" | "heartbeat" | "result" | "failed") {
+        return Err(("unknown_op", format!("unknown op {op:?}")));
+    }
+    serde_json::from_value(value).map_err(|e| ("bad_frame", format!("invalid {op} frame: {e}")))
+}
+
+/// Checks a page's offers; the store name always comes from the site.
+fn validate_items(items: Vec<Item>, sites: &Sites, site: &str) -> Result<Vec<Item>, String> {
+    let Some(site) = sites.get(site) else {
+        return Err(format!("unknown site {site:?}"));
+    };
+    if items.is_empty() {
+        return Err("a page result must carry at least one item".into());
+    }
+    if items.len() > MAX_ITEMS {
+        return Err(format!("at most {MAX_ITEMS} items per page"));
+    }
+    items
+        .into_iter()
+        .map(|mut item| {
+            item.title = item.title.split_whitespace().collect::<Vec<_>>().join(" ");
+            if item.title.is_empty() || item.title.chars().count() > 300 {
+                return Err("item title must be 1-300 characters".to_owned());
+            }
+            if !(0..=MAX_PRICE_CENTS).contains(&item.price_cents)
+                || item.regular_cents.is_some_and(|r| !(0..=MAX_PRICE_CENTS).contains(&r))
+            {
+                return Err(format!("price out of range for {:?}", item.title));
+            }
+            if item.currency.len() != 3 || !item.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!("currency {:?} is not an ISO 4217 code", item.currency));
+            }
+            let url = Url::parse(&item.url).map_err(|_| format!("item url {:?} is not a URL", item.url))?;
+            if !is_allowed(&url, &site.profile.allowed_hosts) {
+                return Err(format!("item url {url} is not on an allowed host"));
+            }
+            item.store = site.profile.store.clone();
+            Ok(item)
+        })
+        .collect()
+}
+
+/// Keeps a listing's links that the site allows; the rest are dropped.
+fn validate_links(links: Vec<Link>, sites: &Sites, site: &str) -> Result<Vec<NewTask>, String> {
+    let Some(config) = sites.get(site) else {
+        return Err(format!("unknown site {site:?}"));
+    };
+    if links.len() > MAX_LINKS {
+        return Err(format!("at most {MAX_LINKS} links per listing"));
+    }
+    Ok(links
+        .into_iter()
+        .filter_map(|link| {
+            let mut url = Url::parse(&link.url).ok()?;
+            url.set_fragment(None);
+            is_allowed(&url, &config.profile.allowed_hosts).then(|| NewTask {
+                kind: link.kind,
+                site: site.to_owned(),
+                url,
+            })
+        })
+        .collect())
+}
+
+impl Actor for WorkerSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A worker that says nothing for three heartbeats is gone.
+        let interval = self.timing.heartbeat;
+        ctx.run_interval(interval, move |act, ctx| {
+            if act.last_seen.elapsed() > interval * 3 {
+                tracing::warn!(worker = %act.name, "worker missed its heartbeats; closing");
+                act.out.close(CloseCode::Away, "heartbeat timeout");
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        if let Some(worker) = self.worker {
+            self.dispatcher.do_send(Disconnect { worker });
+        }
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WorkerSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        self.last_seen = Instant::now();
+        match msg {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => self.error("bad_frame", "frames must be JSON text", ctx),
+            Ok(AggregatedMessage::Ping(bytes)) => self.out.pong(bytes),
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => {
+                self.out.close(CloseCode::Normal, "bye");
+                ctx.stop();
+            }
+            Err(ProtocolError::Overflow) => {
+                self.out.close(CloseCode::Size, "frame over the hard size limit");
+                ctx.stop();
+            }
+            Err(err) => {
+                tracing::warn!(worker = %self.name, error = %err, "worker protocol error");
+                self.out.close(CloseCode::Protocol, "protocol error");
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// The Dispatcher leased a task to this worker.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AssignTask {
+    pub lease: LeaseToken,
+    pub crawl_id: i64,
+    pub attempt: u32,
+    pub kind: TaskKind,
+    pub url: String,
+    pub site: String,
+    pub host: String,
+    pub lease_until: DateTime<Utc>,
+}
+
+impl Handler<AssignTask> for WorkerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: AssignTask, ctx: &mut Context<Self>) {
+        let Some(site) = self.sites.get(&msg.site) else { return };
+        let frame = ServerFrame::Assign {
+            task: msg.lease.task() as u64,
+            lease: msg.lease.to_string(),
+            attempt: msg.attempt,
+            kind: msg.kind,
+            url: msg.url,
+            site: msg.site.clone(),
+            profile: Box::new(site.profile.clone()),
+            lease_until: msg.lease_until,
+        };
+        self.assigned.insert(msg.lease, Assigned { crawl_id: msg.crawl_id, kind: msg.kind, site: msg.site });
+        self.send(&frame, ctx);
+    }
+}
+
+/// Ask the worker to finish its tasks and leave.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainWorker;
+
+impl Handler<DrainWorker> for WorkerSession {
+    type Result = ();
+
+    fn handle(&mut self, _: DrainWorker, ctx: &mut Context<Self>) {
+        self.send(&ServerFrame::Drain, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_unknown_and_mistyped_frames_are_told_apart() {
+        assert_eq!(parse_frame("{not json").unwrap_err().0, "bad_frame");
+        assert_eq!(parse_frame("[1,2]").unwrap_err().0, "bad_frame");
+        assert_eq!(parse_frame(r#"{"op":"explode"}"#).unwrap_err().0, "unknown_op");
+        let err = parse_frame(r#"{"op":"ready","credits":"many"}"#).unwrap_err();
+        assert_eq!(err.0, "bad_frame");
+        assert!(err.1.contains("ready"), "{}", err.1);
+        assert_eq!(parse_frame(r#"{"op":"ready","credits":3}"#).unwrap(), WorkerFrame::Ready { credits: 3 });
+    }
+
+    #[test]
+    fn every_worker_example_in_the_protocol_parses() {
+        // PROTOCOL.md lives in shared/, beside the project's root.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/PROTOCOL.md");
+        let protocol = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let section = protocol.split("## 2. Worker processes").nth(1).expect("section 2");
+        let mut seen = 0;
+        for line in section.lines().filter(|l| l.starts_with("{\"op\"")) {
+            let line = line.replace("{...}", "{\"title\":\"T\",\"store\":\"S\",\"url\":\"http://x/\",\"price_cents\":1,\"currency\":\"EUR\"}");
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let op = value["op"].as_str().unwrap_or_default();
+            if matches!(op, "hello" | "ready" | "heartbeat" | "result" | "failed") {
+                parse_frame(&line).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+            } else if op != "assign" {
+                serde_json::from_value::<ServerFrame>(value).unwrap_or_else(|e| panic!("{line}: {e}"));
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "only {seen} examples found");
+    }
+}

@@ -1,0 +1,69 @@
+//! Connecting to the database (SQLite in WAL mode, or PostgreSQL) and
+//! migrating it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+/// Opens the database at `url` and brings its schema up to date.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = open(url).await?;
+    Migrator::up(&db, None)
+        .await
+        .context("could not migrate the database")?;
+    Ok(db)
+}
+
+/// Opens the database without migrating it (for `bazaar migrate`).
+pub async fn open(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        // One writer at a time is all SQLite allows; a small pool avoids
+        // connections queueing on the write lock instead of in the pool.
+        options.max_connections(4).min_connections(1);
+        // Per-connection pragmas must be set on every pooled connection.
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    } else {
+        options.max_connections(16).min_connections(1);
+    }
+    Database::connect(options)
+        .await
+        .with_context(|| format!("could not open the database at {}", redact(url)))
+}
+
+/// The URL with any password replaced, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://bazaar:hunter2@db:5432/bazaar"),
+            "postgres://bazaar:***@db:5432/bazaar"
+        );
+        assert_eq!(redact("sqlite://data/bazaar.db"), "sqlite://data/bazaar.db");
+    }
+}

@@ -1,0 +1,4 @@
+//! Domain newtypes and rules parsed once at the edge.
+
+pub mod money;
+pub mod title;

@@ -1,0 +1,42 @@
+//! Bazaar: one actix server for a gamers' community site.
+//!
+//! Worker processes connect over WebSockets and scrape game stores; the server
+//! merges their offers into one catalog of games with prices, historical lows
+//! and price history.
+//!
+//! # Layout
+//!
+//! ```text
+//! bazaar serve                       startup.rs
+//! ├─ Supervisor ─ Dispatcher         crawl/dispatcher.rs   leases tasks to workers' credits
+//! │               └─ WorkerSession*  crawl/worker_session.rs  one per /ws/worker socket
+//! ├─ Supervisor ─ Merger             crawl/merger.rs       results → catalog; crawl completion
+//! ├─ Supervisor ─ Scheduler          crawl/scheduler.rs    crawl schedule, lease-expiry sweep
+//! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
+//!
+//! bazaar worker                      worker/
+//! ├─ Link                            worker/link.rs        WebSocket to the server, reconnects
+//! └─ Supervisor ─ Scraper × slots    worker/scraper.rs     fetch (scrape/fetch.rs) + extract (scrape/)
+//! ```
+//!
+//! The queue and the catalog live in the database (`crawl/store.rs`,
+//! `crawl/catalog.rs`; schema in the `migration` crate, entities in `entity`).
+//! Pages and the JSON API are in `web/`; the wire protocol is `protocol/`
+//! (PROTOCOL.md in serde types); the demo stores the default crawl visits are
+//! in `demo/`; `bench/` is the load generator behind `bazaar bench`.
+
+pub mod bench;
+pub mod clock;
+pub mod config;
+pub mod crawl;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod protocol;
+pub mod scrape;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;
+pub mod web;
+pub mod worker;
+pub mod ws;

@@ -1,0 +1,107 @@
+//! The `bazaar` command: serve (the default), worker, migrate, bench.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use url::Url;
+
+use bazaar::config::{LogFormat, Settings};
+use bazaar::worker::WorkerOptions;
+use bazaar::{bench, db, startup, telemetry, worker};
+
+#[derive(Parser)]
+#[command(name = "bazaar", version, about = "Game prices from many stores, chat and auction rooms.")]
+struct Cli {
+    /// The configuration file (optional; BAZAAR_* variables override it).
+    #[arg(long, global = true, default_value = "bazaar.toml", env = "BAZAAR_CONFIG")]
+    config: PathBuf,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// Listen here instead of server.bind.
+        #[arg(long)]
+        bind: Option<String>,
+        /// Start this many local worker processes (workers.local).
+        #[arg(long)]
+        local_workers: Option<u32>,
+    },
+    /// Run a worker that takes scraping tasks from a server.
+    Worker {
+        /// The server, e.g. ws://127.0.0.1:8080.
+        #[arg(long)]
+        server: Url,
+        /// The server's worker token (see data/worker_token on the server).
+        #[arg(long, env = "BAZAAR_WORKER_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Pages fetched at once.
+        #[arg(long, default_value_t = 4)]
+        slots: u32,
+        /// The name shown in the server's worker list.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Measure a scenario (see `bazaar bench --help`).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load(&cli.config)?;
+    if cli.json_logs {
+        settings.log.format = LogFormat::Json;
+    }
+    telemetry::init(settings.log.format, &settings.log.filter);
+    let command = cli.command.unwrap_or(Command::Serve { bind: None, local_workers: None });
+    let system = actix::System::new();
+    system.block_on(async move {
+        match command {
+            Command::Serve { bind, local_workers } => {
+                if let Some(bind) = bind {
+                    settings.server.bind = bind;
+                }
+                if let Some(n) = local_workers {
+                    settings.workers.local = n;
+                }
+                startup::serve(settings).await
+            }
+            Command::Worker { server, token, slots, name } => {
+                if !matches!(server.scheme(), "ws" | "wss") {
+                    anyhow::bail!("--server must be a ws:// or wss:// URL, not {server}");
+                }
+                if !(1..=256).contains(&slots) {
+                    anyhow::bail!("--slots must be between 1 and 256");
+                }
+                let name = name.unwrap_or_else(default_worker_name);
+                worker::run(WorkerOptions { server, token, slots, name }).await
+            }
+            Command::Migrate => {
+                let url = settings.database_url();
+                std::fs::create_dir_all(&settings.data_dir)
+                    .with_context(|| format!("could not create {}", settings.data_dir.display()))?;
+                db::connect(&url).await?;
+                println!("database {} is up to date", db::redact(&url));
+                Ok(())
+            }
+            Command::Bench(args) => bench::run(args, &settings).await,
+        }
+    })
+}
+
+/// `hostname-pid`, so that several workers on one machine are told apart.
+fn default_worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}

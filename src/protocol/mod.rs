@@ -1,0 +1,3 @@
+//! PROTOCOL.md as serde types: what travels over the WebSockets.
+
+pub mod worker;

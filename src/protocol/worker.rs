@@ -1,0 +1,189 @@
+//! The worker protocol (PROTOCOL.md §2): frames between the server and
+//! `bazaar worker` processes on `GET /ws/worker`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A frame a worker sends to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum WorkerFrame {
+    /// The first frame on a connection: who the worker is.
+    Hello {
+        name: String,
+        version: String,
+        slots: u32,
+        #[serde(default)]
+        sites: Vec<String>,
+    },
+    /// Grants the server this many more task credits.
+    Ready { credits: u32 },
+    /// Keeps the listed leases alive; `restarts` is the worker's running count
+    /// of scraper restarts.
+    Heartbeat {
+        leases: Vec<String>,
+        #[serde(default)]
+        restarts: u64,
+    },
+    /// A task finished: the offers found (`page`) or the links found (`listing`).
+    Result {
+        task: u64,
+        lease: String,
+        #[serde(default)]
+        items: Vec<Item>,
+        #[serde(default)]
+        links: Vec<Link>,
+    },
+    /// A task could not be done.
+    Failed {
+        task: u64,
+        lease: String,
+        error: String,
+        retryable: bool,
+    },
+}
+
+/// A frame the server sends to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        worker: u64,
+        heartbeat_ms: u64,
+        lease_ms: u64,
+    },
+    Assign {
+        task: u64,
+        lease: String,
+        attempt: u32,
+        kind: TaskKind,
+        url: String,
+        site: String,
+        profile: Box<Profile>,
+        lease_until: DateTime<Utc>,
+    },
+    Cancel {
+        task: u64,
+        lease: String,
+    },
+    Stale {
+        task: u64,
+        lease: String,
+    },
+    Drain,
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+/// What a task's page is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Links to game pages and to the next listing page.
+    Listing,
+    /// One game page, which yields offers.
+    Page,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Listing => "listing",
+            TaskKind::Page => "page",
+        }
+    }
+}
+
+/// One store offer for one game, as extracted from a page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub title: String,
+    pub store: String,
+    pub url: String,
+    pub price_cents: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regular_cents: Option<i64>,
+    pub currency: String,
+    #[serde(default = "default_true")]
+    pub available: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_ids: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A link found on a listing page: a game page, or the next listing page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub url: String,
+    pub site: String,
+    /// `page` for a game page (the default), `listing` for a further listing.
+    #[serde(default = "default_link_kind")]
+    pub kind: TaskKind,
+}
+
+fn default_link_kind() -> TaskKind {
+    TaskKind::Page
+}
+
+/// How to extract offers and links from a site's pages. The server sends it
+/// with every task, so a worker needs no site configuration of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Which extractor reads game pages.
+    pub extract: Extractor,
+    /// The store name put on every offer.
+    pub store: String,
+    /// The currency assumed when a page shows a bare number.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Hosts the worker may fetch for this site; anything else is refused.
+    /// Filled in from the site's `allowed_hosts` when sites are loaded.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// CSS selector for the game-page links on a listing page.
+    pub links: String,
+    /// CSS selector for the next listing page's link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// `css` profile: selectors on a game page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub css: Option<CssSelectors>,
+}
+
+fn default_currency() -> String {
+    "EUR".to_owned()
+}
+
+/// The extraction profiles of DESIGN §2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Extractor {
+    /// schema.org `Product`/`VideoGame` with `offers`, in JSON-LD.
+    Jsonld,
+    /// OpenGraph `og:title` + `product:price:*`, or microdata `itemprop`.
+    Meta,
+    /// Plain HTML read with the selectors in [`CssSelectors`].
+    Css,
+}
+
+/// Selectors for the `css` profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CssSelectors {
+    pub title: String,
+    pub price: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regular_price: Option<String>,
+    /// Present when the game is out of stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// An element whose text is the Steam app id, when the store shows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steam_id: Option<String>,
+}

@@ -1,0 +1,197 @@
+//! The `css` extractor: plain HTML read with the selectors the site's
+//! profile supplies (`profile.css`).
+
+use super::{ExtractError, Page, element_text, parse_price, selector};
+use crate::protocol::worker::Item;
+use crate::scrape::steam::{STEAM, digits_only};
+
+pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
+    let Some(css) = &page.profile.css else {
+        return Err(ExtractError::MissingCssSelectors {
+            store: page.profile.store.clone(),
+        });
+    };
+    // Parse every selector first so a typo is reported even on odd pages.
+    let title_sel = selector("css.title", &css.title)?;
+    let price_sel = selector("css.price", &css.price)?;
+    let optional = |field, text: &Option<String>| {
+        text.as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| selector(field, t))
+            .transpose()
+    };
+    let regular_sel = optional("css.regular_price", &css.regular_price)?;
+    let unavailable_sel = optional("css.unavailable", &css.unavailable)?;
+    let steam_sel = optional("css.steam_id", &css.steam_id)?;
+
+    let doc = page.doc;
+    let title = doc
+        .select(&title_sel)
+        .map(element_text)
+        .find(|t| !t.is_empty())
+        .ok_or_else(|| page.no_product())?;
+    let currency = &page.profile.currency;
+    let price_text = doc
+        .select(&price_sel)
+        .map(|el| match el.value().attr("content") {
+            Some(content) => content.trim().to_owned(),
+            None => element_text(el),
+        })
+        .find(|t| !t.is_empty())
+        .ok_or_else(|| page.no_price(title.clone()))?;
+    let price = parse_price(&price_text, currency).map_err(|source| ExtractError::BadPrice {
+        title: title.clone(),
+        source,
+    })?;
+    // A garbled strikethrough price should not cost us the offer itself.
+    let regular = regular_sel.and_then(|sel| {
+        let text = doc.select(&sel).map(element_text).find(|t| !t.is_empty())?;
+        let regular = parse_price(&text, currency).ok()?;
+        (regular.currency == price.currency).then_some(regular.cents)
+    });
+    let available = unavailable_sel.is_none_or(|sel| doc.select(&sel).next().is_none());
+    let steam = steam_sel
+        .and_then(|sel| {
+            doc.select(&sel).find_map(|el| {
+                let text = element_text(el);
+                // "App ID: 620" as well as "620".
+                let digits: String = text
+                    .chars()
+                    .skip_while(|c| !c.is_ascii_digit())
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits_only(&digits)
+            })
+        })
+        .or_else(|| page.steam_link());
+
+    let mut item = page.item(title, price);
+    item.regular_cents = regular;
+    item.available = available;
+    if let Some(id) = steam {
+        item.external_ids.insert(STEAM.to_owned(), id);
+    }
+    Ok(vec![item])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::protocol::worker::{CssSelectors, Extractor, Profile};
+    use crate::scrape::{ExtractError, Item, extract_page, tests::profile};
+    use url::Url;
+
+    fn retroshelf() -> Profile {
+        let mut p = profile(Extractor::Css);
+        p.store = "RetroShelf".to_owned();
+        p.css = Some(CssSelectors {
+            title: "h1.title".to_owned(),
+            price: ".price .now".to_owned(),
+            regular_price: Some(".price .was".to_owned()),
+            unavailable: Some(".stock.out".to_owned()),
+            steam_id: Some(".steam-id".to_owned()),
+        });
+        p
+    }
+
+    fn run(html: &str, p: &Profile) -> Result<Vec<Item>, ExtractError> {
+        let url = Url::parse("https://retroshelf.example/item/42").unwrap();
+        extract_page(html, &url, p)
+    }
+
+    const PAGE: &str = r#"<!doctype html><html><body>
+  <h1 class="title">
+     Baldur&#39;s   Gate &amp; Friends
+  </h1>
+  <div class="price"><span class="was">1.499,00&nbsp;€</span> <span class="now">1.299,00 €</span></div>
+  <p class="stock in">In stock</p>
+  <p>Steam: <span class="steam-id">App 1086940</span></p>
+</body></html>"#;
+
+    #[test]
+    fn retroshelf_page_with_european_prices_is_extracted() {
+        let items = run(PAGE, &retroshelf()).unwrap();
+        assert_eq!(items.len(), 1);
+        let item = &items[0];
+        assert_eq!(item.title, "Baldur's Gate & Friends");
+        assert_eq!(item.store, "RetroShelf");
+        assert_eq!(item.price_cents, 129_900);
+        assert_eq!(item.regular_cents, Some(149_900));
+        assert_eq!(item.currency, "EUR");
+        assert!(item.available);
+        assert_eq!(item.external_ids["steam"], "1086940");
+    }
+
+    #[test]
+    fn free_games_and_out_of_stock_markers_are_read() {
+        let html = PAGE
+            .replace("1.299,00 €", "Free")
+            .replace(r#"class="stock in""#, r#"class="stock out""#);
+        let item = &run(&html, &retroshelf()).unwrap()[0];
+        assert_eq!(item.price_cents, 0);
+        assert!(!item.available);
+    }
+
+    #[test]
+    fn steam_link_is_used_without_a_steam_id_element() {
+        let html = PAGE.replace(
+            r#"<span class="steam-id">App 1086940</span>"#,
+            r#"<a href="https://store.steampowered.com/app/620/Portal_2/">store</a>"#,
+        );
+        assert_eq!(
+            run(&html, &retroshelf()).unwrap()[0].external_ids["steam"],
+            "620"
+        );
+    }
+
+    #[test]
+    fn missing_selectors_are_a_clear_error() {
+        let mut p = retroshelf();
+        p.css = None;
+        let err = run(PAGE, &p).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the css profile for RetroShelf has no selectors (profile.css is missing)"
+        );
+    }
+
+    #[test]
+    fn invalid_selector_is_an_error() {
+        let mut p = retroshelf();
+        if let Some(css) = p.css.as_mut() {
+            css.unavailable = Some("..stock".to_owned());
+        }
+        assert!(matches!(
+            run(PAGE, &p),
+            Err(ExtractError::InvalidSelector {
+                field: "css.unavailable",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn title_without_price_is_no_price_and_no_title_is_no_product() {
+        let html = PAGE.replace(r#"class="now""#, r#"class="later""#);
+        let err = run(&html, &retroshelf()).unwrap_err();
+        assert!(matches!(err, ExtractError::NoPrice { .. }));
+        assert!(
+            err.to_string().contains("css profile of RetroShelf"),
+            "{err}"
+        );
+        let html = PAGE.replace(r#"class="title""#, r#"class="subtitle""#);
+        assert!(matches!(
+            run(&html, &retroshelf()),
+            Err(ExtractError::NoProduct { .. })
+        ));
+    }
+
+    #[test]
+    fn unparseable_price_text_names_the_problem() {
+        let html = PAGE.replace("1.299,00 €", "Call us");
+        let err = run(&html, &retroshelf()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "could not read the price of \"Baldur's Gate & Friends\": \"Call us\" is not a price"
+        );
+    }
+}

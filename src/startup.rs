@@ -1,0 +1,122 @@
+//! Building and running the server: the database, the supervision tree, the
+//! HTTP server, and the local workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Supervisor;
+use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::clock::Clock;
+use crate::config::{LogFormat, Settings};
+use crate::crawl::dispatcher::{Dispatcher, QueuePolicy};
+use crate::crawl::lease::RetryPolicy;
+use crate::crawl::local_workers::{LocalWorkers, LocalWorkersConfig};
+use crate::crawl::merger::Merger;
+use crate::crawl::scheduler::Scheduler;
+use crate::crawl::sites::Sites;
+use crate::demo::DemoState;
+use crate::web::AppState;
+use crate::{db, secrets};
+
+/// Scripts only inline from our own origin; no CDN, no inline scripts.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+/// Runs `bazaar serve` until the process is told to stop.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("could not create the data dir {}", settings.data_dir.display()))?;
+    let worker_token = secrets::load_or_create(settings.workers.token.as_deref(), &settings.data_dir, "worker_token")?;
+    let api_token = secrets::load_or_create(settings.api.token.as_deref(), &settings.data_dir, "api_token")?;
+    let url = settings.database_url();
+    let db = db::connect(&url).await?;
+    tracing::info!(database = %db::redact(&url), "database ready");
+    let sites = Arc::new(Sites::load(settings.crawl.sites_file.as_deref(), settings.public_url())?);
+    let clock = Clock::new();
+
+    let retry = RetryPolicy {
+        max_attempts: settings.crawl.max_attempts.max(1),
+        base: settings.crawl.retry_base,
+        max: settings.crawl.retry_max,
+    };
+    let policy = QueuePolicy { lease: settings.workers.lease, heartbeat: settings.workers.heartbeat, retry };
+    let merger = {
+        let (db, clock) = (db.clone(), clock.clone());
+        Supervisor::start(move |_| Merger::new(db, clock))
+    };
+    let dispatcher = {
+        let (db, clock, sites) = (db.clone(), clock.clone(), sites.clone());
+        Supervisor::start(move |_| Dispatcher::new(db, clock, sites, policy))
+    };
+    let scheduler = {
+        let (db, clock, sites, dispatcher) = (db.clone(), clock.clone(), sites.clone(), dispatcher.clone());
+        let every = settings.crawl.every;
+        Supervisor::start(move |_| Scheduler::new(db, clock, sites, dispatcher, retry, every))
+    };
+
+    let settings = Arc::new(settings);
+    let state = web::Data::new(AppState {
+        db,
+        settings: settings.clone(),
+        sites,
+        clock,
+        dispatcher,
+        merger,
+        scheduler,
+        worker_token: worker_token.clone(),
+        api_token,
+    });
+    let demo = web::Data::new(DemoState::new(settings.demo.seed));
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(Compress::default())
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Content-Security-Policy", CSP))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "same-origin")),
+            )
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(demo.clone())
+            .app_data(web::JsonConfig::default().limit(64 << 10))
+            .configure(crate::web::configure)
+    })
+    .bind(&settings.server.bind)
+    .with_context(|| format!("could not listen on {}", settings.server.bind))?;
+    let addr = server.addrs().first().copied().context("the server bound no address")?;
+    tracing::info!(%addr, public_url = settings.public_url(), "listening");
+
+    // Kept alive for as long as the server runs; dropping it stops nothing,
+    // but naming it documents that the children belong to this scope.
+    let _local_workers = if settings.workers.local > 0 {
+        let exe = std::env::current_exe().context("could not find this program to start local workers")?;
+        let config = LocalWorkersConfig {
+            exe,
+            server: format!("ws://{}", loopback(addr)),
+            token: worker_token,
+            count: settings.workers.local,
+            slots: settings.workers.slots.max(1),
+            json_logs: settings.log.format == LogFormat::Json,
+        };
+        Some(Supervisor::start(move |_| LocalWorkers::new(config)))
+    } else {
+        None
+    };
+    server.run().await.context("the HTTP server failed")
+}
+
+/// Where local workers reach a server bound to `addr` (a wildcard bind is
+/// reached on loopback).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+

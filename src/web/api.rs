@@ -1,0 +1,106 @@
+//! The JSON API: crawls, games, workers, and the demo stores' price seed.
+//! Reads are public; writes need the API token.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::has_token;
+use super::error::ApiError;
+use super::AppState;
+use crate::crawl::browse::{self, Sort};
+use crate::crawl::dispatcher::ListWorkers;
+use crate::crawl::scheduler::StartCrawl;
+use crate::crawl::store::{self, StartOutcome};
+use crate::demo::DemoState;
+
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if has_token(req, &state.api_token) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// `POST /api/crawls` → `{"id":N}`; 409 with the running crawl's id if one runs.
+pub async fn create_crawl(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let outcome = state
+        .scheduler
+        .send(StartCrawl { trigger: "api" })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    match outcome {
+        StartOutcome::Started(id) => Ok(HttpResponse::Created().json(json!({"id": id}))),
+        StartOutcome::AlreadyRunning(id) => Err(ApiError::Conflict {
+            message: format!("crawl {id} is still running; one crawl runs at a time"),
+            id,
+        }),
+    }
+}
+
+/// `GET /api/crawls/{id}`: status, counts by task state, times.
+pub async fn show_crawl(path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let report = store::crawl_report(&state.db, path.into_inner()).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// `GET /api/crawls/latest`: the newest crawl, for progress displays.
+pub async fn latest_crawl(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let latest = store::latest_crawl(&state.db).await?.ok_or(ApiError::NotFound)?;
+    let report = store::crawl_report(&state.db, latest.id).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GamesQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub sort: String,
+    pub page: Option<u64>,
+}
+
+impl GamesQuery {
+    pub fn sort(&self) -> Result<Sort, String> {
+        Sort::parse(&self.sort).ok_or_else(|| format!("sort must be name, price or discount, not {:?}", self.sort))
+    }
+}
+
+/// `GET /api/games?q=&sort=&page=`.
+pub async fn list_games(query: web::Query<GamesQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let sort = query.sort().map_err(ApiError::BadRequest)?;
+    let page = browse::list_games(&state.db, &query.q, sort, query.page.unwrap_or(1)).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /api/games/{id}`: the game with its offers and price history.
+pub async fn show_game(path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let detail = browse::game_detail(&state.db, path.into_inner()).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// `GET /api/workers`: connected workers and their counters.
+pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let workers = state.dispatcher.send(ListWorkers).await.map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok().json(json!({"workers": workers})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SeedBody {
+    pub seed: u64,
+}
+
+/// `POST /api/demo/seed {"seed":N}`: changes the demo stores' prices.
+pub async fn set_demo_seed(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    demo: web::Data<DemoState>,
+    body: web::Json<SeedBody>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    demo.set_seed(body.seed);
+    tracing::info!(seed = body.seed, "demo store prices changed");
+    Ok(HttpResponse::Ok().json(json!({"seed": body.seed})))
+}

@@ -1,0 +1,115 @@
+//! Errors of the pages and the API: a clear message for the user, the full
+//! chain in the log.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+use serde_json::json;
+
+/// An error on an HTML page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for PageError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        PageError::Internal(err.into())
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(err: askama::Error) -> Self {
+        PageError::Internal(err.into())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (title, message) = match self {
+            PageError::NotFound => ("Not found", "There is nothing at this address.".to_owned()),
+            PageError::BadRequest(msg) => ("Bad request", msg.clone()),
+            PageError::Internal(err) => {
+                tracing::error!(error = ?err, "page failed");
+                ("Something went wrong", "The server could not show this page. Try again in a moment.".to_owned())
+            }
+        };
+        let body = ErrorPage { title, message: &message }
+            .render()
+            .unwrap_or_else(|_| message.clone());
+        HttpResponse::build(self.status_code())
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    }
+}
+
+/// An error of the JSON API: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid API token is required (Authorization: Bearer ...)")]
+    Unauthorized,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    Conflict { message: String, id: i64 },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        ApiError::Internal(err.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (code, message) = match self {
+            ApiError::Unauthorized => ("unauthorized", self.to_string()),
+            ApiError::NotFound => ("not_found", self.to_string()),
+            ApiError::BadRequest(m) => ("bad_request", m.clone()),
+            ApiError::Conflict { message, .. } => ("conflict", message.clone()),
+            ApiError::Internal(err) => {
+                tracing::error!(error = ?err, "api call failed");
+                ("internal", "internal error; see the server log".to_owned())
+            }
+        };
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if let ApiError::Conflict { id, .. } = self {
+            body["id"] = json!(id);
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

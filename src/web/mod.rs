@@ -1,0 +1,56 @@
+//! The HTTP side: pages, the JSON API, the worker WebSocket and static files.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod chart;
+pub mod error;
+pub mod games;
+pub mod health;
+pub mod worker_ws;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::web;
+use sea_orm::DatabaseConnection;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crawl::dispatcher::Dispatcher;
+use crate::crawl::merger::Merger;
+use crate::crawl::scheduler::Scheduler;
+use crate::crawl::sites::Sites;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub sites: Arc<Sites>,
+    pub clock: Clock,
+    pub dispatcher: Addr<Dispatcher>,
+    pub merger: Addr<Merger>,
+    pub scheduler: Addr<Scheduler>,
+    pub worker_token: String,
+    pub api_token: String,
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(games::index))
+        .route("/games/{id}", web::get().to(games::show))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/ws/worker", web::get().to(worker_ws::upgrade))
+        .route("/static/{path:.*}", web::get().to(assets::serve))
+        .service(
+            web::scope("/api")
+                .route("/crawls", web::post().to(api::create_crawl))
+                .route("/crawls/latest", web::get().to(api::latest_crawl))
+                .route("/crawls/{id}", web::get().to(api::show_crawl))
+                .route("/games", web::get().to(api::list_games))
+                .route("/games/{id}", web::get().to(api::show_game))
+                .route("/workers", web::get().to(api::list_workers))
+                .route("/demo/seed", web::post().to(api::set_demo_seed)),
+        )
+        .configure(crate::demo::configure);
+}
