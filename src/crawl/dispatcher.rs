@@ -55,6 +55,8 @@ pub struct Dispatcher {
     next_fetch: HashMap<String, Instant>,
     robots: HashMap<String, RobotsEntry>,
     next_worker: u64,
+    /// Which worker is offered tasks first, rotated so that load spreads.
+    rotation: usize,
     dispatching: bool,
     again: bool,
     /// The counters were rebuilt from the database after a (re)start.
@@ -121,6 +123,7 @@ impl Dispatcher {
             next_fetch: HashMap::new(),
             robots: HashMap::new(),
             next_worker: u64::from(rand::random::<u16>()) << 16,
+            rotation: 0,
             dispatching: false,
             again: false,
             loaded: false,
@@ -227,6 +230,10 @@ impl Dispatcher {
             }
             let mut ids: Vec<u64> = self.workers.keys().copied().collect();
             ids.sort_unstable();
+            if !ids.is_empty() {
+                self.rotation = (self.rotation + 1) % ids.len();
+                ids.rotate_left(self.rotation);
+            }
             for id in ids {
                 if room == 0 {
                     break;

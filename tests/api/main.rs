@@ -1,0 +1,8 @@
+//! Integration tests: real `bazaar serve` and `bazaar worker` processes on
+//! loopback, spoken to over real sockets, checked in the database they write.
+
+mod api;
+mod crawl;
+mod faults;
+mod helpers;
+mod worker_protocol;

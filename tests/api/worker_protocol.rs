@@ -1,0 +1,169 @@
+//! The worker protocol (PROTOCOL §2) spoken by hand: tokens, bad frames,
+//! stale leases, disconnects and silent workers.
+
+use std::time::{Duration, Instant};
+
+use actix_codec::Framed;
+use awc::ws::{Codec, Frame, Message};
+use awc::BoxedSocket;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+
+type Socket = Framed<BoxedSocket, Codec>;
+
+async fn connect(app: &TestApp, token: &str) -> Result<Socket, u16> {
+    let result = awc::Client::new()
+        .ws(format!("{}/ws/worker", app.ws))
+        .bearer_auth(token)
+        .max_frame_size(8 << 20)
+        .connect()
+        .await;
+    match result {
+        Ok((_, socket)) => Ok(socket),
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
+        Err(err) => panic!("connect: {err}"),
+    }
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket.send(Message::Text(frame.to_string().into())).await.expect("send");
+}
+
+/// The next JSON frame, skipping pings.
+async fn recv(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .expect("valid frame");
+        match frame {
+            Frame::Text(bytes) => return serde_json::from_slice(&bytes).expect("json frame"),
+            Frame::Close(reason) => panic!("closed: {reason:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// The next frame with this op.
+async fn recv_op(socket: &mut Socket, op: &str) -> Value {
+    loop {
+        let frame = recv(socket).await;
+        if frame["op"] == op {
+            return frame;
+        }
+    }
+}
+
+async fn hello(socket: &mut Socket, slots: u32) -> Value {
+    send(socket, json!({"op":"hello","name":"by-hand","version":"test","slots":slots,"sites":["*"]})).await;
+    recv_op(socket, "welcome").await
+}
+
+#[actix_web::test]
+async fn a_worker_without_the_right_token_is_refused_before_the_upgrade() {
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    assert_eq!(connect(&app, "wrong").await.err(), Some(401));
+    let resp = app.client.get(format!("{}/ws/worker", app.base)).send().await.expect("GET");
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(connect(&app, &app.worker_token).await.is_ok());
+}
+
+#[actix_web::test]
+async fn bad_frames_get_error_frames_and_the_connection_stays_open() {
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut ws = connect(&app, &app.worker_token).await.expect("connect");
+
+    send(&mut ws, json!({"op":"ready","credits":1})).await;
+    assert_eq!(recv(&mut ws).await["code"], "hello_required");
+
+    ws.send(Message::Text("{not json".into())).await.expect("send");
+    assert_eq!(recv(&mut ws).await["code"], "bad_frame");
+
+    send(&mut ws, json!({"op":"explode"})).await;
+    let frame = recv(&mut ws).await;
+    assert_eq!((frame["op"].as_str(), frame["code"].as_str()), (Some("error"), Some("unknown_op")));
+
+    hello(&mut ws, 2).await;
+    send(&mut ws, json!({"op":"ready","credits":"many"})).await;
+    let frame = recv(&mut ws).await;
+    assert_eq!(frame["code"], "bad_frame");
+    assert!(frame["message"].as_str().unwrap_or_default().contains("ready"), "{frame}");
+
+    let big = json!({"op":"heartbeat","leases":[], "pad": "x".repeat(1_500_000)});
+    send(&mut ws, big).await;
+    assert_eq!(recv(&mut ws).await["code"], "frame_too_large");
+
+    send(&mut ws, json!({"op":"result","task":1,"lease":"t1-a1; DROP TABLE tasks","items":[]})).await;
+    assert_eq!(recv(&mut ws).await["code"], "bad_frame");
+
+    // Still open and answering after all of that.
+    send(&mut ws, json!({"op":"result","task":999,"lease":"t999-a1","items":[]})).await;
+    let frame = recv(&mut ws).await;
+    assert_eq!((frame["op"].as_str(), frame["lease"].as_str()), (Some("stale"), Some("t999-a1")));
+
+    // Over the hard limit the connection is closed with 1009.
+    ws.send(Message::Text("x".repeat(5 << 20).into())).await.expect("send");
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("close in time") {
+            Some(Ok(Frame::Close(reason))) => break reason,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(closed.map(|r| u16::from(r.code)), Some(1009));
+    assert_eq!(app.count("SELECT COUNT(*) FROM tasks").await, 0, "nothing was written");
+}
+
+#[actix_web::test]
+async fn a_disconnected_worker_gets_its_tasks_requeued_at_once_and_its_old_result_is_stale() {
+    // Arrange: a hand-driven worker holds a task with a long lease.
+    let app = spawn_app(Backend::Sqlite, AppOptions { lease: "60s", ..Default::default() }).await;
+    let mut ws = connect(&app, &app.worker_token).await.expect("connect");
+    hello(&mut ws, 1).await;
+    send(&mut ws, json!({"op":"ready","credits":1})).await;
+    app.start_crawl().await;
+    let assign = recv_op(&mut ws, "assign").await;
+    assert_eq!(assign["kind"], "listing");
+    assert!(assign["profile"]["allowed_hosts"].is_array(), "the profile travels with the task");
+
+    // Act: the connection drops.
+    ws.close().await.ok();
+    drop(ws);
+
+    // Assert: back in the queue well before the 60 s lease would expire.
+    let task = assign["task"].as_i64().expect("task id");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.count(&format!("SELECT COUNT(*) FROM tasks WHERE id = {task} AND state = 'queued'")).await != 1 {
+        assert!(Instant::now() < deadline, "task not requeued at once");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The old lease is fenced off on a new connection.
+    let mut ws = connect(&app, &app.worker_token).await.expect("reconnect");
+    hello(&mut ws, 1).await;
+    send(&mut ws, json!({"op":"result","task":task,"lease":assign["lease"],"links":[]})).await;
+    assert_eq!(recv_op(&mut ws, "stale").await["lease"], assign["lease"]);
+}
+
+#[actix_web::test]
+async fn a_worker_that_vanishes_silently_gets_its_tasks_back_when_the_lease_expires() {
+    // Arrange: short leases, and heartbeats too rare to save them.
+    let app = spawn_app(Backend::Sqlite, AppOptions { lease: "1s", heartbeat: "10s", ..Default::default() }).await;
+    let mut ws = connect(&app, &app.worker_token).await.expect("connect");
+    hello(&mut ws, 1).await;
+    send(&mut ws, json!({"op":"ready","credits":1})).await;
+    app.start_crawl().await;
+    let assign = recv_op(&mut ws, "assign").await;
+    let task = assign["task"].as_i64().expect("task id");
+
+    // Act: say nothing more, keep the socket open.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Assert: the lease ran out; the task is queued again (or re-leased).
+    let sql = format!("SELECT COUNT(*) FROM tasks WHERE id = {task} AND last_error LIKE '%lease expired%'");
+    assert_eq!(app.count(&sql).await, 1, "{}", app.log());
+    send(&mut ws, json!({"op":"result","task":task,"lease":assign["lease"],"links":[]})).await;
+    assert_eq!(recv_op(&mut ws, "stale").await["task"], task);
+}
