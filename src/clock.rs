@@ -21,7 +21,8 @@ impl Clock {
     /// precision everywhere keeps their text order equal to their time order.
     pub fn now(&self) -> DateTime<Utc> {
         let now = Utc::now() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed));
-        now.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(now)
+        now.duration_trunc(TimeDelta::milliseconds(1))
+            .unwrap_or(now)
     }
 
     /// Moves this clock (and every clone of it) forward.

@@ -222,7 +222,10 @@ impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("bazaar.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("bazaar.db").display()
+            ),
         }
     }
 
@@ -258,6 +261,9 @@ mod tests {
     #[test]
     fn the_default_database_is_sqlite_in_the_data_dir() {
         let settings = Settings::default();
-        assert_eq!(settings.database_url(), "sqlite://./data/bazaar.db?mode=rwc");
+        assert_eq!(
+            settings.database_url(),
+            "sqlite://./data/bazaar.db?mode=rwc"
+        );
     }
 }

@@ -11,10 +11,19 @@ use bazaar::worker::WorkerOptions;
 use bazaar::{bench, db, startup, telemetry, worker};
 
 #[derive(Parser)]
-#[command(name = "bazaar", version, about = "Game prices from many stores, chat and auction rooms.")]
+#[command(
+    name = "bazaar",
+    version,
+    about = "Game prices from many stores, chat and auction rooms."
+)]
 struct Cli {
     /// The configuration file (optional; BAZAAR_* variables override it).
-    #[arg(long, global = true, default_value = "bazaar.toml", env = "BAZAAR_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "bazaar.toml",
+        env = "BAZAAR_CONFIG"
+    )]
     config: PathBuf,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
@@ -62,11 +71,17 @@ fn main() -> anyhow::Result<()> {
         settings.log.format = LogFormat::Json;
     }
     telemetry::init(settings.log.format, &settings.log.filter);
-    let command = cli.command.unwrap_or(Command::Serve { bind: None, local_workers: None });
+    let command = cli.command.unwrap_or(Command::Serve {
+        bind: None,
+        local_workers: None,
+    });
     let system = actix::System::new();
     system.block_on(async move {
         match command {
-            Command::Serve { bind, local_workers } => {
+            Command::Serve {
+                bind,
+                local_workers,
+            } => {
                 if let Some(bind) = bind {
                     settings.server.bind = bind;
                 }
@@ -75,7 +90,12 @@ fn main() -> anyhow::Result<()> {
                 }
                 startup::serve(settings).await
             }
-            Command::Worker { server, token, slots, name } => {
+            Command::Worker {
+                server,
+                token,
+                slots,
+                name,
+            } => {
                 if !matches!(server.scheme(), "ws" | "wss") {
                     anyhow::bail!("--server must be a ws:// or wss:// URL, not {server}");
                 }
@@ -83,7 +103,13 @@ fn main() -> anyhow::Result<()> {
                     anyhow::bail!("--slots must be between 1 and 256");
                 }
                 let name = name.unwrap_or_else(default_worker_name);
-                worker::run(WorkerOptions { server, token, slots, name }).await
+                worker::run(WorkerOptions {
+                    server,
+                    token,
+                    slots,
+                    name,
+                })
+                .await
             }
             Command::Migrate => {
                 let url = settings.database_url();

@@ -9,7 +9,11 @@ use rand::Rng;
 
 /// The configured secret, else the one in `data_dir/name`, else a new one
 /// written there (readable by the owner only).
-pub fn load_or_create(configured: Option<&str>, data_dir: &Path, name: &str) -> anyhow::Result<String> {
+pub fn load_or_create(
+    configured: Option<&str>,
+    data_dir: &Path,
+    name: &str,
+) -> anyhow::Result<String> {
     if let Some(secret) = configured.filter(|s| !s.is_empty()) {
         return Ok(secret.to_owned());
     }
@@ -48,6 +52,9 @@ mod tests {
         let second = load_or_create(None, dir.path(), "worker_token").expect("read");
         assert_eq!(first, second);
         assert_eq!(first.len(), 40);
-        assert_eq!(load_or_create(Some("given"), dir.path(), "worker_token").expect("given"), "given");
+        assert_eq!(
+            load_or_create(Some("given"), dir.path(), "worker_token").expect("given"),
+            "given"
+        );
     }
 }

@@ -28,14 +28,29 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// Runs `bazaar serve` until the process is told to stop.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("could not create the data dir {}", settings.data_dir.display()))?;
-    let worker_token = secrets::load_or_create(settings.workers.token.as_deref(), &settings.data_dir, "worker_token")?;
-    let api_token = secrets::load_or_create(settings.api.token.as_deref(), &settings.data_dir, "api_token")?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "could not create the data dir {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let worker_token = secrets::load_or_create(
+        settings.workers.token.as_deref(),
+        &settings.data_dir,
+        "worker_token",
+    )?;
+    let api_token = secrets::load_or_create(
+        settings.api.token.as_deref(),
+        &settings.data_dir,
+        "api_token",
+    )?;
     let url = settings.database_url();
     let db = db::connect(&url).await?;
     tracing::info!(database = %db::redact(&url), "database ready");
-    let sites = Arc::new(Sites::load(settings.crawl.sites_file.as_deref(), settings.public_url())?);
+    let sites = Arc::new(Sites::load(
+        settings.crawl.sites_file.as_deref(),
+        settings.public_url(),
+    )?);
     let clock = Clock::new();
 
     let retry = RetryPolicy {
@@ -43,7 +58,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         base: settings.crawl.retry_base,
         max: settings.crawl.retry_max,
     };
-    let policy = QueuePolicy { lease: settings.workers.lease, heartbeat: settings.workers.heartbeat, retry };
+    let policy = QueuePolicy {
+        lease: settings.workers.lease,
+        heartbeat: settings.workers.heartbeat,
+        retry,
+    };
     let merger = {
         let (db, clock) = (db.clone(), clock.clone());
         Supervisor::start(move |_| Merger::new(db, clock))
@@ -53,7 +72,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Supervisor::start(move |_| Dispatcher::new(db, clock, sites, policy))
     };
     let scheduler = {
-        let (db, clock, sites, dispatcher) = (db.clone(), clock.clone(), sites.clone(), dispatcher.clone());
+        let (db, clock, sites, dispatcher) =
+            (db.clone(), clock.clone(), sites.clone(), dispatcher.clone());
         let every = settings.crawl.every;
         Supervisor::start(move |_| Scheduler::new(db, clock, sites, dispatcher, retry, every))
     };
@@ -88,13 +108,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     })
     .bind(&settings.server.bind)
     .with_context(|| format!("could not listen on {}", settings.server.bind))?;
-    let addr = server.addrs().first().copied().context("the server bound no address")?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .context("the server bound no address")?;
     tracing::info!(%addr, public_url = settings.public_url(), "listening");
 
     // Kept alive for as long as the server runs; dropping it stops nothing,
     // but naming it documents that the children belong to this scope.
     let _local_workers = if settings.workers.local > 0 {
-        let exe = std::env::current_exe().context("could not find this program to start local workers")?;
+        let exe = std::env::current_exe()
+            .context("could not find this program to start local workers")?;
         let config = LocalWorkersConfig {
             exe,
             server: format!("ws://{}", loopback(addr)),
@@ -119,4 +144,3 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
         addr
     }
 }
-

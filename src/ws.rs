@@ -54,10 +54,12 @@ impl Outbound {
 
     /// Queues a text frame. Shared bytes (a broadcast) are not copied.
     pub fn text(&self, text: impl Into<ByteString>) -> Result<(), SendError> {
-        self.tx.try_send(Outgoing::Text(text.into())).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+        self.tx
+            .try_send(Outgoing::Text(text.into()))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SendError::Full,
+                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+            })
     }
 
     pub fn pong(&self, bytes: bytes::Bytes) {
@@ -70,8 +72,13 @@ impl Outbound {
             code,
             description: Some(reason.to_owned()),
         });
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Outgoing::Close(reason.clone())) {
-            self.close_now(code, reason.and_then(|r| r.description).as_deref().unwrap_or(""));
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.tx.try_send(Outgoing::Close(reason.clone()))
+        {
+            self.close_now(
+                code,
+                reason.and_then(|r| r.description).as_deref().unwrap_or(""),
+            );
         }
     }
 

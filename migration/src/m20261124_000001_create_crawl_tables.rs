@@ -55,7 +55,12 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Tasks::Url).text().not_null())
                     .col(ColumnDef::new(Tasks::Host).string_len(255).not_null())
                     .col(ColumnDef::new(Tasks::State).string_len(16).not_null())
-                    .col(ColumnDef::new(Tasks::Attempts).integer().not_null().default(0))
+                    .col(
+                        ColumnDef::new(Tasks::Attempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
                     .col(
                         ColumnDef::new(Tasks::NotBefore)
                             .timestamp_with_time_zone()

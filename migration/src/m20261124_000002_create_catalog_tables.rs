@@ -20,11 +20,29 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Games::BestCents).big_integer())
                     .col(ColumnDef::new(Games::RegularCents).big_integer())
                     .col(ColumnDef::new(Games::Currency).string_len(3))
-                    .col(ColumnDef::new(Games::DiscountPct).integer().not_null().default(0))
+                    .col(
+                        ColumnDef::new(Games::DiscountPct)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
                     .col(ColumnDef::new(Games::LowCents).big_integer())
-                    .col(ColumnDef::new(Games::StoreCount).integer().not_null().default(0))
-                    .col(ColumnDef::new(Games::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Games::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Games::StoreCount)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(Games::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Games::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -51,7 +69,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Offers::RegularCents).big_integer())
                     .col(ColumnDef::new(Offers::Currency).string_len(3).not_null())
                     .col(ColumnDef::new(Offers::Available).boolean().not_null())
-                    .col(ColumnDef::new(Offers::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Offers::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Offers::Table, Offers::GameId)
@@ -80,9 +102,21 @@ impl MigrationTrait for Migration {
                     .col(pk(PricePoints::Id))
                     .col(ColumnDef::new(PricePoints::GameId).big_integer().not_null())
                     .col(ColumnDef::new(PricePoints::Store).string_len(64).not_null())
-                    .col(ColumnDef::new(PricePoints::PriceCents).big_integer().not_null())
-                    .col(ColumnDef::new(PricePoints::Currency).string_len(3).not_null())
-                    .col(ColumnDef::new(PricePoints::At).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(PricePoints::PriceCents)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PricePoints::Currency)
+                            .string_len(3)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PricePoints::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(PricePoints::Table, PricePoints::GameId)
@@ -114,7 +148,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Changes::Kind).string_len(16).not_null())
                     .col(ColumnDef::new(Changes::OldCents).big_integer())
                     .col(ColumnDef::new(Changes::NewCents).big_integer())
-                    .col(ColumnDef::new(Changes::At).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Changes::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Changes::Table, Changes::GameId)

@@ -49,15 +49,23 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
             latency: Duration::from_millis(latency_ms),
             per_listing: PER_LISTING,
         };
-        let server = HttpServer::new(move || App::new().configure(|cfg| store::configure(cfg, store)))
-            .workers(1)
-            .bind("127.0.0.1:0")?;
+        let server =
+            HttpServer::new(move || App::new().configure(|cfg| store::configure(cfg, store)))
+                .workers(1)
+                .bind("127.0.0.1:0")?;
         let store_addr = server.addrs()[0];
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
         for &workers in &bench.workers {
-            let run = one_run(&exe, &format!("http://{store_addr}"), latency_ms, workers, bench.slots).await?;
+            let run = one_run(
+                &exe,
+                &format!("http://{store_addr}"),
+                latency_ms,
+                workers,
+                bench.slots,
+            )
+            .await?;
             println!(
                 "latency {:>3} ms  workers {}×{}  {:>5} tasks in {:>6.2} s  {:>7.0} tasks/s  {:>7.0} game pages/s  peak RSS {} MiB",
                 run.latency_ms, run.workers, bench.slots, run.tasks, run.seconds,
@@ -71,14 +79,26 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
     for r in &runs {
         println!(
             "{},{},{},{},{:.3},{:.1},{:.1},{}",
-            r.latency_ms, r.workers, bench.slots, r.tasks, r.seconds,
-            r.tasks as f64 / r.seconds, r.pages as f64 / r.seconds, r.peak_rss_kib
+            r.latency_ms,
+            r.workers,
+            bench.slots,
+            r.tasks,
+            r.seconds,
+            r.tasks as f64 / r.seconds,
+            r.pages as f64 / r.seconds,
+            r.peak_rss_kib
         );
     }
     Ok(())
 }
 
-async fn one_run(exe: &Path, store_url: &str, latency_ms: u64, workers: u32, slots: u32) -> anyhow::Result<Run> {
+async fn one_run(
+    exe: &Path,
+    store_url: &str,
+    latency_ms: u64,
+    workers: u32,
+    slots: u32,
+) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir().context("could not make a temp dir")?;
     let sites = dir.path().join("sites.toml");
     std::fs::write(&sites, store::sites_toml(store_url, workers * slots))?;
@@ -99,7 +119,9 @@ async fn one_run(exe: &Path, store_url: &str, latency_ms: u64, workers: u32, slo
         .spawn()
         .context("could not start bazaar serve")?;
     let pid = child.id().unwrap_or(0);
-    let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -116,7 +138,9 @@ async fn one_run(exe: &Path, store_url: &str, latency_ms: u64, workers: u32, slo
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let token = std::fs::read_to_string(dir.path().join("api_token"))?.trim().to_owned();
+    let token = std::fs::read_to_string(dir.path().join("api_token"))?
+        .trim()
+        .to_owned();
     let started = Instant::now();
     let mut resp = client
         .post(format!("{base}/api/crawls"))
@@ -124,7 +148,10 @@ async fn one_run(exe: &Path, store_url: &str, latency_ms: u64, workers: u32, slo
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("start crawl: {e}"))?;
-    let body: Value = resp.json().await.map_err(|e| anyhow::anyhow!("start crawl: {e}"))?;
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| anyhow::anyhow!("start crawl: {e}"))?;
     let id = body["id"].as_i64().context("no crawl id")?;
     let report = loop {
         let report = get_json(&client, &format!("{base}/api/crawls/{id}")).await?;
@@ -144,19 +171,35 @@ async fn one_run(exe: &Path, store_url: &str, latency_ms: u64, workers: u32, slo
     }
     let peak_rss_kib = peak_rss(pid);
     let _ = child.kill().await;
-    Ok(Run { latency_ms, workers, tasks, pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)), seconds, peak_rss_kib })
+    Ok(Run {
+        latency_ms,
+        workers,
+        tasks,
+        pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)),
+        seconds,
+        peak_rss_kib,
+    })
 }
 
 async fn get_json(client: &awc::Client, url: &str) -> anyhow::Result<Value> {
-    let mut resp = client.get(url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
     if !resp.status().is_success() {
         bail!("{url}: {}", resp.status());
     }
-    resp.json().limit(1 << 20).await.map_err(|e| anyhow::anyhow!("{url}: {e}"))
+    resp.json()
+        .limit(1 << 20)
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The server's peak resident memory (VmHWM), in KiB.

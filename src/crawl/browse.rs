@@ -69,7 +69,9 @@ pub async fn list_games(
     }
     select = match sort {
         Sort::Name => select.order_by_asc(games::Column::NormTitle),
-        Sort::Price => select.order_by_with_nulls(games::Column::BestCents, Order::Asc, NullOrdering::Last),
+        Sort::Price => {
+            select.order_by_with_nulls(games::Column::BestCents, Order::Asc, NullOrdering::Last)
+        }
         Sort::Discount => select
             .order_by_desc(games::Column::DiscountPct)
             .order_by_with_nulls(games::Column::BestCents, Order::Asc, NullOrdering::Last),
@@ -80,7 +82,12 @@ pub async fn list_games(
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = page.clamp(1, pages);
     let games = paginator.fetch_page(page - 1).await?;
-    Ok(GamePage { games, page, pages, total })
+    Ok(GamePage {
+        games,
+        page,
+        pages,
+        total,
+    })
 }
 
 /// A game with its offers (cheapest first) and its price history (oldest first).
@@ -108,7 +115,11 @@ pub async fn game_detail(db: &impl ConnectionTrait, id: i64) -> Result<Option<Ga
         .order_by_asc(price_points::Column::Id)
         .all(db)
         .await?;
-    Ok(Some(GameDetail { game, offers, history }))
+    Ok(Some(GameDetail {
+        game,
+        offers,
+        history,
+    }))
 }
 
 /// How many games the catalog holds.

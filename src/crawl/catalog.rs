@@ -77,16 +77,32 @@ pub async fn merge_item(
             true
         }
         Some(offer) => {
-            let changed =
-                offer.price_cents != item.price_cents || offer.currency != item.currency;
-            if changed && item.price_cents < offer.price_cents && offer.currency == item.currency
-            {
-                record(db, crawl_id, game.id, Some(&item.store), ChangeKind::PriceDrop,
-                    Some(offer.price_cents), Some(item.price_cents), now).await?;
+            let changed = offer.price_cents != item.price_cents || offer.currency != item.currency;
+            if changed && item.price_cents < offer.price_cents && offer.currency == item.currency {
+                record(
+                    db,
+                    crawl_id,
+                    game.id,
+                    Some(&item.store),
+                    ChangeKind::PriceDrop,
+                    Some(offer.price_cents),
+                    Some(item.price_cents),
+                    now,
+                )
+                .await?;
             }
             if !offer.available && item.available {
-                record(db, crawl_id, game.id, Some(&item.store), ChangeKind::BackInStock,
-                    None, Some(item.price_cents), now).await?;
+                record(
+                    db,
+                    crawl_id,
+                    game.id,
+                    Some(&item.store),
+                    ChangeKind::BackInStock,
+                    None,
+                    Some(item.price_cents),
+                    now,
+                )
+                .await?;
             }
             let mut active = offer.into_active_model();
             active.title = Set(item.title.clone());
@@ -163,8 +179,17 @@ async fn find_or_create_game(
     .insert(db)
     .await?;
     stats.new_games += 1;
-    record(db, crawl_id, game.id, Some(&item.store), ChangeKind::NewGame, None,
-        Some(item.price_cents), now).await?;
+    record(
+        db,
+        crawl_id,
+        game.id,
+        Some(&item.store),
+        ChangeKind::NewGame,
+        None,
+        Some(item.price_cents),
+        now,
+    )
+    .await?;
     Ok(game)
 }
 
@@ -180,7 +205,10 @@ async fn refresh_game(
         .all(db)
         .await?;
     // Prices compare only within one currency: the game's, else the item's.
-    let currency = game.currency.clone().unwrap_or_else(|| item.currency.clone());
+    let currency = game
+        .currency
+        .clone()
+        .unwrap_or_else(|| item.currency.clone());
     let best = all
         .iter()
         .filter(|o| o.available && o.currency == currency)
@@ -261,7 +289,10 @@ mod tests {
 
     #[test]
     fn a_steam_id_is_the_external_identity() {
-        assert_eq!(external_key(&item(Some("620"))).as_deref(), Some("steam:620"));
+        assert_eq!(
+            external_key(&item(Some("620"))).as_deref(),
+            Some("steam:620")
+        );
         assert_eq!(external_key(&item(None)), None);
         assert_eq!(external_key(&item(Some("62 0; drop"))), None);
     }
@@ -281,7 +312,19 @@ mod tests {
             updated_at: Utc::now(),
         };
         assert_eq!(discount_pct(&offer), 20);
-        assert_eq!(discount_pct(&offers::Model { regular_cents: None, ..offer.clone() }), 0);
-        assert_eq!(discount_pct(&offers::Model { regular_cents: Some(500), ..offer }), 0);
+        assert_eq!(
+            discount_pct(&offers::Model {
+                regular_cents: None,
+                ..offer.clone()
+            }),
+            0
+        );
+        assert_eq!(
+            discount_pct(&offers::Model {
+                regular_cents: Some(500),
+                ..offer
+            }),
+            0
+        );
     }
 }

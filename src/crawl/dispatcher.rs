@@ -16,7 +16,7 @@ use url::Url;
 use super::lease::{LeaseToken, RetryPolicy, Setback};
 use super::sites::Sites;
 use super::store::{self, Leased, Released};
-use super::worker_session::{AssignTask, WorkerSession};
+use super::worker_session::{AssignTask, DrainWorker, WorkerSession};
 use crate::clock::{delta, Clock};
 use crate::protocol::worker::TaskKind;
 use crate::scrape::fetch::Fetcher;
@@ -75,6 +75,8 @@ struct WorkerEntry {
     failed: u64,
     connected_at: DateTime<Utc>,
     last_heartbeat: DateTime<Utc>,
+    /// Draining workers get no more tasks and grant no more credits.
+    draining: bool,
 }
 
 struct LeaseEntry {
@@ -238,7 +240,9 @@ impl Dispatcher {
                 if room == 0 {
                     break;
                 }
-                let Some(worker) = self.workers.get_mut(&id) else { continue };
+                let Some(worker) = self.workers.get_mut(&id) else {
+                    continue;
+                };
                 let count = worker.credits.min(room);
                 if count == 0 {
                     continue;
@@ -261,8 +265,16 @@ impl Dispatcher {
     }
 
     /// Sends leased tasks to their worker, and settles the reservations.
-    fn hand_out(&mut self, step: Step, rows: Vec<Leased>, lease_until: DateTime<Utc>, ctx: &mut Context<Self>) {
-        let unused = step.count.saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+    fn hand_out(
+        &mut self,
+        step: Step,
+        rows: Vec<Leased>,
+        lease_until: DateTime<Utc>,
+        ctx: &mut Context<Self>,
+    ) {
+        let unused = step
+            .count
+            .saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
         self.release_slots(&step.host, unused);
         if let Some(worker) = self.workers.get_mut(&step.worker) {
             worker.credits += unused;
@@ -293,7 +305,11 @@ impl Dispatcher {
                 self.give_back(token, Setback::Disconnected, "the worker disconnected", ctx);
                 continue;
             };
-            let kind = if row.kind == "listing" { TaskKind::Listing } else { TaskKind::Page };
+            let kind = if row.kind == "listing" {
+                TaskKind::Listing
+            } else {
+                TaskKind::Page
+            };
             worker.session.do_send(AssignTask {
                 lease: token.clone(),
                 crawl_id: row.crawl_id,
@@ -354,7 +370,13 @@ impl Dispatcher {
     }
 
     /// Returns a lease to the queue in the database.
-    fn give_back(&mut self, token: LeaseToken, setback: Setback, error: &str, ctx: &mut Context<Self>) {
+    fn give_back(
+        &mut self,
+        token: LeaseToken,
+        setback: Setback,
+        error: &str,
+        ctx: &mut Context<Self>,
+    ) {
         let db = self.db.clone();
         let policy = self.policy.retry;
         let now = self.clock.now();
@@ -373,7 +395,9 @@ impl Dispatcher {
     /// Whether robots.txt for `host` is known; starts fetching it if not.
     fn robots_ready(&mut self, host: &str, ctx: &mut Context<Self>) -> bool {
         match self.robots.get(host) {
-            Some(RobotsEntry::Ready { fetched, .. }) if fetched.elapsed() < ROBOTS_TTL => return true,
+            Some(RobotsEntry::Ready { fetched, .. }) if fetched.elapsed() < ROBOTS_TTL => {
+                return true
+            }
             Some(RobotsEntry::Loading) => return false,
             _ => {}
         }
@@ -395,7 +419,13 @@ impl Dispatcher {
                         Robots::allow_all()
                     }
                 };
-                act.robots.insert(host, RobotsEntry::Ready { robots, fetched: Instant::now() });
+                act.robots.insert(
+                    host,
+                    RobotsEntry::Ready {
+                        robots,
+                        fetched: Instant::now(),
+                    },
+                );
                 act.dispatch(ctx);
             })
             .spawn(ctx);
@@ -411,10 +441,15 @@ impl Dispatcher {
 
     /// `http` or `https` for a host, from the sites' start URLs.
     fn scheme_for(&self, host: &str) -> &'static str {
-        let https = self.sites.iter().flat_map(|s| s.start.iter()).any(|u| {
-            super::sites::host_key(u).as_deref() == Some(host) && u.scheme() == "https"
-        });
-        if https { "https" } else { "http" }
+        let https =
+            self.sites.iter().flat_map(|s| s.start.iter()).any(|u| {
+                super::sites::host_key(u).as_deref() == Some(host) && u.scheme() == "https"
+            });
+        if https {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -485,6 +520,7 @@ impl Handler<Connect> for Dispatcher {
                 failed: 0,
                 connected_at: now,
                 last_heartbeat: now,
+                draining: false,
             },
         );
         WorkerId(id)
@@ -502,7 +538,9 @@ impl Handler<Disconnect> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, ctx: &mut Context<Self>) {
-        let Some(worker) = self.workers.remove(&msg.worker.0) else { return };
+        let Some(worker) = self.workers.remove(&msg.worker.0) else {
+            return;
+        };
         let tokens: Vec<LeaseToken> = self
             .leases
             .iter()
@@ -529,10 +567,33 @@ impl Handler<Credit> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Credit, ctx: &mut Context<Self>) {
-        if let Some(worker) = self.workers.get_mut(&msg.worker.0) {
+        if let Some(worker) = self.workers.get_mut(&msg.worker.0).filter(|w| !w.draining) {
             worker.credits = worker.credits.saturating_add(msg.credits).min(MAX_CREDITS);
             self.dispatch(ctx);
         }
+    }
+}
+
+/// A worker is draining: assign it nothing more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopAssigning {
+    pub worker: WorkerId,
+}
+
+impl Handler<StopAssigning> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopAssigning, _: &mut Context<Self>) {
+        let Some(worker) = self.workers.get_mut(&msg.worker.0) else {
+            return;
+        };
+        tracing::info!(worker = msg.worker.0, name = %worker.name, "worker draining");
+        worker.draining = true;
+        worker.credits = 0;
+        // Through the session's mailbox, after every assignment already sent:
+        // once the worker reads this, no assignment can follow.
+        worker.session.do_send(DrainWorker);
     }
 }
 
@@ -550,7 +611,9 @@ impl Handler<Heartbeat> for Dispatcher {
 
     fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) {
         let now = self.clock.now();
-        let Some(worker) = self.workers.get_mut(&msg.worker.0) else { return };
+        let Some(worker) = self.workers.get_mut(&msg.worker.0) else {
+            return;
+        };
         worker.last_heartbeat = now;
         if msg.restarts > worker.restarts {
             tracing::warn!(worker = msg.worker.0, name = %worker.name, restarts = msg.restarts, "worker's scrapers were restarted");
@@ -620,7 +683,9 @@ impl Handler<TaskFailed> for Dispatcher {
         let db = self.db.clone();
         let policy = self.policy.retry;
         let now = self.clock.now();
-        let setback = Setback::Failed { retryable: msg.retryable };
+        let setback = Setback::Failed {
+            retryable: msg.retryable,
+        };
         Box::pin(
             async move { store::release(&db, &msg.lease, &setback, &msg.error, &policy, now).await }
                 .into_actor(self)

@@ -44,7 +44,10 @@ impl TaskState {
     /// A final task needs no more work; a crawl whose tasks are all final is
     /// complete.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Done | TaskState::Dead | TaskState::Cancelled)
+        matches!(
+            self,
+            TaskState::Done | TaskState::Dead | TaskState::Cancelled
+        )
     }
 }
 
@@ -185,7 +188,13 @@ mod tests {
     fn a_disconnect_requeues_without_waiting() {
         let now = Utc::now();
         let next = policy().after(1, &Setback::Disconnected, now);
-        assert_eq!(next, Next { state: TaskState::Queued, not_before: now });
+        assert_eq!(
+            next,
+            Next {
+                state: TaskState::Queued,
+                not_before: now
+            }
+        );
     }
 
     #[test]
@@ -199,15 +208,29 @@ mod tests {
         assert_eq!(token.as_str(), "t9-a2");
         assert_eq!(LeaseToken::parse("t9-a2"), Some(token.clone()));
         assert_eq!(token.task(), 9);
-        for bad in ["", "t9", "9-a2", "t-a2", "tx-a1", "t9-a0", "t9-a2; DROP TABLE tasks"] {
+        for bad in [
+            "",
+            "t9",
+            "9-a2",
+            "t-a2",
+            "tx-a1",
+            "t9-a0",
+            "t9-a2; DROP TABLE tasks",
+        ] {
             assert_eq!(LeaseToken::parse(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn only_done_dead_and_cancelled_are_final() {
-        let finals: Vec<_> = TaskState::ALL.into_iter().filter(|s| s.is_final()).collect();
-        assert_eq!(finals, [TaskState::Done, TaskState::Dead, TaskState::Cancelled]);
+        let finals: Vec<_> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
+        assert_eq!(
+            finals,
+            [TaskState::Done, TaskState::Dead, TaskState::Cancelled]
+        );
         for s in TaskState::ALL {
             assert_eq!(TaskState::parse(s.as_str()), Some(s));
         }

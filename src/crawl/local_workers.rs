@@ -81,15 +81,23 @@ impl Actor for LocalWorkers {
                             tracing::info!(index, pid = child.id(), "local worker started");
                             match child.wait().await {
                                 Ok(status) => tracing::warn!(index, %status, "local worker exited"),
-                                Err(err) => tracing::error!(index, error = %err, "lost a local worker"),
+                                Err(err) => {
+                                    tracing::error!(index, error = %err, "lost a local worker")
+                                }
                             }
                         }
-                        Err(err) => tracing::error!(index, error = %err, "could not start a local worker"),
+                        Err(err) => {
+                            tracing::error!(index, error = %err, "could not start a local worker")
+                        }
                     }
                     if started.elapsed() > HEALTHY_RUN {
                         backoff = BACKOFF_START;
                     }
-                    tracing::info!(index, wait_ms = backoff.as_millis() as u64, "restarting local worker");
+                    tracing::info!(
+                        index,
+                        wait_ms = backoff.as_millis() as u64,
+                        "restarting local worker"
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }

@@ -84,11 +84,10 @@ impl Sites {
                 .with_context(|| format!("could not read the sites file {}", path.display()))?,
             None => DEMO_SITES.to_owned(),
         };
-        Sites::parse(&text, public_url)
-            .with_context(|| match file {
-                Some(path) => format!("invalid sites file {}", path.display()),
-                None => "invalid built-in sites".to_owned(),
-            })
+        Sites::parse(&text, public_url).with_context(|| match file {
+            Some(path) => format!("invalid sites file {}", path.display()),
+            None => "invalid built-in sites".to_owned(),
+        })
     }
 
     pub fn parse(text: &str, public_url: &str) -> anyhow::Result<Sites> {
@@ -103,7 +102,10 @@ impl Sites {
                 bail!("site {:?} is configured twice", entry.name);
             }
             if entry.politeness.concurrency == 0 {
-                bail!("site {:?}: politeness.concurrency must be at least 1", entry.name);
+                bail!(
+                    "site {:?}: politeness.concurrency must be at least 1",
+                    entry.name
+                );
             }
             let mut start = Vec::new();
             for raw in &entry.start {
@@ -178,8 +180,13 @@ mod tests {
         let sites = Sites::load(None, "http://127.0.0.1:9999").expect("demo sites parse");
         assert_eq!(sites.iter().count(), 3);
         for site in sites.iter() {
-            assert_eq!(site.profile.allowed_hosts, vec!["127.0.0.1:9999".to_owned()]);
-            assert!(site.start[0].as_str().starts_with("http://127.0.0.1:9999/demo/"));
+            assert_eq!(
+                site.profile.allowed_hosts,
+                vec!["127.0.0.1:9999".to_owned()]
+            );
+            assert!(site.start[0]
+                .as_str()
+                .starts_with("http://127.0.0.1:9999/demo/"));
         }
     }
 

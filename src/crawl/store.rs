@@ -305,7 +305,10 @@ pub async fn mark_done(
     let res = tasks::Entity::update_many()
         .col_expr(tasks::Column::State, TaskState::Done.as_str().into())
         .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
-        .col_expr(tasks::Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
+        .col_expr(
+            tasks::Column::LeaseUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(token.task()))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
@@ -338,7 +341,10 @@ pub async fn release(
         .col_expr(tasks::Column::State, next.state.as_str().into())
         .col_expr(tasks::Column::NotBefore, next.not_before.into())
         .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
-        .col_expr(tasks::Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
+        .col_expr(
+            tasks::Column::LeaseUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
         .col_expr(tasks::Column::LastError, Some(truncate(error, 2000)).into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(task.id))
@@ -371,7 +377,10 @@ pub async fn cancel(
     let res = tasks::Entity::update_many()
         .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
         .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
-        .col_expr(tasks::Column::LeaseUntil, Option::<DateTime<Utc>>::None.into())
+        .col_expr(
+            tasks::Column::LeaseUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
         .col_expr(tasks::Column::LastError, Some(reason.to_owned()).into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(token.task()))

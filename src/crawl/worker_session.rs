@@ -11,7 +11,10 @@ use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::dispatcher::{Connect, Credit, Disconnect, Dispatcher, Heartbeat, TaskFailed, TaskFinished, WorkerId};
+use super::dispatcher::{
+    Connect, Credit, Disconnect, Dispatcher, Heartbeat, StopAssigning, TaskFailed, TaskFinished,
+    WorkerId,
+};
 use super::lease::LeaseToken;
 use super::merger::{MergeOutcome, MergeResult, Merger};
 use super::sites::{is_allowed, Sites};
@@ -49,6 +52,11 @@ pub struct WorkerSession {
     /// The tasks assigned over this connection, by lease.
     assigned: HashMap<LeaseToken, Assigned>,
     last_seen: Instant,
+    /// Results sent to the Merger and not yet answered.
+    merging: usize,
+    /// The socket closed; stop once the results in flight are settled, so that
+    /// a draining worker's last results are not requeued as abandoned.
+    closing: bool,
 }
 
 struct Assigned {
@@ -77,6 +85,8 @@ impl WorkerSession {
             name: String::new(),
             assigned: HashMap::new(),
             last_seen: Instant::now(),
+            merging: 0,
+            closing: false,
         }
     }
 
@@ -90,7 +100,8 @@ impl WorkerSession {
         };
         if let Err(SendError::Full) = self.out.text(text) {
             tracing::warn!(worker = %self.name, "worker stopped reading; closing");
-            self.out.close_now(CloseCode::Policy, "outbound queue overflow");
+            self.out
+                .close_now(CloseCode::Policy, "outbound queue overflow");
             ctx.stop();
         }
     }
@@ -98,12 +109,22 @@ impl WorkerSession {
     fn error(&self, code: &str, message: impl Into<String>, ctx: &mut Context<Self>) {
         let message = message.into();
         tracing::debug!(worker = %self.name, code, message, "refused a worker frame");
-        self.send(&ServerFrame::Error { code: code.to_owned(), message }, ctx);
+        self.send(
+            &ServerFrame::Error {
+                code: code.to_owned(),
+                message,
+            },
+            ctx,
+        );
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         if text.len() > SOFT_FRAME_LIMIT {
-            return self.error("frame_too_large", format!("frames are limited to {SOFT_FRAME_LIMIT} bytes"), ctx);
+            return self.error(
+                "frame_too_large",
+                format!("frames are limited to {SOFT_FRAME_LIMIT} bytes"),
+                ctx,
+            );
         }
         let frame = match parse_frame(text) {
             Ok(frame) => frame,
@@ -118,19 +139,46 @@ impl WorkerSession {
             (Some(id), _) => Some(id),
         };
         match (frame, worker) {
-            (WorkerFrame::Hello { name, version, slots, .. }, _) => self.on_hello(name, version, slots, ctx),
+            (
+                WorkerFrame::Hello {
+                    name,
+                    version,
+                    slots,
+                    ..
+                },
+                _,
+            ) => self.on_hello(name, version, slots, ctx),
             (WorkerFrame::Ready { credits }, Some(worker)) => {
                 self.dispatcher.do_send(Credit { worker, credits });
             }
             (WorkerFrame::Heartbeat { leases, restarts }, Some(worker)) => {
                 let leases = leases.iter().filter_map(|l| LeaseToken::parse(l)).collect();
-                self.dispatcher.do_send(Heartbeat { worker, leases, restarts });
+                self.dispatcher.do_send(Heartbeat {
+                    worker,
+                    leases,
+                    restarts,
+                });
             }
-            (WorkerFrame::Result { task, lease, items, links }, Some(worker)) => {
-                self.on_result(worker, task, &lease, items, links, ctx)
-            }
-            (WorkerFrame::Failed { task, lease, error, retryable }, Some(worker)) => {
-                self.on_failed(worker, task, &lease, error, retryable, ctx)
+            (
+                WorkerFrame::Result {
+                    task,
+                    lease,
+                    items,
+                    links,
+                },
+                Some(worker),
+            ) => self.on_result(worker, task, &lease, items, links, ctx),
+            (
+                WorkerFrame::Failed {
+                    task,
+                    lease,
+                    error,
+                    retryable,
+                },
+                Some(worker),
+            ) => self.on_failed(worker, task, &lease, error, retryable, ctx),
+            (WorkerFrame::Drain, Some(worker)) => {
+                self.dispatcher.do_send(StopAssigning { worker });
             }
             (_, None) => {}
         }
@@ -166,7 +214,8 @@ impl WorkerSession {
                     act.send(&welcome, ctx);
                 }
                 Err(_) => {
-                    act.out.close(CloseCode::Again, "the dispatcher is restarting; try again");
+                    act.out
+                        .close(CloseCode::Again, "the dispatcher is restarting; try again");
                     ctx.stop();
                 }
             })
@@ -187,48 +236,124 @@ impl WorkerSession {
         };
         let Some(assigned) = self.assigned.remove(&token) else {
             // Not a lease of this connection: an old one, or someone else's.
-            return self.send(&ServerFrame::Stale { task, lease: lease.to_owned() }, ctx);
+            return self.send(
+                &ServerFrame::Stale {
+                    task,
+                    lease: lease.to_owned(),
+                },
+                ctx,
+            );
         };
-        let validated = match assigned.kind {
-            TaskKind::Page => validate_items(items, &self.sites, &assigned.site).map(|items| (items, Vec::new())),
-            TaskKind::Listing => validate_links(links, &self.sites, &assigned.site).map(|links| (Vec::new(), links)),
-        };
+        let validated =
+            match assigned.kind {
+                TaskKind::Page => validate_items(items, &self.sites, &assigned.site)
+                    .map(|items| (items, Vec::new())),
+                TaskKind::Listing => validate_links(links, &self.sites, &assigned.site)
+                    .map(|links| (Vec::new(), links)),
+            };
         let (items, links) = match validated {
             Ok(v) => v,
             Err(reason) => {
                 self.error("invalid_result", reason.clone(), ctx);
                 // A result that cannot be trusted is a permanent failure of the
                 // task, recorded with its reason; nothing of it is merged.
-                let failed = TaskFailed { worker, lease: token, error: format!("invalid result: {reason}"), retryable: false };
+                let failed = TaskFailed {
+                    worker,
+                    lease: token,
+                    error: format!("invalid result: {reason}"),
+                    retryable: false,
+                };
                 self.dispatcher.do_send(failed);
                 return;
             }
         };
-        let merge = MergeResult { lease: token.clone(), crawl_id: assigned.crawl_id, items, links };
+        let merge = MergeResult {
+            lease: token.clone(),
+            crawl_id: assigned.crawl_id,
+            items,
+            links,
+        };
+        self.merging += 1;
         self.merger
             .send(merge)
             .into_actor(self)
-            .map(move |res, act, ctx| match res {
-                Ok(Ok(MergeOutcome::Merged { .. })) => {
-                    act.dispatcher.do_send(TaskFinished { worker, lease: token });
-                }
-                Ok(Ok(MergeOutcome::Stale)) => {
-                    act.send(&ServerFrame::Stale { task, lease: token.to_string() }, ctx);
-                    act.dispatcher.do_send(TaskFinished { worker, lease: token });
-                }
-                Ok(Err(err)) => {
-                    tracing::error!(error = %err, "merge failed; the task will be retried");
-                    act.error("internal", "the result could not be stored; the task will be retried", ctx);
-                    let failed = TaskFailed { worker, lease: token, error: err.to_string(), retryable: true };
-                    act.dispatcher.do_send(failed);
-                }
-                Err(_) => {
-                    act.error("internal", "the merger is restarting; the task will be retried", ctx);
-                    let failed = TaskFailed { worker, lease: token, error: "merger unavailable".into(), retryable: true };
-                    act.dispatcher.do_send(failed);
+            .map(move |res, act, ctx| {
+                act.merging -= 1;
+                act.settle(res, worker, task, token, ctx);
+                if act.closing && act.merging == 0 {
+                    ctx.stop();
                 }
             })
             .spawn(ctx);
+    }
+
+    /// Tells the Dispatcher (and, for a stale lease, the worker) how a merge went.
+    fn settle(
+        &mut self,
+        res: Result<Result<MergeOutcome, super::merger::MergeFailed>, MailboxError>,
+        worker: WorkerId,
+        task: u64,
+        token: LeaseToken,
+        ctx: &mut Context<Self>,
+    ) {
+        match res {
+            Ok(Ok(MergeOutcome::Merged { .. })) => {
+                self.dispatcher.do_send(TaskFinished {
+                    worker,
+                    lease: token,
+                });
+            }
+            Ok(Ok(MergeOutcome::Stale)) => {
+                self.send(
+                    &ServerFrame::Stale {
+                        task,
+                        lease: token.to_string(),
+                    },
+                    ctx,
+                );
+                self.dispatcher.do_send(TaskFinished {
+                    worker,
+                    lease: token,
+                });
+            }
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "merge failed; the task will be retried");
+                self.error(
+                    "internal",
+                    "the result could not be stored; the task will be retried",
+                    ctx,
+                );
+                let failed = TaskFailed {
+                    worker,
+                    lease: token,
+                    error: err.to_string(),
+                    retryable: true,
+                };
+                self.dispatcher.do_send(failed);
+            }
+            Err(_) => {
+                self.error(
+                    "internal",
+                    "the merger is restarting; the task will be retried",
+                    ctx,
+                );
+                let failed = TaskFailed {
+                    worker,
+                    lease: token,
+                    error: "merger unavailable".into(),
+                    retryable: true,
+                };
+                self.dispatcher.do_send(failed);
+            }
+        }
+    }
+
+    /// The socket is done: stop now, or once the results in flight are merged.
+    fn close(&mut self, ctx: &mut Context<Self>) {
+        self.closing = true;
+        if self.merging == 0 {
+            ctx.stop();
+        }
     }
 
     fn on_failed(
@@ -244,12 +369,23 @@ impl WorkerSession {
             return self.error("bad_frame", "lease does not name this task", ctx);
         };
         if self.assigned.remove(&token).is_none() {
-            return self.send(&ServerFrame::Stale { task, lease: lease.to_owned() }, ctx);
+            return self.send(
+                &ServerFrame::Stale {
+                    task,
+                    lease: lease.to_owned(),
+                },
+                ctx,
+            );
         }
         let error: String = error.chars().take(2000).collect();
         let lease = lease.to_owned();
         self.dispatcher
-            .send(TaskFailed { worker, lease: token, error, retryable })
+            .send(TaskFailed {
+                worker,
+                lease: token,
+                error,
+                retryable,
+            })
             .into_actor(self)
             .map(move |res, act, ctx| {
                 if let Ok(Ok(false)) = res {
@@ -266,14 +402,20 @@ fn millis(d: Duration) -> u64 {
 
 /// Parses a frame, telling malformed JSON, unknown ops and wrong types apart.
 fn parse_frame(text: &str) -> Result<WorkerFrame, (&'static str, String)> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| ("bad_frame", format!("malformed JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ("bad_frame", format!("malformed JSON: {e}")))?;
     let op = value
         .get("op")
         .and_then(|op| op.as_str())
-        .ok_or(("bad_frame", "expected an object with an op field".to_owned()))?
+        .ok_or((
+            "bad_frame",
+            "expected an object with an op field".to_owned(),
+        ))?
         .to_owned();
-    if !matches!(op.as_str(), "hello" | "ready" | "heartbeat" | "result" | "failed") {
+    if !matches!(
+        op.as_str(),
+        "hello" | "ready" | "heartbeat" | "result" | "failed" | "drain"
+    ) {
         return Err(("unknown_op", format!("unknown op {op:?}")));
     }
     serde_json::from_value(value).map_err(|e| ("bad_frame", format!("invalid {op} frame: {e}")))
@@ -298,14 +440,20 @@ fn validate_items(items: Vec<Item>, sites: &Sites, site: &str) -> Result<Vec<Ite
                 return Err("item title must be 1-300 characters".to_owned());
             }
             if !(0..=MAX_PRICE_CENTS).contains(&item.price_cents)
-                || item.regular_cents.is_some_and(|r| !(0..=MAX_PRICE_CENTS).contains(&r))
+                || item
+                    .regular_cents
+                    .is_some_and(|r| !(0..=MAX_PRICE_CENTS).contains(&r))
             {
                 return Err(format!("price out of range for {:?}", item.title));
             }
             if item.currency.len() != 3 || !item.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(format!("currency {:?} is not an ISO 4217 code", item.currency));
+                return Err(format!(
+                    "currency {:?} is not an ISO 4217 code",
+                    item.currency
+                ));
             }
-            let url = Url::parse(&item.url).map_err(|_| format!("item url {:?} is not a URL", item.url))?;
+            let url = Url::parse(&item.url)
+                .map_err(|_| format!("item url {:?} is not a URL", item.url))?;
             if !is_allowed(&url, &site.profile.allowed_hosts) {
                 return Err(format!("item url {url} is not on an allowed host"));
             }
@@ -365,15 +513,18 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WorkerSession {
         self.last_seen = Instant::now();
         match msg {
             Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => self.error("bad_frame", "frames must be JSON text", ctx),
+            Ok(AggregatedMessage::Binary(_)) => {
+                self.error("bad_frame", "frames must be JSON text", ctx)
+            }
             Ok(AggregatedMessage::Ping(bytes)) => self.out.pong(bytes),
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => {
                 self.out.close(CloseCode::Normal, "bye");
-                ctx.stop();
+                self.close(ctx);
             }
             Err(ProtocolError::Overflow) => {
-                self.out.close(CloseCode::Size, "frame over the hard size limit");
+                self.out
+                    .close(CloseCode::Size, "frame over the hard size limit");
                 ctx.stop();
             }
             Err(err) => {
@@ -385,7 +536,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WorkerSession {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
+        self.close(ctx);
     }
 }
 
@@ -407,7 +558,9 @@ impl Handler<AssignTask> for WorkerSession {
     type Result = ();
 
     fn handle(&mut self, msg: AssignTask, ctx: &mut Context<Self>) {
-        let Some(site) = self.sites.get(&msg.site) else { return };
+        let Some(site) = self.sites.get(&msg.site) else {
+            return;
+        };
         let frame = ServerFrame::Assign {
             task: msg.lease.task() as u64,
             lease: msg.lease.to_string(),
@@ -418,7 +571,14 @@ impl Handler<AssignTask> for WorkerSession {
             profile: Box::new(site.profile.clone()),
             lease_until: msg.lease_until,
         };
-        self.assigned.insert(msg.lease, Assigned { crawl_id: msg.crawl_id, kind: msg.kind, site: msg.site });
+        self.assigned.insert(
+            msg.lease,
+            Assigned {
+                crawl_id: msg.crawl_id,
+                kind: msg.kind,
+                site: msg.site,
+            },
+        );
         self.send(&frame, ctx);
     }
 }
@@ -444,11 +604,17 @@ mod tests {
     fn malformed_unknown_and_mistyped_frames_are_told_apart() {
         assert_eq!(parse_frame("{not json").unwrap_err().0, "bad_frame");
         assert_eq!(parse_frame("[1,2]").unwrap_err().0, "bad_frame");
-        assert_eq!(parse_frame(r#"{"op":"explode"}"#).unwrap_err().0, "unknown_op");
+        assert_eq!(
+            parse_frame(r#"{"op":"explode"}"#).unwrap_err().0,
+            "unknown_op"
+        );
         let err = parse_frame(r#"{"op":"ready","credits":"many"}"#).unwrap_err();
         assert_eq!(err.0, "bad_frame");
         assert!(err.1.contains("ready"), "{}", err.1);
-        assert_eq!(parse_frame(r#"{"op":"ready","credits":3}"#).unwrap(), WorkerFrame::Ready { credits: 3 });
+        assert_eq!(
+            parse_frame(r#"{"op":"ready","credits":3}"#).unwrap(),
+            WorkerFrame::Ready { credits: 3 }
+        );
     }
 
     #[test]
@@ -456,17 +622,32 @@ mod tests {
         // PROTOCOL.md lives in shared/, beside the project's root.
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/PROTOCOL.md");
         let protocol = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let section = protocol.split("## 2. Worker processes").nth(1).expect("section 2");
+        let section = protocol
+            .split("## 2. Worker processes")
+            .nth(1)
+            .expect("section 2");
         let mut seen = 0;
         for line in section.lines().filter(|l| l.starts_with("{\"op\"")) {
             let line = line.replace("{...}", "{\"title\":\"T\",\"store\":\"S\",\"url\":\"http://x/\",\"price_cents\":1,\"currency\":\"EUR\"}");
-            let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let value: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
             let op = value["op"].as_str().unwrap_or_default();
-            if matches!(op, "hello" | "ready" | "heartbeat" | "result" | "failed") {
+            let worker_op = matches!(
+                op,
+                "hello" | "ready" | "heartbeat" | "result" | "failed" | "drain"
+            );
+            let server_op = matches!(op, "welcome" | "cancel" | "stale" | "drain" | "error");
+            if worker_op {
                 parse_frame(&line).unwrap_or_else(|e| panic!("{line}: {e:?}"));
-            } else if op != "assign" {
-                serde_json::from_value::<ServerFrame>(value).unwrap_or_else(|e| panic!("{line}: {e}"));
             }
+            if server_op {
+                serde_json::from_value::<ServerFrame>(value.clone())
+                    .unwrap_or_else(|e| panic!("{line}: {e}"));
+            }
+            assert!(
+                worker_op || server_op || op == "assign",
+                "unknown op in {line}"
+            );
             seen += 1;
         }
         assert!(seen >= 10, "only {seen} examples found");

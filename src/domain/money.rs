@@ -11,7 +11,10 @@ pub struct Money {
 
 impl Money {
     pub fn new(cents: i64, currency: &str) -> Money {
-        Money { cents, currency: currency.to_owned() }
+        Money {
+            cents,
+            currency: currency.to_owned(),
+        }
     }
 }
 

@@ -36,6 +36,9 @@ pub enum WorkerFrame {
         #[serde(default)]
         links: Vec<Link>,
     },
+    /// The worker is draining: assign it nothing more. The server answers
+    /// with `drain` once no assignment can follow.
+    Drain,
     /// A task could not be done.
     Failed {
         task: u64,

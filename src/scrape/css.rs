@@ -1,9 +1,9 @@
 //! The `css` extractor: plain HTML read with the selectors the site's
 //! profile supplies (`profile.css`).
 
-use super::{ExtractError, Page, element_text, parse_price, selector};
+use super::{element_text, parse_price, selector, ExtractError, Page};
 use crate::protocol::worker::Item;
-use crate::scrape::steam::{STEAM, digits_only};
+use crate::scrape::steam::{digits_only, STEAM};
 
 pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
     let Some(css) = &page.profile.css else {
@@ -77,7 +77,7 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
 #[cfg(test)]
 mod tests {
     use crate::protocol::worker::{CssSelectors, Extractor, Profile};
-    use crate::scrape::{ExtractError, Item, extract_page, tests::profile};
+    use crate::scrape::{extract_page, tests::profile, ExtractError, Item};
     use url::Url;
 
     fn retroshelf() -> Profile {

@@ -91,7 +91,9 @@ impl Fetcher {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             if !is_allowed(&url, allowed_hosts) {
-                return Err(FetchError::HostNotAllowed(url.host_str().unwrap_or("?").to_owned()));
+                return Err(FetchError::HostNotAllowed(
+                    url.host_str().unwrap_or("?").to_owned(),
+                ));
             }
             let mut resp = self
                 .client

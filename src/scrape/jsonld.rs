@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{ExtractError, Page, Price, clean_text, machine_price, static_selector};
+use super::{clean_text, machine_price, static_selector, ExtractError, Page, Price};
 use crate::protocol::worker::Item;
-use crate::scrape::steam::{STEAM, digits_only, steam_app_id};
+use crate::scrape::steam::{digits_only, steam_app_id, STEAM};
 
 type Object = Map<String, Value>;
 

@@ -7,7 +7,7 @@ use scraper::ElementRef;
 
 use super::jsonld::is_unavailable;
 use super::{
-    ExtractError, Page, clean_text, element_text, machine_price, parse_price, static_selector,
+    clean_text, element_text, machine_price, parse_price, static_selector, ExtractError, Page,
 };
 use crate::protocol::worker::Item;
 use crate::scrape::steam::STEAM;
@@ -207,7 +207,7 @@ fn prop(scope: ElementRef<'_>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use crate::protocol::worker::Extractor;
-    use crate::scrape::{ExtractError, Item, extract_page, tests::profile};
+    use crate::scrape::{extract_page, tests::profile, ExtractError, Item};
     use url::Url;
 
     fn run(html: &str) -> Result<Vec<Item>, ExtractError> {

@@ -3,12 +3,12 @@
 //! workers can run them anywhere and tests need no network.
 
 mod css;
+pub mod fetch;
 mod jsonld;
 mod meta;
 pub mod price;
 pub mod robots;
 pub mod steam;
-pub mod fetch;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -17,7 +17,7 @@ use thiserror::Error;
 use url::Url;
 
 use crate::protocol::worker::{Extractor, Item, Link, Profile, TaskKind};
-pub use price::{Price, PriceError, parse_amount, parse_price};
+pub use price::{parse_amount, parse_price, Price, PriceError};
 pub use robots::Robots;
 pub use steam::steam_app_id;
 

@@ -23,7 +23,10 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
 }
 
 /// `POST /api/crawls` → `{"id":N}`; 409 with the running crawl's id if one runs.
-pub async fn create_crawl(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn create_crawl(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let outcome = state
         .scheduler
@@ -41,15 +44,24 @@ pub async fn create_crawl(req: HttpRequest, state: web::Data<AppState>) -> Resul
 }
 
 /// `GET /api/crawls/{id}`: status, counts by task state, times.
-pub async fn show_crawl(path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let report = store::crawl_report(&state.db, path.into_inner()).await?.ok_or(ApiError::NotFound)?;
+pub async fn show_crawl(
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let report = store::crawl_report(&state.db, path.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(report))
 }
 
 /// `GET /api/crawls/latest`: the newest crawl, for progress displays.
 pub async fn latest_crawl(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let latest = store::latest_crawl(&state.db).await?.ok_or(ApiError::NotFound)?;
-    let report = store::crawl_report(&state.db, latest.id).await?.ok_or(ApiError::NotFound)?;
+    let latest = store::latest_crawl(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let report = store::crawl_report(&state.db, latest.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(report))
 }
 
@@ -64,26 +76,39 @@ pub struct GamesQuery {
 
 impl GamesQuery {
     pub fn sort(&self) -> Result<Sort, String> {
-        Sort::parse(&self.sort).ok_or_else(|| format!("sort must be name, price or discount, not {:?}", self.sort))
+        Sort::parse(&self.sort)
+            .ok_or_else(|| format!("sort must be name, price or discount, not {:?}", self.sort))
     }
 }
 
 /// `GET /api/games?q=&sort=&page=`.
-pub async fn list_games(query: web::Query<GamesQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_games(
+    query: web::Query<GamesQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let sort = query.sort().map_err(ApiError::BadRequest)?;
     let page = browse::list_games(&state.db, &query.q, sort, query.page.unwrap_or(1)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
 /// `GET /api/games/{id}`: the game with its offers and price history.
-pub async fn show_game(path: web::Path<i64>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let detail = browse::game_detail(&state.db, path.into_inner()).await?.ok_or(ApiError::NotFound)?;
+pub async fn show_game(
+    path: web::Path<i64>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let detail = browse::game_detail(&state.db, path.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
 /// `GET /api/workers`: connected workers and their counters.
 pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let workers = state.dispatcher.send(ListWorkers).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let workers = state
+        .dispatcher
+        .send(ListWorkers)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().json(json!({"workers": workers})))
 }
 

@@ -6,9 +6,21 @@ use actix_web::{web, HttpResponse};
 
 /// (path under /static/, content type, bytes)
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("site.css", "text/css; charset=utf-8", include_bytes!("../../static/site.css")),
-    ("demo.css", "text/css; charset=utf-8", include_bytes!("../../static/demo.css")),
-    ("js/crawl.js", "text/javascript; charset=utf-8", include_bytes!("../../static/js/crawl.js")),
+    (
+        "site.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/site.css"),
+    ),
+    (
+        "demo.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/demo.css"),
+    ),
+    (
+        "js/crawl.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/js/crawl.js"),
+    ),
 ];
 
 pub async fn serve(path: web::Path<String>) -> HttpResponse {
@@ -17,6 +29,8 @@ pub async fn serve(path: web::Path<String>) -> HttpResponse {
             .insert_header((header::CONTENT_TYPE, *content_type))
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .body(*bytes),
-        None => HttpResponse::NotFound().content_type("text/plain").body("no such file"),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain")
+            .body("no such file"),
     }
 }

@@ -35,13 +35,18 @@ pub struct Chart {
 /// Draws the history; `None` when there is nothing to draw.
 pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
     let currency = history.first()?.currency.clone();
-    let points: Vec<&price_points::Model> = history.iter().filter(|p| p.currency == currency).collect();
+    let points: Vec<&price_points::Model> =
+        history.iter().filter(|p| p.currency == currency).collect();
     let t0 = points.iter().map(|p| p.at.timestamp()).min()?;
     let t1 = points.iter().map(|p| p.at.timestamp()).max()?;
     let lo = points.iter().map(|p| p.price_cents).min()?;
     let hi = points.iter().map(|p| p.price_cents).max()?;
     // A flat line or a single moment still gets a readable frame.
-    let (lo, hi) = if hi == lo { (lo - 100.min(lo), hi + 100) } else { (lo, hi) };
+    let (lo, hi) = if hi == lo {
+        (lo - 100.min(lo), hi + 100)
+    } else {
+        (lo, hi)
+    };
     let span_t = (t1 - t0).max(1);
     let plot_w = WIDTH - PAD_LEFT - PAD_RIGHT;
     let plot_h = HEIGHT - 2 * PAD_Y;
@@ -59,14 +64,22 @@ pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
             let mut coords = Vec::new();
             for (j, p) in pts.iter().enumerate() {
                 if j > 0 {
-                    coords.push(format!("{},{}", x(p.at.timestamp()), y(pts[j - 1].price_cents)));
+                    coords.push(format!(
+                        "{},{}",
+                        x(p.at.timestamp()),
+                        y(pts[j - 1].price_cents)
+                    ));
                 }
                 coords.push(format!("{},{}", x(p.at.timestamp()), y(p.price_cents)));
             }
             if let Some(last) = pts.last() {
                 coords.push(format!("{},{}", x(t1), y(last.price_cents)));
             }
-            Series { store: store.to_owned(), points: coords.join(" "), class: format!("series-{}", i % 6) }
+            Series {
+                store: store.to_owned(),
+                points: coords.join(" "),
+                class: format!("series-{}", i % 6),
+            }
         })
         .collect();
     let y_labels = [hi, (hi + lo) / 2, lo]
@@ -79,7 +92,13 @@ pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
         (PAD_LEFT, first.format("%Y-%m-%d %H:%M").to_string()),
         (WIDTH - PAD_RIGHT, last.format("%Y-%m-%d %H:%M").to_string()),
     ];
-    Some(Chart { series, y_labels, x_labels, width: WIDTH, height: HEIGHT })
+    Some(Chart {
+        series,
+        y_labels,
+        x_labels,
+        width: WIDTH,
+        height: HEIGHT,
+    })
 }
 
 #[cfg(test)]
@@ -108,7 +127,10 @@ mod tests {
             for xy in s.points.split(' ') {
                 let (x, y) = xy.split_once(',').expect("x,y");
                 let (x, y): (i64, i64) = (x.parse().expect("x"), y.parse().expect("y"));
-                assert!((0..=WIDTH).contains(&x) && (0..=HEIGHT).contains(&y), "{xy}");
+                assert!(
+                    (0..=WIDTH).contains(&x) && (0..=HEIGHT).contains(&y),
+                    "{xy}"
+                );
             }
         }
         assert_eq!(chart.y_labels[0].1, "9.99 €");

@@ -51,12 +51,18 @@ impl ResponseError for PageError {
             PageError::BadRequest(msg) => ("Bad request", msg.clone()),
             PageError::Internal(err) => {
                 tracing::error!(error = ?err, "page failed");
-                ("Something went wrong", "The server could not show this page. Try again in a moment.".to_owned())
+                (
+                    "Something went wrong",
+                    "The server could not show this page. Try again in a moment.".to_owned(),
+                )
             }
         };
-        let body = ErrorPage { title, message: &message }
-            .render()
-            .unwrap_or_else(|_| message.clone());
+        let body = ErrorPage {
+            title,
+            message: &message,
+        }
+        .render()
+        .unwrap_or_else(|_| message.clone());
         HttpResponse::build(self.status_code())
             .content_type("text/html; charset=utf-8")
             .body(body)

@@ -31,12 +31,22 @@ pub struct GameRow {
 impl GameRow {
     fn from(game: &games::Model) -> GameRow {
         let currency = game.currency.as_deref().unwrap_or("EUR");
-        let fmt = |c: Option<i64>| c.map(|c| Money::new(c, currency).to_string()).unwrap_or_default();
+        let fmt = |c: Option<i64>| {
+            c.map(|c| Money::new(c, currency).to_string())
+                .unwrap_or_default()
+        };
         GameRow {
             id: game.id,
             title: game.title.clone(),
-            price: game.best_cents.map(|c| Money::new(c, currency).to_string()).unwrap_or_else(|| "out of stock".to_owned()),
-            regular: if game.discount_pct > 0 { fmt(game.regular_cents) } else { String::new() },
+            price: game
+                .best_cents
+                .map(|c| Money::new(c, currency).to_string())
+                .unwrap_or_else(|| "out of stock".to_owned()),
+            regular: if game.discount_pct > 0 {
+                fmt(game.regular_cents)
+            } else {
+                String::new()
+            },
             discount: game.discount_pct,
             low: fmt(game.low_cents),
             stores: game.store_count,
@@ -97,12 +107,18 @@ impl IndexPage {
     }
 }
 
-pub async fn index(query: web::Query<GamesQuery>, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+pub async fn index(
+    query: web::Query<GamesQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
     let sort = query.sort().map_err(PageError::BadRequest)?;
     maybe_refresh(&state).await?;
     let page = browse::list_games(&state.db, &query.q, sort, query.page.unwrap_or(1)).await?;
     let crawl = match store::latest_crawl(&state.db).await? {
-        Some(latest) => store::crawl_report(&state.db, latest.id).await?.as_ref().map(CrawlLine::from),
+        Some(latest) => store::crawl_report(&state.db, latest.id)
+            .await?
+            .as_ref()
+            .map(CrawlLine::from),
         None => None,
     };
     let body = IndexPage {
@@ -115,7 +131,9 @@ pub async fn index(query: web::Query<GamesQuery>, state: web::Data<AppState>) ->
         crawl,
     }
     .render()?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }
 
 /// A visitor looking at stale prices starts a fresh crawl.
@@ -125,7 +143,9 @@ async fn maybe_refresh(state: &AppState) -> Result<(), PageError> {
     }
     let stale_after = delta(state.settings.crawl.stale_after);
     let stale = match store::last_finished_crawl(&state.db).await? {
-        Some(last) => last.finished_at.is_none_or(|t| t + stale_after <= state.clock.now()),
+        Some(last) => last
+            .finished_at
+            .is_none_or(|t| t + stale_after <= state.clock.now()),
         None => true,
     };
     if stale {
@@ -155,10 +175,19 @@ struct GamePage {
     chart: Option<Chart>,
 }
 
-pub async fn show(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+pub async fn show(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
     let id: i64 = path.parse().map_err(|_| PageError::NotFound)?;
-    let detail = browse::game_detail(&state.db, id).await?.ok_or(PageError::NotFound)?;
-    let currency = detail.game.currency.clone().unwrap_or_else(|| "EUR".to_owned());
+    let detail = browse::game_detail(&state.db, id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let currency = detail
+        .game
+        .currency
+        .clone()
+        .unwrap_or_else(|| "EUR".to_owned());
     let offers = detail
         .offers
         .iter()
@@ -167,18 +196,32 @@ pub async fn show(path: web::Path<String>, state: web::Data<AppState>) -> Result
             title: o.title.clone(),
             url: o.url.clone(),
             price: Money::new(o.price_cents, &o.currency).to_string(),
-            regular: o.regular_cents.filter(|&r| r > o.price_cents).map(|r| Money::new(r, &o.currency).to_string()).unwrap_or_default(),
+            regular: o
+                .regular_cents
+                .filter(|&r| r > o.price_cents)
+                .map(|r| Money::new(r, &o.currency).to_string())
+                .unwrap_or_default(),
             discount: discount_pct(o),
             available: o.available,
         })
         .collect();
     let body = GamePage {
         title: detail.game.title.clone(),
-        best: detail.game.best_cents.map(|c| Money::new(c, &currency).to_string()).unwrap_or_else(|| "out of stock".to_owned()),
-        low: detail.game.low_cents.map(|c| Money::new(c, &currency).to_string()).unwrap_or_default(),
+        best: detail
+            .game
+            .best_cents
+            .map(|c| Money::new(c, &currency).to_string())
+            .unwrap_or_else(|| "out of stock".to_owned()),
+        low: detail
+            .game
+            .low_cents
+            .map(|c| Money::new(c, &currency).to_string())
+            .unwrap_or_default(),
         offers,
         chart: price_chart(&detail.history),
     }
     .render()?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }

@@ -11,7 +11,8 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Ok(_) => HttpResponse::Ok().json(json!({"status": "ok"})),
         Err(err) => {
             tracing::error!(error = %err, "health check failed");
-            HttpResponse::ServiceUnavailable().json(json!({"status": "error", "database": "unreachable"}))
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "error", "database": "unreachable"}))
         }
     }
 }

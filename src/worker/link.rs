@@ -24,6 +24,8 @@ use crate::protocol::worker::{ServerFrame, WorkerFrame};
 const BACKOFF_START: Duration = Duration::from_millis(200);
 /// The longest wait between reconnects.
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long a drained worker waits for the server to answer its close.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The largest frame the worker accepts from the server.
 const MAX_FRAME: usize = 4 << 20;
 
@@ -40,6 +42,8 @@ pub struct Link {
     heartbeat: Option<SpawnHandle>,
     backoff: Duration,
     draining: bool,
+    /// The server acknowledged the drain: no assignment can follow.
+    drain_acked: bool,
     restarts: Arc<AtomicU64>,
     done: Option<oneshot::Sender<i32>>,
 }
@@ -55,6 +59,7 @@ impl Link {
             heartbeat: None,
             backoff: BACKOFF_START,
             draining: false,
+            drain_acked: false,
             restarts: Arc::new(AtomicU64::new(0)),
             done: Some(done),
         }
@@ -86,7 +91,9 @@ impl Link {
                 };
                 act.send(&hello);
             }
-            Err(awc::error::WsClientError::InvalidResponseStatus(status)) if status.as_u16() == 401 => {
+            Err(awc::error::WsClientError::InvalidResponseStatus(status))
+                if status.as_u16() == 401 =>
+            {
                 tracing::error!("the server refused the worker token (401); check --token");
                 act.finish(2, ctx);
             }
@@ -108,7 +115,9 @@ impl Link {
     }
 
     fn send(&mut self, frame: &WorkerFrame) {
-        let Some(sink) = self.sink.as_mut() else { return };
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
         match serde_json::to_string(frame) {
             Ok(text) => {
                 if sink.write(Message::Text(text.into())).is_err() {
@@ -125,7 +134,11 @@ impl Link {
 
     fn on_frame(&mut self, frame: ServerFrame, ctx: &mut Context<Self>) {
         match frame {
-            ServerFrame::Welcome { worker, heartbeat_ms, .. } => {
+            ServerFrame::Welcome {
+                worker,
+                heartbeat_ms,
+                ..
+            } => {
                 tracing::info!(worker, "connected");
                 self.backoff = BACKOFF_START;
                 if let Some(handle) = self.heartbeat.take() {
@@ -142,17 +155,41 @@ impl Link {
                     self.send(&WorkerFrame::Ready { credits });
                 }
             }
-            ServerFrame::Assign { task, lease, attempt, kind, url, site, profile, .. } => {
-                let Some(slot) = (0..self.scrapers.len()).find(|s| !self.busy.contains_key(s)) else {
+            ServerFrame::Assign {
+                task,
+                lease,
+                attempt,
+                kind,
+                url,
+                site,
+                profile,
+                ..
+            } => {
+                let Some(slot) = (0..self.scrapers.len()).find(|s| !self.busy.contains_key(s))
+                else {
                     // The server sent more than the credits granted.
                     let error = "no free slot".to_owned();
-                    self.send(&WorkerFrame::Failed { task, lease, error, retryable: true });
+                    self.send(&WorkerFrame::Failed {
+                        task,
+                        lease,
+                        error,
+                        retryable: true,
+                    });
                     return;
                 };
                 tracing::debug!(task, %url, "assigned");
                 self.busy.insert(slot, lease.clone());
                 self.held.insert(lease.clone(), task);
-                let scrape = Scrape { slot, task, lease, attempt, kind, url, site, profile };
+                let scrape = Scrape {
+                    slot,
+                    task,
+                    lease,
+                    attempt,
+                    kind,
+                    url,
+                    site,
+                    profile,
+                };
                 self.scrapers[slot].do_send(scrape);
             }
             ServerFrame::Cancel { lease, .. } => {
@@ -163,8 +200,12 @@ impl Link {
                 tracing::debug!(task, lease, "the server says this lease was stale");
             }
             ServerFrame::Drain => {
-                tracing::info!("the server asked this worker to drain");
-                self.start_draining(ctx);
+                if !self.draining {
+                    tracing::info!("the server asked this worker to drain");
+                }
+                self.draining = true;
+                self.drain_acked = true;
+                self.maybe_finish(ctx);
             }
             ServerFrame::Error { code, message } => {
                 tracing::warn!(code, message, "the server refused a frame");
@@ -173,17 +214,33 @@ impl Link {
     }
 
     fn start_draining(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
         self.draining = true;
+        if self.sink.is_some() {
+            // Credits already granted cannot be taken back; ask the server to
+            // stop assigning, and leave only after it says it has.
+            self.send(&WorkerFrame::Drain);
+        } else {
+            self.drain_acked = true;
+        }
         self.maybe_finish(ctx);
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
-        if self.draining && self.busy.is_empty() {
-            tracing::info!("drained; leaving");
-            if let Some(sink) = self.sink.as_mut() {
+        if !(self.draining && self.drain_acked && self.busy.is_empty()) {
+            return;
+        }
+        match self.sink.as_mut() {
+            Some(sink) => {
+                tracing::info!("drained; closing");
+                // The actor keeps running until the server answers the close,
+                // so the results written just before it are flushed first.
                 let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Normal.into())));
+                ctx.run_later(CLOSE_GRACE, |act, ctx| act.finish(0, ctx));
             }
-            self.finish(0, ctx);
+            None => self.finish(0, ctx),
         }
     }
 
@@ -203,7 +260,8 @@ impl Actor for Link {
         for _ in 0..self.options.slots {
             let link = me.clone();
             let restarts = self.restarts.clone();
-            self.scrapers.push(Supervisor::start(move |_| Scraper::new(link, restarts)));
+            self.scrapers
+                .push(Supervisor::start(move |_| Scraper::new(link, restarts)));
         }
         self.connect(ctx);
     }
@@ -217,7 +275,9 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for Link {
             Ok(Frame::Text(bytes)) => match serde_json::from_slice::<ServerFrame>(&bytes) {
                 Ok(frame) => self.on_frame(frame, ctx),
                 // A newer server may send ops this worker does not know.
-                Err(err) => tracing::warn!(error = %err, "ignored a frame this worker does not understand"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "ignored a frame this worker does not understand")
+                }
             },
             Ok(Frame::Ping(bytes)) => {
                 if let Some(sink) = self.sink.as_mut() {
@@ -239,7 +299,12 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for Link {
             ctx.cancel_future(handle);
         }
         if self.draining {
-            self.finish(0, ctx);
+            // Nothing can be assigned without a connection.
+            self.drain_acked = true;
+            if self.busy.is_empty() {
+                tracing::info!("drained; leaving");
+                self.finish(0, ctx);
+            }
             return;
         }
         tracing::warn!("disconnected from the server");
@@ -256,11 +321,26 @@ impl Handler<ScrapeDone> for Link {
         }
         if self.held.remove(&msg.lease).is_some() {
             let frame = match msg.outcome {
-                Ok(ScrapeOutput::Items(items)) => WorkerFrame::Result { task: msg.task, lease: msg.lease, items, links: Vec::new() },
-                Ok(ScrapeOutput::Links(links)) => WorkerFrame::Result { task: msg.task, lease: msg.lease, items: Vec::new(), links },
+                Ok(ScrapeOutput::Items(items)) => WorkerFrame::Result {
+                    task: msg.task,
+                    lease: msg.lease,
+                    items,
+                    links: Vec::new(),
+                },
+                Ok(ScrapeOutput::Links(links)) => WorkerFrame::Result {
+                    task: msg.task,
+                    lease: msg.lease,
+                    items: Vec::new(),
+                    links,
+                },
                 Err(failure) => {
                     tracing::info!(task = msg.task, error = %failure.error, "task failed");
-                    WorkerFrame::Failed { task: msg.task, lease: msg.lease, error: failure.error, retryable: failure.retryable }
+                    WorkerFrame::Failed {
+                        task: msg.task,
+                        lease: msg.lease,
+                        error: failure.error,
+                        retryable: failure.retryable,
+                    }
                 }
             };
             self.send(&frame);

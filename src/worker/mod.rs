@@ -51,7 +51,10 @@ pub async fn run(options: WorkerOptions) -> anyhow::Result<()> {
 /// A second signal leaves at once.
 async fn watch_signals(link: Addr<Link>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("could not install signal handlers");
         return;
     };

@@ -92,11 +92,17 @@ impl Handler<Scrape> for Scraper {
         let allowed = msg.profile.allowed_hosts.clone();
         Box::pin(
             async move {
-                let url = url.map_err(|e| ScrapeFailure { error: format!("bad url: {e}"), retryable: false })?;
-                fetcher.page(&url, &allowed).await.map_err(|e| ScrapeFailure {
-                    retryable: e.retryable(),
-                    error: e.to_string(),
-                })
+                let url = url.map_err(|e| ScrapeFailure {
+                    error: format!("bad url: {e}"),
+                    retryable: false,
+                })?;
+                fetcher
+                    .page(&url, &allowed)
+                    .await
+                    .map_err(|e| ScrapeFailure {
+                        retryable: e.retryable(),
+                        error: e.to_string(),
+                    })
             }
             .into_actor(self)
             .map(move |page, act, ctx| {
@@ -125,7 +131,10 @@ impl Handler<Scrape> for Scraper {
                                 slot: msg.slot,
                                 task: msg.task,
                                 lease: msg.lease.clone(),
-                                outcome: Err(ScrapeFailure { error: format!("scraper panicked: {what}"), retryable: true }),
+                                outcome: Err(ScrapeFailure {
+                                    error: format!("scraper panicked: {what}"),
+                                    retryable: true,
+                                }),
                             });
                             // Stopping hands the actor back to its Supervisor,
                             // which restarts it with a fresh state.
@@ -134,16 +143,26 @@ impl Handler<Scrape> for Scraper {
                         }
                     },
                 };
-                act.link.do_send(ScrapeDone { slot: msg.slot, task: msg.task, lease: msg.lease, outcome });
+                act.link.do_send(ScrapeDone {
+                    slot: msg.slot,
+                    task: msg.task,
+                    lease: msg.lease,
+                    outcome,
+                });
             }),
         )
     }
 }
 
 fn extract(html: &str, url: &Url, msg: &Scrape) -> Result<ScrapeOutput, ScrapeFailure> {
-    let failure = |e: crate::scrape::ExtractError| ScrapeFailure { error: e.to_string(), retryable: false };
+    let failure = |e: crate::scrape::ExtractError| ScrapeFailure {
+        error: e.to_string(),
+        retryable: false,
+    };
     match msg.kind {
-        TaskKind::Page => extract_page(html, url, &msg.profile).map(ScrapeOutput::Items).map_err(failure),
+        TaskKind::Page => extract_page(html, url, &msg.profile)
+            .map(ScrapeOutput::Items)
+            .map_err(failure),
         TaskKind::Listing => extract_listing(html, url, &msg.site, &msg.profile)
             .map(ScrapeOutput::Links)
             .map_err(failure),

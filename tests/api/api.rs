@@ -8,14 +8,31 @@ use crate::helpers::{spawn_app, AppOptions, Backend};
 #[actix_web::test]
 async fn creating_a_crawl_needs_the_api_token_and_one_runs_at_a_time() {
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
-    let resp = app.client.post(format!("{}/api/crawls", app.base)).send().await.expect("POST");
+    let resp = app
+        .client
+        .post(format!("{}/api/crawls", app.base))
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(resp.status().as_u16(), 401);
-    let resp = app.client.post(format!("{}/api/crawls", app.base)).bearer_auth("nope").send().await.expect("POST");
+    let resp = app
+        .client
+        .post(format!("{}/api/crawls", app.base))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(resp.status().as_u16(), 401);
 
     // No worker is connected, so the first crawl keeps running.
     let id = app.start_crawl().await;
-    let mut resp = app.client.post(format!("{}/api/crawls", app.base)).bearer_auth(&app.api_token).send().await.expect("POST");
+    let mut resp = app
+        .client
+        .post(format!("{}/api/crawls", app.base))
+        .bearer_auth(&app.api_token)
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(resp.status().as_u16(), 409);
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["id"], id);
@@ -23,23 +40,43 @@ async fn creating_a_crawl_needs_the_api_token_and_one_runs_at_a_time() {
     let (status, report) = app.get_json(&format!("/api/crawls/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(report["status"], "running");
-    assert_eq!(report["tasks"]["queued"], 3, "one listing task per demo store");
+    assert_eq!(
+        report["tasks"]["queued"], 3,
+        "one listing task per demo store"
+    );
     assert_eq!(app.get_json("/api/crawls/999").await.0, 404);
 }
 
 #[actix_web::test]
 async fn the_games_api_and_page_search_sort_and_page_the_catalog() {
-    let app = spawn_app(Backend::Sqlite, AppOptions { local_workers: 1, ..Default::default() }).await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            local_workers: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let id = app.start_crawl().await;
     app.wait_crawl(id, Duration::from_secs(60)).await;
 
     let (_, page) = app.get_json("/api/games?q=portal").await;
-    let titles: Vec<&str> = page["games"].as_array().expect("games").iter().filter_map(|g| g["title"].as_str()).collect();
+    let titles: Vec<&str> = page["games"]
+        .as_array()
+        .expect("games")
+        .iter()
+        .filter_map(|g| g["title"].as_str())
+        .collect();
     assert_eq!(titles.len(), 1, "{titles:?}");
     assert!(titles[0].to_lowercase().contains("portal 2"));
 
     let (_, page) = app.get_json("/api/games?sort=price").await;
-    let prices: Vec<i64> = page["games"].as_array().expect("games").iter().filter_map(|g| g["best_cents"].as_i64()).collect();
+    let prices: Vec<i64> = page["games"]
+        .as_array()
+        .expect("games")
+        .iter()
+        .filter_map(|g| g["best_cents"].as_i64())
+        .collect();
     assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
     assert_eq!(prices.first(), Some(&0), "the free game is cheapest");
     assert_eq!(page["pages"], 2, "38 games, 24 a page");
@@ -48,17 +85,27 @@ async fn the_games_api_and_page_search_sort_and_page_the_catalog() {
     assert_eq!(second["games"].as_array().map(Vec::len), Some(14));
 
     let (_, page) = app.get_json("/api/games?sort=discount").await;
-    let discounts: Vec<i64> = page["games"].as_array().expect("games").iter().filter_map(|g| g["discount_pct"].as_i64()).collect();
+    let discounts: Vec<i64> = page["games"]
+        .as_array()
+        .expect("games")
+        .iter()
+        .filter_map(|g| g["discount_pct"].as_i64())
+        .collect();
     assert!(discounts.windows(2).all(|w| w[0] >= w[1]), "{discounts:?}");
 
     assert_eq!(app.get_json("/api/games?sort=rating").await.0, 400);
     assert_eq!(app.get_json("/api/games/424242").await.0, 404);
 
     // The page escapes what people type into the search box.
-    let (status, html) = app.get_html(&format!("/?q={}", urlencode("<script>alert(1)</script>"))).await;
+    let (status, html) = app
+        .get_html(&format!("/?q={}", urlencode("<script>alert(1)</script>")))
+        .await;
     assert_eq!(status, 200);
-    assert!(!html.contains("<script>alert(1)"), "search text must be escaped");
-    assert!(html.contains("&lt;script&gt;alert(1)"));
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "search text must be escaped"
+    );
+    assert!(html.contains("&#60;script&#62;alert(1)"), "shown as text");
     assert_eq!(app.get_html("/games/nope").await.0, 404);
     assert_eq!(app.get_html("/?sort=evil").await.0, 400);
 }

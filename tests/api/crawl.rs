@@ -9,9 +9,18 @@ use bazaar::demo::expected_catalog;
 use crate::helpers::{spawn_app, AppOptions, Backend};
 use crate::on_both_backends;
 
-async fn a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_catalog(backend: Backend) {
+async fn a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_catalog(
+    backend: Backend,
+) {
     // Arrange: the built-in demo stores and two local worker processes.
-    let app = spawn_app(backend, AppOptions { local_workers: 2, ..Default::default() }).await;
+    let app = spawn_app(
+        backend,
+        AppOptions {
+            local_workers: 2,
+            ..Default::default()
+        },
+    )
+    .await;
 
     // Act
     let id = app.start_crawl().await;
@@ -27,23 +36,45 @@ async fn a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_ca
 
     let expected = expected_catalog(1);
     let titles: BTreeMap<&str, ()> = expected.iter().map(|o| (o.title, ())).collect();
-    assert_eq!(app.count("SELECT COUNT(*) FROM games").await, titles.len() as i64);
-    assert_eq!(app.count("SELECT COUNT(*) FROM offers").await, expected.len() as i64);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM games").await,
+        titles.len() as i64
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM offers").await,
+        expected.len() as i64
+    );
 
     // Every store's price for every game landed on the right merged game.
     for offer in &expected {
-        let (_, page) = app.get_json(&format!("/api/games?q={}", urlencode(offer.title))).await;
+        let (_, page) = app
+            .get_json(&format!("/api/games?q={}", urlencode(offer.title)))
+            .await;
         let game = page["games"]
             .as_array()
-            .and_then(|games| games.iter().find(|g| g["title"].as_str().is_some_and(|t| same_game(t, offer.title))))
+            .and_then(|games| {
+                games.iter().find(|g| {
+                    g["title"]
+                        .as_str()
+                        .is_some_and(|t| same_game(t, offer.title))
+                })
+            })
             .unwrap_or_else(|| panic!("{} missing from {page}", offer.title));
         let (_, detail) = app.get_json(&format!("/api/games/{}", game["id"])).await;
         let found = detail["offers"]
             .as_array()
             .and_then(|offers| offers.iter().find(|o| o["store"] == offer.store))
             .unwrap_or_else(|| panic!("{} has no {} offer: {detail}", offer.title, offer.store));
-        assert_eq!(found["price_cents"], offer.price_cents, "{} at {}", offer.title, offer.store);
-        assert_eq!(found["available"], offer.available, "{} at {}", offer.title, offer.store);
+        assert_eq!(
+            found["price_cents"], offer.price_cents,
+            "{} at {}",
+            offer.title, offer.store
+        );
+        assert_eq!(
+            found["available"], offer.available,
+            "{} at {}",
+            offer.title, offer.store
+        );
         if let Some(steam) = offer.steam_id {
             assert_eq!(detail["ext_key"], format!("steam:{steam}"));
         }
@@ -54,11 +85,16 @@ async fn a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_ca
     assert_eq!(status, 200);
     assert!(html.contains("Portal 2"), "{html}");
     assert!(html.contains(&format!("Prices from crawl {id}")), "{html}");
-    let portal = app.count("SELECT id FROM games WHERE ext_key = 'steam:620'").await;
+    let portal = app
+        .count("SELECT id FROM games WHERE ext_key = 'steam:620'")
+        .await;
     let (status, html) = app.get_html(&format!("/games/{portal}")).await;
     assert_eq!(status, 200);
     for store in ["PixelBay", "GameVault", "RetroShelf"] {
-        assert!(html.contains(store), "Portal 2 should be offered by {store}");
+        assert!(
+            html.contains(store),
+            "Portal 2 should be offered by {store}"
+        );
     }
     assert!(html.contains("<polyline"), "the price chart is drawn");
 }
@@ -66,7 +102,14 @@ on_both_backends!(a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_ex
 
 async fn a_price_change_between_crawls_adds_history_and_records_the_drops(backend: Backend) {
     // Arrange: one finished crawl at seed 1.
-    let app = spawn_app(backend, AppOptions { local_workers: 1, ..Default::default() }).await;
+    let app = spawn_app(
+        backend,
+        AppOptions {
+            local_workers: 1,
+            ..Default::default()
+        },
+    )
+    .await;
     let first = app.start_crawl().await;
     app.wait_crawl(first, Duration::from_secs(60)).await;
     let points_before = app.count("SELECT COUNT(*) FROM price_points").await;
@@ -86,21 +129,41 @@ async fn a_price_change_between_crawls_adds_history_and_records_the_drops(backen
     // Assert: one new history point per changed price, drops recorded as such.
     let before = expected_catalog(1);
     let after = expected_catalog(2);
-    let changed = before.iter().zip(&after).filter(|(a, b)| a.price_cents != b.price_cents).count() as i64;
-    let drops = before.iter().zip(&after).filter(|(a, b)| b.price_cents < a.price_cents).count() as i64;
+    let changed = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a.price_cents != b.price_cents)
+        .count() as i64;
+    let drops = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| b.price_cents < a.price_cents)
+        .count() as i64;
     assert!(drops > 0, "seed 2 must lower some prices");
-    assert_eq!(app.count("SELECT COUNT(*) FROM price_points").await, points_before + changed);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM price_points").await,
+        points_before + changed
+    );
     let recorded = app
-        .count(&format!("SELECT COUNT(*) FROM changes WHERE crawl_id = {second} AND kind = 'price_drop'"))
+        .count(&format!(
+            "SELECT COUNT(*) FROM changes WHERE crawl_id = {second} AND kind = 'price_drop'"
+        ))
         .await;
     assert_eq!(recorded, drops);
-    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM changes WHERE crawl_id = {second} AND kind = 'new_game'")).await, 0);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM changes WHERE crawl_id = {second} AND kind = 'new_game'"
+        ))
+        .await,
+        0
+    );
 }
 on_both_backends!(a_price_change_between_crawls_adds_history_and_records_the_drops);
 
 /// Store spellings differ ("PORTAL 2™"); the merged title is one of them.
 fn same_game(shown: &str, canonical: &str) -> bool {
-    bazaar::domain::title::normalize_title(shown) == bazaar::domain::title::normalize_title(canonical)
+    bazaar::domain::title::normalize_title(shown)
+        == bazaar::domain::title::normalize_title(canonical)
 }
 
 pub fn urlencode(s: &str) -> String {

@@ -83,7 +83,10 @@ pub async fn spawn_app(backend: Backend, options: AppOptions) -> TestApp {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let db_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("bazaar.db").display()),
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bazaar.db").display()
+        ),
         Backend::Postgres => postgres().create_database().await,
     };
     let mut env: Vec<(String, String)> = vec![
@@ -91,13 +94,19 @@ pub async fn spawn_app(backend: Backend, options: AppOptions) -> TestApp {
         ("BAZAAR_SERVER__BIND".into(), format!("127.0.0.1:{port}")),
         ("BAZAAR_SERVER__PUBLIC_URL".into(), base.clone()),
         ("BAZAAR_DATABASE__URL".into(), db_url.clone()),
-        ("BAZAAR_WORKERS__LOCAL".into(), options.local_workers.to_string()),
+        (
+            "BAZAAR_WORKERS__LOCAL".into(),
+            options.local_workers.to_string(),
+        ),
         ("BAZAAR_WORKERS__SLOTS".into(), options.slots.to_string()),
         ("BAZAAR_WORKERS__LEASE".into(), options.lease.into()),
         ("BAZAAR_WORKERS__HEARTBEAT".into(), options.heartbeat.into()),
         ("BAZAAR_CRAWL__EVERY".into(), "0s".into()),
         ("BAZAAR_CRAWL__STALE_AFTER".into(), "100days".into()),
-        ("BAZAAR_CRAWL__MAX_ATTEMPTS".into(), options.max_attempts.to_string()),
+        (
+            "BAZAAR_CRAWL__MAX_ATTEMPTS".into(),
+            options.max_attempts.to_string(),
+        ),
         ("BAZAAR_CRAWL__RETRY_BASE".into(), "200ms".into()),
         ("BAZAAR_CRAWL__RETRY_MAX".into(), "1s".into()),
         ("RUST_LOG".into(), "info,sqlx=warn".into()),
@@ -105,19 +114,26 @@ pub async fn spawn_app(backend: Backend, options: AppOptions) -> TestApp {
     if let Some(sites) = &options.sites {
         let path = dir.path().join("sites.toml");
         std::fs::write(&path, sites).expect("write sites");
-        env.push(("BAZAAR_CRAWL__SITES_FILE".into(), path.display().to_string()));
+        env.push((
+            "BAZAAR_CRAWL__SITES_FILE".into(),
+            path.display().to_string(),
+        ));
     }
     env.extend(options.env.iter().cloned());
     let mut app = TestApp {
         ws: format!("ws://127.0.0.1:{port}"),
         base,
-        db: Database::connect(db_url.as_str()).await.expect("connect to the test database"),
+        db: Database::connect(db_url.as_str())
+            .await
+            .expect("connect to the test database"),
         dir,
         worker_token: String::new(),
         api_token: String::new(),
         env,
         child: None,
-        client: awc::Client::builder().timeout(Duration::from_secs(20)).finish(),
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .finish(),
     };
     app.start().await;
     app.worker_token = read_secret(app.dir.path(), "worker_token");
@@ -126,7 +142,10 @@ pub async fn spawn_app(backend: Backend, options: AppOptions) -> TestApp {
 }
 
 fn read_secret(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).expect("secret written").trim().to_owned()
+    std::fs::read_to_string(dir.join(name))
+        .expect("secret written")
+        .trim()
+        .to_owned()
 }
 
 impl TestApp {
@@ -148,12 +167,21 @@ impl TestApp {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(resp) = self.client.get(format!("{}/healthz", self.base)).send().await {
+            if let Ok(resp) = self
+                .client
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await
+            {
                 if resp.status().is_success() {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server did not start; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -166,19 +194,34 @@ impl TestApp {
         }
     }
 
+    pub fn worker_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("worker-{name}.log")))
+            .unwrap_or_default()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let mut resp = self.client.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let mut resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
         let status = resp.status().as_u16();
         let body = resp.json().limit(4 << 20).await.unwrap_or(Value::Null);
         (status, body)
     }
 
     pub async fn get_html(&self, path: &str) -> (u16, String) {
-        let mut resp = self.client.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let mut resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
         let status = resp.status().as_u16();
         let body = resp.body().limit(4 << 20).await.expect("body");
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -206,7 +249,11 @@ impl TestApp {
             if report["status"] == "finished" {
                 return report;
             }
-            assert!(Instant::now() < deadline, "crawl {id} did not finish: {report}\nlog:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "crawl {id} did not finish: {report}\nlog:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -232,7 +279,15 @@ impl TestApp {
             .open(self.dir.path().join(format!("worker-{name}.log")))
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
-            .args(["worker", "--server", &self.ws, "--name", name, "--slots", &slots.to_string()])
+            .args([
+                "worker",
+                "--server",
+                &self.ws,
+                "--name",
+                name,
+                "--slots",
+                &slots.to_string(),
+            ])
             .env("BAZAAR_WORKER_TOKEN", &self.worker_token)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
@@ -253,7 +308,10 @@ impl TestApp {
             .await
             .expect("query")
             .expect("a row");
-        row.try_get_by_index::<i64>(0).expect("an integer")
+        // COUNT is BIGINT on PostgreSQL, INTEGER columns are not.
+        row.try_get_by_index::<i64>(0)
+            .or_else(|_| row.try_get_by_index::<i32>(0).map(i64::from))
+            .expect("an integer")
     }
 }
 
@@ -299,7 +357,11 @@ impl Drop for WorkerProcess {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A generated store served by the test process, which counts the requests
@@ -311,7 +373,11 @@ pub struct TestStore {
 }
 
 pub fn spawn_store(listings: usize, per_listing: usize, latency: Duration) -> TestStore {
-    let generated = GeneratedStore { pages: listings, latency, per_listing };
+    let generated = GeneratedStore {
+        pages: listings,
+        latency,
+        per_listing,
+    };
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max_in_flight = Arc::new(AtomicUsize::new(0));
     let (now, max) = (in_flight.clone(), max_in_flight.clone());
@@ -338,7 +404,11 @@ pub fn spawn_store(listings: usize, per_listing: usize, latency: Duration) -> Te
     let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(server);
-    TestStore { base, max_in_flight, handle }
+    TestStore {
+        base,
+        max_in_flight,
+        handle,
+    }
 }
 
 impl TestStore {
@@ -371,56 +441,100 @@ impl Postgres {
     /// root (PostgreSQL refuses to run as root). A shell watchdog stops the
     /// server when this test process exits.
     fn start() -> Postgres {
-        let bin = PathBuf::from(std::env::var("BAZAAR_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()));
-        let root = tempfile::Builder::new().prefix("bazaar-pg-").tempdir().expect("pg dir").keep();
+        let bin = PathBuf::from(
+            std::env::var("BAZAAR_TEST_PG_BIN")
+                .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
+        );
+        let root = tempfile::Builder::new()
+            .prefix("bazaar-pg-")
+            .tempdir()
+            .expect("pg dir")
+            .keep();
         let data = root.join("data");
         std::fs::create_dir_all(&data).expect("pg data dir");
         let as_root = unsafe { libc::geteuid() } == 0;
         let prefix = if as_root {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&root).status().expect("chown");
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&root)
+                .status()
+                .expect("chown");
             assert!(status.success(), "chown failed");
             "setpriv --reuid postgres --regid postgres --clear-groups ".to_owned()
         } else {
             String::new()
         };
-        let initdb = format!(
+        let initdb =
+            format!(
             "{prefix}{}/initdb -D {} -U postgres -A trust --no-sync -E UTF8 >{}/initdb.log 2>&1",
             bin.display(), data.display(), root.display()
         );
-        let status = Command::new("sh").arg("-c").arg(&initdb).status().expect("initdb");
-        assert!(status.success(), "initdb failed; see {}/initdb.log", root.display());
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(&initdb)
+            .status()
+            .expect("initdb");
+        assert!(
+            status.success(),
+            "initdb failed; see {}/initdb.log",
+            root.display()
+        );
         let port = free_port();
         let script = format!(
             "{prefix}{bin}/postgres -D {data} -p {port} -k {root} -c listen_addresses=127.0.0.1 \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
              >{root}/postgres.log 2>&1 & pg=$!; \
              while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill -INT $pg; wait $pg",
-            bin = bin.display(), data = data.display(), root = root.display(), parent = std::process::id()
+            bin = bin.display(),
+            data = data.display(),
+            root = root.display(),
+            parent = std::process::id()
         );
-        Command::new("sh").arg("-c").arg(&script).stdin(Stdio::null()).spawn().expect("start postgres");
+        Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start postgres");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "postgres did not start; see {}/postgres.log", root.display());
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not start; see {}/postgres.log",
+                root.display()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Postgres { port, next: AtomicUsize::new(0) }
+        Postgres {
+            port,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// A new, empty database; returns its URL.
     pub async fn create_database(&self) -> String {
-        let name = format!("bazaar_{}_{}", std::process::id(), self.next.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "bazaar_{}_{}",
+            std::process::id(),
+            self.next.fetch_add(1, Ordering::SeqCst)
+        );
         let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
         let deadline = Instant::now() + Duration::from_secs(30);
         let db = loop {
             match Database::connect(admin.as_str()).await {
                 Ok(db) => break db,
                 Err(err) => {
-                    assert!(Instant::now() < deadline, "postgres refused connections: {err}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "postgres refused connections: {err}"
+                    );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         };
-        db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
         db.close().await.ok();
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }

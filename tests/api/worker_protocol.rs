@@ -28,7 +28,10 @@ async fn connect(app: &TestApp, token: &str) -> Result<Socket, u16> {
 }
 
 async fn send(socket: &mut Socket, frame: Value) {
-    socket.send(Message::Text(frame.to_string().into())).await.expect("send");
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .expect("send");
 }
 
 /// The next JSON frame, skipping pings.
@@ -58,7 +61,11 @@ async fn recv_op(socket: &mut Socket, op: &str) -> Value {
 }
 
 async fn hello(socket: &mut Socket, slots: u32) -> Value {
-    send(socket, json!({"op":"hello","name":"by-hand","version":"test","slots":slots,"sites":["*"]})).await;
+    send(
+        socket,
+        json!({"op":"hello","name":"by-hand","version":"test","slots":slots,"sites":["*"]}),
+    )
+    .await;
     recv_op(socket, "welcome").await
 }
 
@@ -66,7 +73,12 @@ async fn hello(socket: &mut Socket, slots: u32) -> Value {
 async fn a_worker_without_the_right_token_is_refused_before_the_upgrade() {
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
     assert_eq!(connect(&app, "wrong").await.err(), Some(401));
-    let resp = app.client.get(format!("{}/ws/worker", app.base)).send().await.expect("GET");
+    let resp = app
+        .client
+        .get(format!("{}/ws/worker", app.base))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(resp.status().as_u16(), 401);
     assert!(connect(&app, &app.worker_token).await.is_ok());
 }
@@ -79,55 +91,96 @@ async fn bad_frames_get_error_frames_and_the_connection_stays_open() {
     send(&mut ws, json!({"op":"ready","credits":1})).await;
     assert_eq!(recv(&mut ws).await["code"], "hello_required");
 
-    ws.send(Message::Text("{not json".into())).await.expect("send");
+    ws.send(Message::Text("{not json".into()))
+        .await
+        .expect("send");
     assert_eq!(recv(&mut ws).await["code"], "bad_frame");
 
     send(&mut ws, json!({"op":"explode"})).await;
     let frame = recv(&mut ws).await;
-    assert_eq!((frame["op"].as_str(), frame["code"].as_str()), (Some("error"), Some("unknown_op")));
+    assert_eq!(
+        (frame["op"].as_str(), frame["code"].as_str()),
+        (Some("error"), Some("unknown_op"))
+    );
 
     hello(&mut ws, 2).await;
     send(&mut ws, json!({"op":"ready","credits":"many"})).await;
     let frame = recv(&mut ws).await;
     assert_eq!(frame["code"], "bad_frame");
-    assert!(frame["message"].as_str().unwrap_or_default().contains("ready"), "{frame}");
+    assert!(
+        frame["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ready"),
+        "{frame}"
+    );
 
     let big = json!({"op":"heartbeat","leases":[], "pad": "x".repeat(1_500_000)});
     send(&mut ws, big).await;
     assert_eq!(recv(&mut ws).await["code"], "frame_too_large");
 
-    send(&mut ws, json!({"op":"result","task":1,"lease":"t1-a1; DROP TABLE tasks","items":[]})).await;
+    send(
+        &mut ws,
+        json!({"op":"result","task":1,"lease":"t1-a1; DROP TABLE tasks","items":[]}),
+    )
+    .await;
     assert_eq!(recv(&mut ws).await["code"], "bad_frame");
 
     // Still open and answering after all of that.
-    send(&mut ws, json!({"op":"result","task":999,"lease":"t999-a1","items":[]})).await;
+    send(
+        &mut ws,
+        json!({"op":"result","task":999,"lease":"t999-a1","items":[]}),
+    )
+    .await;
     let frame = recv(&mut ws).await;
-    assert_eq!((frame["op"].as_str(), frame["lease"].as_str()), (Some("stale"), Some("t999-a1")));
+    assert_eq!(
+        (frame["op"].as_str(), frame["lease"].as_str()),
+        (Some("stale"), Some("t999-a1"))
+    );
 
     // Over the hard limit the connection is closed with 1009.
-    ws.send(Message::Text("x".repeat(5 << 20).into())).await.expect("send");
+    ws.send(Message::Text("x".repeat(5 << 20).into()))
+        .await
+        .expect("send");
     let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("close in time") {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("close in time")
+        {
             Some(Ok(Frame::Close(reason))) => break reason,
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
         }
     };
     assert_eq!(closed.map(|r| u16::from(r.code)), Some(1009));
-    assert_eq!(app.count("SELECT COUNT(*) FROM tasks").await, 0, "nothing was written");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM tasks").await,
+        0,
+        "nothing was written"
+    );
 }
 
 #[actix_web::test]
 async fn a_disconnected_worker_gets_its_tasks_requeued_at_once_and_its_old_result_is_stale() {
     // Arrange: a hand-driven worker holds a task with a long lease.
-    let app = spawn_app(Backend::Sqlite, AppOptions { lease: "60s", ..Default::default() }).await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            lease: "60s",
+            ..Default::default()
+        },
+    )
+    .await;
     let mut ws = connect(&app, &app.worker_token).await.expect("connect");
     hello(&mut ws, 1).await;
     send(&mut ws, json!({"op":"ready","credits":1})).await;
     app.start_crawl().await;
     let assign = recv_op(&mut ws, "assign").await;
     assert_eq!(assign["kind"], "listing");
-    assert!(assign["profile"]["allowed_hosts"].is_array(), "the profile travels with the task");
+    assert!(
+        assign["profile"]["allowed_hosts"].is_array(),
+        "the profile travels with the task"
+    );
 
     // Act: the connection drops.
     ws.close().await.ok();
@@ -136,21 +189,39 @@ async fn a_disconnected_worker_gets_its_tasks_requeued_at_once_and_its_old_resul
     // Assert: back in the queue well before the 60 s lease would expire.
     let task = assign["task"].as_i64().expect("task id");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while app.count(&format!("SELECT COUNT(*) FROM tasks WHERE id = {task} AND state = 'queued'")).await != 1 {
+    while app
+        .count(&format!(
+            "SELECT COUNT(*) FROM tasks WHERE id = {task} AND state = 'queued'"
+        ))
+        .await
+        != 1
+    {
         assert!(Instant::now() < deadline, "task not requeued at once");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The old lease is fenced off on a new connection.
     let mut ws = connect(&app, &app.worker_token).await.expect("reconnect");
     hello(&mut ws, 1).await;
-    send(&mut ws, json!({"op":"result","task":task,"lease":assign["lease"],"links":[]})).await;
+    send(
+        &mut ws,
+        json!({"op":"result","task":task,"lease":assign["lease"],"links":[]}),
+    )
+    .await;
     assert_eq!(recv_op(&mut ws, "stale").await["lease"], assign["lease"]);
 }
 
 #[actix_web::test]
 async fn a_worker_that_vanishes_silently_gets_its_tasks_back_when_the_lease_expires() {
     // Arrange: short leases, and heartbeats too rare to save them.
-    let app = spawn_app(Backend::Sqlite, AppOptions { lease: "1s", heartbeat: "10s", ..Default::default() }).await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            lease: "1s",
+            heartbeat: "10s",
+            ..Default::default()
+        },
+    )
+    .await;
     let mut ws = connect(&app, &app.worker_token).await.expect("connect");
     hello(&mut ws, 1).await;
     send(&mut ws, json!({"op":"ready","credits":1})).await;
@@ -162,8 +233,14 @@ async fn a_worker_that_vanishes_silently_gets_its_tasks_back_when_the_lease_expi
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Assert: the lease ran out; the task is queued again (or re-leased).
-    let sql = format!("SELECT COUNT(*) FROM tasks WHERE id = {task} AND last_error LIKE '%lease expired%'");
+    let sql = format!(
+        "SELECT COUNT(*) FROM tasks WHERE id = {task} AND last_error LIKE '%lease expired%'"
+    );
     assert_eq!(app.count(&sql).await, 1, "{}", app.log());
-    send(&mut ws, json!({"op":"result","task":task,"lease":assign["lease"],"links":[]})).await;
+    send(
+        &mut ws,
+        json!({"op":"result","task":task,"lease":assign["lease"],"links":[]}),
+    )
+    .await;
     assert_eq!(recv_op(&mut ws, "stale").await["task"], task);
 }
