@@ -240,6 +240,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // figment's test jail returns its own (large) error type.
+    #[allow(clippy::result_large_err)]
     fn environment_overrides_the_file_which_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

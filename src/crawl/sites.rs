@@ -168,7 +168,7 @@ pub fn host_key(url: &Url) -> Option<String> {
 /// Whether `url` may be fetched for a site allowing `allowed_hosts`.
 pub fn is_allowed(url: &Url, allowed_hosts: &[String]) -> bool {
     matches!(url.scheme(), "http" | "https")
-        && host_key(url).is_some_and(|h| allowed_hosts.iter().any(|a| *a == h))
+        && host_key(url).is_some_and(|h| allowed_hosts.contains(&h))
 }
 
 #[cfg(test)]

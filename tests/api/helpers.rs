@@ -428,6 +428,8 @@ impl Drop for TestStore {
 pub struct Postgres {
     port: u16,
     next: AtomicUsize,
+    /// Lives as long as the test process; it stops PostgreSQL when we exit.
+    _watchdog: Child,
 }
 
 static POSTGRES: OnceLock<Postgres> = OnceLock::new();
@@ -490,7 +492,7 @@ impl Postgres {
             root = root.display(),
             parent = std::process::id()
         );
-        Command::new("sh")
+        let watchdog = Command::new("sh")
             .arg("-c")
             .arg(&script)
             .stdin(Stdio::null())
@@ -508,6 +510,7 @@ impl Postgres {
         Postgres {
             port,
             next: AtomicUsize::new(0),
+            _watchdog: watchdog,
         }
     }
 
