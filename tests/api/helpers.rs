@@ -204,15 +204,8 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let mut resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        let status = resp.status().as_u16();
-        let body = resp.json().limit(4 << 20).await.unwrap_or(Value::Null);
-        (status, body)
+        let (status, body) = self.get_html(path).await;
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
     pub async fn get_html(&self, path: &str) -> (u16, String) {

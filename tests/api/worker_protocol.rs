@@ -69,6 +69,16 @@ async fn hello(socket: &mut Socket, slots: u32) -> Value {
     recv_op(socket, "welcome").await
 }
 
+/// A hand-driven worker with one credit, holding the first task of a new crawl.
+async fn hold_one_task(app: &TestApp) -> (Socket, Value) {
+    let mut ws = connect(app, &app.worker_token).await.expect("connect");
+    hello(&mut ws, 1).await;
+    send(&mut ws, json!({"op":"ready","credits":1})).await;
+    app.start_crawl().await;
+    let assign = recv_op(&mut ws, "assign").await;
+    (ws, assign)
+}
+
 #[actix_web::test]
 async fn a_worker_without_the_right_token_is_refused_before_the_upgrade() {
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
@@ -171,11 +181,7 @@ async fn a_disconnected_worker_gets_its_tasks_requeued_at_once_and_its_old_resul
         },
     )
     .await;
-    let mut ws = connect(&app, &app.worker_token).await.expect("connect");
-    hello(&mut ws, 1).await;
-    send(&mut ws, json!({"op":"ready","credits":1})).await;
-    app.start_crawl().await;
-    let assign = recv_op(&mut ws, "assign").await;
+    let (mut ws, assign) = hold_one_task(&app).await;
     assert_eq!(assign["kind"], "listing");
     assert!(
         assign["profile"]["allowed_hosts"].is_array(),
@@ -222,11 +228,7 @@ async fn a_worker_that_vanishes_silently_gets_its_tasks_back_when_the_lease_expi
         },
     )
     .await;
-    let mut ws = connect(&app, &app.worker_token).await.expect("connect");
-    hello(&mut ws, 1).await;
-    send(&mut ws, json!({"op":"ready","credits":1})).await;
-    app.start_crawl().await;
-    let assign = recv_op(&mut ws, "assign").await;
+    let (mut ws, assign) = hold_one_task(&app).await;
     let task = assign["task"].as_i64().expect("task id");
 
     // Act: say nothing more, keep the socket open.
