@@ -291,9 +291,10 @@ impl Dispatcher {
                 let db = self.db.clone();
                 let now = self.clock.now();
                 let url = row.url.clone();
+                let crawl = row.crawl_id;
                 tracing::info!(url = %row.url, reason, "task cancelled");
                 actix::spawn(async move {
-                    if let Err(err) = store::cancel(&db, &token, &reason, now).await {
+                    if let Err(err) = store::cancel(&db, &token, crawl, &reason, now).await {
                         tracing::error!(error = %err, url, "could not cancel a task");
                     }
                 });

@@ -1,5 +1,5 @@
-//! The Scheduler actor: starts crawls (on schedule, or when asked) and sweeps
-//! expired leases back into the queue.
+//! The Scheduler actor: starts crawls (on schedule, or when asked), sweeps
+//! expired leases back into the queue and closes crawls with nothing left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,19 +57,23 @@ impl Scheduler {
         let db = self.db.clone();
         let retry = self.retry;
         let now = self.clock.now();
-        async move { store::expire_leases(&db, &retry, now).await }
-            .into_actor(self)
-            .map(|res, act, _| {
-                act.sweeping = false;
-                match res {
-                    Ok(released) if !released.is_empty() => {
-                        act.dispatcher.do_send(LeasesExpired { released });
-                    }
-                    Ok(_) => {}
-                    Err(err) => tracing::error!(error = %err, "lease sweep failed"),
+        async move {
+            let released = store::expire_leases(&db, &retry, now).await?;
+            store::finish_idle_crawls(&db, now).await?;
+            Ok::<_, sea_orm::DbErr>(released)
+        }
+        .into_actor(self)
+        .map(|res, act, _| {
+            act.sweeping = false;
+            match res {
+                Ok(released) if !released.is_empty() => {
+                    act.dispatcher.do_send(LeasesExpired { released });
                 }
-            })
-            .spawn(ctx);
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, "lease sweep failed"),
+            }
+        })
+        .spawn(ctx);
     }
 
     fn check_schedule(&mut self, ctx: &mut Context<Self>) {

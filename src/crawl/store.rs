@@ -133,7 +133,7 @@ pub async fn start_crawl(
         .collect();
     insert_tasks(db, id, &seeds, now).await?;
     // A crawl of nothing is complete at once.
-    complete_if_done(db, id, now).await?;
+    finish_if_done(db, id, now).await?;
     Ok(StartOutcome::Started(id))
 }
 
@@ -356,7 +356,7 @@ pub async fn release(
         return Ok(None);
     }
     if next.state.is_final() {
-        complete_if_done(db, task.crawl_id, now).await?;
+        finish_if_done(db, task.crawl_id, now).await?;
     }
     Ok(Some(Released {
         task: task.id,
@@ -367,10 +367,12 @@ pub async fn release(
     }))
 }
 
-/// Cancels a leased task for good (robots.txt forbids it, say).
+/// Cancels a leased task for good (robots.txt forbids it, say). The task may
+/// be its crawl's last, so the crawl is finished here if it is.
 pub async fn cancel(
     db: &impl ConnectionTrait,
     token: &LeaseToken,
+    crawl_id: i64,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
@@ -387,7 +389,11 @@ pub async fn cancel(
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
         .exec(db)
         .await?;
-    Ok(res.rows_affected == 1)
+    if res.rows_affected != 1 {
+        return Ok(false);
+    }
+    finish_if_done(db, crawl_id, now).await?;
+    Ok(true)
 }
 
 /// Returns every lease that ran out to the queue (or makes it `dead`).
@@ -446,6 +452,41 @@ pub async fn complete_if_done(
     Ok(res.rows_affected == 1)
 }
 
+/// `complete_if_done` outside a transaction: the flip is committed when this
+/// returns, so it is logged here.
+async fn finish_if_done(
+    db: &impl ConnectionTrait,
+    crawl_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let finished = complete_if_done(db, crawl_id, now).await?;
+    if finished {
+        tracing::info!(crawl = crawl_id, "crawl finished");
+    }
+    Ok(finished)
+}
+
+/// Finishes running crawls with nothing left to do. Each transition checks
+/// completion itself, but on PostgreSQL two transactions that settle a crawl's
+/// last two tasks at once each still see the other's task open; the periodic
+/// sweep closes what such a race leaves running.
+pub async fn finish_idle_crawls(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DbErr> {
+    let running = crawls::Entity::find()
+        .filter(crawls::Column::Status.eq("running"))
+        .all(db)
+        .await?;
+    let mut finished = Vec::new();
+    for crawl in running {
+        if finish_if_done(db, crawl.id, now).await? {
+            finished.push(crawl.id);
+        }
+    }
+    Ok(finished)
+}
+
 /// Tasks in flight per host, to rebuild the politeness counters on start.
 pub async fn leased_by_host(db: &impl ConnectionTrait) -> Result<HashMap<String, u32>, DbErr> {
     let backend = db.get_database_backend();
@@ -491,4 +532,106 @@ pub fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn crawl_with_tasks(
+        urls: &[&str],
+    ) -> (tempfile::TempDir, sea_orm::DatabaseConnection, i64) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url).await.expect("db");
+        let now = Utc::now();
+        let id = crawls::Entity::insert(crawls::ActiveModel {
+            status: Set("running".to_owned()),
+            trigger: Set("test".to_owned()),
+            started_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&db)
+        .await
+        .expect("crawl")
+        .last_insert_id;
+        let new: Vec<NewTask> = urls
+            .iter()
+            .map(|u| NewTask {
+                kind: TaskKind::Page,
+                site: "s".to_owned(),
+                url: Url::parse(u).expect("url"),
+            })
+            .collect();
+        insert_tasks(&db, id, &new, now).await.expect("tasks");
+        (dir, db, id)
+    }
+
+    async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> String {
+        crawls::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .expect("read")
+            .expect("crawl")
+            .status
+    }
+
+    fn token(row: &Leased) -> LeaseToken {
+        LeaseToken::parse(&row.lease_token).expect("token")
+    }
+
+    #[actix_rt::test]
+    async fn a_crawl_whose_last_task_is_cancelled_is_finished() {
+        let (_dir, db, id) = crawl_with_tasks(&["http://a.test/1", "http://a.test/private"]).await;
+        let now = Utc::now();
+        let leased = lease(
+            &db,
+            "a.test",
+            2,
+            "w",
+            now + chrono::Duration::seconds(30),
+            now,
+        )
+        .await
+        .expect("lease");
+        assert_eq!(leased.len(), 2);
+
+        // The page is merged first, while the private one is still leased...
+        assert!(mark_done(&db, &token(&leased[0]), now).await.expect("done"));
+        assert!(!complete_if_done(&db, id, now).await.expect("check"));
+        assert_eq!(status(&db, id).await, "running");
+
+        // ...then robots.txt cancels the last one: nothing is left to do.
+        assert!(cancel(&db, &token(&leased[1]), id, "disallowed", now)
+            .await
+            .expect("cancel"));
+        assert_eq!(status(&db, id).await, "finished");
+    }
+
+    #[actix_rt::test]
+    async fn the_sweep_finishes_a_crawl_that_a_race_left_running() {
+        let (_dir, db, id) = crawl_with_tasks(&["http://a.test/1"]).await;
+        let now = Utc::now();
+        let leased = lease(
+            &db,
+            "a.test",
+            1,
+            "w",
+            now + chrono::Duration::seconds(30),
+            now,
+        )
+        .await
+        .expect("lease");
+        // Settled without a completion check, as when two transactions each
+        // saw the other's task still open.
+        assert!(mark_done(&db, &token(&leased[0]), now).await.expect("done"));
+        assert_eq!(status(&db, id).await, "running");
+
+        assert_eq!(finish_idle_crawls(&db, now).await.expect("sweep"), vec![id]);
+        assert_eq!(status(&db, id).await, "finished");
+        assert!(finish_idle_crawls(&db, now)
+            .await
+            .expect("again")
+            .is_empty());
+    }
 }
