@@ -32,6 +32,7 @@ pub mod crawl;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod net;
 pub mod protocol;
 pub mod scrape;
 pub mod secrets;

@@ -106,6 +106,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .app_data(web::JsonConfig::default().limit(64 << 10))
             .configure(crate::web::configure)
     })
+    // WebSocket frames go out one by one and are waited for; Nagle's
+    // algorithm would hold some back for a delayed ACK (see `net`).
+    .tcp_nodelay(true)
     .bind(&settings.server.bind)
     .with_context(|| format!("could not listen on {}", settings.server.bind))?;
     let addr = server

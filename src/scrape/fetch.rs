@@ -70,7 +70,7 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new() -> Fetcher {
-        let connector = awc::Connector::new().timeout(CONNECT_TIMEOUT);
+        let connector = crate::net::connector().timeout(CONNECT_TIMEOUT);
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(TIMEOUT)

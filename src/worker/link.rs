@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use super::scraper::{Scrape, ScrapeDone, ScrapeOutput, Scraper};
 use super::WorkerOptions;
 use crate::protocol::worker::{ServerFrame, WorkerFrame};
+use crate::scrape::fetch::Fetcher;
 
 /// The first wait before reconnecting.
 const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -70,7 +71,9 @@ impl Link {
         let token = self.options.token.clone();
         tracing::info!(server = %url, "connecting");
         async move {
-            awc::Client::new()
+            awc::Client::builder()
+                .connector(crate::net::connector())
+                .finish()
                 .ws(url.as_str())
                 .bearer_auth(token)
                 .max_frame_size(MAX_FRAME)
@@ -257,11 +260,14 @@ impl Actor for Link {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let me = ctx.address().recipient();
+        let fetcher = Fetcher::new();
         for _ in 0..self.options.slots {
             let link = me.clone();
+            let fetcher = fetcher.clone();
             let restarts = self.restarts.clone();
-            self.scrapers
-                .push(Supervisor::start(move |_| Scraper::new(link, restarts)));
+            self.scrapers.push(Supervisor::start(move |_| {
+                Scraper::new(link, fetcher, restarts)
+            }));
         }
         self.connect(ctx);
     }

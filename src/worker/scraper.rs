@@ -62,10 +62,12 @@ pub struct Scraper {
 }
 
 impl Scraper {
-    pub fn new(link: Recipient<ScrapeDone>, restarts: Arc<AtomicU64>) -> Scraper {
+    /// `fetcher` is shared by a worker's scrapers: one connection pool, and
+    /// one TLS context instead of a trust store loaded per slot.
+    pub fn new(link: Recipient<ScrapeDone>, fetcher: Fetcher, restarts: Arc<AtomicU64>) -> Scraper {
         Scraper {
             link,
-            fetcher: Fetcher::new(),
+            fetcher,
             restarts,
             panic_once_on: std::env::var(PANIC_ONCE_ENV).ok().filter(|s| !s.is_empty()),
         }
