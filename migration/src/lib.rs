@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_crawl_tables;
 mod m20261124_000002_create_catalog_tables;
+mod m20261124_000003_index_lease_order;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_crawl_tables::Migration),
             Box::new(m20261124_000002_create_catalog_tables::Migration),
+            Box::new(m20261124_000003_index_lease_order::Migration),
         ]
     }
 }

@@ -1,8 +1,11 @@
 //! Merging store offers into the game catalog: identity, offers, price history
 //! and the changes a crawl caused (DESIGN §2).
 
+use std::collections::{BTreeSet, HashMap};
+
 use chrono::{DateTime, Utc};
 use entity::{changes, games, offers, price_points};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter,
@@ -44,190 +47,398 @@ pub fn external_key(item: &Item) -> Option<String> {
         .map(|id| format!("steam:{id}"))
 }
 
-/// Merges one store offer into the catalog.
-pub async fn merge_item(
+/// How many rows one statement reads or writes, well under SQLite's limit on
+/// bound parameters.
+const CHUNK: usize = 200;
+
+/// Merges a batch of store offers into the catalog, with the same outcome as
+/// merging them one after another in order, in a handful of statements: the
+/// games and offers involved are read at once, merged in memory, and written
+/// back in bulk. Each item is `(crawl id, offer)`.
+pub async fn merge_items(
     db: &impl ConnectionTrait,
-    crawl_id: i64,
-    item: &Item,
+    items: &[(i64, &Item)],
     now: DateTime<Utc>,
     stats: &mut MergeStats,
 ) -> Result<(), DbErr> {
-    let game = find_or_create_game(db, crawl_id, item, now, stats).await?;
-    let existing = offers::Entity::find()
-        .filter(offers::Column::GameId.eq(game.id))
-        .filter(offers::Column::Store.eq(&item.store))
-        .one(db)
-        .await?;
-    let price_changed = match existing {
-        None => {
-            offers::ActiveModel {
-                game_id: Set(game.id),
-                store: Set(item.store.clone()),
-                title: Set(item.title.clone()),
-                url: Set(item.url.clone()),
-                price_cents: Set(item.price_cents),
-                regular_cents: Set(item.regular_cents),
-                currency: Set(item.currency.clone()),
-                available: Set(item.available),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(db)
-            .await?;
-            true
-        }
-        Some(offer) => {
-            let changed = offer.price_cents != item.price_cents || offer.currency != item.currency;
-            if changed && item.price_cents < offer.price_cents && offer.currency == item.currency {
-                record(
-                    db,
-                    crawl_id,
-                    game.id,
-                    Some(&item.store),
-                    ChangeKind::PriceDrop,
-                    Some(offer.price_cents),
-                    Some(item.price_cents),
-                    now,
-                )
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut catalog = Catalog::load(db, items).await?;
+    let mut touched = Vec::with_capacity(items.len());
+    for &(crawl_id, item) in items {
+        let game = catalog.game_for(db, crawl_id, item, now, stats).await?;
+        touched.push(game);
+    }
+    catalog.load_offers(db, &touched).await?;
+    for (&(crawl_id, item), &game) in items.iter().zip(&touched) {
+        catalog.apply(crawl_id, game, item, now, stats);
+    }
+    catalog.write(db, now).await
+}
+
+/// The part of the catalog a batch touches, held in memory while merging.
+#[derive(Default)]
+struct Catalog {
+    games: HashMap<i64, games::Model>,
+    by_ext: HashMap<String, i64>,
+    by_norm: HashMap<String, Vec<i64>>,
+    offers: HashMap<(i64, String), offers::Model>,
+    /// Offers to write, in first-touched order.
+    dirty_offers: Vec<(i64, String)>,
+    dirty_games: Vec<i64>,
+    points: Vec<price_points::ActiveModel>,
+    changes: Vec<changes::ActiveModel>,
+}
+
+impl Catalog {
+    async fn load(db: &impl ConnectionTrait, items: &[(i64, &Item)]) -> Result<Catalog, DbErr> {
+        let keys: BTreeSet<String> = items.iter().filter_map(|(_, i)| external_key(i)).collect();
+        let norms: BTreeSet<String> = items
+            .iter()
+            .map(|(_, i)| normalize_title(&i.title))
+            .collect();
+        let mut catalog = Catalog::default();
+        let keys: Vec<String> = keys.into_iter().collect();
+        for chunk in keys.chunks(CHUNK) {
+            let found = games::Entity::find()
+                .filter(games::Column::ExtKey.is_in(chunk.iter().cloned()))
+                .all(db)
                 .await?;
-            }
-            if !offer.available && item.available {
-                record(
-                    db,
-                    crawl_id,
-                    game.id,
-                    Some(&item.store),
-                    ChangeKind::BackInStock,
-                    None,
-                    Some(item.price_cents),
-                    now,
-                )
-                .await?;
-            }
-            let mut active = offer.into_active_model();
-            active.title = Set(item.title.clone());
-            active.url = Set(item.url.clone());
-            active.price_cents = Set(item.price_cents);
-            active.regular_cents = Set(item.regular_cents);
-            active.currency = Set(item.currency.clone());
-            active.available = Set(item.available);
-            active.updated_at = Set(now);
-            active.update(db).await?;
-            changed
+            found.into_iter().for_each(|g| catalog.add_game(g));
         }
-    };
-    if price_changed {
-        stats.price_changes += 1;
-        price_points::ActiveModel {
-            game_id: Set(game.id),
-            store: Set(item.store.clone()),
-            price_cents: Set(item.price_cents),
-            currency: Set(item.currency.clone()),
-            at: Set(now),
+        let norms: Vec<String> = norms.into_iter().collect();
+        for chunk in norms.chunks(CHUNK) {
+            let found = games::Entity::find()
+                .filter(games::Column::NormTitle.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?;
+            found.into_iter().for_each(|g| catalog.add_game(g));
+        }
+        for ids in catalog.by_norm.values_mut() {
+            ids.sort_unstable();
+        }
+        Ok(catalog)
+    }
+
+    fn add_game(&mut self, game: games::Model) {
+        if self.games.contains_key(&game.id) {
+            return;
+        }
+        if let Some(key) = &game.ext_key {
+            self.by_ext.insert(key.clone(), game.id);
+        }
+        self.by_norm
+            .entry(game.norm_title.clone())
+            .or_default()
+            .push(game.id);
+        self.games.insert(game.id, game);
+    }
+
+    fn touch_game(&mut self, id: i64) {
+        if !self.dirty_games.contains(&id) {
+            self.dirty_games.push(id);
+        }
+    }
+
+    /// The game an offer belongs to, created if the catalog has none.
+    async fn game_for(
+        &mut self,
+        db: &impl ConnectionTrait,
+        crawl_id: i64,
+        item: &Item,
+        now: DateTime<Utc>,
+        stats: &mut MergeStats,
+    ) -> Result<i64, DbErr> {
+        let ext_key = external_key(item);
+        if let Some(&id) = ext_key.as_ref().and_then(|k| self.by_ext.get(k)) {
+            return Ok(id);
+        }
+        let norm = normalize_title(&item.title);
+        // Without an external id (or with one the catalog has not seen), the
+        // normalized title decides, but never across two different external ids.
+        let by_title = self.by_norm.get(&norm).and_then(|ids| {
+            ids.iter()
+                .copied()
+                .find(|id| self.games[id].ext_key.is_none() || ext_key.is_none())
+        });
+        if let Some(id) = by_title {
+            if let Some(key) = ext_key {
+                let game = self.games.get_mut(&id).expect("indexed game");
+                if game.ext_key.is_none() {
+                    game.ext_key = Some(key.clone());
+                    self.by_ext.insert(key, id);
+                }
+            }
+            return Ok(id);
+        }
+        // New games are rare after the first crawl; each is inserted at once
+        // so that later offers in the batch find it.
+        let game = games::ActiveModel {
+            title: Set(item.title.clone()),
+            norm_title: Set(norm),
+            ext_key: Set(ext_key),
+            discount_pct: Set(0),
+            store_count: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
             ..Default::default()
         }
         .insert(db)
         .await?;
+        stats.new_games += 1;
+        let id = game.id;
+        self.add_game(game);
+        self.record(
+            crawl_id,
+            id,
+            &item.store,
+            ChangeKind::NewGame,
+            None,
+            item.price_cents,
+            now,
+        );
+        Ok(id)
     }
-    refresh_game(db, game, item, now).await
-}
 
-async fn find_or_create_game(
-    db: &impl ConnectionTrait,
-    crawl_id: i64,
-    item: &Item,
-    now: DateTime<Utc>,
-    stats: &mut MergeStats,
-) -> Result<games::Model, DbErr> {
-    let ext_key = external_key(item);
-    let norm = normalize_title(&item.title);
-    if let Some(key) = &ext_key {
-        if let Some(game) = games::Entity::find()
-            .filter(games::Column::ExtKey.eq(key))
-            .one(db)
-            .await?
-        {
-            return Ok(game);
+    async fn load_offers(&mut self, db: &impl ConnectionTrait, games: &[i64]) -> Result<(), DbErr> {
+        let ids: BTreeSet<i64> = games.iter().copied().collect();
+        let ids: Vec<i64> = ids.into_iter().collect();
+        for chunk in ids.chunks(CHUNK) {
+            let found = offers::Entity::find()
+                .filter(offers::Column::GameId.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?;
+            for offer in found {
+                self.offers
+                    .insert((offer.game_id, offer.store.clone()), offer);
+            }
         }
+        Ok(())
     }
-    // Without an external id (or with one the catalog has not seen), the
-    // normalized title decides, but never across two different external ids.
-    let by_title = games::Entity::find()
-        .filter(games::Column::NormTitle.eq(&norm))
-        .all(db)
-        .await?
-        .into_iter()
-        .find(|g| g.ext_key.is_none() || ext_key.is_none());
-    if let Some(game) = by_title {
-        if game.ext_key.is_none() && ext_key.is_some() {
-            let mut active = game.into_active_model();
-            active.ext_key = Set(ext_key);
-            return active.update(db).await;
-        }
-        return Ok(game);
-    }
-    let game = games::ActiveModel {
-        title: Set(item.title.clone()),
-        norm_title: Set(norm),
-        ext_key: Set(ext_key),
-        discount_pct: Set(0),
-        store_count: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    stats.new_games += 1;
-    record(
-        db,
-        crawl_id,
-        game.id,
-        Some(&item.store),
-        ChangeKind::NewGame,
-        None,
-        Some(item.price_cents),
-        now,
-    )
-    .await?;
-    Ok(game)
-}
 
-/// Recomputes a game's denormalized best price, discount and historical low.
-async fn refresh_game(
-    db: &impl ConnectionTrait,
-    game: games::Model,
-    item: &Item,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let all = offers::Entity::find()
-        .filter(offers::Column::GameId.eq(game.id))
-        .all(db)
-        .await?;
-    // Prices compare only within one currency: the game's, else the item's.
-    let currency = game
-        .currency
-        .clone()
-        .unwrap_or_else(|| item.currency.clone());
-    let best = all
-        .iter()
-        .filter(|o| o.available && o.currency == currency)
-        .min_by_key(|o| o.price_cents);
-    let low = match (game.low_cents, best.map(|o| o.price_cents)) {
-        (Some(low), Some(now)) => Some(low.min(now)),
-        (low, now) => low.or(now),
-    };
-    let store_count = i32::try_from(all.len()).unwrap_or(i32::MAX);
-    let mut active = game.into_active_model();
-    active.best_cents = Set(best.map(|o| o.price_cents));
-    active.regular_cents = Set(best.and_then(|o| o.regular_cents));
-    active.discount_pct = Set(best.map(discount_pct).unwrap_or(0));
-    active.currency = Set(Some(currency));
-    active.low_cents = Set(low);
-    active.store_count = Set(store_count);
-    active.updated_at = Set(now);
-    active.update(db).await?;
-    Ok(())
+    /// Applies one offer to its game: the offer itself, the price history,
+    /// the changes, and the game's denormalized prices.
+    fn apply(
+        &mut self,
+        crawl_id: i64,
+        game_id: i64,
+        item: &Item,
+        now: DateTime<Utc>,
+        stats: &mut MergeStats,
+    ) {
+        let key = (game_id, item.store.clone());
+        let price_changed = match self.offers.get(&key) {
+            None => true,
+            Some(offer) => {
+                let changed =
+                    offer.price_cents != item.price_cents || offer.currency != item.currency;
+                let (old_price, was_available, same_currency) = (
+                    offer.price_cents,
+                    offer.available,
+                    offer.currency == item.currency,
+                );
+                if changed && item.price_cents < old_price && same_currency {
+                    self.record(
+                        crawl_id,
+                        game_id,
+                        &item.store,
+                        ChangeKind::PriceDrop,
+                        Some(old_price),
+                        item.price_cents,
+                        now,
+                    );
+                }
+                if !was_available && item.available {
+                    self.record(
+                        crawl_id,
+                        game_id,
+                        &item.store,
+                        ChangeKind::BackInStock,
+                        None,
+                        item.price_cents,
+                        now,
+                    );
+                }
+                changed
+            }
+        };
+        let offer = self
+            .offers
+            .entry(key.clone())
+            .or_insert_with(|| offers::Model {
+                id: 0,
+                game_id,
+                store: item.store.clone(),
+                title: String::new(),
+                url: String::new(),
+                price_cents: 0,
+                regular_cents: None,
+                currency: String::new(),
+                available: false,
+                updated_at: now,
+            });
+        offer.title = item.title.clone();
+        offer.url = item.url.clone();
+        offer.price_cents = item.price_cents;
+        offer.regular_cents = item.regular_cents;
+        offer.currency = item.currency.clone();
+        offer.available = item.available;
+        offer.updated_at = now;
+        if !self.dirty_offers.contains(&key) {
+            self.dirty_offers.push(key);
+        }
+        if price_changed {
+            stats.price_changes += 1;
+            self.points.push(price_points::ActiveModel {
+                game_id: Set(game_id),
+                store: Set(item.store.clone()),
+                price_cents: Set(item.price_cents),
+                currency: Set(item.currency.clone()),
+                at: Set(now),
+                ..Default::default()
+            });
+        }
+        self.refresh_game(game_id, &item.currency, now);
+    }
+
+    /// Recomputes a game's best price, discount and historical low from its
+    /// offers as they stand after this item.
+    fn refresh_game(&mut self, game_id: i64, item_currency: &str, now: DateTime<Utc>) {
+        let game = self.games.get(&game_id).expect("loaded game");
+        // Prices compare only within one currency: the game's, else the item's.
+        let currency = game
+            .currency
+            .clone()
+            .unwrap_or_else(|| item_currency.to_owned());
+        let mut store_count = 0;
+        let mut best: Option<&offers::Model> = None;
+        for offer in self.offers.values().filter(|o| o.game_id == game_id) {
+            store_count += 1;
+            if offer.available
+                && offer.currency == currency
+                && best.is_none_or(|b| offer.price_cents < b.price_cents)
+            {
+                best = Some(offer);
+            }
+        }
+        let best_cents = best.map(|o| o.price_cents);
+        let regular_cents = best.and_then(|o| o.regular_cents);
+        let discount = best.map(discount_pct).unwrap_or(0);
+        let game = self.games.get_mut(&game_id).expect("loaded game");
+        game.low_cents = match (game.low_cents, best_cents) {
+            (Some(low), Some(now)) => Some(low.min(now)),
+            (low, now) => low.or(now),
+        };
+        game.best_cents = best_cents;
+        game.regular_cents = regular_cents;
+        game.discount_pct = discount;
+        game.currency = Some(currency);
+        game.store_count = store_count;
+        game.updated_at = now;
+        self.touch_game(game_id);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        crawl_id: i64,
+        game_id: i64,
+        store: &str,
+        kind: ChangeKind,
+        old_cents: Option<i64>,
+        new_cents: i64,
+        now: DateTime<Utc>,
+    ) {
+        self.changes.push(changes::ActiveModel {
+            crawl_id: Set(crawl_id),
+            game_id: Set(game_id),
+            store: Set(Some(store.to_owned())),
+            kind: Set(kind.as_str().to_owned()),
+            old_cents: Set(old_cents),
+            new_cents: Set(Some(new_cents)),
+            at: Set(now),
+            ..Default::default()
+        });
+    }
+
+    /// Writes what the batch changed, a few statements per table.
+    async fn write(self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), DbErr> {
+        let offers: Vec<offers::ActiveModel> = self
+            .dirty_offers
+            .iter()
+            .map(|key| {
+                let o = &self.offers[key];
+                offers::ActiveModel {
+                    game_id: Set(o.game_id),
+                    store: Set(o.store.clone()),
+                    title: Set(o.title.clone()),
+                    url: Set(o.url.clone()),
+                    price_cents: Set(o.price_cents),
+                    regular_cents: Set(o.regular_cents),
+                    currency: Set(o.currency.clone()),
+                    available: Set(o.available),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        for chunk in offers.chunks(CHUNK) {
+            offers::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([offers::Column::GameId, offers::Column::Store])
+                        .update_columns([
+                            offers::Column::Title,
+                            offers::Column::Url,
+                            offers::Column::PriceCents,
+                            offers::Column::RegularCents,
+                            offers::Column::Currency,
+                            offers::Column::Available,
+                            offers::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+        }
+        // Every column is given so the row is valid as an insert; the id
+        // always exists, so each one is an update.
+        let games: Vec<games::ActiveModel> = self
+            .dirty_games
+            .iter()
+            .map(|id| self.games[id].clone().into_active_model().reset_all())
+            .collect();
+        for chunk in games.chunks(CHUNK) {
+            games::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::column(games::Column::Id)
+                        .update_columns([
+                            games::Column::ExtKey,
+                            games::Column::BestCents,
+                            games::Column::RegularCents,
+                            games::Column::Currency,
+                            games::Column::DiscountPct,
+                            games::Column::LowCents,
+                            games::Column::StoreCount,
+                            games::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+        }
+        for chunk in self.points.chunks(CHUNK) {
+            price_points::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(db)
+                .await?;
+        }
+        for chunk in self.changes.chunks(CHUNK) {
+            changes::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(db)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// The offer's discount off its regular price, in whole percent.
@@ -238,32 +449,6 @@ pub fn discount_pct(offer: &offers::Model) -> i32 {
         }
         _ => 0,
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    db: &impl ConnectionTrait,
-    crawl_id: i64,
-    game_id: i64,
-    store: Option<&str>,
-    kind: ChangeKind,
-    old_cents: Option<i64>,
-    new_cents: Option<i64>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    changes::ActiveModel {
-        crawl_id: Set(crawl_id),
-        game_id: Set(game_id),
-        store: Set(store.map(str::to_owned)),
-        kind: Set(kind.as_str().to_owned()),
-        old_cents: Set(old_cents),
-        new_cents: Set(new_cents),
-        at: Set(now),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

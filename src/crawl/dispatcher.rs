@@ -82,6 +82,10 @@ struct WorkerEntry {
 struct LeaseEntry {
     worker: u64,
     host: String,
+    /// The page is still being fetched: the lease holds one of its host's
+    /// politeness slots. The slot is freed when the result arrives, not when
+    /// it is merged, since politeness is about the host, not the database.
+    fetching: bool,
 }
 
 enum RobotsEntry {
@@ -326,6 +330,7 @@ impl Dispatcher {
                 LeaseEntry {
                     worker: step.worker,
                     host: row.host,
+                    fetching: true,
                 },
             );
         }
@@ -363,10 +368,13 @@ impl Dispatcher {
         }
     }
 
-    /// Forgets a lease this node handed out; frees its host slot.
+    /// Forgets a lease this node handed out; frees its host slot if it
+    /// still held one.
     fn forget(&mut self, token: &LeaseToken) -> Option<LeaseEntry> {
         let entry = self.leases.remove(token)?;
-        self.release_slots(&entry.host, 1);
+        if entry.fetching {
+            self.release_slots(&entry.host, 1);
+        }
         Some(entry)
     }
 
@@ -640,7 +648,30 @@ impl Handler<Heartbeat> for Dispatcher {
     }
 }
 
-/// A task's result was merged (or found stale): its slot is free.
+/// A worker sent a task's result: the fetch is over, so its host slot is
+/// free, while the lease stays until the result is merged.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Fetched {
+    pub lease: LeaseToken,
+}
+
+impl Handler<Fetched> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Fetched, ctx: &mut Context<Self>) {
+        let Some(entry) = self.leases.get_mut(&msg.lease) else {
+            return;
+        };
+        if std::mem::take(&mut entry.fetching) {
+            let host = entry.host.clone();
+            self.release_slots(&host, 1);
+            self.dispatch(ctx);
+        }
+    }
+}
+
+/// A task's result was merged (or found stale): its lease is over.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct TaskFinished {

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::oneshot;
 
-use super::catalog::{merge_item, MergeStats};
+use super::catalog::{merge_items, MergeStats};
 use super::lease::LeaseToken;
 use super::store::{complete_if_done, insert_tasks, mark_done, NewTask};
 use crate::clock::Clock;
@@ -109,16 +109,27 @@ async fn merge_batch(
 ) -> Result<Vec<Result<MergeOutcome, MergeFailed>>, DbErr> {
     let now = clock.now();
     let txn = db.begin().await?;
+    let tokens: Vec<&LeaseToken> = results.iter().map(|r| &r.lease).collect();
+    let mut current = mark_done(&txn, &tokens, now).await?;
+    // A token counts once, should a result come twice in one batch.
+    let fresh: Vec<bool> = results
+        .iter()
+        .map(|r| current.remove(r.lease.as_str()))
+        .collect();
+    let items: Vec<(i64, &Item)> = results
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, &fresh)| fresh)
+        .flat_map(|(r, _)| r.items.iter().map(move |item| (r.crawl_id, item)))
+        .collect();
+    let mut stats = MergeStats::default();
+    merge_items(&txn, &items, now, &mut stats).await?;
     let mut outcomes = Vec::with_capacity(results.len());
     let mut crawls = BTreeSet::new();
-    let mut stats = MergeStats::default();
-    for result in results {
-        if !mark_done(&txn, &result.lease, now).await? {
+    for (result, fresh) in results.iter().zip(fresh) {
+        if !fresh {
             outcomes.push(Ok(MergeOutcome::Stale));
             continue;
-        }
-        for item in &result.items {
-            merge_item(&txn, result.crawl_id, item, now, &mut stats).await?;
         }
         let new_tasks = insert_tasks(&txn, result.crawl_id, &result.links, now).await?;
         crawls.insert(result.crawl_id);

@@ -2,7 +2,7 @@
 //! completion. Every transition is a conditional statement, so the database
 //! stays the truth when several actors or nodes act at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{crawls, tasks};
@@ -252,13 +252,17 @@ pub async fn lease(
     } else {
         ""
     };
+    // Listings first: each one found feeds the queue, so discovery stays
+    // ahead of the workers instead of waiting behind the pages it found.
+    // 'listing' sorts before 'page', so `kind, id` is that order, and the
+    // index `tasks_lease_order` walks it without sorting the queue.
     let sql = format!(
         "UPDATE tasks SET state = 'leased', attempts = attempts + 1, \
            lease_token = 't' || id || '-a' || (attempts + 1), \
            lease_until = $1, worker = $2, updated_at = $3 \
          WHERE id IN (SELECT id FROM tasks \
            WHERE state = 'queued' AND host = $4 AND not_before <= $3 \
-           ORDER BY id LIMIT $5{lock}) \
+           ORDER BY kind, id LIMIT $5{lock}) \
          RETURNING id, crawl_id, kind, site, url, host, attempts, lease_token"
     );
     let rows = Leased::find_by_statement(stmt(
@@ -295,27 +299,31 @@ pub async fn extend_leases(
     Ok(res.rows_affected)
 }
 
-/// Marks a leased task done, fenced by its token. `false` means the lease was
-/// stale and nothing changed.
+/// Marks leased tasks done, fenced by their tokens, in one statement per
+/// chunk. Returns the tokens that were current; the others were stale and
+/// changed nothing. The token stays on a done task: it names the attempt
+/// that finished it.
 pub async fn mark_done(
     db: &impl ConnectionTrait,
-    token: &LeaseToken,
+    tokens: &[&LeaseToken],
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Done.as_str().into())
-        .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
-        .col_expr(
-            tasks::Column::LeaseUntil,
-            Option::<DateTime<Utc>>::None.into(),
-        )
-        .col_expr(tasks::Column::UpdatedAt, now.into())
-        .filter(tasks::Column::Id.eq(token.task()))
-        .filter(tasks::Column::LeaseToken.eq(token.as_str()))
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected == 1)
+) -> Result<HashSet<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut current = HashSet::new();
+    for chunk in tokens.chunks(200) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE tasks SET state = 'done', lease_until = NULL, updated_at = $1 \
+             WHERE state = 'leased' AND lease_token IN ({}) RETURNING lease_token",
+            marks.join(", ")
+        );
+        let mut values: Vec<Value> = vec![now.into()];
+        values.extend(chunk.iter().map(|t| Value::from(t.as_str())));
+        for row in db.query_all(stmt(backend, &sql, values)).await? {
+            current.insert(row.try_get::<String>("", "lease_token")?);
+        }
+    }
+    Ok(current)
 }
 
 /// Ends a lease without a result: back to the queue with backoff, or `dead`.
@@ -387,6 +395,7 @@ pub async fn cancel(
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(token.task()))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
@@ -431,15 +440,17 @@ pub async fn complete_if_done(
     let row = db
         .query_one(stmt(
             backend,
-            "SELECT COUNT(*) AS n FROM tasks WHERE crawl_id = $1 AND state IN ('queued', 'leased')",
+            // EXISTS stops at the first open task; it runs after every
+            // merge, so it must not count the whole queue.
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE crawl_id = $1 AND state IN ('queued', 'leased')) AS open",
             vec![crawl_id.into()],
         ))
         .await?;
-    let open: i64 = match row {
-        Some(row) => row.try_get("", "n")?,
-        None => 0,
+    let open: bool = match row {
+        Some(row) => row.try_get("", "open")?,
+        None => false,
     };
-    if open > 0 {
+    if open {
         return Ok(false);
     }
     let res = crawls::Entity::update_many()
@@ -515,7 +526,15 @@ pub async fn ready_hosts(
     let rows = db
         .query_all(stmt(
             backend,
-            "SELECT DISTINCT host FROM tasks WHERE state = 'queued' AND not_before <= $1",
+            // A loose index scan over `tasks_lease_order`: one probe per host
+            // instead of reading every queued task on every dispatch pass.
+            "WITH RECURSIVE hosts(host) AS ( \
+               SELECT MIN(host) FROM tasks WHERE state = 'queued' \
+               UNION ALL \
+               SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = 'queued' AND t.host > hosts.host) \
+               FROM hosts WHERE hosts.host IS NOT NULL) \
+             SELECT host FROM hosts WHERE host IS NOT NULL AND EXISTS ( \
+               SELECT 1 FROM tasks t WHERE t.state = 'queued' AND t.host = hosts.host AND t.not_before <= $1)",
             vec![now.into()],
         ))
         .await?;
@@ -597,7 +616,11 @@ mod tests {
         assert_eq!(leased.len(), 2);
 
         // The page is merged first, while the private one is still leased...
-        assert!(mark_done(&db, &token(&leased[0]), now).await.expect("done"));
+        let first = token(&leased[0]);
+        assert!(mark_done(&db, &[&first], now)
+            .await
+            .expect("done")
+            .contains(first.as_str()));
         assert!(!complete_if_done(&db, id, now).await.expect("check"));
         assert_eq!(status(&db, id).await, "running");
 
@@ -624,7 +647,8 @@ mod tests {
         .expect("lease");
         // Settled without a completion check, as when two transactions each
         // saw the other's task still open.
-        assert!(mark_done(&db, &token(&leased[0]), now).await.expect("done"));
+        let only = token(&leased[0]);
+        assert_eq!(mark_done(&db, &[&only], now).await.expect("done").len(), 1);
         assert_eq!(status(&db, id).await, "running");
 
         assert_eq!(finish_idle_crawls(&db, now).await.expect("sweep"), vec![id]);

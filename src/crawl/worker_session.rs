@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::dispatcher::{
-    Connect, Credit, Disconnect, Dispatcher, Heartbeat, StopAssigning, TaskFailed, TaskFinished,
-    WorkerId,
+    Connect, Credit, Disconnect, Dispatcher, Fetched, Heartbeat, StopAssigning, TaskFailed,
+    TaskFinished, WorkerId,
 };
 use super::lease::LeaseToken;
 use super::merger::{MergeOutcome, MergeResult, Merger};
@@ -267,6 +267,9 @@ impl WorkerSession {
                 return;
             }
         };
+        self.dispatcher.do_send(Fetched {
+            lease: token.clone(),
+        });
         let merge = MergeResult {
             lease: token.clone(),
             crawl_id: assigned.crawl_id,
