@@ -82,7 +82,7 @@ pub fn sites_toml(base_url: &str, concurrency: u32) -> String {
          store = \"GenStore\"\n\
          currency = \"EUR\"\n\
          links = \"a.g\"\n\
-         next = \"a.next\"\n",
+         next = \"a.next, nav.pages a\"\n",
         base = base.replace('\n', " "),
         start = toml_string(&format!("{base}/gen/list/1")),
         host = toml_string(&host_key(base)),
@@ -162,6 +162,22 @@ fn number_in(raw: &str, max: usize) -> Option<usize> {
     raw.parse::<usize>().ok().filter(|n| (1..=max).contains(n))
 }
 
+/// Pages a listing's paginator links to: 1, `page` ± `PAGER_WINDOW`, and the last.
+fn pagination(page: usize, pages: usize) -> Vec<usize> {
+    let low = page.saturating_sub(PAGER_WINDOW).max(1);
+    let high = page.saturating_add(PAGER_WINDOW).min(pages);
+    let mut out: Vec<usize> = std::iter::once(1)
+        .chain(low..=high)
+        .chain(std::iter::once(pages))
+        .filter(|&p| p != page)
+        .collect();
+    out.dedup();
+    out
+}
+
+/// How many pages either side of the current one the paginator shows.
+const PAGER_WINDOW: usize = 5;
+
 async fn listing(store: web::Data<GeneratedStore>, n: web::Path<String>) -> HttpResponse {
     wait(&store).await;
     let Some(page) = number_in(&n, store.pages) else {
@@ -179,7 +195,14 @@ async fn listing(store: web::Data<GeneratedStore>, n: web::Path<String>) -> Http
             "<li><a class=\"g\" href=\"/gen/g/{g}\">Generated Game {g}</a></li>\n"
         ));
     }
-    body.push_str("</ul>\n");
+    body.push_str("</ul>\n<nav class=\"pages\">");
+    // A paginator as stores draw it: the first and last pages and a window
+    // around this one. Crawlers fan out through it instead of walking the
+    // pages one "next" at a time.
+    for p in pagination(page, store.pages) {
+        body.push_str(&format!(" <a href=\"/gen/list/{p}\">{p}</a>"));
+    }
+    body.push_str("</nav>\n");
     if page < store.pages {
         body.push_str(&format!(
             "<a class=\"next\" href=\"/gen/list/{}\">Next</a>\n",
@@ -300,6 +323,18 @@ mod tests {
         assert!(body.contains("href=\"/gen/g/5\""));
     }
 
+    #[test]
+    fn the_paginator_shows_the_ends_and_a_window_around_the_page() {
+        assert_eq!(pagination(1, 100), vec![2, 3, 4, 5, 6, 100]);
+        assert_eq!(
+            pagination(50, 100),
+            vec![1, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 100]
+        );
+        assert_eq!(pagination(99, 100), vec![1, 94, 95, 96, 97, 98, 100]);
+        assert_eq!(pagination(2, 3), vec![1, 3]);
+        assert!(pagination(1, 1).is_empty());
+    }
+
     #[actix_rt::test]
     async fn the_last_listing_page_has_no_next_link() {
         let app = actix_test::init_service(App::new().configure(|c| configure(c, store(0)))).await;
@@ -398,7 +433,10 @@ mod tests {
         assert_eq!(site["profile"]["extract"].as_str(), Some("jsonld"));
         assert_eq!(site["profile"]["store"].as_str(), Some("GenStore"));
         assert_eq!(site["profile"]["links"].as_str(), Some("a.g"));
-        assert_eq!(site["profile"]["next"].as_str(), Some("a.next"));
+        assert_eq!(
+            site["profile"]["next"].as_str(),
+            Some("a.next, nav.pages a")
+        );
     }
 
     #[test]
