@@ -1,5 +1,7 @@
 //! tracing set-up: human-readable logs by default, JSON with `--json-logs`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
@@ -13,7 +15,12 @@ pub fn init(format: LogFormat, filter: &str) {
     // Logs go to stderr so that stdout stays free for command output.
     let result = match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colours only on a terminal: log files stay greppable.
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))

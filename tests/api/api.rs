@@ -109,3 +109,39 @@ async fn the_games_api_and_page_search_sort_and_page_the_catalog() {
     assert_eq!(app.get_html("/games/nope").await.0, 404);
     assert_eq!(app.get_html("/?sort=evil").await.0, 400);
 }
+
+#[actix_web::test]
+async fn a_visitor_on_a_stale_catalog_starts_a_crawl_and_a_fresh_one_does_not() {
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            local_workers: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM crawls").await, 0);
+
+    // No crawl has ever finished: the first visit starts one.
+    let (status, _) = app.get_html("/").await;
+    assert_eq!(status, 200);
+    let mut id = 0;
+    for _ in 0..50 {
+        id = app
+            .count("SELECT COALESCE(MAX(id), 0) FROM crawls WHERE \"trigger\" = 'visitor'")
+            .await;
+        if id > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(id > 0, "the visit started a crawl");
+    app.wait_crawl(id, Duration::from_secs(60)).await;
+
+    // Prices crawled a moment ago are fresh (stale_after is an hour).
+    let (status, html) = app.get_html("/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&format!("Prices from crawl {id}")), "{html}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM crawls").await, 1);
+}

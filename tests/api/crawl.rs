@@ -151,6 +151,20 @@ async fn a_price_change_between_crawls_adds_history_and_records_the_drops(backen
         ))
         .await;
     assert_eq!(recorded, drops);
+    // Offers out of stock at seed 1 and in stock at seed 2 came back.
+    let restocked = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| !a.available && b.available)
+        .count() as i64;
+    assert!(restocked > 0, "seed 2 must restock some offers");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM changes WHERE crawl_id = {second} AND kind = 'back_in_stock'"
+        ))
+        .await,
+        restocked
+    );
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM changes WHERE crawl_id = {second} AND kind = 'new_game'"

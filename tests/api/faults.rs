@@ -75,6 +75,38 @@ async fn a_server_killed_and_restarted_completes_the_crawl(backend: Backend) {
 }
 on_both_backends!(a_server_killed_and_restarted_completes_the_crawl);
 
+#[actix_web::test]
+async fn a_remote_worker_reconnects_after_a_server_restart_and_finishes_the_crawl() {
+    // Arrange: a crawl under way on a worker running apart from the server.
+    let store = spawn_store(LISTINGS, PER_LISTING, Duration::from_millis(100));
+    let mut app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            sites: Some(store.sites(4)),
+            lease: "2s",
+            ..Default::default()
+        },
+    )
+    .await;
+    let worker = app.spawn_worker("remote", 2, &[]);
+    let id = app.start_crawl().await;
+    app.wait_done(id, 6).await;
+
+    // Act: the server crashes and comes back on the same address.
+    app.kill9();
+    app.start().await;
+    let report = app.wait_crawl(id, Duration::from_secs(90)).await;
+
+    // Assert: the same worker reconnected (with backoff) and finished the crawl.
+    assert_eq!(report["tasks"]["done"], TASKS, "{report}");
+    let log = app.worker_log("remote");
+    assert!(log.contains("reconnecting later"), "{log}");
+    assert_eq!(log.matches("connected worker=").count(), 2, "{log}");
+    let (_, workers) = app.get_json("/api/workers").await;
+    assert_eq!(workers["workers"][0]["name"], "remote", "{workers}");
+    drop(worker);
+}
+
 async fn a_panicking_scraper_is_restarted_and_its_task_succeeds_on_retry(backend: Backend) {
     // Arrange: a worker whose scraper panics on Portal 2's PixelBay page, once.
     let app = spawn_app(backend, AppOptions::default()).await;
