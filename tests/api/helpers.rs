@@ -362,6 +362,8 @@ pub fn free_port() -> u16 {
 pub struct TestStore {
     pub base: String,
     pub max_in_flight: Arc<AtomicUsize>,
+    /// When each request arrived, in order.
+    pub arrivals: Arc<std::sync::Mutex<Vec<Instant>>>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -373,11 +375,13 @@ pub fn spawn_store(listings: usize, per_listing: usize, latency: Duration) -> Te
     };
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max_in_flight = Arc::new(AtomicUsize::new(0));
-    let (now, max) = (in_flight.clone(), max_in_flight.clone());
+    let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (now, max, seen) = (in_flight.clone(), max_in_flight.clone(), arrivals.clone());
     let server = HttpServer::new(move || {
-        let (now, max) = (now.clone(), max.clone());
+        let (now, max, seen) = (now.clone(), max.clone(), seen.clone());
         App::new()
             .wrap_fn(move |req, srv| {
+                seen.lock().expect("arrivals").push(Instant::now());
                 let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                 max.fetch_max(n, Ordering::SeqCst);
                 let now = now.clone();
@@ -400,6 +404,7 @@ pub fn spawn_store(listings: usize, per_listing: usize, latency: Duration) -> Te
     TestStore {
         base,
         max_in_flight,
+        arrivals,
         handle,
     }
 }
