@@ -19,6 +19,8 @@ pub struct Settings {
     pub bus: BusSettings,
     pub workers: WorkerSettings,
     pub crawl: CrawlSettings,
+    pub ws: WsSettings,
+    pub chat: ChatSettings,
     pub mail: MailSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
@@ -33,6 +35,48 @@ pub struct ServerSettings {
     /// The URL people and workers reach this server at; pages, links and the
     /// WebSocket `Origin` check derive from it.
     pub public_url: String,
+    /// More origins (`scheme://host[:port]`) whose pages may open `/ws`.
+    pub origins: Vec<String>,
+}
+
+/// Client WebSockets (`/ws`): liveness, buffers and limits per connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WsSettings {
+    /// How often the server pings a client.
+    #[serde(with = "humantime_serde")]
+    pub ping_every: Duration,
+    /// A client silent for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Frames queued for a client before it counts as a slow consumer.
+    pub outbound_queue: usize,
+    /// Frames above this many bytes get an `error` frame.
+    pub soft_frame_limit: usize,
+    /// Frames above this many bytes close the connection with 1009.
+    pub hard_frame_limit: usize,
+    /// Requests per second a connection may average.
+    pub rate: f64,
+    /// Requests a connection may send at once above its rate.
+    pub burst: u32,
+    /// A connection over its rate for this long is closed with 1008.
+    #[serde(with = "humantime_serde")]
+    pub rate_grace: Duration,
+}
+
+/// Chat rooms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChatSettings {
+    /// Messages a join returns.
+    pub history: usize,
+    /// The most messages a join with `since` returns.
+    pub resume_cap: usize,
+    /// The longest message, in characters.
+    pub max_text: usize,
+    /// How long a typing indicator lasts without another `typing`.
+    #[serde(with = "humantime_serde")]
+    pub typing_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -137,6 +181,8 @@ impl Default for Settings {
             bus: BusSettings::default(),
             workers: WorkerSettings::default(),
             crawl: CrawlSettings::default(),
+            ws: WsSettings::default(),
+            chat: ChatSettings::default(),
             mail: MailSettings::default(),
             api: ApiSettings::default(),
             log: LogSettings::default(),
@@ -150,6 +196,33 @@ impl Default for ServerSettings {
         ServerSettings {
             bind: "127.0.0.1:8080".to_owned(),
             public_url: "http://127.0.0.1:8080".to_owned(),
+            origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            ping_every: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            outbound_queue: 256,
+            soft_frame_limit: 64 << 10,
+            hard_frame_limit: 1 << 20,
+            rate: 20.0,
+            burst: 40,
+            rate_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            history: 50,
+            resume_cap: 1000,
+            max_text: 2000,
+            typing_ttl: Duration::from_secs(5),
         }
     }
 }

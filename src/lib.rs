@@ -34,6 +34,7 @@ pub mod demo;
 pub mod domain;
 pub mod net;
 pub mod protocol;
+pub mod rooms;
 pub mod scrape;
 pub mod secrets;
 pub mod startup;

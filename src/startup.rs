@@ -19,6 +19,8 @@ use crate::crawl::merger::Merger;
 use crate::crawl::scheduler::Scheduler;
 use crate::crawl::sites::Sites;
 use crate::demo::DemoState;
+use crate::rooms::bus::{Bus, LocalBus};
+use crate::rooms::registry::RoomRegistry;
 use crate::web::AppState;
 use crate::{db, secrets};
 
@@ -78,6 +80,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Supervisor::start(move |_| Scheduler::new(db, clock, sites, dispatcher, retry, every))
     };
 
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+    let chat = Arc::new(settings.chat.clone());
+    let registry = {
+        let (db, clock, bus, chat) = (db.clone(), clock.clone(), bus.clone(), chat.clone());
+        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat))
+    };
+
     let settings = Arc::new(settings);
     let state = web::Data::new(AppState {
         db,
@@ -87,6 +96,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         dispatcher,
         merger,
         scheduler,
+        registry,
+        ws: Arc::new(settings.ws.clone()),
+        chat,
         worker_token: worker_token.clone(),
         api_token,
     });

@@ -11,6 +11,7 @@ pub const OUTBOUND_CAPACITY: usize = 256;
 
 enum Outgoing {
     Text(ByteString),
+    Ping,
     Pong(bytes::Bytes),
     Close(Option<CloseReason>),
 }
@@ -38,6 +39,7 @@ impl Outbound {
             while let Some(frame) = rx.recv().await {
                 let sent = match frame {
                     Outgoing::Text(text) => writer.text(text).await,
+                    Outgoing::Ping => writer.ping(b"").await,
                     Outgoing::Pong(bytes) => writer.pong(&bytes).await,
                     Outgoing::Close(reason) => {
                         let _ = writer.close(reason).await;
@@ -60,6 +62,12 @@ impl Outbound {
                 mpsc::error::TrySendError::Full(_) => SendError::Full,
                 mpsc::error::TrySendError::Closed(_) => SendError::Closed,
             })
+    }
+
+    /// Asks the client to show it is alive; a full queue already says it is
+    /// not keeping up, so the ping is skipped.
+    pub fn ping(&self) {
+        let _ = self.tx.try_send(Outgoing::Ping);
     }
 
     pub fn pong(&self, bytes: bytes::Bytes) {

@@ -4,8 +4,10 @@
 pub mod changes;
 pub mod crawls;
 pub mod games;
+pub mod messages;
 pub mod offers;
 pub mod price_points;
+pub mod rooms;
 pub mod tasks;
 
 pub use sea_orm;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_crawl_tables;
 mod m20261124_000002_create_catalog_tables;
 mod m20261124_000003_index_lease_order;
+mod m20261124_000004_create_chat_tables;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_crawl_tables::Migration),
             Box::new(m20261124_000002_create_catalog_tables::Migration),
             Box::new(m20261124_000003_index_lease_order::Migration),
+            Box::new(m20261124_000004_create_chat_tables::Migration),
         ]
     }
 }

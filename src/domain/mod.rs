@@ -2,3 +2,5 @@
 
 pub mod money;
 pub mod title;
+pub mod topic;
+pub mod user_name;

@@ -17,6 +17,26 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/demo.css"),
     ),
     (
+        "chat.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/chat.css"),
+    ),
+    (
+        "js/socket.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/js/socket.js"),
+    ),
+    (
+        "js/chat.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/js/chat.js"),
+    ),
+    (
+        "js/p2p.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/js/p2p.js"),
+    ),
+    (
         "js/crawl.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/js/crawl.js"),

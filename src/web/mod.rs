@@ -7,6 +7,7 @@ pub mod chart;
 pub mod error;
 pub mod games;
 pub mod health;
+pub mod rooms;
 pub mod worker_ws;
 
 use std::sync::Arc;
@@ -16,11 +17,12 @@ use actix_web::web;
 use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{ChatSettings, Settings, WsSettings};
 use crate::crawl::dispatcher::Dispatcher;
 use crate::crawl::merger::Merger;
 use crate::crawl::scheduler::Scheduler;
 use crate::crawl::sites::Sites;
+use crate::rooms::registry::RoomRegistry;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -31,6 +33,9 @@ pub struct AppState {
     pub dispatcher: Addr<Dispatcher>,
     pub merger: Addr<Merger>,
     pub scheduler: Addr<Scheduler>,
+    pub registry: Addr<RoomRegistry>,
+    pub ws: Arc<WsSettings>,
+    pub chat: Arc<ChatSettings>,
     pub worker_token: String,
     pub api_token: String,
 }
@@ -41,6 +46,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/games/{id}", web::get().to(games::show))
         .route("/healthz", web::get().to(health::healthz))
         .route("/ws/worker", web::get().to(worker_ws::upgrade))
+        .route("/ws", web::get().to(rooms::upgrade))
+        .route("/rooms", web::get().to(rooms::index))
+        .route("/rooms/new", web::get().to(rooms::open))
+        .route("/rooms/{name}", web::get().to(rooms::show))
         .route("/static/{path:.*}", web::get().to(assets::serve))
         .service(
             web::scope("/api")
@@ -50,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/games", web::get().to(api::list_games))
                 .route("/games/{id}", web::get().to(api::show_game))
                 .route("/workers", web::get().to(api::list_workers))
+                .route("/rooms/{name}/messages", web::get().to(rooms::messages))
                 .route("/demo/seed", web::post().to(api::set_demo_seed)),
         )
         .configure(crate::demo::configure);

@@ -2,6 +2,8 @@
 //! loopback, spoken to over real sockets, checked in the database they write.
 
 mod api;
+mod chat;
+mod chat_client;
 mod crawl;
 mod faults;
 mod helpers;

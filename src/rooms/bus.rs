@@ -1,0 +1,101 @@
+//! The Bus carries a topic's events to every node's Room for that topic, and
+//! numbers them. `LocalBus` is the single-node bus; a Redis bus for cluster
+//! mode implements the same trait, and Room code does not change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::{Message, Recipient};
+use bytestring::ByteString;
+use futures_util::future::{self, LocalBoxFuture};
+
+use crate::domain::topic::Topic;
+use crate::protocol::client::{MemberView, MessageView};
+
+/// One event of a topic, encoded once for every member on every node.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TopicEvent {
+    pub topic: Topic,
+    pub kind: EventKind,
+    /// The frame as members receive it.
+    pub frame: ByteString,
+}
+
+/// What an event is, for the Rooms that keep state from it.
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    Message(MessageView),
+    Presence {
+        joins: Vec<MemberView>,
+        leaves: Vec<MemberView>,
+    },
+    Typing,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the bus is unavailable: {0}")]
+pub struct BusError(pub String);
+
+/// Moves topic events between nodes.
+pub trait Bus: Send + Sync {
+    /// The first of `count` new seqs for `topic`, each one higher than
+    /// `after` (the last seq this node stored).
+    fn sequence(
+        &self,
+        topic: &Topic,
+        after: u64,
+        count: u64,
+    ) -> LocalBoxFuture<'static, Result<u64, BusError>>;
+
+    /// Sends `event` to the Room of its topic on every node, this one included.
+    fn publish(&self, event: TopicEvent);
+
+    /// Delivers `topic`'s events to `room` until unsubscribed.
+    fn subscribe(&self, topic: &Topic, room: Recipient<TopicEvent>);
+
+    fn unsubscribe(&self, topic: &Topic);
+}
+
+/// The in-process bus: one node, whose Room is the only writer of its topic.
+#[derive(Default, Clone)]
+pub struct LocalBus {
+    // A std Mutex: held only for a map lookup, never across an await.
+    rooms: Arc<Mutex<HashMap<Topic, Recipient<TopicEvent>>>>,
+}
+
+impl Bus for LocalBus {
+    fn sequence(
+        &self,
+        _: &Topic,
+        after: u64,
+        _: u64,
+    ) -> LocalBoxFuture<'static, Result<u64, BusError>> {
+        // The Room stores a batch before it asks for the next, so what it
+        // stored last is all the numbering one node needs.
+        Box::pin(future::ready(Ok(after + 1)))
+    }
+
+    fn publish(&self, event: TopicEvent) {
+        let room = self
+            .rooms
+            .lock()
+            .ok()
+            .and_then(|rooms| rooms.get(&event.topic).cloned());
+        if let Some(room) = room {
+            room.do_send(event);
+        }
+    }
+
+    fn subscribe(&self, topic: &Topic, room: Recipient<TopicEvent>) {
+        if let Ok(mut rooms) = self.rooms.lock() {
+            rooms.insert(topic.clone(), room);
+        }
+    }
+
+    fn unsubscribe(&self, topic: &Topic) {
+        if let Ok(mut rooms) = self.rooms.lock() {
+            rooms.remove(topic);
+        }
+    }
+}

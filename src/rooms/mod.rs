@@ -1,0 +1,10 @@
+//! Real-time rooms (DESIGN §3): client sessions on `/ws`, the RoomRegistry
+//! and its Rooms, and the Bus between nodes.
+
+pub mod bus;
+pub mod identity;
+pub mod rate;
+pub mod registry;
+pub mod room;
+pub mod session;
+pub mod store;

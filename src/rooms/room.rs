@@ -1,0 +1,559 @@
+//! The Room actor: one per topic with members on this node. It keeps the
+//! member list, numbers and stores messages in batches, and delivers each
+//! event to every member as one shared frame pushed straight into the
+//! member's bounded outbound queue.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::CloseCode;
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::bus::{Bus, EventKind, TopicEvent};
+use super::registry::{RoomRegistry, Vacant};
+use super::store::{self, NewMessage};
+use crate::clock::Clock;
+use crate::config::ChatSettings;
+use crate::domain::topic::{RoomName, Topic};
+use crate::domain::user_name::UserName;
+use crate::protocol::client::{self, MemberView, MessageView};
+use crate::ws::{Outbound, SendError};
+
+/// How often expired typing indicators are swept.
+const TYPING_SWEEP: Duration = Duration::from_secs(1);
+/// Messages kept in memory, so joins and short resumes skip the database.
+const RECENT_KEPT: usize = 200;
+
+pub struct Room {
+    topic: Topic,
+    /// `topic` as text, as stored and sent.
+    key: String,
+    name: RoomName,
+    db: DatabaseConnection,
+    clock: Clock,
+    bus: Arc<dyn Bus>,
+    settings: Arc<ChatSettings>,
+    registry: Addr<RoomRegistry>,
+    members: HashMap<String, Member>,
+    /// The highest seq stored (and so published) for this topic.
+    last_seq: u64,
+    recent: VecDeque<MessageView>,
+    pending: Vec<(NewMessage, oneshot::Sender<Result<Said, RoomError>>)>,
+    flushing: bool,
+    /// Who is typing, until when.
+    typing: BTreeMap<String, Instant>,
+}
+
+struct Member {
+    user: UserName,
+    out: Outbound,
+}
+
+/// Why a room refused a request; each maps to a protocol error code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RoomError {
+    #[error("join the topic first")]
+    NotJoined,
+    #[error("connection {0} is not in this topic")]
+    NotInTopic(String),
+    #[error("the message could not be stored; try again")]
+    Store,
+    #[error("the room could not load its history; try again")]
+    Unavailable,
+}
+
+impl RoomError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RoomError::NotJoined => "not_joined",
+            RoomError::NotInTopic(_) => "not_in_topic",
+            RoomError::Store | RoomError::Unavailable => "internal",
+        }
+    }
+}
+
+impl Room {
+    pub fn new(
+        name: RoomName,
+        db: DatabaseConnection,
+        clock: Clock,
+        bus: Arc<dyn Bus>,
+        settings: Arc<ChatSettings>,
+        registry: Addr<RoomRegistry>,
+    ) -> Room {
+        let topic = Topic::Chat(name.clone());
+        Room {
+            key: topic.to_string(),
+            topic,
+            name,
+            db,
+            clock,
+            bus,
+            settings,
+            registry,
+            members: HashMap::new(),
+            last_seq: 0,
+            recent: VecDeque::new(),
+            pending: Vec::new(),
+            flushing: false,
+            typing: BTreeMap::new(),
+        }
+    }
+
+    fn member_views(&self) -> Vec<MemberView> {
+        let mut list: Vec<MemberView> = self
+            .members
+            .iter()
+            .map(|(conn, m)| MemberView {
+                conn: conn.clone(),
+                user: m.user.to_string(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.conn.cmp(&b.conn)));
+        list
+    }
+
+    fn publish(&self, kind: EventKind, frame: bytestring::ByteString) {
+        self.bus.publish(TopicEvent {
+            topic: self.topic.clone(),
+            kind,
+            frame,
+        });
+    }
+
+    fn publish_presence(&self, joins: Vec<MemberView>, leaves: Vec<MemberView>) {
+        let frame = client::presence(&self.key, &joins, &leaves);
+        self.publish(EventKind::Presence { joins, leaves }, frame);
+    }
+
+    fn publish_typing(&self) {
+        let users: Vec<&str> = self.typing.keys().map(String::as_str).collect();
+        self.publish(EventKind::Typing, client::typing(&self.key, &users));
+    }
+
+    /// Pushes one frame to members; those that cannot keep up are closed
+    /// and leave, and nobody else waits for them.
+    fn deliver(
+        &mut self,
+        frame: &bytestring::ByteString,
+        skip: &[MemberView],
+        ctx: &mut Context<Self>,
+    ) {
+        let mut slow = Vec::new();
+        for (conn, member) in &self.members {
+            if skip.iter().any(|m| &m.conn == conn) {
+                continue;
+            }
+            match member.out.text(frame.clone()) {
+                Ok(()) => {}
+                Err(SendError::Full) => slow.push(conn.clone()),
+                // Its session is stopping and will leave on its own.
+                Err(SendError::Closed) => {}
+            }
+        }
+        for conn in slow {
+            if let Some(member) = self.members.get(&conn) {
+                tracing::warn!(topic = %self.key, conn, "slow consumer closed");
+                member.out.close_now(
+                    CloseCode::Policy,
+                    "slow consumer: too many frames waiting to be read",
+                );
+            }
+            self.remove(&conn, ctx);
+        }
+    }
+
+    fn remove(&mut self, conn: &str, ctx: &mut Context<Self>) {
+        let Some(member) = self.members.remove(conn) else {
+            return;
+        };
+        let user = member.user.to_string();
+        let still_here = self.members.values().any(|m| m.user == member.user);
+        if !still_here && self.typing.remove(&user).is_some() {
+            self.publish_typing();
+        }
+        self.publish_presence(
+            Vec::new(),
+            vec![MemberView {
+                conn: conn.to_owned(),
+                user,
+            }],
+        );
+        self.maybe_vacant(ctx);
+    }
+
+    fn maybe_vacant(&self, ctx: &mut Context<Self>) {
+        if self.members.is_empty() && self.pending.is_empty() && !self.flushing {
+            self.registry.do_send(Vacant {
+                topic: self.topic.clone(),
+                room: ctx.address(),
+            });
+        }
+    }
+
+    /// Stores what was said since the last batch, then publishes it. Seqs
+    /// are taken at flush time, so a batch that fails leaves no gap.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.pending.is_empty() {
+            return;
+        }
+        self.flushing = true;
+        let (batch, replies): (Vec<NewMessage>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().unzip();
+        let db = self.db.clone();
+        let bus = self.bus.clone();
+        let topic = self.topic.clone();
+        let key = self.key.clone();
+        let after = self.last_seq;
+        async move {
+            let first = bus
+                .sequence(&topic, after, batch.len() as u64)
+                .await
+                .map_err(|e| e.to_string())?;
+            store::insert_messages(&db, &key, first, &batch)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .into_actor(self)
+        .map(move |stored, act, ctx| {
+            act.flushing = false;
+            match stored {
+                Ok(stored) => {
+                    for (message, reply) in stored.iter().zip(replies) {
+                        let view = store::view(message);
+                        act.last_seq = act.last_seq.max(view.seq);
+                        let _ = reply.send(Ok(Said {
+                            id: view.id,
+                            seq: view.seq,
+                        }));
+                        let frame = client::message(&act.key, &view);
+                        act.publish(EventKind::Message(view), frame);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(topic = %act.key, error = %err, "could not store messages");
+                    for reply in replies {
+                        let _ = reply.send(Err(RoomError::Store));
+                    }
+                }
+            }
+            act.flush(ctx);
+            act.maybe_vacant(ctx);
+        })
+        .spawn(ctx);
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let key = self.key.clone();
+        let name = self.name.clone();
+        let now = self.clock.now();
+        let keep = self.settings.history.clamp(1, RECENT_KEPT);
+        // Nothing is served until the room knows where its topic stands.
+        async move {
+            store::ensure_room(&db, &name, now).await?;
+            let last = store::last_seq(&db, &key).await?;
+            let recent = store::recent(&db, &key, keep).await?;
+            Ok::<_, sea_orm::DbErr>((last, recent))
+        }
+        .into_actor(self)
+        .map(|loaded, act, ctx| match loaded {
+            Ok((last, recent)) => {
+                act.last_seq = last;
+                act.recent = recent.iter().map(store::view).collect();
+            }
+            Err(err) => {
+                tracing::error!(topic = %act.key, error = %err, "room could not load; closing it");
+                ctx.stop();
+            }
+        })
+        .wait(ctx);
+        self.bus.subscribe(&self.topic, ctx.address().recipient());
+        ctx.run_interval(TYPING_SWEEP, |act, _| {
+            let now = Instant::now();
+            let before = act.typing.len();
+            act.typing.retain(|_, until| *until > now);
+            if act.typing.len() != before {
+                act.publish_typing();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.bus.unsubscribe(&self.topic);
+    }
+}
+
+/// A connection joins the topic.
+#[derive(Message)]
+#[rtype(result = "Result<Joined, RoomError>")]
+pub struct Join {
+    pub conn: String,
+    pub user: UserName,
+    pub out: Outbound,
+    /// Resume: every message after this seq instead of the recent ones.
+    pub since: Option<u64>,
+}
+
+/// The topic's state for a new member (PROTOCOL §1 `join` reply).
+#[derive(Debug, Clone, Serialize)]
+pub struct Joined {
+    pub conn: String,
+    pub members: Vec<MemberView>,
+    pub history: Vec<MessageView>,
+    pub seq: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl Handler<Join> for Room {
+    type Result = ResponseActFuture<Self, Result<Joined, RoomError>>;
+
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
+        if !self.members.contains_key(&msg.conn) {
+            let joined = MemberView {
+                conn: msg.conn.clone(),
+                user: msg.user.to_string(),
+            };
+            self.members.insert(
+                msg.conn.clone(),
+                Member {
+                    user: msg.user,
+                    out: msg.out,
+                },
+            );
+            self.publish_presence(vec![joined], Vec::new());
+        }
+        let members = self.member_views();
+        let seq = self.last_seq;
+        let conn = msg.conn;
+        let cap = self.settings.resume_cap;
+        let oldest_kept = self.recent.front().map_or(seq + 1, |m| m.seq);
+        let from_memory = |after: u64, limit: usize| -> Vec<MessageView> {
+            let newer: Vec<MessageView> = self
+                .recent
+                .iter()
+                .filter(|m| m.seq > after)
+                .cloned()
+                .collect();
+            newer[newer.len().saturating_sub(limit)..].to_vec()
+        };
+        let joined = move |history, truncated| Joined {
+            conn,
+            members,
+            history,
+            seq,
+            truncated,
+        };
+        match msg.since {
+            None => {
+                let history = from_memory(0, self.settings.history);
+                Box::pin(fut::ready(Ok(joined(history, false))))
+            }
+            // Everything missed is still in memory.
+            Some(since) if since + 1 >= oldest_kept || since >= seq => {
+                let history = self
+                    .recent
+                    .iter()
+                    .filter(|m| m.seq > since)
+                    .take(cap)
+                    .cloned()
+                    .collect::<Vec<_>>();
+                let truncated = seq.saturating_sub(since) as usize > history.len();
+                Box::pin(fut::ready(Ok(joined(history, truncated))))
+            }
+            Some(since) => {
+                let db = self.db.clone();
+                let key = self.key.clone();
+                Box::pin(
+                    async move { store::after(&db, &key, since, cap).await }
+                        .into_actor(self)
+                        .map(move |rows, _, _| match rows {
+                            Ok((rows, truncated)) => {
+                                // Only up to the seq the reply names; later ones
+                                // reach the member live.
+                                let history = rows
+                                    .iter()
+                                    .map(store::view)
+                                    .filter(|m| m.seq <= seq)
+                                    .collect();
+                                Ok(joined(history, truncated))
+                            }
+                            Err(err) => {
+                                tracing::error!(error = %err, "could not read history");
+                                Err(RoomError::Unavailable)
+                            }
+                        }),
+                )
+            }
+        }
+    }
+}
+
+/// A connection leaves the topic (or closed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub conn: String,
+}
+
+impl Handler<Leave> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
+        self.remove(&msg.conn, ctx);
+    }
+}
+
+/// A member says something.
+#[derive(Message)]
+#[rtype(result = "Result<Said, RoomError>")]
+pub struct Say {
+    pub conn: String,
+    pub text: String,
+}
+
+/// Where a stored message landed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Said {
+    pub id: i64,
+    pub seq: u64,
+}
+
+impl Handler<Say> for Room {
+    type Result = ResponseFuture<Result<Said, RoomError>>;
+
+    fn handle(&mut self, msg: Say, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(member) = self.members.get(&msg.conn) else {
+            return Box::pin(async { Err(RoomError::NotJoined) });
+        };
+        let user = member.user.to_string();
+        if self.typing.remove(&user).is_some() {
+            self.publish_typing();
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.push((
+            NewMessage {
+                user,
+                text: msg.text,
+                at: self.clock.now(),
+            },
+            tx,
+        ));
+        self.flush(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(RoomError::Store)) })
+    }
+}
+
+/// A member is typing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Typing {
+    pub conn: String,
+}
+
+impl Handler<Typing> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Typing, _: &mut Context<Self>) {
+        let Some(member) = self.members.get(&msg.conn) else {
+            return;
+        };
+        let until = Instant::now() + self.settings.typing_ttl;
+        let fresh = self.typing.insert(member.user.to_string(), until).is_none();
+        if fresh {
+            self.publish_typing();
+        }
+    }
+}
+
+/// Relays WebRTC signaling to another member of the topic.
+#[derive(Message)]
+#[rtype(result = "Result<(), RoomError>")]
+pub struct Signal {
+    pub from: String,
+    pub to: String,
+    pub data: Value,
+}
+
+impl Handler<Signal> for Room {
+    type Result = Result<(), RoomError>;
+
+    fn handle(&mut self, msg: Signal, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.members.contains_key(&msg.from) {
+            return Err(RoomError::NotJoined);
+        }
+        let Some(target) = self.members.get(&msg.to) else {
+            return Err(RoomError::NotInTopic(msg.to));
+        };
+        let frame = client::signal(&self.key, &msg.from, &msg.data);
+        if let Err(SendError::Full) = target.out.text(frame) {
+            target.out.close_now(
+                CloseCode::Policy,
+                "slow consumer: too many frames waiting to be read",
+            );
+            self.remove(&msg.to, ctx);
+        }
+        Ok(())
+    }
+}
+
+impl Handler<TopicEvent> for Room {
+    type Result = ();
+
+    fn handle(&mut self, event: TopicEvent, ctx: &mut Context<Self>) {
+        match &event.kind {
+            EventKind::Message(view) => {
+                self.last_seq = self.last_seq.max(view.seq);
+                self.recent.push_back(view.clone());
+                while self.recent.len() > RECENT_KEPT {
+                    self.recent.pop_front();
+                }
+                self.deliver(&event.frame, &[], ctx);
+            }
+            // A joining connection has the full list in its join reply.
+            EventKind::Presence { joins, .. } => self.deliver(&event.frame, joins, ctx),
+            EventKind::Typing => self.deliver(&event.frame, &[], ctx),
+        }
+    }
+}
+
+/// The registry asks an empty room to close; it refuses if someone joined
+/// in the meantime.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct TryClose;
+
+impl Handler<TryClose> for Room {
+    type Result = bool;
+
+    fn handle(&mut self, _: TryClose, ctx: &mut Context<Self>) -> bool {
+        let idle = self.members.is_empty() && self.pending.is_empty() && !self.flushing;
+        if idle {
+            ctx.stop();
+        }
+        idle
+    }
+}
+
+/// How many members the room has, for the rooms list.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountMembers;
+
+impl Handler<CountMembers> for Room {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountMembers, _: &mut Context<Self>) -> usize {
+        self.members.len()
+    }
+}

@@ -1,0 +1,403 @@
+//! The ClientSession actor: one per `/ws` connection, fed by the actix-ws
+//! message stream. It parses requests (PROTOCOL §1), enforces the limits of
+//! one connection (frame size, rate, liveness), and talks to Rooms.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use bytestring::ByteString;
+use serde_json::{json, Value};
+
+use super::identity::Identity;
+use super::rate::{TokenBucket, Verdict};
+use super::registry::{RoomFor, RoomRegistry};
+use super::room::{Join, Joined, Leave, Room, RoomError, Say, Signal, Typing};
+use crate::clock::Clock;
+use crate::config::{ChatSettings, WsSettings};
+use crate::domain::topic::{RoomName, Topic};
+use crate::protocol::client::{self, Envelope, Request};
+use crate::ws::{Outbound, SendError};
+
+/// The largest `signal` payload relayed, in bytes of JSON.
+pub const MAX_SIGNAL: usize = 16 << 10;
+
+/// Numbers connections on this node: `c-1`, `c-2`, …
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+pub struct ClientSession {
+    conn: String,
+    identity: Identity,
+    out: Outbound,
+    registry: Addr<RoomRegistry>,
+    clock: Clock,
+    ws: Arc<WsSettings>,
+    chat: Arc<ChatSettings>,
+    rooms: HashMap<Topic, Addr<Room>>,
+    bucket: TokenBucket,
+    last_seen: Instant,
+}
+
+impl ClientSession {
+    pub fn new(
+        identity: Identity,
+        out: Outbound,
+        registry: Addr<RoomRegistry>,
+        clock: Clock,
+        ws: Arc<WsSettings>,
+        chat: Arc<ChatSettings>,
+    ) -> ClientSession {
+        let now = Instant::now();
+        ClientSession {
+            conn: format!("c-{}", NEXT_CONN.fetch_add(1, Ordering::Relaxed)),
+            identity,
+            out,
+            registry,
+            clock,
+            bucket: TokenBucket::new(ws.rate, ws.burst, now),
+            ws,
+            chat,
+            rooms: HashMap::new(),
+            last_seen: now,
+        }
+    }
+
+    fn push(&self, frame: ByteString, ctx: &mut Context<Self>) {
+        if let Err(SendError::Full) = self.out.text(frame) {
+            self.out.close_now(
+                CloseCode::Policy,
+                "slow consumer: too many frames waiting to be read",
+            );
+            ctx.stop();
+        }
+    }
+
+    /// Answers a request: a `reply` when it had a `ref`; otherwise only a
+    /// failure is worth a frame.
+    fn answer(
+        &self,
+        reference: Option<&str>,
+        outcome: Result<Value, (&'static str, String)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let frame = match (reference, outcome) {
+            (Some(r), Ok(body)) => client::reply_ok(r, &body),
+            (Some(r), Err((code, message))) => client::reply_error(r, code, &message),
+            (None, Ok(_)) => return,
+            (None, Err((code, message))) => client::error(code, &message),
+        };
+        self.push(frame, ctx);
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if text.len() > self.ws.soft_frame_limit {
+            let message = format!("frames are limited to {} bytes", self.ws.soft_frame_limit);
+            return self.push(client::error("frame_too_large", &message), ctx);
+        }
+        let envelope = match client::parse(text) {
+            Ok(envelope) => envelope,
+            Err(refusal) => {
+                let outcome = Err((refusal.code, refusal.message));
+                return self.answer(refusal.reference.as_deref(), outcome, ctx);
+            }
+        };
+        match self.bucket.take(Instant::now(), self.ws.rate_grace) {
+            Verdict::Allow => self.on_request(envelope, ctx),
+            Verdict::Refuse => {
+                let outcome = Err(("rate_limited", "slow down: too many requests".to_owned()));
+                self.answer(envelope.reference.as_deref(), outcome, ctx);
+            }
+            Verdict::Abuse => {
+                tracing::warn!(conn = %self.conn, user = %self.identity.user, "rate limit exceeded; closing");
+                self.out.close(CloseCode::Policy, "rate limit exceeded");
+                ctx.stop();
+            }
+        }
+    }
+
+    fn on_request(&mut self, envelope: Envelope, ctx: &mut Context<Self>) {
+        let reference = envelope.reference;
+        match envelope.request {
+            Request::Join { topic, since } => self.join(reference, &topic, since, ctx),
+            Request::Leave { topic } => {
+                let outcome = self.joined(&topic).map(|(topic, room)| {
+                    room.do_send(Leave {
+                        conn: self.conn.clone(),
+                    });
+                    self.rooms.remove(&topic);
+                    json!({})
+                });
+                self.answer(reference.as_deref(), outcome, ctx);
+            }
+            Request::Say { topic, text } => self.say(reference, &topic, text, ctx),
+            Request::Typing { topic } => {
+                let outcome = self.joined(&topic).map(|(_, room)| {
+                    room.do_send(Typing {
+                        conn: self.conn.clone(),
+                    });
+                    json!({})
+                });
+                self.answer(reference.as_deref(), outcome, ctx);
+            }
+            Request::Signal { topic, to, data } => self.signal(reference, &topic, to, data, ctx),
+            Request::Bid { .. } => {
+                let outcome = Err((
+                    "not_logged_in",
+                    "only accounts may bid; log in first".to_owned(),
+                ));
+                self.answer(reference.as_deref(), outcome, ctx);
+            }
+            Request::Ping => {
+                let body = json!({ "server_time": client::time(self.clock.now()) });
+                self.answer(reference.as_deref(), Ok(body), ctx);
+            }
+        }
+    }
+
+    /// The Room of a topic this connection has joined.
+    fn joined(&self, raw: &str) -> Result<(Topic, Addr<Room>), (&'static str, String)> {
+        let topic = Topic::parse(raw).map_err(|e| ("bad_topic", e))?;
+        match self.rooms.get(&topic) {
+            Some(room) => Ok((topic, room.clone())),
+            None => Err(("not_joined", format!("join {topic} first"))),
+        }
+    }
+
+    fn join(
+        &mut self,
+        reference: Option<String>,
+        raw: &str,
+        since: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
+        let room_name = match Topic::parse(raw) {
+            Ok(Topic::Chat(room)) => room,
+            Ok(Topic::Auction(_)) => {
+                let outcome = Err(("no_such_topic", format!("there is no lot behind {raw}")));
+                return self.answer(reference.as_deref(), outcome, ctx);
+            }
+            Err(e) => return self.answer(reference.as_deref(), Err(("bad_topic", e)), ctx),
+        };
+        let join = Join {
+            conn: self.conn.clone(),
+            user: self.identity.user.clone(),
+            out: self.out.clone(),
+            since,
+        };
+        let registry = self.registry.clone();
+        let topic = Topic::Chat(room_name.clone());
+        // Later frames wait for the join, so a `say` right after it finds
+        // the topic joined.
+        async move { join_room(&registry, room_name, join).await }
+            .into_actor(self)
+            .map(move |joined, act, ctx| {
+                let outcome = match joined {
+                    Ok((room, state)) => {
+                        act.rooms.insert(topic, room);
+                        Ok(serde_json::to_value(state).unwrap_or_default())
+                    }
+                    Err(err) => Err((err.code(), err.to_string())),
+                };
+                act.answer(reference.as_deref(), outcome, ctx);
+            })
+            .wait(ctx);
+    }
+
+    fn say(
+        &mut self,
+        reference: Option<String>,
+        topic: &str,
+        text: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let checked = self.joined(topic).and_then(|(_, room)| {
+            check_text(&text, self.chat.max_text)?;
+            Ok(room)
+        });
+        let room = match checked {
+            Ok(room) => room,
+            Err(e) => return self.answer(reference.as_deref(), Err(e), ctx),
+        };
+        let say = Say {
+            conn: self.conn.clone(),
+            text,
+        };
+        room.send(say)
+            .into_actor(self)
+            .map(move |said, act, ctx| {
+                let outcome = match said {
+                    Ok(Ok(said)) => Ok(json!({ "id": said.id, "seq": said.seq })),
+                    Ok(Err(err)) => Err((err.code(), err.to_string())),
+                    Err(_) => Err(("internal", "the room closed; join again".to_owned())),
+                };
+                act.answer(reference.as_deref(), outcome, ctx);
+            })
+            .spawn(ctx);
+    }
+
+    fn signal(
+        &mut self,
+        reference: Option<String>,
+        topic: &str,
+        to: String,
+        data: Value,
+        ctx: &mut Context<Self>,
+    ) {
+        let checked = self.joined(topic).and_then(|(_, room)| {
+            let size = serde_json::to_string(&data).map_or(usize::MAX, |s| s.len());
+            if size > MAX_SIGNAL {
+                return Err((
+                    "signal_too_large",
+                    format!("signal data is limited to {MAX_SIGNAL} bytes"),
+                ));
+            }
+            Ok(room)
+        });
+        let room = match checked {
+            Ok(room) => room,
+            Err(e) => return self.answer(reference.as_deref(), Err(e), ctx),
+        };
+        let signal = Signal {
+            from: self.conn.clone(),
+            to,
+            data,
+        };
+        room.send(signal)
+            .into_actor(self)
+            .map(move |relayed, act, ctx| {
+                let outcome = match relayed {
+                    Ok(Ok(())) => Ok(json!({})),
+                    Ok(Err(err)) => Err((err.code(), err.to_string())),
+                    Err(_) => Err(("internal", "the room closed; join again".to_owned())),
+                };
+                act.answer(reference.as_deref(), outcome, ctx);
+            })
+            .spawn(ctx);
+    }
+}
+
+/// Joins through the registry; a room that closed between the lookup and
+/// the join is replaced once.
+async fn join_room(
+    registry: &Addr<RoomRegistry>,
+    room: RoomName,
+    join: Join,
+) -> Result<(Addr<Room>, Joined), RoomError> {
+    for _ in 0..2 {
+        let addr = registry
+            .send(RoomFor { room: room.clone() })
+            .await
+            .map_err(|_| RoomError::Unavailable)?;
+        let attempt = Join {
+            conn: join.conn.clone(),
+            user: join.user.clone(),
+            out: join.out.clone(),
+            since: join.since,
+        };
+        match addr.send(attempt).await {
+            Ok(joined) => return joined.map(|state| (addr, state)),
+            Err(_) => continue,
+        }
+    }
+    Err(RoomError::Unavailable)
+}
+
+/// A message's text: not blank, within the limit, no control characters
+/// other than line breaks and tabs.
+fn check_text(text: &str, max: usize) -> Result<(), (&'static str, String)> {
+    if text.trim().is_empty() {
+        return Err(("empty_text", "say something: the text is empty".to_owned()));
+    }
+    if text.chars().count() > max {
+        return Err((
+            "text_too_long",
+            format!("messages are limited to {max} characters"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        return Err((
+            "bad_text",
+            "the text contains control characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+impl Actor for ClientSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.ws.ping_every, |act, ctx| {
+            if act.last_seen.elapsed() > act.ws.idle_timeout {
+                act.out.close(CloseCode::Away, "idle timeout");
+                ctx.stop();
+            } else {
+                act.out.ping();
+            }
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        for room in self.rooms.values() {
+            room.do_send(Leave {
+                conn: self.conn.clone(),
+            });
+        }
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ClientSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        self.last_seen = Instant::now();
+        match msg {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => {
+                self.push(client::error("bad_frame", "frames must be JSON text"), ctx)
+            }
+            Ok(AggregatedMessage::Ping(bytes)) => self.out.pong(bytes),
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => {
+                self.out.close(CloseCode::Normal, "bye");
+                ctx.stop();
+            }
+            Err(ProtocolError::Overflow) => {
+                self.out
+                    .close(CloseCode::Size, "frame over the hard size limit");
+                ctx.stop();
+            }
+            Err(err) => {
+                tracing::debug!(conn = %self.conn, error = %err, "client protocol error");
+                self.out.close(CloseCode::Protocol, "protocol error");
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_checked_for_blankness_length_and_control_characters() {
+        assert!(check_text("hello\nworld", 2000).is_ok());
+        assert_eq!(check_text("   ", 2000).unwrap_err().0, "empty_text");
+        assert_eq!(
+            check_text(&"é".repeat(11), 10).unwrap_err().0,
+            "text_too_long"
+        );
+        assert!(check_text(&"é".repeat(10), 10).is_ok());
+        assert_eq!(check_text("a\u{0}b", 2000).unwrap_err().0, "bad_text");
+    }
+}

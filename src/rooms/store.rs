@@ -1,0 +1,186 @@
+//! Chat persistence: rooms, and messages by topic and seq.
+
+use chrono::{DateTime, Utc};
+use entity::{messages, rooms};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use crate::crawl::store::stmt;
+use crate::domain::topic::RoomName;
+use crate::protocol::client::{time, MessageView};
+
+/// A message not stored yet.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub user: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+pub fn view(m: &messages::Model) -> MessageView {
+    MessageView {
+        id: m.id,
+        seq: u64::try_from(m.seq).unwrap_or(0),
+        user: m.user_name.clone(),
+        text: m.text.clone(),
+        at: time(m.at),
+    }
+}
+
+fn seq(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Records that a room exists (it is listed from then on).
+pub async fn ensure_room(
+    db: &impl ConnectionTrait,
+    name: &RoomName,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    rooms::Entity::insert(rooms::ActiveModel {
+        name: Set(name.as_str().to_owned()),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(rooms::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Stores a batch under consecutive seqs from `first`: one insert, and one
+/// read back for the ids (RETURNING is not available on every SQLite build
+/// sea-orm supports).
+pub async fn insert_messages(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    topic: &str,
+    first: u64,
+    batch: &[NewMessage],
+) -> Result<Vec<messages::Model>, DbErr> {
+    let models = batch
+        .iter()
+        .zip(first..)
+        .map(|(m, n)| messages::ActiveModel {
+            topic: Set(topic.to_owned()),
+            seq: Set(seq(n)),
+            user_name: Set(m.user.clone()),
+            text: Set(m.text.clone()),
+            at: Set(m.at),
+            ..Default::default()
+        });
+    let last = first + batch.len() as u64 - 1;
+    let txn = db.begin().await?;
+    messages::Entity::insert_many(models)
+        .exec_without_returning(&txn)
+        .await?;
+    let stored = messages::Entity::find()
+        .filter(messages::Column::Topic.eq(topic))
+        .filter(messages::Column::Seq.between(seq(first), seq(last)))
+        .order_by_asc(messages::Column::Seq)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(stored)
+}
+
+/// The highest seq stored for `topic` (0 when it has none).
+pub async fn last_seq(db: &impl ConnectionTrait, topic: &str) -> Result<u64, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        seq: Option<i64>,
+    }
+    let row = Row::find_by_statement(stmt(
+        db.get_database_backend(),
+        "SELECT MAX(seq) AS seq FROM messages WHERE topic = $1",
+        vec![topic.into()],
+    ))
+    .one(db)
+    .await?;
+    Ok(row
+        .and_then(|r| r.seq)
+        .and_then(|s| u64::try_from(s).ok())
+        .unwrap_or(0))
+}
+
+/// The last `limit` messages of `topic`, oldest first.
+pub async fn recent(
+    db: &impl ConnectionTrait,
+    topic: &str,
+    limit: usize,
+) -> Result<Vec<messages::Model>, DbErr> {
+    let mut rows = messages::Entity::find()
+        .filter(messages::Column::Topic.eq(topic))
+        .order_by_desc(messages::Column::Seq)
+        .limit(limit as u64)
+        .all(db)
+        .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Messages after `since`, oldest first, at most `cap`; `true` when more exist.
+pub async fn after(
+    db: &impl ConnectionTrait,
+    topic: &str,
+    since: u64,
+    cap: usize,
+) -> Result<(Vec<messages::Model>, bool), DbErr> {
+    let mut rows = messages::Entity::find()
+        .filter(messages::Column::Topic.eq(topic))
+        .filter(messages::Column::Seq.gt(seq(since)))
+        .order_by_asc(messages::Column::Seq)
+        .limit(cap as u64 + 1)
+        .all(db)
+        .await?;
+    let truncated = rows.len() > cap;
+    rows.truncate(cap);
+    Ok((rows, truncated))
+}
+
+/// Up to `limit` messages before `before`, oldest first; `true` when older
+/// ones exist.
+pub async fn before(
+    db: &impl ConnectionTrait,
+    topic: &str,
+    before: u64,
+    limit: usize,
+) -> Result<(Vec<messages::Model>, bool), DbErr> {
+    let mut rows = messages::Entity::find()
+        .filter(messages::Column::Topic.eq(topic))
+        .filter(messages::Column::Seq.lt(seq(before)))
+        .order_by_desc(messages::Column::Seq)
+        .limit(limit as u64 + 1)
+        .all(db)
+        .await?;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    rows.reverse();
+    Ok((rows, has_more))
+}
+
+/// A room and how many messages it holds.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct RoomStats {
+    pub name: String,
+    pub messages: i64,
+}
+
+/// Every room, by name, with its message count (seqs are gap-free, so the
+/// highest is the count).
+pub async fn list_rooms(db: &impl ConnectionTrait) -> Result<Vec<RoomStats>, DbErr> {
+    RoomStats::find_by_statement(stmt(
+        db.get_database_backend(),
+        "SELECT r.name AS name, COALESCE(MAX(m.seq), 0) AS messages \
+         FROM rooms r LEFT JOIN messages m ON m.topic = 'chat:' || r.name \
+         GROUP BY r.name ORDER BY r.name",
+        vec![],
+    ))
+    .all(db)
+    .await
+}

@@ -1,0 +1,217 @@
+//! Chat on the web: `/rooms` (the list, and opening a room), `/rooms/{name}`
+//! (the chat page), `GET /api/rooms/{name}/messages` (history paging), and
+//! the client WebSocket `/ws`.
+
+use std::collections::HashMap;
+
+use actix::{Actor, AsyncContext};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{ApiError, PageError};
+use super::AppState;
+use crate::domain::topic::{RoomName, Topic};
+use crate::rooms::identity::{identify, IdentityError};
+use crate::rooms::registry::ListRooms;
+use crate::rooms::session::ClientSession;
+use crate::rooms::store;
+use crate::ws::Outbound;
+
+/// The most messages one history page returns.
+const MAX_PAGE: usize = 200;
+
+#[derive(Template)]
+#[template(path = "rooms.html")]
+struct RoomsPage {
+    rooms: Vec<RoomRow>,
+    error: Option<String>,
+    name: String,
+}
+
+struct RoomRow {
+    name: String,
+    members: usize,
+    messages: i64,
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+async fn rooms_page(
+    state: &AppState,
+    error: Option<String>,
+    name: String,
+) -> Result<String, PageError> {
+    let live: HashMap<String, usize> = state
+        .registry
+        .send(ListRooms)
+        .await
+        .map_err(|e| PageError::Internal(e.into()))?
+        .into_iter()
+        .filter_map(|(topic, n)| match topic {
+            Topic::Chat(room) => Some((room.to_string(), n)),
+            Topic::Auction(_) => None,
+        })
+        .collect();
+    let rooms = store::list_rooms(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| RoomRow {
+            members: live.get(&r.name).copied().unwrap_or(0),
+            name: r.name,
+            messages: r.messages,
+        })
+        .collect();
+    Ok(RoomsPage { rooms, error, name }.render()?)
+}
+
+/// `GET /rooms`
+pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    Ok(html(rooms_page(&state, None, String::new()).await?))
+}
+
+#[derive(Deserialize)]
+pub struct OpenRoom {
+    #[serde(default)]
+    name: String,
+}
+
+/// `GET /rooms/new?name=` → the room, or the list again with the reason.
+pub async fn open(
+    query: web::Query<OpenRoom>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let raw = query.into_inner().name;
+    match RoomName::parse(raw.trim()) {
+        Ok(room) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/rooms/{room}")))
+            .finish()),
+        Err(reason) => {
+            let body = rooms_page(&state, Some(reason), raw).await?;
+            Ok(HttpResponse::BadRequest()
+                .content_type("text/html; charset=utf-8")
+                .body(body))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "room.html")]
+struct RoomPage {
+    name: String,
+    topic: String,
+    user: Option<String>,
+}
+
+/// `GET /rooms/{name}`: the chat page; the room exists once someone joins.
+pub async fn show(path: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let room = RoomName::parse(&path).map_err(|_| PageError::NotFound)?;
+    let page = RoomPage {
+        topic: Topic::Chat(room.clone()).to_string(),
+        name: room.to_string(),
+        user: None,
+    };
+    Ok(html(page.render()?))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/rooms/{name}/messages?before=SEQ&limit=N`: older messages,
+/// oldest first.
+pub async fn messages(
+    path: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let room = RoomName::parse(&path).map_err(ApiError::BadRequest)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let before = query.before.unwrap_or(u64::MAX >> 1);
+    let topic = Topic::Chat(room).to_string();
+    let (rows, has_more) = store::before(&state.db, &topic, before, limit)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let messages: Vec<_> = rows.iter().map(store::view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "messages": messages, "has_more": has_more })))
+}
+
+/// Whether a browser page at `origin` may open a socket here. Clients that
+/// are not browsers send no Origin, and cross-site hijacking needs one.
+fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let own = url::Url::parse(&state.settings.server.public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .ok();
+    own.as_deref() == Some(origin)
+        || state
+            .settings
+            .server
+            .origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+}
+
+/// `GET /ws`: checks the origin and who is connecting, then hands the
+/// socket to a ClientSession actor.
+pub async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    if !origin_allowed(&req, &state) {
+        return Ok(HttpResponse::Forbidden().json(json!({
+            "error": {"code": "forbidden_origin", "message": "pages from this origin may not open a socket here"}
+        })));
+    }
+    let identity = match identify(&req) {
+        Ok(identity) => identity,
+        Err(err) => {
+            let code = match err {
+                IdentityError::Missing => "unauthorized",
+                IdentityError::Invalid(_) => "bad_name",
+            };
+            return Ok(HttpResponse::Unauthorized().json(json!({
+                "error": {"code": code, "message": err.to_string()}
+            })));
+        }
+    };
+    let ws = state.ws.clone();
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream
+        .max_frame_size(ws.hard_frame_limit)
+        .aggregate_continuations()
+        .max_continuation_size(ws.hard_frame_limit);
+    let out = Outbound::spawn(session, ws.outbound_queue);
+    let client = ClientSession::new(
+        identity,
+        out,
+        state.registry.clone(),
+        state.clock.clone(),
+        ws,
+        state.chat.clone(),
+    );
+    ClientSession::create(|ctx| {
+        ctx.add_stream(stream);
+        client
+    });
+    Ok(response)
+}

@@ -1,0 +1,157 @@
+//! A PROTOCOL §1 client for tests: requests with refs, and the events that
+//! arrive in between kept in order.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use awc::ws::{Codec, Frame, Message};
+use awc::BoxedSocket;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+pub struct ChatClient {
+    socket: Framed<BoxedSocket, Codec>,
+    next_ref: u64,
+    /// Frames received while waiting for something else.
+    pub events: VecDeque<Value>,
+}
+
+/// How a connection attempt or a socket ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Refused(u16),
+    Closed(Option<u16>),
+}
+
+impl ChatClient {
+    /// Opens `/ws?name=<name>` (no name at all when `None`).
+    pub async fn connect(app: &TestApp, name: Option<&str>) -> Result<ChatClient, Ended> {
+        ChatClient::connect_with(app, name, None).await
+    }
+
+    pub async fn connect_with(
+        app: &TestApp,
+        name: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<ChatClient, Ended> {
+        let url = match name {
+            Some(name) => format!("{}/ws?name={}", app.ws, crate::crawl::urlencode(name)),
+            None => format!("{}/ws", app.ws),
+        };
+        let mut request = awc::Client::new().ws(url).max_frame_size(8 << 20);
+        if let Some(origin) = origin {
+            request = request.origin(origin);
+        }
+        match request.connect().await {
+            Ok((_, socket)) => Ok(ChatClient {
+                socket,
+                next_ref: 1,
+                events: VecDeque::new(),
+            }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+                Err(Ended::Refused(status.as_u16()))
+            }
+            Err(err) => panic!("connect: {err}"),
+        }
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    /// The next frame, or how the socket ended.
+    pub async fn next_frame(&mut self, within: Duration) -> Result<Value, Ended> {
+        loop {
+            let frame = tokio::time::timeout(within, self.socket.next())
+                .await
+                .expect("a frame in time");
+            match frame {
+                None => return Err(Ended::Closed(None)),
+                Some(Err(_)) => return Err(Ended::Closed(None)),
+                Some(Ok(Frame::Text(bytes))) => {
+                    return Ok(serde_json::from_slice(&bytes).expect("json frame"))
+                }
+                Some(Ok(Frame::Close(reason))) => {
+                    return Err(Ended::Closed(reason.map(|r| u16::from(r.code))))
+                }
+                Some(Ok(Frame::Ping(bytes))) => {
+                    let _ = self.socket.send(Message::Pong(bytes)).await;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next frame with this op; others are kept for later.
+    pub async fn recv_op(&mut self, op: &str) -> Value {
+        if let Some(i) = self.events.iter().position(|f| f["op"] == op) {
+            return self.events.remove(i).expect("indexed");
+        }
+        loop {
+            let frame = self
+                .next_frame(Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|ended| panic!("socket ended waiting for {op}: {ended:?}"));
+            if frame["op"] == op {
+                return frame;
+            }
+            self.events.push_back(frame);
+        }
+    }
+
+    /// Sends a request with a fresh `ref` and returns its reply.
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        let reference = self.next_ref.to_string();
+        self.next_ref += 1;
+        frame["ref"] = json!(reference);
+        self.send(frame).await;
+        loop {
+            if let Some(i) = self
+                .events
+                .iter()
+                .position(|f| f["op"] == "reply" && f["ref"] == reference.as_str())
+            {
+                return self.events.remove(i).expect("indexed");
+            }
+            let frame = self
+                .next_frame(Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|ended| panic!("socket ended waiting for reply: {ended:?}"));
+            self.events.push_back(frame);
+        }
+    }
+
+    /// Joins a topic and returns the reply's body.
+    pub async fn join(&mut self, topic: &str, since: Option<u64>) -> Value {
+        let mut frame = json!({"op":"join","topic":topic});
+        if let Some(since) = since {
+            frame["since"] = json!(since);
+        }
+        let reply = self.request(frame).await;
+        assert_eq!(reply["status"], "ok", "join {topic}: {reply}");
+        reply["body"].clone()
+    }
+
+    /// Says something and returns the reply's body (`id`, `seq`).
+    pub async fn say(&mut self, topic: &str, text: &str) -> Value {
+        let reply = self
+            .request(json!({"op":"say","topic":topic,"text":text}))
+            .await;
+        assert_eq!(reply["status"], "ok", "say: {reply}");
+        reply["body"].clone()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.send(Message::Close(None)).await;
+    }
+}
