@@ -2,7 +2,7 @@
 //!
 //! Worker processes connect over WebSockets and scrape game stores; the server
 //! merges their offers into one catalog of games with prices, historical lows
-//! and price history.
+//! and price history. People talk in chat rooms over a second WebSocket.
 //!
 //! # Layout
 //!
@@ -12,6 +12,10 @@
 //! │               └─ WorkerSession*  crawl/worker_session.rs  one per /ws/worker socket
 //! ├─ Supervisor ─ Merger             crawl/merger.rs       results → catalog; crawl completion
 //! ├─ Supervisor ─ Scheduler          crawl/scheduler.rs    crawl schedule, lease-expiry sweep
+//! ├─ Supervisor ─ RoomRegistry       rooms/registry.rs     topic → Room
+//! │               ├─ Room*           rooms/room.rs         members, seq, stored messages, fan-out
+//! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
+//! ├─ Bus                             rooms/bus.rs          LocalBus: events between Rooms and nodes
 //! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
 //!
 //! bazaar worker                      worker/
