@@ -189,3 +189,323 @@ async fn a_flood_is_rate_limited_and_then_closed_with_1008() {
     let again = ChatClient::connect(&app, Some("flooder")).await;
     assert!(again.is_ok(), "the limit is per connection, not a ban");
 }
+
+/// Settings that let a test send as fast as it likes.
+fn unlimited(mut env: Vec<(&str, &str)>) -> AppOptions {
+    env.push(("BAZAAR_WS__RATE", "100000"));
+    env.push(("BAZAAR_WS__BURST", "100000"));
+    AppOptions {
+        env: env
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn seqs_of(messages: &serde_json::Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .expect("an array of messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
+#[actix_web::test]
+async fn presence_stays_right_when_one_user_has_several_tabs() {
+    // Arrange: ana in two tabs, then bob.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut ana1 = ChatClient::connect(&app, Some("ana")).await.expect("ana1");
+    let ana1_conn = ana1.join("chat:tabs", None).await["conn"]
+        .as_str()
+        .expect("conn")
+        .to_owned();
+    let mut ana2 = ChatClient::connect(&app, Some("ana")).await.expect("ana2");
+    let ana2_conn = ana2.join("chat:tabs", None).await["conn"]
+        .as_str()
+        .expect("conn")
+        .to_owned();
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    let joined = bob.join("chat:tabs", None).await;
+
+    // Act: one of ana's tabs closes; then carol arrives.
+    ana1.close().await;
+    let presence = bob.recv_op("presence").await;
+    let mut carol = ChatClient::connect(&app, Some("carol"))
+        .await
+        .expect("carol");
+    let carol_joined = carol.join("chat:tabs", None).await;
+
+    // Assert
+    assert_ne!(ana1_conn, ana2_conn);
+    let anas: Vec<&serde_json::Value> = joined["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|m| m["user"] == "ana")
+        .collect();
+    assert_eq!(anas.len(), 2, "{joined}");
+    assert_ne!(anas[0]["conn"], anas[1]["conn"]);
+    assert_eq!(presence["topic"], "chat:tabs");
+    assert_eq!(presence["joins"], json!([]));
+    assert_eq!(
+        presence["leaves"],
+        json!([{"conn": ana1_conn, "user": "ana"}])
+    );
+    let members = &carol_joined["members"];
+    let anas: Vec<&serde_json::Value> = members
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|m| m["user"] == "ana")
+        .collect();
+    assert_eq!(anas.len(), 1, "{members}");
+    assert_eq!(anas[0]["conn"], ana2_conn.as_str());
+    ana2.close().await;
+}
+
+#[actix_web::test]
+async fn a_slow_consumer_is_closed_and_the_others_stay_fast() {
+    // Arrange: a short outbound queue, no rate limit, large messages.
+    let app = spawn_app(
+        Backend::Sqlite,
+        unlimited(vec![
+            ("BAZAAR_WS__OUTBOUND_QUEUE", "16"),
+            ("BAZAAR_CHAT__MAX_TEXT", "60000"),
+        ]),
+    )
+    .await;
+    let topic = "chat:slow";
+    let mut slow = ChatClient::connect(&app, Some("slow")).await.expect("slow");
+    slow.join(topic, None).await;
+    let mut reader = ChatClient::connect(&app, Some("reader"))
+        .await
+        .expect("reader");
+    reader.join(topic, None).await;
+    let mut sender = ChatClient::connect(&app, Some("sender"))
+        .await
+        .expect("sender");
+    sender.join(topic, None).await;
+    let filler = "x".repeat(32_000);
+
+    // Act: the slow client never reads while 300 large messages go out.
+    let mut latencies = Vec::new();
+    let mut seqs = Vec::new();
+    for i in 0..300 {
+        let text = format!("{i} {filler}");
+        let started = std::time::Instant::now();
+        sender.say(topic, &text).await;
+        let m = reader.recv_op("message").await;
+        latencies.push(started.elapsed());
+        seqs.push(m["seq"].as_u64().expect("seq"));
+        assert_eq!(m["text"], text);
+        sender.events.clear();
+    }
+    let mut frames_before_close = 0;
+    let ended = loop {
+        match slow.next_frame(std::time::Duration::from_secs(10)).await {
+            Ok(_) => frames_before_close += 1,
+            Err(how) => break how,
+        }
+    };
+
+    // Assert
+    assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    let max = *latencies.last().expect("latencies");
+    eprintln!("slow consumer: p99 {p99:?}, max {max:?}, slow got {frames_before_close} frames");
+    assert!(p99 < std::time::Duration::from_millis(100), "p99 {p99:?}");
+    assert!(max < std::time::Duration::from_millis(200), "max {max:?}");
+    assert!(frames_before_close < 300, "{frames_before_close}");
+    assert_eq!(ended, Ended::Closed(Some(1008)));
+}
+
+#[actix_web::test]
+async fn older_history_pages_backwards_over_http() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, unlimited(vec![])).await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join("chat:pages", None).await;
+    for i in 1..=120 {
+        ana.say("chat:pages", &format!("message {i}")).await;
+        ana.events.clear();
+    }
+
+    // Act
+    let (first_status, first) = app
+        .get_json("/api/rooms/pages/messages?before=71&limit=50")
+        .await;
+    let (last_status, last) = app
+        .get_json("/api/rooms/pages/messages?before=21&limit=50")
+        .await;
+    let (zero_status, _) = app
+        .get_json("/api/rooms/pages/messages?before=21&limit=0")
+        .await;
+    let (bad_status, _) = app.get_json("/api/rooms/Bad%20Name/messages").await;
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    let joined = bob.join("chat:pages", None).await;
+
+    // Assert
+    assert_eq!(first_status, 200, "{first}");
+    assert_eq!(seqs_of(&first["messages"]), (21..=70).collect::<Vec<_>>());
+    assert_eq!(first["messages"][0]["text"], "message 21");
+    assert_eq!(first["has_more"], true);
+    assert_eq!(last_status, 200, "{last}");
+    assert_eq!(seqs_of(&last["messages"]), (1..=20).collect::<Vec<_>>());
+    assert_eq!(last["has_more"], false);
+    assert_eq!(zero_status, 400);
+    assert_eq!(bad_status, 400);
+    assert_eq!(seqs_of(&joined["history"]), (71..=120).collect::<Vec<_>>());
+    assert_eq!(joined["seq"], 120);
+}
+
+#[actix_web::test]
+async fn typing_indicators_reach_others_and_expire_on_their_own() {
+    // Arrange
+    let app = spawn_app(
+        Backend::Sqlite,
+        unlimited(vec![("BAZAAR_CHAT__TYPING_TTL", "1s")]),
+    )
+    .await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join("chat:typing", None).await;
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    bob.join("chat:typing", None).await;
+
+    // Act
+    ana.send(json!({"op":"typing","topic":"chat:typing"})).await;
+    let typing = bob.recv_op("typing").await;
+    let shown = std::time::Instant::now();
+    let stopped = bob.recv_op("typing").await;
+    let lasted = shown.elapsed();
+
+    // Assert
+    assert_eq!(
+        typing,
+        json!({"op":"typing","topic":"chat:typing","users":["ana"]})
+    );
+    assert_eq!(
+        stopped,
+        json!({"op":"typing","topic":"chat:typing","users":[]})
+    );
+    assert!(lasted < std::time::Duration::from_secs(3), "{lasted:?}");
+}
+
+#[actix_web::test]
+async fn a_frame_over_the_hard_limit_closes_with_1009() {
+    // Arrange
+    let app = spawn_app(
+        Backend::Sqlite,
+        unlimited(vec![
+            ("BAZAAR_WS__HARD_FRAME_LIMIT", "65536"),
+            ("BAZAAR_WS__SOFT_FRAME_LIMIT", "1024"),
+        ]),
+    )
+    .await;
+    let mut c = ChatClient::connect(&app, Some("big")).await.expect("big");
+    c.join("chat:lobby", None).await;
+
+    // Act
+    let big = format!(
+        r#"{{"op":"say","topic":"chat:lobby","text":"{}"}}"#,
+        "z".repeat(100_000)
+    );
+    c.send_text(big).await;
+    let ended = loop {
+        match c.next_frame(std::time::Duration::from_secs(10)).await {
+            Ok(_) => {}
+            Err(how) => break how,
+        }
+    };
+
+    // Assert
+    assert_eq!(ended, Ended::Closed(Some(1009)));
+}
+
+#[actix_web::test]
+async fn signal_is_relayed_only_to_a_member_of_the_topic() {
+    // Arrange: ana and bob in chat:p2p, carol elsewhere.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    let ana_conn = ana.join("chat:p2p", None).await["conn"]
+        .as_str()
+        .expect("conn")
+        .to_owned();
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    let bob_conn = bob.join("chat:p2p", None).await["conn"]
+        .as_str()
+        .expect("conn")
+        .to_owned();
+    let mut carol = ChatClient::connect(&app, Some("carol"))
+        .await
+        .expect("carol");
+    let carol_conn = carol.join("chat:other", None).await["conn"]
+        .as_str()
+        .expect("conn")
+        .to_owned();
+
+    // Act
+    let data = json!({"kind":"offer","sdp":"x"});
+    let to_bob = ana
+        .request(json!({"op":"signal","topic":"chat:p2p","to":bob_conn,"data":data}))
+        .await;
+    let relayed = bob.recv_op("signal").await;
+    let to_carol = ana
+        .request(json!({"op":"signal","topic":"chat:p2p","to":carol_conn,"data":data}))
+        .await;
+
+    // Assert
+    assert_eq!(to_bob["status"], "ok", "{to_bob}");
+    assert_eq!(relayed["from"], ana_conn.as_str());
+    assert_eq!(relayed["data"], data);
+    assert_eq!(relayed["topic"], "chat:p2p");
+    assert_eq!(to_carol["status"], "error");
+    assert_eq!(to_carol["body"]["code"], "not_in_topic");
+    carol.send(json!({"op":"ping","ref":"p"})).await;
+    let frame = carol
+        .next_frame(std::time::Duration::from_secs(5))
+        .await
+        .expect("a frame");
+    assert_eq!(frame["op"], "reply", "carol got no signal: {frame}");
+}
+
+#[actix_web::test]
+async fn many_clients_keep_per_topic_order() {
+    // Arrange: ten clients in one room.
+    let app = spawn_app(Backend::Sqlite, unlimited(vec![])).await;
+    let topic = "chat:crowd";
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        let mut c = ChatClient::connect(&app, Some(&format!("user{i}")))
+            .await
+            .expect("connect");
+        c.join(topic, None).await;
+        clients.push(c);
+    }
+
+    // Act: three of them say 20 messages each at the same time, while
+    // everyone reads.
+    let runs = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| async move {
+            if i < 3 {
+                for n in 0..20 {
+                    c.say(topic, &format!("user{i} says {n}")).await;
+                }
+            }
+            let mut seqs = Vec::new();
+            for _ in 0..60 {
+                seqs.push(c.recv_op("message").await["seq"].as_u64().expect("seq"));
+            }
+            seqs
+        });
+    let received = futures_util::future::join_all(runs).await;
+
+    // Assert
+    for (i, seqs) in received.iter().enumerate() {
+        assert_eq!(seqs, &(1..=60).collect::<Vec<_>>(), "client {i}");
+    }
+}
