@@ -30,6 +30,7 @@
 //! in `demo/`; `bench/` is the load generator behind `bazaar bench`.
 
 pub mod bench;
+pub mod chat_cli;
 pub mod clock;
 pub mod config;
 pub mod crawl;

@@ -1,4 +1,4 @@
-//! The `bazaar` command: serve (the default), worker, migrate, bench.
+//! The `bazaar` command: serve (the default), worker, migrate, bench, chat.
 
 use std::path::PathBuf;
 
@@ -6,9 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use url::Url;
 
+use bazaar::chat_cli::ChatOptions;
 use bazaar::config::{LogFormat, Settings};
 use bazaar::worker::WorkerOptions;
-use bazaar::{bench, db, startup, telemetry, worker};
+use bazaar::{bench, chat_cli, db, startup, telemetry, worker};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +63,18 @@ enum Command {
     Migrate,
     /// Measure a scenario (see `bazaar bench --help`).
     Bench(bench::BenchArgs),
+    /// Chat in a room from the terminal (/who, /join ROOM, /quit).
+    Chat {
+        /// The server, e.g. http://127.0.0.1:8080 or ws://127.0.0.1:8080.
+        #[arg(long)]
+        server: Url,
+        /// The guest name others see.
+        #[arg(long)]
+        name: String,
+        /// The room to join first.
+        #[arg(long, default_value = "lobby")]
+        room: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -120,6 +133,13 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench(args) => bench::run(args, &settings).await,
+            Command::Chat { server, name, room } => {
+                let code = chat_cli::run(ChatOptions { server, name, room }).await?;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
         }
     })
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod chat;
+mod chat_cli;
 mod chat_client;
 mod crawl;
 mod faults;

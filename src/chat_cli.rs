@@ -1,0 +1,444 @@
+//! `bazaar chat`: a terminal chat client for the rooms on `GET /ws`
+//! (PROTOCOL.md §1). It joins `chat:<room>` as a guest, prints the room's
+//! history, messages and presence on stdout, sends each stdin line as `say`,
+//! and understands `/who`, `/join ROOM` and `/quit`. A dropped connection is
+//! re-opened with backoff and the room re-joined with `since`, so nothing is
+//! missed.
+//!
+//! One plain async loop: stdin is read on a std thread and forwarded through
+//! a channel, so the actix system never blocks on the terminal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use actix_codec::Framed;
+use awc::ws::{CloseCode, CloseReason, Codec, Frame, Message};
+use awc::BoxedSocket;
+use chrono::{DateTime, Local};
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::domain::topic::RoomName;
+
+/// The first wait before reconnecting.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+/// The longest wait between reconnects.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The largest frame accepted from the server (a join's history).
+const MAX_FRAME: usize = 8 << 20;
+
+const HELP: &str = "commands: /who (members), /join ROOM (change room), /quit (leave); \
+                    any other line is said in the room";
+
+/// What `bazaar chat` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// `http(s)://host[:port]` or `ws(s)://host[:port]`.
+    pub server: Url,
+    pub name: String,
+    pub room: String,
+}
+
+/// The `/ws?name=` URL for a server given as http(s) or ws(s).
+pub fn endpoint(server: &Url, name: &str) -> anyhow::Result<Url> {
+    let scheme = match server.scheme() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => anyhow::bail!("--server must be an http(s):// or ws(s):// URL, not {other}://"),
+    };
+    let mut url = server.clone();
+    url.set_scheme(scheme)
+        .map_err(|()| anyhow::anyhow!("cannot use {server} as a WebSocket URL"))?;
+    let path = format!("{}/ws", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_fragment(None);
+    url.query_pairs_mut().clear().append_pair("name", name);
+    Ok(url)
+}
+
+/// Runs the client until `/quit` or the end of stdin; returns the exit code
+/// (0 on quit, 2 when the server refuses the connection).
+pub async fn run(options: ChatOptions) -> anyhow::Result<i32> {
+    let room = RoomName::parse(&options.room)
+        .map_err(|e| anyhow::anyhow!("invalid room name {:?}: {e}", options.room))?;
+    let url = endpoint(&options.server, &options.name)?;
+    let mut lines = stdin_lines();
+    let mut chat = Chat::new(room);
+    let mut backoff = BACKOFF_START;
+    let mut connected_before = false;
+    loop {
+        tracing::info!(server = %url, "connecting");
+        let connecting = awc::Client::builder()
+            .connector(crate::net::connector())
+            .finish()
+            .ws(url.as_str())
+            .max_frame_size(MAX_FRAME)
+            .connect()
+            .await;
+        match connecting {
+            Ok((_, socket)) => {
+                backoff = BACKOFF_START;
+                match chat.session(socket, &mut lines, connected_before).await {
+                    Ended::Quit => return Ok(0),
+                    Ended::Dropped => connected_before = true,
+                }
+            }
+            Err(awc::error::WsClientError::InvalidResponseStatus(status))
+                if matches!(status.as_u16(), 401 | 403) =>
+            {
+                let reason = if status.as_u16() == 401 {
+                    "the server refused the name (guest names are 1-32 letters, digits, _ - . or space)"
+                } else {
+                    "the server refused this client's origin"
+                };
+                println!("! {reason} ({status})");
+                return Ok(2);
+            }
+            Err(err) => tracing::warn!(error = %err, "could not connect"),
+        }
+        println!("* reconnecting…");
+        let jitter = rand::rng().random_range(0.5..1.5);
+        let wait = backoff.mul_f64(jitter);
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        // Stay responsive to /quit while waiting.
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                line = lines.recv() => match line.as_deref().map(str::trim) {
+                    None | Some("/quit") => return Ok(0),
+                    Some("") => {}
+                    Some(_) => println!("! not connected; that line was not sent"),
+                },
+            }
+        }
+    }
+}
+
+/// Lines typed on stdin; the channel closes at the end of stdin.
+fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+enum Ended {
+    Quit,
+    Dropped,
+}
+
+/// What a reply answers.
+enum Pending {
+    Join { room: RoomName, resume: bool },
+    Leave,
+    Say,
+}
+
+struct Chat {
+    room: RoomName,
+    /// This connection's id in the current room.
+    conn: Option<String>,
+    /// The current room's members: conn → user.
+    members: BTreeMap<String, String>,
+    /// The highest message seq seen in the current room.
+    seq: Option<u64>,
+    next_ref: u64,
+    pending: HashMap<String, Pending>,
+    /// A room to leave once the reply that switched rooms is handled.
+    leave_later: Option<String>,
+}
+
+type Socket = Framed<BoxedSocket, Codec>;
+
+impl Chat {
+    fn new(room: RoomName) -> Chat {
+        Chat {
+            room,
+            conn: None,
+            members: BTreeMap::new(),
+            seq: None,
+            next_ref: 1,
+            pending: HashMap::new(),
+            leave_later: None,
+        }
+    }
+
+    fn topic(&self) -> String {
+        format!("chat:{}", self.room)
+    }
+
+    /// One connection: (re)join, then relay stdin and events until it ends.
+    async fn session(
+        &mut self,
+        mut socket: Socket,
+        lines: &mut mpsc::UnboundedReceiver<String>,
+        resume: bool,
+    ) -> Ended {
+        self.pending.clear();
+        self.leave_later = None;
+        let mut join = json!({"op": "join", "topic": self.topic()});
+        if let Some(seq) = self.seq {
+            join["since"] = json!(seq);
+        }
+        let pending = Pending::Join {
+            room: self.room.clone(),
+            resume,
+        };
+        if !self.request(&mut socket, join, pending).await {
+            return Ended::Dropped;
+        }
+        loop {
+            tokio::select! {
+                frame = socket.next() => match frame {
+                    Some(Ok(Frame::Text(bytes))) => match serde_json::from_slice::<Value>(&bytes) {
+                        Ok(value) => {
+                            self.on_frame(&value);
+                            if let Some(old) = self.leave_later.take() {
+                                let leave = json!({"op": "leave", "topic": old});
+                                if !self.request(&mut socket, leave, Pending::Leave).await {
+                                    return Ended::Dropped;
+                                }
+                            }
+                        }
+                        Err(err) => tracing::warn!(error = %err, "the server sent a frame that is not JSON"),
+                    },
+                    Some(Ok(Frame::Ping(bytes))) => {
+                        if socket.send(Message::Pong(bytes)).await.is_err() {
+                            return Ended::Dropped;
+                        }
+                    }
+                    Some(Ok(Frame::Close(reason))) => {
+                        tracing::info!(?reason, "the server closed the connection");
+                        return Ended::Dropped;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "connection failed");
+                        return Ended::Dropped;
+                    }
+                    None => return Ended::Dropped,
+                },
+                line = lines.recv() => {
+                    let Some(line) = line else {
+                        close(&mut socket).await;
+                        return Ended::Quit;
+                    };
+                    if let Some(ended) = self.on_line(&mut socket, &line).await {
+                        return ended;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one typed line; `Some` when the session ends.
+    async fn on_line(&mut self, socket: &mut Socket, line: &str) -> Option<Ended> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            return None;
+        }
+        let Some(command) = line.strip_prefix('/') else {
+            let say = json!({"op": "say", "topic": self.topic(), "text": line});
+            return (!self.request(socket, say, Pending::Say).await).then_some(Ended::Dropped);
+        };
+        let mut words = command.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("quit"), None, _) => {
+                close(socket).await;
+                Some(Ended::Quit)
+            }
+            (Some("who"), None, _) => {
+                self.print_members();
+                None
+            }
+            (Some("join"), Some(room), None) => {
+                let room = match RoomName::parse(room) {
+                    Ok(room) => room,
+                    Err(err) => {
+                        println!("! invalid room name {room:?}: {err}");
+                        return None;
+                    }
+                };
+                if room == self.room {
+                    println!("* already in #{room}");
+                    return None;
+                }
+                let join = json!({"op": "join", "topic": format!("chat:{room}")});
+                let pending = Pending::Join {
+                    room,
+                    resume: false,
+                };
+                (!self.request(socket, join, pending).await).then_some(Ended::Dropped)
+            }
+            _ => {
+                println!("* {HELP}");
+                None
+            }
+        }
+    }
+
+    /// Sends a request with a fresh ref; false when the socket is gone.
+    async fn request(&mut self, socket: &mut Socket, mut frame: Value, pending: Pending) -> bool {
+        let reference = self.next_ref.to_string();
+        self.next_ref += 1;
+        frame["ref"] = json!(reference);
+        self.pending.insert(reference, pending);
+        match socket.send(Message::Text(frame.to_string().into())).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not send");
+                false
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: &Value) {
+        let topic = self.topic();
+        match frame["op"].as_str() {
+            Some("reply") => self.on_reply(frame),
+            Some("message") if frame["topic"] == topic.as_str() => self.print_message(frame),
+            Some("presence") if frame["topic"] == topic.as_str() => {
+                for (list, joined) in [("joins", true), ("leaves", false)] {
+                    for member in frame[list].as_array().into_iter().flatten() {
+                        let (Some(conn), Some(user)) =
+                            (member["conn"].as_str(), member["user"].as_str())
+                        else {
+                            continue;
+                        };
+                        let mine = self.conn.as_deref() == Some(conn);
+                        if joined {
+                            self.members.insert(conn.to_owned(), user.to_owned());
+                        } else {
+                            self.members.remove(conn);
+                        }
+                        if !mine {
+                            println!("* {user} {}", if joined { "joined" } else { "left" });
+                        }
+                    }
+                }
+            }
+            Some("error") => print_error(frame),
+            _ => {}
+        }
+    }
+
+    fn on_reply(&mut self, frame: &Value) {
+        let Some(pending) = frame["ref"].as_str().and_then(|r| self.pending.remove(r)) else {
+            return;
+        };
+        let body = &frame["body"];
+        if frame["status"] != "ok" {
+            match pending {
+                Pending::Join { room, .. } => {
+                    print!("! could not join #{room}: ");
+                    print_error(body);
+                }
+                Pending::Say | Pending::Leave => print_error(body),
+            }
+            return;
+        }
+        let Pending::Join { room, resume } = pending else {
+            return;
+        };
+        if room != self.room {
+            // Switched rooms: leave the old one now that the new one is joined.
+            let old = std::mem::replace(&mut self.room, room);
+            self.leave_later = Some(format!("chat:{old}"));
+            self.seq = None;
+        }
+        self.conn = body["conn"].as_str().map(str::to_owned);
+        self.members = body["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some((
+                    m["conn"].as_str()?.to_owned(),
+                    m["user"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        if resume {
+            println!("* reconnected");
+        } else {
+            println!("* joined #{}", self.room);
+        }
+        let history = body["history"].as_array().cloned().unwrap_or_default();
+        for message in &history {
+            self.print_message(message);
+        }
+        if body["truncated"] == true {
+            println!("* (some messages were missed while disconnected)");
+        }
+        if let Some(seq) = body["seq"].as_u64() {
+            if body["truncated"] != true {
+                self.seq = Some(self.seq.map_or(seq, |s| s.max(seq)));
+            }
+        }
+        if !resume {
+            self.print_members();
+        }
+    }
+
+    fn print_message(&mut self, message: &Value) {
+        if let Some(seq) = message["seq"].as_u64() {
+            if self.seq.is_some_and(|s| seq <= s) {
+                return; // already shown
+            }
+            self.seq = Some(seq);
+        }
+        let user = message["user"].as_str().unwrap_or("?");
+        let text = message["text"].as_str().unwrap_or("");
+        let at = message["at"].as_str().unwrap_or("");
+        let time = DateTime::parse_from_rfc3339(at)
+            .map(|t| t.with_timezone(&Local).format("%H:%M:%S").to_string())
+            .unwrap_or_else(|_| at.to_owned());
+        println!("[{time}] {user}: {text}");
+    }
+
+    fn print_members(&self) {
+        let mut users: Vec<String> = self
+            .members
+            .iter()
+            .map(|(conn, user)| {
+                if self.conn.as_deref() == Some(conn) {
+                    format!("{user} (you)")
+                } else {
+                    user.clone()
+                }
+            })
+            .collect();
+        users.sort();
+        println!("* in #{}: {}", self.room, users.join(", "));
+    }
+}
+
+fn print_error(body: &Value) {
+    let code = body["code"].as_str().unwrap_or("error");
+    let message = body["message"].as_str().unwrap_or("");
+    println!("! {code}: {message}");
+}
+
+/// A normal close; the process ends right after, so errors do not matter.
+async fn close(socket: &mut Socket) {
+    let reason = CloseReason::from(CloseCode::Normal);
+    let sent = tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(Message::Close(Some(reason))),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        tracing::debug!("could not send the close frame");
+    }
+}
