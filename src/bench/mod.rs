@@ -1,9 +1,15 @@
 //! `bazaar bench <scenario>`: load generators that measure Bazaar end to end
 //! on loopback, like redis-benchmark. Figures belong here, not in timed tests.
 
+pub mod chat;
 pub mod crawl;
+pub mod idle;
 pub mod store;
 
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use crate::config::Settings;
@@ -19,10 +25,147 @@ enum Scenario {
     /// Crawl a generated store with 1, 2 and 4 local workers, with and
     /// without latency, and report pages and tasks per second.
     Crawl(crawl::CrawlBench),
+    /// Chat rooms under load: messages delivered per second, latency from
+    /// send to each member, loss, and the server's peak memory.
+    Chat(chat::ChatBench),
+    /// Many idle WebSocket connections: the server's memory per connection.
+    Idle(idle::IdleBench),
 }
 
 pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Crawl(bench) => crawl::run(bench).await,
+        Scenario::Chat(bench) => chat::run(bench).await,
+        Scenario::Idle(bench) => idle::run(bench).await,
+    }
+}
+
+/// A `bazaar serve` child process on a free loopback port with a temp data
+/// dir, no local workers and no scheduled crawls; killed when dropped.
+pub(crate) struct ChildServer {
+    child: tokio::process::Child,
+    pub base: String,
+    pub pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl ChildServer {
+    /// Starts the server with these extra `BAZAAR_*` variables and waits
+    /// until it answers HTTP.
+    pub async fn start(env: &[(&str, String)]) -> anyhow::Result<ChildServer> {
+        let exe = std::env::current_exe().context("could not find the bazaar binary")?;
+        let dir = tempfile::tempdir().context("could not make a temp dir")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.arg("serve")
+            .env("BAZAAR_DATA_DIR", dir.path())
+            .env("BAZAAR_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("BAZAAR_SERVER__PUBLIC_URL", &base)
+            .env("BAZAAR_WORKERS__LOCAL", "0")
+            .env("BAZAAR_CRAWL__EVERY", "0s")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let mut child = cmd.spawn().context("could not start bazaar serve")?;
+        let pid = child.id().unwrap_or(0);
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .finish();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = client
+                .get(format!("{base}/api/workers"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!("bazaar serve exited with {status} before it came up");
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not come up within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(ChildServer {
+            child,
+            base,
+            pid,
+            _dir: dir,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS`, `VmHWM`), 0 if unknown.
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Raises this process's open-file limit to its hard limit (children such
+/// as the server inherit it); returns the soft limit now in force.
+pub(crate) fn raise_nofile_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
+    }
+}
+
+/// The `p`-th percentile (0..=100) of sorted values, nearest rank; 0 when empty.
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentile_uses_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&v, 0.0), 1);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
     }
 }

@@ -1,0 +1,514 @@
+//! The chat benchmark: R rooms of M members each (separate WebSockets), S of
+//! them sending `say` at a rate or as fast as a window of messages in flight
+//! allows; every member times each message from its send to its arrival.
+//!
+//! The load generator shares the machine with the server, so it stays lean:
+//! one thread, one task per connection, and frames are scanned for the few
+//! fields needed (`seq`, the send time embedded in the text) rather than
+//! parsed.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use anyhow::{bail, Context};
+use awc::ws::{Codec, Frame, Message};
+use awc::BoxedSocket;
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::Instant;
+use url::Url;
+
+use super::{percentile, proc_status_kib, raise_nofile_limit, ChildServer};
+
+#[derive(Debug, Clone, Args)]
+pub struct ChatBench {
+    /// Target this running server (http:// or ws://) instead of starting one.
+    #[arg(long)]
+    server: Option<Url>,
+    /// Rooms, `chat:bench-<i>`.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Members (WebSocket connections) per room, senders included.
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Members per room that send.
+    #[arg(long, default_value_t = 1)]
+    senders: usize,
+    /// Messages per second per sender; 0 sends as fast as the window allows.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Messages a sender may have in flight (sent, its own copy not yet back).
+    #[arg(long, default_value_t = 100)]
+    window: usize,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Bytes of text per message (at least the embedded send time).
+    #[arg(long, default_value_t = 32)]
+    text_bytes: usize,
+}
+
+impl ChatBench {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.rooms == 0 || self.members == 0 {
+            bail!("--rooms and --members must be at least 1");
+        }
+        if self.senders == 0 || self.senders > self.members {
+            bail!(
+                "--senders must be between 1 and --members ({})",
+                self.members
+            );
+        }
+        if self.window == 0 {
+            bail!("--window must be at least 1");
+        }
+        if !(self.rate.is_finite() && self.rate >= 0.0) {
+            bail!("--rate must be 0 (as fast as possible) or a positive number");
+        }
+        if !(self.duration.is_finite() && self.duration > 0.0) {
+            bail!("--duration must be a positive number of seconds");
+        }
+        Ok(())
+    }
+}
+
+/// How long to wait after the sending window for the last deliveries.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Connections opened at once while setting up.
+const CONNECT_CONCURRENCY: usize = 32;
+
+#[derive(Default)]
+struct Stats {
+    sent: u64,
+    acked: u64,
+    rejected: u64,
+    deliveries: u64,
+    gaps: u64,
+    latencies_us: Vec<u64>,
+    last_delivery: Option<Instant>,
+    senders_active: usize,
+    closed: usize,
+    first_error: Option<String>,
+}
+
+/// What a frame from the server is, as far as this benchmark cares.
+#[derive(Debug, PartialEq)]
+enum Event {
+    /// A chat message: its `seq`, and the send time (ns) and sender id when
+    /// this benchmark sent it.
+    Message {
+        seq: Option<u64>,
+        sent_ns: Option<u64>,
+        sender: Option<u64>,
+    },
+    Reply {
+        ok: bool,
+    },
+    Other,
+}
+
+/// The digits right after `key` in `s`.
+fn number_after(s: &str, key: &str) -> Option<u64> {
+    let rest = &s[s.find(key)? + key.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn scan(frame: &str) -> Event {
+    if frame.contains(r#""op":"message""#) {
+        let (sent_ns, sender) = match frame.find(r#""text":"t="#) {
+            Some(at) => {
+                let text = &frame[at + 8..];
+                (number_after(text, "t="), number_after(text, " s="))
+            }
+            None => (None, None),
+        };
+        Event::Message {
+            seq: number_after(frame, r#""seq":"#),
+            sent_ns,
+            sender,
+        }
+    } else if frame.contains(r#""op":"reply""#) {
+        Event::Reply {
+            ok: frame.contains(r#""status":"ok""#),
+        }
+    } else {
+        Event::Other
+    }
+}
+
+/// The text of a message: the send time and sender first, padded to `bytes`.
+fn message_text(sent_ns: u128, sender: usize, bytes: usize) -> String {
+    let mut text = format!("t={sent_ns} s={sender} ");
+    while text.len() < bytes {
+        text.push('x');
+    }
+    text
+}
+
+type Socket = Framed<BoxedSocket, Codec>;
+
+async fn connect_and_join(client: &awc::Client, url: Url, topic: String) -> anyhow::Result<Socket> {
+    let (_, mut ws) = client
+        .ws(url.as_str())
+        .max_frame_size(8 << 20)
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("connect {url}: {e}"))?;
+    let join = format!(r#"{{"op":"join","topic":"{topic}","ref":"j"}}"#);
+    ws.send(Message::Text(join.into())).await?;
+    while let Some(frame) = ws.next().await {
+        if let Frame::Text(bytes) = frame? {
+            let text = std::str::from_utf8(&bytes)?;
+            if text.contains(r#""ref":"j""#) {
+                if scan(text) == (Event::Reply { ok: true }) {
+                    return Ok(ws);
+                }
+                bail!("join {topic} refused: {text}");
+            }
+        }
+    }
+    bail!("the server closed the socket before answering the join")
+}
+
+struct Member {
+    ws: Socket,
+    topic: String,
+    /// This member's sender id, if it sends.
+    sender: Option<usize>,
+}
+
+struct Plan {
+    t0: Instant,
+    end: Instant,
+    period: Option<Duration>,
+    window: usize,
+    text_bytes: usize,
+}
+
+async fn member_loop(mut m: Member, plan: Rc<Plan>, stats: Rc<RefCell<Stats>>) {
+    let mut sending = m.sender.is_some();
+    let mut in_flight = 0usize;
+    let mut next_send = plan.t0;
+    let mut last_seq: Option<u64> = None;
+    let error = loop {
+        let can_send = sending && in_flight < plan.window;
+        tokio::select! {
+            biased;
+            frame = m.ws.next() => match frame {
+                None => break None,
+                Some(Err(e)) => break Some(e.to_string()),
+                Some(Ok(Frame::Close(reason))) => break Some(format!("closed by the server: {reason:?}")),
+                Some(Ok(Frame::Ping(p))) => {
+                    let _ = m.ws.send(Message::Pong(p)).await;
+                }
+                Some(Ok(Frame::Text(bytes))) => {
+                    let now = Instant::now();
+                    let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+                    let mut s = stats.borrow_mut();
+                    match scan(text) {
+                        Event::Message { seq, sent_ns, sender } => {
+                            if let (Some(seq), Some(last)) = (seq, last_seq) {
+                                s.gaps += seq.saturating_sub(last + 1);
+                            }
+                            last_seq = seq.or(last_seq);
+                            if let Some(sent_ns) = sent_ns {
+                                s.deliveries += 1;
+                                let now_ns = (now - plan.t0).as_nanos() as u64;
+                                s.latencies_us.push(now_ns.saturating_sub(sent_ns) / 1000);
+                                s.last_delivery = Some(now);
+                                if sender.is_some() && sender == m.sender.map(|id| id as u64) {
+                                    in_flight = in_flight.saturating_sub(1);
+                                }
+                            }
+                        }
+                        Event::Reply { ok: true } => s.acked += 1,
+                        Event::Reply { ok: false } => {
+                            s.rejected += 1;
+                            if s.first_error.is_none() {
+                                s.first_error = Some(text.chars().take(300).collect());
+                            }
+                        }
+                        Event::Other => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+            () = tokio::time::sleep_until(next_send.min(plan.end)), if can_send => {
+                let now = Instant::now();
+                if now >= plan.end {
+                    sending = false;
+                    stats.borrow_mut().senders_active -= 1;
+                    continue;
+                }
+                let text = message_text((now - plan.t0).as_nanos(), m.sender.unwrap_or(0), plan.text_bytes);
+                let say = format!(r#"{{"op":"say","topic":"{}","text":"{text}","ref":"s"}}"#, m.topic);
+                if let Err(e) = m.ws.send(Message::Text(say.into())).await {
+                    break Some(e.to_string());
+                }
+                in_flight += 1;
+                stats.borrow_mut().sent += 1;
+                next_send = match plan.period {
+                    Some(period) => (next_send + period).max(now),
+                    None => now,
+                };
+            }
+        }
+    };
+    let mut s = stats.borrow_mut();
+    s.closed += 1;
+    if sending {
+        s.senders_active -= 1;
+    }
+    if let Some(e) = error {
+        s.first_error.get_or_insert(e);
+    }
+}
+
+pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
+    bench.validate()?;
+    let total = bench.rooms * bench.members;
+    let limit = raise_nofile_limit();
+    if total as u64 + 64 > limit {
+        bail!(
+            "{total} connections need about {} open files, but this process may open only {limit} \
+             (its RLIMIT_NOFILE hard limit); use fewer rooms or members, or raise the hard limit",
+            total + 64
+        );
+    }
+    let child = match &bench.server {
+        Some(_) => None,
+        None => Some(
+            ChildServer::start(&[
+                ("BAZAAR_WS__RATE", "1000000".to_owned()),
+                ("BAZAAR_WS__BURST", "1000000".to_owned()),
+                ("BAZAAR_WS__OUTBOUND_QUEUE", "4096".to_owned()),
+            ])
+            .await?,
+        ),
+    };
+    let server = match (&bench.server, &child) {
+        (Some(url), _) => url.clone(),
+        (None, Some(child)) => Url::parse(&child.base)?,
+        (None, None) => unreachable!(),
+    };
+
+    let mut plans = Vec::with_capacity(total);
+    for room in 0..bench.rooms {
+        for i in 0..bench.members {
+            let url = crate::chat_cli::endpoint(&server, &format!("b{room}-{i}"))?;
+            let sender = (i < bench.senders).then_some(room * bench.senders + i);
+            plans.push((url, format!("chat:bench-{room}"), sender));
+        }
+    }
+    let setup = std::time::Instant::now();
+    // One client for all: building one per connection costs a TLS context
+    // each (tens of ms). No pool limit: upgraded sockets would count in it.
+    let client = awc::Client::builder()
+        .connector(crate::net::connector().limit(0))
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let client = &client;
+    let members: Vec<Member> = futures_util::stream::iter(plans)
+        .map(|(url, topic, sender)| async move {
+            let ws = connect_and_join(client, url, topic.clone()).await?;
+            Ok::<_, anyhow::Error>(Member { ws, topic, sender })
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()
+        .context("could not set up the members")?;
+    eprintln!(
+        "{total} members joined in {:.2} s; sending for {} s",
+        setup.elapsed().as_secs_f64(),
+        bench.duration
+    );
+
+    let t0 = Instant::now();
+    let plan = Rc::new(Plan {
+        t0,
+        end: t0 + Duration::from_secs_f64(bench.duration),
+        period: (bench.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / bench.rate)),
+        window: bench.window,
+        text_bytes: bench.text_bytes,
+    });
+    let stats = Rc::new(RefCell::new(Stats {
+        senders_active: bench.rooms * bench.senders,
+        ..Stats::default()
+    }));
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|m| actix_web::rt::spawn(member_loop(m, plan.clone(), stats.clone())))
+        .collect();
+
+    // Wait out the window, then for the last copies to arrive.
+    tokio::time::sleep_until(plan.end).await;
+    let drain_until = plan.end + DRAIN;
+    loop {
+        {
+            let s = stats.borrow();
+            let done = s.senders_active == 0 && s.acked + s.rejected >= s.sent;
+            if done && s.deliveries >= s.acked * bench.members as u64 {
+                break;
+            }
+            if s.closed == total {
+                break;
+            }
+        }
+        if Instant::now() > drain_until {
+            eprintln!("warning: gave up waiting for the last deliveries after {DRAIN:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for task in &tasks {
+        task.abort();
+    }
+    let peak_rss_kib = child
+        .as_ref()
+        .map_or(0, |c| proc_status_kib(c.pid, "VmHWM"));
+    if let Some(child) = child {
+        child.stop().await;
+    }
+
+    let mut s = stats.take();
+    s.latencies_us.sort_unstable();
+    let seconds = s
+        .last_delivery
+        .map_or(bench.duration, |l| (l - t0).as_secs_f64())
+        .max(1e-9);
+    let expected = s.acked * bench.members as u64;
+    let loss = expected as i64 - s.deliveries as i64;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let p50 = ms(percentile(&s.latencies_us, 50.0));
+    let p99 = ms(percentile(&s.latencies_us, 99.0));
+    let max = ms(s.latencies_us.last().copied().unwrap_or(0));
+    let rate = if bench.rate > 0.0 {
+        format!("{}/s", bench.rate)
+    } else {
+        "max".to_owned()
+    };
+    let rss = if peak_rss_kib > 0 {
+        format!("{} MiB", peak_rss_kib / 1024)
+    } else {
+        "n/a".to_owned()
+    };
+    println!(
+        "rooms {} × members {} (senders {} at {rate}, window {})  sent {} acked {}  \
+         {:.0} deliveries/s ({} in {:.2} s)  latency p50 {p50:.2} ms p99 {p99:.2} ms max {max:.2} ms  \
+         loss {loss}  seq gaps {}  peak RSS {rss}",
+        bench.rooms,
+        bench.members,
+        bench.senders,
+        bench.window,
+        s.sent,
+        s.acked,
+        s.deliveries as f64 / seconds,
+        s.deliveries,
+        seconds,
+        s.gaps,
+    );
+    println!("\nrooms,members,senders,rate,window,text_bytes,sent,acked,rejected,deliveries,seconds,deliveries_per_s,p50_ms,p99_ms,max_ms,loss,seq_gaps,peak_rss_kib");
+    println!(
+        "{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{p50:.3},{p99:.3},{max:.3},{loss},{},{peak_rss_kib}",
+        bench.rooms,
+        bench.members,
+        bench.senders,
+        bench.rate,
+        bench.window,
+        bench.text_bytes,
+        s.sent,
+        s.acked,
+        s.rejected,
+        s.deliveries,
+        seconds,
+        s.deliveries as f64 / seconds,
+        s.gaps,
+    );
+    if let Some(e) = &s.first_error {
+        eprintln!("first error: {e}");
+    }
+    if loss != 0 || s.gaps != 0 || s.rejected != 0 {
+        eprintln!(
+            "warning: unhealthy run ({loss} lost, {} seq gaps, {} says rejected)",
+            s.gaps, s.rejected
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_only_the_needed_fields() {
+        let text = message_text(123_456, 7, 32);
+        assert_eq!(text.len(), 32);
+        let frame = format!(
+            r#"{{"op":"message","topic":"chat:bench-0","id":5,"seq":42,"user":"b0-0","text":"{text}","at":"x"}}"#
+        );
+        assert_eq!(
+            scan(&frame),
+            Event::Message {
+                seq: Some(42),
+                sent_ns: Some(123_456),
+                sender: Some(7)
+            }
+        );
+        assert_eq!(
+            scan(r#"{"op":"reply","ref":"s","status":"ok","body":{"id":1,"seq":2}}"#),
+            Event::Reply { ok: true }
+        );
+        assert_eq!(
+            scan(r#"{"op":"reply","ref":"s","status":"error","body":{}}"#),
+            Event::Reply { ok: false }
+        );
+        assert_eq!(scan(r#"{"op":"presence"}"#), Event::Other);
+    }
+
+    #[test]
+    fn rejects_impossible_options() {
+        let ok = ChatBench {
+            server: None,
+            rooms: 1,
+            members: 10,
+            senders: 1,
+            rate: 0.0,
+            window: 100,
+            duration: 1.0,
+            text_bytes: 32,
+        };
+        assert!(ok.validate().is_ok());
+        assert!(ChatBench {
+            senders: 11,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(ChatBench {
+            window: 0,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(ChatBench {
+            rate: -1.0,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(ChatBench {
+            duration: 0.0,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+    }
+}
