@@ -15,6 +15,7 @@
 //! ├─ Supervisor ─ RoomRegistry       rooms/registry.rs     topic → Room
 //! │               ├─ Room*           rooms/room.rs         members, seq, stored messages, fan-out
 //! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
+//! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write
 //! ├─ Bus                             rooms/bus.rs          LocalBus: events between Rooms and nodes
 //! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
 //!

@@ -21,6 +21,7 @@ use crate::crawl::sites::Sites;
 use crate::demo::DemoState;
 use crate::rooms::bus::{Bus, LocalBus};
 use crate::rooms::registry::RoomRegistry;
+use crate::rooms::writer::MessageWriter;
 use crate::web::AppState;
 use crate::{db, secrets};
 
@@ -82,9 +83,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let chat = Arc::new(settings.chat.clone());
+    let writer = {
+        let db = db.clone();
+        Supervisor::start(move |_| MessageWriter::new(db))
+    };
     let registry = {
         let (db, clock, bus, chat) = (db.clone(), clock.clone(), bus.clone(), chat.clone());
-        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat))
+        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, writer))
     };
 
     let settings = Arc::new(settings);

@@ -8,3 +8,4 @@ pub mod registry;
 pub mod room;
 pub mod session;
 pub mod store;
+pub mod writer;

@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use super::bus::Bus;
 use super::room::{CountMembers, Room, TryClose};
+use super::writer::MessageWriter;
 use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
@@ -19,6 +20,7 @@ pub struct RoomRegistry {
     clock: Clock,
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
+    writer: Addr<MessageWriter>,
     rooms: HashMap<Topic, Addr<Room>>,
 }
 
@@ -28,12 +30,14 @@ impl RoomRegistry {
         clock: Clock,
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
+        writer: Addr<MessageWriter>,
     ) -> RoomRegistry {
         RoomRegistry {
             db,
             clock,
             bus,
             settings,
+            writer,
             rooms: HashMap::new(),
         }
     }
@@ -74,6 +78,7 @@ impl Handler<RoomFor> for RoomRegistry {
             self.bus.clone(),
             self.settings.clone(),
             ctx.address(),
+            self.writer.clone(),
         )
         .start();
         self.rooms.insert(topic, room.clone());

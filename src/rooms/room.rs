@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use super::bus::{Bus, EventKind, TopicEvent};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
+use super::writer::{MessageWriter, WriteMessages};
 use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
@@ -39,6 +40,7 @@ pub struct Room {
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
     registry: Addr<RoomRegistry>,
+    writer: Addr<MessageWriter>,
     members: HashMap<String, Member>,
     /// The highest seq stored (and so published) for this topic.
     last_seq: u64,
@@ -85,6 +87,7 @@ impl Room {
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
         registry: Addr<RoomRegistry>,
+        writer: Addr<MessageWriter>,
     ) -> Room {
         let topic = Topic::Chat(name.clone());
         Room {
@@ -96,6 +99,7 @@ impl Room {
             bus,
             settings,
             registry,
+            writer,
             members: HashMap::new(),
             last_seq: 0,
             recent: VecDeque::new(),
@@ -205,7 +209,7 @@ impl Room {
         self.flushing = true;
         let (batch, replies): (Vec<NewMessage>, Vec<_>) =
             std::mem::take(&mut self.pending).into_iter().unzip();
-        let db = self.db.clone();
+        let writer = self.writer.clone();
         let bus = self.bus.clone();
         let topic = self.topic.clone();
         let key = self.key.clone();
@@ -215,9 +219,14 @@ impl Room {
                 .sequence(&topic, after, batch.len() as u64)
                 .await
                 .map_err(|e| e.to_string())?;
-            store::insert_messages(&db, &key, first, &batch)
+            writer
+                .send(WriteMessages {
+                    topic: key,
+                    first,
+                    batch,
+                })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?
         }
         .into_actor(self)
         .map(move |stored, act, ctx| {

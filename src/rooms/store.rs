@@ -5,7 +5,7 @@ use entity::{messages, rooms};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::crawl::store::stmt;
@@ -56,9 +56,9 @@ pub async fn ensure_room(
 
 /// Stores a batch under consecutive seqs from `first`: one insert, and one
 /// read back for the ids (RETURNING is not available on every SQLite build
-/// sea-orm supports).
+/// sea-orm supports). Run it inside a transaction.
 pub async fn insert_messages(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    txn: &impl ConnectionTrait,
     topic: &str,
     first: u64,
     batch: &[NewMessage],
@@ -75,17 +75,15 @@ pub async fn insert_messages(
             ..Default::default()
         });
     let last = first + batch.len() as u64 - 1;
-    let txn = db.begin().await?;
     messages::Entity::insert_many(models)
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
     let stored = messages::Entity::find()
         .filter(messages::Column::Topic.eq(topic))
         .filter(messages::Column::Seq.between(seq(first), seq(last)))
         .order_by_asc(messages::Column::Seq)
-        .all(&txn)
+        .all(txn)
         .await?;
-    txn.commit().await?;
     Ok(stored)
 }
 

@@ -1,0 +1,116 @@
+//! The MessageWriter actor: every room's messages reach the database through
+//! it, the batches of many rooms in one transaction. Rooms writing on their
+//! own would fight over SQLite's single write lock and wait in its busy
+//! handler's sleeps.
+
+use actix::prelude::*;
+use entity::messages;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use tokio::sync::oneshot;
+
+use super::store::{self, NewMessage};
+
+/// One room's batch, numbered from `first`.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<messages::Model>, String>")]
+pub struct WriteMessages {
+    pub topic: String,
+    pub first: u64,
+    pub batch: Vec<NewMessage>,
+}
+
+type Reply = oneshot::Sender<Result<Vec<messages::Model>, String>>;
+
+pub struct MessageWriter {
+    db: DatabaseConnection,
+    pending: Vec<(WriteMessages, Reply)>,
+    writing: bool,
+}
+
+impl MessageWriter {
+    pub fn new(db: DatabaseConnection) -> MessageWriter {
+        MessageWriter {
+            db,
+            pending: Vec::new(),
+            writing: false,
+        }
+    }
+
+    /// Writes everything that arrived since the last write, together.
+    fn write(&mut self, ctx: &mut Context<Self>) {
+        if self.writing || self.pending.is_empty() {
+            return;
+        }
+        self.writing = true;
+        let (batches, replies): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().unzip();
+        let db = self.db.clone();
+        async move {
+            let outcomes = match write_all(&db, &batches).await {
+                Ok(stored) => stored.into_iter().map(Ok).collect(),
+                // One bad batch must not sink the other rooms': each alone.
+                Err(_) => {
+                    let mut outcomes = Vec::with_capacity(batches.len());
+                    for batch in &batches {
+                        let one = write_all(&db, std::slice::from_ref(batch)).await;
+                        outcomes.push(
+                            one.map(|mut s| s.pop().unwrap_or_default())
+                                .map_err(|e| e.to_string()),
+                        );
+                    }
+                    outcomes
+                }
+            };
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        .into_actor(self)
+        .map(|(), act, ctx| {
+            act.writing = false;
+            act.write(ctx);
+        })
+        .spawn(ctx);
+    }
+}
+
+async fn write_all(
+    db: &DatabaseConnection,
+    batches: &[WriteMessages],
+) -> Result<Vec<Vec<messages::Model>>, DbErr> {
+    let txn = db.begin().await?;
+    let mut stored = Vec::with_capacity(batches.len());
+    for b in batches {
+        stored.push(store::insert_messages(&txn, &b.topic, b.first, &b.batch).await?);
+    }
+    txn.commit().await?;
+    Ok(stored)
+}
+
+impl Actor for MessageWriter {
+    type Context = Context<Self>;
+}
+
+impl Supervised for MessageWriter {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // Replies in flight are lost with the old state; their rooms answer
+        // the speakers with an error and nothing was half written.
+        self.pending.clear();
+        self.writing = false;
+        tracing::warn!("message writer restarted");
+    }
+}
+
+impl Handler<WriteMessages> for MessageWriter {
+    type Result = ResponseFuture<Result<Vec<messages::Model>, String>>;
+
+    fn handle(&mut self, msg: WriteMessages, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.pending.push((msg, tx));
+        self.write(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the message writer restarted".to_owned()))
+        })
+    }
+}
