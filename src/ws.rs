@@ -54,12 +54,20 @@ impl Outbound {
         Outbound { tx, session }
     }
 
-    /// Queues a text frame. Shared bytes (a broadcast) are not copied.
+    /// Queues a text frame. Shared bytes (a broadcast) are not copied. On
+    /// `Full` the connection is already being closed with 1008; the caller
+    /// only forgets it.
     pub fn text(&self, text: impl Into<ByteString>) -> Result<(), SendError> {
         self.tx
             .try_send(Outgoing::Text(text.into()))
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SendError::Full,
+                mpsc::error::TrySendError::Full(_) => {
+                    self.close_now(
+                        CloseCode::Policy,
+                        "slow consumer: too many frames waiting to be read",
+                    );
+                    SendError::Full
+                }
                 mpsc::error::TrySendError::Closed(_) => SendError::Closed,
             })
     }

@@ -1,7 +1,7 @@
 //! Merging store offers into the game catalog: identity, offers, price history
 //! and the changes a crawl caused (DESIGN §2).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use entity::{changes, games, offers, price_points};
@@ -83,7 +83,8 @@ struct Catalog {
     games: HashMap<i64, games::Model>,
     by_ext: HashMap<String, i64>,
     by_norm: HashMap<String, Vec<i64>>,
-    offers: HashMap<(i64, String), offers::Model>,
+    /// Ordered by game, so one game's offers are a range, not a scan.
+    offers: BTreeMap<(i64, String), offers::Model>,
     /// Offers to write, in first-touched order.
     dirty_offers: Vec<(i64, String)>,
     dirty_games: Vec<i64>,
@@ -313,7 +314,8 @@ impl Catalog {
             .unwrap_or_else(|| item_currency.to_owned());
         let mut store_count = 0;
         let mut best: Option<&offers::Model> = None;
-        for offer in self.offers.values().filter(|o| o.game_id == game_id) {
+        let of_game = (game_id, String::new())..(game_id + 1, String::new());
+        for offer in self.offers.range(of_game).map(|(_, o)| o) {
             store_count += 1;
             if offer.available
                 && offer.currency == currency

@@ -595,6 +595,20 @@ mod tests {
             .status
     }
 
+    async fn lease_now(db: &sea_orm::DatabaseConnection, n: u32) -> Vec<Leased> {
+        let now = Utc::now();
+        lease(
+            db,
+            "a.test",
+            n,
+            "w",
+            now + chrono::Duration::seconds(30),
+            now,
+        )
+        .await
+        .expect("lease")
+    }
+
     fn token(row: &Leased) -> LeaseToken {
         LeaseToken::parse(&row.lease_token).expect("token")
     }
@@ -603,16 +617,7 @@ mod tests {
     async fn a_crawl_whose_last_task_is_cancelled_is_finished() {
         let (_dir, db, id) = crawl_with_tasks(&["http://a.test/1", "http://a.test/private"]).await;
         let now = Utc::now();
-        let leased = lease(
-            &db,
-            "a.test",
-            2,
-            "w",
-            now + chrono::Duration::seconds(30),
-            now,
-        )
-        .await
-        .expect("lease");
+        let leased = lease_now(&db, 2).await;
         assert_eq!(leased.len(), 2);
 
         // The page is merged first, while the private one is still leased...
@@ -635,16 +640,7 @@ mod tests {
     async fn the_sweep_finishes_a_crawl_that_a_race_left_running() {
         let (_dir, db, id) = crawl_with_tasks(&["http://a.test/1"]).await;
         let now = Utc::now();
-        let leased = lease(
-            &db,
-            "a.test",
-            1,
-            "w",
-            now + chrono::Duration::seconds(30),
-            now,
-        )
-        .await
-        .expect("lease");
+        let leased = lease_now(&db, 1).await;
         // Settled without a completion check, as when two transactions each
         // saw the other's task still open.
         let only = token(&leased[0]);

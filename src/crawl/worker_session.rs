@@ -99,9 +99,7 @@ impl WorkerSession {
             }
         };
         if let Err(SendError::Full) = self.out.text(text) {
-            tracing::warn!(worker = %self.name, "worker stopped reading; closing");
-            self.out
-                .close_now(CloseCode::Policy, "outbound queue overflow");
+            tracing::warn!(worker = %self.name, "worker stopped reading; closed");
             ctx.stop();
         }
     }

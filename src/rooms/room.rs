@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::CloseCode;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde_json::Value;
@@ -161,13 +160,7 @@ impl Room {
             }
         }
         for conn in slow {
-            if let Some(member) = self.members.get(&conn) {
-                tracing::warn!(topic = %self.key, conn, "slow consumer closed");
-                member.out.close_now(
-                    CloseCode::Policy,
-                    "slow consumer: too many frames waiting to be read",
-                );
-            }
+            tracing::warn!(topic = %self.key, conn, "slow consumer closed");
             self.remove(&conn, ctx);
         }
     }
@@ -506,10 +499,7 @@ impl Handler<Signal> for Room {
         };
         let frame = client::signal(&self.key, &msg.from, &msg.data);
         if let Err(SendError::Full) = target.out.text(frame) {
-            target.out.close_now(
-                CloseCode::Policy,
-                "slow consumer: too many frames waiting to be read",
-            );
+            tracing::warn!(topic = %self.key, conn = %msg.to, "slow consumer closed");
             self.remove(&msg.to, ctx);
         }
         Ok(())

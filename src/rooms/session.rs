@@ -67,10 +67,6 @@ impl ClientSession {
 
     fn push(&self, frame: ByteString, ctx: &mut Context<Self>) {
         if let Err(SendError::Full) = self.out.text(frame) {
-            self.out.close_now(
-                CloseCode::Policy,
-                "slow consumer: too many frames waiting to be read",
-            );
             ctx.stop();
         }
     }
@@ -228,11 +224,7 @@ impl ClientSession {
         room.send(say)
             .into_actor(self)
             .map(move |said, act, ctx| {
-                let outcome = match said {
-                    Ok(Ok(said)) => Ok(json!({ "id": said.id, "seq": said.seq })),
-                    Ok(Err(err)) => Err((err.code(), err.to_string())),
-                    Err(_) => Err(("internal", "the room closed; join again".to_owned())),
-                };
+                let outcome = room_outcome(said, |said| json!({ "id": said.id, "seq": said.seq }));
                 act.answer(reference.as_deref(), outcome, ctx);
             })
             .spawn(ctx);
@@ -268,14 +260,22 @@ impl ClientSession {
         room.send(signal)
             .into_actor(self)
             .map(move |relayed, act, ctx| {
-                let outcome = match relayed {
-                    Ok(Ok(())) => Ok(json!({})),
-                    Ok(Err(err)) => Err((err.code(), err.to_string())),
-                    Err(_) => Err(("internal", "the room closed; join again".to_owned())),
-                };
+                let outcome = room_outcome(relayed, |()| json!({}));
                 act.answer(reference.as_deref(), outcome, ctx);
             })
             .spawn(ctx);
+    }
+}
+
+/// A Room's answer as a reply body or an error code and message.
+fn room_outcome<T>(
+    answer: Result<Result<T, RoomError>, MailboxError>,
+    body: impl FnOnce(T) -> Value,
+) -> Result<Value, (&'static str, String)> {
+    match answer {
+        Ok(Ok(value)) => Ok(body(value)),
+        Ok(Err(err)) => Err((err.code(), err.to_string())),
+        Err(_) => Err(("internal", "the room closed; join again".to_owned())),
     }
 }
 

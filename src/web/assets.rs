@@ -32,6 +32,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/js/chat.js"),
     ),
     (
+        "js/message_view.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/js/message_view.js"),
+    ),
+    (
         "js/p2p.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/js/p2p.js"),

@@ -7,6 +7,7 @@
 // User text only ever reaches the page through textContent.
 
 import { Socket, socketUrl } from "./socket.js";
+import { messageItem } from "./message_view.js";
 import { DirectTalks } from "./p2p.js";
 
 /** The server's limit on a message, in characters. */
@@ -177,38 +178,12 @@ socket.join(topic, {
 
 // ---- Messages -------------------------------------------------------------
 
-function formatTime(at) {
-  const date = new Date(at);
-  if (Number.isNaN(date.getTime())) return { text: "", full: "" };
-  const today = date.toDateString() === new Date().toDateString();
-  const text = today
-    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : date.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
-  return { text, full: date.toLocaleString() };
-}
-
 function messageElement(message) {
-  const item = document.createElement("li");
+  const item = messageItem(message.user, message.text, message.at);
   item.className = "message";
   if (message.user === me) item.classList.add("mine");
   item.dataset.seq = message.seq;
   if (message.id !== undefined) item.dataset.id = message.id;
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const user = document.createElement("span");
-  user.className = "user";
-  user.textContent = message.user;
-  const time = document.createElement("time");
-  time.className = "time";
-  const { text, full } = formatTime(message.at);
-  time.dateTime = message.at ?? "";
-  time.textContent = text;
-  time.title = full;
-  meta.append(user, " ", time);
-  const body = document.createElement("p");
-  body.className = "text";
-  body.textContent = message.text;
-  item.append(meta, body);
   return item;
 }
 
@@ -477,20 +452,11 @@ const OUTGOING_TEXT = {
 
 /** A placeholder for a message on its way; the message event replaces it. */
 function outgoingElement(text) {
-  const item = document.createElement("li");
+  const item = messageItem(me, text, null);
   item.className = "outgoing mine";
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const user = document.createElement("span");
-  user.className = "user";
-  user.textContent = me;
   const status = document.createElement("span");
   status.className = "status";
-  meta.append(user, " ", status);
-  const body = document.createElement("p");
-  body.className = "text";
-  body.textContent = text;
-  item.append(meta, body);
+  item.querySelector(".meta").append(" ", status);
   item.sentText = text;
   stickToBottom(() => list.append(item), true);
   return item;

@@ -8,6 +8,8 @@
 //   {"kind":"ice","candidate":{...}}   {"kind":"bye"}
 // The callee accepts an offer automatically.
 
+import { messageItem } from "./message_view.js";
+
 /** No STUN or TURN: host candidates only, so that it works offline and on
  * loopback; peers behind different NATs will not find a route. */
 const RTC_CONFIG = { iceServers: [] };
@@ -286,23 +288,8 @@ class Talk {
   }
 
   show(user, text, mine) {
-    const item = document.createElement("li");
+    const item = messageItem(user, text, new Date().toISOString());
     item.className = mine ? "message p2p mine" : "message p2p";
-    const who = document.createElement("span");
-    who.className = "user";
-    who.textContent = user;
-    const time = document.createElement("time");
-    time.className = "time";
-    const now = new Date();
-    time.dateTime = now.toISOString();
-    time.textContent = now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    const meta = document.createElement("div");
-    meta.className = "meta";
-    meta.append(who, " ", time);
-    const body = document.createElement("p");
-    body.className = "text";
-    body.textContent = text;
-    item.append(meta, body);
     this.messages.append(item);
     this.messages.scrollTop = this.messages.scrollHeight;
   }
