@@ -2,6 +2,8 @@
 //! loopback, spoken to over real sockets, checked in the database they write.
 
 mod api;
+mod browser;
+mod browser_helpers;
 mod chat;
 mod chat_cli;
 mod chat_client;

@@ -1,0 +1,125 @@
+//! The chat page in real headless Chromium: two users in two windows chat,
+//! see each other come and go, ride out a server restart, and talk directly
+//! over WebRTC without the server.
+
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::browser_helpers::{Browser, Page};
+use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+
+/// The room's composer; Enter sends.
+const COMPOSER: &str = "#composer textarea[name=text]";
+/// The text of every message the server numbered.
+const MESSAGES: &str = "#messages .message[data-seq] .text";
+/// The name of everyone in the member list.
+const MEMBERS: &str = "#members [data-conn] .user";
+
+#[actix_web::test]
+async fn two_pages_chat_and_see_presence() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut browser = Browser::start().await;
+    let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
+
+    // Act
+    ana.send(COMPOSER, "hello from ana").await;
+    bob.wait_for_text(MESSAGES, "hello from ana").await;
+    bob.send(COMPOSER, "hi ana, bob here").await;
+    ana.wait_for_text(MESSAGES, "hi ana, bob here").await;
+    bob.close().await;
+
+    // Assert: bob's window closing takes him off ana's list.
+    ana.wait_for_no_text(MEMBERS, "bob").await;
+    assert_eq!(ana.texts(MEMBERS).await, ["ana"]);
+}
+
+#[actix_web::test]
+async fn page_reconnects_after_server_restart_and_resumes() {
+    // Arrange
+    let mut app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut browser = Browser::start().await;
+    let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
+    ana.send(COMPOSER, "before the crash").await;
+    bob.wait_for_text(MESSAGES, "before the crash").await;
+    bob.send(COMPOSER, "seen it").await;
+    ana.wait_for_text(MESSAGES, "seen it").await;
+
+    // Act
+    app.kill9();
+    ana.wait_until("#conn-state to leave online", "#conn-state", |badge| {
+        badge != ["online"]
+    })
+    .await;
+    app.start().await;
+    ana.wait_online().await;
+    bob.wait_online().await;
+    bob.send(COMPOSER, "after the restart").await;
+
+    // Assert: the new message joins the old ones, each once, in seq order.
+    ana.wait_for_text(MESSAGES, "after the restart").await;
+    assert_eq!(
+        ana.texts(MESSAGES).await,
+        ["before the crash", "seen it", "after the restart"]
+    );
+    let seqs: Vec<u64> = ana
+        .attrs("#messages .message[data-seq]", "data-seq")
+        .await
+        .iter()
+        .map(|seq| seq.parse().expect("a numeric data-seq"))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|pair| pair[0] < pair[1]),
+        "seqs not strictly increasing: {seqs:?}"
+    );
+}
+
+#[actix_web::test]
+async fn p2p_message_bypasses_the_server() {
+    // Arrange: a room message first, which the server does store.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut browser = Browser::start().await;
+    let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
+    ana.send(COMPOSER, "said in the room").await;
+    bob.wait_for_text(MESSAGES, "said in the room").await;
+
+    // Act
+    ana.click("#members [data-conn] button.talk").await;
+    let state = ".p2p-panel[data-peer] .p2p-state";
+    ana.wait_for_text(state, "direct connection open").await;
+    bob.wait_for_text(state, "direct connection open").await;
+    ana.send(".p2p-composer input[name=text]", "just between us")
+        .await;
+
+    // Assert: bob reads it; the server's table never saw it.
+    bob.wait_for_text(".message.p2p .text", "just between us")
+        .await;
+    assert_eq!(stored_texts(&app).await, ["said in the room"]);
+}
+
+/// Ana and then bob open the lobby in their own windows, and each sees the
+/// other in the member list.
+async fn two_in_the_lobby(app: &TestApp, browser: &mut Browser) -> (Page, Page) {
+    let ana = browser.page().await;
+    let bob = browser.page().await;
+    ana.enter_room(&app.base, "lobby", "ana").await;
+    bob.enter_room(&app.base, "lobby", "bob").await;
+    ana.wait_for_text(MEMBERS, "bob").await;
+    bob.wait_for_text(MEMBERS, "ana").await;
+    (ana, bob)
+}
+
+/// Every message text the server stored for the lobby, in seq order.
+async fn stored_texts(app: &TestApp) -> Vec<String> {
+    let sql = "SELECT text FROM messages WHERE topic = 'chat:lobby' ORDER BY seq";
+    let rows = app
+        .db
+        .query_all(Statement::from_string(
+            app.db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .expect("read the messages table");
+    rows.iter()
+        .map(|row| row.try_get_by_index::<String>(0).expect("a text"))
+        .collect()
+}
