@@ -30,6 +30,7 @@
 //! (PROTOCOL.md in serde types); the demo stores the default crawl visits are
 //! in `demo/`; `bench/` is the load generator behind `bazaar bench`.
 
+pub mod auction;
 pub mod bench;
 pub mod chat_cli;
 pub mod clock;
