@@ -11,6 +11,8 @@ mod lot;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod properties;
 
 pub use bid::{place_bid, BidOutcome, BidRequest, BidRow, Standing};
 pub use error::BidError;
