@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{messages, rooms};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect,
@@ -54,36 +54,81 @@ pub async fn ensure_room(
     Ok(())
 }
 
-/// Stores a batch under consecutive seqs from `first`: one insert, and one
-/// read back for the ids (RETURNING is not available on every SQLite build
-/// sea-orm supports). Run it inside a transaction.
-pub async fn insert_messages(
+/// One topic's messages, to be stored under consecutive seqs from `first`.
+pub struct Batch<'a> {
+    pub topic: &'a str,
+    pub first: u64,
+    pub messages: &'a [NewMessage],
+}
+
+/// Rows per INSERT: five parameters each stays far below SQLite's limit.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Stores many topics' batches with one statement per 500 rows whatever the
+/// number of topics, taking the ids back with RETURNING (SQLite 3.35+, as
+/// bundled). Run it inside a transaction. The result is in the order of
+/// `batches`.
+pub async fn insert_batches(
     txn: &impl ConnectionTrait,
-    topic: &str,
-    first: u64,
-    batch: &[NewMessage],
-) -> Result<Vec<messages::Model>, DbErr> {
-    let models = batch
+    batches: &[Batch<'_>],
+) -> Result<Vec<Vec<messages::Model>>, DbErr> {
+    let mut stored: Vec<Vec<messages::Model>> = batches
         .iter()
-        .zip(first..)
-        .map(|(m, n)| messages::ActiveModel {
-            topic: Set(topic.to_owned()),
-            seq: Set(seq(n)),
-            user_name: Set(m.user.clone()),
-            text: Set(m.text.clone()),
-            at: Set(m.at),
-            ..Default::default()
-        });
-    let last = first + batch.len() as u64 - 1;
-    messages::Entity::insert_many(models)
-        .exec_without_returning(txn)
-        .await?;
-    let stored = messages::Entity::find()
-        .filter(messages::Column::Topic.eq(topic))
-        .filter(messages::Column::Seq.between(seq(first), seq(last)))
-        .order_by_asc(messages::Column::Seq)
-        .all(txn)
-        .await?;
+        .map(|b| {
+            b.messages
+                .iter()
+                .zip(b.first..)
+                .map(|(m, n)| messages::Model {
+                    id: 0,
+                    topic: b.topic.to_owned(),
+                    seq: seq(n),
+                    user_name: m.user.clone(),
+                    text: m.text.clone(),
+                    at: m.at,
+                })
+                .collect()
+        })
+        .collect();
+    let mut all: Vec<&mut messages::Model> = stored.iter_mut().flatten().collect();
+    for chunk in all.chunks_mut(ROWS_PER_INSERT) {
+        let mut insert = Query::insert();
+        insert
+            .into_table(messages::Entity)
+            .columns([
+                messages::Column::Topic,
+                messages::Column::Seq,
+                messages::Column::UserName,
+                messages::Column::Text,
+                messages::Column::At,
+            ])
+            .returning(Query::returning().column(messages::Column::Id));
+        for m in chunk.iter() {
+            insert
+                .values([
+                    m.topic.clone().into(),
+                    m.seq.into(),
+                    m.user_name.clone().into(),
+                    m.text.clone().into(),
+                    m.at.into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        let rows = txn
+            .query_all(txn.get_database_backend().build(&insert))
+            .await?;
+        if rows.len() != chunk.len() {
+            return Err(DbErr::Custom(format!(
+                "stored {} messages but got {} ids back",
+                chunk.len(),
+                rows.len()
+            )));
+        }
+        // RETURNING lists rows in insertion order on both backends for a
+        // single multi-row VALUES insert.
+        for (m, row) in chunk.iter_mut().zip(rows) {
+            m.id = row.try_get("", "id")?;
+        }
+    }
     Ok(stored)
 }
 

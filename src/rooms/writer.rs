@@ -8,7 +8,7 @@ use entity::messages;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::oneshot;
 
-use super::store::{self, NewMessage};
+use super::store::{self, Batch, NewMessage};
 
 /// One room's batch, numbered from `first`.
 #[derive(Message)]
@@ -78,11 +78,16 @@ async fn write_all(
     db: &DatabaseConnection,
     batches: &[WriteMessages],
 ) -> Result<Vec<Vec<messages::Model>>, DbErr> {
+    let batches: Vec<Batch> = batches
+        .iter()
+        .map(|b| Batch {
+            topic: &b.topic,
+            first: b.first,
+            messages: &b.batch,
+        })
+        .collect();
     let txn = db.begin().await?;
-    let mut stored = Vec::with_capacity(batches.len());
-    for b in batches {
-        stored.push(store::insert_messages(&txn, &b.topic, b.first, &b.batch).await?);
-    }
+    let stored = store::insert_batches(&txn, &batches).await?;
     txn.commit().await?;
     Ok(stored)
 }
