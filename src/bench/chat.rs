@@ -188,12 +188,18 @@ struct Plan {
     period: Option<Duration>,
     window: usize,
     text_bytes: usize,
+    senders: usize,
 }
 
 async fn member_loop(mut m: Member, plan: Rc<Plan>, stats: Rc<RefCell<Stats>>) {
     let mut sending = m.sender.is_some();
     let mut in_flight = 0usize;
-    let mut next_send = plan.t0;
+    // Senders at a rate start spread over one period, as independent
+    // people would, rather than all in the same instant.
+    let mut next_send = match (plan.period, m.sender) {
+        (Some(period), Some(id)) => plan.t0 + period.mul_f64(id as f64 / plan.senders as f64),
+        _ => plan.t0,
+    };
     let mut last_seq: Option<u64> = None;
     let error = loop {
         let can_send = sending && in_flight < plan.window;
@@ -245,17 +251,34 @@ async fn member_loop(mut m: Member, plan: Rc<Plan>, stats: Rc<RefCell<Stats>>) {
                     stats.borrow_mut().senders_active -= 1;
                     continue;
                 }
-                let text = message_text((now - plan.t0).as_nanos(), m.sender.unwrap_or(0), plan.text_bytes);
-                let say = format!(r#"{{"op":"say","topic":"{}","text":"{text}","ref":"s"}}"#, m.topic);
-                if let Err(e) = m.ws.send(Message::Text(say.into())).await {
+                // Everything due goes out in one write: one say per wake-up
+                // would cap a sender at the timer's resolution.
+                let mut burst = 0;
+                let mut failed = None;
+                while in_flight < plan.window && next_send <= now {
+                    let text = message_text((now - plan.t0).as_nanos(), m.sender.unwrap_or(0), plan.text_bytes);
+                    let say = format!(r#"{{"op":"say","topic":"{}","text":"{text}","ref":"s"}}"#, m.topic);
+                    if let Err(e) = m.ws.feed(Message::Text(say.into())).await {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                    in_flight += 1;
+                    burst += 1;
+                    if let Some(period) = plan.period {
+                        next_send += period;
+                    }
+                }
+                if plan.period.is_some() && next_send < now {
+                    // Behind schedule by more than a window: skip, don't flood.
+                    next_send = now;
+                }
+                stats.borrow_mut().sent += burst;
+                if failed.is_some() {
+                    break failed;
+                }
+                if let Err(e) = m.ws.flush().await {
                     break Some(e.to_string());
                 }
-                in_flight += 1;
-                stats.borrow_mut().sent += 1;
-                next_send = match plan.period {
-                    Some(period) => (next_send + period).max(now),
-                    None => now,
-                };
             }
         }
     };
@@ -337,6 +360,7 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         period: (bench.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / bench.rate)),
         window: bench.window,
         text_bytes: bench.text_bytes,
+        senders: bench.rooms * bench.senders,
     });
     let stats = Rc::new(RefCell::new(Stats {
         senders_active: bench.rooms * bench.senders,
