@@ -3,11 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Supervisor;
+use actix_web::dev::ServerHandle;
 use actix_web::middleware::{Compress, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::clock::Clock;
@@ -93,6 +96,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
 
     let settings = Arc::new(settings);
+    let leaving = CancellationToken::new();
     let state = web::Data::new(AppState {
         db,
         settings: settings.clone(),
@@ -106,6 +110,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         chat,
         worker_token: worker_token.clone(),
         api_token,
+        leaving: leaving.clone(),
     });
     let demo = web::Data::new(DemoState::new(settings.demo.seed));
     let server = HttpServer::new(move || {
@@ -126,6 +131,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // WebSocket frames go out one by one and are waited for; Nagle's
     // algorithm would hold some back for a delayed ACK (see `net`).
     .tcp_nodelay(true)
+    // Signals are handled below, so that sockets hear 1001 first.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
     .bind(&settings.server.bind)
     .with_context(|| format!("could not listen on {}", settings.server.bind))?;
     let addr = server
@@ -152,7 +160,38 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     } else {
         None
     };
-    server.run().await.context("the HTTP server failed")
+    let server = server.run();
+    actix_web::rt::spawn(leave_on_signal(server.handle(), leaving));
+    server.await.context("the HTTP server failed")
+}
+
+/// How long requests in flight get to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// On SIGTERM or SIGINT: every socket is closed with 1001 (going away), so
+/// that clients reconnect, then the server stops once requests in flight
+/// finish. A second signal stops it at once.
+async fn leave_on_signal(server: ServerHandle, leaving: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("could not install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down: closing sockets (signal again to stop at once)");
+    leaving.cancel();
+    let graceful = server.stop(true);
+    tokio::select! {
+        () = graceful => {}
+        _ = term.recv() => server.stop(false).await,
+        _ = int.recv() => server.stop(false).await,
+    }
 }
 
 /// Where local workers reach a server bound to `addr` (a wildcard bind is

@@ -12,14 +12,32 @@ use futures_util::future::{self, LocalBoxFuture};
 use crate::domain::topic::Topic;
 use crate::protocol::client::{MemberView, MessageView};
 
-/// One event of a topic, encoded once for every member on every node.
+/// Events of one topic, in order, delivered together: a stored batch of
+/// messages reaches each member as one write.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct TopicEvent {
+pub struct TopicEvents {
     pub topic: Topic,
+    pub events: Vec<TopicEvent>,
+}
+
+/// One event of a topic, encoded once for every member on every node.
+#[derive(Debug, Clone)]
+pub struct TopicEvent {
     pub kind: EventKind,
     /// The frame as members receive it.
     pub frame: ByteString,
+}
+
+impl TopicEvent {
+    /// Whether `conn` goes without this event: a joining connection has the
+    /// full member list in its join reply, not the diff announcing it.
+    pub fn skips(&self, conn: &str) -> bool {
+        match &self.kind {
+            EventKind::Presence { joins, .. } => joins.iter().any(|m| m.conn == conn),
+            _ => false,
+        }
+    }
 }
 
 /// What an event is, for the Rooms that keep state from it.
@@ -48,11 +66,12 @@ pub trait Bus: Send + Sync {
         count: u64,
     ) -> LocalBoxFuture<'static, Result<u64, BusError>>;
 
-    /// Sends `event` to the Room of its topic on every node, this one included.
-    fn publish(&self, event: TopicEvent);
+    /// Sends `events` to the Room of their topic on every node, this one
+    /// included.
+    fn publish(&self, events: TopicEvents);
 
     /// Delivers `topic`'s events to `room` until unsubscribed.
-    fn subscribe(&self, topic: &Topic, room: Recipient<TopicEvent>);
+    fn subscribe(&self, topic: &Topic, room: Recipient<TopicEvents>);
 
     fn unsubscribe(&self, topic: &Topic);
 }
@@ -61,7 +80,7 @@ pub trait Bus: Send + Sync {
 #[derive(Default, Clone)]
 pub struct LocalBus {
     // A std Mutex: held only for a map lookup, never across an await.
-    rooms: Arc<Mutex<HashMap<Topic, Recipient<TopicEvent>>>>,
+    rooms: Arc<Mutex<HashMap<Topic, Recipient<TopicEvents>>>>,
 }
 
 impl Bus for LocalBus {
@@ -76,18 +95,18 @@ impl Bus for LocalBus {
         Box::pin(future::ready(Ok(after + 1)))
     }
 
-    fn publish(&self, event: TopicEvent) {
+    fn publish(&self, events: TopicEvents) {
         let room = self
             .rooms
             .lock()
             .ok()
-            .and_then(|rooms| rooms.get(&event.topic).cloned());
+            .and_then(|rooms| rooms.get(&events.topic).cloned());
         if let Some(room) = room {
-            room.do_send(event);
+            room.do_send(events);
         }
     }
 
-    fn subscribe(&self, topic: &Topic, room: Recipient<TopicEvent>) {
+    fn subscribe(&self, topic: &Topic, room: Recipient<TopicEvents>) {
         if let Ok(mut rooms) = self.rooms.lock() {
             rooms.insert(topic.clone(), room);
         }

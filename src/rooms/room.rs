@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use bytestring::ByteString;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::bus::{Bus, EventKind, TopicEvent};
+use super::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
 use super::writer::{MessageWriter, WriteMessages};
@@ -121,11 +122,14 @@ impl Room {
         list
     }
 
-    fn publish(&self, kind: EventKind, frame: bytestring::ByteString) {
-        self.bus.publish(TopicEvent {
+    fn publish(&self, kind: EventKind, frame: ByteString) {
+        self.publish_all(vec![TopicEvent { kind, frame }]);
+    }
+
+    fn publish_all(&self, events: Vec<TopicEvent>) {
+        self.bus.publish(TopicEvents {
             topic: self.topic.clone(),
-            kind,
-            frame,
+            events,
         });
     }
 
@@ -139,20 +143,30 @@ impl Room {
         self.publish(EventKind::Typing, client::typing(&self.key, &users));
     }
 
-    /// Pushes one frame to members; those that cannot keep up are closed
-    /// and leave, and nobody else waits for them.
-    fn deliver(
-        &mut self,
-        frame: &bytestring::ByteString,
-        skip: &[MemberView],
-        ctx: &mut Context<Self>,
-    ) {
+    /// Pushes events to members, all of them as one send per member; those
+    /// that cannot keep up are closed and leave, and nobody else waits for
+    /// them.
+    fn deliver(&mut self, events: &[TopicEvent], ctx: &mut Context<Self>) {
+        let frames = |conn: &str| -> Arc<[ByteString]> {
+            events
+                .iter()
+                .filter(|e| !e.skips(conn))
+                .map(|e| e.frame.clone())
+                .collect()
+        };
+        // Most events go to everyone alike: one shared list for all of them.
+        let everyone = frames("");
         let mut slow = Vec::new();
         for (conn, member) in &self.members {
-            if skip.iter().any(|m| &m.conn == conn) {
+            let own = if events.iter().any(|e| e.skips(conn)) {
+                frames(conn)
+            } else {
+                everyone.clone()
+            };
+            if own.is_empty() {
                 continue;
             }
-            match member.out.text(frame.clone()) {
+            match member.out.batch(own) {
                 Ok(()) => {}
                 Err(SendError::Full) => slow.push(conn.clone()),
                 // Its session is stopping and will leave on its own.
@@ -226,6 +240,7 @@ impl Room {
             act.flushing = false;
             match stored {
                 Ok(stored) => {
+                    let mut events = Vec::with_capacity(stored.len());
                     for (message, reply) in stored.iter().zip(replies) {
                         let view = store::view(message);
                         act.last_seq = act.last_seq.max(view.seq);
@@ -234,8 +249,12 @@ impl Room {
                             seq: view.seq,
                         }));
                         let frame = client::message(&act.key, &view);
-                        act.publish(EventKind::Message(view), frame);
+                        events.push(TopicEvent {
+                            kind: EventKind::Message(view),
+                            frame,
+                        });
                     }
+                    act.publish_all(events);
                 }
                 Err(err) => {
                     tracing::error!(topic = %act.key, error = %err, "could not store messages");
@@ -506,23 +525,20 @@ impl Handler<Signal> for Room {
     }
 }
 
-impl Handler<TopicEvent> for Room {
+impl Handler<TopicEvents> for Room {
     type Result = ();
 
-    fn handle(&mut self, event: TopicEvent, ctx: &mut Context<Self>) {
-        match &event.kind {
-            EventKind::Message(view) => {
+    fn handle(&mut self, batch: TopicEvents, ctx: &mut Context<Self>) {
+        for event in &batch.events {
+            if let EventKind::Message(view) = &event.kind {
                 self.last_seq = self.last_seq.max(view.seq);
                 self.recent.push_back(view.clone());
-                while self.recent.len() > RECENT_KEPT {
-                    self.recent.pop_front();
-                }
-                self.deliver(&event.frame, &[], ctx);
             }
-            // A joining connection has the full list in its join reply.
-            EventKind::Presence { joins, .. } => self.deliver(&event.frame, joins, ctx),
-            EventKind::Typing => self.deliver(&event.frame, &[], ctx),
         }
+        while self.recent.len() > RECENT_KEPT {
+            self.recent.pop_front();
+        }
+        self.deliver(&batch.events, ctx);
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::web;
 use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{ChatSettings, Settings, WsSettings};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub chat: Arc<ChatSettings>,
     pub worker_token: String,
     pub api_token: String,
+    /// Cancelled when the server begins to shut down: sockets close with 1001.
+    pub leaving: CancellationToken,
 }
 
 /// Registers every route.

@@ -18,7 +18,6 @@ use crate::rooms::identity::{identify, IdentityError};
 use crate::rooms::registry::ListRooms;
 use crate::rooms::session::ClientSession;
 use crate::rooms::store;
-use crate::ws::Outbound;
 
 /// The most messages one history page returns.
 const MAX_PAGE: usize = 200;
@@ -195,12 +194,12 @@ pub async fn upgrade(
         }
     };
     let ws = state.ws.clone();
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, out, stream) =
+        crate::ws::upgrade(&req, body, ws.outbound_queue, &state.leaving)?;
     let stream = stream
         .max_frame_size(ws.hard_frame_limit)
         .aggregate_continuations()
         .max_continuation_size(ws.hard_frame_limit);
-    let out = Outbound::spawn(session, ws.outbound_queue);
     let client = ClientSession::new(
         identity,
         out,

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::auth::has_token;
 use super::AppState;
 use crate::crawl::worker_session::{SessionTiming, WorkerSession, HARD_FRAME_LIMIT};
-use crate::ws::{Outbound, OUTBOUND_CAPACITY};
+use crate::ws::{self, OUTBOUND_CAPACITY};
 
 pub async fn upgrade(
     req: HttpRequest,
@@ -21,7 +21,7 @@ pub async fn upgrade(
             "error": {"code": "unauthorized", "message": "a valid worker token is required (Authorization: Bearer ...)"}
         })));
     }
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, out, stream) = ws::upgrade(&req, body, OUTBOUND_CAPACITY, &state.leaving)?;
     let stream = stream
         .max_frame_size(HARD_FRAME_LIMIT)
         .aggregate_continuations()
@@ -31,7 +31,6 @@ pub async fn upgrade(
         .realip_remote_addr()
         .unwrap_or("unknown")
         .to_owned();
-    let out = Outbound::spawn(session, OUTBOUND_CAPACITY);
     let timing = SessionTiming {
         heartbeat: state.settings.workers.heartbeat,
         lease: state.settings.workers.lease,

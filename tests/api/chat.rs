@@ -1,6 +1,8 @@
 //! Chat rooms over real sockets (PROTOCOL §1): order, resume, presence and
 //! the limits a connection lives under.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::chat_client::{ChatClient, Ended};
@@ -508,4 +510,52 @@ async fn many_clients_keep_per_topic_order() {
     for (i, seqs) in received.iter().enumerate() {
         assert_eq!(seqs, &(1..=60).collect::<Vec<_>>(), "client {i}");
     }
+}
+
+#[actix_web::test]
+async fn sigterm_closes_every_socket_with_1001_and_the_server_exits() {
+    let mut app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join("chat:lobby", None).await;
+    let mut idle = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    let said = ana.say("chat:lobby", "before the restart").await;
+    assert_eq!(said["seq"], 1, "{said}");
+
+    let (ana_end, idle_end, exit) = tokio::join!(
+        async {
+            loop {
+                match ana.next_frame(Duration::from_secs(10)).await {
+                    Ok(_) => continue,
+                    Err(end) => break end,
+                }
+            }
+        },
+        async {
+            loop {
+                match idle.next_frame(Duration::from_secs(10)).await {
+                    Ok(_) => continue,
+                    Err(end) => break end,
+                }
+            }
+        },
+        async {
+            // Let both sockets start waiting before the signal.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            app.terminate(Duration::from_secs(10)).await
+        }
+    );
+    assert_eq!(ana_end, Ended::Closed(Some(1001)), "a member of a room");
+    assert_eq!(idle_end, Ended::Closed(Some(1001)), "a socket in no room");
+    let status = exit.unwrap_or_else(|| panic!("the server did not exit; log:\n{}", app.log()));
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        app.log()
+    );
+    // What was said before the signal is kept.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM messages WHERE text = 'before the restart'")
+            .await,
+        1
+    );
 }
