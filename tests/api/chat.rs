@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::chat_client::{ChatClient, Ended};
 use crate::helpers::{spawn_app, AppOptions, Backend};
+use crate::on_both_backends;
 
 #[actix_web::test]
 async fn two_clients_chat_with_gap_free_order_and_see_each_other_arrive() {
@@ -46,10 +47,10 @@ async fn two_clients_chat_with_gap_free_order_and_see_each_other_arrive() {
     );
 }
 
-#[actix_web::test]
-async fn a_client_that_drops_and_resumes_with_since_misses_nothing() {
+on_both_backends!(a_client_that_drops_and_resumes_with_since_misses_nothing);
+async fn a_client_that_drops_and_resumes_with_since_misses_nothing(backend: Backend) {
     // Arrange: bob has seen seq 1, then drops.
-    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let app = spawn_app(backend, AppOptions::default()).await;
     let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
     ana.join("chat:resume", None).await;
     ana.say("chat:resume", "before").await;
@@ -473,10 +474,10 @@ async fn signal_is_relayed_only_to_a_member_of_the_topic() {
     assert_eq!(frame["op"], "reply", "carol got no signal: {frame}");
 }
 
-#[actix_web::test]
-async fn many_clients_keep_per_topic_order() {
+on_both_backends!(many_clients_keep_per_topic_order);
+async fn many_clients_keep_per_topic_order(backend: Backend) {
     // Arrange: ten clients in one room.
-    let app = spawn_app(Backend::Sqlite, unlimited(vec![])).await;
+    let app = spawn_app(backend, unlimited(vec![])).await;
     let topic = "chat:crowd";
     let mut clients = Vec::new();
     for i in 0..10 {
