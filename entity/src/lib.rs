@@ -8,6 +8,8 @@ pub mod messages;
 pub mod offers;
 pub mod price_points;
 pub mod rooms;
+pub mod sessions;
 pub mod tasks;
+pub mod users;
 
 pub use sea_orm;
