@@ -21,6 +21,7 @@ pub struct Settings {
     pub crawl: CrawlSettings,
     pub ws: WsSettings,
     pub chat: ChatSettings,
+    pub accounts: AccountSettings,
     pub mail: MailSettings,
     pub api: ApiSettings,
     pub log: LogSettings,
@@ -183,10 +184,41 @@ impl Default for Settings {
             crawl: CrawlSettings::default(),
             ws: WsSettings::default(),
             chat: ChatSettings::default(),
+            accounts: AccountSettings::default(),
             mail: MailSettings::default(),
             api: ApiSettings::default(),
             log: LogSettings::default(),
             demo: DemoSettings::default(),
+        }
+    }
+}
+
+/// Accounts: the session cookie and login throttling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountSettings {
+    /// The key session ids are derived with; generated into the data dir
+    /// if unset. Changing it logs everyone out.
+    pub session_key: Option<String>,
+    /// How long a login lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// Failed logins allowed per login name, and per client address, in
+    /// `login_window`.
+    pub login_attempts_per_name: u32,
+    pub login_attempts_per_address: u32,
+    #[serde(with = "humantime_serde")]
+    pub login_window: Duration,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        AccountSettings {
+            session_key: None,
+            session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            login_attempts_per_name: 10,
+            login_attempts_per_address: 50,
+            login_window: Duration::from_secs(15 * 60),
         }
     }
 }

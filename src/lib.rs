@@ -16,6 +16,7 @@
 //! │               ├─ Room*           rooms/room.rs         members, seq, stored messages, fan-out
 //! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
 //! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write
+//! ├─ Supervisor ─ SessionHub         accounts/hub.rs       an account's sockets: logout, changes
 //! ├─ Bus                             rooms/bus.rs          LocalBus: events between Rooms and nodes
 //! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
 //!
@@ -26,10 +27,13 @@
 //!
 //! The queue and the catalog live in the database (`crawl/store.rs`,
 //! `crawl/catalog.rs`; schema in the `migration` crate, entities in `entity`).
-//! Pages and the JSON API are in `web/`; the wire protocol is `protocol/`
+//! Accounts (argon2id, cookie sessions, CSRF, throttling) are `accounts/`;
+//! the auction rules are pure functions in `auction/`. Pages and the JSON
+//! API are in `web/`; the wire protocol is `protocol/`
 //! (PROTOCOL.md in serde types); the demo stores the default crawl visits are
 //! in `demo/`; `bench/` is the load generator behind `bazaar bench`.
 
+pub mod accounts;
 pub mod auction;
 pub mod bench;
 pub mod chat_cli;

@@ -1,4 +1,5 @@
-//! The `bazaar` command: serve (the default), worker, migrate, bench, chat.
+//! The `bazaar` command: serve (the default), worker, migrate, bench, chat,
+//! admin.
 
 use std::path::PathBuf;
 
@@ -6,8 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use url::Url;
 
+use bazaar::accounts::{check_new_password, store, LoginName};
 use bazaar::chat_cli::ChatOptions;
 use bazaar::config::{LogFormat, Settings};
+use bazaar::domain::user_name::UserName;
 use bazaar::worker::WorkerOptions;
 use bazaar::{bench, chat_cli, db, startup, telemetry, worker};
 
@@ -75,6 +78,25 @@ enum Command {
         #[arg(long, default_value = "lobby")]
         room: String,
     },
+    /// Administration from the command line.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Creates an account; the password is read from the first line of
+    /// standard input (so it stays out of the shell history).
+    CreateUser {
+        /// The login name: 2-32 letters (a-z), digits, _ - or .
+        name: String,
+        /// The name shown to others (the login name if not given).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Makes the account an admin.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -133,6 +155,11 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench(args) => bench::run(args, &settings).await,
+            Command::Admin(AdminCommand::CreateUser {
+                name,
+                display_name,
+                admin,
+            }) => create_user(&settings, &name, display_name.as_deref(), admin).await,
             Command::Chat { server, name, room } => {
                 let code = chat_cli::run(ChatOptions { server, name, room }).await?;
                 if code != 0 {
@@ -142,6 +169,39 @@ fn main() -> anyhow::Result<()> {
             }
         }
     })
+}
+
+async fn create_user(
+    settings: &Settings,
+    name: &str,
+    display_name: Option<&str>,
+    admin: bool,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let login = LoginName::parse(name).map_err(|e| anyhow::anyhow!(e))?;
+    let display = UserName::parse_guest(display_name.unwrap_or(login.as_str()))
+        .map_err(|_| anyhow::anyhow!("a display name is 1-32 letters, digits, spaces, _ - or ."))?;
+    if std::io::stdin().is_terminal() {
+        eprint!("Password for {login}: ");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("could not read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    check_new_password(password).map_err(|e| anyhow::anyhow!(e))?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("could not create {}", settings.data_dir.display()))?;
+    let db = db::connect(&settings.database_url()).await?;
+    let account =
+        store::create_user(&db, &login, &display, password, admin, chrono::Utc::now()).await?;
+    println!(
+        "created {}account {} (id {})",
+        if admin { "admin " } else { "" },
+        account.name,
+        account.id
+    );
+    Ok(())
 }
 
 /// `hostname-pid`, so that several workers on one machine are told apart.

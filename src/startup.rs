@@ -13,6 +13,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
+use crate::accounts::hub::SessionHub;
+use crate::accounts::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::{LogFormat, Settings};
 use crate::crawl::dispatcher::{Dispatcher, QueuePolicy};
@@ -25,8 +27,9 @@ use crate::demo::DemoState;
 use crate::rooms::bus::{Bus, LocalBus};
 use crate::rooms::registry::RoomRegistry;
 use crate::rooms::writer::MessageWriter;
+use crate::web::session::Accounts;
 use crate::web::AppState;
-use crate::{db, secrets};
+use crate::{accounts, db, secrets};
 
 /// Scripts only inline from our own origin; no CDN, no inline scripts.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -95,6 +98,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, writer))
     };
 
+    let session_key = secrets::load_or_create(
+        settings.accounts.session_key.as_deref(),
+        &settings.data_dir,
+        "session_key",
+    )?;
+    let accounts = Arc::new(Accounts {
+        key: session_key.into_bytes(),
+        lifetime: settings.accounts.session_lifetime,
+        secure: settings.public_url().starts_with("https://"),
+        throttle: LoginThrottle::new(
+            settings.accounts.login_attempts_per_name,
+            settings.accounts.login_attempts_per_address,
+            settings.accounts.login_window,
+        ),
+        hub: Supervisor::start(|_| SessionHub::default()),
+    });
+    spawn_session_sweep(db.clone(), clock.clone());
+
     let settings = Arc::new(settings);
     let leaving = CancellationToken::new();
     let state = web::Data::new(AppState {
@@ -111,6 +132,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         worker_token: worker_token.clone(),
         api_token,
         leaving: leaving.clone(),
+        accounts,
     });
     let demo = web::Data::new(DemoState::new(settings.demo.seed));
     let server = HttpServer::new(move || {
@@ -163,6 +185,21 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = server.run();
     actix_web::rt::spawn(leave_on_signal(server.handle(), leaving));
     server.await.context("the HTTP server failed")
+}
+
+/// Forgets expired login sessions, hourly.
+fn spawn_session_sweep(db: sea_orm::DatabaseConnection, clock: Clock) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match accounts::store::sweep_sessions(&db, clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
+                Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
+            }
+        }
+    });
 }
 
 /// How long requests in flight get to finish once shutdown begins.

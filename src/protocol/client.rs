@@ -250,6 +250,20 @@ pub fn signal(topic: &str, from: &str, data: &Value) -> ByteString {
     })
 }
 
+/// `{"op":"session","user":{...}}` after an account change, or with
+/// `user: null` after logging out.
+pub fn session(account: Option<&crate::accounts::Account>) -> ByteString {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        op: &'static str,
+        user: Option<&'a crate::accounts::Account>,
+    }
+    encode(&Frame {
+        op: "session",
+        user: account,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,23 +1,32 @@
-//! Who is on the other end of a client socket. Guests name themselves with
-//! `?name=`; accounts (a later addition) will be read from the session cookie
-//! here, and nothing past this point needs to change.
+//! Who is on the other end of a client socket: the account behind the
+//! session cookie, else a guest who names themselves with `?name=`.
 
 use actix_web::HttpRequest;
 use serde::Deserialize;
 
+use crate::accounts::Account;
 use crate::domain::user_name::UserName;
 
-/// A connection's identity, fixed for its lifetime.
+/// A connection's identity: the name it shows in rooms, and its account.
+/// An account's sockets follow it: a new display name, or logging out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user: UserName,
-    /// The account id; `None` for a guest.
-    pub account: Option<i64>,
+    /// `None` for a guest.
+    pub account: Option<Account>,
 }
 
 impl Identity {
-    pub fn is_guest(&self) -> bool {
-        self.account.is_none()
+    pub fn of_account(account: Account) -> Identity {
+        // Display names are checked with the guest-name rules when set; a
+        // row that fails them still shows as its login name.
+        let user = UserName::parse_guest(&account.display_name)
+            .or_else(|_| UserName::parse_guest(&account.name))
+            .unwrap_or_else(|_| UserName::parse_guest("account").expect("a valid name"));
+        Identity {
+            user,
+            account: Some(account),
+        }
     }
 }
 
@@ -35,8 +44,8 @@ struct GuestQuery {
     name: Option<String>,
 }
 
-/// Identifies the client opening `/ws`.
-pub fn identify(req: &HttpRequest) -> Result<Identity, IdentityError> {
+/// Identifies a guest opening `/ws` (no session cookie).
+pub fn identify_guest(req: &HttpRequest) -> Result<Identity, IdentityError> {
     let query = actix_web::web::Query::<GuestQuery>::from_query(req.query_string())
         .map_err(|e| IdentityError::Invalid(format!("bad query string: {e}")))?;
     let name = query.into_inner().name.ok_or(IdentityError::Missing)?;

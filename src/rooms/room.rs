@@ -435,6 +435,39 @@ impl Handler<Leave> for Room {
     }
 }
 
+/// A member's account took a new display name: others see it leave under
+/// the old name and come back under the new one, in one presence diff.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Rename {
+    pub conn: String,
+    pub user: UserName,
+}
+
+impl Handler<Rename> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Rename, _: &mut Context<Self>) {
+        let Some(member) = self.members.get_mut(&msg.conn) else {
+            return;
+        };
+        if member.user == msg.user {
+            return;
+        }
+        let old = std::mem::replace(&mut member.user, msg.user.clone());
+        self.publish_presence(
+            vec![MemberView {
+                conn: msg.conn.clone(),
+                user: msg.user.to_string(),
+            }],
+            vec![MemberView {
+                conn: msg.conn,
+                user: old.to_string(),
+            }],
+        );
+    }
+}
+
 /// A member says something.
 #[derive(Message)]
 #[rtype(result = "Result<Said, RoomError>")]

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use super::identity::Identity;
 use super::rate::{TokenBucket, Verdict};
 use super::registry::{RoomFor, RoomRegistry};
-use super::room::{Join, Joined, Leave, Room, RoomError, Say, Signal, Typing};
+use super::room::{Join, Joined, Leave, Rename, Room, RoomError, Say, Signal, Typing};
+use crate::accounts::hub::{AccountEvent, Attach, Detach, SessionHub};
 use crate::clock::Clock;
 use crate::config::{ChatSettings, WsSettings};
 use crate::domain::topic::{RoomName, Topic};
@@ -39,6 +40,9 @@ pub struct ClientSession {
     rooms: HashMap<Topic, Addr<Room>>,
     bucket: TokenBucket,
     last_seen: Instant,
+    hub: Addr<SessionHub>,
+    /// The account logged out: this socket may only ping until it reconnects.
+    signed_out: bool,
 }
 
 impl ClientSession {
@@ -49,6 +53,7 @@ impl ClientSession {
         clock: Clock,
         ws: Arc<WsSettings>,
         chat: Arc<ChatSettings>,
+        hub: Addr<SessionHub>,
     ) -> ClientSession {
         let now = Instant::now();
         ClientSession {
@@ -62,6 +67,8 @@ impl ClientSession {
             chat,
             rooms: HashMap::new(),
             last_seen: now,
+            hub,
+            signed_out: false,
         }
     }
 
@@ -116,6 +123,13 @@ impl ClientSession {
 
     fn on_request(&mut self, envelope: Envelope, ctx: &mut Context<Self>) {
         let reference = envelope.reference;
+        if self.signed_out && !matches!(envelope.request, Request::Ping) {
+            let outcome = Err((
+                "not_logged_in",
+                "you logged out; reconnect to go on".to_owned(),
+            ));
+            return self.answer(reference.as_deref(), outcome, ctx);
+        }
         match envelope.request {
             Request::Join { topic, since } => self.join(reference, &topic, since, ctx),
             Request::Leave { topic } => {
@@ -333,6 +347,13 @@ impl Actor for ClientSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(account) = &self.identity.account {
+            self.hub.do_send(Attach {
+                user_id: account.id,
+                conn: self.conn.clone(),
+                socket: ctx.address().recipient(),
+            });
+        }
         ctx.run_interval(self.ws.ping_every, |act, ctx| {
             if act.last_seen.elapsed() > act.ws.idle_timeout {
                 act.out.close(CloseCode::Away, "idle timeout");
@@ -344,12 +365,58 @@ impl Actor for ClientSession {
     }
 
     fn stopping(&mut self, _: &mut Context<Self>) -> Running {
-        for room in self.rooms.values() {
+        self.leave_all();
+        self.detach();
+        Running::Stop
+    }
+}
+
+impl ClientSession {
+    fn leave_all(&mut self) {
+        for (_, room) in self.rooms.drain() {
             room.do_send(Leave {
                 conn: self.conn.clone(),
             });
         }
-        Running::Stop
+    }
+
+    fn detach(&self) {
+        if let Some(account) = &self.identity.account {
+            self.hub.do_send(Detach {
+                user_id: account.id,
+                conn: self.conn.clone(),
+            });
+        }
+    }
+}
+
+/// The account changed or logged out (from any tab or device).
+impl Handler<AccountEvent> for ClientSession {
+    type Result = ();
+
+    fn handle(&mut self, event: AccountEvent, ctx: &mut Context<Self>) {
+        if self.signed_out {
+            return;
+        }
+        match event {
+            AccountEvent::Changed(account) => {
+                let frame = client::session(Some(&account));
+                self.identity = Identity::of_account(account);
+                for room in self.rooms.values() {
+                    room.do_send(Rename {
+                        conn: self.conn.clone(),
+                        user: self.identity.user.clone(),
+                    });
+                }
+                self.push(frame, ctx);
+            }
+            AccountEvent::LoggedOut => {
+                self.leave_all();
+                self.detach();
+                self.signed_out = true;
+                self.push(client::session(None), ctx);
+            }
+        }
     }
 }
 

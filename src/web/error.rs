@@ -13,6 +13,8 @@ pub enum PageError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -32,6 +34,7 @@ impl From<askama::Error> for PageError {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    nav: super::Nav,
     title: &'a str,
     message: &'a str,
 }
@@ -41,12 +44,14 @@ impl ResponseError for PageError {
         match self {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let (title, message) = match self {
+            PageError::Forbidden(msg) => ("Not allowed", msg.clone()),
             PageError::NotFound => ("Not found", "There is nothing at this address.".to_owned()),
             PageError::BadRequest(msg) => ("Bad request", msg.clone()),
             PageError::Internal(err) => {
@@ -58,6 +63,7 @@ impl ResponseError for PageError {
             }
         };
         let body = ErrorPage {
+            nav: super::Nav::default(),
             title,
             message: &message,
         }

@@ -9,7 +9,8 @@ use entity::games;
 use super::api::GamesQuery;
 use super::chart::{price_chart, Chart};
 use super::error::PageError;
-use super::AppState;
+use super::session::MaybeViewer;
+use super::{AppState, Nav};
 use crate::clock::delta;
 use crate::crawl::browse;
 use crate::crawl::catalog::discount_pct;
@@ -90,6 +91,7 @@ fn when(t: DateTime<Utc>) -> String {
 #[derive(Template)]
 #[template(path = "games.html")]
 struct IndexPage {
+    nav: Nav,
     games: Vec<GameRow>,
     q: String,
     sort: &'static str,
@@ -109,6 +111,7 @@ impl IndexPage {
 
 pub async fn index(
     query: web::Query<GamesQuery>,
+    viewer: MaybeViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let sort = query.sort().map_err(PageError::BadRequest)?;
@@ -122,6 +125,7 @@ pub async fn index(
         None => None,
     };
     let body = IndexPage {
+        nav: Nav::from(&viewer),
         games: page.games.iter().map(GameRow::from).collect(),
         q: query.q.clone(),
         sort: sort.as_str(),
@@ -168,6 +172,7 @@ pub struct OfferRow {
 #[derive(Template)]
 #[template(path = "game.html")]
 struct GamePage {
+    nav: Nav,
     title: String,
     best: String,
     low: String,
@@ -177,6 +182,7 @@ struct GamePage {
 
 pub async fn show(
     path: web::Path<String>,
+    viewer: MaybeViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let id: i64 = path.parse().map_err(|_| PageError::NotFound)?;
@@ -206,6 +212,7 @@ pub async fn show(
         })
         .collect();
     let body = GamePage {
+        nav: Nav::from(&viewer),
         title: detail.game.title.clone(),
         best: detail
             .game

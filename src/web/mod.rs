@@ -1,5 +1,6 @@
 //! The HTTP side: pages, the JSON API, the worker WebSocket and static files.
 
+pub mod accounts;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -8,12 +9,13 @@ pub mod error;
 pub mod games;
 pub mod health;
 pub mod rooms;
+pub mod session;
 pub mod worker_ws;
 
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::web;
+use actix_web::{web, HttpResponse};
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +43,33 @@ pub struct AppState {
     pub api_token: String,
     /// Cancelled when the server begins to shut down: sockets close with 1001.
     pub leaving: CancellationToken,
+    pub accounts: Arc<session::Accounts>,
+}
+
+/// What the top bar of every page shows: who is logged in, and the token
+/// its log-out button carries.
+#[derive(Debug, Clone, Default)]
+pub struct Nav {
+    pub account: Option<crate::accounts::Account>,
+    pub csrf: String,
+}
+
+impl From<&session::MaybeViewer> for Nav {
+    fn from(viewer: &session::MaybeViewer) -> Nav {
+        match &viewer.0 {
+            Some(v) => Nav {
+                account: Some(v.account.clone()),
+                csrf: v.csrf.clone(),
+            },
+            None => Nav::default(),
+        }
+    }
+}
+
+pub fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body)
 }
 
 /// Registers every route.
@@ -50,6 +79,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/ws/worker", web::get().to(worker_ws::upgrade))
         .route("/ws", web::get().to(rooms::upgrade))
+        .route("/login", web::get().to(accounts::login_form))
+        .route("/login", web::post().to(accounts::login))
+        .route("/register", web::get().to(accounts::register_form))
+        .route("/register", web::post().to(accounts::register))
+        .route("/logout", web::post().to(accounts::logout))
+        .route("/account", web::get().to(accounts::account))
+        .route("/account", web::post().to(accounts::update_account))
         .route("/rooms", web::get().to(rooms::index))
         .route("/rooms/new", web::get().to(rooms::open))
         .route("/rooms/{name}", web::get().to(rooms::show))

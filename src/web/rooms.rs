@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, PageError};
-use super::AppState;
+use super::session::MaybeViewer;
+use super::{html, AppState, Nav};
 use crate::domain::topic::{RoomName, Topic};
-use crate::rooms::identity::{identify, IdentityError};
+use crate::rooms::identity::{identify_guest, Identity, IdentityError};
 use crate::rooms::registry::ListRooms;
 use crate::rooms::session::ClientSession;
 use crate::rooms::store;
@@ -25,6 +26,7 @@ const MAX_PAGE: usize = 200;
 #[derive(Template)]
 #[template(path = "rooms.html")]
 struct RoomsPage {
+    nav: Nav,
     rooms: Vec<RoomRow>,
     error: Option<String>,
     name: String,
@@ -36,14 +38,9 @@ struct RoomRow {
     messages: i64,
 }
 
-fn html(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(body)
-}
-
 async fn rooms_page(
     state: &AppState,
+    nav: Nav,
     error: Option<String>,
     name: String,
 ) -> Result<String, PageError> {
@@ -67,12 +64,22 @@ async fn rooms_page(
             messages: r.messages,
         })
         .collect();
-    Ok(RoomsPage { rooms, error, name }.render()?)
+    Ok(RoomsPage {
+        nav,
+        rooms,
+        error,
+        name,
+    }
+    .render()?)
 }
 
 /// `GET /rooms`
-pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    Ok(html(rooms_page(&state, None, String::new()).await?))
+pub async fn index(
+    viewer: MaybeViewer,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let nav = Nav::from(&viewer);
+    Ok(html(rooms_page(&state, nav, None, String::new()).await?))
 }
 
 #[derive(Deserialize)]
@@ -84,6 +91,7 @@ pub struct OpenRoom {
 /// `GET /rooms/new?name=` → the room, or the list again with the reason.
 pub async fn open(
     query: web::Query<OpenRoom>,
+    viewer: MaybeViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let raw = query.into_inner().name;
@@ -92,7 +100,7 @@ pub async fn open(
             .insert_header((header::LOCATION, format!("/rooms/{room}")))
             .finish()),
         Err(reason) => {
-            let body = rooms_page(&state, Some(reason), raw).await?;
+            let body = rooms_page(&state, Nav::from(&viewer), Some(reason), raw).await?;
             Ok(HttpResponse::BadRequest()
                 .content_type("text/html; charset=utf-8")
                 .body(body))
@@ -103,18 +111,20 @@ pub async fn open(
 #[derive(Template)]
 #[template(path = "room.html")]
 struct RoomPage {
+    nav: Nav,
     name: String,
     topic: String,
     user: Option<String>,
 }
 
 /// `GET /rooms/{name}`: the chat page; the room exists once someone joins.
-pub async fn show(path: web::Path<String>) -> Result<HttpResponse, PageError> {
+pub async fn show(path: web::Path<String>, viewer: MaybeViewer) -> Result<HttpResponse, PageError> {
     let room = RoomName::parse(&path).map_err(|_| PageError::NotFound)?;
     let page = RoomPage {
         topic: Topic::Chat(room.clone()).to_string(),
         name: room.to_string(),
-        user: None,
+        user: viewer.account().map(|a| a.display_name.clone()),
+        nav: Nav::from(&viewer),
     };
     Ok(html(page.render()?))
 }
@@ -181,17 +191,20 @@ pub async fn upgrade(
             "error": {"code": "forbidden_origin", "message": "pages from this origin may not open a socket here"}
         })));
     }
-    let identity = match identify(&req) {
-        Ok(identity) => identity,
-        Err(err) => {
-            let code = match err {
-                IdentityError::Missing => "unauthorized",
-                IdentityError::Invalid(_) => "bad_name",
-            };
-            return Ok(HttpResponse::Unauthorized().json(json!({
-                "error": {"code": code, "message": err.to_string()}
-            })));
-        }
+    let identity = match super::session::viewer(&req, &state).await? {
+        Some(viewer) => Identity::of_account(viewer.account),
+        None => match identify_guest(&req) {
+            Ok(identity) => identity,
+            Err(err) => {
+                let code = match err {
+                    IdentityError::Missing => "unauthorized",
+                    IdentityError::Invalid(_) => "bad_name",
+                };
+                return Ok(HttpResponse::Unauthorized().json(json!({
+                    "error": {"code": code, "message": err.to_string()}
+                })));
+            }
+        },
     };
     let ws = state.ws.clone();
     let (response, out, stream) =
@@ -207,6 +220,7 @@ pub async fn upgrade(
         state.clock.clone(),
         ws,
         state.chat.clone(),
+        state.accounts.hub.clone(),
     );
     ClientSession::create(|ctx| {
         ctx.add_stream(stream);

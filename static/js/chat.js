@@ -125,6 +125,19 @@ socket.on("refused", ({ status }) => {
   }
 });
 
+// The account changed or logged out, maybe in another tab: the server pushes
+// `session`. A new display name shows at once; after a logout this socket is
+// no one, so the page reloads as a visitor.
+socket.on("session", ({ user }) => {
+  if (user === null) {
+    socket.close();
+    window.location.reload();
+  } else if (account) {
+    me = user.display_name;
+    $("me").textContent = me;
+  }
+});
+
 // ---- Connection badge -----------------------------------------------------
 
 const STATE_TEXT = { connecting: "connecting…", online: "online", reconnecting: "reconnecting…", offline: "offline" };

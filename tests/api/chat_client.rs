@@ -37,6 +37,20 @@ impl ChatClient {
         name: Option<&str>,
         origin: Option<&str>,
     ) -> Result<ChatClient, Ended> {
+        ChatClient::connect_full(app, name, origin, None).await
+    }
+
+    /// Opens `/ws` with a `Cookie` header, as a logged-in browser would.
+    pub async fn connect_with_cookie(app: &TestApp, cookie: &str) -> Result<ChatClient, Ended> {
+        ChatClient::connect_full(app, None, None, Some(cookie)).await
+    }
+
+    async fn connect_full(
+        app: &TestApp,
+        name: Option<&str>,
+        origin: Option<&str>,
+        cookie: Option<&str>,
+    ) -> Result<ChatClient, Ended> {
         let url = match name {
             Some(name) => format!("{}/ws?name={}", app.ws, crate::crawl::urlencode(name)),
             None => format!("{}/ws", app.ws),
@@ -44,6 +58,9 @@ impl ChatClient {
         let mut request = awc::Client::new().ws(url).max_frame_size(8 << 20);
         if let Some(origin) = origin {
             request = request.origin(origin);
+        }
+        if let Some(cookie) = cookie {
+            request = request.set_header(awc::http::header::COOKIE, cookie);
         }
         match request.connect().await {
             Ok((_, socket)) => Ok(ChatClient {

@@ -186,6 +186,11 @@ impl TestApp {
         }
     }
 
+    /// The environment the server runs with, for other commands on its data.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        self.env.clone()
+    }
+
     /// Sends SIGTERM, as an orderly stop would, and waits for the process to
     /// exit; `None` if it did not within `timeout`.
     pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {

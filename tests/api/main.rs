@@ -1,6 +1,7 @@
 //! Integration tests: real `bazaar serve` and `bazaar worker` processes on
 //! loopback, spoken to over real sockets, checked in the database they write.
 
+mod accounts;
 mod api;
 mod browser;
 mod browser_helpers;

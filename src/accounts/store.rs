@@ -1,0 +1,160 @@
+//! Accounts and sessions in the database.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{sessions, users};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, SqlErr,
+};
+
+use super::{password, token, Account, LoginName};
+use crate::domain::user_name::UserName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("the login name {0} is taken")]
+    NameTaken(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub async fn create_user(
+    db: &impl ConnectionTrait,
+    name: &LoginName,
+    display_name: &UserName,
+    password: &str,
+    is_admin: bool,
+    now: DateTime<Utc>,
+) -> Result<Account, AccountError> {
+    let hash = password::hash(password)?;
+    let inserted = users::ActiveModel {
+        name: Set(name.as_str().to_owned()),
+        display_name: Set(display_name.as_str().to_owned()),
+        password_hash: Set(hash),
+        is_admin: Set(is_admin),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await;
+    match inserted {
+        Ok(user) => Ok(Account::from(&user)),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(AccountError::NameTaken(name.to_string()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The account `name` logs in to with `password`, if both are right. Takes
+/// as long for an unknown name as for a wrong password.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    name: &LoginName,
+    password: &str,
+) -> Result<Option<Account>, DbErr> {
+    let user = users::Entity::find()
+        .filter(users::Column::Name.eq(name.as_str()))
+        .one(db)
+        .await?;
+    Ok(match user {
+        Some(user) if password::verify(password, &user.password_hash) => Some(Account::from(&user)),
+        Some(_) => None,
+        None => {
+            password::verify_nothing(password);
+            None
+        }
+    })
+}
+
+pub async fn set_display_name(
+    db: &impl ConnectionTrait,
+    id: i64,
+    display_name: &UserName,
+    now: DateTime<Utc>,
+) -> Result<Option<Account>, DbErr> {
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::DisplayName,
+            Expr::value(display_name.as_str()),
+        )
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(users::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(|u| Account::from(&u)))
+}
+
+/// A new login session: the token for the cookie, and its CSRF token.
+pub struct NewSession {
+    pub token: String,
+    pub csrf: String,
+}
+
+pub async fn start_session(
+    db: &impl ConnectionTrait,
+    key: &[u8],
+    user_id: i64,
+    lifetime: Duration,
+    now: DateTime<Utc>,
+) -> Result<NewSession, DbErr> {
+    let new = NewSession {
+        token: token::random(),
+        csrf: token::random(),
+    };
+    sessions::Entity::insert(sessions::ActiveModel {
+        id: Set(token::keyed_hash(key, &new.token)),
+        user_id: Set(user_id),
+        csrf: Set(new.csrf.clone()),
+        created_at: Set(now),
+        expires_at: Set(now + lifetime),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(new)
+}
+
+/// The account and CSRF token behind a session cookie, unless it expired.
+pub async fn session(
+    db: &impl ConnectionTrait,
+    key: &[u8],
+    cookie_token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(Account, String)>, DbErr> {
+    let found = sessions::Entity::find_by_id(token::keyed_hash(key, cookie_token))
+        .find_also_related(users::Entity)
+        .one(db)
+        .await?;
+    Ok(match found {
+        Some((session, Some(user))) if session.expires_at > now => {
+            Some((Account::from(&user), session.csrf))
+        }
+        _ => None,
+    })
+}
+
+/// Ends every session of an account (logging out ends them all, as the
+/// account's sockets on every device are told so too).
+pub async fn end_sessions(db: &impl ConnectionTrait, user_id: i64) -> Result<u64, DbErr> {
+    let done = sessions::Entity::delete_many()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
+
+/// Forgets sessions past their end.
+pub async fn sweep_sessions(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let done = sessions::Entity::delete_many()
+        .filter(sessions::Column::ExpiresAt.lte(now))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
