@@ -1,9 +1,11 @@
 //! sea-orm entities: one module per table (see the `migration` crate for the
 //! schema itself).
 
+pub mod bids;
 pub mod changes;
 pub mod crawls;
 pub mod games;
+pub mod lots;
 pub mod messages;
 pub mod offers;
 pub mod price_points;
