@@ -121,6 +121,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_lot_takes_no_bids_and_neither_opens_nor_closes() {
+        let rules = rules_from(spec());
+        let cancelled = LotState {
+            status: LotStatus::Cancelled,
+            ..running(&rules)
+        };
+
+        let refused = crate::auction::place_bid(&rules, &cancelled, &bid(1, 1_000), at(10));
+
+        assert_eq!(refused, Err(crate::auction::BidError::LotNotOpen));
+        assert_eq!(open(&rules, &cancelled, at(10)), None);
+        assert_eq!(close(&rules, &cancelled, at(999)), None);
+    }
+
+    #[test]
     fn the_leader_wins_at_the_final_price() {
         let rules = rules_from(spec());
         let state = running(&rules);

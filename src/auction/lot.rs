@@ -130,6 +130,10 @@ pub enum LotStatus {
     Scheduled,
     Running,
     Finished,
+    /// Withdrawn by an admin before it ended: it takes no bids and neither
+    /// opens nor closes, because `place_bid`, `open` and `close` each act on
+    /// one other status only.
+    Cancelled,
 }
 
 impl LotStatus {
@@ -139,6 +143,7 @@ impl LotStatus {
             LotStatus::Scheduled => "scheduled",
             LotStatus::Running => "running",
             LotStatus::Finished => "finished",
+            LotStatus::Cancelled => "cancelled",
         }
     }
 }
