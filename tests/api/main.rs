@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api;
+mod auction_store;
 mod browser;
 mod browser_helpers;
 mod chat;
