@@ -93,10 +93,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let db = db.clone();
         Supervisor::start(move |_| MessageWriter::new(db))
     };
+    let hub = Supervisor::start(|_| SessionHub::default());
     let registry = {
-        let (db, clock, bus, chat) = (db.clone(), clock.clone(), bus.clone(), chat.clone());
-        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, writer))
+        let (db, clock, bus, chat, hub) = (
+            db.clone(),
+            clock.clone(),
+            bus.clone(),
+            chat.clone(),
+            hub.clone(),
+        );
+        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, writer, hub))
     };
+    spawn_lot_schedule(db.clone(), clock.clone(), bus.clone());
 
     let session_key = secrets::load_or_create(
         settings.accounts.session_key.as_deref(),
@@ -112,7 +120,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.accounts.login_attempts_per_address,
             settings.accounts.login_window,
         ),
-        hub: Supervisor::start(|_| SessionHub::default()),
+        hub,
     });
     spawn_session_sweep(db.clone(), clock.clone());
 
@@ -185,6 +193,64 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = server.run();
     actix_web::rt::spawn(leave_on_signal(server.handle(), leaving));
     server.await.context("the HTTP server failed")
+}
+
+/// How often lots due to open or close are looked for: the lag a lot's
+/// start or end can have.
+const LOT_TICK: Duration = Duration::from_millis(200);
+
+/// Opens and closes lots on time (by the controllable clock), and tells
+/// their rooms. Each transition is a conditional update, so with several
+/// nodes exactly one performs it and publishes its event.
+fn spawn_lot_schedule(db: sea_orm::DatabaseConnection, clock: Clock, bus: Arc<dyn Bus>) {
+    use crate::auction::room::{finished_frame, lot_topic, started_frame};
+    use crate::auction::store::{close_due, open_due};
+    use crate::rooms::bus::{EventKind, TopicEvent, TopicEvents};
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(LOT_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let publish = |lot_id: i64, frame| {
+            bus.publish(TopicEvents {
+                topic: lot_topic(lot_id),
+                events: vec![TopicEvent {
+                    kind: EventKind::Lot,
+                    frame,
+                }],
+            })
+        };
+        loop {
+            tick.tick().await;
+            let now = clock.now();
+            match open_due(&db, now).await {
+                Ok(opened) => {
+                    for lot in opened {
+                        tracing::info!(lot = lot.lot_id, "lot opened");
+                        match started_frame(&db, &lot).await {
+                            Ok(frame) => publish(lot.lot_id, frame),
+                            Err(err) => {
+                                tracing::warn!(lot = lot.lot_id, error = %err, "no started event")
+                            }
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "could not open due lots"),
+            }
+            match close_due(&db, now).await {
+                Ok(closed) => {
+                    for lot in closed {
+                        tracing::info!(lot = lot.lot_id, verdict = ?lot.closing.verdict, "lot closed");
+                        match finished_frame(&db, &lot).await {
+                            Ok(frame) => publish(lot.lot_id, frame),
+                            Err(err) => {
+                                tracing::warn!(lot = lot.lot_id, error = %err, "no finished event")
+                            }
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "could not close due lots"),
+            }
+        }
+    });
 }
 
 /// Forgets expired login sessions, hourly.

@@ -16,6 +16,8 @@ pub enum AccountEvent {
     Changed(Account),
     /// The account logged out: its sockets leave every topic.
     LoggedOut,
+    /// A frame for the account alone, wherever it is (`outbid`).
+    Frame(bytestring::ByteString),
 }
 
 #[derive(Default)]

@@ -8,6 +8,7 @@ mod error;
 mod increments;
 mod lifecycle;
 mod lot;
+pub mod room;
 pub mod store;
 
 #[cfg(test)]

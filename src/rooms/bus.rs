@@ -49,6 +49,8 @@ pub enum EventKind {
         leaves: Vec<MemberView>,
     },
     Typing,
+    /// A lot's state changed (`bid`, `lot`, `started`, `finished`).
+    Lot,
 }
 
 #[derive(Debug, thiserror::Error)]

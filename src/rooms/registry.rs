@@ -1,5 +1,6 @@
-//! The RoomRegistry actor: topic → Room, for topics with members on this
-//! node. It starts a Room on first join and closes it once empty.
+//! The RoomRegistry actor: topic → Room (chat) or AuctionRoom (a lot), for
+//! topics with members on this node. It starts a room on first join and
+//! closes it once empty.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use sea_orm::DatabaseConnection;
 use super::bus::Bus;
 use super::room::{CountMembers, Room, TryClose};
 use super::writer::MessageWriter;
+use crate::accounts::hub::SessionHub;
+use crate::auction::room::{AuctionRoom, CountLotMembers, TryCloseLot};
 use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
@@ -21,7 +24,9 @@ pub struct RoomRegistry {
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
     writer: Addr<MessageWriter>,
+    hub: Addr<SessionHub>,
     rooms: HashMap<Topic, Addr<Room>>,
+    lots: HashMap<i64, Addr<AuctionRoom>>,
 }
 
 impl RoomRegistry {
@@ -31,6 +36,7 @@ impl RoomRegistry {
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
         writer: Addr<MessageWriter>,
+        hub: Addr<SessionHub>,
     ) -> RoomRegistry {
         RoomRegistry {
             db,
@@ -38,7 +44,9 @@ impl RoomRegistry {
             bus,
             settings,
             writer,
+            hub,
             rooms: HashMap::new(),
+            lots: HashMap::new(),
         }
     }
 }
@@ -52,6 +60,7 @@ impl Supervised for RoomRegistry {
         // The map survives a restart (the Supervisor keeps this value), and
         // rooms that stopped meanwhile are replaced on their next join.
         self.rooms.retain(|_, room| room.connected());
+        self.lots.retain(|_, room| room.connected());
         tracing::warn!(rooms = self.rooms.len(), "room registry restarted");
     }
 }
@@ -83,6 +92,62 @@ impl Handler<RoomFor> for RoomRegistry {
         .start();
         self.rooms.insert(topic, room.clone());
         MessageResult(room)
+    }
+}
+
+/// The room of a lot, started if it has none on this node.
+#[derive(Message)]
+#[rtype(result = "Addr<AuctionRoom>")]
+pub struct LotRoomFor {
+    pub lot_id: i64,
+}
+
+impl Handler<LotRoomFor> for RoomRegistry {
+    type Result = MessageResult<LotRoomFor>;
+
+    fn handle(&mut self, msg: LotRoomFor, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(room) = self.lots.get(&msg.lot_id).filter(|r| r.connected()) {
+            return MessageResult(room.clone());
+        }
+        let room = AuctionRoom::new(
+            msg.lot_id,
+            self.db.clone(),
+            self.clock.clone(),
+            self.bus.clone(),
+            self.hub.clone(),
+            ctx.address(),
+        )
+        .start();
+        self.lots.insert(msg.lot_id, room.clone());
+        MessageResult(room)
+    }
+}
+
+/// A lot's room has no members left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct VacantLot {
+    pub lot_id: i64,
+    pub room: Addr<AuctionRoom>,
+}
+
+impl Handler<VacantLot> for RoomRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: VacantLot, ctx: &mut Context<Self>) {
+        if self.lots.get(&msg.lot_id) != Some(&msg.room) {
+            return;
+        }
+        // As for chat rooms: nothing is handed out while the room decides.
+        msg.room
+            .send(TryCloseLot)
+            .into_actor(self)
+            .map(move |closed, act, _| {
+                if closed.unwrap_or(true) {
+                    act.lots.remove(&msg.lot_id);
+                }
+            })
+            .wait(ctx);
     }
 }
 
@@ -130,12 +195,18 @@ impl Handler<ListRooms> for RoomRegistry {
             .iter()
             .map(|(t, r)| (t.clone(), r.clone()))
             .collect();
+        let lots: Vec<(Topic, Addr<AuctionRoom>)> = self
+            .lots
+            .iter()
+            .map(|(id, r)| (crate::auction::room::lot_topic(*id), r.clone()))
+            .collect();
         Box::pin(async move {
             let counts = join_all(rooms.iter().map(|(_, r)| r.send(CountMembers))).await;
-            rooms
-                .into_iter()
-                .zip(counts)
-                .filter_map(|((topic, _), n)| n.ok().map(|n| (topic, n)))
+            let lot_counts = join_all(lots.iter().map(|(_, r)| r.send(CountLotMembers))).await;
+            let chat = rooms.into_iter().map(|(t, _)| t).zip(counts);
+            let auctions = lots.into_iter().map(|(t, _)| t).zip(lot_counts);
+            chat.chain(auctions)
+                .filter_map(|(topic, n)| n.ok().map(|n| (topic, n)))
                 .collect()
         })
     }

@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 
 use super::identity::Identity;
 use super::rate::{TokenBucket, Verdict};
-use super::registry::{RoomFor, RoomRegistry};
+use super::registry::{LotRoomFor, RoomFor, RoomRegistry};
 use super::room::{Join, Joined, Leave, Rename, Room, RoomError, Say, Signal, Typing};
 use crate::accounts::hub::{AccountEvent, Attach, Detach, SessionHub};
+use crate::auction::room::{AuctionRoom, JoinLot, LeaveLot, PlaceBid};
 use crate::clock::Clock;
 use crate::config::{ChatSettings, WsSettings};
 use crate::domain::topic::{RoomName, Topic};
@@ -38,6 +39,7 @@ pub struct ClientSession {
     ws: Arc<WsSettings>,
     chat: Arc<ChatSettings>,
     rooms: HashMap<Topic, Addr<Room>>,
+    lots: HashMap<Topic, Addr<AuctionRoom>>,
     bucket: TokenBucket,
     last_seen: Instant,
     hub: Addr<SessionHub>,
@@ -66,6 +68,7 @@ impl ClientSession {
             ws,
             chat,
             rooms: HashMap::new(),
+            lots: HashMap::new(),
             last_seen: now,
             hub,
             signed_out: false,
@@ -133,6 +136,13 @@ impl ClientSession {
         match envelope.request {
             Request::Join { topic, since } => self.join(reference, &topic, since, ctx),
             Request::Leave { topic } => {
+                if let Some((topic, room)) = self.joined_lot(&topic) {
+                    room.do_send(LeaveLot {
+                        conn: self.conn.clone(),
+                    });
+                    self.lots.remove(&topic);
+                    return self.answer(reference.as_deref(), Ok(json!({})), ctx);
+                }
                 let outcome = self.joined(&topic).map(|(topic, room)| {
                     room.do_send(Leave {
                         conn: self.conn.clone(),
@@ -153,18 +163,64 @@ impl ClientSession {
                 self.answer(reference.as_deref(), outcome, ctx);
             }
             Request::Signal { topic, to, data } => self.signal(reference, &topic, to, data, ctx),
-            Request::Bid { .. } => {
-                let outcome = Err((
-                    "not_logged_in",
-                    "only accounts may bid; log in first".to_owned(),
-                ));
-                self.answer(reference.as_deref(), outcome, ctx);
-            }
+            Request::Bid {
+                topic,
+                amount_cents,
+                max_cents,
+            } => self.bid(reference, &topic, amount_cents, max_cents, ctx),
             Request::Ping => {
                 let body = json!({ "server_time": client::time(self.clock.now()) });
                 self.answer(reference.as_deref(), Ok(body), ctx);
             }
         }
+    }
+
+    /// The AuctionRoom of a lot this connection has joined.
+    fn joined_lot(&self, raw: &str) -> Option<(Topic, Addr<AuctionRoom>)> {
+        let topic = Topic::parse(raw).ok()?;
+        self.lots.get(&topic).map(|room| (topic, room.clone()))
+    }
+
+    fn bid(
+        &mut self,
+        reference: Option<String>,
+        raw: &str,
+        amount_cents: i64,
+        max_cents: Option<i64>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(account) = self.identity.account.as_ref().map(|a| a.id) else {
+            let outcome = Err((
+                "not_logged_in",
+                "only accounts may bid; log in first".to_owned(),
+            ));
+            return self.answer(reference.as_deref(), outcome, ctx);
+        };
+        let room = match Topic::parse(raw) {
+            Err(e) => return self.answer(reference.as_deref(), Err(("bad_topic", e)), ctx),
+            Ok(topic) => match self.lots.get(&topic) {
+                Some(room) => room.clone(),
+                None => {
+                    let outcome = Err(("not_joined", format!("join {topic} first")));
+                    return self.answer(reference.as_deref(), outcome, ctx);
+                }
+            },
+        };
+        let bid = PlaceBid {
+            conn: self.conn.clone(),
+            account,
+            amount_cents,
+            max_cents,
+        };
+        room.send(bid)
+            .into_actor(self)
+            .map(move |placed, act, ctx| {
+                let outcome = placed.unwrap_or_else(|_| {
+                    Err(("internal", "the lot's room closed; join again".to_owned()))
+                });
+                act.answer(reference.as_deref(), outcome, ctx);
+            })
+            .spawn(ctx);
     }
 
     /// The Room of a topic this connection has joined.
@@ -176,6 +232,47 @@ impl ClientSession {
         }
     }
 
+    fn join_lot(
+        &mut self,
+        reference: Option<String>,
+        topic: Topic,
+        id: u64,
+        ctx: &mut Context<Self>,
+    ) {
+        let Ok(lot_id) = i64::try_from(id) else {
+            let outcome = Err(("no_such_topic", format!("there is no lot behind {topic}")));
+            return self.answer(reference.as_deref(), outcome, ctx);
+        };
+        let join = JoinLot {
+            conn: self.conn.clone(),
+            user: self.identity.user.clone(),
+            account: self.identity.account.as_ref().map(|a| a.id),
+            out: self.out.clone(),
+        };
+        let registry = self.registry.clone();
+        // As for chat: later frames (a bid) wait for the join.
+        async move {
+            let room = registry
+                .send(LotRoomFor { lot_id })
+                .await
+                .map_err(|_| ("internal", "the rooms are restarting; try again".to_owned()))?;
+            let joined = room
+                .send(join)
+                .await
+                .map_err(|_| ("internal", "the lot's room closed; join again".to_owned()))??;
+            Ok::<_, (&'static str, String)>((room, joined))
+        }
+        .into_actor(self)
+        .map(move |joined, act, ctx| {
+            let outcome = joined.map(|(room, body)| {
+                act.lots.insert(topic, room);
+                body
+            });
+            act.answer(reference.as_deref(), outcome, ctx);
+        })
+        .wait(ctx);
+    }
+
     fn join(
         &mut self,
         reference: Option<String>,
@@ -185,9 +282,8 @@ impl ClientSession {
     ) {
         let room_name = match Topic::parse(raw) {
             Ok(Topic::Chat(room)) => room,
-            Ok(Topic::Auction(_)) => {
-                let outcome = Err(("no_such_topic", format!("there is no lot behind {raw}")));
-                return self.answer(reference.as_deref(), outcome, ctx);
+            Ok(topic @ Topic::Auction(id)) => {
+                return self.join_lot(reference, topic, id, ctx);
             }
             Err(e) => return self.answer(reference.as_deref(), Err(("bad_topic", e)), ctx),
         };
@@ -378,6 +474,11 @@ impl ClientSession {
                 conn: self.conn.clone(),
             });
         }
+        for (_, room) in self.lots.drain() {
+            room.do_send(LeaveLot {
+                conn: self.conn.clone(),
+            });
+        }
     }
 
     fn detach(&self) {
@@ -416,6 +517,7 @@ impl Handler<AccountEvent> for ClientSession {
                 self.signed_out = true;
                 self.push(client::session(None), ctx);
             }
+            AccountEvent::Frame(frame) => self.push(frame, ctx),
         }
     }
 }

@@ -13,21 +13,21 @@ use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
 /// A browser's view of the site: it keeps cookies and follows nothing.
-struct Visitor<'a> {
+pub struct Visitor<'a> {
     app: &'a TestApp,
     client: awc::Client,
     cookies: BTreeMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    body: String,
-    location: Option<String>,
-    set_cookies: Vec<String>,
+pub struct Page {
+    pub status: u16,
+    pub body: String,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
 }
 
 impl<'a> Visitor<'a> {
-    fn new(app: &'a TestApp) -> Visitor<'a> {
+    pub fn new(app: &'a TestApp) -> Visitor<'a> {
         Visitor {
             app,
             // Redirects are asserted on, not followed.
@@ -39,7 +39,7 @@ impl<'a> Visitor<'a> {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -80,7 +80,7 @@ impl<'a> Visitor<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub async fn get(&mut self, path: &str) -> Page {
         let resp = self
             .client
             .get(format!("{}{path}", self.app.base))
@@ -91,7 +91,7 @@ impl<'a> Visitor<'a> {
         self.read(resp).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let resp = self
             .client
             .post(format!("{}{path}", self.app.base))
@@ -103,13 +103,13 @@ impl<'a> Visitor<'a> {
     }
 
     /// The CSRF token of the form on `path`.
-    async fn token(&mut self, path: &str) -> String {
+    pub async fn token(&mut self, path: &str) -> String {
         let page = self.get(path).await;
         hidden(&page.body, "csrf")
             .unwrap_or_else(|| panic!("no csrf field on {path}: {}", page.body))
     }
 
-    async fn register(&mut self, name: &str, display: &str, password: &str) -> Page {
+    pub async fn register(&mut self, name: &str, display: &str, password: &str) -> Page {
         let csrf = self.token("/register").await;
         self.post(
             "/register",
@@ -124,7 +124,7 @@ impl<'a> Visitor<'a> {
         .await
     }
 
-    async fn login(&mut self, name: &str, password: &str) -> Page {
+    pub async fn login(&mut self, name: &str, password: &str) -> Page {
         let csrf = self.token("/login").await;
         self.post(
             "/login",
@@ -135,7 +135,7 @@ impl<'a> Visitor<'a> {
 }
 
 /// The value of the hidden input `name` in `html`.
-fn hidden(html: &str, name: &str) -> Option<String> {
+pub fn hidden(html: &str, name: &str) -> Option<String> {
     let at = html.find(&format!("name=\"{name}\" value=\""))?;
     let rest = &html[at + name.len() + 15..];
     Some(rest[..rest.find('"')?].to_owned())

@@ -4,6 +4,7 @@
 mod accounts;
 mod api;
 mod auction_store;
+mod auctions;
 mod browser;
 mod browser_helpers;
 mod chat;

@@ -1,0 +1,512 @@
+//! The AuctionRoom actor: the live room of one lot (`auction:<id>`). It keeps
+//! the members on this node, places bids one at a time (so that bids from
+//! this node rarely race each other's compare-and-set), and publishes every
+//! change after its commit: `bid`, `lot`, `started` and `finished`, each with
+//! the full lot state and `seq` = the lot's version. `outbid` goes to every
+//! socket of the previous leader.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use entity::users;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, EntityTrait};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::bid::Standing;
+use super::lifecycle::Verdict;
+use super::store::{self, BidRecord, Closed, Opened, PlaceBidError, StoredLot};
+use crate::accounts::hub::{AccountEvent, Notify, SessionHub};
+use crate::clock::Clock;
+use crate::domain::topic::Topic;
+use crate::domain::user_name::UserName;
+use crate::protocol::client::{self, MemberView};
+use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
+use crate::rooms::registry::{RoomRegistry, VacantLot};
+use crate::ws::{Outbound, SendError};
+
+/// Bids a join reply lists, newest first.
+const HISTORY: u64 = 50;
+
+/// A refusal, as a protocol error code and a message for people.
+pub type Refusal = (&'static str, String);
+
+/// The topic of a lot (ids are positive).
+pub fn lot_topic(lot_id: i64) -> Topic {
+    Topic::Auction(u64::try_from(lot_id).unwrap_or(0))
+}
+
+pub struct AuctionRoom {
+    lot_id: i64,
+    topic: Topic,
+    key: String,
+    db: DatabaseConnection,
+    clock: Clock,
+    bus: Arc<dyn Bus>,
+    hub: Addr<SessionHub>,
+    registry: Addr<RoomRegistry>,
+    members: HashMap<String, LotMember>,
+}
+
+struct LotMember {
+    user: UserName,
+    out: Outbound,
+}
+
+impl AuctionRoom {
+    pub fn new(
+        lot_id: i64,
+        db: DatabaseConnection,
+        clock: Clock,
+        bus: Arc<dyn Bus>,
+        hub: Addr<SessionHub>,
+        registry: Addr<RoomRegistry>,
+    ) -> AuctionRoom {
+        let topic = lot_topic(lot_id);
+        AuctionRoom {
+            lot_id,
+            key: topic.to_string(),
+            topic,
+            db,
+            clock,
+            bus,
+            hub,
+            registry,
+            members: HashMap::new(),
+        }
+    }
+
+    fn member_views(&self) -> Vec<MemberView> {
+        let mut list: Vec<MemberView> = self
+            .members
+            .iter()
+            .map(|(conn, m)| MemberView {
+                conn: conn.clone(),
+                user: m.user.to_string(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.conn.cmp(&b.conn)));
+        list
+    }
+
+    fn publish(&self, kind: EventKind, frame: ByteString) {
+        self.bus.publish(TopicEvents {
+            topic: self.topic.clone(),
+            events: vec![TopicEvent { kind, frame }],
+        });
+    }
+
+    fn publish_presence(&self, joins: Vec<MemberView>, leaves: Vec<MemberView>) {
+        let frame = client::presence(&self.key, &joins, &leaves);
+        self.publish(EventKind::Presence { joins, leaves }, frame);
+    }
+
+    fn remove(&mut self, conn: &str, ctx: &mut Context<Self>) {
+        let Some(member) = self.members.remove(conn) else {
+            return;
+        };
+        self.publish_presence(
+            Vec::new(),
+            vec![MemberView {
+                conn: conn.to_owned(),
+                user: member.user.to_string(),
+            }],
+        );
+        if self.members.is_empty() {
+            self.registry.do_send(VacantLot {
+                lot_id: self.lot_id,
+                room: ctx.address(),
+            });
+        }
+    }
+}
+
+impl Actor for AuctionRoom {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.bus.subscribe(&self.topic, ctx.address().recipient());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.bus.unsubscribe(&self.topic);
+    }
+}
+
+/// A lot as events and the join reply carry it: its public state, plus what
+/// a page shows (title, the leader's name) and how it ended.
+pub async fn lot_json(db: &impl ConnectionTrait, lot: &StoredLot) -> Result<Value, DbErr> {
+    let view = lot.view();
+    let leader_name = match view.leader {
+        Some(id) => display_name(db, id).await?,
+        None => None,
+    };
+    let mut value = serde_json::to_value(&view).unwrap_or_default();
+    value["id"] = json!(lot.row.id);
+    value["title"] = json!(lot.row.title);
+    value["starts_at"] = json!(client::time(lot.row.starts_at));
+    value["ends_at"] = json!(client::time(view.ends_at));
+    value["leader_name"] = json!(leader_name);
+    value["outcome"] = json!(lot.row.outcome);
+    Ok(value)
+}
+
+async fn display_name(db: &impl ConnectionTrait, id: i64) -> Result<Option<String>, DbErr> {
+    Ok(users::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(|u| u.display_name))
+}
+
+#[derive(Serialize)]
+struct BidLine {
+    seq: i64,
+    bidder: String,
+    amount_cents: i64,
+    proxy: bool,
+    at: String,
+}
+
+impl From<&BidRecord> for BidLine {
+    fn from(r: &BidRecord) -> BidLine {
+        BidLine {
+            seq: r.seq,
+            bidder: r.bidder_name.clone(),
+            amount_cents: r.amount_cents,
+            proxy: r.proxy,
+            at: client::time(r.placed_at),
+        }
+    }
+}
+
+fn encode(value: &Value) -> ByteString {
+    ByteString::from(value.to_string())
+}
+
+/// A connection joins the lot's room.
+#[derive(Message)]
+#[rtype(result = "Result<Value, Refusal>")]
+pub struct JoinLot {
+    pub conn: String,
+    pub user: UserName,
+    pub account: Option<i64>,
+    pub out: Outbound,
+}
+
+impl Handler<JoinLot> for AuctionRoom {
+    type Result = ResponseActFuture<Self, Result<Value, Refusal>>;
+
+    fn handle(&mut self, msg: JoinLot, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let lot_id = self.lot_id;
+        let now = self.clock.now();
+        Box::pin(
+            async move {
+                let lot = store::get_lot(&db, lot_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Some(lot) = lot else {
+                    return Ok(None);
+                };
+                let value = lot_json(&db, &lot).await.map_err(|e| e.to_string())?;
+                let bids = store::bids_for(&db, lot_id, HISTORY)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(Some((lot.state.version, value, bids)))
+            }
+            .into_actor(self)
+            .map(move |loaded, act, _| {
+                let (seq, lot, bids) = match loaded {
+                    Ok(Some(found)) => found,
+                    Ok(None) => {
+                        return Err((
+                            "no_such_topic",
+                            format!("there is no lot behind auction:{lot_id}"),
+                        ))
+                    }
+                    Err(err) => {
+                        tracing::error!(lot = lot_id, error = %err, "could not load a lot");
+                        return Err(("internal", "the lot could not be loaded; try again".into()));
+                    }
+                };
+                let newcomer = MemberView {
+                    conn: msg.conn.clone(),
+                    user: msg.user.to_string(),
+                };
+                let fresh = act
+                    .members
+                    .insert(
+                        msg.conn.clone(),
+                        LotMember {
+                            user: msg.user,
+                            out: msg.out,
+                        },
+                    )
+                    .is_none();
+                if fresh {
+                    act.publish_presence(vec![newcomer], Vec::new());
+                }
+                let bids: Vec<BidLine> = bids.iter().map(BidLine::from).collect();
+                Ok(json!({
+                    "conn": msg.conn,
+                    "members": act.member_views(),
+                    "lot": lot,
+                    "bids": bids,
+                    "server_time": client::time(now),
+                    "seq": seq,
+                    "you": msg.account,
+                }))
+            }),
+        )
+    }
+}
+
+/// A connection leaves (or closed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LeaveLot {
+    pub conn: String,
+}
+
+impl Handler<LeaveLot> for AuctionRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeaveLot, ctx: &mut Context<Self>) {
+        self.remove(&msg.conn, ctx);
+    }
+}
+
+/// An account bids (a proxy bid when `max_cents` is given).
+#[derive(Message)]
+#[rtype(result = "Result<Value, Refusal>")]
+pub struct PlaceBid {
+    pub conn: String,
+    pub account: i64,
+    pub amount_cents: i64,
+    pub max_cents: Option<i64>,
+}
+
+/// What a committed bid publishes.
+struct Published {
+    reply: Value,
+    event: ByteString,
+    outbid: Option<(i64, ByteString)>,
+}
+
+async fn place(
+    db: &DatabaseConnection,
+    lot_id: i64,
+    key: &str,
+    bid: &PlaceBid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Published, Refusal> {
+    let placed = store::place_bid(
+        db,
+        lot_id,
+        bid.account,
+        bid.amount_cents,
+        bid.max_cents,
+        now,
+    )
+    .await
+    .map_err(|err| {
+        if matches!(err, PlaceBidError::Db(_) | PlaceBidError::Corrupt(_)) {
+            tracing::error!(lot = lot_id, error = %err, "bid failed");
+        }
+        (err.code(), err.to_string())
+    })?;
+    let internal = |e: DbErr| {
+        tracing::error!(lot = lot_id, error = %e, "bid stored, but its event could not be built");
+        (
+            "internal",
+            "the bid was stored; reload to see it".to_owned(),
+        )
+    };
+    let seq = placed.state.version;
+    let lot = store::get_lot(db, lot_id)
+        .await
+        .map_err(|e| internal(DbErr::Custom(e.to_string())))?
+        .ok_or_else(|| internal(DbErr::RecordNotFound(format!("lot {lot_id}"))))?;
+    let lot_value = lot_json(db, &lot).await.map_err(internal)?;
+    let rows: Vec<BidLine> = store::bids_for(db, lot_id, placed.rows.len() as u64 + 1)
+        .await
+        .map_err(internal)?
+        .iter()
+        .filter(|r| u64::try_from(r.seq).ok() == Some(seq))
+        .map(BidLine::from)
+        .rev()
+        .collect();
+    let event = match rows.last() {
+        Some(last) => json!({
+            "op": "bid",
+            "topic": key,
+            "seq": seq,
+            "amount_cents": last.amount_cents,
+            "bidder": last.bidder,
+            "proxy": last.proxy,
+            "ends_at": client::time(placed.state.ends_at),
+            "at": last.at,
+            "rows": rows,
+            "lot": lot_value,
+        }),
+        // A leader's silent raise moves no price: a `lot` event.
+        None => json!({"op": "lot", "topic": key, "seq": seq, "lot": lot_value}),
+    };
+    let outbid = placed.displaced.map(|user| {
+        let frame = json!({
+            "op": "outbid",
+            "topic": key,
+            "seq": seq,
+            "amount_cents": placed.state.current_cents,
+            "lot": lot_value,
+        });
+        (user, encode(&frame))
+    });
+    let standing = match placed.standing {
+        Standing::Leading { .. } => "leading",
+        Standing::Outbid { .. } => "outbid",
+        Standing::RaisedMax => "raised_max",
+    };
+    Ok(Published {
+        reply: json!({"seq": seq, "lot": lot_value, "standing": standing}),
+        event: encode(&event),
+        outbid,
+    })
+}
+
+impl Handler<PlaceBid> for AuctionRoom {
+    // Atomic: the room takes its next message only once this bid is stored
+    // and published, so its bids never race each other.
+    type Result = AtomicResponse<Self, Result<Value, Refusal>>;
+
+    fn handle(&mut self, msg: PlaceBid, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let lot_id = self.lot_id;
+        let key = self.key.clone();
+        let now = self.clock.now();
+        AtomicResponse::new(Box::pin(
+            async move { place(&db, lot_id, &key, &msg, now).await }
+                .into_actor(self)
+                .map(|placed, act, _| {
+                    let published = placed?;
+                    act.publish(EventKind::Lot, published.event);
+                    if let Some((user_id, frame)) = published.outbid {
+                        act.hub.do_send(Notify {
+                            user_id,
+                            event: AccountEvent::Frame(frame),
+                        });
+                    }
+                    Ok(published.reply)
+                }),
+        ))
+    }
+}
+
+impl Handler<TopicEvents> for AuctionRoom {
+    type Result = ();
+
+    fn handle(&mut self, batch: TopicEvents, ctx: &mut Context<Self>) {
+        let mut slow = Vec::new();
+        for (conn, member) in &self.members {
+            let frames: Arc<[ByteString]> = batch
+                .events
+                .iter()
+                .filter(|e| !e.skips(conn))
+                .map(|e| e.frame.clone())
+                .collect();
+            if frames.is_empty() {
+                continue;
+            }
+            if let Err(SendError::Full) = member.out.batch(frames) {
+                slow.push(conn.clone());
+            }
+        }
+        for conn in slow {
+            tracing::warn!(topic = %self.key, conn, "slow consumer closed");
+            self.remove(&conn, ctx);
+        }
+    }
+}
+
+/// The registry asks an empty room to close.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct TryCloseLot;
+
+impl Handler<TryCloseLot> for AuctionRoom {
+    type Result = bool;
+
+    fn handle(&mut self, _: TryCloseLot, ctx: &mut Context<Self>) -> bool {
+        if self.members.is_empty() {
+            ctx.stop();
+        }
+        self.members.is_empty()
+    }
+}
+
+/// How many connections are in the room.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountLotMembers;
+
+impl Handler<CountLotMembers> for AuctionRoom {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountLotMembers, _: &mut Context<Self>) -> usize {
+        self.members.len()
+    }
+}
+
+/// `started` for a lot the Scheduler opened.
+pub async fn started_frame(
+    db: &impl ConnectionTrait,
+    opened: &Opened,
+) -> Result<ByteString, DbErr> {
+    let lot = store::get_lot(db, opened.lot_id)
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    let Some(lot) = lot else {
+        return Err(DbErr::RecordNotFound(format!("lot {}", opened.lot_id)));
+    };
+    let value = lot_json(db, &lot).await?;
+    Ok(encode(&json!({
+        "op": "started",
+        "topic": lot_topic(opened.lot_id).to_string(),
+        "seq": lot.state.version,
+        "ends_at": client::time(lot.state.ends_at),
+        "lot": value,
+    })))
+}
+
+/// `finished` for a lot the Scheduler closed: the winner, or why none.
+pub async fn finished_frame(
+    db: &impl ConnectionTrait,
+    closed: &Closed,
+) -> Result<ByteString, DbErr> {
+    let lot = store::get_lot(db, closed.lot_id)
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    let Some(lot) = lot else {
+        return Err(DbErr::RecordNotFound(format!("lot {}", closed.lot_id)));
+    };
+    let value = lot_json(db, &lot).await?;
+    let (winner, final_cents, outcome) = match &closed.closing.verdict {
+        Verdict::Sold {
+            winner,
+            final_cents,
+        } => (display_name(db, *winner).await?, Some(*final_cents), "sold"),
+        Verdict::ReserveNotMet { final_cents, .. } => (None, Some(*final_cents), "reserve_not_met"),
+        Verdict::NoBids => (None, None, "no_bids"),
+    };
+    Ok(encode(&json!({
+        "op": "finished",
+        "topic": lot_topic(closed.lot_id).to_string(),
+        "seq": lot.state.version,
+        "winner": winner,
+        "final_cents": final_cents,
+        "outcome": outcome,
+        "lot": value,
+    })))
+}
