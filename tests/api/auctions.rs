@@ -7,6 +7,7 @@ use std::time::Duration;
 use bazaar::auction::store::{create_lot, Listing};
 use bazaar::auction::{Increments, LotSpec};
 use chrono::{TimeDelta, Utc};
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::accounts::Visitor;
@@ -290,4 +291,143 @@ async fn logging_out_takes_a_bidder_out_of_every_lot_in_every_tab() {
     left.sort();
     left.dedup();
     assert_eq!(left.len(), 4, "{left:?}");
+}
+
+/// Two server processes on one PostgreSQL database, bidders on both: the
+/// database alone must keep the auction consistent.
+#[actix_web::test]
+async fn concurrent_bidders_through_two_servers_keep_one_consistent_auction() {
+    let one = spawn_app(Backend::Postgres, AppOptions::default()).await;
+    let two = one.spawn_sibling().await;
+    let id = lot(
+        &one,
+        TimeDelta::milliseconds(-500),
+        TimeDelta::seconds(60),
+        TimeDelta::zero(),
+        None,
+    )
+    .await;
+    let topic = format!("auction:{id}");
+
+    // Six bidders, alternating servers; their cookies work on both nodes.
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut visitor = Visitor::new(&one);
+        let name = format!("bidder{i}");
+        assert_eq!(
+            visitor.register(&name, &name, "correct horse").await.status,
+            303
+        );
+        let node = if i % 2 == 0 { &one } else { &two };
+        let mut socket = ChatClient::connect_with_cookie(node, &visitor.cookie_header())
+            .await
+            .expect("socket");
+        let joined = socket.join(&topic, None).await;
+        if joined["lot"]["status"] != "running" {
+            next(&mut socket, "started", Duration::from_secs(5)).await;
+        }
+        clients.push(socket);
+    }
+
+    // Each bids 15 times at about the minimum it last heard, some by proxy.
+    let runs = clients.into_iter().enumerate().map(|(i, mut socket)| {
+        let topic = topic.clone();
+        async move {
+            let mut accepted = Vec::new();
+            let mut refused = 0;
+            let mut guess = 1_000 + i as i64 * 10;
+            for n in 0..15 {
+                let max = (n % 4 == 0).then_some(guess + 300);
+                let reply = bid(&mut socket, &topic, guess, max).await;
+                if reply["status"] == "ok" {
+                    accepted.push(reply["body"]["seq"].as_u64().expect("seq"));
+                    guess = reply["body"]["lot"]["min_next_cents"]
+                        .as_i64()
+                        .expect("min");
+                } else {
+                    let code = reply["body"]["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    assert!(
+                        matches!(code.as_str(), "bid_too_low" | "own_bid_is_highest"),
+                        "unexpected refusal {reply}"
+                    );
+                    refused += 1;
+                    guess += 150;
+                }
+            }
+            (accepted, refused)
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let mut ok_seqs: Vec<u64> = results.iter().flat_map(|(a, _)| a.clone()).collect();
+    ok_seqs.sort_unstable();
+    assert!(
+        ok_seqs.len() >= 10,
+        "enough bids were accepted: {results:?}"
+    );
+
+    // Every ok reply has its rows, every row had its ok reply (a silent
+    // raise is an ok with no row), and rows rise in seq and in amount.
+    let rows = one
+        .db
+        .query_all(sea_orm::Statement::from_string(
+            one.db.get_database_backend(),
+            format!(
+                "SELECT seq, amount_cents, user_id FROM bids WHERE lot_id = {id} ORDER BY seq, ord"
+            ),
+        ))
+        .await
+        .expect("rows");
+    let rows: Vec<(i64, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "seq").expect("seq"),
+                r.try_get("", "amount_cents").expect("amount"),
+                r.try_get("", "user_id").expect("user"),
+            )
+        })
+        .collect();
+    let mut row_seqs: Vec<u64> = rows.iter().map(|r| r.0 as u64).collect();
+    row_seqs.dedup();
+    for seq in &row_seqs {
+        assert!(ok_seqs.contains(seq), "row seq {seq} had no ok reply");
+    }
+    let unique: std::collections::BTreeSet<u64> = ok_seqs.iter().copied().collect();
+    assert_eq!(unique.len(), ok_seqs.len(), "no two ok replies share a seq");
+    // Within one bid's rows a tie is possible (equal maximums: the earlier
+    // bidder keeps the lead at that amount); the price each accepted bid
+    // leaves strictly rises.
+    assert!(
+        rows.windows(2).all(|w| w[0].1 <= w[1].1),
+        "amounts never fall in seq order: {rows:?}"
+    );
+    let prices: Vec<(i64, i64)> = row_seqs
+        .iter()
+        .map(|seq| {
+            let last = rows.iter().rev().find(|r| r.0 as u64 == *seq).expect("row");
+            (last.0, last.1)
+        })
+        .collect();
+    assert!(
+        prices
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+        "each accepted bid raises the price: {prices:?}"
+    );
+    // One leader: the lot's, who placed the last row.
+    let leader = one
+        .count(&format!("SELECT leader_id FROM lots WHERE id = {id}"))
+        .await;
+    assert_eq!(rows.last().map(|r| r.2), Some(leader));
+    let version = one
+        .count(&format!("SELECT version FROM lots WHERE id = {id}"))
+        .await;
+    assert_eq!(
+        version as u64,
+        ok_seqs.last().copied().unwrap_or_default(),
+        "the last ok reply is the lot's version"
+    );
 }

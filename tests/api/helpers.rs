@@ -149,6 +149,36 @@ fn read_secret(dir: &Path, name: &str) -> String {
 }
 
 impl TestApp {
+    /// A second `bazaar serve` on its own port, sharing this one's database
+    /// and data dir (so its secrets and session key): another node.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut env = self.env.clone();
+        for (key, value) in env.iter_mut() {
+            match key.as_str() {
+                "BAZAAR_SERVER__BIND" => *value = format!("127.0.0.1:{port}"),
+                "BAZAAR_SERVER__PUBLIC_URL" => *value = base.clone(),
+                _ => {}
+            }
+        }
+        let mut sibling = TestApp {
+            ws: format!("ws://127.0.0.1:{port}"),
+            base,
+            db: self.db.clone(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            worker_token: self.worker_token.clone(),
+            api_token: self.api_token.clone(),
+            env,
+            child: None,
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .finish(),
+        };
+        sibling.start().await;
+        sibling
+    }
+
     /// Starts the server process and waits until it answers.
     pub async fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
