@@ -27,6 +27,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/js/socket.js"),
     ),
     (
+        "auction.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/auction.css"),
+    ),
+    (
+        "js/auction.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/js/auction.js"),
+    ),
+    (
         "js/chat.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/js/chat.js"),

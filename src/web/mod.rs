@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api;
 pub mod assets;
+pub mod auctions;
 pub mod auth;
 pub mod chart;
 pub mod error;
@@ -89,6 +90,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/rooms", web::get().to(rooms::index))
         .route("/rooms/new", web::get().to(rooms::open))
         .route("/rooms/{name}", web::get().to(rooms::show))
+        .route("/auctions", web::get().to(auctions::index))
+        .route("/auctions", web::post().to(auctions::create))
+        .route("/auctions/new", web::get().to(auctions::new_form))
+        .route("/auctions/{id}", web::get().to(auctions::show))
+        .route("/auctions/{id}/edit", web::get().to(auctions::edit_form))
+        .route("/auctions/{id}/edit", web::post().to(auctions::update))
+        .route("/auctions/{id}/cancel", web::post().to(auctions::cancel))
         .route("/static/{path:.*}", web::get().to(assets::serve))
         .service(
             web::scope("/api")
