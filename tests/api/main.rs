@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api;
+mod auction_browser;
 mod auction_pages;
 mod auction_store;
 mod auctions;
