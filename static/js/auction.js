@@ -272,33 +272,25 @@ socket.join(topic, {
   },
 });
 
-socket.on("bid", (event) => {
-  if (event.topic !== topic) return;
+/** Listens to one op's events on this lot's topic only. */
+const onLot = (op, listener) => socket.on(op, (event) => event.topic === topic && listener(event));
+
+onLot("bid", (event) => {
   addRows(event.seq, event.rows ?? [event]);
   applyLot(event.lot, event.seq);
 });
-
-for (const op of ["lot", "started"]) {
-  socket.on(op, (event) => event.topic === topic && applyLot(event.lot, event.seq));
-}
-
-socket.on("finished", (event) => {
-  if (event.topic !== topic || !applyLot(event.lot, event.seq)) return;
+onLot("lot", (event) => applyLot(event.lot, event.seq));
+onLot("started", (event) => applyLot(event.lot, event.seq));
+onLot("finished", (event) => {
+  if (!applyLot(event.lot, event.seq)) return;
   if (lot.outcome === "sold" && you !== null && lot.leader === you) showResult("ok", `You won this lot for ${money(lot.current_cents)}.`);
 });
-
 // Sent only to the previous leader's sockets; stale once we lead again.
-socket.on("outbid", (event) => {
-  if (event.topic !== topic) return;
+onLot("outbid", (event) => {
   applyLot(event.lot, event.seq);
   if (lot.leader !== you) showResult("outbid", `You were outbid: the price is now ${money(lot.current_cents)}.`);
 });
-
-socket.on("presence", (event) => {
-  if (event.topic !== topic) return;
-  if (early) early.push(event);
-  else applyPresence(event);
-});
+onLot("presence", (event) => (early ? early.push(event) : applyPresence(event)));
 
 // After a logout (maybe in another tab) this socket is no one: start over.
 socket.on("session", ({ user }) => {
