@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{bids, lots, users};
 use rand::Rng;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
     DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, JoinType,
@@ -17,8 +17,9 @@ use sea_orm::{
 };
 
 use super::{
-    close, open, place_bid as apply_bid, BidError, BidRequest, Closing, Increments, Leader,
-    LotRules, LotRulesError, LotSpec, LotState, LotStatus, LotView, Standing, UserId, Verdict,
+    close, open, place_bid as apply_bid, BidError, BidOutcome, BidRequest, Closing, Increments,
+    Leader, LotRules, LotRulesError, LotSpec, LotState, LotStatus, LotView, Standing, UserId,
+    Verdict,
 };
 use crate::crawl::store::stmt;
 
@@ -365,11 +366,40 @@ pub async fn place_bid(
     max_cents: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<PlacedBid, PlaceBidError> {
+    place_bid_from(db, lot_id, None, bidder, amount_cents, max_cents, now).await
+}
+
+/// [`place_bid`], first trying `known` (the caller's latest copy of the lot)
+/// without reading the row: its compare-and-set holds when nobody else bid
+/// since, which for a lot's room on one node is nearly always. If the copy
+/// is stale or its rules refuse the bid, the row is read and the bid placed
+/// as usual, so a stale copy never refuses a bid on its own.
+pub async fn place_bid_from(
+    db: &DatabaseConnection,
+    lot_id: i64,
+    known: Option<(&LotRules, &LotState)>,
+    bidder: UserId,
+    amount_cents: i64,
+    max_cents: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<PlacedBid, PlaceBidError> {
     let request = BidRequest {
         bidder,
         amount_cents,
         max_cents,
     };
+    if let Some((rules, state)) = known {
+        if let Ok(outcome) = apply_bid(rules, state, &request, now) {
+            let txn = db.begin().await?;
+            match write_bid(&txn, lot_id, rules, state.version, outcome, &request, now).await? {
+                Some(placed) => {
+                    txn.commit().await?;
+                    return Ok(placed);
+                }
+                None => txn.rollback().await?,
+            }
+        }
+    }
     for attempt in 0..BID_ATTEMPTS {
         let txn = db.begin().await?;
         match try_bid(&txn, lot_id, &request, now).await {
@@ -391,8 +421,6 @@ pub async fn place_bid(
     Err(PlaceBidError::Busy(lot_id))
 }
 
-/// One attempt at a bid inside `txn`; `None` when another writer changed the
-/// lot after it was read.
 async fn try_bid(
     txn: &DatabaseTransaction,
     lot_id: i64,
@@ -419,46 +447,101 @@ async fn try_bid(
         .ok_or(PlaceBidError::NotFound(lot_id))?;
     let (rules, state) = rules_and_state(&row)?;
     let outcome = apply_bid(&rules, &state, request, now)?;
+    Ok(write_bid(txn, lot_id, &rules, state.version, outcome, request, now).await?)
+}
 
+/// Writes an accepted bid if the lot is still at `version`: the lot row by
+/// compare-and-set, then its bid rows in one insert. `None` when another
+/// writer got there first.
+async fn write_bid(
+    txn: &DatabaseTransaction,
+    lot_id: i64,
+    rules: &LotRules,
+    version: u64,
+    outcome: BidOutcome,
+    request: &BidRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<PlacedBid>, DbErr> {
     let mut changes = <lots::ActiveModel as Default>::default();
     write_state(&mut changes, &outcome.state);
     changes.updated_at = Set(now);
     // At READ COMMITTED, PostgreSQL re-checks this condition against the row
     // a concurrent writer has just committed, so a stale read matches nothing.
+    // Without a read before it (the known-state path), this write is the
+    // transaction's first statement, so on SQLite it waits for the write lock.
     let written = lots::Entity::update_many()
         .set(changes)
         .filter(lots::Column::Id.eq(lot_id))
-        .filter(lots::Column::Version.eq(row.version))
+        .filter(lots::Column::Version.eq(to_i64(version)))
         .exec(txn)
         .await?
         .rows_affected;
     if written == 0 {
         return Ok(None);
     }
-
     let seq = to_i64(outcome.state.version);
-    let mut rows = Vec::with_capacity(outcome.rows.len());
-    for (ord, bid) in (0_i16..).zip(&outcome.rows) {
-        let own = bid.bidder == request.bidder;
-        let stored = bids::ActiveModel {
-            lot_id: Set(lot_id),
-            seq: Set(seq),
-            ord: Set(ord),
-            user_id: Set(bid.bidder),
-            amount_cents: Set(bid.amount_cents),
-            max_cents: Set(request.max_cents.filter(|_| own)),
-            proxy: Set(bid.proxy),
-            placed_at: Set(now),
-            ..Default::default()
+    let mut rows: Vec<bids::Model> = (0_i16..)
+        .zip(&outcome.rows)
+        .map(|(ord, bid)| bids::Model {
+            id: 0,
+            lot_id,
+            seq,
+            ord,
+            user_id: bid.bidder,
+            amount_cents: bid.amount_cents,
+            max_cents: request.max_cents.filter(|_| bid.bidder == request.bidder),
+            proxy: bid.proxy,
+            placed_at: now,
+        })
+        .collect();
+    if !rows.is_empty() {
+        let mut insert = Query::insert();
+        insert
+            .into_table(bids::Entity)
+            .columns([
+                bids::Column::LotId,
+                bids::Column::Seq,
+                bids::Column::Ord,
+                bids::Column::UserId,
+                bids::Column::AmountCents,
+                bids::Column::MaxCents,
+                bids::Column::Proxy,
+                bids::Column::PlacedAt,
+            ])
+            .returning(Query::returning().column(bids::Column::Id));
+        for r in &rows {
+            insert
+                .values([
+                    r.lot_id.into(),
+                    r.seq.into(),
+                    r.ord.into(),
+                    r.user_id.into(),
+                    r.amount_cents.into(),
+                    r.max_cents.into(),
+                    r.proxy.into(),
+                    r.placed_at.into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
-        .insert(txn)
-        .await?;
-        rows.push(stored);
+        let ids = txn
+            .query_all(txn.get_database_backend().build(&insert))
+            .await?;
+        if ids.len() != rows.len() {
+            return Err(DbErr::Custom(format!(
+                "stored {} bids but got {} ids back",
+                rows.len(),
+                ids.len()
+            )));
+        }
+        // RETURNING lists a multi-row VALUES insert in order on both backends.
+        for (row, id) in rows.iter_mut().zip(ids) {
+            row.id = id.try_get("", "id")?;
+        }
     }
     Ok(Some(PlacedBid {
         lot_id,
         displaced: outcome.displaced(),
-        rules,
+        rules: rules.clone(),
         state: outcome.state,
         rows,
         standing: outcome.standing,
