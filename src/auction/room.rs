@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::bid::Standing;
 use super::lifecycle::Verdict;
 use super::store::{self, BidRecord, Closed, Opened, PlaceBidError, StoredLot};
+use super::{BidError, BidRequest, LotRules, LotState, LotView};
 use crate::accounts::hub::{AccountEvent, Notify, SessionHub};
 use crate::clock::Clock;
 use crate::domain::topic::Topic;
@@ -48,6 +49,9 @@ pub struct AuctionRoom {
     hub: Addr<SessionHub>,
     registry: Addr<RoomRegistry>,
     members: HashMap<String, LotMember>,
+    cached: Option<Cached>,
+    /// Display names of bidders seen, by account id.
+    names: HashMap<i64, String>,
 }
 
 struct LotMember {
@@ -75,6 +79,8 @@ impl AuctionRoom {
             hub,
             registry,
             members: HashMap::new(),
+            cached: None,
+            names: HashMap::new(),
         }
     }
 
@@ -135,22 +141,46 @@ impl Actor for AuctionRoom {
     }
 }
 
+/// What of a lot's row its events show besides the rules' state.
+#[derive(Debug, Clone)]
+struct Listed {
+    id: i64,
+    title: String,
+    starts_at: chrono::DateTime<chrono::Utc>,
+    outcome: Option<String>,
+}
+
+impl From<&StoredLot> for Listed {
+    fn from(lot: &StoredLot) -> Listed {
+        Listed {
+            id: lot.row.id,
+            title: lot.row.title.clone(),
+            starts_at: lot.row.starts_at,
+            outcome: lot.row.outcome.clone(),
+        }
+    }
+}
+
 /// A lot as events and the join reply carry it: its public state, plus what
 /// a page shows (title, the leader's name) and how it ended.
+fn lot_value(listed: &Listed, view: &LotView, leader_name: Option<&str>) -> Value {
+    let mut value = serde_json::to_value(view).unwrap_or_default();
+    value["id"] = json!(listed.id);
+    value["title"] = json!(listed.title);
+    value["starts_at"] = json!(client::time(listed.starts_at));
+    value["ends_at"] = json!(client::time(view.ends_at));
+    value["leader_name"] = json!(leader_name);
+    value["outcome"] = json!(listed.outcome);
+    value
+}
+
 pub async fn lot_json(db: &impl ConnectionTrait, lot: &StoredLot) -> Result<Value, DbErr> {
     let view = lot.view();
     let leader_name = match view.leader {
         Some(id) => display_name(db, id).await?,
         None => None,
     };
-    let mut value = serde_json::to_value(&view).unwrap_or_default();
-    value["id"] = json!(lot.row.id);
-    value["title"] = json!(lot.row.title);
-    value["starts_at"] = json!(client::time(lot.row.starts_at));
-    value["ends_at"] = json!(client::time(view.ends_at));
-    value["leader_name"] = json!(leader_name);
-    value["outcome"] = json!(lot.row.outcome);
-    Ok(value)
+    Ok(lot_value(&Listed::from(lot), &view, leader_name.as_deref()))
 }
 
 async fn display_name(db: &impl ConnectionTrait, id: i64) -> Result<Option<String>, DbErr> {
@@ -214,11 +244,11 @@ impl Handler<JoinLot> for AuctionRoom {
                 let bids = store::bids_for(&db, lot_id, HISTORY)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok::<_, String>(Some((lot.state.version, value, bids)))
+                Ok::<_, String>(Some((lot, value, bids)))
             }
             .into_actor(self)
             .map(move |loaded, act, _| {
-                let (seq, lot, bids) = match loaded {
+                let (stored, lot, bids) = match loaded {
                     Ok(Some(found)) => found,
                     Ok(None) => {
                         return Err((
@@ -231,6 +261,20 @@ impl Handler<JoinLot> for AuctionRoom {
                         return Err(("internal", "the lot could not be loaded; try again".into()));
                     }
                 };
+                let seq = stored.state.version;
+                // The freshest copy wins: a join may read an older state
+                // than the last bid this room placed.
+                let newer = act
+                    .cached
+                    .as_ref()
+                    .is_none_or(|c| c.state.version <= stored.state.version);
+                if newer {
+                    act.cached = Some(Cached {
+                        listed: Listed::from(&stored),
+                        rules: stored.rules,
+                        state: stored.state,
+                    });
+                }
                 let newcomer = MemberView {
                     conn: msg.conn.clone(),
                     user: msg.user.to_string(),
@@ -288,23 +332,54 @@ pub struct PlaceBid {
     pub max_cents: Option<i64>,
 }
 
+/// The `bid` event, its fields in protocol order (`op` first).
+#[derive(Serialize)]
+struct BidEvent<'a> {
+    op: &'static str,
+    topic: &'a str,
+    seq: u64,
+    amount_cents: i64,
+    bidder: &'a str,
+    proxy: bool,
+    ends_at: String,
+    at: &'a str,
+    rows: &'a [BidLine],
+    lot: &'a Value,
+}
+
 /// What a committed bid publishes.
 struct Published {
     reply: Value,
     event: ByteString,
     outbid: Option<(i64, ByteString)>,
+    lot: Cached,
+}
+
+/// The room's copy of its lot, as of the last bid it placed or its last
+/// join. Another node may have moved on since; prices only rise, so a bid
+/// below this copy's minimum is too low in any case and is refused without
+/// a transaction. Everything else asks the database.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    listed: Listed,
+    rules: LotRules,
+    state: LotState,
 }
 
 async fn place(
     db: &DatabaseConnection,
-    lot_id: i64,
     key: &str,
     bid: &PlaceBid,
+    known: Cached,
+    mut names: HashMap<i64, String>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Published, Refusal> {
-    let placed = store::place_bid(
+) -> Result<(Published, HashMap<i64, String>), Refusal> {
+    let listed = known.listed;
+    let lot_id = listed.id;
+    let placed = store::place_bid_from(
         db,
         lot_id,
+        Some((&known.rules, &known.state)),
         bid.account,
         bid.amount_cents,
         bid.max_cents,
@@ -317,42 +392,56 @@ async fn place(
         }
         (err.code(), err.to_string())
     })?;
-    let internal = |e: DbErr| {
-        tracing::error!(lot = lot_id, error = %e, "bid stored, but its event could not be built");
-        (
-            "internal",
-            "the bid was stored; reload to see it".to_owned(),
-        )
-    };
-    let seq = placed.state.version;
-    let lot = store::get_lot(db, lot_id)
-        .await
-        .map_err(|e| internal(DbErr::Custom(e.to_string())))?
-        .ok_or_else(|| internal(DbErr::RecordNotFound(format!("lot {lot_id}"))))?;
-    let lot_value = lot_json(db, &lot).await.map_err(internal)?;
-    let rows: Vec<BidLine> = store::bids_for(db, lot_id, placed.rows.len() as u64 + 1)
-        .await
-        .map_err(internal)?
+    // Names of the bidders involved, each read once per room.
+    let wanted = placed
+        .rows
         .iter()
-        .filter(|r| u64::try_from(r.seq).ok() == Some(seq))
-        .map(BidLine::from)
-        .rev()
+        .map(|r| r.user_id)
+        .chain(placed.state.leader.as_ref().map(|l| l.user_id));
+    for id in wanted.collect::<Vec<_>>() {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
+            match display_name(db, id).await {
+                Ok(Some(name)) => {
+                    slot.insert(name);
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(lot = lot_id, error = %err, "bidder name unknown"),
+            }
+        }
+    }
+    let name = |id: i64| names.get(&id).cloned().unwrap_or_default();
+    let seq = placed.state.version;
+    let view = placed.view();
+    let leader_name = view.leader.map(name);
+    let lot = lot_value(&listed, &view, leader_name.as_deref());
+    let rows: Vec<BidLine> = placed
+        .rows
+        .iter()
+        .map(|r| BidLine {
+            seq: r.seq,
+            bidder: name(r.user_id),
+            amount_cents: r.amount_cents,
+            proxy: r.proxy,
+            at: client::time(r.placed_at),
+        })
         .collect();
     let event = match rows.last() {
-        Some(last) => json!({
-            "op": "bid",
-            "topic": key,
-            "seq": seq,
-            "amount_cents": last.amount_cents,
-            "bidder": last.bidder,
-            "proxy": last.proxy,
-            "ends_at": client::time(placed.state.ends_at),
-            "at": last.at,
-            "rows": rows,
-            "lot": lot_value,
-        }),
+        Some(last) => serde_json::to_string(&BidEvent {
+            op: "bid",
+            topic: key,
+            seq,
+            amount_cents: last.amount_cents,
+            bidder: &last.bidder,
+            proxy: last.proxy,
+            ends_at: client::time(placed.state.ends_at),
+            at: &last.at,
+            rows: &rows,
+            lot: &lot,
+        })
+        .map(ByteString::from)
+        .unwrap_or_default(),
         // A leader's silent raise moves no price: a `lot` event.
-        None => json!({"op": "lot", "topic": key, "seq": seq, "lot": lot_value}),
+        None => encode(&json!({"op": "lot", "topic": key, "seq": seq, "lot": lot})),
     };
     let outbid = placed.displaced.map(|user| {
         let frame = json!({
@@ -360,7 +449,7 @@ async fn place(
             "topic": key,
             "seq": seq,
             "amount_cents": placed.state.current_cents,
-            "lot": lot_value,
+            "lot": lot,
         });
         (user, encode(&frame))
     });
@@ -369,11 +458,17 @@ async fn place(
         Standing::Outbid { .. } => "outbid",
         Standing::RaisedMax => "raised_max",
     };
-    Ok(Published {
-        reply: json!({"seq": seq, "lot": lot_value, "standing": standing}),
-        event: encode(&event),
+    let published = Published {
+        reply: json!({"seq": seq, "lot": lot, "standing": standing}),
+        event,
         outbid,
-    })
+        lot: Cached {
+            listed,
+            rules: placed.rules,
+            state: placed.state,
+        },
+    };
+    Ok((published, names))
 }
 
 impl Handler<PlaceBid> for AuctionRoom {
@@ -382,15 +477,40 @@ impl Handler<PlaceBid> for AuctionRoom {
     type Result = AtomicResponse<Self, Result<Value, Refusal>>;
 
     fn handle(&mut self, msg: PlaceBid, _: &mut Context<Self>) -> Self::Result {
-        let db = self.db.clone();
-        let lot_id = self.lot_id;
-        let key = self.key.clone();
         let now = self.clock.now();
+        let Some(cached) = &self.cached else {
+            // Joined members always leave a copy; without one, nobody could
+            // have joined.
+            let refusal = ("not_joined", format!("join {} first", self.key));
+            return AtomicResponse::new(Box::pin(fut::ready(Err(refusal))));
+        };
+        let request = BidRequest {
+            bidder: msg.account,
+            amount_cents: msg.amount_cents,
+            max_cents: msg.max_cents,
+        };
+        if let Err(refused) = super::place_bid(&cached.rules, &cached.state, &request, now) {
+            if matches!(
+                refused,
+                BidError::BidTooLow { .. }
+                    | BidError::InvalidAmount { .. }
+                    | BidError::BidAboveMax { .. }
+            ) {
+                let refusal = (refused.code(), refused.to_string());
+                return AtomicResponse::new(Box::pin(fut::ready(Err(refusal))));
+            }
+        }
+        let db = self.db.clone();
+        let key = self.key.clone();
+        let known = cached.clone();
+        let names = std::mem::take(&mut self.names);
         AtomicResponse::new(Box::pin(
-            async move { place(&db, lot_id, &key, &msg, now).await }
+            async move { place(&db, &key, &msg, known, names, now).await }
                 .into_actor(self)
                 .map(|placed, act, _| {
-                    let published = placed?;
+                    let (published, names) = placed?;
+                    act.names = names;
+                    act.cached = Some(published.lot);
                     act.publish(EventKind::Lot, published.event);
                     if let Some((user_id, frame)) = published.outbid {
                         act.hub.do_send(Notify {
