@@ -1,6 +1,7 @@
 //! `bazaar bench <scenario>`: load generators that measure Bazaar end to end
 //! on loopback, like redis-benchmark. Figures belong here, not in timed tests.
 
+pub mod bids;
 pub mod chat;
 pub mod crawl;
 pub mod idle;
@@ -30,6 +31,9 @@ enum Scenario {
     Chat(chat::ChatBench),
     /// Many idle WebSocket connections: the server's memory per connection.
     Idle(idle::IdleBench),
+    /// Bidders on one lot with watchers: accepted bids per second and the
+    /// latency from a bid to its broadcast.
+    Bids(bids::BidsBench),
 }
 
 pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
@@ -37,6 +41,7 @@ pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
         Scenario::Crawl(bench) => crawl::run(bench).await,
         Scenario::Chat(bench) => chat::run(bench).await,
         Scenario::Idle(bench) => idle::run(bench).await,
+        Scenario::Bids(bench) => bids::run(bench).await,
     }
 }
 
@@ -101,6 +106,11 @@ impl ChildServer {
             pid,
             _dir: dir,
         })
+    }
+
+    /// The server's data dir (its database and secrets).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub async fn stop(mut self) {

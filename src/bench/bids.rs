@@ -1,0 +1,364 @@
+//! The bids benchmark: K accounts bid on one running lot as fast as their
+//! replies come back (one bid in flight each, always at the minimum they
+//! last heard), while W guests watch. It reports accepted bids per second
+//! and the latency from sending a bid to each watcher receiving its `bid`
+//! event.
+//!
+//! It starts its own server: accounts, their sessions and the lot are made
+//! directly in that server's database (with its session key), so nothing
+//! but bidding and watching goes over the sockets.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use anyhow::{bail, Context};
+use awc::ws::{Codec, Frame, Message};
+use awc::BoxedSocket;
+use chrono::{TimeDelta, Utc};
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{percentile, proc_status_kib, raise_nofile_limit, ChildServer};
+use crate::accounts::{store as accounts, LoginName};
+use crate::auction::store::{create_lot, Listing};
+use crate::auction::{Increments, LotSpec};
+use crate::domain::user_name::UserName;
+
+#[derive(Debug, Clone, Args)]
+pub struct BidsBench {
+    /// Accounts bidding.
+    #[arg(long, default_value_t = 8)]
+    bidders: usize,
+    /// Guests watching.
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Seconds to bid for.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+}
+
+type Socket = Framed<BoxedSocket, Codec>;
+
+#[derive(Default)]
+struct Stats {
+    accepted: u64,
+    refused: u64,
+    /// When each accepted bid (by its seq) was sent.
+    sent_at: HashMap<u64, Instant>,
+    /// When a watcher received the `bid` event of a seq.
+    seen: Vec<(u64, Instant)>,
+    first_error: Option<String>,
+}
+
+async fn connect(
+    client: &awc::Client,
+    url: &str,
+    cookie: Option<&str>,
+    topic: &str,
+) -> anyhow::Result<(Socket, Option<u64>)> {
+    let mut request = client.ws(url).max_frame_size(8 << 20);
+    if let Some(cookie) = cookie {
+        request = request.set_header(awc::http::header::COOKIE, cookie);
+    }
+    let (_, mut ws) = request
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("connect {url}: {e}"))?;
+    let join = format!(r#"{{"op":"join","topic":"{topic}","ref":"j"}}"#);
+    ws.send(Message::Text(join.into())).await?;
+    while let Some(frame) = ws.next().await {
+        if let Frame::Text(bytes) = frame? {
+            let value: Value = serde_json::from_slice(&bytes)?;
+            if value["ref"] == "j" {
+                if value["status"] == "ok" {
+                    return Ok((ws, value["body"]["you"].as_u64()));
+                }
+                bail!("join {topic} refused: {value}");
+            }
+        }
+    }
+    bail!("the server closed the socket before answering the join")
+}
+
+/// Bids at the minimum whenever someone else leads; a leader waits, as
+/// people do, rather than raise its own maximum.
+async fn bidder_loop(
+    mut ws: Socket,
+    me: u64,
+    topic: String,
+    end: Instant,
+    stats: Rc<RefCell<Stats>>,
+) {
+    let mut min_next = 0i64;
+    let mut leader = None;
+    let mut n = 0u64;
+    while Instant::now() < end {
+        if leader == Some(me) {
+            // Wait for someone to take the lead.
+            let Ok(Some(Ok(frame))) = tokio::time::timeout_at(end, ws.next()).await else {
+                break;
+            };
+            if let Frame::Text(bytes) = frame {
+                let text = std::str::from_utf8(&bytes).unwrap_or_default();
+                if let Some(min) = number_after(text, r#""min_next_cents":"#) {
+                    if min as i64 >= min_next {
+                        min_next = min as i64;
+                        leader = number_after(text, r#""leader":"#);
+                    }
+                }
+            }
+            continue;
+        }
+        n += 1;
+        let reference = format!("b{n}");
+        let bid = format!(
+            r#"{{"op":"bid","topic":"{topic}","amount_cents":{},"ref":"{reference}"}}"#,
+            min_next.max(1)
+        );
+        let sent = Instant::now();
+        if ws.send(Message::Text(bid.into())).await.is_err() {
+            return;
+        }
+        // Until this bid's reply; events on the way update the minimum.
+        loop {
+            let Some(Ok(frame)) = ws.next().await else {
+                return;
+            };
+            let Frame::Text(bytes) = frame else { continue };
+            let text = std::str::from_utf8(&bytes).unwrap_or_default();
+            if let Some(min) = number_after(text, r#""min_next_cents":"#) {
+                if min as i64 >= min_next {
+                    min_next = min as i64;
+                    leader = number_after(text, r#""leader":"#);
+                }
+            }
+            if !text.starts_with(r#"{"op":"reply""#) {
+                continue;
+            }
+            let Ok(value) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
+            if value["ref"] == reference.as_str() {
+                let mut s = stats.borrow_mut();
+                if value["status"] == "ok" {
+                    s.accepted += 1;
+                    if let Some(seq) = value["body"]["seq"].as_u64() {
+                        s.sent_at.insert(seq, sent);
+                    }
+                    if let Some(min) = value["body"]["lot"]["min_next_cents"].as_i64() {
+                        if min >= min_next {
+                            min_next = min;
+                            leader = value["body"]["lot"]["leader"].as_u64();
+                        }
+                    }
+                } else {
+                    s.refused += 1;
+                    let code = value["body"]["code"].as_str().unwrap_or_default();
+                    if !matches!(code, "bid_too_low" | "own_bid_is_highest") {
+                        s.first_error.get_or_insert_with(|| value.to_string());
+                    }
+                    // Someone else moved the price: ask one step higher.
+                    min_next += 1;
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// The digits right after the first `key` in `s`.
+fn number_after(s: &str, key: &str) -> Option<u64> {
+    let rest = &s[s.find(key)? + key.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+async fn watcher_loop(mut ws: Socket, stats: Rc<RefCell<Stats>>) {
+    while let Some(Ok(frame)) = ws.next().await {
+        match frame {
+            Frame::Text(bytes) => {
+                let now = Instant::now();
+                // Only `bid` events are timed. Scanned, not parsed: the load
+                // generator shares the machine with the server.
+                let text = std::str::from_utf8(&bytes).unwrap_or_default();
+                if text.starts_with(r#"{"op":"bid""#) || text.contains(r#""op":"lot""#) {
+                    if let Some(seq) = number_after(text, r#""seq":"#) {
+                        stats.borrow_mut().seen.push((seq, now));
+                    }
+                }
+            }
+            Frame::Ping(p) => {
+                let _ = ws.send(Message::Pong(p)).await;
+            }
+            Frame::Close(_) => return,
+            _ => {}
+        }
+    }
+}
+
+pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
+    if bench.bidders == 0 {
+        bail!("--bidders must be at least 1");
+    }
+    if !(bench.duration.is_finite() && bench.duration > 0.0) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    let limit = raise_nofile_limit();
+    let total = bench.bidders + bench.watchers;
+    if total as u64 + 64 > limit {
+        bail!("{total} connections need more open files than the {limit} this process may open");
+    }
+    let child = ChildServer::start(&[
+        ("BAZAAR_WS__RATE", "1000000".to_owned()),
+        ("BAZAAR_WS__BURST", "1000000".to_owned()),
+        ("BAZAAR_WS__OUTBOUND_QUEUE", "4096".to_owned()),
+    ])
+    .await?;
+    let db_url = format!(
+        "sqlite://{}?mode=rwc",
+        child.data_dir().join("bazaar.db").display()
+    );
+    let db = crate::db::open(&db_url).await?;
+    let key = std::fs::read_to_string(child.data_dir().join("session_key"))
+        .context("the server wrote no session key")?;
+    let key = key.trim().as_bytes().to_vec();
+    let now = Utc::now();
+    let lot = create_lot(
+        &db,
+        &Listing {
+            title: "Benchmark lot".into(),
+            description: String::new(),
+            spec: LotSpec {
+                currency: "EUR".into(),
+                starting_cents: 100,
+                reserve_cents: None,
+                // One cent steps: the price climbs slowly enough to last.
+                increments: Increments::new(vec![crate::auction::Tier {
+                    from_cents: 0,
+                    step_cents: 1,
+                }])
+                .map_err(|e| anyhow::anyhow!(e))?,
+                starts_at: now - TimeDelta::seconds(1),
+                ends_at: now + TimeDelta::hours(1),
+                hard_end: now + TimeDelta::hours(2),
+                soft_close: TimeDelta::zero(),
+            },
+        },
+        None,
+        now,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("could not list the lot: {e}"))?;
+    let topic = format!("auction:{}", lot.id);
+    let mut cookies = Vec::new();
+    for i in 0..bench.bidders {
+        let name = LoginName::parse(&format!("bidder{i}")).map_err(|e| anyhow::anyhow!(e))?;
+        let shown = UserName::parse_guest(name.as_str()).map_err(|e| anyhow::anyhow!(e))?;
+        let account = accounts::create_user(&db, &name, &shown, "benchmark password", false, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let session =
+            accounts::start_session(&db, &key, account.id, TimeDelta::hours(1), now).await?;
+        cookies.push(format!("bazaar_session={}", session.token));
+    }
+    // The Scheduler opens the lot within a tick.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let client = awc::Client::builder()
+        .connector(crate::net::connector().limit(0))
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let ws_base = child.base.replacen("http://", "ws://", 1);
+    let setup = std::time::Instant::now();
+    let mut watchers = Vec::with_capacity(bench.watchers);
+    for i in 0..bench.watchers {
+        let url = format!("{ws_base}/ws?name=w{i}");
+        watchers.push(connect(&client, &url, None, &topic).await?.0);
+    }
+    let mut bidders = Vec::with_capacity(bench.bidders);
+    for cookie in &cookies {
+        let url = format!("{ws_base}/ws");
+        let (ws, me) = connect(&client, &url, Some(cookie), &topic).await?;
+        bidders.push((ws, me.context("a bidder's join reply names its account")?));
+    }
+    eprintln!(
+        "{} bidders and {} watchers joined in {:.2} s; bidding for {} s",
+        bench.bidders,
+        bench.watchers,
+        setup.elapsed().as_secs_f64(),
+        bench.duration
+    );
+
+    let stats = Rc::new(RefCell::new(Stats::default()));
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(bench.duration);
+    let watching: Vec<_> = watchers
+        .into_iter()
+        .map(|ws| actix_web::rt::spawn(watcher_loop(ws, stats.clone())))
+        .collect();
+    let bidding: Vec<_> = bidders
+        .into_iter()
+        .map(|(ws, me)| {
+            actix_web::rt::spawn(bidder_loop(ws, me, topic.clone(), end, stats.clone()))
+        })
+        .collect();
+    for task in bidding {
+        let _ = task.await;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    // The last events reach the watchers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for task in &watching {
+        task.abort();
+    }
+    let peak_rss_kib = proc_status_kib(child.pid, "VmHWM");
+    child.stop().await;
+
+    let s = stats.take();
+    let mut latencies: Vec<u64> = s
+        .seen
+        .iter()
+        .filter_map(|(seq, at)| {
+            let sent = s.sent_at.get(seq)?;
+            Some(at.saturating_duration_since(*sent).as_micros() as u64)
+        })
+        .collect();
+    latencies.sort_unstable();
+    let expected = s.accepted * bench.watchers as u64;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let rate = s.accepted as f64 / elapsed;
+    let p50 = ms(percentile(&latencies, 50.0));
+    let p99 = ms(percentile(&latencies, 99.0));
+    let max = ms(latencies.last().copied().unwrap_or(0));
+    println!(
+        "bidders {} watchers {}  accepted {} ({rate:.0}/s) refused {}  \
+         bid → watcher latency p50 {p50:.2} ms p99 {p99:.2} ms max {max:.2} ms \
+         ({} of {expected} events timed)  peak RSS {} MiB",
+        bench.bidders,
+        bench.watchers,
+        s.accepted,
+        s.refused,
+        latencies.len(),
+        peak_rss_kib / 1024,
+    );
+    println!("\nbidders,watchers,seconds,accepted,refused,accepted_per_s,p50_ms,p99_ms,max_ms,events_timed,events_expected,peak_rss_kib");
+    println!(
+        "{},{},{elapsed:.3},{},{},{rate:.1},{p50:.3},{p99:.3},{max:.3},{},{expected},{peak_rss_kib}",
+        bench.bidders,
+        bench.watchers,
+        s.accepted,
+        s.refused,
+        latencies.len(),
+    );
+    if let Some(e) = &s.first_error {
+        eprintln!("first unexpected refusal: {e}");
+    }
+    Ok(())
+}
