@@ -579,6 +579,26 @@ impl Handler<CountLotMembers> for AuctionRoom {
     }
 }
 
+/// A `lot` event with the lot's current state, if it exists.
+pub async fn lot_frame(
+    db: &impl ConnectionTrait,
+    lot_id: i64,
+) -> Result<Option<ByteString>, DbErr> {
+    let lot = store::get_lot(db, lot_id)
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    let Some(lot) = lot else {
+        return Ok(None);
+    };
+    let value = lot_json(db, &lot).await?;
+    Ok(Some(encode(&json!({
+        "op": "lot",
+        "topic": lot_topic(lot_id).to_string(),
+        "seq": lot.state.version,
+        "lot": value,
+    }))))
+}
+
 /// `started` for a lot the Scheduler opened.
 pub async fn started_frame(
     db: &impl ConnectionTrait,

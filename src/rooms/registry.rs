@@ -123,6 +123,41 @@ impl Handler<LotRoomFor> for RoomRegistry {
     }
 }
 
+/// A lot changed outside its room (an admin edited or cancelled it): every
+/// node's watchers get a `lot` event with the new state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LotChanged {
+    pub lot_id: i64,
+}
+
+impl Handler<LotChanged> for RoomRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: LotChanged, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let bus = self.bus.clone();
+        ctx.spawn(
+            async move {
+                match crate::auction::room::lot_frame(&db, msg.lot_id).await {
+                    Ok(Some(frame)) => bus.publish(super::bus::TopicEvents {
+                        topic: crate::auction::room::lot_topic(msg.lot_id),
+                        events: vec![super::bus::TopicEvent {
+                            kind: super::bus::EventKind::Lot,
+                            frame,
+                        }],
+                    }),
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::warn!(lot = msg.lot_id, error = %err, "watchers not told of a change")
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
 /// A lot's room has no members left.
 #[derive(Message)]
 #[rtype(result = "()")]

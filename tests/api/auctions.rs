@@ -431,3 +431,31 @@ async fn concurrent_bidders_through_two_servers_keep_one_consistent_auction() {
         "the last ok reply is the lot's version"
     );
 }
+
+#[actix_web::test]
+async fn watchers_see_an_admin_cancel_the_lot() {
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let id = lot(
+        &app,
+        TimeDelta::seconds(60),
+        TimeDelta::seconds(60),
+        TimeDelta::zero(),
+        None,
+    )
+    .await;
+    let mut watcher = ChatClient::connect(&app, Some("wanda"))
+        .await
+        .expect("watcher");
+    let joined = watcher.join(&format!("auction:{id}"), None).await;
+    let seq = joined["seq"].as_u64().expect("seq");
+    let mut admin = crate::auction_pages::account(&app, "root", true).await;
+    let page = admin.get(&format!("/auctions/{id}")).await;
+    let csrf = crate::accounts::hidden(&page.body, "csrf").expect("cancel form token");
+    let cancelled = admin
+        .post(&format!("/auctions/{id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(cancelled.status, 303, "{}", cancelled.body);
+    let event = next(&mut watcher, "lot", Duration::from_secs(5)).await;
+    assert_eq!(event["lot"]["status"], "cancelled", "{event}");
+    assert!(event["seq"].as_u64() > Some(seq));
+}

@@ -1,6 +1,7 @@
 //! The admins' side of auctions: list a lot, edit it while it is scheduled,
 //! cancel it. Visitors are sent to log in first; other accounts are refused.
 
+use crate::rooms::registry::LotChanged;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
@@ -243,6 +244,7 @@ pub async fn update(
     match store::update_lot(&state.db, id, &listing, now).await {
         Ok(_) => {
             tracing::info!(lot = id, admin = %admin.account.name, "lot edited");
+            state.registry.do_send(LotChanged { lot_id: id });
             Ok(see_other(&format!("/auctions/{id}")))
         }
         // It opened between the check above and the write.
@@ -276,6 +278,7 @@ pub async fn cancel(
     match store::cancel_lot(&state.db, id, state.clock.now()).await {
         Ok(_) => {
             tracing::info!(lot = id, admin = %admin.account.name, "lot cancelled");
+            state.registry.do_send(LotChanged { lot_id: id });
             Ok(see_other(&format!("/auctions/{id}")))
         }
         Err(err) => Err(PageError::BadRequest(refusal(err)?)),
