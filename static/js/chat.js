@@ -138,6 +138,12 @@ socket.on("session", ({ user }) => {
   }
 });
 
+// Leaving the page may keep it alive in the back/forward cache, socket and
+// all, and the room would list a member who is gone: close on the way out,
+// and reconnect (resuming with `since`) if the page is shown again.
+window.addEventListener("pagehide", () => socket.close());
+window.addEventListener("pageshow", (event) => event.persisted && me && socket.connect());
+
 // ---- Connection badge -----------------------------------------------------
 
 const STATE_TEXT = { connecting: "connecting…", online: "online", reconnecting: "reconnecting…", offline: "offline" };
