@@ -528,14 +528,23 @@ impl Handler<TopicEvents> for AuctionRoom {
     type Result = ();
 
     fn handle(&mut self, batch: TopicEvents, ctx: &mut Context<Self>) {
-        let mut slow = Vec::new();
-        for (conn, member) in &self.members {
-            let frames: Arc<[ByteString]> = batch
+        let frames = |conn: &str| -> Arc<[ByteString]> {
+            batch
                 .events
                 .iter()
                 .filter(|e| !e.skips(conn))
                 .map(|e| e.frame.clone())
-                .collect();
+                .collect()
+        };
+        // One shared list for everyone a presence diff does not skip.
+        let everyone = frames("");
+        let mut slow = Vec::new();
+        for (conn, member) in &self.members {
+            let frames = if batch.events.iter().any(|e| e.skips(conn)) {
+                frames(conn)
+            } else {
+                everyone.clone()
+            };
             if frames.is_empty() {
                 continue;
             }
