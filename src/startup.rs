@@ -80,14 +80,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let (db, clock, sites) = (db.clone(), clock.clone(), sites.clone());
         Supervisor::start(move |_| Dispatcher::new(db, clock, sites, policy))
     };
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let scheduler = {
-        let (db, clock, sites, dispatcher) =
-            (db.clone(), clock.clone(), sites.clone(), dispatcher.clone());
+        let (db, clock, sites, dispatcher, bus) = (
+            db.clone(),
+            clock.clone(),
+            sites.clone(),
+            dispatcher.clone(),
+            bus.clone(),
+        );
         let every = settings.crawl.every;
-        Supervisor::start(move |_| Scheduler::new(db, clock, sites, dispatcher, retry, every))
+        Supervisor::start(move |_| Scheduler::new(db, clock, sites, dispatcher, retry, every, bus))
     };
 
-    let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let chat = Arc::new(settings.chat.clone());
     let writer = {
         let db = db.clone();
@@ -104,7 +109,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
         Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, writer, hub))
     };
-    spawn_lot_schedule(db.clone(), clock.clone(), bus.clone());
 
     let session_key = secrets::load_or_create(
         settings.accounts.session_key.as_deref(),
@@ -193,64 +197,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = server.run();
     actix_web::rt::spawn(leave_on_signal(server.handle(), leaving));
     server.await.context("the HTTP server failed")
-}
-
-/// How often lots due to open or close are looked for: the lag a lot's
-/// start or end can have.
-const LOT_TICK: Duration = Duration::from_millis(200);
-
-/// Opens and closes lots on time (by the controllable clock), and tells
-/// their rooms. Each transition is a conditional update, so with several
-/// nodes exactly one performs it and publishes its event.
-fn spawn_lot_schedule(db: sea_orm::DatabaseConnection, clock: Clock, bus: Arc<dyn Bus>) {
-    use crate::auction::room::{finished_frame, lot_topic, started_frame};
-    use crate::auction::store::{close_due, open_due};
-    use crate::rooms::bus::{EventKind, TopicEvent, TopicEvents};
-    actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(LOT_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let publish = |lot_id: i64, frame| {
-            bus.publish(TopicEvents {
-                topic: lot_topic(lot_id),
-                events: vec![TopicEvent {
-                    kind: EventKind::Lot,
-                    frame,
-                }],
-            })
-        };
-        loop {
-            tick.tick().await;
-            let now = clock.now();
-            match open_due(&db, now).await {
-                Ok(opened) => {
-                    for lot in opened {
-                        tracing::info!(lot = lot.lot_id, "lot opened");
-                        match started_frame(&db, &lot).await {
-                            Ok(frame) => publish(lot.lot_id, frame),
-                            Err(err) => {
-                                tracing::warn!(lot = lot.lot_id, error = %err, "no started event")
-                            }
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "could not open due lots"),
-            }
-            match close_due(&db, now).await {
-                Ok(closed) => {
-                    for lot in closed {
-                        tracing::info!(lot = lot.lot_id, verdict = ?lot.closing.verdict, "lot closed");
-                        match finished_frame(&db, &lot).await {
-                            Ok(frame) => publish(lot.lot_id, frame),
-                            Err(err) => {
-                                tracing::warn!(lot = lot.lot_id, error = %err, "no finished event")
-                            }
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "could not close due lots"),
-            }
-        }
-    });
 }
 
 /// Forgets expired login sessions, hourly.

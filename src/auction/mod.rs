@@ -9,6 +9,7 @@ mod increments;
 mod lifecycle;
 mod lot;
 pub mod room;
+pub mod schedule;
 pub mod store;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The Scheduler actor: starts crawls (on schedule, or when asked), sweeps
-//! expired leases back into the queue and closes crawls with nothing left.
+//! expired leases back into the queue, closes crawls with nothing left, and
+//! opens and closes auction lots on time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +13,15 @@ use super::lease::RetryPolicy;
 use super::sites::Sites;
 use super::store::{self, StartOutcome};
 use crate::clock::{delta, Clock};
+use crate::rooms::bus::Bus;
 
 /// How often expired leases are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often the crawl schedule is checked.
 const SCHEDULE_EVERY: Duration = Duration::from_secs(5);
+/// How often lots due to open or close are looked for: the most a lot's
+/// start or end can lag.
+const LOTS_EVERY: Duration = Duration::from_millis(200);
 
 pub struct Scheduler {
     db: DatabaseConnection,
@@ -27,6 +32,8 @@ pub struct Scheduler {
     /// Time between scheduled crawls; zero turns the schedule off.
     every: Duration,
     sweeping: bool,
+    bus: Arc<dyn Bus>,
+    lots_busy: bool,
 }
 
 impl Scheduler {
@@ -37,6 +44,7 @@ impl Scheduler {
         dispatcher: Addr<Dispatcher>,
         retry: RetryPolicy,
         every: Duration,
+        bus: Arc<dyn Bus>,
     ) -> Scheduler {
         Scheduler {
             db,
@@ -46,7 +54,23 @@ impl Scheduler {
             retry,
             every,
             sweeping: false,
+            bus,
+            lots_busy: false,
         }
+    }
+
+    fn tick_lots(&mut self, ctx: &mut Context<Self>) {
+        if self.lots_busy {
+            return;
+        }
+        self.lots_busy = true;
+        let db = self.db.clone();
+        let bus = self.bus.clone();
+        let now = self.clock.now();
+        async move { crate::auction::schedule::run_due(&db, bus.as_ref(), now).await }
+            .into_actor(self)
+            .map(|(), act, _| act.lots_busy = false)
+            .spawn(ctx);
     }
 
     fn sweep(&mut self, ctx: &mut Context<Self>) {
@@ -112,6 +136,7 @@ impl Actor for Scheduler {
         ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep(ctx));
         self.check_schedule(ctx);
         ctx.run_interval(SCHEDULE_EVERY, |act, ctx| act.check_schedule(ctx));
+        ctx.run_interval(LOTS_EVERY, |act, ctx| act.tick_lots(ctx));
     }
 }
 
