@@ -2,7 +2,8 @@
 //!
 //! Worker processes connect over WebSockets and scrape game stores; the server
 //! merges their offers into one catalog of games with prices, historical lows
-//! and price history. People talk in chat rooms over a second WebSocket.
+//! and price history. People talk in chat rooms and bid in live auction rooms
+//! over a second WebSocket.
 //!
 //! # Layout
 //!
@@ -11,9 +12,10 @@
 //! ├─ Supervisor ─ Dispatcher         crawl/dispatcher.rs   leases tasks to workers' credits
 //! │               └─ WorkerSession*  crawl/worker_session.rs  one per /ws/worker socket
 //! ├─ Supervisor ─ Merger             crawl/merger.rs       results → catalog; crawl completion
-//! ├─ Supervisor ─ Scheduler          crawl/scheduler.rs    crawl schedule, lease-expiry sweep
-//! ├─ Supervisor ─ RoomRegistry       rooms/registry.rs     topic → Room
+//! ├─ Supervisor ─ Scheduler          crawl/scheduler.rs    crawl schedule, lease-expiry sweep, lots open/close
+//! ├─ Supervisor ─ RoomRegistry       rooms/registry.rs     topic → Room or AuctionRoom
 //! │               ├─ Room*           rooms/room.rs         members, seq, stored messages, fan-out
+//! │               ├─ AuctionRoom*    auction/room.rs       a lot: bids one at a time, events after commit
 //! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
 //! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write
 //! ├─ Supervisor ─ SessionHub         accounts/hub.rs       an account's sockets: logout, changes
