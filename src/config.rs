@@ -134,13 +134,68 @@ pub struct CrawlSettings {
     pub sites_file: Option<PathBuf>,
 }
 
+/// Outgoing mail (DESIGN §4): the transport and the Mailer's pace.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MailSettings {
-    /// `file` (the default: `.eml` files in the data dir), `smtp` or `stub`.
-    pub transport: String,
-    pub smtp_url: Option<String>,
+    /// Where mail goes: `file` (`.eml` files in `data_dir/mail/`), `smtp`,
+    /// or `stub` (kept in memory; for tests).
+    pub transport: MailTransport,
+    /// The `From` of every mail, `Name <address>` or a bare address.
     pub from: String,
+    /// The SMTP server, for `transport = "smtp"`.
+    pub smtp: SmtpSettings,
+    /// Mails sent per minute at most, across bursts.
+    pub per_minute: u32,
+    /// After this many attempts a mail is `failed`.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each further one doubles it.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// The longest wait between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How often the Mailer looks for due mail.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// How long a leased mail stays the Mailer's before another node (or
+    /// this one, after a crash) may send it again.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+/// Which transport the Mailer sends through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    File,
+    Smtp,
+    Stub,
+}
+
+/// An SMTP relay; Gmail is `smtp.gmail.com`, port 587, `starttls`, your
+/// address and an app password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `starttls`, `tls` (implicit TLS, usually port 465) or `none`
+    /// (plain text; loopback hosts only).
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// How long one SMTP command may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    None,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -287,9 +342,28 @@ impl Default for CrawlSettings {
 impl Default for MailSettings {
     fn default() -> Self {
         MailSettings {
-            transport: "file".to_owned(),
-            smtp_url: None,
+            transport: MailTransport::File,
             from: "Bazaar <bazaar@localhost>".to_owned(),
+            smtp: SmtpSettings::default(),
+            per_minute: 600,
+            max_attempts: 10,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(600),
+            tick: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: "localhost".to_owned(),
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            timeout: Duration::from_secs(30),
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod crawl;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod mail;
 pub mod net;
 pub mod protocol;
 pub mod rooms;

@@ -8,6 +8,7 @@ pub mod games;
 pub mod lots;
 pub mod messages;
 pub mod offers;
+pub mod outbox;
 pub mod price_points;
 pub mod rooms;
 pub mod sessions;

@@ -8,6 +8,7 @@ mod m20261124_000003_index_lease_order;
 mod m20261124_000004_create_chat_tables;
 mod m20261124_000005_create_accounts;
 mod m20261124_000006_create_auction_tables;
+mod m20261124_000007_create_outbox;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_chat_tables::Migration),
             Box::new(m20261124_000005_create_accounts::Migration),
             Box::new(m20261124_000006_create_auction_tables::Migration),
+            Box::new(m20261124_000007_create_outbox::Migration),
         ]
     }
 }
