@@ -15,4 +15,5 @@ mod chat_client;
 mod crawl;
 mod faults;
 mod helpers;
+mod mail;
 mod worker_protocol;
