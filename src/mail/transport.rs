@@ -168,6 +168,27 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn the_file_transport_writes_eml_files_into_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Transport::from_settings(&MailSettings::default(), dir.path()).unwrap();
+        let message = Message::builder()
+            .from("Bazaar <bazaar@localhost>".parse().unwrap())
+            .to("ana@example.com".parse().unwrap())
+            .subject("Hello")
+            .body("Hi Ana".to_owned())
+            .unwrap();
+        transport.send(message).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("mail"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert!(files[0].extension().is_some_and(|ext| ext == "eml"));
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(text.contains("Subject: Hello"), "{text}");
+    }
+
+    #[actix_web::test]
     async fn the_stub_keeps_what_it_was_given() {
         let stub = StubTransport::default();
         let transport = Transport::Stub(stub.clone());
