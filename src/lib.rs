@@ -19,6 +19,7 @@
 //! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
 //! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write
 //! ├─ Supervisor ─ SessionHub         accounts/hub.rs       an account's sockets: logout, changes
+//! ├─ Supervisor ─ Mailer             mail/mailer.rs        outbox → SMTP or .eml files, throttle, backoff
 //! ├─ Bus                             rooms/bus.rs          LocalBus: events between Rooms and nodes
 //! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
 //!

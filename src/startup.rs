@@ -127,6 +127,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         hub,
     });
     spawn_session_sweep(db.clone(), clock.clone());
+    // Held for as long as the server runs: the Mailer sends the outbox.
+    let _mailer = crate::mail::start(db.clone(), clock.clone(), &settings)
+        .context("could not start the Mailer")?;
 
     let settings = Arc::new(settings);
     let leaving = CancellationToken::new();
