@@ -40,6 +40,10 @@ pub struct BidsBench {
     /// Seconds to bid for.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+    /// Bids per second attempted across all bidders; 0 bids as fast as
+    /// replies come back.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 type Socket = Framed<BoxedSocket, Codec>;
@@ -60,7 +64,7 @@ async fn connect(
     url: &str,
     cookie: Option<&str>,
     topic: &str,
-) -> anyhow::Result<(Socket, Option<u64>)> {
+) -> anyhow::Result<(Socket, Option<u64>, i64)> {
     let mut request = client.ws(url).max_frame_size(8 << 20);
     if let Some(cookie) = cookie {
         request = request.set_header(awc::http::header::COOKIE, cookie);
@@ -76,7 +80,8 @@ async fn connect(
             let value: Value = serde_json::from_slice(&bytes)?;
             if value["ref"] == "j" {
                 if value["status"] == "ok" {
-                    return Ok((ws, value["body"]["you"].as_u64()));
+                    let min = value["body"]["lot"]["min_next_cents"].as_i64().unwrap_or(0);
+                    return Ok((ws, value["body"]["you"].as_u64(), min));
                 }
                 bail!("join {topic} refused: {value}");
             }
@@ -91,10 +96,10 @@ async fn bidder_loop(
     mut ws: Socket,
     me: u64,
     topic: String,
-    end: Instant,
+    (end, pace, mut next_at): (Instant, Option<Duration>, Instant),
+    mut min_next: i64,
     stats: Rc<RefCell<Stats>>,
 ) {
-    let mut min_next = 0i64;
     let mut leader = None;
     let mut n = 0u64;
     while Instant::now() < end {
@@ -113,6 +118,33 @@ async fn bidder_loop(
                 }
             }
             continue;
+        }
+        if let Some(pace) = pace {
+            // Until this bidder's next slot, keep up with the price.
+            let slot = tokio::time::sleep_until(next_at.min(end));
+            tokio::pin!(slot);
+            loop {
+                tokio::select! {
+                    () = &mut slot => break,
+                    frame = ws.next() => {
+                        let Some(Ok(Frame::Text(bytes))) = frame else { continue };
+                        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+                        if let Some(min) = number_after(text, r#""min_next_cents":"#) {
+                            if min as i64 >= min_next {
+                                min_next = min as i64;
+                                leader = number_after(text, r#""leader":"#);
+                            }
+                        }
+                    }
+                }
+            }
+            next_at = (next_at + pace).max(Instant::now());
+            if Instant::now() >= end {
+                break;
+            }
+            if leader == Some(me) {
+                continue;
+            }
         }
         n += 1;
         let reference = format!("b{n}");
@@ -210,6 +242,9 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     if !(bench.duration.is_finite() && bench.duration > 0.0) {
         bail!("--duration must be a positive number of seconds");
     }
+    if !(bench.rate.is_finite() && bench.rate >= 0.0) {
+        bail!("--rate must be 0 (as fast as possible) or a positive number");
+    }
     let limit = raise_nofile_limit();
     let total = bench.bidders + bench.watchers;
     if total as u64 + 64 > limit {
@@ -285,8 +320,12 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     let mut bidders = Vec::with_capacity(bench.bidders);
     for cookie in &cookies {
         let url = format!("{ws_base}/ws");
-        let (ws, me) = connect(&client, &url, Some(cookie), &topic).await?;
-        bidders.push((ws, me.context("a bidder's join reply names its account")?));
+        let (ws, me, min) = connect(&client, &url, Some(cookie), &topic).await?;
+        bidders.push((
+            ws,
+            me.context("a bidder's join reply names its account")?,
+            min,
+        ));
     }
     eprintln!(
         "{} bidders and {} watchers joined in {:.2} s; bidding for {} s",
@@ -303,10 +342,26 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
         .into_iter()
         .map(|ws| actix_web::rt::spawn(watcher_loop(ws, stats.clone())))
         .collect();
+    // At a rate, each bidder gets every n-th slot, spread over one period.
+    let pace =
+        (bench.rate > 0.0).then(|| Duration::from_secs_f64(bench.bidders as f64 / bench.rate));
     let bidding: Vec<_> = bidders
         .into_iter()
-        .map(|(ws, me)| {
-            actix_web::rt::spawn(bidder_loop(ws, me, topic.clone(), end, stats.clone()))
+        .enumerate()
+        .map(|(i, (ws, me, min))| {
+            let first = t0
+                + pace.map_or(Duration::ZERO, |p| {
+                    p.mul_f64(i as f64 / bench.bidders as f64)
+                });
+            let timing = (end, pace, first);
+            actix_web::rt::spawn(bidder_loop(
+                ws,
+                me,
+                topic.clone(),
+                timing,
+                min,
+                stats.clone(),
+            ))
         })
         .collect();
     for task in bidding {
@@ -337,8 +392,13 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     let p50 = ms(percentile(&latencies, 50.0));
     let p99 = ms(percentile(&latencies, 99.0));
     let max = ms(latencies.last().copied().unwrap_or(0));
+    let rate_text = if bench.rate > 0.0 {
+        format!("{}/s tried", bench.rate)
+    } else {
+        "max".to_owned()
+    };
     println!(
-        "bidders {} watchers {}  accepted {} ({rate:.0}/s) refused {}  \
+        "bidders {} watchers {} (rate {rate_text})  accepted {} ({rate:.0}/s) refused {}  \
          bid → watcher latency p50 {p50:.2} ms p99 {p99:.2} ms max {max:.2} ms \
          ({} of {expected} events timed)  peak RSS {} MiB",
         bench.bidders,
