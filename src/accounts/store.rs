@@ -1,11 +1,13 @@
 //! Accounts and sessions in the database.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use entity::{sessions, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, SqlErr,
+    QueryFilter, QuerySelect, SqlErr,
 };
 
 use super::{password, token, Account, LoginName};
@@ -90,6 +92,28 @@ pub async fn set_display_name(
         .one(db)
         .await?
         .map(|u| Account::from(&u)))
+}
+
+/// The display names of some accounts, by id.
+pub async fn display_names(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, String>, DbErr> {
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let pairs: Vec<(i64, String)> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .column(users::Column::DisplayName)
+        .filter(users::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(pairs.into_iter().collect())
 }
 
 /// A new login session: the token for the cookie, and its CSRF token.

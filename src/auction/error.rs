@@ -13,16 +13,16 @@ pub enum BidError {
     #[error("the lot is not open for bids")]
     LotNotOpen,
     /// Zero, negative, or above the cap.
-    #[error("a bid must be more than 0 and at most {}", text(.cap))]
+    #[error("a bid must be more than 0 and at most {}", .cap.with_code())]
     InvalidAmount { cap: Money },
     /// `max_cents` is below `amount_cents`.
-    #[error("the bid of {} is above your maximum of {}", text(.amount), text(.max))]
+    #[error("the bid of {} is above your maximum of {}", .amount.with_code(), .max.with_code())]
     BidAboveMax { amount: Money, max: Money },
     /// The bid (or its maximum) is below the minimum next bid.
-    #[error("the minimum next bid is {}", text(.min_next))]
+    #[error("the minimum next bid is {}", .min_next.with_code())]
     BidTooLow { min_next: Money },
     /// The leader bid again without raising their maximum.
-    #[error("you are already the highest bidder, up to your maximum of {}; raise it to bid more", text(.your_max))]
+    #[error("you are already the highest bidder, up to your maximum of {}; raise it to bid more", .your_max.with_code())]
     OwnBidIsHighest { your_max: Money },
 }
 
@@ -37,14 +37,6 @@ impl BidError {
             BidError::OwnBidIsHighest { .. } => "own_bid_is_highest",
         }
     }
-}
-
-/// An amount as PROTOCOL's messages write it: `13.00 EUR`. The ISO code
-/// rather than `Money`'s symbol, so the text reads the same in every client.
-fn text(money: &Money) -> String {
-    let sign = if money.cents < 0 { "-" } else { "" };
-    let abs = money.cents.unsigned_abs();
-    format!("{sign}{}.{:02} {}", abs / 100, abs % 100, money.currency)
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use entity::users;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -20,13 +19,15 @@ use super::lifecycle::Verdict;
 use super::store::{self, BidRecord, Closed, Opened, PlaceBidError, StoredLot};
 use super::{BidError, BidRequest, LotRules, LotState, LotView};
 use crate::accounts::hub::{AccountEvent, Notify, SessionHub};
+use crate::accounts::store::display_names;
 use crate::clock::Clock;
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, MemberView};
 use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
+use crate::rooms::members::{Member, Members};
 use crate::rooms::registry::{RoomRegistry, VacantLot};
-use crate::ws::{Outbound, SendError};
+use crate::ws::Outbound;
 
 /// Bids a join reply lists, newest first.
 const HISTORY: u64 = 50;
@@ -48,15 +49,10 @@ pub struct AuctionRoom {
     bus: Arc<dyn Bus>,
     hub: Addr<SessionHub>,
     registry: Addr<RoomRegistry>,
-    members: HashMap<String, LotMember>,
+    members: Members,
     cached: Option<Cached>,
     /// Display names of bidders seen, by account id.
     names: HashMap<i64, String>,
-}
-
-struct LotMember {
-    user: UserName,
-    out: Outbound,
 }
 
 impl AuctionRoom {
@@ -78,23 +74,10 @@ impl AuctionRoom {
             bus,
             hub,
             registry,
-            members: HashMap::new(),
+            members: Members::default(),
             cached: None,
             names: HashMap::new(),
         }
-    }
-
-    fn member_views(&self) -> Vec<MemberView> {
-        let mut list: Vec<MemberView> = self
-            .members
-            .iter()
-            .map(|(conn, m)| MemberView {
-                conn: conn.clone(),
-                user: m.user.to_string(),
-            })
-            .collect();
-        list.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.conn.cmp(&b.conn)));
-        list
     }
 
     fn publish(&self, kind: EventKind, frame: ByteString) {
@@ -183,11 +166,9 @@ pub async fn lot_json(db: &impl ConnectionTrait, lot: &StoredLot) -> Result<Valu
     Ok(lot_value(&Listed::from(lot), &view, leader_name.as_deref()))
 }
 
+/// One account's display name.
 async fn display_name(db: &impl ConnectionTrait, id: i64) -> Result<Option<String>, DbErr> {
-    Ok(users::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .map(|u| u.display_name))
+    Ok(display_names(db, [id]).await?.remove(&id))
 }
 
 #[derive(Serialize)]
@@ -283,7 +264,7 @@ impl Handler<JoinLot> for AuctionRoom {
                     .members
                     .insert(
                         msg.conn.clone(),
-                        LotMember {
+                        Member {
                             user: msg.user,
                             out: msg.out,
                         },
@@ -295,7 +276,7 @@ impl Handler<JoinLot> for AuctionRoom {
                 let bids: Vec<BidLine> = bids.iter().map(BidLine::from).collect();
                 Ok(json!({
                     "conn": msg.conn,
-                    "members": act.member_views(),
+                    "members": act.members.views(),
                     "lot": lot,
                     "bids": bids,
                     "server_time": client::time(now),
@@ -393,20 +374,17 @@ async fn place(
         (err.code(), err.to_string())
     })?;
     // Names of the bidders involved, each read once per room.
-    let wanted = placed
+    let unknown: Vec<i64> = placed
         .rows
         .iter()
         .map(|r| r.user_id)
-        .chain(placed.state.leader.as_ref().map(|l| l.user_id));
-    for id in wanted.collect::<Vec<_>>() {
-        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
-            match display_name(db, id).await {
-                Ok(Some(name)) => {
-                    slot.insert(name);
-                }
-                Ok(None) => {}
-                Err(err) => tracing::warn!(lot = lot_id, error = %err, "bidder name unknown"),
-            }
+        .chain(placed.state.leader.as_ref().map(|l| l.user_id))
+        .filter(|id| !names.contains_key(id))
+        .collect();
+    if !unknown.is_empty() {
+        match display_names(db, unknown).await {
+            Ok(found) => names.extend(found),
+            Err(err) => tracing::warn!(lot = lot_id, error = %err, "bidder names unknown"),
         }
     }
     let name = |id: i64| names.get(&id).cloned().unwrap_or_default();
@@ -528,31 +506,7 @@ impl Handler<TopicEvents> for AuctionRoom {
     type Result = ();
 
     fn handle(&mut self, batch: TopicEvents, ctx: &mut Context<Self>) {
-        let frames = |conn: &str| -> Arc<[ByteString]> {
-            batch
-                .events
-                .iter()
-                .filter(|e| !e.skips(conn))
-                .map(|e| e.frame.clone())
-                .collect()
-        };
-        // One shared list for everyone a presence diff does not skip.
-        let everyone = frames("");
-        let mut slow = Vec::new();
-        for (conn, member) in &self.members {
-            let frames = if batch.events.iter().any(|e| e.skips(conn)) {
-                frames(conn)
-            } else {
-                everyone.clone()
-            };
-            if frames.is_empty() {
-                continue;
-            }
-            if let Err(SendError::Full) = member.out.batch(frames) {
-                slow.push(conn.clone());
-            }
-        }
-        for conn in slow {
+        for conn in self.members.deliver(&batch.events) {
             tracing::warn!(topic = %self.key, conn, "slow consumer closed");
             self.remove(&conn, ctx);
         }

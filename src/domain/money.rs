@@ -9,6 +9,13 @@ pub struct Money {
     pub currency: String,
 }
 
+/// Cents as major units with two decimals: `1350` → `13.50`.
+pub fn units(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
 impl Money {
     pub fn new(cents: i64, currency: &str) -> Money {
         Money {
@@ -16,13 +23,17 @@ impl Money {
             currency: currency.to_owned(),
         }
     }
+
+    /// With the ISO code rather than a symbol (`13.50 EUR`), as protocol
+    /// messages and auction pages write money, so every client reads alike.
+    pub fn with_code(&self) -> String {
+        format!("{} {}", units(self.cents), self.currency)
+    }
 }
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.cents < 0 { "-" } else { "" };
-        let abs = self.cents.unsigned_abs();
-        let amount = format!("{sign}{}.{:02}", abs / 100, abs % 100);
+        let amount = units(self.cents);
         match self.currency.as_str() {
             "EUR" => write!(f, "{amount} €"),
             "USD" => write!(f, "${amount}"),
@@ -43,5 +54,7 @@ mod tests {
         assert_eq!(Money::new(5, "GBP").to_string(), "£0.05");
         assert_eq!(Money::new(-150, "CHF").to_string(), "-1.50 CHF");
         assert_eq!(Money::new(0, "EUR").to_string(), "0.00 €");
+        assert_eq!(Money::new(1350, "EUR").with_code(), "13.50 EUR");
+        assert_eq!(Money::new(-5, "EUR").with_code(), "-0.05 EUR");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod identity;
+pub mod members;
 pub mod rate;
 pub mod registry;
 pub mod room;

@@ -3,7 +3,7 @@
 //! event to every member as one shared frame pushed straight into the
 //! member's bounded outbound queue.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::bus::{Bus, EventKind, TopicEvent, TopicEvents};
+use super::members::{Member, Members};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
 use super::writer::{MessageWriter, WriteMessages};
@@ -41,7 +42,7 @@ pub struct Room {
     settings: Arc<ChatSettings>,
     registry: Addr<RoomRegistry>,
     writer: Addr<MessageWriter>,
-    members: HashMap<String, Member>,
+    members: Members,
     /// The highest seq stored (and so published) for this topic.
     last_seq: u64,
     recent: VecDeque<MessageView>,
@@ -49,11 +50,6 @@ pub struct Room {
     flushing: bool,
     /// Who is typing, until when.
     typing: BTreeMap<String, Instant>,
-}
-
-struct Member {
-    user: UserName,
-    out: Outbound,
 }
 
 /// Why a room refused a request; each maps to a protocol error code.
@@ -100,26 +96,13 @@ impl Room {
             settings,
             registry,
             writer,
-            members: HashMap::new(),
+            members: Members::default(),
             last_seq: 0,
             recent: VecDeque::new(),
             pending: Vec::new(),
             flushing: false,
             typing: BTreeMap::new(),
         }
-    }
-
-    fn member_views(&self) -> Vec<MemberView> {
-        let mut list: Vec<MemberView> = self
-            .members
-            .iter()
-            .map(|(conn, m)| MemberView {
-                conn: conn.clone(),
-                user: m.user.to_string(),
-            })
-            .collect();
-        list.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.conn.cmp(&b.conn)));
-        list
     }
 
     fn publish(&self, kind: EventKind, frame: ByteString) {
@@ -143,37 +126,10 @@ impl Room {
         self.publish(EventKind::Typing, client::typing(&self.key, &users));
     }
 
-    /// Pushes events to members, all of them as one send per member; those
-    /// that cannot keep up are closed and leave, and nobody else waits for
-    /// them.
+    /// Pushes events to members; those that cannot keep up are closed and
+    /// leave, and nobody else waits for them.
     fn deliver(&mut self, events: &[TopicEvent], ctx: &mut Context<Self>) {
-        let frames = |conn: &str| -> Arc<[ByteString]> {
-            events
-                .iter()
-                .filter(|e| !e.skips(conn))
-                .map(|e| e.frame.clone())
-                .collect()
-        };
-        // Most events go to everyone alike: one shared list for all of them.
-        let everyone = frames("");
-        let mut slow = Vec::new();
-        for (conn, member) in &self.members {
-            let own = if events.iter().any(|e| e.skips(conn)) {
-                frames(conn)
-            } else {
-                everyone.clone()
-            };
-            if own.is_empty() {
-                continue;
-            }
-            match member.out.batch(own) {
-                Ok(()) => {}
-                Err(SendError::Full) => slow.push(conn.clone()),
-                // Its session is stopping and will leave on its own.
-                Err(SendError::Closed) => {}
-            }
-        }
-        for conn in slow {
+        for conn in self.members.deliver(events) {
             tracing::warn!(topic = %self.key, conn, "slow consumer closed");
             self.remove(&conn, ctx);
         }
@@ -354,7 +310,7 @@ impl Handler<Join> for Room {
             );
             self.publish_presence(vec![joined], Vec::new());
         }
-        let members = self.member_views();
+        let members = self.members.views();
         let seq = self.last_seq;
         let conn = msg.conn;
         let cap = self.settings.resume_cap;

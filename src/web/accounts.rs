@@ -3,16 +3,15 @@
 
 use std::time::Instant;
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
 use super::error::PageError;
 use super::session::{
-    csrf_ok, csrf_refused, form_token, with_csrf_cookie, MaybeViewer, SESSION_COOKIE,
+    check_csrf, form_token, with_csrf_cookie, CsrfForm, MaybeViewer, SESSION_COOKIE,
 };
-use super::{html, AppState, Nav};
+use super::{html, see_other, AppState, Nav};
 use crate::accounts::hub::{AccountEvent, Notify};
 use crate::accounts::store::{self, AccountError};
 use crate::accounts::{check_new_password, Account, LoginName};
@@ -24,12 +23,6 @@ fn safe_next(next: Option<&str>) -> String {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
         _ => "/".to_owned(),
     }
-}
-
-fn see_other(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
 }
 
 /// The login page URL that comes back to `path`.
@@ -118,9 +111,7 @@ pub async fn login(
     viewer: MaybeViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    if !csrf_ok(&req, &viewer, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
     let address = req
         .connection_info()
@@ -234,9 +225,7 @@ pub async fn register(
     viewer: MaybeViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    if !csrf_ok(&req, &viewer, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
     let checked = (|| {
         let name = LoginName::parse(&form.name)?;
@@ -293,12 +282,6 @@ pub async fn register(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /logout`: ends every session of the account, and its sockets on
 /// every topic hear `session: null`.
 pub async fn logout(
@@ -310,9 +293,7 @@ pub async fn logout(
     let Some(v) = &viewer.0 else {
         return Ok(see_other("/"));
     };
-    if !csrf_ok(&req, &viewer, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&req, &viewer, &form.csrf)?;
     store::end_sessions(&state.db, v.account.id).await?;
     state.accounts.hub.do_send(Notify {
         user_id: v.account.id,
@@ -365,9 +346,7 @@ pub async fn update_account(
     let Some(v) = &viewer.0 else {
         return Ok(see_other(&login_url("/account")));
     };
-    if !csrf_ok(&req, &viewer, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&req, &viewer, &form.csrf)?;
     let display = match UserName::parse_guest(form.display_name.trim()) {
         Ok(display) => display,
         Err(_) => {

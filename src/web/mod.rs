@@ -67,6 +67,13 @@ impl From<&session::MaybeViewer> for Nav {
     }
 }
 
+/// A redirect after a POST (or to the login page).
+pub fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, to))
+        .finish()
+}
+
 pub fn html(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

@@ -114,24 +114,36 @@ pub fn form_token(req: &HttpRequest, viewer: &MaybeViewer) -> (String, Option<St
     }
 }
 
-/// Whether a submitted form's token is the expected one.
-pub fn csrf_ok(req: &HttpRequest, viewer: &MaybeViewer, submitted: &str) -> bool {
-    let expected = match &viewer.0 {
-        Some(v) => v.csrf.clone(),
-        None => match req.cookie(CSRF_COOKIE) {
-            Some(cookie) => cookie.value().to_owned(),
-            None => return false,
-        },
-    };
-    !expected.is_empty() && constant_time_eq(expected.as_bytes(), submitted.as_bytes())
+/// A form that carries only its CSRF token (log out, cancel a lot).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
 }
 
-/// The refusal for a form without its token.
-pub fn csrf_refused() -> PageError {
-    PageError::Forbidden(
-        "This form expired or did not come from this site. Go back, reload the page and try again."
-            .to_owned(),
-    )
+/// Refuses a form whose token is not the expected one: the session's, or
+/// for a visitor the double-submit cookie's.
+pub fn check_csrf(
+    req: &HttpRequest,
+    viewer: &MaybeViewer,
+    submitted: &str,
+) -> Result<(), PageError> {
+    let expected = match &viewer.0 {
+        Some(v) => Some(v.csrf.clone()),
+        None => req.cookie(CSRF_COOKIE).map(|c| c.value().to_owned()),
+    };
+    match expected {
+        Some(expected)
+            if !expected.is_empty()
+                && constant_time_eq(expected.as_bytes(), submitted.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(PageError::Forbidden(
+            "This form expired or did not come from this site. Go back, reload the page and try again."
+                .to_owned(),
+        )),
+    }
 }
 
 /// Adds the visitor's new double-submit cookie, if one was made.

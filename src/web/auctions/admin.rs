@@ -1,20 +1,20 @@
 //! The admins' side of auctions: list a lot, edit it while it is scheduled,
 //! cancel it. Visitors are sent to log in first; other accounts are refused.
 
-use crate::rooms::registry::LotChanged;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
-use serde::Deserialize;
 
-use super::form::{units, LotForm};
+use super::form::LotForm;
 use super::pages::find_lot;
 use crate::auction::store::{self, StoreError};
 use crate::auction::{Increments, LotStatus};
+use crate::domain::money::units;
+use crate::rooms::registry::LotChanged;
 use crate::web::accounts::login_url;
 use crate::web::error::PageError;
-use crate::web::session::{csrf_ok, csrf_refused, MaybeViewer, Viewer};
-use crate::web::{AppState, Nav};
+use crate::web::session::{check_csrf, CsrfForm, MaybeViewer, Viewer};
+use crate::web::{see_other, AppState, Nav};
 
 /// One band of the increment table, as the form shows it.
 pub struct TierRow {
@@ -34,12 +34,6 @@ struct LotFormPage<'a> {
     form: &'a LotForm,
     errors: &'a [String],
     tiers: Vec<TierRow>,
-}
-
-fn see_other(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .finish()
 }
 
 /// Why someone other than an admin may not use the lot form.
@@ -176,9 +170,7 @@ pub async fn create(
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response("/auctions/new")),
     };
-    if !csrf_ok(&req, &viewer, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&req, &viewer, &form.csrf)?;
     let now = state.clock.now();
     let listing = match form.listing(now) {
         Ok(listing) => listing,
@@ -228,9 +220,7 @@ pub async fn update(
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}/edit"))),
     };
-    if !csrf_ok(&req, &viewer, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&req, &viewer, &form.csrf)?;
     let lot = find_lot(&state, &path).await?;
     let id = lot.row.id;
     if lot.state.status != LotStatus::Scheduled {
@@ -253,12 +243,6 @@ pub async fn update(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /auctions/{id}/cancel`: withdraws a scheduled or running lot.
 pub async fn cancel(
     req: HttpRequest,
@@ -271,9 +255,7 @@ pub async fn cancel(
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}"))),
     };
-    if !csrf_ok(&req, &viewer, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&req, &viewer, &form.csrf)?;
     let id = find_lot(&state, &path).await?.row.id;
     match store::cancel_lot(&state.db, id, state.clock.now()).await {
         Ok(_) => {

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::auction::store::{Listing, StoredLot, MAX_TITLE_CHARS};
 use crate::auction::{Increments, LotRules, LotRulesError, LotSpec, MAX_CENTS};
+use crate::domain::money::units;
 
 /// The longest description, in characters: a page of text, not a dump.
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -220,13 +221,6 @@ fn rule_message(error: &LotRulesError) -> String {
             "Soft close: the window must not be negative.".to_owned()
         }
     }
-}
-
-/// Cents as an amount in major units, as the form shows it: `12.50`.
-pub fn units(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
 }
 
 /// Reads an amount typed in major units into cents, strictly: `12`, `12.5`

@@ -1,16 +1,14 @@
 //! The pages everyone sees: the list of lots and a lot's room.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{lots, users};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use entity::lots;
 
-use super::form::units;
+use crate::accounts;
 use crate::auction::store::{self, BidRecord, StoredLot};
 use crate::auction::LotStatus;
+use crate::domain::money::{units, Money};
 use crate::domain::topic::Topic;
 use crate::web::accounts::login_url;
 use crate::web::error::PageError;
@@ -24,7 +22,7 @@ const HISTORY_SHOWN: u64 = 50;
 /// An amount as the auction pages write it: `13.50 EUR`, the same text as
 /// the room's messages ("the minimum next bid is 13.50 EUR") and auction.js.
 pub(super) fn amount(cents: i64, currency: &str) -> String {
-    format!("{} {currency}", units(cents))
+    Money::new(cents, currency).with_code()
 }
 
 /// A time for people (UTC, to the second) and for machines (RFC 3339).
@@ -76,28 +74,6 @@ fn outcome_text(row: &lots::Model, winner: Option<&str>) -> String {
     }
 }
 
-/// The display names of some accounts, by id.
-async fn display_names(
-    db: &impl ConnectionTrait,
-    ids: impl IntoIterator<Item = i64>,
-) -> Result<HashMap<i64, String>, DbErr> {
-    let mut ids: Vec<i64> = ids.into_iter().collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let pairs: Vec<(i64, String)> = users::Entity::find()
-        .select_only()
-        .column(users::Column::Id)
-        .column(users::Column::DisplayName)
-        .filter(users::Column::Id.is_in(ids))
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(pairs.into_iter().collect())
-}
-
 fn store_failed(err: store::StoreError) -> PageError {
     PageError::Internal(anyhow::Error::new(err).context("reading the auction lots"))
 }
@@ -134,8 +110,11 @@ pub async fn index(
 ) -> Result<HttpResponse, PageError> {
     let lists = store::list_lots(&state.db).await.map_err(store_failed)?;
     let now = state.clock.now();
-    let winners =
-        display_names(&state.db, lists.finished.iter().filter_map(|r| r.winner_id)).await?;
+    let winners = accounts::store::display_names(
+        &state.db,
+        lists.finished.iter().filter_map(|r| r.winner_id),
+    )
+    .await?;
     let row = |lot: &lots::Model, at: DateTime<Utc>| LotRow {
         id: lot.id,
         title: lot.title.clone(),
@@ -270,7 +249,9 @@ pub async fn show(
     let lot = find_lot(&state, &path).await?;
     let view = lot.view();
     let row = &lot.row;
-    let names = display_names(&state.db, view.leader.into_iter().chain(row.winner_id)).await?;
+    let names =
+        accounts::store::display_names(&state.db, view.leader.into_iter().chain(row.winner_id))
+            .await?;
     let bids = store::bids_for(&state.db, row.id, HISTORY_SHOWN).await?;
     let now = state.clock.now();
     let ended = matches!(view.status, LotStatus::Finished | LotStatus::Cancelled);
