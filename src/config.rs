@@ -162,6 +162,18 @@ pub struct MailSettings {
     /// this one, after a crash) may send it again.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// How long a subscription's confirmation link stays valid.
+    #[serde(with = "humantime_serde")]
+    pub confirm_ttl: Duration,
+    /// Subscribing again within this time sends no second confirmation.
+    #[serde(with = "humantime_serde")]
+    pub resend_after: Duration,
+    /// How often finished crawls and price alerts are checked for mail to
+    /// queue.
+    #[serde(with = "humantime_serde")]
+    pub notify_every: Duration,
+    /// Subscriptions asked for per client address and hour, at most.
+    pub subscribes_per_hour: u32,
 }
 
 /// Which transport the Mailer sends through.
@@ -351,6 +363,10 @@ impl Default for MailSettings {
             retry_max: Duration::from_secs(600),
             tick: Duration::from_millis(500),
             lease: Duration::from_secs(60),
+            confirm_ttl: Duration::from_secs(48 * 3600),
+            resend_after: Duration::from_secs(10 * 60),
+            notify_every: Duration::from_secs(2),
+            subscribes_per_hour: 20,
         }
     }
 }

@@ -24,10 +24,14 @@ use crate::crawl::merger::Merger;
 use crate::crawl::scheduler::Scheduler;
 use crate::crawl::sites::Sites;
 use crate::demo::DemoState;
+use crate::mail::compose::Links;
+use crate::mail::subscription::Policy;
 use crate::rooms::bus::{Bus, LocalBus};
 use crate::rooms::registry::RoomRegistry;
 use crate::rooms::writer::MessageWriter;
+use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
+use crate::web::subscriptions::Subscriptions;
 use crate::web::AppState;
 use crate::{accounts, db, secrets};
 
@@ -115,6 +119,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         &settings.data_dir,
         "session_key",
     )?;
+    let links = Links::new(settings.public_url(), session_key.as_bytes());
+    let subscriptions = Arc::new(Subscriptions {
+        links: links.clone(),
+        policy: Policy {
+            confirm_ttl: settings.mail.confirm_ttl,
+            resend_after: settings.mail.resend_after,
+        },
+        limit: RateLimit::new(
+            settings.mail.subscribes_per_hour.max(1),
+            Duration::from_secs(3600),
+        ),
+    });
     let accounts = Arc::new(Accounts {
         key: session_key.into_bytes(),
         lifetime: settings.accounts.session_lifetime,
@@ -130,6 +146,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Held for as long as the server runs: the Mailer sends the outbox.
     let _mailer = crate::mail::start(db.clone(), clock.clone(), &settings)
         .context("could not start the Mailer")?;
+    // Held likewise: the Notifier queues digests and price alerts.
+    let _notifier =
+        crate::mail::notifier::start(db.clone(), clock.clone(), links, settings.mail.notify_every);
 
     let settings = Arc::new(settings);
     let leaving = CancellationToken::new();
@@ -148,6 +167,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         api_token,
         leaving: leaving.clone(),
         accounts,
+        subscriptions,
     });
     let demo = web::Data::new(DemoState::new(settings.demo.seed));
     let server = HttpServer::new(move || {

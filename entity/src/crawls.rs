@@ -14,6 +14,9 @@ pub struct Model {
     pub trigger: String,
     pub started_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    /// When the Notifier queued this crawl's digest (or found it owed none).
+    #[serde(skip)]
+    pub digested_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod price_points;
 pub mod rooms;
 pub mod sessions;
+pub mod subscriptions;
 pub mod tasks;
 pub mod users;
 

@@ -9,6 +9,8 @@ mod m20261124_000004_create_chat_tables;
 mod m20261124_000005_create_accounts;
 mod m20261124_000006_create_auction_tables;
 mod m20261124_000007_create_outbox;
+mod m20261124_000008_create_subscriptions;
+mod m20261124_000009_add_crawl_digested_at;
 
 pub struct Migrator;
 
@@ -23,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_create_accounts::Migration),
             Box::new(m20261124_000006_create_auction_tables::Migration),
             Box::new(m20261124_000007_create_outbox::Migration),
+            Box::new(m20261124_000008_create_subscriptions::Migration),
+            Box::new(m20261124_000009_add_crawl_digested_at::Migration),
         ]
     }
 }

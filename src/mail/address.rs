@@ -39,7 +39,12 @@ impl EmailAddress {
         if text.len() > MAX_LEN {
             return Err(AddressError::TooLong);
         }
-        lettre::Address::from_str(text)
+        let address =
+            lettre::Address::from_str(text).map_err(|_| AddressError::Invalid(text.to_owned()))?;
+        // Domains are case-insensitive, so `Ana@Example.COM` and
+        // `Ana@example.com` are one subscriber; the local part is left
+        // alone, as only its server may interpret it.
+        lettre::Address::new(address.user(), address.domain().to_ascii_lowercase())
             .map(EmailAddress)
             .map_err(|_| AddressError::Invalid(text.to_owned()))
     }
@@ -68,6 +73,10 @@ mod tests {
         let address = EmailAddress::parse("  ana@example.com ").unwrap();
         assert_eq!(address.as_str(), "ana@example.com");
         assert_eq!(address.to_string(), "ana@example.com");
+        assert_eq!(
+            EmailAddress::parse("Ana@Example.COM").unwrap().as_str(),
+            "Ana@example.com"
+        );
     }
 
     #[test]

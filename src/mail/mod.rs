@@ -2,9 +2,12 @@
 //! table's operations, the transports, and the Mailer actor that sends.
 
 pub mod address;
+pub mod compose;
 pub mod header;
 pub mod mailer;
+pub mod notifier;
 pub mod outbox;
+pub mod subscription;
 pub mod transport;
 
 pub use address::{AddressError, EmailAddress};

@@ -85,12 +85,49 @@ pub async fn enqueue(
     mail: NewMail,
     now: DateTime<Utc>,
 ) -> Result<Enqueued, DbErr> {
+    Ok(if enqueue_many(db, vec![mail], now).await? == 0 {
+        Enqueued::AlreadyQueued
+    } else {
+        Enqueued::Queued
+    })
+}
+
+/// Rows per INSERT: 14 columns each stays far below SQLite's limit on
+/// bound parameters.
+const INSERT_CHUNK: usize = 500;
+
+/// Queues every mail whose key is new, a few statements for many mails;
+/// returns how many were queued.
+pub async fn enqueue_many(
+    db: &impl ConnectionTrait,
+    mails: Vec<NewMail>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let mut queued = 0;
+    let mut rows = mails.into_iter().map(|mail| row(mail, now)).peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<outbox::ActiveModel> = rows.by_ref().take(INSERT_CHUNK).collect();
+        // The unique key decides, not a prior SELECT: two nodes queueing the
+        // same digest at once still make one row.
+        queued += outbox::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::column(outbox::Column::Key)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(queued)
+}
+
+fn row(mail: NewMail, now: DateTime<Utc>) -> outbox::ActiveModel {
     let headers: Map<String, Value> = mail
         .headers
         .iter()
         .map(|h| (h.name().to_owned(), Value::from(h.value().as_str())))
         .collect();
-    let row = outbox::ActiveModel {
+    outbox::ActiveModel {
         key: Set(mail.key),
         kind: Set(mail.kind),
         recipient: Set(mail.to.to_string()),
@@ -106,22 +143,7 @@ pub async fn enqueue(
         created_at: Set(now),
         sent_at: Set(None),
         ..Default::default()
-    };
-    // The unique key decides, not a prior SELECT: two nodes queueing the same
-    // digest at once still make one row.
-    let inserted = outbox::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(outbox::Column::Key)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(if inserted == 0 {
-        Enqueued::AlreadyQueued
-    } else {
-        Enqueued::Queued
-    })
+    }
 }
 
 #[derive(Debug, FromQueryResult)]

@@ -1,7 +1,7 @@
 //! The catalog pages: `/` (search, sort, pages, crawl progress) and
 //! `/games/{id}` (offers per store, historical low, price chart).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use entity::games;
@@ -9,8 +9,9 @@ use entity::games;
 use super::api::GamesQuery;
 use super::chart::{price_chart, Chart};
 use super::error::PageError;
-use super::session::MaybeViewer;
-use super::{AppState, Nav};
+use super::session::{form_token, with_csrf_cookie, MaybeViewer};
+use super::subscriptions::GameChoice;
+use super::{html, AppState, Nav};
 use crate::clock::delta;
 use crate::crawl::browse;
 use crate::crawl::catalog::discount_pct;
@@ -99,6 +100,11 @@ struct IndexPage {
     pages: u64,
     total: u64,
     crawl: Option<CrawlLine>,
+    // The digest form (`subscribe_form.html`).
+    csrf: String,
+    game: Option<GameChoice>,
+    email: &'static str,
+    target: &'static str,
 }
 
 impl IndexPage {
@@ -110,6 +116,7 @@ impl IndexPage {
 }
 
 pub async fn index(
+    req: HttpRequest,
     query: web::Query<GamesQuery>,
     viewer: MaybeViewer,
     state: web::Data<AppState>,
@@ -124,6 +131,7 @@ pub async fn index(
             .map(CrawlLine::from),
         None => None,
     };
+    let (csrf, fresh) = form_token(&req, &viewer);
     let body = IndexPage {
         nav: Nav::from(&viewer),
         games: page.games.iter().map(GameRow::from).collect(),
@@ -133,11 +141,13 @@ pub async fn index(
         pages: page.pages,
         total: page.total,
         crawl,
+        csrf,
+        game: None,
+        email: "",
+        target: "",
     }
     .render()?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(body))
+    Ok(with_csrf_cookie(html(body), &state.accounts, fresh))
 }
 
 /// A visitor looking at stale prices starts a fresh crawl.
@@ -178,9 +188,15 @@ struct GamePage {
     low: String,
     offers: Vec<OfferRow>,
     chart: Option<Chart>,
+    // The alert form (`subscribe_form.html`).
+    csrf: String,
+    game: Option<GameChoice>,
+    email: &'static str,
+    target: &'static str,
 }
 
 pub async fn show(
+    req: HttpRequest,
     path: web::Path<String>,
     viewer: MaybeViewer,
     state: web::Data<AppState>,
@@ -211,14 +227,24 @@ pub async fn show(
             available: o.available,
         })
         .collect();
+    let best = detail
+        .game
+        .best_cents
+        .map(|c| Money::new(c, &currency).to_string())
+        .unwrap_or_else(|| "out of stock".to_owned());
+    let (csrf, fresh) = form_token(&req, &viewer);
     let body = GamePage {
         nav: Nav::from(&viewer),
         title: detail.game.title.clone(),
-        best: detail
-            .game
-            .best_cents
-            .map(|c| Money::new(c, &currency).to_string())
-            .unwrap_or_else(|| "out of stock".to_owned()),
+        game: Some(GameChoice {
+            id: detail.game.id,
+            title: detail.game.title.clone(),
+            price: best.clone(),
+        }),
+        best,
+        csrf,
+        email: "",
+        target: "",
         low: detail
             .game
             .low_cents
@@ -228,7 +254,5 @@ pub async fn show(
         chart: price_chart(&detail.history),
     }
     .render()?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(body))
+    Ok(with_csrf_cookie(html(body), &state.accounts, fresh))
 }

@@ -9,8 +9,10 @@ pub mod chart;
 pub mod error;
 pub mod games;
 pub mod health;
+pub mod rate;
 pub mod rooms;
 pub mod session;
+pub mod subscriptions;
 pub mod worker_ws;
 
 use std::sync::Arc;
@@ -45,6 +47,7 @@ pub struct AppState {
     /// Cancelled when the server begins to shut down: sockets close with 1001.
     pub leaving: CancellationToken,
     pub accounts: Arc<session::Accounts>,
+    pub subscriptions: Arc<subscriptions::Subscriptions>,
 }
 
 /// What the top bar of every page shows: who is logged in, and the token
@@ -94,6 +97,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(accounts::logout))
         .route("/account", web::get().to(accounts::account))
         .route("/account", web::post().to(accounts::update_account))
+        .route("/subscribe", web::get().to(subscriptions::subscribe_form))
+        .route("/subscribe", web::post().to(subscriptions::subscribe))
+        .route(
+            "/subscriptions/confirm",
+            web::get().to(subscriptions::confirm_page),
+        )
+        .route(
+            "/subscriptions/confirm",
+            web::post().to(subscriptions::confirm),
+        )
+        .route(
+            "/subscriptions/resend",
+            web::post().to(subscriptions::resend),
+        )
+        .route(
+            "/unsubscribe",
+            web::get().to(subscriptions::unsubscribe_page),
+        )
+        .route("/unsubscribe", web::post().to(subscriptions::unsubscribe))
         .route("/rooms", web::get().to(rooms::index))
         .route("/rooms/new", web::get().to(rooms::open))
         .route("/rooms/{name}", web::get().to(rooms::show))

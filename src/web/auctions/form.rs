@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::auction::store::{Listing, StoredLot, MAX_TITLE_CHARS};
 use crate::auction::{Increments, LotRules, LotRulesError, LotSpec, MAX_CENTS};
-use crate::domain::money::units;
+use crate::domain::money::{parse_cents, units};
 
 /// The longest description, in characters: a page of text, not a dump.
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -223,38 +223,6 @@ fn rule_message(error: &LotRulesError) -> String {
     }
 }
 
-/// Reads an amount typed in major units into cents, strictly: `12`, `12.5`
-/// and `12.50` are fine; a sign, a comma, a third decimal or anything else
-/// is refused rather than guessed (unlike the scraper's `parse_price`, which
-/// must read whatever a store prints).
-pub fn parse_cents(typed: &str) -> Result<i64, String> {
-    let typed = typed.trim();
-    let example = "write an amount like 12 or 12.50";
-    if typed.is_empty() {
-        return Err(format!("it is empty; {example}."));
-    }
-    if typed.starts_with('-') {
-        return Err(format!("“{typed}” is negative; {example}."));
-    }
-    let (whole, fraction) = typed.split_once('.').unwrap_or((typed, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(fraction) || (typed.ends_with('.')) {
-        return Err(format!("“{typed}” is not an amount; {example}."));
-    }
-    if fraction.len() > 2 {
-        return Err(format!("“{typed}” has more than two decimals; {example}."));
-    }
-    // 12 digits of major units is far past MAX_CENTS and far from overflow.
-    if whole.trim_start_matches('0').len() > 12 {
-        return Err(format!("“{typed}” is too large."));
-    }
-    let whole: i64 = whole
-        .parse()
-        .map_err(|_| format!("“{typed}” is too large."))?;
-    let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
-    Ok(whole * 100 + fraction)
-}
-
 /// Reads a time: what `<input type=datetime-local>` sends (`2026-11-23T19:05`,
 /// with optional seconds), read as UTC, or an RFC 3339 time with its offset.
 pub fn parse_time(typed: &str) -> Result<DateTime<Utc>, String> {
@@ -303,44 +271,6 @@ pub fn local_input(at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts_are_read_exactly_in_major_units() {
-        for (typed, cents) in [
-            ("12", 1_200),
-            ("12.5", 1_250),
-            ("12.50", 1_250),
-            (" 0.05 ", 5),
-            ("007.10", 710),
-            ("10000000", 1_000_000_000),
-        ] {
-            assert_eq!(parse_cents(typed), Ok(cents), "{typed}");
-        }
-    }
-
-    #[test]
-    fn anything_but_a_plain_amount_is_refused() {
-        for typed in [
-            "",
-            "-1",
-            "-0.50",
-            "12.345",
-            "12,50",
-            "1.299,00",
-            "12.",
-            ".5",
-            "1e3",
-            "12 EUR",
-            "abc",
-            "+12",
-            "1.2.3",
-            "99999999999999",
-        ] {
-            assert!(parse_cents(typed).is_err(), "{typed:?} was accepted");
-        }
-        assert!(parse_cents("12.345").unwrap_err().contains("two decimals"));
-        assert!(parse_cents("-1").unwrap_err().contains("negative"));
-    }
 
     #[test]
     fn times_are_read_as_utc_from_a_datetime_local_input_or_rfc_3339() {

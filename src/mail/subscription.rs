@@ -1,0 +1,309 @@
+//! Subscriptions with double opt-in (DESIGN §4): subscribing stores a
+//! `pending` row and queues a confirmation mail in the same transaction;
+//! following the link confirms; the signed link in every mail unsubscribes.
+//!
+//! One row per address and topic, so asking again updates that row: a
+//! confirmation is re-sent at most once per `resend_after`, and a confirmed
+//! subscription is left as it is.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{games, subscriptions};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, SqlErr, TransactionTrait,
+};
+
+use super::address::EmailAddress;
+use super::compose::{self, About, AlertGame, Links};
+use super::outbox;
+use crate::accounts::token;
+use crate::clock::delta;
+use crate::domain::money::Money;
+
+/// What a subscription is to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// The digest after each crawl that changed something.
+    Digest,
+    /// A mail each time `game`'s best price drops to `target_cents` or less.
+    Alert { game: i64, target_cents: i64 },
+}
+
+impl Topic {
+    /// The `topic` column: one subscription per address and topic.
+    pub fn key(&self) -> String {
+        match self {
+            Topic::Digest => "digest".to_owned(),
+            Topic::Alert { game, .. } => format!("game:{game}"),
+        }
+    }
+
+    fn of(row: &subscriptions::Model) -> Topic {
+        match (row.game_id, row.target_cents) {
+            (Some(game), Some(target_cents)) => Topic::Alert { game, target_cents },
+            _ => Topic::Digest,
+        }
+    }
+}
+
+/// How long links live and how often a confirmation may be re-sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub confirm_ttl: Duration,
+    pub resend_after: Duration,
+}
+
+/// What asking to subscribe did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscribed {
+    /// A confirmation mail is queued.
+    ConfirmationSent(About),
+    /// One was queued less than `resend_after` ago, so none now; another
+    /// may be asked for after `wait`.
+    RecentlySent { about: About, wait: Duration },
+    /// The subscription is confirmed already; nothing changed.
+    AlreadyConfirmed(About),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("there is no game {0}")]
+    UnknownGame(i64),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("could not write the confirmation mail: {0}")]
+    Template(#[from] askama::Error),
+}
+
+/// Where a confirmation link stands.
+#[derive(Debug, Clone)]
+pub enum LinkState {
+    Pending(subscriptions::Model),
+    Confirmed(subscriptions::Model),
+    Expired(subscriptions::Model),
+    /// No subscription has this token: mistyped, forged, or replaced by a
+    /// newer link (or the subscription ended).
+    Invalid,
+}
+
+/// What a subscription is to, as pages and mails describe it.
+pub async fn about(db: &impl ConnectionTrait, topic: Topic) -> Result<About, SubscribeError> {
+    match topic {
+        Topic::Digest => Ok(About::Digest),
+        Topic::Alert { game, target_cents } => {
+            let found = games::Entity::find_by_id(game)
+                .one(db)
+                .await?
+                .ok_or(SubscribeError::UnknownGame(game))?;
+            let currency = found.currency.as_deref().unwrap_or("EUR");
+            Ok(About::Alert(AlertGame {
+                id: found.id,
+                title: found.title,
+                target: Money::new(target_cents, currency).to_string(),
+            }))
+        }
+    }
+}
+
+/// Subscribes `email` to `topic`, or re-sends its confirmation.
+pub async fn subscribe(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    links: &Links,
+    policy: Policy,
+    email: &EmailAddress,
+    topic: Topic,
+    now: DateTime<Utc>,
+) -> Result<Subscribed, SubscribeError> {
+    let about = about(db, topic).await?;
+    let txn = db.begin().await?;
+    let existing = subscriptions::Entity::find()
+        .filter(subscriptions::Column::Email.eq(email.as_str()))
+        .filter(subscriptions::Column::Topic.eq(topic.key()))
+        .one(&txn)
+        .await?;
+    let token = token::random();
+    let (target_cents, game_id) = match topic {
+        Topic::Digest => (None, None),
+        Topic::Alert { game, target_cents } => (Some(target_cents), Some(game)),
+    };
+    let row = match existing {
+        Some(row) if row.status == "confirmed" => return Ok(Subscribed::AlreadyConfirmed(about)),
+        Some(row) => {
+            if let Some(wait) = too_soon(&row, policy, now) {
+                return Ok(Subscribed::RecentlySent { about, wait });
+            }
+            // Guarded by the count, so two requests at once queue one mail.
+            let res = subscriptions::Entity::update_many()
+                .col_expr(subscriptions::Column::Status, "pending".into())
+                .col_expr(
+                    subscriptions::Column::TokenHash,
+                    Some(links.token_hash(&token)).into(),
+                )
+                .col_expr(
+                    subscriptions::Column::TokenExpiresAt,
+                    Some(now + delta(policy.confirm_ttl)).into(),
+                )
+                .col_expr(subscriptions::Column::ConfirmSentAt, Some(now).into())
+                .col_expr(
+                    subscriptions::Column::ConfirmsSent,
+                    (row.confirms_sent + 1).into(),
+                )
+                .col_expr(subscriptions::Column::TargetCents, target_cents.into())
+                .col_expr(
+                    subscriptions::Column::UnsubscribedAt,
+                    None::<DateTime<Utc>>.into(),
+                )
+                .filter(subscriptions::Column::Id.eq(row.id))
+                .filter(subscriptions::Column::ConfirmsSent.eq(row.confirms_sent))
+                .exec(&txn)
+                .await?;
+            if res.rows_affected != 1 {
+                return Ok(Subscribed::RecentlySent {
+                    about,
+                    wait: policy.resend_after,
+                });
+            }
+            subscriptions::Model {
+                confirms_sent: row.confirms_sent + 1,
+                ..row
+            }
+        }
+        None => {
+            let inserted = subscriptions::ActiveModel {
+                email: Set(email.to_string()),
+                topic: Set(topic.key()),
+                game_id: Set(game_id),
+                target_cents: Set(target_cents),
+                status: Set("pending".to_owned()),
+                token_hash: Set(Some(links.token_hash(&token))),
+                token_expires_at: Set(Some(now + delta(policy.confirm_ttl))),
+                confirm_sent_at: Set(Some(now)),
+                confirms_sent: Set(1),
+                armed: Set(true),
+                fired: Set(0),
+                created_at: Set(now),
+                confirmed_at: Set(None),
+                unsubscribed_at: Set(None),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await;
+            match inserted {
+                Ok(row) => row,
+                // Another request made the row a moment ago, with its mail.
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    return Ok(Subscribed::RecentlySent {
+                        about,
+                        wait: policy.resend_after,
+                    });
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    let mail = compose::confirmation(links, &row, email, &about, &token, policy.confirm_ttl)?;
+    outbox::enqueue(&txn, mail, now).await?;
+    txn.commit().await?;
+    Ok(Subscribed::ConfirmationSent(about))
+}
+
+/// How long until `row` may get another confirmation, if it may not yet.
+fn too_soon(row: &subscriptions::Model, policy: Policy, now: DateTime<Utc>) -> Option<Duration> {
+    let sent = row.confirm_sent_at?;
+    let next = sent + delta(policy.resend_after);
+    (next > now).then(|| (next - now).to_std().unwrap_or_default())
+}
+
+/// Where the confirmation link with `token` stands.
+pub async fn link_state(
+    db: &impl ConnectionTrait,
+    links: &Links,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<LinkState, DbErr> {
+    if token.is_empty() || token.len() > 128 {
+        return Ok(LinkState::Invalid);
+    }
+    let found = subscriptions::Entity::find()
+        .filter(subscriptions::Column::TokenHash.eq(links.token_hash(token)))
+        .one(db)
+        .await?;
+    Ok(match found {
+        None => LinkState::Invalid,
+        Some(row) if row.status == "confirmed" => LinkState::Confirmed(row),
+        Some(row) if row.status != "pending" => LinkState::Invalid,
+        Some(row) if row.token_expires_at.is_none_or(|at| at <= now) => LinkState::Expired(row),
+        Some(row) => LinkState::Pending(row),
+    })
+}
+
+/// Confirms the subscription whose link carries `token`; returns where the
+/// link stands afterwards (`Confirmed` when it worked, or why not).
+pub async fn confirm(
+    db: &impl ConnectionTrait,
+    links: &Links,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<LinkState, DbErr> {
+    let state = link_state(db, links, token, now).await?;
+    let LinkState::Pending(row) = state else {
+        return Ok(state);
+    };
+    subscriptions::Entity::update_many()
+        .col_expr(subscriptions::Column::Status, "confirmed".into())
+        .col_expr(subscriptions::Column::ConfirmedAt, Some(now).into())
+        .col_expr(subscriptions::Column::Armed, true.into())
+        .filter(subscriptions::Column::Id.eq(row.id))
+        .filter(subscriptions::Column::Status.eq("pending"))
+        .exec(db)
+        .await?;
+    link_state(db, links, token, now).await
+}
+
+/// Queues a new confirmation for the subscription behind an (expired) link.
+pub async fn resend(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    links: &Links,
+    policy: Policy,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Subscribed>, SubscribeError> {
+    let row = match link_state(db, links, token, now).await? {
+        LinkState::Pending(row) | LinkState::Expired(row) | LinkState::Confirmed(row) => row,
+        LinkState::Invalid => return Ok(None),
+    };
+    let Ok(email) = EmailAddress::parse(&row.email) else {
+        return Ok(None);
+    };
+    subscribe(db, links, policy, &email, Topic::of(&row), now)
+        .await
+        .map(Some)
+}
+
+/// Ends subscription `id` (idempotent). `None` if there is no such row.
+pub async fn unsubscribe(
+    db: &impl ConnectionTrait,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<subscriptions::Model>, DbErr> {
+    subscriptions::Entity::update_many()
+        .col_expr(subscriptions::Column::Status, "unsubscribed".into())
+        .col_expr(subscriptions::Column::UnsubscribedAt, Some(now).into())
+        // The confirmation link dies with the subscription.
+        .col_expr(subscriptions::Column::TokenHash, None::<String>.into())
+        .filter(subscriptions::Column::Id.eq(id))
+        .filter(subscriptions::Column::Status.ne("unsubscribed"))
+        .exec(db)
+        .await?;
+    subscriptions::Entity::find_by_id(id).one(db).await
+}
+
+/// What `row` is to, for pages.
+pub async fn about_row(
+    db: &impl ConnectionTrait,
+    row: &subscriptions::Model,
+) -> Result<About, SubscribeError> {
+    about(db, Topic::of(row)).await
+}
