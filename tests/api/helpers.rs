@@ -357,6 +357,36 @@ impl TestApp {
             .or_else(|_| row.try_get_by_index::<i32>(0).map(i64::from))
             .expect("an integer")
     }
+
+    /// Runs a query and returns every row, each column as text (integers
+    /// and text columns only; NULL is the empty string).
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        let backend = self.db.get_database_backend();
+        let rows = self
+            .db
+            .query_all(sea_orm::Statement::from_string(backend, sql.to_owned()))
+            .await
+            .expect("query");
+        rows.iter()
+            .map(|row| {
+                (0..row.column_names().len())
+                    .map(|i| {
+                        row.try_get_by_index::<Option<String>>(i)
+                            .map(Option::unwrap_or_default)
+                            .or_else(|_| {
+                                row.try_get_by_index::<Option<i64>>(i)
+                                    .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                            })
+                            .or_else(|_| {
+                                row.try_get_by_index::<Option<i32>>(i)
+                                    .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                            })
+                            .expect("an integer or text column")
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 impl Drop for TestApp {

@@ -3,9 +3,6 @@
 //! answers with scripted 4xx/5xx replies when told to. The tests drive
 //! `bazaar::mail` directly: an outbox in a fresh database and a Mailer actor.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
@@ -21,102 +18,7 @@ use sea_orm::{
 
 use crate::helpers::{free_port, postgres, Backend};
 use crate::on_both_backends;
-
-/// How long a test waits for mail before it fails.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// An aiosmtpd process storing mail in its own folder.
-struct SmtpSink {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl SmtpSink {
-    /// A sink on a free port.
-    fn start() -> SmtpSink {
-        SmtpSink::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> SmtpSink {
-        let dir = tempfile::tempdir().expect("sink dir");
-        let python =
-            std::env::var("BAZAAR_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-        let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "smtp_sink.Sink"])
-            .arg(dir.path())
-            .env("PYTHONPATH", tests)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("could not start aiosmtpd with {python} (scripts/test installs it): {err}")
-            });
-        let sink = SmtpSink {
-            port,
-            dir,
-            child: Some(child),
-        };
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sink
-    }
-
-    /// The replies to the next messages, one each, before "250 OK" again.
-    fn script(&self, replies: &[&str]) {
-        let text: String = replies.iter().map(|r| format!("{r}\n")).collect();
-        std::fs::write(self.dir.path().join("replies"), text).expect("write replies");
-    }
-
-    /// Every message accepted so far, oldest first.
-    fn received(&self) -> Vec<String> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .expect("read sink dir")
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|path| std::fs::read_to_string(path).expect("read mail"))
-            .collect()
-    }
-
-    /// Waits until `n` messages arrived, and returns them.
-    async fn wait_for(&self, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let received = self.received();
-            if received.len() >= n {
-                return received;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{n} mails expected, {} arrived",
-                received.len()
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use crate::smtp::{SmtpSink, PATIENCE};
 
 /// A fresh, migrated database.
 struct TestDb {

@@ -16,4 +16,6 @@ mod crawl;
 mod faults;
 mod helpers;
 mod mail;
+mod smtp;
+mod subscriptions;
 mod worker_protocol;
