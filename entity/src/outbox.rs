@@ -18,7 +18,7 @@ pub struct Model {
     pub html_body: Option<String>,
     /// Extra headers as a JSON object of name → value (`List-Id`, ...).
     pub headers: Json,
-    /// `pending`, `sending`, `sent` or `failed`.
+    /// `pending`, `sending`, `sent`, `failed` or `cancelled`.
     pub status: String,
     /// Sends tried so far, counting the one under way.
     pub attempts: i32,

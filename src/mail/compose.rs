@@ -473,7 +473,7 @@ mod tests {
         assert!(!mail.subject.as_str().contains('\n'));
         assert!(mail.subject.as_str().starts_with("Price alert: Doom"));
         let html = mail.html.unwrap();
-        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("&#60;script&#62;"), "{html}");
         assert!(!html.contains("<script>"));
         assert!(mail.text.contains(&links.unsubscribe(3)));
         assert_eq!(mail.key, "alert:sub-3-1:ana@example.com");

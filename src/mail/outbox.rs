@@ -52,6 +52,8 @@ pub enum MailStatus {
     Sending,
     Sent,
     Failed,
+    /// Never to be sent: its subscriber unsubscribed before it went out.
+    Cancelled,
 }
 
 impl MailStatus {
@@ -61,6 +63,7 @@ impl MailStatus {
             MailStatus::Sending => "sending",
             MailStatus::Sent => "sent",
             MailStatus::Failed => "failed",
+            MailStatus::Cancelled => "cancelled",
         }
     }
 }

@@ -11,13 +11,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::{games, subscriptions};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityTrait, QueryFilter, SqlErr, TransactionTrait,
 };
 
 use super::address::EmailAddress;
 use super::compose::{self, About, AlertGame, Links};
-use super::outbox;
+use super::outbox::{self, MailStatus};
 use crate::accounts::token;
 use crate::clock::delta;
 use crate::domain::money::Money;
@@ -297,7 +297,36 @@ pub async fn unsubscribe(
         .filter(subscriptions::Column::Status.ne("unsubscribed"))
         .exec(db)
         .await?;
-    subscriptions::Entity::find_by_id(id).one(db).await
+    let Some(row) = subscriptions::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    // Mail for this subscription that has not gone out yet must not go
+    // out after the subscriber said stop: a digest queued a moment ago, say.
+    let own = match Topic::of(&row) {
+        Topic::Digest => Condition::all()
+            .add(entity::outbox::Column::Kind.eq("digest"))
+            .add(entity::outbox::Column::Recipient.eq(row.email.as_str())),
+        Topic::Alert { .. } => Condition::all()
+            .add(entity::outbox::Column::Key.starts_with(format!("alert:sub-{id}-"))),
+    };
+    entity::outbox::Entity::update_many()
+        .col_expr(
+            entity::outbox::Column::Status,
+            MailStatus::Cancelled.as_str().into(),
+        )
+        .col_expr(
+            entity::outbox::Column::LastError,
+            Some("not sent: the subscriber unsubscribed".to_owned()).into(),
+        )
+        .filter(entity::outbox::Column::Status.eq(MailStatus::Pending.as_str()))
+        .filter(
+            Condition::any()
+                .add(own)
+                .add(entity::outbox::Column::Key.starts_with(format!("confirm:sub-{id}-"))),
+        )
+        .exec(db)
+        .await?;
+    Ok(Some(row))
 }
 
 /// What `row` is to, for pages.
@@ -306,4 +335,111 @@ pub async fn about_row(
     row: &subscriptions::Model,
 ) -> Result<About, SubscribeError> {
     about(db, Topic::of(row)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::compose::Digest;
+    use entity::outbox as outbox_rows;
+
+    async fn db() -> (sea_orm::DatabaseConnection, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("subs.db").display());
+        (crate::db::connect(&url).await.unwrap(), dir)
+    }
+
+    async fn statuses(db: &sea_orm::DatabaseConnection) -> Vec<(String, String)> {
+        outbox_rows::Entity::find()
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.kind, row.status))
+            .collect()
+    }
+
+    #[actix_web::test]
+    async fn unsubscribing_cancels_that_subscriptions_unsent_mail_only() {
+        // Arrange: Ana is confirmed with a digest queued; Bob's is queued too.
+        let (db, _dir) = db().await;
+        let links = Links::new("http://bazaar.test", b"key");
+        let policy = Policy {
+            confirm_ttl: Duration::from_secs(3600),
+            resend_after: Duration::from_secs(600),
+        };
+        let now = Utc::now();
+        let mut rows = Vec::new();
+        for email in ["ana@example.com", "bob@example.com"] {
+            let email = EmailAddress::parse(email).unwrap();
+            let outcome = subscribe(&db, &links, policy, &email, Topic::Digest, now)
+                .await
+                .unwrap();
+            assert_eq!(outcome, Subscribed::ConfirmationSent(About::Digest));
+            let row = subscriptions::Entity::find()
+                .filter(subscriptions::Column::Email.eq(email.as_str()))
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap();
+            let digest = Digest {
+                crawl: 1,
+                new_games: Vec::new(),
+                more_new: 3,
+                drops: Vec::new(),
+                more_drops: 0,
+            };
+            let mail = compose::digest(&links, &row, &email, &digest).unwrap();
+            outbox::enqueue(&db, mail, now).await.unwrap();
+            rows.push(row);
+        }
+
+        // Act
+        let gone = unsubscribe(&db, rows[0].id, now).await.unwrap().unwrap();
+
+        // Assert
+        assert_eq!(gone.status, "unsubscribed");
+        assert_eq!(
+            statuses(&db).await,
+            [
+                ("confirm".to_owned(), "cancelled".to_owned()),
+                ("digest".to_owned(), "cancelled".to_owned()),
+                ("confirm".to_owned(), "pending".to_owned()),
+                ("digest".to_owned(), "pending".to_owned()),
+            ]
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_confirmed_subscription_is_left_alone_by_subscribing_again() {
+        let (db, _dir) = db().await;
+        let links = Links::new("http://bazaar.test", b"key");
+        let policy = Policy {
+            confirm_ttl: Duration::from_secs(3600),
+            resend_after: Duration::ZERO,
+        };
+        let now = Utc::now();
+        let email = EmailAddress::parse("ana@example.com").unwrap();
+        subscribe(&db, &links, policy, &email, Topic::Digest, now)
+            .await
+            .unwrap();
+        let row = subscriptions::Entity::find()
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        subscriptions::Entity::update_many()
+            .col_expr(subscriptions::Column::Status, "confirmed".into())
+            .filter(subscriptions::Column::Id.eq(row.id))
+            .exec(&db)
+            .await
+            .unwrap();
+
+        let again = subscribe(&db, &links, policy, &email, Topic::Digest, now)
+            .await
+            .unwrap();
+
+        assert_eq!(again, Subscribed::AlreadyConfirmed(About::Digest));
+        assert_eq!(statuses(&db).await.len(), 1, "no second confirmation");
+    }
 }
