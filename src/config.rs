@@ -276,6 +276,8 @@ pub struct AccountSettings {
     pub login_attempts_per_address: u32,
     #[serde(with = "humantime_serde")]
     pub login_window: Duration,
+    /// Admin actions allowed per admin (or the API token) and minute.
+    pub admin_actions_per_minute: u32,
 }
 
 impl Default for AccountSettings {
@@ -286,6 +288,7 @@ impl Default for AccountSettings {
             login_attempts_per_name: 10,
             login_attempts_per_address: 50,
             login_window: Duration::from_secs(15 * 60),
+            admin_actions_per_minute: 60,
         }
     }
 }

@@ -37,6 +37,7 @@
 //! in `demo/`; `bench/` is the load generator behind `bazaar bench`.
 
 pub mod accounts;
+pub mod admin;
 pub mod auction;
 pub mod bench;
 pub mod chat_cli;

@@ -168,6 +168,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         leaving: leaving.clone(),
         accounts,
         subscriptions,
+        admin_limit: Arc::new(RateLimit::new(
+            settings.accounts.admin_actions_per_minute.max(1),
+            Duration::from_secs(60),
+        )),
     });
     let demo = web::Data::new(DemoState::new(settings.demo.seed));
     let server = HttpServer::new(move || {

@@ -11,6 +11,7 @@ mod m20261124_000006_create_auction_tables;
 mod m20261124_000007_create_outbox;
 mod m20261124_000008_create_subscriptions;
 mod m20261124_000009_add_crawl_digested_at;
+mod m20261124_000010_create_admin_tables;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_create_outbox::Migration),
             Box::new(m20261124_000008_create_subscriptions::Migration),
             Box::new(m20261124_000009_add_crawl_digested_at::Migration),
+            Box::new(m20261124_000010_create_admin_tables::Migration),
         ]
     }
 }

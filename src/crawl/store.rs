@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{crawls, tasks};
+use entity::{crawls, task_attempts, tasks};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
@@ -278,7 +278,61 @@ pub async fn lease(
     ))
     .all(db)
     .await?;
+    record_attempts(db, &rows, worker, now).await?;
     Ok(rows)
+}
+
+/// One `task_attempts` row per new lease, for the admin pages.
+async fn record_attempts(
+    db: &impl ConnectionTrait,
+    leased: &[Leased],
+    worker: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in leased.chunks(500) {
+        let rows = chunk.iter().map(|task| task_attempts::ActiveModel {
+            task_id: Set(task.id),
+            attempt: Set(task.attempts),
+            lease_token: Set(task.lease_token.clone()),
+            worker: Set(worker.to_owned()),
+            started_at: Set(now),
+            ..Default::default()
+        });
+        task_attempts::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(task_attempts::Column::LeaseToken)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records how the attempts holding `tokens` ended.
+async fn end_attempts(
+    db: &impl ConnectionTrait,
+    tokens: impl IntoIterator<Item = String>,
+    outcome: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let tokens: Vec<String> = tokens.into_iter().collect();
+    for chunk in tokens.chunks(500) {
+        task_attempts::Entity::update_many()
+            .col_expr(task_attempts::Column::FinishedAt, Some(now).into())
+            .col_expr(task_attempts::Column::Outcome, Some(outcome).into())
+            .col_expr(
+                task_attempts::Column::Error,
+                error.map(|e| truncate(e, 2000)).into(),
+            )
+            .filter(task_attempts::Column::LeaseToken.is_in(chunk.iter().map(String::as_str)))
+            .filter(task_attempts::Column::FinishedAt.is_null())
+            .exec(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Extends the listed leases that are still current. Returns how many were.
@@ -323,6 +377,7 @@ pub async fn mark_done(
             current.insert(row.try_get::<String>("", "lease_token")?);
         }
     }
+    end_attempts(db, current.iter().cloned(), "done", None, now).await?;
     Ok(current)
 }
 
@@ -363,6 +418,12 @@ pub async fn release(
     if res.rows_affected != 1 {
         return Ok(None);
     }
+    let outcome = if next.state.is_final() {
+        "dead"
+    } else {
+        "retry"
+    };
+    end_attempts(db, [token.as_str().to_owned()], outcome, Some(error), now).await?;
     if next.state.is_final() {
         finish_if_done(db, task.crawl_id, now).await?;
     }
@@ -401,6 +462,14 @@ pub async fn cancel(
     if res.rows_affected != 1 {
         return Ok(false);
     }
+    end_attempts(
+        db,
+        [token.as_str().to_owned()],
+        "cancelled",
+        Some(reason),
+        now,
+    )
+    .await?;
     finish_if_done(db, crawl_id, now).await?;
     Ok(true)
 }
@@ -517,7 +586,8 @@ pub async fn leased_by_host(db: &impl ConnectionTrait) -> Result<HashMap<String,
     Ok(out)
 }
 
-/// Hosts that have tasks ready to lease now.
+/// Hosts that have tasks ready to lease now; none while an admin has paused
+/// the queue (the flag is in the database, so it holds on every node).
 pub async fn ready_hosts(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -534,7 +604,8 @@ pub async fn ready_hosts(
                SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = 'queued' AND t.host > hosts.host) \
                FROM hosts WHERE hosts.host IS NOT NULL) \
              SELECT host FROM hosts WHERE host IS NOT NULL AND EXISTS ( \
-               SELECT 1 FROM tasks t WHERE t.state = 'queued' AND t.host = hosts.host AND t.not_before <= $1)",
+               SELECT 1 FROM tasks t WHERE t.state = 'queued' AND t.host = hosts.host AND t.not_before <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM flags WHERE name = 'queue_paused')",
             vec![now.into()],
         ))
         .await?;

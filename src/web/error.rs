@@ -15,6 +15,14 @@ pub enum PageError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The page needs a logged-in account; the path to come back to.
+    #[error("log in to see {0}")]
+    LoginRequired(String),
+    /// The object is not in a state the action applies to.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -45,12 +53,20 @@ impl ResponseError for PageError {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::Forbidden(_) => StatusCode::FORBIDDEN,
+            PageError::LoginRequired(_) => StatusCode::SEE_OTHER,
+            PageError::Conflict(_) => StatusCode::CONFLICT,
+            PageError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let (title, message) = match self {
+            PageError::LoginRequired(here) => {
+                return super::see_other(&super::accounts::login_url(here))
+            }
+            PageError::Conflict(msg) => ("Not possible now", msg.clone()),
+            PageError::TooManyRequests(msg) => ("Slow down", msg.clone()),
             PageError::Forbidden(msg) => ("Not allowed", msg.clone()),
             PageError::NotFound => ("Not found", "There is nothing at this address.".to_owned()),
             PageError::BadRequest(msg) => ("Bad request", msg.clone()),
@@ -84,8 +100,12 @@ pub enum ApiError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{message}")]
     Conflict { message: String, id: i64 },
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -102,7 +122,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,7 +134,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => ("unauthorized", self.to_string()),
             ApiError::NotFound => ("not_found", self.to_string()),
             ApiError::BadRequest(m) => ("bad_request", m.clone()),
+            ApiError::Forbidden(m) => ("forbidden", m.clone()),
             ApiError::Conflict { message, .. } => ("conflict", message.clone()),
+            ApiError::TooManyRequests(m) => ("too_many_requests", m.clone()),
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "api call failed");
                 ("internal", "internal error; see the server log".to_owned())

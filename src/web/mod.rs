@@ -1,6 +1,7 @@
 //! The HTTP side: pages, the JSON API, the worker WebSocket and static files.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auctions;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub leaving: CancellationToken,
     pub accounts: Arc<session::Accounts>,
     pub subscriptions: Arc<subscriptions::Subscriptions>,
+    /// Admin actions per admin (or the API token) and minute.
+    pub admin_limit: Arc<rate::RateLimit>,
 }
 
 /// What the top bar of every page shows: who is logged in, and the token
@@ -75,6 +78,15 @@ pub fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, to))
         .finish()
+}
+
+/// An error message as a sentence: `there is no task 4` → `There is no task 4.`
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
 }
 
 pub fn html(body: String) -> HttpResponse {
@@ -127,6 +139,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auctions/{id}/edit", web::post().to(auctions::update))
         .route("/auctions/{id}/cancel", web::post().to(auctions::cancel))
         .route("/static/{path:.*}", web::get().to(assets::serve))
+        // Before the `/api` scope, which would otherwise take `/api/admin`.
+        .configure(admin::configure)
         .service(
             web::scope("/api")
                 .route("/crawls", web::post().to(api::create_crawl))

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::error::PageError;
 use super::rate::RateLimit;
 use super::session::{check_csrf, form_token, with_csrf_cookie, MaybeViewer};
-use super::{AppState, Nav};
+use super::{sentence, AppState, Nav};
 use crate::domain::money::parse_cents;
 use crate::mail::compose::{About, Links};
 use crate::mail::subscription::{self, LinkState, Policy, SubscribeError, Subscribed, Topic};
@@ -181,7 +181,7 @@ pub async fn subscribe(
     };
     let email = match EmailAddress::parse(&form.email) {
         Ok(email) => email,
-        Err(err) => return refuse(StatusCode::BAD_REQUEST, capitalized(&err.to_string())),
+        Err(err) => return refuse(StatusCode::BAD_REQUEST, sentence(&err.to_string())),
     };
     let topic = match &game {
         None => Topic::Digest,
@@ -490,13 +490,5 @@ fn minutes(wait: Duration) -> String {
         "a minute".to_owned()
     } else {
         format!("{minutes} minutes")
-    }
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
-        None => String::new(),
     }
 }

@@ -2,6 +2,7 @@
 //! loopback, spoken to over real sockets, checked in the database they write.
 
 mod accounts;
+mod admin;
 mod api;
 mod auction_browser;
 mod auction_pages;

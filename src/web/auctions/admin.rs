@@ -14,7 +14,7 @@ use crate::rooms::registry::LotChanged;
 use crate::web::accounts::login_url;
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, CsrfForm, MaybeViewer, Viewer};
-use crate::web::{see_other, AppState, Nav};
+use crate::web::{see_other, sentence, AppState, Nav};
 
 /// One band of the increment table, as the form shows it.
 pub struct TierRow {
@@ -121,19 +121,11 @@ fn refusal(err: StoreError) -> Result<String, PageError> {
         | StoreError::SoftCloseNotWholeSeconds
         | StoreError::NotScheduled { .. }
         | StoreError::NotCancellable { .. }
-        | StoreError::Busy(_) => Ok(capitalized(&err.to_string())),
+        | StoreError::Busy(_) => Ok(sentence(&err.to_string())),
         StoreError::NotFound(_) => Err(PageError::NotFound),
         StoreError::Corrupt(_) | StoreError::Db(_) => Err(PageError::Internal(
             anyhow::Error::new(err).context("writing an auction lot"),
         )),
-    }
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
-        None => String::new(),
     }
 }
 

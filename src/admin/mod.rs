@@ -1,0 +1,32 @@
+//! What admins see and steer (DESIGN §7): the task queue, the outbox and the
+//! audit log. The state is the database's, never one process's memory, so
+//! every node shows the same thing and nothing is lost on a restart; each
+//! action is one conditional statement, then an audit row.
+
+pub mod actions;
+pub mod audit;
+pub mod outbox;
+pub mod tasks;
+
+/// One page of a long list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u64,
+    pub pages: u64,
+    pub total: u64,
+}
+
+/// Rows per page on the admin lists.
+pub const PER_PAGE: u64 = 50;
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, page: u64, total: u64) -> Page<T> {
+        Page {
+            items,
+            page,
+            pages: total.div_ceil(PER_PAGE).max(1),
+            total,
+        }
+    }
+}

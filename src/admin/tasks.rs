@@ -1,0 +1,352 @@
+//! The task queue as admins see it: filtered, sorted pages of tasks, each
+//! task's attempts, and the actions (retry now, cancel, requeue the dead,
+//! pause and resume).
+
+use chrono::{DateTime, Utc};
+use entity::{crawls, flags, task_attempts, tasks};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Deserialize;
+
+use super::{Page, PER_PAGE};
+use crate::crawl::lease::TaskState;
+use crate::crawl::store;
+
+/// The flag that stops leasing while it exists.
+pub const PAUSED: &str = "queue_paused";
+/// The longest URL text filter: a URL, not a novel.
+const MAX_QUERY: usize = 200;
+
+/// What `/admin/tasks` is asked to show. Every field is optional; unknown
+/// values are refused by `sort()` / `state()` rather than ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TaskFilter {
+    #[serde(default)]
+    pub state: String,
+    pub crawl: Option<i64>,
+    #[serde(default)]
+    pub site: String,
+    /// Text the URL contains.
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub sort: String,
+    pub page: Option<u64>,
+}
+
+/// How the task list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSort {
+    /// Most recently changed first (the default: what just happened).
+    Updated,
+    Id,
+    Attempts,
+    Url,
+}
+
+impl TaskSort {
+    pub const ALL: [TaskSort; 4] = [
+        TaskSort::Updated,
+        TaskSort::Id,
+        TaskSort::Attempts,
+        TaskSort::Url,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskSort::Updated => "updated",
+            TaskSort::Id => "id",
+            TaskSort::Attempts => "attempts",
+            TaskSort::Url => "url",
+        }
+    }
+}
+
+impl TaskFilter {
+    pub fn sort(&self) -> Result<TaskSort, String> {
+        if self.sort.is_empty() {
+            return Ok(TaskSort::Updated);
+        }
+        TaskSort::ALL
+            .into_iter()
+            .find(|s| s.as_str() == self.sort)
+            .ok_or_else(|| {
+                format!(
+                    "sort must be one of updated, id, attempts, url (not {:?})",
+                    self.sort
+                )
+            })
+    }
+
+    pub fn state(&self) -> Result<Option<TaskState>, String> {
+        if self.state.is_empty() {
+            return Ok(None);
+        }
+        TaskState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == self.state)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "state must be one of queued, leased, done, dead, cancelled (not {:?})",
+                    self.state
+                )
+            })
+    }
+
+    /// Checks every field; the error says which one is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        self.sort()?;
+        self.state()?;
+        if self.q.chars().count() > MAX_QUERY {
+            return Err(format!("the URL text has at most {MAX_QUERY} characters"));
+        }
+        Ok(())
+    }
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &TaskFilter,
+) -> Result<Page<tasks::Model>, DbErr> {
+    let mut cond = Condition::all();
+    if let Ok(Some(state)) = filter.state() {
+        cond = cond.add(tasks::Column::State.eq(state.as_str()));
+    }
+    if let Some(crawl) = filter.crawl {
+        cond = cond.add(tasks::Column::CrawlId.eq(crawl));
+    }
+    if !filter.site.is_empty() {
+        cond = cond.add(tasks::Column::Site.eq(filter.site.as_str()));
+    }
+    if !filter.q.is_empty() {
+        // Bound as a parameter, never spliced into the SQL.
+        cond = cond.add(tasks::Column::Url.contains(filter.q.as_str()));
+    }
+    let page = filter.page.unwrap_or(1).max(1);
+    let query = tasks::Entity::find().filter(cond);
+    let total = query.clone().count(db).await?;
+    let query = match filter.sort().unwrap_or(TaskSort::Updated) {
+        TaskSort::Updated => query
+            .order_by_desc(tasks::Column::UpdatedAt)
+            .order_by_desc(tasks::Column::Id),
+        TaskSort::Id => query.order_by_asc(tasks::Column::Id),
+        TaskSort::Attempts => query
+            .order_by_desc(tasks::Column::Attempts)
+            .order_by_asc(tasks::Column::Id),
+        TaskSort::Url => query
+            .order_by_asc(tasks::Column::Url)
+            .order_by_asc(tasks::Column::Id),
+    };
+    let items = query
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE)
+        .all(db)
+        .await?;
+    Ok(Page::new(items, page, total))
+}
+
+/// A task and its attempts, oldest first.
+pub async fn detail(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<(tasks::Model, Vec<task_attempts::Model>)>, DbErr> {
+    let Some(task) = tasks::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let attempts = task_attempts::Entity::find()
+        .filter(task_attempts::Column::TaskId.eq(id))
+        .order_by_asc(task_attempts::Column::Attempt)
+        .order_by_asc(task_attempts::Column::Id)
+        .all(db)
+        .await?;
+    Ok(Some((task, attempts)))
+}
+
+/// Tasks per state over the whole queue.
+pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbErr> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all(store::stmt(
+            backend,
+            "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state",
+            vec![],
+        ))
+        .await?;
+    let mut counts: Vec<(String, u64)> = TaskState::ALL
+        .into_iter()
+        .map(|s| (s.as_str().to_owned(), 0))
+        .collect();
+    for row in rows {
+        let state: String = row.try_get("", "state")?;
+        let n: i64 = row.try_get("", "n")?;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+            slot.1 = u64::try_from(n).unwrap_or(0);
+        }
+    }
+    Ok(counts)
+}
+
+/// Why an action did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("there is no task {0}")]
+    NoSuchTask(i64),
+    #[error("task {id} is {state}: only queued and dead tasks can be retried now")]
+    NotRetriable { id: i64, state: String },
+    #[error("task {id} is {state}: only queued and leased tasks can be cancelled")]
+    NotCancellable { id: i64, state: String },
+    #[error("mail {0} is not failed: only failed mail can be retried")]
+    MailNotFailed(i64),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Makes a queued (backing off) or dead task due now. A dead task's crawl
+/// runs again until the task is final.
+pub async fn retry_now(
+    db: &impl ConnectionTrait,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    let task = tasks::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ActionError::NoSuchTask(id))?;
+    let res = tasks::Entity::update_many()
+        .col_expr(tasks::Column::State, TaskState::Queued.as_str().into())
+        .col_expr(tasks::Column::NotBefore, now.into())
+        .col_expr(tasks::Column::UpdatedAt, now.into())
+        .filter(tasks::Column::Id.eq(id))
+        .filter(tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Dead.as_str()]))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(ActionError::NotRetriable {
+            id,
+            state: task.state,
+        });
+    }
+    reopen(db, &[task.crawl_id]).await?;
+    Ok(())
+}
+
+/// Cancels a queued or leased task. A worker still fetching it is fenced
+/// off: its lease token goes, so its result changes nothing.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    let task = tasks::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ActionError::NoSuchTask(id))?;
+    let res = tasks::Entity::update_many()
+        .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
+        .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
+        .col_expr(
+            tasks::Column::LeaseUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .col_expr(tasks::Column::LastError, Some(reason.to_owned()).into())
+        .col_expr(tasks::Column::UpdatedAt, now.into())
+        .filter(tasks::Column::Id.eq(id))
+        .filter(
+            tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Leased.as_str()]),
+        )
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(ActionError::NotCancellable {
+            id,
+            state: task.state,
+        });
+    }
+    if let Some(token) = task
+        .lease_token
+        .filter(|_| task.state == TaskState::Leased.as_str())
+    {
+        task_attempts::Entity::update_many()
+            .col_expr(task_attempts::Column::FinishedAt, Some(now).into())
+            .col_expr(task_attempts::Column::Outcome, Some("cancelled").into())
+            .col_expr(task_attempts::Column::Error, Some(reason.to_owned()).into())
+            .filter(task_attempts::Column::LeaseToken.eq(token))
+            .filter(task_attempts::Column::FinishedAt.is_null())
+            .exec(db)
+            .await?;
+    }
+    store::complete_if_done(db, task.crawl_id, now).await?;
+    Ok(())
+}
+
+/// Every dead task back to the queue, due now. Returns how many.
+pub async fn requeue_dead(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let crawls: Vec<i64> = tasks::Entity::find()
+        .select_only()
+        .column(tasks::Column::CrawlId)
+        .distinct()
+        .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let res = tasks::Entity::update_many()
+        .col_expr(tasks::Column::State, TaskState::Queued.as_str().into())
+        .col_expr(tasks::Column::NotBefore, now.into())
+        .col_expr(tasks::Column::UpdatedAt, now.into())
+        .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
+        .exec(db)
+        .await?;
+    reopen(db, &crawls).await?;
+    Ok(res.rows_affected)
+}
+
+/// Crawls given work again are running until it is final.
+async fn reopen(db: &impl ConnectionTrait, crawl_ids: &[i64]) -> Result<(), DbErr> {
+    if crawl_ids.is_empty() {
+        return Ok(());
+    }
+    crawls::Entity::update_many()
+        .col_expr(crawls::Column::Status, "running".into())
+        .col_expr(
+            crawls::Column::FinishedAt,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .filter(crawls::Column::Id.is_in(crawl_ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Who paused the queue and when, if it is paused.
+pub async fn paused(db: &impl ConnectionTrait) -> Result<Option<flags::Model>, DbErr> {
+    flags::Entity::find_by_id(PAUSED.to_owned()).one(db).await
+}
+
+/// Pauses leasing on every node (tasks already leased run to their end).
+pub async fn pause(db: &impl ConnectionTrait, by: &str, now: DateTime<Utc>) -> Result<(), DbErr> {
+    flags::Entity::insert(flags::ActiveModel {
+        name: Set(PAUSED.to_owned()),
+        set_by: Set(by.to_owned()),
+        set_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(flags::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn resume(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    flags::Entity::delete_by_id(PAUSED.to_owned())
+        .exec(db)
+        .await?;
+    Ok(())
+}

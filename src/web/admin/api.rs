@@ -1,0 +1,264 @@
+//! `/api/admin/...`: the admin pages as JSON, for scripts. A caller shows
+//! the API token (`Authorization: Bearer ...`) or an admin's session
+//! cookie; with the cookie, a POST must also carry the session's CSRF token
+//! in `X-CSRF-Token`, since a browser would send the cookie on its own.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{address, rate_limited};
+use crate::admin::actions::{self, Action};
+use crate::admin::audit::{self, Actor};
+use crate::admin::tasks::{self as queue, ActionError, TaskFilter};
+use crate::admin::{outbox as mail, Page};
+use crate::crawl::dispatcher::Wake;
+use crate::web::auth::{constant_time_eq, has_token};
+use crate::web::error::ApiError;
+use crate::web::session::viewer;
+use crate::web::AppState;
+
+/// Someone allowed to use the admin API, and who they are for the audit log.
+pub struct AdminCaller(Actor);
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<AdminCaller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no app state")))?;
+            if has_token(&req, &state.api_token) {
+                return Ok(AdminCaller(Actor {
+                    user_id: None,
+                    name: "api-token".to_owned(),
+                    address: address(&req),
+                }));
+            }
+            let Some(v) = viewer(&req, &state)
+                .await
+                .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err}")))?
+            else {
+                return Err(ApiError::Unauthorized);
+            };
+            if !v.account.is_admin {
+                return Err(ApiError::Forbidden(
+                    "only admins may use this API".to_owned(),
+                ));
+            }
+            if req.method() != actix_web::http::Method::GET {
+                let given = req
+                    .headers()
+                    .get("X-CSRF-Token")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default();
+                if !constant_time_eq(given.as_bytes(), v.csrf.as_bytes()) {
+                    return Err(ApiError::Forbidden(
+                        "a POST with a session cookie needs the session's X-CSRF-Token".to_owned(),
+                    ));
+                }
+            }
+            Ok(AdminCaller(Actor {
+                user_id: Some(v.account.id),
+                name: v.account.name.clone(),
+                address: address(&req),
+            }))
+        })
+    }
+}
+
+/// An action through the API: the rate limit (reads are not limited), the
+/// action and its audit row.
+async fn act(
+    caller: &AdminCaller,
+    state: &AppState,
+    action: Action,
+) -> Result<HttpResponse, ApiError> {
+    rate_limited(state, &caller.0).map_err(ApiError::TooManyRequests)?;
+    let detail = actions::perform(&state.db, &caller.0, action, state.clock.now())
+        .await
+        .map_err(action_error)?;
+    if action.wakes_the_queue() {
+        state.dispatcher.do_send(Wake);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "done": format!("{action:?}"), "detail": detail })))
+}
+
+fn page_json<T: serde::Serialize>(page: &Page<T>) -> serde_json::Value {
+    json!({
+        "items": page.items,
+        "page": page.page,
+        "pages": page.pages,
+        "total": page.total,
+    })
+}
+
+fn action_error(err: ActionError) -> ApiError {
+    match err {
+        ActionError::NoSuchTask(_) => ApiError::NotFound,
+        ActionError::NotRetriable { id, .. }
+        | ActionError::NotCancellable { id, .. }
+        | ActionError::MailNotFailed(id) => ApiError::Conflict {
+            message: err.to_string(),
+            id,
+        },
+        ActionError::Db(err) => err.into(),
+    }
+}
+
+fn id_of(path: &str) -> Result<i64, ApiError> {
+    path.parse().map_err(|_| ApiError::NotFound)
+}
+
+pub async fn tasks(
+    _: AdminCaller,
+    query: web::Query<TaskFilter>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    query.check().map_err(ApiError::BadRequest)?;
+    let page = queue::list(&state.db, &query).await?;
+    Ok(HttpResponse::Ok().json(page_json(&page)))
+}
+
+pub async fn task(
+    _: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (task, attempts) = queue::detail(&state.db, id_of(&path)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(json!({ "task": task, "attempts": attempts })))
+}
+
+pub async fn retry(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::RetryTask(id_of(&path)?)).await
+}
+
+pub async fn cancel(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::CancelTask(id_of(&path)?)).await
+}
+
+pub async fn requeue_dead(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::RequeueDead).await
+}
+
+pub async fn queue(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let counts: serde_json::Map<String, serde_json::Value> = queue::counts(&state.db)
+        .await?
+        .into_iter()
+        .map(|(state, n)| (state, json!(n)))
+        .collect();
+    let paused = queue::paused(&state.db).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "tasks": counts,
+        "paused": paused.is_some(),
+        "paused_by": paused.as_ref().map(|f| f.set_by.clone()),
+        "paused_at": paused.map(|f| f.set_at),
+    })))
+}
+
+pub async fn pause(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::PauseQueue).await
+}
+
+pub async fn resume(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::ResumeQueue).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MailQuery {
+    #[serde(default)]
+    status: String,
+    page: Option<u64>,
+}
+
+/// An outbox row without its bodies: lists stay small.
+#[derive(serde::Serialize)]
+struct MailSummary {
+    id: i64,
+    kind: String,
+    recipient: String,
+    subject: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn mail(
+    _: AdminCaller,
+    query: web::Query<MailQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let status = mail::parse_status(&query.status).map_err(ApiError::BadRequest)?;
+    let page = mail::list(&state.db, status, query.page.unwrap_or(1)).await?;
+    let page = Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|m| MailSummary {
+                id: m.id,
+                kind: m.kind,
+                recipient: m.recipient,
+                subject: m.subject,
+                status: m.status,
+                attempts: m.attempts,
+                last_error: m.last_error,
+                created_at: m.created_at,
+                sent_at: m.sent_at,
+            })
+            .collect(),
+        page: page.page,
+        pages: page.pages,
+        total: page.total,
+    };
+    Ok(HttpResponse::Ok().json(page_json(&page)))
+}
+
+pub async fn retry_mail(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::RetryMail(id_of(&path)?)).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    page: Option<u64>,
+}
+
+pub async fn audit(
+    _: AdminCaller,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let page = audit::list(&state.db, query.page.unwrap_or(1)).await?;
+    Ok(HttpResponse::Ok().json(page_json(&page)))
+}

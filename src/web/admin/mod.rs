@@ -1,0 +1,117 @@
+//! The admin pages (`/admin/...`) and their JSON mirror (`/api/admin/...`).
+//!
+//! Visitors are sent to log in; accounts that are not admins get 403. Every
+//! action is a CSRF-checked POST, rate-limited per admin, and leaves an
+//! audit row. Task URLs and errors come from the internet: templates escape
+//! them like everything else.
+
+pub mod api;
+pub mod pages;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::error::PageError;
+use super::session::{viewer, Viewer};
+use super::AppState;
+use crate::admin::audit::Actor;
+
+/// A logged-in admin; any other request is answered before the handler runs.
+pub struct AdminViewer(pub Viewer);
+
+impl FromRequest for AdminViewer {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<AdminViewer, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| PageError::Internal(anyhow::anyhow!("no app state")))?;
+            match viewer(&req, &state).await? {
+                Some(v) if v.account.is_admin => Ok(AdminViewer(v)),
+                Some(_) => Err(PageError::Forbidden(
+                    "Only admins can see this page.".to_owned(),
+                )),
+                None => {
+                    let here = match req.query_string() {
+                        "" => req.path().to_owned(),
+                        query => format!("{}?{query}", req.path()),
+                    };
+                    Err(PageError::LoginRequired(here))
+                }
+            }
+        })
+    }
+}
+
+/// The client's address as the audit log records it.
+fn address(req: &HttpRequest) -> Option<String> {
+    req.connection_info()
+        .realip_remote_addr()
+        .map(str::to_owned)
+}
+
+impl AdminViewer {
+    pub fn actor(&self, req: &HttpRequest) -> Actor {
+        Actor {
+            user_id: Some(self.0.account.id),
+            name: self.0.account.name.clone(),
+            address: address(req),
+        }
+    }
+}
+
+/// Counts an admin action against the per-admin limit.
+fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String> {
+    state
+        .admin_limit
+        .hit(&actor.name, Instant::now())
+        .map_err(|wait| {
+            format!(
+                "Too many admin actions at once; try again in {} s.",
+                wait.as_secs().max(1)
+            )
+        })
+}
+
+/// Registers the admin pages and API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin", web::get().to(pages::dashboard))
+        .route("/admin/tasks", web::get().to(pages::tasks))
+        .route(
+            "/admin/tasks/requeue-dead",
+            web::get().to(pages::requeue_confirm),
+        )
+        .route(
+            "/admin/tasks/requeue-dead",
+            web::post().to(pages::requeue_dead),
+        )
+        .route("/admin/queue/pause", web::post().to(pages::pause))
+        .route("/admin/queue/resume", web::post().to(pages::resume))
+        .route("/admin/tasks/{id}", web::get().to(pages::task))
+        .route("/admin/tasks/{id}/retry", web::post().to(pages::retry))
+        .route("/admin/tasks/{id}/cancel", web::post().to(pages::cancel))
+        .route("/admin/mail", web::get().to(pages::mail))
+        .route("/admin/mail/{id}/retry", web::post().to(pages::retry_mail))
+        .route("/admin/audit", web::get().to(pages::audit))
+        .service(
+            web::scope("/api/admin")
+                .route("/tasks", web::get().to(api::tasks))
+                .route("/tasks/requeue-dead", web::post().to(api::requeue_dead))
+                .route("/tasks/{id}", web::get().to(api::task))
+                .route("/tasks/{id}/retry", web::post().to(api::retry))
+                .route("/tasks/{id}/cancel", web::post().to(api::cancel))
+                .route("/queue", web::get().to(api::queue))
+                .route("/queue/pause", web::post().to(api::pause))
+                .route("/queue/resume", web::post().to(api::resume))
+                .route("/mail", web::get().to(api::mail))
+                .route("/mail/{id}/retry", web::post().to(api::retry_mail))
+                .route("/audit", web::get().to(api::audit)),
+        );
+}
