@@ -574,6 +574,20 @@ async fn a_running_lot_cannot_be_edited_but_can_be_cancelled(backend: Backend) {
         "{}",
         again.body
     );
+
+    // The listing, the edit and the cancel are in the audit log; the
+    // refusals are not.
+    assert_eq!(
+        app.rows(&format!(
+            "SELECT action, user_name, object_id FROM audit_log ORDER BY id"
+        ))
+        .await,
+        [
+            ["lot.create", "root", &id.to_string()],
+            ["lot.edit", "root", &id.to_string()],
+            ["lot.cancel", "root", &id.to_string()]
+        ]
+    );
 }
 on_both_backends!(a_running_lot_cannot_be_edited_but_can_be_cancelled);
 

@@ -59,16 +59,21 @@ fn address(req: &HttpRequest) -> Option<String> {
 
 impl AdminViewer {
     pub fn actor(&self, req: &HttpRequest) -> Actor {
-        Actor {
-            user_id: Some(self.0.account.id),
-            name: self.0.account.name.clone(),
-            address: address(req),
-        }
+        actor_of(&self.0, req)
+    }
+}
+
+/// An admin account as the audit log names it.
+pub(crate) fn actor_of(admin: &Viewer, req: &HttpRequest) -> Actor {
+    Actor {
+        user_id: Some(admin.account.id),
+        name: admin.account.name.clone(),
+        address: address(req),
     }
 }
 
 /// Counts an admin action against the per-admin limit.
-fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String> {
+pub(crate) fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String> {
     state
         .admin_limit
         .hit(&actor.name, Instant::now())

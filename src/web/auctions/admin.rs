@@ -7,11 +7,13 @@ use askama::Template;
 
 use super::form::LotForm;
 use super::pages::find_lot;
+use crate::admin::audit::{self, Actor, Entry};
 use crate::auction::store::{self, StoreError};
 use crate::auction::{Increments, LotStatus};
 use crate::domain::money::units;
 use crate::rooms::registry::LotChanged;
 use crate::web::accounts::login_url;
+use crate::web::admin::{actor_of, rate_limited};
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, CsrfForm, MaybeViewer, Viewer};
 use crate::web::{see_other, sentence, AppState, Nav};
@@ -163,6 +165,7 @@ pub async fn create(
         Err(refused) => return Ok(refused.response("/auctions/new")),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
+    let actor = limited(&req, &state, admin)?;
     let now = state.clock.now();
     let listing = match form.listing(now) {
         Ok(listing) => listing,
@@ -171,10 +174,43 @@ pub async fn create(
     match store::create_lot(&state.db, &listing, Some(admin.account.id), now).await {
         Ok(row) => {
             tracing::info!(lot = row.id, admin = %admin.account.name, "lot listed");
+            audited(
+                &state,
+                &actor,
+                "lot.create",
+                row.id,
+                Some(listing.title.clone()),
+            )
+            .await?;
             Ok(see_other(&format!("/auctions/{}", row.id)))
         }
         Err(err) => form_page(&viewer, &admin.csrf, None, &form, &[refusal(err)?]),
     }
+}
+
+/// Counts a lot action against the admin's rate limit.
+fn limited(req: &HttpRequest, state: &AppState, admin: &Viewer) -> Result<Actor, PageError> {
+    let actor = actor_of(admin, req);
+    rate_limited(state, &actor).map_err(PageError::TooManyRequests)?;
+    Ok(actor)
+}
+
+/// The audit row of a lot action that succeeded.
+async fn audited(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    lot: i64,
+    detail: Option<String>,
+) -> Result<(), PageError> {
+    let entry = Entry {
+        action,
+        object_kind: "lot",
+        object_id: Some(lot.to_string()),
+        detail,
+    };
+    audit::record(&state.db, actor, entry, state.clock.now()).await?;
+    Ok(())
 }
 
 /// `GET /auctions/{id}/edit`
@@ -213,6 +249,7 @@ pub async fn update(
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}/edit"))),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
+    let actor = limited(&req, &state, admin)?;
     let lot = find_lot(&state, &path).await?;
     let id = lot.row.id;
     if lot.state.status != LotStatus::Scheduled {
@@ -226,6 +263,7 @@ pub async fn update(
     match store::update_lot(&state.db, id, &listing, now).await {
         Ok(_) => {
             tracing::info!(lot = id, admin = %admin.account.name, "lot edited");
+            audited(&state, &actor, "lot.edit", id, None).await?;
             state.registry.do_send(LotChanged { lot_id: id });
             Ok(see_other(&format!("/auctions/{id}")))
         }
@@ -248,10 +286,12 @@ pub async fn cancel(
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}"))),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
+    let actor = limited(&req, &state, admin)?;
     let id = find_lot(&state, &path).await?.row.id;
     match store::cancel_lot(&state.db, id, state.clock.now()).await {
         Ok(_) => {
             tracing::info!(lot = id, admin = %admin.account.name, "lot cancelled");
+            audited(&state, &actor, "lot.cancel", id, None).await?;
             state.registry.do_send(LotChanged { lot_id: id });
             Ok(see_other(&format!("/auctions/{id}")))
         }
