@@ -5,6 +5,7 @@ pub mod bids;
 pub mod chat;
 pub mod crawl;
 pub mod idle;
+pub mod mail;
 pub mod store;
 
 use std::process::Stdio;
@@ -34,6 +35,9 @@ enum Scenario {
     /// Bidders on one lot with watchers: accepted bids per second and the
     /// latency from a bid to its broadcast.
     Bids(bids::BidsBench),
+    /// Digest mail for one crawl to N subscribers: the time to queue it and
+    /// mails per second from the outbox to a local SMTP sink.
+    Mail(mail::MailBench),
 }
 
 pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
@@ -42,6 +46,7 @@ pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
         Scenario::Chat(bench) => chat::run(bench).await,
         Scenario::Idle(bench) => idle::run(bench).await,
         Scenario::Bids(bench) => bids::run(bench).await,
+        Scenario::Mail(bench) => mail::run(bench).await,
     }
 }
 
