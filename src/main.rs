@@ -111,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         local_workers: None,
     });
     let system = actix::System::new();
-    system.block_on(async move {
+    let result = system.block_on(async move {
         match command {
             Command::Serve {
                 bind,
@@ -168,7 +168,15 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         }
-    })
+    });
+    // Actors that never stop (the Mailer, the Notifier) may be mid-query
+    // here. Dropping the system drops them, and a pooled database connection
+    // dropped mid-query hands itself back through the Tokio runtime: without
+    // its context that panics.
+    let runtime = system.runtime().tokio_runtime().handle().clone();
+    let _inside = runtime.enter();
+    drop(system);
+    result
 }
 
 async fn create_user(
