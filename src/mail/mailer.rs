@@ -1,6 +1,8 @@
 //! The Mailer actor: every tick it leases due mail from the outbox, sends it
 //! through the transport at most `mail.per_minute` a minute, and marks each
-//! mail sent, due again with backoff, or failed.
+//! mail sent, due again with backoff, or failed. A round that took all it was
+//! allowed is followed by the next at once, so a backlog drains at the
+//! throttle's pace rather than one batch per tick.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,7 @@ use crate::clock::{delta, Clock};
 use crate::config::{MailSettings, Settings};
 use crate::crawl::lease::RetryPolicy;
 
-/// Mails leased per tick at most; the throttle usually allows fewer.
+/// Mails leased per round at most; the throttle usually allows fewer.
 const BATCH: u32 = 64;
 /// Mails in flight at once: each SMTP send waits on its own connection's
 /// round trips, so a few in parallel keep the relay busy.
@@ -128,10 +130,15 @@ impl Mailer {
             self.lease,
             allowed,
         );
-        ctx.spawn(round.into_actor(self).map(move |round, mailer, _| {
+        ctx.spawn(round.into_actor(self).map(move |round, mailer, ctx| {
             mailer.busy = false;
             // Tokens for mail that was not there go back to the bucket.
             mailer.throttle.refund(allowed.saturating_sub(round.leased));
+            // A full round means more may be due: waiting for the next tick
+            // would cap the pace at BATCH per tick whatever the throttle.
+            if round.leased == allowed {
+                mailer.send_due(ctx);
+            }
         }));
     }
 }
@@ -284,8 +291,47 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::outbox::{enqueue, NewMail};
+    use crate::mail::outbox::{enqueue, enqueue_many, MailStatus, NewMail};
     use crate::mail::transport::StubTransport;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    /// A fresh, migrated SQLite database in `dir`.
+    async fn database(dir: &tempfile::TempDir) -> DatabaseConnection {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("mail.db").display());
+        crate::db::connect(&url).await.unwrap()
+    }
+
+    /// `n` plain-text mails, each to its own recipient.
+    fn mails(n: u32) -> Vec<NewMail> {
+        (0..n)
+            .map(|i| NewMail {
+                kind: "digest".into(),
+                key: format!("digest:crawl-1:user{i}@example.com"),
+                to: EmailAddress::parse(&format!("user{i}@example.com")).unwrap(),
+                subject: HeaderText::parse("New games").unwrap(),
+                text: "Two new games".into(),
+                html: None,
+                headers: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Waits until `n` mails in the outbox are sent or `patience` runs out;
+    /// returns how many are.
+    async fn wait_until_sent(db: &DatabaseConnection, n: u32, patience: Duration) -> u64 {
+        let deadline = Instant::now() + patience;
+        loop {
+            let sent = outbox::Entity::find()
+                .filter(outbox::Column::Status.eq(MailStatus::Sent.as_str()))
+                .count(db)
+                .await
+                .unwrap();
+            if sent >= u64::from(n) || Instant::now() > deadline {
+                return sent;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 
     #[test]
     fn the_throttle_allows_a_burst_then_the_steady_rate() {
@@ -325,8 +371,7 @@ mod tests {
     async fn a_queued_mail_goes_through_the_stub_with_both_parts_and_headers() {
         // Arrange
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("mail.db").display());
-        let db = crate::db::connect(&url).await.unwrap();
+        let db = database(&dir).await;
         let clock = Clock::new();
         let stub = StubTransport::default();
         let settings = MailSettings {
@@ -366,5 +411,63 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} missing from {text}");
         }
+    }
+    #[actix_web::test]
+    async fn a_backlog_goes_out_in_one_tick_when_the_throttle_allows_it() {
+        // Arrange: three rounds of mail (the last one not full, so the
+        // Mailer is idle once they are sent), and a tick long enough to tell
+        // one tick from three.
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir).await;
+        let clock = Clock::new();
+        let settings = MailSettings {
+            tick: Duration::from_secs(1),
+            per_minute: 60_000,
+            ..MailSettings::default()
+        };
+        let backlog = 2 * BATCH + 1;
+        enqueue_many(&db, mails(backlog), clock.now())
+            .await
+            .unwrap();
+
+        // Act
+        let started = Instant::now();
+        let stub = Transport::Stub(StubTransport::default());
+        let _mailer = start_with(db.clone(), clock, &settings, stub).unwrap();
+        let sent = wait_until_sent(&db, backlog, Duration::from_secs(10)).await;
+
+        // Assert: one round per tick would have taken three ticks.
+        let took = started.elapsed();
+        assert_eq!(sent, u64::from(backlog));
+        assert!(took < Duration::from_millis(2500), "took {took:?}");
+    }
+
+    #[actix_web::test]
+    async fn a_backlog_still_goes_out_no_faster_than_the_throttle() {
+        // Arrange: 10 mails a second in bursts of 10, and a tick long enough
+        // that the Mailer is idle when the test ends.
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir).await;
+        let clock = Clock::new();
+        let stub = StubTransport::default();
+        let settings = MailSettings {
+            tick: Duration::from_secs(1),
+            per_minute: 600,
+            ..MailSettings::default()
+        };
+        enqueue_many(&db, mails(40), clock.now()).await.unwrap();
+
+        // Act: the first tick.
+        let started = Instant::now();
+        let _mailer =
+            start_with(db.clone(), clock, &settings, Transport::Stub(stub.clone())).unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        // Assert: the burst, and at most the steady rate since.
+        let sent = stub.sent().len();
+        let since_tick = started.elapsed().saturating_sub(settings.tick);
+        let allowed = 10 + (since_tick.as_secs_f64() * 10.0).ceil() as usize;
+        assert!(sent >= 10, "only {sent} sent");
+        assert!(sent <= allowed, "{sent} sent, {allowed} allowed");
     }
 }
