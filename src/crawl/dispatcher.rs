@@ -16,7 +16,7 @@ use url::Url;
 use super::lease::{LeaseToken, RetryPolicy, Setback};
 use super::sites::Sites;
 use super::store::{self, Leased, Released};
-use super::worker_session::{AssignTask, DrainWorker, WorkerSession};
+use super::worker_session::{AssignTask, CloseConnection, DrainWorker, WorkerSession};
 use crate::clock::{delta, Clock};
 use crate::protocol::worker::TaskKind;
 use crate::scrape::fetch::Fetcher;
@@ -103,11 +103,15 @@ pub struct WorkerStatus {
     pub slots: u32,
     pub credits: u32,
     pub in_flight: usize,
+    /// The tasks it holds, by id.
+    pub tasks: Vec<i64>,
     pub done: u64,
     pub failed: u64,
     pub scraper_restarts: u64,
     pub connected_at: DateTime<Utc>,
     pub last_heartbeat: DateTime<Utc>,
+    /// It finishes what it holds and is assigned nothing more.
+    pub draining: bool,
 }
 
 impl Dispatcher {
@@ -583,26 +587,55 @@ impl Handler<Credit> for Dispatcher {
     }
 }
 
-/// A worker is draining: assign it nothing more.
+/// A worker is to drain, because it asked or an admin did: assign it
+/// nothing more, and tell it with a `drain` frame. Resolves to the worker's
+/// name, or `None` if no such worker is connected to this node.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Option<String>")]
 pub struct StopAssigning {
     pub worker: WorkerId,
 }
 
 impl Handler<StopAssigning> for Dispatcher {
-    type Result = ();
+    type Result = Option<String>;
 
-    fn handle(&mut self, msg: StopAssigning, _: &mut Context<Self>) {
-        let Some(worker) = self.workers.get_mut(&msg.worker.0) else {
-            return;
-        };
+    fn handle(&mut self, msg: StopAssigning, _: &mut Context<Self>) -> Option<String> {
+        let worker = self.workers.get_mut(&msg.worker.0)?;
         tracing::info!(worker = msg.worker.0, name = %worker.name, "worker draining");
         worker.draining = true;
         worker.credits = 0;
         // Through the session's mailbox, after every assignment already sent:
         // once the worker reads this, no assignment can follow.
         worker.session.do_send(DrainWorker);
+        Some(worker.name.clone())
+    }
+}
+
+/// An admin closes a worker's connection. Its tasks go back to the queue
+/// when its session stops (`Disconnect`), as for any closed connection.
+/// Resolves to the worker's name, or `None` if no such worker is connected
+/// to this node.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct CloseWorker {
+    pub worker: WorkerId,
+    /// The close frame's reason, for the worker's log.
+    pub reason: &'static str,
+}
+
+impl Handler<CloseWorker> for Dispatcher {
+    type Result = Option<String>;
+
+    fn handle(&mut self, msg: CloseWorker, _: &mut Context<Self>) -> Option<String> {
+        let worker = self.workers.get_mut(&msg.worker.0)?;
+        tracing::info!(worker = msg.worker.0, name = %worker.name, reason = msg.reason, "closing a worker's connection");
+        // Nothing more is assigned in the moment before the session stops.
+        worker.draining = true;
+        worker.credits = 0;
+        worker
+            .session
+            .do_send(CloseConnection { reason: msg.reason });
+        Some(worker.name.clone())
     }
 }
 
@@ -768,7 +801,8 @@ impl Handler<Wake> for Dispatcher {
     }
 }
 
-/// The connected workers, for the API.
+/// The workers connected to this node, for the API and the admin pages.
+/// Each node's Dispatcher knows only its own workers.
 #[derive(Message)]
 #[rtype(result = "Vec<WorkerStatus>")]
 pub struct ListWorkers;
@@ -780,19 +814,30 @@ impl Handler<ListWorkers> for Dispatcher {
         let mut list: Vec<WorkerStatus> = self
             .workers
             .iter()
-            .map(|(&id, w)| WorkerStatus {
-                id,
-                name: w.name.clone(),
-                version: w.version.clone(),
-                address: w.peer.clone(),
-                slots: w.slots,
-                credits: w.credits,
-                in_flight: self.leases.values().filter(|e| e.worker == id).count(),
-                done: w.done,
-                failed: w.failed,
-                scraper_restarts: w.restarts,
-                connected_at: w.connected_at,
-                last_heartbeat: w.last_heartbeat,
+            .map(|(&id, w)| {
+                let mut tasks: Vec<i64> = self
+                    .leases
+                    .iter()
+                    .filter(|(_, e)| e.worker == id)
+                    .map(|(token, _)| token.task())
+                    .collect();
+                tasks.sort_unstable();
+                WorkerStatus {
+                    id,
+                    name: w.name.clone(),
+                    version: w.version.clone(),
+                    address: w.peer.clone(),
+                    slots: w.slots,
+                    credits: w.credits,
+                    in_flight: tasks.len(),
+                    tasks,
+                    done: w.done,
+                    failed: w.failed,
+                    scraper_restarts: w.restarts,
+                    connected_at: w.connected_at,
+                    last_heartbeat: w.last_heartbeat,
+                    draining: w.draining,
+                }
             })
             .collect();
         list.sort_by_key(|w| w.id);

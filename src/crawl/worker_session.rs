@@ -597,6 +597,23 @@ impl Handler<DrainWorker> for WorkerSession {
     }
 }
 
+/// Close the connection (an admin disconnects the worker). Results
+/// already being merged are settled first, as when the worker closes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseConnection {
+    pub reason: &'static str,
+}
+
+impl Handler<CloseConnection> for WorkerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseConnection, ctx: &mut Context<Self>) {
+        self.out.close(CloseCode::Normal, msg.reason);
+        self.close(ctx);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
