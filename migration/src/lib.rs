@@ -12,6 +12,7 @@ mod m20261124_000007_create_outbox;
 mod m20261124_000008_create_subscriptions;
 mod m20261124_000009_add_crawl_digested_at;
 mod m20261124_000010_create_admin_tables;
+mod m20261124_000011_index_message_times;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000008_create_subscriptions::Migration),
             Box::new(m20261124_000009_add_crawl_digested_at::Migration),
             Box::new(m20261124_000010_create_admin_tables::Migration),
+            Box::new(m20261124_000011_index_message_times::Migration),
         ]
     }
 }
