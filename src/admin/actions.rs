@@ -2,12 +2,29 @@
 //! pages and the JSON API both come through here, so neither can forget the
 //! audit.
 
+use actix::Addr;
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::DatabaseConnection;
 
 use super::audit::{self, Actor, Entry};
 use super::outbox;
 use super::tasks::{self, ActionError};
+use crate::crawl::dispatcher::{CloseWorker, Dispatcher, StopAssigning, Wake, WorkerId};
+use crate::crawl::scheduler::{Scheduler, StartCrawl};
+use crate::crawl::store::StartOutcome;
+
+/// The close reason a worker sees when an admin disconnects it.
+const DISCONNECT_REASON: &str = "disconnected by an admin";
+
+/// What an admin acts on: the database, which every node shares, and this
+/// node's actors. Workers live in the Dispatcher's memory, so a worker
+/// action reaches only the workers connected to the node that serves it.
+pub struct Levers<'a> {
+    pub db: &'a DatabaseConnection,
+    pub dispatcher: &'a Addr<Dispatcher>,
+    pub scheduler: &'a Addr<Scheduler>,
+}
 
 /// What an admin asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +35,11 @@ pub enum Action {
     PauseQueue,
     ResumeQueue,
     RetryMail(i64),
+    /// The worker finishes what it holds and is assigned nothing more.
+    DrainWorker(u64),
+    /// The worker's socket is closed; its tasks go back to the queue.
+    DisconnectWorker(u64),
+    StartCrawl,
 }
 
 impl Action {
@@ -29,19 +51,27 @@ impl Action {
             Action::PauseQueue => "queue.pause",
             Action::ResumeQueue => "queue.resume",
             Action::RetryMail(_) => "mail.retry",
+            Action::DrainWorker(_) => "worker.drain",
+            Action::DisconnectWorker(_) => "worker.disconnect",
+            Action::StartCrawl => "crawl.start",
         }
     }
 
+    /// The object's kind and, when the action names it, its id.
     fn object(self) -> (&'static str, Option<String>) {
         match self {
             Action::RetryTask(id) | Action::CancelTask(id) => ("task", Some(id.to_string())),
             Action::RequeueDead | Action::PauseQueue | Action::ResumeQueue => ("queue", None),
             Action::RetryMail(id) => ("mail", Some(id.to_string())),
+            Action::DrainWorker(id) | Action::DisconnectWorker(id) => {
+                ("worker", Some(id.to_string()))
+            }
+            Action::StartCrawl => ("crawl", None),
         }
     }
 
     /// Whether the queue may have new work for the Dispatcher afterwards.
-    pub fn wakes_the_queue(self) -> bool {
+    fn wakes_the_queue(self) -> bool {
         matches!(
             self,
             Action::RetryTask(_) | Action::RequeueDead | Action::ResumeQueue
@@ -49,13 +79,23 @@ impl Action {
     }
 }
 
-/// Performs `action` as `actor`; returns what it did, in words.
+/// What an action did: the object it made or acted on, and what it did in
+/// words.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub object_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Performs `action` as `actor`, then records it.
 pub async fn perform(
-    db: &impl ConnectionTrait,
+    levers: &Levers<'_>,
     actor: &Actor,
     action: Action,
     now: DateTime<Utc>,
-) -> Result<Option<String>, ActionError> {
+) -> Result<Done, ActionError> {
+    let db = levers.db;
+    let (object_kind, mut object_id) = action.object();
     let detail = match action {
         Action::RetryTask(id) => {
             tasks::retry_now(db, id, now).await?;
@@ -83,14 +123,53 @@ pub async fn perform(
             }
             None
         }
+        Action::DrainWorker(id) => {
+            let name = levers
+                .dispatcher
+                .send(StopAssigning {
+                    worker: WorkerId(id),
+                })
+                .await
+                .context("the dispatcher did not answer")?
+                .ok_or(ActionError::NoSuchWorker(id))?;
+            Some(name)
+        }
+        Action::DisconnectWorker(id) => {
+            let close = CloseWorker {
+                worker: WorkerId(id),
+                reason: DISCONNECT_REASON,
+            };
+            let name = levers
+                .dispatcher
+                .send(close)
+                .await
+                .context("the dispatcher did not answer")?
+                .ok_or(ActionError::NoSuchWorker(id))?;
+            Some(name)
+        }
+        Action::StartCrawl => {
+            let outcome = levers
+                .scheduler
+                .send(StartCrawl { trigger: "admin" })
+                .await
+                .context("the scheduler did not answer")?
+                .map_err(|err| anyhow::anyhow!("could not start a crawl: {err}"))?;
+            match outcome {
+                StartOutcome::Started(id) => object_id = Some(id.to_string()),
+                StartOutcome::AlreadyRunning(id) => return Err(ActionError::CrawlRunning(id)),
+            }
+            None
+        }
     };
-    let (object_kind, object_id) = action.object();
     let entry = Entry {
         action: action.audit_name(),
         object_kind,
-        object_id,
+        object_id: object_id.clone(),
         detail: detail.clone(),
     };
     audit::record(db, actor, entry, now).await?;
-    Ok(detail)
+    if action.wakes_the_queue() {
+        levers.dispatcher.do_send(Wake);
+    }
+    Ok(Done { object_id, detail })
 }

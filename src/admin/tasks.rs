@@ -201,8 +201,15 @@ pub enum ActionError {
     NotCancellable { id: i64, state: String },
     #[error("mail {0} is not failed: only failed mail can be retried")]
     MailNotFailed(i64),
+    #[error("there is no worker {0} connected to this server")]
+    NoSuchWorker(u64),
+    #[error("crawl {0} is still running; one crawl runs at a time")]
+    CrawlRunning(i64),
     #[error(transparent)]
     Db(#[from] DbErr),
+    /// An actor that should have done it did not answer.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 /// Makes a queued (backing off) or dead task due now. A dead task's crawl

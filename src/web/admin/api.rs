@@ -10,12 +10,13 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{address, rate_limited};
+use super::{address, levers, rate_limited};
 use crate::admin::actions::{self, Action};
 use crate::admin::audit::{self, Actor};
+use crate::admin::rooms::{self, RATE_WINDOW};
 use crate::admin::tasks::{self as queue, ActionError, TaskFilter};
-use crate::admin::{outbox as mail, Page};
-use crate::crawl::dispatcher::Wake;
+use crate::admin::{crawls, outbox as mail, Page};
+use crate::crawl::dispatcher::ListWorkers;
 use crate::web::auth::{constant_time_eq, has_token};
 use crate::web::error::ApiError;
 use crate::web::session::viewer;
@@ -82,13 +83,14 @@ async fn act(
     action: Action,
 ) -> Result<HttpResponse, ApiError> {
     rate_limited(state, &caller.0).map_err(ApiError::TooManyRequests)?;
-    let detail = actions::perform(&state.db, &caller.0, action, state.clock.now())
+    let done = actions::perform(&levers(state), &caller.0, action, state.clock.now())
         .await
         .map_err(action_error)?;
-    if action.wakes_the_queue() {
-        state.dispatcher.do_send(Wake);
-    }
-    Ok(HttpResponse::Ok().json(json!({ "done": format!("{action:?}"), "detail": detail })))
+    Ok(HttpResponse::Ok().json(json!({
+        "done": format!("{action:?}"),
+        "object_id": done.object_id,
+        "detail": done.detail,
+    })))
 }
 
 fn page_json<T: serde::Serialize>(page: &Page<T>) -> serde_json::Value {
@@ -102,14 +104,16 @@ fn page_json<T: serde::Serialize>(page: &Page<T>) -> serde_json::Value {
 
 fn action_error(err: ActionError) -> ApiError {
     match err {
-        ActionError::NoSuchTask(_) => ApiError::NotFound,
+        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) => ApiError::NotFound,
         ActionError::NotRetriable { id, .. }
         | ActionError::NotCancellable { id, .. }
-        | ActionError::MailNotFailed(id) => ApiError::Conflict {
+        | ActionError::MailNotFailed(id)
+        | ActionError::CrawlRunning(id) => ApiError::Conflict {
             message: err.to_string(),
             id,
         },
         ActionError::Db(err) => err.into(),
+        ActionError::Internal(err) => ApiError::Internal(err),
     }
 }
 
@@ -261,4 +265,61 @@ pub async fn audit(
 ) -> Result<HttpResponse, ApiError> {
     let page = audit::list(&state.db, query.page.unwrap_or(1)).await?;
     Ok(HttpResponse::Ok().json(page_json(&page)))
+}
+
+/// The workers connected to this node (each node knows only its own).
+pub async fn workers(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let workers = state
+        .dispatcher
+        .send(ListWorkers)
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    Ok(HttpResponse::Ok().json(json!({ "workers": workers })))
+}
+
+/// Worker ids are the Dispatcher's, not the database's: a u64.
+fn worker_of(path: &str) -> Result<u64, ApiError> {
+    path.parse().map_err(|_| ApiError::NotFound)
+}
+
+pub async fn drain(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::DrainWorker(worker_of(&path)?)).await
+}
+
+pub async fn disconnect(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::DisconnectWorker(worker_of(&path)?)).await
+}
+
+/// Crawls newest first, each with its tasks counted by state.
+pub async fn crawls(
+    _: AdminCaller,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let page = crawls::list(&state.db, query.page.unwrap_or(1)).await?;
+    Ok(HttpResponse::Ok().json(page_json(&page)))
+}
+
+pub async fn start_crawl(
+    caller: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::StartCrawl).await
+}
+
+/// Topics with members on this node or messages in the last minute.
+pub async fn rooms(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let rooms = rooms::activity(&state.db, &state.registry, state.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "window_seconds": RATE_WINDOW.as_secs(),
+        "rooms": rooms,
+    })))
 }

@@ -2,10 +2,11 @@
 //!
 //! Visitors are sent to log in; accounts that are not admins get 403. Every
 //! action is a CSRF-checked POST, rate-limited per admin, and leaves an
-//! audit row. Task URLs and errors come from the internet: templates escape
-//! them like everything else.
+//! audit row. Task URLs and errors come from the internet, worker names
+//! from the workers: templates escape them like everything else.
 
 pub mod api;
+pub mod fleet;
 pub mod pages;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use super::error::PageError;
 use super::session::{viewer, Viewer};
 use super::AppState;
+use crate::admin::actions::Levers;
 use crate::admin::audit::Actor;
 
 /// A logged-in admin; any other request is answered before the handler runs.
@@ -85,6 +87,15 @@ pub(crate) fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String
         })
 }
 
+/// What admin actions reach from this node.
+fn levers(state: &AppState) -> Levers<'_> {
+    Levers {
+        db: &state.db,
+        dispatcher: &state.dispatcher,
+        scheduler: &state.scheduler,
+    }
+}
+
 /// Registers the admin pages and API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(pages::dashboard))
@@ -105,6 +116,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/mail", web::get().to(pages::mail))
         .route("/admin/mail/{id}/retry", web::post().to(pages::retry_mail))
         .route("/admin/audit", web::get().to(pages::audit))
+        .route("/admin/workers", web::get().to(fleet::workers))
+        .route("/admin/workers/{id}/drain", web::post().to(fleet::drain))
+        .route(
+            "/admin/workers/{id}/disconnect",
+            web::post().to(fleet::disconnect),
+        )
+        .route("/admin/crawls", web::get().to(fleet::crawls))
+        .route("/admin/crawls/start", web::post().to(fleet::start_crawl))
+        .route("/admin/rooms", web::get().to(fleet::rooms))
         .service(
             web::scope("/api/admin")
                 .route("/tasks", web::get().to(api::tasks))
@@ -117,6 +137,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/queue/resume", web::post().to(api::resume))
                 .route("/mail", web::get().to(api::mail))
                 .route("/mail/{id}/retry", web::post().to(api::retry_mail))
-                .route("/audit", web::get().to(api::audit)),
+                .route("/audit", web::get().to(api::audit))
+                .route("/workers", web::get().to(api::workers))
+                .route("/workers/{id}/drain", web::post().to(api::drain))
+                .route("/workers/{id}/disconnect", web::post().to(api::disconnect))
+                .route("/crawls", web::get().to(api::crawls))
+                .route("/crawls/start", web::post().to(api::start_crawl))
+                .route("/rooms", web::get().to(api::rooms)),
         );
 }

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use entity::{audit_log, outbox, task_attempts, tasks};
 use serde::Deserialize;
 
-use super::{rate_limited, AdminViewer};
+use super::{levers, rate_limited, AdminViewer};
 use crate::admin::actions::{self, Action};
 use crate::admin::audit;
 use crate::admin::tasks::{self as queue, ActionError, TaskFilter, TaskSort};
 use crate::admin::{outbox as mail, Page};
-use crate::crawl::dispatcher::{ListWorkers, Wake, WorkerStatus};
+use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
 use crate::crawl::lease::TaskState;
 use crate::crawl::store;
 use crate::web::error::PageError;
@@ -19,16 +19,16 @@ use crate::web::session::{check_csrf, CsrfForm, MaybeViewer};
 use crate::web::{html, see_other, sentence, AppState, Nav};
 
 /// A time as the admin pages show it.
-fn when(t: DateTime<Utc>) -> String {
+pub(super) fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-fn maybe_when(t: Option<DateTime<Utc>>) -> String {
+pub(super) fn maybe_when(t: Option<DateTime<Utc>>) -> String {
     t.map(when).unwrap_or_default()
 }
 
 /// The tab and form token every admin page carries.
-fn frame(admin: &AdminViewer, tab: &'static str) -> Frame {
+pub(super) fn frame(admin: &AdminViewer, tab: &'static str) -> Frame {
     Frame {
         csrf: admin.0.csrf.clone(),
         tab,
@@ -45,12 +45,12 @@ pub struct Pager {
     pub page: u64,
     pub pages: u64,
     pub total: u64,
-    prev: Option<String>,
-    next: Option<String>,
+    pub prev: Option<String>,
+    pub next: Option<String>,
 }
 
 impl Pager {
-    fn new<T>(page: &Page<T>, link: impl Fn(u64) -> String) -> Pager {
+    pub(super) fn new<T>(page: &Page<T>, link: impl Fn(u64) -> String) -> Pager {
         Pager {
             page: page.page,
             pages: page.pages,
@@ -287,7 +287,7 @@ pub async fn task(
 
 /// An action from a page: CSRF, the rate limit, the action and its audit
 /// row, then back to `back`.
-async fn act(
+pub(super) async fn act(
     req: &HttpRequest,
     admin: &AdminViewer,
     state: &AppState,
@@ -298,22 +298,21 @@ async fn act(
     check_csrf(req, &MaybeViewer(Some(admin.0.clone())), csrf)?;
     let actor = admin.actor(req);
     rate_limited(state, &actor).map_err(PageError::TooManyRequests)?;
-    actions::perform(&state.db, &actor, action, state.clock.now())
+    actions::perform(&levers(state), &actor, action, state.clock.now())
         .await
         .map_err(action_error)?;
-    if action.wakes_the_queue() {
-        state.dispatcher.do_send(Wake);
-    }
     Ok(see_other(back))
 }
 
 fn action_error(err: ActionError) -> PageError {
     match err {
-        ActionError::NoSuchTask(_) => PageError::NotFound,
+        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) => PageError::NotFound,
         ActionError::NotRetriable { .. }
         | ActionError::NotCancellable { .. }
-        | ActionError::MailNotFailed(_) => PageError::Conflict(sentence(&err.to_string())),
+        | ActionError::MailNotFailed(_)
+        | ActionError::CrawlRunning(_) => PageError::Conflict(sentence(&err.to_string())),
         ActionError::Db(err) => PageError::Internal(err.into()),
+        ActionError::Internal(err) => PageError::Internal(err),
     }
 }
 
@@ -514,7 +513,7 @@ pub async fn retry_mail(
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
-    page: Option<u64>,
+    pub(super) page: Option<u64>,
 }
 
 #[derive(Template)]

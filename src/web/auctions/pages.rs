@@ -41,7 +41,7 @@ impl Stamp {
 }
 
 /// A span of time as a countdown shows it: `2d 3h`, `3h 12m`, `4m 10s`, `12s`.
-fn span(d: TimeDelta) -> String {
+pub(crate) fn span(d: TimeDelta) -> String {
     let secs = d.num_seconds().max(0);
     let (days, hours, minutes, seconds) =
         (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);

@@ -1,0 +1,242 @@
+//! The fleet's admin pages: the workers connected to this node, the crawl
+//! history and the rooms. Their actions go through `pages::act`, so they are
+//! CSRF-checked, rate-limited and audited like every other.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::{DateTime, Utc};
+
+use super::pages::{act, frame, maybe_when, when, Frame, PageQuery, Pager};
+use super::AdminViewer;
+use crate::admin::actions::Action;
+use crate::admin::crawls;
+use crate::admin::rooms::{self, RoomActivity, RATE_WINDOW};
+use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
+use crate::crawl::lease::TaskState;
+use crate::crawl::store::CrawlReport;
+use crate::domain::topic::Topic;
+use crate::web::auctions::span;
+use crate::web::error::PageError;
+use crate::web::session::{CsrfForm, MaybeViewer};
+use crate::web::{html, AppState, Nav};
+
+#[derive(Template)]
+#[template(path = "admin/workers.html")]
+struct WorkersPage {
+    nav: Nav,
+    frame: Frame,
+    workers: Vec<WorkerRow>,
+}
+
+pub struct WorkerRow {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    pub version: String,
+    pub slots: u32,
+    pub credits: u32,
+    pub tasks: Vec<i64>,
+    pub done: u64,
+    pub failed: u64,
+    pub restarts: u64,
+    pub connected: String,
+    pub heartbeat: String,
+    /// How long ago the last heartbeat came.
+    pub heartbeat_age: String,
+    pub draining: bool,
+}
+
+impl WorkerRow {
+    fn from(worker: WorkerStatus, now: DateTime<Utc>) -> WorkerRow {
+        WorkerRow {
+            id: worker.id,
+            name: worker.name,
+            address: worker.address,
+            version: worker.version,
+            slots: worker.slots,
+            credits: worker.credits,
+            tasks: worker.tasks,
+            done: worker.done,
+            failed: worker.failed,
+            restarts: worker.scraper_restarts,
+            connected: when(worker.connected_at),
+            heartbeat: when(worker.last_heartbeat),
+            heartbeat_age: span(now - worker.last_heartbeat),
+            draining: worker.draining,
+        }
+    }
+}
+
+pub async fn workers(
+    admin: AdminViewer,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let list = state
+        .dispatcher
+        .send(ListWorkers)
+        .await
+        .map_err(|err| PageError::Internal(err.into()))?;
+    let now = state.clock.now();
+    let body = WorkersPage {
+        nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
+        frame: frame(&admin, "workers"),
+        workers: list.into_iter().map(|w| WorkerRow::from(w, now)).collect(),
+    }
+    .render()?;
+    Ok(html(body))
+}
+
+/// Worker ids are the Dispatcher's, not the database's: a u64.
+fn worker_of(path: &str) -> Result<u64, PageError> {
+    path.parse().map_err(|_| PageError::NotFound)
+}
+
+pub async fn drain(
+    req: HttpRequest,
+    admin: AdminViewer,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let action = Action::DrainWorker(worker_of(&path)?);
+    act(&req, &admin, &state, &form.csrf, action, "/admin/workers").await
+}
+
+pub async fn disconnect(
+    req: HttpRequest,
+    admin: AdminViewer,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let action = Action::DisconnectWorker(worker_of(&path)?);
+    act(&req, &admin, &state, &form.csrf, action, "/admin/workers").await
+}
+
+#[derive(Template)]
+#[template(path = "admin/crawls.html")]
+struct CrawlsPage {
+    nav: Nav,
+    frame: Frame,
+    states: Vec<&'static str>,
+    rows: Vec<CrawlRow>,
+    pager: Pager,
+}
+
+pub struct CrawlRow {
+    pub id: i64,
+    pub trigger: String,
+    pub status: String,
+    pub started: String,
+    pub finished: String,
+    pub duration: String,
+    /// Tasks per state, in `TaskState::ALL` order.
+    pub counts: Vec<(&'static str, u64)>,
+    pub total: u64,
+}
+
+impl CrawlRow {
+    fn from(report: &CrawlReport, now: DateTime<Utc>) -> CrawlRow {
+        let crawl = &report.crawl;
+        let duration = match crawl.finished_at {
+            Some(end) => span(end - crawl.started_at),
+            None => format!("{} so far", span(now - crawl.started_at)),
+        };
+        CrawlRow {
+            id: crawl.id,
+            trigger: crawl.trigger.clone(),
+            status: crawl.status.clone(),
+            started: when(crawl.started_at),
+            finished: maybe_when(crawl.finished_at),
+            duration,
+            counts: TaskState::ALL
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.as_str(),
+                        report.tasks.get(s.as_str()).copied().unwrap_or(0),
+                    )
+                })
+                .collect(),
+            total: report.total(),
+        }
+    }
+}
+
+pub async fn crawls(
+    admin: AdminViewer,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let page = crawls::list(&state.db, query.page.unwrap_or(1)).await?;
+    let now = state.clock.now();
+    let body = CrawlsPage {
+        nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
+        frame: frame(&admin, "crawls"),
+        states: TaskState::ALL.iter().map(|s| s.as_str()).collect(),
+        rows: page.items.iter().map(|c| CrawlRow::from(c, now)).collect(),
+        pager: Pager::new(&page, |n| format!("/admin/crawls?page={n}")),
+    }
+    .render()?;
+    Ok(html(body))
+}
+
+pub async fn start_crawl(
+    req: HttpRequest,
+    admin: AdminViewer,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let action = Action::StartCrawl;
+    act(&req, &admin, &state, &form.csrf, action, "/admin/crawls").await
+}
+
+#[derive(Template)]
+#[template(path = "admin/rooms.html")]
+struct RoomsPage {
+    nav: Nav,
+    frame: Frame,
+    window: u64,
+    rooms: Vec<RoomRow>,
+}
+
+pub struct RoomRow {
+    pub topic: String,
+    /// Where the room is seen: a chat room's or a lot's page.
+    pub link: Option<String>,
+    pub members: usize,
+    pub messages: u64,
+    pub per_second: String,
+}
+
+impl RoomRow {
+    fn from(room: RoomActivity) -> RoomRow {
+        let link = match Topic::parse(&room.topic) {
+            Ok(Topic::Chat(name)) => Some(format!("/rooms/{name}")),
+            Ok(Topic::Auction(id)) => Some(format!("/auctions/{id}")),
+            Err(_) => None,
+        };
+        RoomRow {
+            link,
+            members: room.members,
+            messages: room.messages,
+            per_second: format!("{:.2}", room.per_second),
+            topic: room.topic,
+        }
+    }
+}
+
+pub async fn rooms(
+    admin: AdminViewer,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let activity = rooms::activity(&state.db, &state.registry, state.clock.now()).await?;
+    let body = RoomsPage {
+        nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
+        frame: frame(&admin, "rooms"),
+        window: RATE_WINDOW.as_secs(),
+        rooms: activity.into_iter().map(RoomRow::from).collect(),
+    }
+    .render()?;
+    Ok(html(body))
+}
