@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod admin_fleet;
 mod api;
 mod auction_browser;
 mod auction_pages;
