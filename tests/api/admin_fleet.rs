@@ -15,6 +15,7 @@ use crate::accounts::{hidden, Visitor};
 use crate::auction_pages::account;
 use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+use crate::on_both_backends;
 
 /// A worker name a hostile worker could choose.
 const HOSTILE: &str = "<script>alert('owned')</script>";
@@ -143,11 +144,12 @@ async fn csrf(admin: &mut Visitor<'_>, path: &str) -> String {
     hidden(&page.body, "csrf").expect("a form token")
 }
 
-#[actix_web::test]
-async fn the_fleet_pages_show_real_workers_crawls_and_rooms_and_others_are_turned_away() {
+async fn the_fleet_pages_show_real_workers_crawls_and_rooms_and_others_are_turned_away(
+    backend: Backend,
+) {
     // Arrange: a local worker that has crawled, and a chat room in use.
     let app = spawn_app(
-        Backend::Sqlite,
+        backend,
         AppOptions {
             local_workers: 1,
             ..Default::default()
@@ -265,6 +267,7 @@ async fn the_fleet_pages_show_real_workers_crawls_and_rooms_and_others_are_turne
     );
     chat.close().await;
 }
+on_both_backends!(the_fleet_pages_show_real_workers_crawls_and_rooms_and_others_are_turned_away);
 
 #[actix_web::test]
 async fn a_drained_worker_gets_the_drain_frame_and_is_assigned_nothing_more() {
@@ -437,10 +440,11 @@ async fn a_local_worker_disconnected_through_the_api_comes_back_under_a_new_id()
     );
 }
 
-#[actix_web::test]
-async fn starting_a_crawl_from_the_crawls_page_is_audited_and_refused_while_one_runs() {
+async fn starting_a_crawl_from_the_crawls_page_is_audited_and_refused_while_one_runs(
+    backend: Backend,
+) {
     // Arrange: no worker, so the crawl keeps running.
-    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let app = spawn_app(backend, AppOptions::default()).await;
     let mut admin = account(&app, "root", true).await;
     let token = csrf(&mut admin, "/admin/crawls").await;
 
@@ -486,6 +490,7 @@ async fn starting_a_crawl_from_the_crawls_page_is_audited_and_refused_while_one_
     assert!(page.contains("<td>admin</td><td>running</td>"), "{page}");
     assert!(page.contains(" so far</td>"), "{page}");
 }
+on_both_backends!(starting_a_crawl_from_the_crawls_page_is_audited_and_refused_while_one_runs);
 
 #[actix_web::test]
 async fn fleet_actions_without_their_token_by_members_or_on_no_worker_change_nothing() {
