@@ -34,7 +34,8 @@
 //! the auction rules are pure functions in `auction/`. Pages and the JSON
 //! API are in `web/`; the wire protocol is `protocol/`
 //! (PROTOCOL.md in serde types); the demo stores the default crawl visits are
-//! in `demo/`; `bench/` is the load generator behind `bazaar bench`.
+//! in `demo/`; `bench/` is the load generator behind `bazaar bench`;
+//! `metrics.rs` holds the per-node counters and the text format of `/metrics`.
 
 pub mod accounts;
 pub mod admin;
@@ -48,6 +49,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod mail;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod rooms;
