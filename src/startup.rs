@@ -26,6 +26,7 @@ use crate::crawl::sites::Sites;
 use crate::demo::DemoState;
 use crate::mail::compose::Links;
 use crate::mail::subscription::Policy;
+use crate::metrics::Metrics;
 use crate::rooms::bus::{Bus, LocalBus};
 use crate::rooms::registry::RoomRegistry;
 use crate::rooms::writer::MessageWriter;
@@ -76,13 +77,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         heartbeat: settings.workers.heartbeat,
         retry,
     };
+    let metrics = Arc::new(Metrics::default());
     let merger = {
         let (db, clock) = (db.clone(), clock.clone());
         Supervisor::start(move |_| Merger::new(db, clock))
     };
     let dispatcher = {
-        let (db, clock, sites) = (db.clone(), clock.clone(), sites.clone());
-        Supervisor::start(move |_| Dispatcher::new(db, clock, sites, policy))
+        let (db, clock, sites, metrics) =
+            (db.clone(), clock.clone(), sites.clone(), metrics.clone());
+        Supervisor::start(move |_| Dispatcher::new(db, clock, sites, policy, metrics))
     };
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let scheduler = {
@@ -172,9 +175,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.accounts.admin_actions_per_minute.max(1),
             Duration::from_secs(60),
         )),
+        metrics,
     });
     let demo = web::Data::new(DemoState::new(settings.demo.seed));
     let server = HttpServer::new(move || {
+        let metrics = state.metrics.clone();
         App::new()
             .wrap(Compress::default())
             .wrap(
@@ -184,6 +189,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                     .add(("Referrer-Policy", "same-origin")),
             )
             .wrap(TracingLogger::default())
+            // Outermost, so that the time includes the other middleware.
+            .wrap_fn(move |req, service| crate::web::metrics::time_request(&metrics, req, service))
             .app_data(state.clone())
             .app_data(demo.clone())
             .app_data(web::JsonConfig::default().limit(64 << 10))

@@ -26,6 +26,8 @@ use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::metrics::Open;
+
 /// The soft cap on a connection's queued sends.
 pub const OUTBOUND_CAPACITY: usize = 256;
 
@@ -66,11 +68,13 @@ pub enum SendError {
 /// writes to the socket, and the stream of frames the client sends. When
 /// `leaving` is cancelled the socket closes with 1001 (going away), after
 /// what is already queued, so clients know to reconnect elsewhere or later.
+/// `open` counts the connection for `/metrics` until the socket is gone.
 pub fn upgrade(
     req: &HttpRequest,
     payload: web::Payload,
     capacity: usize,
     leaving: &CancellationToken,
+    open: Open,
 ) -> Result<(HttpResponse, Outbound, MessageStream), actix_web::Error> {
     let (response, _session, stream) = actix_ws::handle(req, payload)?;
     let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -86,6 +90,7 @@ pub fn upgrade(
         // Kept, never polled: when it drops with this body, actix-ws tells
         // the message stream that the connection is gone.
         _session_body: session_body,
+        _open: open,
     });
     Ok((
         response.map_into_boxed_body(),
@@ -165,6 +170,9 @@ struct Writer {
     closing: bool,
     leaving: Pin<Box<WaitForCancellationFutureOwned>>,
     _session_body: BoxBody,
+    /// The body lives exactly as long as the socket, whichever side ends
+    /// it, so the connection counts as open until the body drops.
+    _open: Open,
 }
 
 impl Writer {

@@ -18,6 +18,7 @@ use super::sites::Sites;
 use super::store::{self, Leased, Released};
 use super::worker_session::{AssignTask, CloseConnection, DrainWorker, WorkerSession};
 use crate::clock::{delta, Clock};
+use crate::metrics::Metrics;
 use crate::protocol::worker::TaskKind;
 use crate::scrape::fetch::Fetcher;
 use crate::scrape::robots::Robots;
@@ -61,6 +62,7 @@ pub struct Dispatcher {
     again: bool,
     /// The counters were rebuilt from the database after a (re)start.
     loaded: bool,
+    metrics: Arc<Metrics>,
 }
 
 struct WorkerEntry {
@@ -120,6 +122,7 @@ impl Dispatcher {
         clock: Clock,
         sites: Arc<Sites>,
         policy: QueuePolicy,
+        metrics: Arc<Metrics>,
     ) -> Dispatcher {
         Dispatcher {
             db,
@@ -137,6 +140,7 @@ impl Dispatcher {
             dispatching: false,
             again: false,
             loaded: false,
+            metrics,
         }
     }
 
@@ -776,6 +780,7 @@ impl Handler<LeasesExpired> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: LeasesExpired, ctx: &mut Context<Self>) {
+        self.metrics.leases_expired(msg.released.len());
         for released in &msg.released {
             tracing::warn!(task = released.task, host = %released.host, state = %released.state, "lease expired");
             if self.forget(&released.token).is_none() {

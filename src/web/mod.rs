@@ -10,6 +10,7 @@ pub mod chart;
 pub mod error;
 pub mod games;
 pub mod health;
+pub mod metrics;
 pub mod rate;
 pub mod rooms;
 pub mod session;
@@ -29,6 +30,7 @@ use crate::crawl::dispatcher::Dispatcher;
 use crate::crawl::merger::Merger;
 use crate::crawl::scheduler::Scheduler;
 use crate::crawl::sites::Sites;
+use crate::metrics::Metrics;
 use crate::rooms::registry::RoomRegistry;
 
 /// What every handler can reach.
@@ -51,6 +53,8 @@ pub struct AppState {
     pub subscriptions: Arc<subscriptions::Subscriptions>,
     /// Admin actions per admin (or the API token) and minute.
     pub admin_limit: Arc<rate::RateLimit>,
+    /// What only this node counts, for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What the top bar of every page shows: who is logged in, and the token
@@ -100,6 +104,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(games::index))
         .route("/games/{id}", web::get().to(games::show))
         .route("/healthz", web::get().to(health::healthz))
+        .route("/metrics", web::get().to(metrics::scrape))
         .route("/ws/worker", web::get().to(worker_ws::upgrade))
         .route("/ws", web::get().to(rooms::upgrade))
         .route("/login", web::get().to(accounts::login_form))

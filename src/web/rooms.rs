@@ -15,6 +15,7 @@ use super::error::{ApiError, PageError};
 use super::session::MaybeViewer;
 use super::{html, AppState, Nav};
 use crate::domain::topic::{RoomName, Topic};
+use crate::metrics::Connection;
 use crate::rooms::identity::{identify_guest, Identity, IdentityError};
 use crate::rooms::registry::ListRooms;
 use crate::rooms::session::ClientSession;
@@ -207,8 +208,9 @@ pub async fn upgrade(
         },
     };
     let ws = state.ws.clone();
+    let open = state.metrics.open(Connection::Client);
     let (response, out, stream) =
-        crate::ws::upgrade(&req, body, ws.outbound_queue, &state.leaving)?;
+        crate::ws::upgrade(&req, body, ws.outbound_queue, &state.leaving, open)?;
     let stream = stream
         .max_frame_size(ws.hard_frame_limit)
         .aggregate_continuations()

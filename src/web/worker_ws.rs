@@ -8,6 +8,7 @@ use serde_json::json;
 use super::auth::has_token;
 use super::AppState;
 use crate::crawl::worker_session::{SessionTiming, WorkerSession, HARD_FRAME_LIMIT};
+use crate::metrics::Connection;
 use crate::ws::{self, OUTBOUND_CAPACITY};
 
 pub async fn upgrade(
@@ -21,7 +22,8 @@ pub async fn upgrade(
             "error": {"code": "unauthorized", "message": "a valid worker token is required (Authorization: Bearer ...)"}
         })));
     }
-    let (response, out, stream) = ws::upgrade(&req, body, OUTBOUND_CAPACITY, &state.leaving)?;
+    let open = state.metrics.open(Connection::Worker);
+    let (response, out, stream) = ws::upgrade(&req, body, OUTBOUND_CAPACITY, &state.leaving, open)?;
     let stream = stream
         .max_frame_size(HARD_FRAME_LIMIT)
         .aggregate_continuations()
