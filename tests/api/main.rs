@@ -18,6 +18,7 @@ mod crawl;
 mod faults;
 mod helpers;
 mod mail;
+mod metrics;
 mod smtp;
 mod subscriptions;
 mod worker_protocol;
