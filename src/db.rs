@@ -6,7 +6,10 @@ use std::time::Duration;
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, TransactionTrait,
+};
 
 /// Opens the database at `url` and brings its schema up to date.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
@@ -41,6 +44,23 @@ pub async fn open(url: &str) -> anyhow::Result<DatabaseConnection> {
     Database::connect(options)
         .await
         .with_context(|| format!("could not open the database at {}", redact(url)))
+}
+
+/// Begins a transaction that reads and then writes. On SQLite it takes the
+/// write lock at once, as `BEGIN IMMEDIATE` would (sea-orm only issues a plain
+/// `BEGIN`): a transaction that reads first and writes later fails with
+/// "database is locked" whenever another connection wrote in between, and
+/// no busy timeout can save it. An update that matches no row takes the lock
+/// and changes nothing. PostgreSQL needs none of this.
+pub async fn begin_write(
+    db: &(impl ConnectionTrait + TransactionTrait),
+) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        txn.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 0")
+            .await?;
+    }
+    Ok(txn)
 }
 
 /// The URL with any password replaced, for error messages and logs.

@@ -401,7 +401,7 @@ pub async fn place_bid_from(
         }
     }
     for attempt in 0..BID_ATTEMPTS {
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         match try_bid(&txn, lot_id, &request, now).await {
             Ok(Some(placed)) => {
                 txn.commit().await?;

@@ -117,7 +117,7 @@ pub async fn subscribe(
     now: DateTime<Utc>,
 ) -> Result<Subscribed, SubscribeError> {
     let about = about(db, topic).await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let existing = subscriptions::Entity::find()
         .filter(subscriptions::Column::Email.eq(email.as_str()))
         .filter(subscriptions::Column::Topic.eq(topic.key()))
