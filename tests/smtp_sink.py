@@ -1,6 +1,9 @@
-"""An SMTP sink for the mail tests (tests/api/mail.rs), run by aiosmtpd:
+"""An SMTP sink for the mail tests (tests/api/smtp.rs), served by aiosmtpd:
 
-    python3 -m aiosmtpd -n -l 127.0.0.1:PORT -c smtp_sink.Sink DIR
+    python3 tests/smtp_sink.py DIR PORT
+
+It prints "ready" once it listens on 127.0.0.1:PORT, and exits with an error
+if it cannot, so a test never mistakes another server on that port for its own.
 
 Each accepted message is written to DIR/NNNN.eml (to a temporary name first,
 then renamed, so a reader never sees half a file). A test scripts the replies
@@ -10,18 +13,14 @@ accepted with "250 OK".
 """
 
 import os
+import sys
+import threading
 
 
 class Sink:
     def __init__(self, directory):
         self.directory = directory
         self.count = 0
-
-    @classmethod
-    def from_cli(cls, parser, *args):
-        if len(args) != 1:
-            parser.error("Sink needs one argument: the directory to store mail in")
-        return cls(args[0])
 
     def next_scripted_reply(self):
         path = os.path.join(self.directory, "replies")
@@ -47,3 +46,14 @@ class Sink:
             f.write(envelope.original_content)
         os.rename(name + ".tmp", name)
         return "250 OK"
+
+
+if __name__ == "__main__":
+    from aiosmtpd.controller import Controller
+
+    directory, port = sys.argv[1], int(sys.argv[2])
+    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    # Raises, and so exits non-zero, when the port is taken.
+    controller.start()
+    print("ready", flush=True)
+    threading.Event().wait()

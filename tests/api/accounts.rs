@@ -91,6 +91,11 @@ impl<'a> Visitor<'a> {
         self.read(resp).await
     }
 
+    /// The server this visitor browses.
+    pub fn app(&self) -> &'a TestApp {
+        self.app
+    }
+
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let resp = self
             .client

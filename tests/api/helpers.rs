@@ -430,12 +430,23 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A port nothing listens on, never the same twice in this test process:
+/// the kernel may hand a just-released port to the next caller, and two tests
+/// starting servers on one port would talk to each other's.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A generated store served by the test process, which counts the requests

@@ -1,10 +1,10 @@
-//! A real SMTP server for the mail tests: aiosmtpd on loopback with the
-//! handler in `tests/smtp_sink.py`, which stores what it accepts and answers
+//! A real SMTP server for the mail tests: aiosmtpd on loopback, run by
+//! `tests/smtp_sink.py`, which stores what it accepts and answers
 //! with scripted 4xx/5xx replies when told to; and a reader for the MIME
 //! messages it stores.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,31 +34,37 @@ impl SmtpSink {
         let python =
             std::env::var("BAZAAR_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
         let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "smtp_sink.Sink"])
+        let mut child = Command::new(&python)
+            .arg(tests.join("smtp_sink.py"))
             .arg(dir.path())
-            .env("PYTHONPATH", tests)
-            .stdout(Stdio::null())
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|err| {
                 panic!("could not start aiosmtpd with {python} (scripts/test installs it): {err}")
             });
+        // The sink says "ready" once it listens, or exits if it cannot: a
+        // successful connect alone could reach some other server on the port.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(PATIENCE).unwrap_or_default();
+        // Built before the check, so a failed start still stops the process.
         let sink = SmtpSink {
             port,
             dir,
             child: Some(child),
         };
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the SMTP sink could not listen on 127.0.0.1:{port} (see its error above)"
+        );
         sink
     }
 
