@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod audit;
 pub mod crawls;
+pub mod dashboard;
 pub mod outbox;
 pub mod rooms;
 pub mod tasks;

@@ -56,6 +56,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/js/crawl.js"),
     ),
+    (
+        "js/admin.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/js/admin.js"),
+    ),
 ];
 
 pub async fn serve(path: web::Path<String>) -> HttpResponse {

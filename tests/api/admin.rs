@@ -105,7 +105,7 @@ async fn every_admin_page_renders_real_data_and_others_are_turned_away() {
     let dashboard = admin.get("/admin").await.body;
     assert!(
         dashboard.contains(&format!(
-            "Crawl <a href=\"/admin/tasks?crawl={crawl}\">{crawl}</a> is finished"
+            "<a id=\"crawl-link\" href=\"/admin/tasks?crawl={crawl}\">{crawl}</a> is <span id=\"crawl-status\">finished</span>"
         )),
         "{dashboard}"
     );

@@ -578,10 +578,8 @@ async fn a_running_lot_cannot_be_edited_but_can_be_cancelled(backend: Backend) {
     // The listing, the edit and the cancel are in the audit log; the
     // refusals are not.
     assert_eq!(
-        app.rows(&format!(
-            "SELECT action, user_name, object_id FROM audit_log ORDER BY id"
-        ))
-        .await,
+        app.rows("SELECT action, user_name, object_id FROM audit_log ORDER BY id")
+            .await,
         [
             ["lot.create", "root", &id.to_string()],
             ["lot.edit", "root", &id.to_string()],

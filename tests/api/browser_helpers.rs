@@ -271,6 +271,14 @@ impl Page {
         serde_json::from_value(value).expect("a list of strings")
     }
 
+    /// Runs `script` in the page and returns what it returns.
+    pub async fn run(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|err| panic!("run {script:?} in the page: {err}"))
+    }
+
     /// Ends this browser session; the window closes as when a user closes it.
     pub async fn close(self) {
         self.client.close().await.expect("close the browser window");

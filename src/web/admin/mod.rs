@@ -99,6 +99,7 @@ fn levers(state: &AppState) -> Levers<'_> {
 /// Registers the admin pages and API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(pages::dashboard))
+        .route("/admin/events", web::get().to(pages::events))
         .route("/admin/tasks", web::get().to(pages::tasks))
         .route(
             "/admin/tasks/requeue-dead",

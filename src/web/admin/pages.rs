@@ -1,19 +1,22 @@
 //! The admin pages, server-rendered; every action POSTs and redirects back.
 
+use std::time::Duration;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use entity::{audit_log, outbox, task_attempts, tasks};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::{levers, rate_limited, AdminViewer};
 use crate::admin::actions::{self, Action};
 use crate::admin::audit;
+use crate::admin::dashboard::{self, Bar, Snapshot};
 use crate::admin::tasks::{self as queue, ActionError, TaskFilter, TaskSort};
 use crate::admin::{outbox as mail, Page};
 use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
 use crate::crawl::lease::TaskState;
-use crate::crawl::store;
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, CsrfForm, MaybeViewer};
 use crate::web::{html, see_other, sentence, AppState, Nav};
@@ -70,40 +73,18 @@ fn encode(text: &str) -> String {
 struct DashboardPage {
     nav: Nav,
     frame: Frame,
-    tasks: Vec<(String, u64)>,
-    outbox: Vec<(String, u64)>,
-    paused: Option<String>,
+    now: Snapshot,
+    bars: Vec<Bar>,
+    chart_width: u64,
+    chart_height: u64,
     workers: Vec<WorkerStatus>,
-    crawl: Option<CrawlProgress>,
-}
-
-pub struct CrawlProgress {
-    pub id: i64,
-    pub status: String,
-    pub done: u64,
-    pub total: u64,
-    pub percent: u64,
 }
 
 pub async fn dashboard(
     admin: AdminViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let crawl = match store::latest_crawl(&state.db).await? {
-        Some(latest) => store::crawl_report(&state.db, latest.id)
-            .await?
-            .map(|report| {
-                let (done, total) = (report.finished_tasks(), report.total());
-                CrawlProgress {
-                    id: report.crawl.id,
-                    status: report.crawl.status.clone(),
-                    done,
-                    total,
-                    percent: (done * 100).checked_div(total).unwrap_or(0),
-                }
-            }),
-        None => None,
-    };
+    let now = dashboard::snapshot(&state.db, state.clock.now()).await?;
     let workers = state
         .dispatcher
         .send(ListWorkers)
@@ -112,16 +93,62 @@ pub async fn dashboard(
     let body = DashboardPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "dashboard"),
-        tasks: queue::counts(&state.db).await?,
-        outbox: mail::counts(&state.db).await?,
-        paused: queue::paused(&state.db)
-            .await?
-            .map(|f| format!("by {} at {}", f.set_by, when(f.set_at))),
+        bars: dashboard::bars(&now.throughput),
+        chart_width: dashboard::CHART_WIDTH,
+        chart_height: dashboard::CHART_HEIGHT,
+        now,
         workers,
-        crawl,
     }
     .render()?;
     Ok(html(body))
+}
+
+/// `GET /admin/events`: a dashboard snapshot every second as server-sent
+/// events, until the page goes away or the server shuts down.
+pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse {
+    let leaving = state.leaving.clone();
+    let ticks = tokio_stream_interval(Duration::from_secs(1));
+    let stream = ticks
+        .then(move |()| {
+            let state = state.clone();
+            async move {
+                let snapshot = dashboard::snapshot(&state.db, state.clock.now()).await;
+                let workers = state
+                    .dispatcher
+                    .send(ListWorkers)
+                    .await
+                    .map(|w| w.len())
+                    .unwrap_or(0);
+                let frame = match snapshot {
+                    Ok(snapshot) => {
+                        let data = serde_json::json!({ "snapshot": snapshot, "workers": workers });
+                        format!("data: {data}\n\n")
+                    }
+                    // A comment line keeps the connection open; the next
+                    // tick tries again.
+                    Err(err) => {
+                        tracing::warn!(error = %err, "dashboard snapshot failed");
+                        ": snapshot failed\n\n".to_owned()
+                    }
+                };
+                Ok::<_, actix_web::Error>(web::Bytes::from(frame))
+            }
+        })
+        .take_until(async move { leaving.cancelled().await });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        // Compression would hold events back until a buffer fills.
+        .insert_header(actix_web::http::header::ContentEncoding::Identity)
+        .streaming(stream)
+}
+
+/// A tick now and then every `every`.
+fn tokio_stream_interval(every: Duration) -> impl futures_util::Stream<Item = ()> {
+    futures_util::stream::unfold(tokio::time::interval(every), |mut interval| async move {
+        interval.tick().await;
+        Some(((), interval))
+    })
 }
 
 #[derive(Template)]
