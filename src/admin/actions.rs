@@ -10,9 +10,11 @@ use sea_orm::DatabaseConnection;
 use super::audit::{self, Actor, Entry};
 use super::outbox;
 use super::tasks::{self, ActionError};
+use crate::auction::store::{cancel_lot, StoreError};
 use crate::crawl::dispatcher::{CloseWorker, Dispatcher, StopAssigning, Wake, WorkerId};
 use crate::crawl::scheduler::{Scheduler, StartCrawl};
 use crate::crawl::store::StartOutcome;
+use crate::rooms::registry::{LotChanged, RoomRegistry};
 
 /// The close reason a worker sees when an admin disconnects it.
 const DISCONNECT_REASON: &str = "disconnected by an admin";
@@ -24,6 +26,8 @@ pub struct Levers<'a> {
     pub db: &'a DatabaseConnection,
     pub dispatcher: &'a Addr<Dispatcher>,
     pub scheduler: &'a Addr<Scheduler>,
+    /// Tells a lot's watchers that an admin changed it.
+    pub registry: &'a Addr<RoomRegistry>,
 }
 
 /// What an admin asks for.
@@ -40,6 +44,8 @@ pub enum Action {
     /// The worker's socket is closed; its tasks go back to the queue.
     DisconnectWorker(u64),
     StartCrawl,
+    /// The lot takes no more bids and has no winner.
+    CancelLot(i64),
 }
 
 impl Action {
@@ -54,6 +60,7 @@ impl Action {
             Action::DrainWorker(_) => "worker.drain",
             Action::DisconnectWorker(_) => "worker.disconnect",
             Action::StartCrawl => "crawl.start",
+            Action::CancelLot(_) => "lot.cancel",
         }
     }
 
@@ -67,6 +74,7 @@ impl Action {
                 ("worker", Some(id.to_string()))
             }
             Action::StartCrawl => ("crawl", None),
+            Action::CancelLot(id) => ("lot", Some(id.to_string())),
         }
     }
 
@@ -160,6 +168,14 @@ pub async fn perform(
             }
             None
         }
+        Action::CancelLot(id) => {
+            cancel_lot(db, id, now).await.map_err(lot_refusal)?;
+            tracing::info!(lot = id, admin = %actor.name, "lot cancelled");
+            // Before the audit row: the watchers must hear of the change
+            // even if the row cannot be written.
+            levers.registry.do_send(LotChanged { lot_id: id });
+            None
+        }
     };
     let entry = Entry {
         action: action.audit_name(),
@@ -172,4 +188,13 @@ pub async fn perform(
         levers.dispatcher.do_send(Wake);
     }
     Ok(Done { object_id, detail })
+}
+
+/// Why a lot action was refused, or the store's failure as an internal one.
+fn lot_refusal(err: StoreError) -> ActionError {
+    match err {
+        StoreError::NotFound(id) => ActionError::NoSuchLot(id),
+        StoreError::NotCancellable { id, status } => ActionError::LotNotCancellable { id, status },
+        err => ActionError::Internal(anyhow::Error::new(err).context("cancelling a lot")),
+    }
 }

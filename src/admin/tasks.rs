@@ -12,6 +12,7 @@ use sea_orm::{
 use serde::Deserialize;
 
 use super::{Page, PER_PAGE};
+use crate::auction::LotStatus;
 use crate::crawl::lease::TaskState;
 use crate::crawl::store;
 
@@ -205,6 +206,10 @@ pub enum ActionError {
     NoSuchWorker(u64),
     #[error("crawl {0} is still running; one crawl runs at a time")]
     CrawlRunning(i64),
+    #[error("there is no lot {0}")]
+    NoSuchLot(i64),
+    #[error("lot {id} is {}: only a scheduled or running lot can be cancelled", .status.as_str())]
+    LotNotCancellable { id: i64, status: LotStatus },
     #[error(transparent)]
     Db(#[from] DbErr),
     /// An actor that should have done it did not answer.

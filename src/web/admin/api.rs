@@ -104,11 +104,14 @@ fn page_json<T: serde::Serialize>(page: &Page<T>) -> serde_json::Value {
 
 fn action_error(err: ActionError) -> ApiError {
     match err {
-        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) => ApiError::NotFound,
+        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) | ActionError::NoSuchLot(_) => {
+            ApiError::NotFound
+        }
         ActionError::NotRetriable { id, .. }
         | ActionError::NotCancellable { id, .. }
         | ActionError::MailNotFailed(id)
-        | ActionError::CrawlRunning(id) => ApiError::Conflict {
+        | ActionError::CrawlRunning(id)
+        | ActionError::LotNotCancellable { id, .. } => ApiError::Conflict {
             message: err.to_string(),
             id,
         },

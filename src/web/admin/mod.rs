@@ -88,11 +88,12 @@ pub(crate) fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String
 }
 
 /// What admin actions reach from this node.
-fn levers(state: &AppState) -> Levers<'_> {
+pub(crate) fn levers(state: &AppState) -> Levers<'_> {
     Levers {
         db: &state.db,
         dispatcher: &state.dispatcher,
         scheduler: &state.scheduler,
+        registry: &state.registry,
     }
 }
 

@@ -331,13 +331,16 @@ pub(super) async fn act(
     Ok(see_other(back))
 }
 
-fn action_error(err: ActionError) -> PageError {
+pub(crate) fn action_error(err: ActionError) -> PageError {
     match err {
-        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) => PageError::NotFound,
+        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) | ActionError::NoSuchLot(_) => {
+            PageError::NotFound
+        }
         ActionError::NotRetriable { .. }
         | ActionError::NotCancellable { .. }
         | ActionError::MailNotFailed(_)
-        | ActionError::CrawlRunning(_) => PageError::Conflict(sentence(&err.to_string())),
+        | ActionError::CrawlRunning(_)
+        | ActionError::LotNotCancellable { .. } => PageError::Conflict(sentence(&err.to_string())),
         ActionError::Db(err) => PageError::Internal(err.into()),
         ActionError::Internal(err) => PageError::Internal(err),
     }

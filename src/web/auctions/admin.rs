@@ -7,13 +7,16 @@ use askama::Template;
 
 use super::form::LotForm;
 use super::pages::find_lot;
+use crate::admin::actions::{self, Action};
 use crate::admin::audit::{self, Actor, Entry};
+use crate::admin::tasks::ActionError;
 use crate::auction::store::{self, StoreError};
 use crate::auction::{Increments, LotStatus};
 use crate::domain::money::units;
 use crate::rooms::registry::LotChanged;
 use crate::web::accounts::login_url;
-use crate::web::admin::{actor_of, rate_limited};
+use crate::web::admin::pages::action_error;
+use crate::web::admin::{actor_of, levers, rate_limited};
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, CsrfForm, MaybeViewer, Viewer};
 use crate::web::{see_other, sentence, AppState, Nav};
@@ -273,7 +276,8 @@ pub async fn update(
     }
 }
 
-/// `POST /auctions/{id}/cancel`: withdraws a scheduled or running lot.
+/// `POST /auctions/{id}/cancel`: withdraws a scheduled or running lot, the
+/// same admin action as the admin pages', then back to the lot's page.
 pub async fn cancel(
     req: HttpRequest,
     path: web::Path<String>,
@@ -287,14 +291,21 @@ pub async fn cancel(
     };
     check_csrf(&req, &viewer, &form.csrf)?;
     let actor = limited(&req, &state, admin)?;
-    let id = find_lot(&state, &path).await?.row.id;
-    match store::cancel_lot(&state.db, id, state.clock.now()).await {
-        Ok(_) => {
-            tracing::info!(lot = id, admin = %admin.account.name, "lot cancelled");
-            audited(&state, &actor, "lot.cancel", id, None).await?;
-            state.registry.do_send(LotChanged { lot_id: id });
-            Ok(see_other(&format!("/auctions/{id}")))
+    let id: i64 = path.parse().map_err(|_| PageError::NotFound)?;
+    match actions::perform(
+        &levers(&state),
+        &actor,
+        Action::CancelLot(id),
+        state.clock.now(),
+    )
+    .await
+    {
+        Ok(_) => Ok(see_other(&format!("/auctions/{id}"))),
+        // The lot's page has always answered this refusal with 400, where
+        // the admin pages answer 409.
+        Err(err @ ActionError::LotNotCancellable { .. }) => {
+            Err(PageError::BadRequest(sentence(&err.to_string())))
         }
-        Err(err) => Err(PageError::BadRequest(refusal(err)?)),
+        Err(err) => Err(action_error(err)),
     }
 }
