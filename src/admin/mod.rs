@@ -1,15 +1,16 @@
 //! What admins see and steer (DESIGN §7): the task queue, the outbox, the
-//! crawls, the chat rooms and the audit log. The state is the database's,
-//! never one process's memory, so every node shows the same thing and
-//! nothing is lost on a restart; each action is one conditional statement,
-//! then an audit row. Workers and room members are the exception: each is a
-//! connection to one node, known only to that node's Dispatcher or
+//! crawls, the chat rooms, the auction lots and the audit log. The state is
+//! the database's, never one process's memory, so every node shows the same
+//! thing and nothing is lost on a restart; each action is one conditional
+//! statement, then an audit row. Workers and room members are the exception:
+//! each is a connection to one node, known only to that node's Dispatcher or
 //! RoomRegistry, so the pages show the node that serves them.
 
 pub mod actions;
 pub mod audit;
 pub mod crawls;
 pub mod dashboard;
+pub mod lots;
 pub mod outbox;
 pub mod rooms;
 pub mod tasks;
@@ -33,6 +34,16 @@ impl<T> Page<T> {
             page,
             pages: total.div_ceil(PER_PAGE).max(1),
             total,
+        }
+    }
+
+    /// The same page with each item turned into another.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            page: self.page,
+            pages: self.pages,
+            total: self.total,
         }
     }
 }

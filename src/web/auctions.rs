@@ -9,5 +9,5 @@ mod form;
 mod pages;
 
 pub use admin::{cancel, create, edit_form, new_form, update};
-pub(crate) use pages::span;
+pub(crate) use pages::{amount, outcome_text, span};
 pub use pages::{index, show};

@@ -13,9 +13,11 @@ use serde_json::json;
 use super::{address, levers, rate_limited};
 use crate::admin::actions::{self, Action};
 use crate::admin::audit::{self, Actor};
+use crate::admin::lots::{self, ListedLot};
 use crate::admin::rooms::{self, RATE_WINDOW};
 use crate::admin::tasks::{self as queue, ActionError, TaskFilter};
 use crate::admin::{crawls, outbox as mail, Page};
+use crate::auction::LotStatus;
 use crate::crawl::dispatcher::ListWorkers;
 use crate::web::auth::{constant_time_eq, has_token};
 use crate::web::error::ApiError;
@@ -197,8 +199,9 @@ pub async fn resume(
     act(&caller, &state, Action::ResumeQueue).await
 }
 
+/// A list filtered by one status (empty for all) and paged.
 #[derive(Debug, Deserialize)]
-pub struct MailQuery {
+pub struct StatusQuery {
     #[serde(default)]
     status: String,
     page: Option<u64>,
@@ -220,31 +223,22 @@ struct MailSummary {
 
 pub async fn mail(
     _: AdminCaller,
-    query: web::Query<MailQuery>,
+    query: web::Query<StatusQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let status = mail::parse_status(&query.status).map_err(ApiError::BadRequest)?;
     let page = mail::list(&state.db, status, query.page.unwrap_or(1)).await?;
-    let page = Page {
-        items: page
-            .items
-            .into_iter()
-            .map(|m| MailSummary {
-                id: m.id,
-                kind: m.kind,
-                recipient: m.recipient,
-                subject: m.subject,
-                status: m.status,
-                attempts: m.attempts,
-                last_error: m.last_error,
-                created_at: m.created_at,
-                sent_at: m.sent_at,
-            })
-            .collect(),
-        page: page.page,
-        pages: page.pages,
-        total: page.total,
-    };
+    let page = page.map(|m| MailSummary {
+        id: m.id,
+        kind: m.kind,
+        recipient: m.recipient,
+        subject: m.subject,
+        status: m.status,
+        attempts: m.attempts,
+        last_error: m.last_error,
+        created_at: m.created_at,
+        sent_at: m.sent_at,
+    });
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
@@ -325,4 +319,73 @@ pub async fn rooms(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpRes
         "window_seconds": RATE_WINDOW.as_secs(),
         "rooms": rooms,
     })))
+}
+
+/// A lot in the JSON list: what admins may see, the reserve included, but
+/// never the leader's hidden maximum.
+#[derive(serde::Serialize)]
+struct LotSummary {
+    id: i64,
+    title: String,
+    status: LotStatus,
+    currency: String,
+    starts_at: chrono::DateTime<chrono::Utc>,
+    /// The current end; later than `listed_ends_at` once soft close moved it.
+    ends_at: chrono::DateTime<chrono::Utc>,
+    listed_ends_at: chrono::DateTime<chrono::Utc>,
+    /// The visible price: the starting price before the first bid.
+    current_cents: i64,
+    final_cents: Option<i64>,
+    reserve_cents: Option<i64>,
+    /// `null` when the lot has no reserve.
+    reserve_met: Option<bool>,
+    bid_count: u64,
+    /// Once ended: `sold`, `reserve_not_met`, `no_bids` or `cancelled`.
+    outcome: Option<String>,
+    /// The winner's display name, once sold.
+    winner: Option<String>,
+}
+
+impl LotSummary {
+    fn of(listed: ListedLot) -> LotSummary {
+        let reserve_met = listed.reserve_met();
+        let ListedLot { lot, winner } = listed;
+        LotSummary {
+            id: lot.row.id,
+            title: lot.row.title,
+            status: lot.state.status,
+            currency: lot.row.currency,
+            starts_at: lot.rules.starts_at(),
+            ends_at: lot.state.ends_at,
+            listed_ends_at: lot.rules.ends_at(),
+            current_cents: lot.state.current_cents,
+            final_cents: lot.row.final_cents,
+            reserve_cents: lot.rules.reserve_cents(),
+            reserve_met,
+            bid_count: lot.state.bid_count,
+            outcome: lot.row.outcome,
+            winner,
+        }
+    }
+}
+
+/// Every lot newest first, optionally of one status.
+pub async fn lots(
+    _: AdminCaller,
+    query: web::Query<StatusQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let status = lots::parse_status(&query.status).map_err(ApiError::BadRequest)?;
+    let page = lots::list(&state.db, status, query.page.unwrap_or(1))
+        .await
+        .map_err(|err| ApiError::Internal(anyhow::Error::new(err).context("listing the lots")))?;
+    Ok(HttpResponse::Ok().json(page_json(&page.map(LotSummary::of))))
+}
+
+pub async fn cancel_lot(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::CancelLot(id_of(&path)?)).await
 }

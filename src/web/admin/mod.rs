@@ -6,6 +6,7 @@
 //! from the workers: templates escape them like everything else.
 
 pub mod api;
+mod auctions;
 pub mod fleet;
 pub mod pages;
 
@@ -127,6 +128,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/crawls", web::get().to(fleet::crawls))
         .route("/admin/crawls/start", web::post().to(fleet::start_crawl))
         .route("/admin/rooms", web::get().to(fleet::rooms))
+        .route("/admin/auctions", web::get().to(auctions::lots))
+        .route(
+            "/admin/auctions/{id}/cancel",
+            web::post().to(auctions::cancel),
+        )
         .service(
             web::scope("/api/admin")
                 .route("/tasks", web::get().to(api::tasks))
@@ -145,6 +151,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/workers/{id}/disconnect", web::post().to(api::disconnect))
                 .route("/crawls", web::get().to(api::crawls))
                 .route("/crawls/start", web::post().to(api::start_crawl))
-                .route("/rooms", web::get().to(api::rooms)),
+                .route("/rooms", web::get().to(api::rooms))
+                .route("/auctions", web::get().to(api::lots))
+                .route("/auctions/{id}/cancel", web::post().to(api::cancel_lot)),
         );
 }

@@ -64,7 +64,7 @@ impl Pager {
     }
 }
 
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
@@ -284,7 +284,7 @@ impl AttemptRow {
     }
 }
 
-fn id_of(path: &str) -> Result<i64, PageError> {
+pub(super) fn id_of(path: &str) -> Result<i64, PageError> {
     path.parse().map_err(|_| PageError::NotFound)
 }
 
@@ -454,11 +454,12 @@ pub async fn resume(
     act(&req, &admin, &state, &form.csrf, Action::ResumeQueue, back).await
 }
 
+/// A list filtered by one status (empty for all) and paged.
 #[derive(Debug, Deserialize)]
-pub struct MailQuery {
+pub struct StatusQuery {
     #[serde(default)]
-    status: String,
-    page: Option<u64>,
+    pub(super) status: String,
+    pub(super) page: Option<u64>,
 }
 
 #[derive(Template)]
@@ -502,7 +503,7 @@ impl MailRow {
 
 pub async fn mail(
     admin: AdminViewer,
-    query: web::Query<MailQuery>,
+    query: web::Query<StatusQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let status =

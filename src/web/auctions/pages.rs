@@ -21,7 +21,7 @@ const HISTORY_SHOWN: u64 = 50;
 
 /// An amount as the auction pages write it: `13.50 EUR`, the same text as
 /// the room's messages ("the minimum next bid is 13.50 EUR") and auction.js.
-pub(super) fn amount(cents: i64, currency: &str) -> String {
+pub(crate) fn amount(cents: i64, currency: &str) -> String {
     Money::new(cents, currency).with_code()
 }
 
@@ -57,7 +57,7 @@ pub(crate) fn span(d: TimeDelta) -> String {
 }
 
 /// How an ended lot ended, in words; `winner` is the buyer's display name.
-fn outcome_text(row: &lots::Model, winner: Option<&str>) -> String {
+pub(crate) fn outcome_text(row: &lots::Model, winner: Option<&str>) -> String {
     let price = |cents: Option<i64>| amount(cents.unwrap_or(row.current_cents), &row.currency);
     match row.outcome.as_deref() {
         Some("sold") => match winner {
