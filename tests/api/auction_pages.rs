@@ -82,7 +82,11 @@ pub fn lot_fields(
 }
 
 /// `fields` with one changed.
-fn with(fields: &[(&'static str, String)], name: &str, value: &str) -> Vec<(&'static str, String)> {
+pub fn with(
+    fields: &[(&'static str, String)],
+    name: &str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
     fields
         .iter()
         .map(|(k, v)| {

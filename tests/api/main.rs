@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod admin_auctions;
 mod admin_browser;
 mod admin_fleet;
 mod api;
