@@ -288,18 +288,14 @@ impl Dispatcher {
             .count
             .saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
         self.release_slots(&step.host, unused);
-        if let Some(worker) = self.workers.get_mut(&step.worker) {
-            worker.credits += unused;
-        }
+        self.return_credits(step.worker, unused);
         for row in rows {
             let Some(token) = LeaseToken::parse(&row.lease_token) else {
                 continue;
             };
             if let Some(reason) = self.refusal(&row) {
                 self.release_slots(&row.host, 1);
-                if let Some(worker) = self.workers.get_mut(&step.worker) {
-                    worker.credits += 1;
-                }
+                self.return_credits(step.worker, 1);
                 let db = self.db.clone();
                 let now = self.clock.now();
                 let url = row.url.clone();
@@ -312,11 +308,26 @@ impl Dispatcher {
                 });
                 continue;
             }
-            let Some(worker) = self.workers.get(&step.worker) else {
+            let worker = match self.workers.get(&step.worker) {
+                Some(worker) if !worker.draining => worker,
+                // It began draining while the lease was being taken, and has
+                // been told no assignment follows: the task is not its own.
+                Some(_) => {
+                    self.release_slots(&row.host, 1);
+                    self.give_back(
+                        token,
+                        Setback::Disconnected,
+                        "the worker began draining",
+                        ctx,
+                    );
+                    continue;
+                }
                 // The worker left while the lease was being taken.
-                self.release_slots(&row.host, 1);
-                self.give_back(token, Setback::Disconnected, "the worker disconnected", ctx);
-                continue;
+                None => {
+                    self.release_slots(&row.host, 1);
+                    self.give_back(token, Setback::Disconnected, "the worker disconnected", ctx);
+                    continue;
+                }
             };
             let kind = if row.kind == "listing" {
                 TaskKind::Listing
@@ -387,6 +398,14 @@ impl Dispatcher {
     }
 
     /// Returns a lease to the queue in the database.
+    /// Credits reserved for a step and not used go back to the worker,
+    /// unless it is draining: then it is owed nothing more.
+    fn return_credits(&mut self, worker: u64, credits: u32) {
+        if let Some(worker) = self.workers.get_mut(&worker).filter(|w| !w.draining) {
+            worker.credits += credits;
+        }
+    }
+
     fn give_back(
         &mut self,
         token: LeaseToken,
