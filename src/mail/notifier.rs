@@ -106,16 +106,18 @@ pub async fn queue_digests(
         .await?;
     let mut queued = 0;
     for crawl in owed {
-        if let Some(digest) = digest_of(db, links, crawl.id).await? {
-            queued += queue_digest(db, links, &digest, now).await?;
-        }
+        let mails = match digest_of(db, links, crawl.id).await? {
+            Some(digest) => queue_digest(db, links, &digest, now).await?,
+            None => 0,
+        };
+        queued += mails;
         crawls::Entity::update_many()
             .col_expr(crawls::Column::DigestedAt, Some(now).into())
             .filter(crawls::Column::Id.eq(crawl.id))
             .filter(crawls::Column::DigestedAt.is_null())
             .exec(db)
             .await?;
-        tracing::info!(crawl = crawl.id, "crawl digest queued");
+        tracing::info!(crawl = crawl.id, mails, "crawl digested");
     }
     Ok(queued)
 }
