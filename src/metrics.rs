@@ -161,6 +161,11 @@ impl Metrics {
         }
     }
 
+    /// Connections of `kind` open on this node now.
+    pub fn open_now(&self, kind: Connection) -> u64 {
+        self.gauge(kind).load(Ordering::Relaxed)
+    }
+
     fn gauge(&self, kind: Connection) -> &AtomicU64 {
         match kind {
             Connection::Client => &self.clients,
@@ -204,8 +209,8 @@ impl Metrics {
             "bazaar_open_connections",
             "WebSocket connections open on this node, by kind (client: /ws, worker: /ws/worker).",
             &[
-                (&[("kind", "client")], self.clients.load(Ordering::Relaxed)),
-                (&[("kind", "worker")], self.workers.load(Ordering::Relaxed)),
+                (&[("kind", "client")], self.open_now(Connection::Client)),
+                (&[("kind", "worker")], self.open_now(Connection::Worker)),
             ],
         );
         text.gauge(

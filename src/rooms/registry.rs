@@ -221,6 +221,16 @@ impl Handler<Vacant> for RoomRegistry {
 #[rtype(result = "Vec<(Topic, usize)>")]
 pub struct ListRooms;
 
+/// Chat rooms and lots with members, in a `ListRooms` answer. A room stays
+/// registered a moment after its last member leaves; it is not counted.
+pub fn occupied(topics: &[(Topic, usize)]) -> (usize, usize) {
+    let chat = |topic: &Topic| matches!(topic, Topic::Chat(_));
+    let with_members = topics.iter().filter(|(_, n)| *n > 0);
+    let chats = with_members.clone().filter(|(t, _)| chat(t)).count();
+    let lots = with_members.filter(|(t, _)| !chat(t)).count();
+    (chats, lots)
+}
+
 impl Handler<ListRooms> for RoomRegistry {
     type Result = ResponseFuture<Vec<(Topic, usize)>>;
 

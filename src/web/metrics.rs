@@ -19,9 +19,8 @@ use super::AppState;
 use crate::admin::{outbox, tasks};
 use crate::crawl::dispatcher::ListWorkers;
 use crate::crawl::store::stmt;
-use crate::domain::topic::Topic;
 use crate::metrics::{Gathered, Histogram, Metrics, CONTENT_TYPE, TASK_BUCKETS};
-use crate::rooms::registry::ListRooms;
+use crate::rooms::registry::{occupied, ListRooms};
 
 /// Headers a reverse proxy adds. A request carrying one came from
 /// elsewhere, even when its TCP peer is a proxy on loopback.
@@ -111,21 +110,15 @@ async fn gather(state: &AppState) -> Result<Gathered, ApiError> {
         .send(ListRooms)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    // A room stays registered a moment after its last member leaves.
-    let occupied = |chat: bool| {
-        topics
-            .iter()
-            .filter(|(topic, members)| *members > 0 && matches!(topic, Topic::Chat(_)) == chat)
-            .count() as u64
-    };
+    let (chats, lots) = occupied(&topics);
     Ok(Gathered {
         tasks: tasks::counts(&state.db).await?,
         attempts: attempt_durations(&state.db).await?,
         mails: outbox::counts(&state.db).await?,
         messages: messages::Entity::find().count(&state.db).await?,
         bids: bids::Entity::find().count(&state.db).await?,
-        chat_topics: occupied(true),
-        auction_topics: occupied(false),
+        chat_topics: chats as u64,
+        auction_topics: lots as u64,
         scraper_restarts: workers.iter().map(|w| w.scraper_restarts).sum(),
     })
 }

@@ -38,12 +38,14 @@ function setThroughput(perMinute) {
   });
 }
 
-function apply({ snapshot, workers }) {
+function apply({ snapshot, workers, node }) {
   setCrawl(snapshot.crawl);
   setCounts("data-state", snapshot.tasks);
   setCounts("data-status", snapshot.outbox);
   setThroughput(snapshot.throughput);
   $("workers-count").textContent = String(workers);
+  // Rows of [key, label, count]; absent if this node's rooms did not answer.
+  if (node) setCounts("data-node", node.map(([key, , n]) => [key, n]));
   const paused = $("paused");
   paused.hidden = !snapshot.paused;
   $("paused-by").textContent = snapshot.paused || "";

@@ -1,6 +1,6 @@
 //! The admin dashboard in real headless Chromium: an admin watches a crawl
-//! of a slow store progress to completion without reloading, then retries a
-//! dead task from its page.
+//! of a slow store progress to completion and a chat room fill without
+//! reloading, then retries a dead task from its page.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,7 @@ use sea_orm::ConnectionTrait;
 
 use crate::auction_pages::{create_account, PASSWORD};
 use crate::browser_helpers::{Browser, Page};
+use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, spawn_store, AppOptions, Backend, TestApp};
 
 /// Logs in through the form the dashboard redirects to.
@@ -98,6 +99,16 @@ async fn an_admin_watches_a_crawl_finish_live_then_retries_a_dead_task() {
         bars.iter().any(|h| h != "0"),
         "the throughput chart shows the finished tasks: {bars:?}"
     );
+
+    // Act: someone joins a chat room while the admin watches.
+    assert_eq!(page.texts("td[data-node=clients]").await, ["0"]);
+    let mut chat = ChatClient::connect(&app, Some("ana")).await.expect("chat");
+    chat.join("chat:lobby", None).await;
+
+    // Assert: the connection and the room appear without a reload.
+    page.wait_for_text("td[data-node=clients]", "1").await;
+    page.wait_for_text("td[data-node=chat_rooms]", "1").await;
+    page.wait_for_text("td[data-node=members]", "1").await;
 
     // Act: a task died; the admin retries it from its page.
     let task = app

@@ -252,6 +252,19 @@ async fn the_fleet_pages_show_real_workers_crawls_and_rooms_and_others_are_turne
         ),
         "{rooms}"
     );
+    // The dashboard counts the same room and its one connection.
+    let dashboard = admin.get("/admin").await.body;
+    for (key, n) in [
+        ("clients", 1),
+        ("chat_rooms", 1),
+        ("auction_rooms", 0),
+        ("members", 1),
+    ] {
+        assert!(
+            dashboard.contains(&format!("<td data-node=\"{key}\">{n}</td>")),
+            "{key} = {n}: {dashboard}"
+        );
+    }
     let mut resp = app
         .client
         .get(format!("{}/api/admin/rooms", app.base))

@@ -7,7 +7,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use entity::{audit_log, outbox, task_attempts, tasks};
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{levers, rate_limited, AdminViewer};
 use crate::admin::actions::{self, Action};
@@ -17,6 +17,8 @@ use crate::admin::tasks::{self as queue, ActionError, TaskFilter, TaskSort};
 use crate::admin::{outbox as mail, Page};
 use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
 use crate::crawl::lease::TaskState;
+use crate::metrics::Connection;
+use crate::rooms::registry::{occupied, ListRooms};
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, CsrfForm, MaybeViewer};
 use crate::web::{html, see_other, sentence, AppState, Nav};
@@ -78,6 +80,44 @@ struct DashboardPage {
     chart_width: u64,
     chart_height: u64,
     workers: Vec<WorkerStatus>,
+    node: NodeActivity,
+}
+
+/// What only this node knows, beside the database's snapshot: its sockets
+/// and its rooms. Each node's dashboard shows its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeActivity {
+    /// `/ws` connections: browsers and `bazaar chat`.
+    pub clients: u64,
+    /// Chat rooms and lots with members here.
+    pub chat_rooms: usize,
+    pub auction_rooms: usize,
+    /// Memberships over all of them (one connection may be in several).
+    pub members: usize,
+}
+
+impl NodeActivity {
+    /// The rows the dashboard's table shows and the live updates refresh.
+    pub fn rows(&self) -> [(&'static str, &'static str, u64); 4] {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        [
+            ("clients", "Client connections", self.clients),
+            ("chat_rooms", "Chat rooms", count(self.chat_rooms)),
+            ("auction_rooms", "Auction rooms", count(self.auction_rooms)),
+            ("members", "Room members", count(self.members)),
+        ]
+    }
+}
+
+async fn node_activity(state: &AppState) -> Result<NodeActivity, actix::MailboxError> {
+    let topics = state.registry.send(ListRooms).await?;
+    let (chat_rooms, auction_rooms) = occupied(&topics);
+    Ok(NodeActivity {
+        clients: state.metrics.open_now(Connection::Client),
+        chat_rooms,
+        auction_rooms,
+        members: topics.iter().map(|(_, n)| n).sum(),
+    })
 }
 
 pub async fn dashboard(
@@ -90,6 +130,9 @@ pub async fn dashboard(
         .send(ListWorkers)
         .await
         .map_err(|err| PageError::Internal(err.into()))?;
+    let node = node_activity(&state)
+        .await
+        .map_err(|err| PageError::Internal(err.into()))?;
     let body = DashboardPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "dashboard"),
@@ -98,6 +141,7 @@ pub async fn dashboard(
         chart_height: dashboard::CHART_HEIGHT,
         now,
         workers,
+        node,
     }
     .render()?;
     Ok(html(body))
@@ -119,9 +163,14 @@ pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse 
                     .await
                     .map(|w| w.len())
                     .unwrap_or(0);
+                let node = node_activity(&state).await.ok();
                 let frame = match snapshot {
                     Ok(snapshot) => {
-                        let data = serde_json::json!({ "snapshot": snapshot, "workers": workers });
+                        let data = serde_json::json!({
+                            "snapshot": snapshot,
+                            "workers": workers,
+                            "node": node.as_ref().map(NodeActivity::rows),
+                        });
                         format!("data: {data}\n\n")
                     }
                     // A comment line keeps the connection open; the next
