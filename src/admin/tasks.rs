@@ -3,11 +3,11 @@
 //! pause and resume).
 
 use chrono::{DateTime, Utc};
-use entity::{crawls, flags, task_attempts, tasks};
+use entity::{flags, task_attempts, tasks};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Deserialize;
 
@@ -218,14 +218,15 @@ pub enum ActionError {
 }
 
 /// Makes a queued (backing off) or dead task due now. A dead task's crawl
-/// runs again until the task is final.
+/// runs again until the task is final, when it can (see `reopen`).
 pub async fn retry_now(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
+    let txn = crate::db::begin_write(db).await?;
     let task = tasks::Entity::find_by_id(id)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or(ActionError::NoSuchTask(id))?;
     let res = tasks::Entity::update_many()
@@ -234,7 +235,7 @@ pub async fn retry_now(
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(id))
         .filter(tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Dead.as_str()]))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
         return Err(ActionError::NotRetriable {
@@ -242,7 +243,8 @@ pub async fn retry_now(
             state: task.state,
         });
     }
-    reopen(db, &[task.crawl_id]).await?;
+    reopen(&txn, &[task.crawl_id]).await?;
+    txn.commit().await?;
     Ok(())
 }
 
@@ -297,40 +299,48 @@ pub async fn cancel(
 }
 
 /// Every dead task back to the queue, due now. Returns how many.
-pub async fn requeue_dead(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+pub async fn requeue_dead(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let txn = crate::db::begin_write(db).await?;
     let crawls: Vec<i64> = tasks::Entity::find()
         .select_only()
         .column(tasks::Column::CrawlId)
         .distinct()
         .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
         .into_tuple()
-        .all(db)
+        .all(&txn)
         .await?;
     let res = tasks::Entity::update_many()
         .col_expr(tasks::Column::State, TaskState::Queued.as_str().into())
         .col_expr(tasks::Column::NotBefore, now.into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
-        .exec(db)
+        .exec(&txn)
         .await?;
-    reopen(db, &crawls).await?;
+    reopen(&txn, &crawls).await?;
+    txn.commit().await?;
     Ok(res.rows_affected)
 }
 
-/// Crawls given work again are running until it is final.
+/// A crawl given work again runs until that work is final, so its progress
+/// and digest include it. Only one crawl runs at a time, and the newest is
+/// the one the dashboard follows: so only the newest crawl reopens, and only
+/// while no other runs. Otherwise the tasks still run, on their own, and the
+/// older crawl's record stays as it ended.
 async fn reopen(db: &impl ConnectionTrait, crawl_ids: &[i64]) -> Result<(), DbErr> {
-    if crawl_ids.is_empty() {
+    let Some(&newest) = crawl_ids.iter().max() else {
         return Ok(());
-    }
-    crawls::Entity::update_many()
-        .col_expr(crawls::Column::Status, "running".into())
-        .col_expr(
-            crawls::Column::FinishedAt,
-            Option::<DateTime<Utc>>::None.into(),
-        )
-        .filter(crawls::Column::Id.is_in(crawl_ids.iter().copied()))
-        .exec(db)
-        .await?;
+    };
+    db.execute(store::stmt(
+        db.get_database_backend(),
+        "UPDATE crawls SET status = 'running', finished_at = NULL \
+         WHERE id = $1 AND id = (SELECT MAX(id) FROM crawls) \
+         AND NOT EXISTS (SELECT 1 FROM crawls WHERE status = 'running' AND id <> $1)",
+        vec![newest.into()],
+    ))
+    .await?;
     Ok(())
 }
 

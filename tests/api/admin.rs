@@ -10,14 +10,19 @@ use serde_json::Value;
 use crate::accounts::{hidden, Visitor};
 use crate::auction_pages::account;
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+use crate::on_both_backends;
 
 /// Text a hostile store page could put in an error.
 const HOSTILE: &str = "<script>alert('owned')</script>";
 
 /// A server with one local worker that has finished one crawl.
 async fn crawled_app() -> (TestApp, i64) {
+    crawled_app_on(Backend::Sqlite).await
+}
+
+async fn crawled_app_on(backend: Backend) -> (TestApp, i64) {
     let app = spawn_app(
-        Backend::Sqlite,
+        backend,
         AppOptions {
             local_workers: 1,
             ..Default::default()
@@ -490,3 +495,109 @@ async fn a_failed_mail_is_retried_from_the_mail_page() {
     let bad = admin.get("/admin/mail?status=lost").await;
     assert_eq!(bad.status, 400);
 }
+
+/// An admin API action with the token; its status.
+async fn api_post(app: &TestApp, path: &str) -> u16 {
+    app.client
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(&app.api_token)
+        .send()
+        .await
+        .expect("admin API call")
+        .status()
+        .as_u16()
+}
+
+async fn crawl_statuses(app: &TestApp) -> Vec<Vec<String>> {
+    app.rows("SELECT id, status FROM crawls ORDER BY id").await
+}
+
+async fn kill_tasks(app: &TestApp, ids: &[i64]) {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE tasks SET state = 'dead', last_error = 'HTTP 503' WHERE id IN ({})",
+            ids.join(", ")
+        ))
+        .await
+        .expect("kill tasks");
+}
+
+async fn retrying_an_older_crawls_dead_tasks_while_a_newer_one_runs_keeps_one_crawl_running(
+    backend: Backend,
+) {
+    // Arrange: the first crawl ended with two dead tasks; a second crawl
+    // runs, held by a paused queue.
+    let (app, first) = crawled_app_on(backend).await;
+    let pages = app
+        .rows(&format!(
+            "SELECT id FROM tasks WHERE crawl_id = {first} AND kind = 'page' AND state = 'done' ORDER BY id LIMIT 2"
+        ))
+        .await;
+    let [a, b] = [0, 1].map(|i| pages[i][0].parse::<i64>().expect("task id"));
+    kill_tasks(&app, &[a, b]).await;
+    assert_eq!(api_post(&app, "/api/admin/queue/pause").await, 200);
+    let second = app.start_crawl().await;
+
+    // Act: one retried alone, the other with every dead task.
+    let retried = api_post(&app, &format!("/api/admin/tasks/{a}/retry")).await;
+    let requeued = api_post(&app, "/api/admin/tasks/requeue-dead").await;
+
+    // Assert: both back in the queue; the first crawl keeps its end, and the
+    // second alone runs.
+    assert_eq!((retried, requeued), (200, 200));
+    assert_eq!(task_state(&app, a).await, "queued");
+    assert_eq!(task_state(&app, b).await, "queued");
+    let (first, second) = (first.to_string(), second.to_string());
+    assert_eq!(
+        crawl_statuses(&app).await,
+        [[&first, "finished"], [&second, "running"]]
+    );
+
+    // Act: the queue resumes.
+    assert_eq!(api_post(&app, "/api/admin/queue/resume").await, 200);
+
+    // Assert: the old tasks are fetched again, and the second crawl ends.
+    wait_task(&app, a, "done").await;
+    wait_task(&app, b, "done").await;
+    app.wait_crawl(second.parse().unwrap(), Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        crawl_statuses(&app).await,
+        [[&first, "finished"], [&second, "finished"]]
+    );
+
+    // Act / Assert: a dead task of the newest crawl reopens it until the
+    // task is done; one of an older crawl does not.
+    let newest = app
+        .count(&format!(
+            "SELECT MAX(id) FROM tasks WHERE crawl_id = {second} AND kind = 'page' AND state = 'done'"
+        ))
+        .await;
+    kill_tasks(&app, &[a, newest]).await;
+    assert_eq!(api_post(&app, "/api/admin/queue/pause").await, 200);
+    assert_eq!(
+        api_post(&app, &format!("/api/admin/tasks/{a}/retry")).await,
+        200
+    );
+    assert_eq!(
+        crawl_statuses(&app).await,
+        [[&first, "finished"], [&second, "finished"]]
+    );
+    assert_eq!(
+        api_post(&app, &format!("/api/admin/tasks/{newest}/retry")).await,
+        200
+    );
+    assert_eq!(
+        crawl_statuses(&app).await,
+        [[&first, "finished"], [&second, "running"]]
+    );
+    assert_eq!(api_post(&app, "/api/admin/queue/resume").await, 200);
+    app.wait_crawl(second.parse().unwrap(), Duration::from_secs(60))
+        .await;
+    assert_eq!(task_state(&app, newest).await, "done");
+    assert_eq!(task_state(&app, a).await, "done");
+}
+on_both_backends!(
+    retrying_an_older_crawls_dead_tasks_while_a_newer_one_runs_keeps_one_crawl_running
+);
