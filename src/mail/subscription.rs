@@ -129,7 +129,12 @@ pub async fn subscribe(
         Topic::Alert { game, target_cents } => (Some(target_cents), Some(game)),
     };
     let row = match existing {
-        Some(row) if row.status == "confirmed" => return Ok(Subscribed::AlreadyConfirmed(about)),
+        // Described as it stands, which may not be what was asked for now
+        // (an alert at another target).
+        Some(row) if row.status == "confirmed" => {
+            let current = self::about(&txn, Topic::of(&row)).await?;
+            return Ok(Subscribed::AlreadyConfirmed(current));
+        }
         Some(row) => {
             if let Some(wait) = too_soon(&row, policy, now) {
                 return Ok(Subscribed::RecentlySent { about, wait });
@@ -441,5 +446,61 @@ mod tests {
 
         assert_eq!(again, Subscribed::AlreadyConfirmed(About::Digest));
         assert_eq!(statuses(&db).await.len(), 1, "no second confirmation");
+    }
+
+    #[actix_web::test]
+    async fn a_confirmed_alert_asked_for_at_another_target_is_described_as_it_stands() {
+        // Arrange: Ana's alert on a game at 10.00 is confirmed.
+        let (db, _dir) = db().await;
+        let links = Links::new("http://bazaar.test", b"key");
+        let policy = Policy {
+            confirm_ttl: Duration::from_secs(3600),
+            resend_after: Duration::ZERO,
+        };
+        let now = Utc::now();
+        let game = games::ActiveModel {
+            title: Set("Hollow Knight".to_owned()),
+            norm_title: Set("hollow knight".to_owned()),
+            best_cents: Set(Some(1_499)),
+            currency: Set(Some("EUR".to_owned())),
+            discount_pct: Set(0),
+            store_count: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await
+        .unwrap();
+        let email = EmailAddress::parse("ana@example.com").unwrap();
+        let alert = |target_cents| Topic::Alert {
+            game: game.id,
+            target_cents,
+        };
+        subscribe(&db, &links, policy, &email, alert(1_000), now)
+            .await
+            .unwrap();
+        subscriptions::Entity::update_many()
+            .col_expr(subscriptions::Column::Status, "confirmed".into())
+            .exec(&db)
+            .await
+            .unwrap();
+
+        // Act
+        let again = subscribe(&db, &links, policy, &email, alert(500), now)
+            .await
+            .unwrap();
+
+        // Assert: the page will name the target Ana has, which is unchanged.
+        let Subscribed::AlreadyConfirmed(About::Alert(current)) = again else {
+            panic!("{again:?}");
+        };
+        assert_eq!(current.target, "10.00 €");
+        let row = subscriptions::Entity::find()
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.target_cents, Some(1_000));
     }
 }
