@@ -5,12 +5,13 @@
 use actix::Addr;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 
 use super::audit::{self, Actor, Entry};
 use super::outbox;
-use super::tasks::{self, ActionError};
+use super::tasks;
 use crate::auction::store::{cancel_lot, StoreError};
+use crate::auction::LotStatus;
 use crate::crawl::dispatcher::{CloseWorker, Dispatcher, StopAssigning, Wake, WorkerId};
 use crate::crawl::scheduler::{Scheduler, StartCrawl};
 use crate::crawl::store::StartOutcome;
@@ -93,6 +94,32 @@ impl Action {
 pub struct Done {
     pub object_id: Option<String>,
     pub detail: Option<String>,
+}
+
+/// Why an action did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("there is no task {0}")]
+    NoSuchTask(i64),
+    #[error("task {id} is {state}: only queued and dead tasks can be retried now")]
+    NotRetriable { id: i64, state: String },
+    #[error("task {id} is {state}: only queued and leased tasks can be cancelled")]
+    NotCancellable { id: i64, state: String },
+    #[error("mail {0} is not failed: only failed mail can be retried")]
+    MailNotFailed(i64),
+    #[error("there is no worker {0} connected to this server")]
+    NoSuchWorker(u64),
+    #[error("crawl {0} is still running; one crawl runs at a time")]
+    CrawlRunning(i64),
+    #[error("there is no lot {0}")]
+    NoSuchLot(i64),
+    #[error("lot {id} is {}: only a scheduled or running lot can be cancelled", .status.as_str())]
+    LotNotCancellable { id: i64, status: LotStatus },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// An actor that should have done it did not answer.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 /// Performs `action` as `actor`, then records it.

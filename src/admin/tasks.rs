@@ -11,8 +11,8 @@ use sea_orm::{
 };
 use serde::Deserialize;
 
+use super::actions::ActionError;
 use super::{Page, PER_PAGE};
-use crate::auction::LotStatus;
 use crate::crawl::lease::TaskState;
 use crate::crawl::store;
 
@@ -189,32 +189,6 @@ pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbE
         }
     }
     Ok(counts)
-}
-
-/// Why an action did nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ActionError {
-    #[error("there is no task {0}")]
-    NoSuchTask(i64),
-    #[error("task {id} is {state}: only queued and dead tasks can be retried now")]
-    NotRetriable { id: i64, state: String },
-    #[error("task {id} is {state}: only queued and leased tasks can be cancelled")]
-    NotCancellable { id: i64, state: String },
-    #[error("mail {0} is not failed: only failed mail can be retried")]
-    MailNotFailed(i64),
-    #[error("there is no worker {0} connected to this server")]
-    NoSuchWorker(u64),
-    #[error("crawl {0} is still running; one crawl runs at a time")]
-    CrawlRunning(i64),
-    #[error("there is no lot {0}")]
-    NoSuchLot(i64),
-    #[error("lot {id} is {}: only a scheduled or running lot can be cancelled", .status.as_str())]
-    LotNotCancellable { id: i64, status: LotStatus },
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    /// An actor that should have done it did not answer.
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
 }
 
 /// Makes a queued (backing off) or dead task due now. A dead task's crawl

@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{address, levers, rate_limited};
-use crate::admin::actions::{self, Action};
+use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit::{self, Actor};
 use crate::admin::lots::{self, ListedLot};
 use crate::admin::rooms::{self, RATE_WINDOW};
-use crate::admin::tasks::{self as queue, ActionError, TaskFilter};
+use crate::admin::tasks::{self as queue, TaskFilter};
 use crate::admin::{crawls, outbox as mail, Page};
 use crate::auction::LotStatus;
 use crate::crawl::dispatcher::ListWorkers;

@@ -10,10 +10,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{levers, rate_limited, AdminViewer};
-use crate::admin::actions::{self, Action};
+use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit;
 use crate::admin::dashboard::{self, Bar, Snapshot};
-use crate::admin::tasks::{self as queue, ActionError, TaskFilter, TaskSort};
+use crate::admin::tasks::{self as queue, TaskFilter, TaskSort};
 use crate::admin::{outbox as mail, Page};
 use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
 use crate::crawl::lease::TaskState;

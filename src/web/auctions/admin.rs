@@ -7,9 +7,8 @@ use askama::Template;
 
 use super::form::LotForm;
 use super::pages::find_lot;
-use crate::admin::actions::{self, Action};
+use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit::{self, Actor, Entry};
-use crate::admin::tasks::ActionError;
 use crate::auction::store::{self, StoreError};
 use crate::auction::{Increments, LotStatus};
 use crate::domain::money::units;
