@@ -1,12 +1,12 @@
 //! The auction lots' admin page: every lot with its reserve and outcome, and
 //! cancelling one. Listing and editing stay on the lot form, which this page
-//! links to; cancelling goes through `pages::act`, so it is CSRF-checked,
+//! links to; cancelling goes through `page::act`, so it is CSRF-checked,
 //! rate-limited and audited like every other admin action.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::pages::{act, encode, frame, id_of, when, Frame, Pager, StatusQuery};
+use super::page::{act, encode, frame, id_of, when, Frame, Pager, StatusQuery};
 use super::AdminViewer;
 use crate::admin::actions::Action;
 use crate::admin::lots::{self, ListedLot};

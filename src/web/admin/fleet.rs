@@ -1,12 +1,12 @@
 //! The fleet's admin pages: the workers connected to this node, the crawl
-//! history and the rooms. Their actions go through `pages::act`, so they are
+//! history and the rooms. Their actions go through `page::act`, so they are
 //! CSRF-checked, rate-limited and audited like every other.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use super::pages::{act, frame, maybe_when, when, Frame, PageQuery, Pager};
+use super::page::{act, frame, maybe_when, when, Frame, PageQuery, Pager};
 use super::AdminViewer;
 use crate::admin::actions::Action;
 use crate::admin::crawls;

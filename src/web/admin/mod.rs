@@ -7,8 +7,14 @@
 
 pub mod api;
 mod auctions;
+mod audit;
+mod dashboard;
 pub mod fleet;
-pub mod pages;
+mod mail;
+mod page;
+mod tasks;
+
+pub(crate) use page::action_error;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -100,25 +106,25 @@ pub(crate) fn levers(state: &AppState) -> Levers<'_> {
 
 /// Registers the admin pages and API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin", web::get().to(pages::dashboard))
-        .route("/admin/events", web::get().to(pages::events))
-        .route("/admin/tasks", web::get().to(pages::tasks))
+    cfg.route("/admin", web::get().to(dashboard::dashboard))
+        .route("/admin/events", web::get().to(dashboard::events))
+        .route("/admin/tasks", web::get().to(tasks::tasks))
         .route(
             "/admin/tasks/requeue-dead",
-            web::get().to(pages::requeue_confirm),
+            web::get().to(tasks::requeue_confirm),
         )
         .route(
             "/admin/tasks/requeue-dead",
-            web::post().to(pages::requeue_dead),
+            web::post().to(tasks::requeue_dead),
         )
-        .route("/admin/queue/pause", web::post().to(pages::pause))
-        .route("/admin/queue/resume", web::post().to(pages::resume))
-        .route("/admin/tasks/{id}", web::get().to(pages::task))
-        .route("/admin/tasks/{id}/retry", web::post().to(pages::retry))
-        .route("/admin/tasks/{id}/cancel", web::post().to(pages::cancel))
-        .route("/admin/mail", web::get().to(pages::mail))
-        .route("/admin/mail/{id}/retry", web::post().to(pages::retry_mail))
-        .route("/admin/audit", web::get().to(pages::audit))
+        .route("/admin/queue/pause", web::post().to(tasks::pause))
+        .route("/admin/queue/resume", web::post().to(tasks::resume))
+        .route("/admin/tasks/{id}", web::get().to(tasks::task))
+        .route("/admin/tasks/{id}/retry", web::post().to(tasks::retry))
+        .route("/admin/tasks/{id}/cancel", web::post().to(tasks::cancel))
+        .route("/admin/mail", web::get().to(mail::mail))
+        .route("/admin/mail/{id}/retry", web::post().to(mail::retry_mail))
+        .route("/admin/audit", web::get().to(audit::audit))
         .route("/admin/workers", web::get().to(fleet::workers))
         .route("/admin/workers/{id}/drain", web::post().to(fleet::drain))
         .route(

@@ -1,0 +1,150 @@
+//! The admin dashboard (`/admin`) and its live updates (`/admin/events`): the
+//! database's snapshot, which every node shares, beside what only this node
+//! knows, its workers, client connections and rooms.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::page::{frame, Frame};
+use super::AdminViewer;
+use crate::admin::dashboard::{self, Bar, Snapshot};
+use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
+use crate::metrics::Connection;
+use crate::rooms::registry::{occupied, ListRooms};
+use crate::web::error::PageError;
+use crate::web::session::MaybeViewer;
+use crate::web::{html, AppState, Nav};
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct DashboardPage {
+    nav: Nav,
+    frame: Frame,
+    now: Snapshot,
+    bars: Vec<Bar>,
+    chart_width: u64,
+    chart_height: u64,
+    workers: Vec<WorkerStatus>,
+    node: NodeActivity,
+}
+
+/// What only this node knows, beside the database's snapshot: its sockets
+/// and its rooms. Each node's dashboard shows its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeActivity {
+    /// `/ws` connections: browsers and `bazaar chat`.
+    pub clients: u64,
+    /// Chat rooms and lots with members here.
+    pub chat_rooms: usize,
+    pub auction_rooms: usize,
+    /// Memberships over all of them (one connection may be in several).
+    pub members: usize,
+}
+
+impl NodeActivity {
+    /// The rows the dashboard's table shows and the live updates refresh.
+    pub fn rows(&self) -> [(&'static str, &'static str, u64); 4] {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        [
+            ("clients", "Client connections", self.clients),
+            ("chat_rooms", "Chat rooms", count(self.chat_rooms)),
+            ("auction_rooms", "Auction rooms", count(self.auction_rooms)),
+            ("members", "Room members", count(self.members)),
+        ]
+    }
+}
+
+async fn node_activity(state: &AppState) -> Result<NodeActivity, actix::MailboxError> {
+    let topics = state.registry.send(ListRooms).await?;
+    let (chat_rooms, auction_rooms) = occupied(&topics);
+    Ok(NodeActivity {
+        clients: state.metrics.open_now(Connection::Client),
+        chat_rooms,
+        auction_rooms,
+        members: topics.iter().map(|(_, n)| n).sum(),
+    })
+}
+
+pub async fn dashboard(
+    admin: AdminViewer,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let now = dashboard::snapshot(&state.db, state.clock.now()).await?;
+    let workers = state
+        .dispatcher
+        .send(ListWorkers)
+        .await
+        .map_err(|err| PageError::Internal(err.into()))?;
+    let node = node_activity(&state)
+        .await
+        .map_err(|err| PageError::Internal(err.into()))?;
+    let body = DashboardPage {
+        nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
+        frame: frame(&admin, "dashboard"),
+        bars: dashboard::bars(&now.throughput),
+        chart_width: dashboard::CHART_WIDTH,
+        chart_height: dashboard::CHART_HEIGHT,
+        now,
+        workers,
+        node,
+    }
+    .render()?;
+    Ok(html(body))
+}
+
+/// `GET /admin/events`: a dashboard snapshot every second as server-sent
+/// events, until the page goes away or the server shuts down.
+pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse {
+    let leaving = state.leaving.clone();
+    let ticks = tokio_stream_interval(Duration::from_secs(1));
+    let stream = ticks
+        .then(move |()| {
+            let state = state.clone();
+            async move {
+                let snapshot = dashboard::snapshot(&state.db, state.clock.now()).await;
+                let workers = state
+                    .dispatcher
+                    .send(ListWorkers)
+                    .await
+                    .map(|w| w.len())
+                    .unwrap_or(0);
+                let node = node_activity(&state).await.ok();
+                let frame = match snapshot {
+                    Ok(snapshot) => {
+                        let data = serde_json::json!({
+                            "snapshot": snapshot,
+                            "workers": workers,
+                            "node": node.as_ref().map(NodeActivity::rows),
+                        });
+                        format!("data: {data}\n\n")
+                    }
+                    // A comment line keeps the connection open; the next
+                    // tick tries again.
+                    Err(err) => {
+                        tracing::warn!(error = %err, "dashboard snapshot failed");
+                        ": snapshot failed\n\n".to_owned()
+                    }
+                };
+                Ok::<_, actix_web::Error>(web::Bytes::from(frame))
+            }
+        })
+        .take_until(async move { leaving.cancelled().await });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        // Compression would hold events back until a buffer fills.
+        .insert_header(actix_web::http::header::ContentEncoding::Identity)
+        .streaming(stream)
+}
+
+/// A tick now and then every `every`.
+fn tokio_stream_interval(every: Duration) -> impl futures_util::Stream<Item = ()> {
+    futures_util::stream::unfold(tokio::time::interval(every), |mut interval| async move {
+        interval.tick().await;
+        Some(((), interval))
+    })
+}
