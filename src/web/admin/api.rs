@@ -7,9 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use serde_json::json;
 
+use super::page::{PageQuery, StatusQuery};
 use super::{address, levers, rate_limited};
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit::{self, Actor};
@@ -199,14 +199,6 @@ pub async fn resume(
     act(&caller, &state, Action::ResumeQueue).await
 }
 
-/// A list filtered by one status (empty for all) and paged.
-#[derive(Debug, Deserialize)]
-pub struct StatusQuery {
-    #[serde(default)]
-    status: String,
-    page: Option<u64>,
-}
-
 /// An outbox row without its bodies: lists stay small.
 #[derive(serde::Serialize)]
 struct MailSummary {
@@ -248,11 +240,6 @@ pub async fn retry_mail(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     act(&caller, &state, Action::RetryMail(id_of(&path)?)).await
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    page: Option<u64>,
 }
 
 pub async fn audit(
