@@ -570,7 +570,10 @@ async fn a_running_lot_cannot_be_edited_but_can_be_cancelled(backend: Backend) {
     assert!(!section(&list.body, "running").contains("Star Fox"));
 
     let again = submit(&mut root, &cancel, Some(&csrf), &[]).await;
-    assert_eq!(again.status, 400);
+    assert_eq!(
+        again.status, 409,
+        "the lot's state refuses it, as on the admin pages"
+    );
     assert!(
         again
             .body

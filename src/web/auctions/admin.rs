@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::form::LotForm;
 use super::pages::find_lot;
-use crate::admin::actions::{self, Action, ActionError};
+use crate::admin::actions::{self, Action};
 use crate::admin::audit::{self, Actor, Entry};
 use crate::auction::store::{self, StoreError};
 use crate::auction::{Increments, LotStatus};
@@ -299,11 +299,6 @@ pub async fn cancel(
     .await
     {
         Ok(_) => Ok(see_other(&format!("/auctions/{id}"))),
-        // The lot's page has always answered this refusal with 400, where
-        // the admin pages answer 409.
-        Err(err @ ActionError::LotNotCancellable { .. }) => {
-            Err(PageError::BadRequest(sentence(&err.to_string())))
-        }
         Err(err) => Err(action_error(err)),
     }
 }
