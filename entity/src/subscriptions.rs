@@ -15,6 +15,9 @@ pub struct Model {
     pub game_id: Option<i64>,
     /// An alert fires when the game's best price is at or below this.
     pub target_cents: Option<i64>,
+    /// A new target asked for on a confirmed alert, applied when its
+    /// confirmation link is followed.
+    pub pending_target_cents: Option<i64>,
     /// `pending`, `confirmed` or `unsubscribed`.
     pub status: String,
     /// The keyed hash of the latest confirmation token; the token itself is

@@ -13,6 +13,7 @@ mod m20261124_000008_create_subscriptions;
 mod m20261124_000009_add_crawl_digested_at;
 mod m20261124_000010_create_admin_tables;
 mod m20261124_000011_index_message_times;
+mod m20261124_000012_add_pending_alert_target;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_add_crawl_digested_at::Migration),
             Box::new(m20261124_000010_create_admin_tables::Migration),
             Box::new(m20261124_000011_index_message_times::Migration),
+            Box::new(m20261124_000012_add_pending_alert_target::Migration),
         ]
     }
 }

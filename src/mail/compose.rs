@@ -451,6 +451,7 @@ mod tests {
             topic: "game:9".into(),
             game_id: Some(9),
             target_cents: Some(500),
+            pending_target_cents: None,
             status: "confirmed".into(),
             token_hash: None,
             token_expires_at: None,

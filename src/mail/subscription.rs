@@ -3,8 +3,9 @@
 //! following the link confirms; the signed link in every mail unsubscribes.
 //!
 //! One row per address and topic, so asking again updates that row: a
-//! confirmation is re-sent at most once per `resend_after`, and a confirmed
-//! subscription is left as it is.
+//! confirmation is re-sent at most once per `resend_after`, a confirmed
+//! subscription is left as it is, and a confirmed alert asked for at another
+//! target gets a link that confirms the change.
 
 use std::time::Duration;
 
@@ -40,8 +41,10 @@ impl Topic {
         }
     }
 
+    /// What `row` is to, or will be once its pending change of target is
+    /// confirmed: the pages and links about a change speak of the new one.
     fn of(row: &subscriptions::Model) -> Topic {
-        match (row.game_id, row.target_cents) {
+        match (row.game_id, row.pending_target_cents.or(row.target_cents)) {
             (Some(game), Some(target_cents)) => Topic::Alert { game, target_cents },
             _ => Topic::Digest,
         }
@@ -65,6 +68,9 @@ pub enum Subscribed {
     RecentlySent { about: About, wait: Duration },
     /// The subscription is confirmed already; nothing changed.
     AlreadyConfirmed(About),
+    /// A confirmed alert was asked for at another target: a link to confirm
+    /// the change is queued, and the alert keeps its target until then.
+    ChangeSent(About),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,20 +134,33 @@ pub async fn subscribe(
         Topic::Digest => (None, None),
         Topic::Alert { game, target_cents } => (Some(target_cents), Some(game)),
     };
-    let row = match existing {
-        // Described as it stands, which may not be what was asked for now
-        // (an alert at another target).
-        Some(row) if row.status == "confirmed" => {
-            let current = self::about(&txn, Topic::of(&row)).await?;
-            return Ok(Subscribed::AlreadyConfirmed(current));
+    let (row, sent) = match existing {
+        Some(row) if row.status == "confirmed" && row.target_cents == target_cents => {
+            // Asking for what it is withdraws any change still unconfirmed.
+            if row.pending_target_cents.is_some() {
+                subscriptions::Entity::update_many()
+                    .col_expr(
+                        subscriptions::Column::PendingTargetCents,
+                        None::<i64>.into(),
+                    )
+                    .col_expr(subscriptions::Column::TokenHash, None::<String>.into())
+                    .filter(subscriptions::Column::Id.eq(row.id))
+                    .exec(&txn)
+                    .await?;
+                txn.commit().await?;
+            }
+            return Ok(Subscribed::AlreadyConfirmed(about));
         }
         Some(row) => {
-            if let Some(wait) = too_soon(&row, policy, now) {
-                return Ok(Subscribed::RecentlySent { about, wait });
+            let change = row.status == "confirmed";
+            // A change is throttled only while another change is waiting:
+            // the confirmation that made the alert may be minutes old.
+            if !change || row.pending_target_cents.is_some() {
+                if let Some(wait) = too_soon(&row, policy, now) {
+                    return Ok(Subscribed::RecentlySent { about, wait });
+                }
             }
-            // Guarded by the count, so two requests at once queue one mail.
-            let res = subscriptions::Entity::update_many()
-                .col_expr(subscriptions::Column::Status, "pending".into())
+            let mut update = subscriptions::Entity::update_many()
                 .col_expr(
                     subscriptions::Column::TokenHash,
                     Some(links.token_hash(&token)).into(),
@@ -154,12 +173,27 @@ pub async fn subscribe(
                 .col_expr(
                     subscriptions::Column::ConfirmsSent,
                     (row.confirms_sent + 1).into(),
+                );
+            update = if change {
+                update.col_expr(
+                    subscriptions::Column::PendingTargetCents,
+                    target_cents.into(),
                 )
-                .col_expr(subscriptions::Column::TargetCents, target_cents.into())
-                .col_expr(
-                    subscriptions::Column::UnsubscribedAt,
-                    None::<DateTime<Utc>>.into(),
-                )
+            } else {
+                update
+                    .col_expr(subscriptions::Column::Status, "pending".into())
+                    .col_expr(subscriptions::Column::TargetCents, target_cents.into())
+                    .col_expr(
+                        subscriptions::Column::PendingTargetCents,
+                        None::<i64>.into(),
+                    )
+                    .col_expr(
+                        subscriptions::Column::UnsubscribedAt,
+                        None::<DateTime<Utc>>.into(),
+                    )
+            };
+            // Guarded by the count, so two requests at once queue one mail.
+            let res = update
                 .filter(subscriptions::Column::Id.eq(row.id))
                 .filter(subscriptions::Column::ConfirmsSent.eq(row.confirms_sent))
                 .exec(&txn)
@@ -170,10 +204,16 @@ pub async fn subscribe(
                     wait: policy.resend_after,
                 });
             }
-            subscriptions::Model {
+            let row = subscriptions::Model {
                 confirms_sent: row.confirms_sent + 1,
                 ..row
-            }
+            };
+            let sent = if change {
+                Subscribed::ChangeSent(about.clone())
+            } else {
+                Subscribed::ConfirmationSent(about.clone())
+            };
+            (row, sent)
         }
         None => {
             let inserted = subscriptions::ActiveModel {
@@ -196,7 +236,7 @@ pub async fn subscribe(
             .insert(&txn)
             .await;
             match inserted {
-                Ok(row) => row,
+                Ok(row) => (row, Subscribed::ConfirmationSent(about.clone())),
                 // Another request made the row a moment ago, with its mail.
                 Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                     return Ok(Subscribed::RecentlySent {
@@ -211,7 +251,7 @@ pub async fn subscribe(
     let mail = compose::confirmation(links, &row, email, &about, &token, policy.confirm_ttl)?;
     outbox::enqueue(&txn, mail, now).await?;
     txn.commit().await?;
-    Ok(Subscribed::ConfirmationSent(about))
+    Ok(sent)
 }
 
 /// How long until `row` may get another confirmation, if it may not yet.
@@ -237,8 +277,11 @@ pub async fn link_state(
         .await?;
     Ok(match found {
         None => LinkState::Invalid,
-        Some(row) if row.status == "confirmed" => LinkState::Confirmed(row),
-        Some(row) if row.status != "pending" => LinkState::Invalid,
+        // A confirmed alert's link confirms a change of target, if one waits.
+        Some(row) if row.status == "confirmed" && row.pending_target_cents.is_none() => {
+            LinkState::Confirmed(row)
+        }
+        Some(row) if row.status != "pending" && row.status != "confirmed" => LinkState::Invalid,
         Some(row) if row.token_expires_at.is_none_or(|at| at <= now) => LinkState::Expired(row),
         Some(row) => LinkState::Pending(row),
     })
@@ -256,14 +299,31 @@ pub async fn confirm(
     let LinkState::Pending(row) = state else {
         return Ok(state);
     };
-    subscriptions::Entity::update_many()
-        .col_expr(subscriptions::Column::Status, "confirmed".into())
-        .col_expr(subscriptions::Column::ConfirmedAt, Some(now).into())
+    let confirming = subscriptions::Entity::update_many()
         .col_expr(subscriptions::Column::Armed, true.into())
-        .filter(subscriptions::Column::Id.eq(row.id))
-        .filter(subscriptions::Column::Status.eq("pending"))
-        .exec(db)
-        .await?;
+        .filter(subscriptions::Column::Id.eq(row.id));
+    match row.pending_target_cents {
+        // A new target: the alert watches for the price crossing it now.
+        Some(target) if row.status == "confirmed" => {
+            confirming
+                .col_expr(subscriptions::Column::TargetCents, Some(target).into())
+                .col_expr(
+                    subscriptions::Column::PendingTargetCents,
+                    None::<i64>.into(),
+                )
+                .filter(subscriptions::Column::PendingTargetCents.eq(target))
+                .exec(db)
+                .await?;
+        }
+        _ => {
+            confirming
+                .col_expr(subscriptions::Column::Status, "confirmed".into())
+                .col_expr(subscriptions::Column::ConfirmedAt, Some(now).into())
+                .filter(subscriptions::Column::Status.eq("pending"))
+                .exec(db)
+                .await?;
+        }
+    }
     link_state(db, links, token, now).await
 }
 
@@ -449,7 +509,7 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn a_confirmed_alert_asked_for_at_another_target_is_described_as_it_stands() {
+    async fn a_confirmed_alert_changes_target_only_once_the_change_is_confirmed() {
         // Arrange: Ana's alert on a game at 10.00 is confirmed.
         let (db, _dir) = db().await;
         let links = Links::new("http://bazaar.test", b"key");
@@ -486,21 +546,34 @@ mod tests {
             .await
             .unwrap();
 
-        // Act
-        let again = subscribe(&db, &links, policy, &email, alert(500), now)
+        // Act: the same target, then another.
+        let same = subscribe(&db, &links, policy, &email, alert(1_000), now)
+            .await
+            .unwrap();
+        let other = subscribe(&db, &links, policy, &email, alert(500), now)
             .await
             .unwrap();
 
-        // Assert: the page will name the target Ana has, which is unchanged.
-        let Subscribed::AlreadyConfirmed(About::Alert(current)) = again else {
-            panic!("{again:?}");
+        // Assert: nothing to do, then a change to confirm; the alert keeps
+        // its target meanwhile.
+        assert!(matches!(same, Subscribed::AlreadyConfirmed(_)), "{same:?}");
+        let Subscribed::ChangeSent(About::Alert(asked)) = other else {
+            panic!("{other:?}");
         };
-        assert_eq!(current.target, "10.00 €");
+        assert_eq!(asked.target, "5.00 €");
         let row = subscriptions::Entity::find()
             .one(&db)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(row.target_cents, Some(1_000));
+        assert_eq!(
+            (
+                row.status.as_str(),
+                row.target_cents,
+                row.pending_target_cents
+            ),
+            ("confirmed", Some(1_000), Some(500))
+        );
+        assert_eq!(statuses(&db).await.len(), 2, "a second confirmation mail");
     }
 }

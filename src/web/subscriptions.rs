@@ -271,8 +271,15 @@ fn outcome_page(
             viewer,
             StatusCode::OK,
             "Already subscribed",
+            format!("{email} already receives {}.", about.describe()),
+            None,
+        ),
+        Subscribed::ChangeSent(about) => message(
+            viewer,
+            StatusCode::OK,
+            "Check your inbox",
             format!(
-                "{email} already receives {}. To change it, unsubscribe with the link in any of its mails and subscribe again.",
+                "We sent a link to {email}. Follow it to confirm {}; until you do, your alert keeps its current target.",
                 about.describe()
             ),
             None,

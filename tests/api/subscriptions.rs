@@ -54,9 +54,9 @@ async fn nth_mail(sink: &SmtpSink, n: usize) -> Received {
     Received::parse(&all[n - 1])
 }
 
-/// Subscribes `email` from the page at `from` (`/` or a game page), and
-/// checks the form was accepted.
-async fn subscribe(visitor: &mut Visitor<'_>, from: &str, fields: &[(&str, &str)]) {
+/// Subscribes `email` from the page at `from` (`/` or a game page), checks
+/// the form was accepted, and returns the page that says what happens next.
+async fn subscribe(visitor: &mut Visitor<'_>, from: &str, fields: &[(&str, &str)]) -> String {
     let page = visitor.get(from).await;
     let csrf = hidden(&page.body, "csrf").expect("a form token on the page");
     let mut form = vec![("csrf", csrf.as_str())];
@@ -69,6 +69,7 @@ async fn subscribe(visitor: &mut Visitor<'_>, from: &str, fields: &[(&str, &str)
         page.body,
         visitor.app().log()
     );
+    page.body
 }
 
 /// The app-relative path of an absolute link into `app`.
@@ -629,4 +630,44 @@ async fn best_prices(app: &TestApp) -> Vec<(i64, i64)> {
         .into_iter()
         .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
         .collect()
+}
+
+#[actix_web::test]
+async fn a_confirmed_alert_moves_to_a_new_target_once_the_mailed_link_confirms_it() {
+    // Arrange: Ana's confirmed alert on a game at 10.00.
+    let sink = SmtpSink::start();
+    let app = app_with_mail(Backend::Sqlite, &sink, &[]).await;
+    crawl(&app).await;
+    let game = best_prices(&app).await[0].0.to_string();
+    let page = format!("/games/{game}");
+    let mut visitor = Visitor::new(&app);
+    let alert = |target: &'static str| {
+        [
+            ("email", "ana@example.com"),
+            ("game", game.as_str()),
+            ("target", target),
+        ]
+    };
+    subscribe(&mut visitor, &page, &alert("10.00")).await;
+    confirm(&app, &mut visitor, &nth_mail(&sink, 1).await).await;
+    let targets = || app.rows("SELECT target_cents, pending_target_cents FROM subscriptions");
+
+    // Act: she asks for the same game at 5.00.
+    let asked = subscribe(&mut visitor, &page, &alert("5.00")).await;
+
+    // Assert: a link to confirm the change; the alert keeps 10.00 until then.
+    assert!(asked.contains("keeps its current target"), "{asked}");
+    assert_eq!(targets().await, [["1000", "500"]]);
+    let mail = nth_mail(&sink, 2).await;
+    assert!(mail.text.contains("5.00"), "{}", mail.text);
+
+    // Act: she follows it.
+    confirm(&app, &mut visitor, &mail).await;
+
+    // Assert: the alert now watches 5.00, and asking for it again changes
+    // nothing and mails nothing.
+    assert_eq!(targets().await, [["500", ""]]);
+    let again = subscribe(&mut visitor, &page, &alert("5.00")).await;
+    assert!(again.contains("Already subscribed"), "{again}");
+    assert_eq!(sink.received().len(), 2);
 }
