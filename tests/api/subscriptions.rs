@@ -634,7 +634,8 @@ async fn best_prices(app: &TestApp) -> Vec<(i64, i64)> {
 
 #[actix_web::test]
 async fn a_confirmed_alert_moves_to_a_new_target_once_the_mailed_link_confirms_it() {
-    // Arrange: Ana's confirmed alert on a game at 10.00.
+    // Arrange: Ana's confirmed alert on a game at 0.02, below any price, so
+    // that no alert mail comes between the confirmations.
     let sink = SmtpSink::start();
     let app = app_with_mail(Backend::Sqlite, &sink, &[]).await;
     crawl(&app).await;
@@ -648,26 +649,27 @@ async fn a_confirmed_alert_moves_to_a_new_target_once_the_mailed_link_confirms_i
             ("target", target),
         ]
     };
-    subscribe(&mut visitor, &page, &alert("10.00")).await;
+    subscribe(&mut visitor, &page, &alert("0.02")).await;
     confirm(&app, &mut visitor, &nth_mail(&sink, 1).await).await;
     let targets = || app.rows("SELECT target_cents, pending_target_cents FROM subscriptions");
 
-    // Act: she asks for the same game at 5.00.
-    let asked = subscribe(&mut visitor, &page, &alert("5.00")).await;
+    // Act: she asks for the same game at 0.01.
+    let asked = subscribe(&mut visitor, &page, &alert("0.01")).await;
 
-    // Assert: a link to confirm the change; the alert keeps 10.00 until then.
+    // Assert: a link to confirm the change; the alert keeps 0.02 until then.
     assert!(asked.contains("keeps its current target"), "{asked}");
-    assert_eq!(targets().await, [["1000", "500"]]);
+    assert_eq!(targets().await, [["2", "1"]]);
     let mail = nth_mail(&sink, 2).await;
-    assert!(mail.text.contains("5.00"), "{}", mail.text);
+    assert!(mail.text.contains("0.01"), "{}", mail.text);
 
     // Act: she follows it.
     confirm(&app, &mut visitor, &mail).await;
 
-    // Assert: the alert now watches 5.00, and asking for it again changes
+    // Assert: the alert now watches 0.01, and asking for it again changes
     // nothing and mails nothing.
-    assert_eq!(targets().await, [["500", ""]]);
-    let again = subscribe(&mut visitor, &page, &alert("5.00")).await;
+    assert_eq!(targets().await, [["1", ""]]);
+    let again = subscribe(&mut visitor, &page, &alert("0.01")).await;
     assert!(again.contains("Already subscribed"), "{again}");
+    outbox_settled(&app).await;
     assert_eq!(sink.received().len(), 2);
 }
