@@ -2,6 +2,16 @@
 //! workers, up to the credits each has granted and within each host's
 //! politeness (concurrency, delay, robots.txt). Its memory is a cache of the
 //! database: a restart rebuilds it and loses nothing.
+//!
+//! This file holds the actor, its state and the dispatch loop (plan, lease,
+//! hand out, give back). Its messages are in `workers` (a worker's
+//! lifecycle), `outcomes` (how a lease ends) and `admin` (listing and
+//! closing workers); `robots` fetches and caches robots.txt per host.
+
+mod admin;
+mod outcomes;
+mod robots;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,28 +20,25 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
-use serde::Serialize;
 use url::Url;
 
 use super::lease::{LeaseToken, RetryPolicy, Setback};
 use super::sites::Sites;
-use super::store::{self, Leased, Released};
-use super::worker_session::{AssignTask, CloseConnection, DrainWorker, WorkerSession};
+use super::store::{self, Leased};
+use super::worker_session::{AssignTask, WorkerSession};
 use crate::clock::{delta, Clock};
 use crate::metrics::Metrics;
 use crate::protocol::worker::TaskKind;
 use crate::scrape::fetch::Fetcher;
-use crate::scrape::robots::Robots;
+use robots::RobotsEntry;
+
+pub use admin::{CloseWorker, ListWorkers, WorkerStatus};
+pub use outcomes::{Fetched, LeasesExpired, TaskFailed, TaskFinished, Wake};
+pub use workers::{Connect, Credit, Disconnect, Heartbeat, StopAssigning, WorkerId};
 
 /// How often the queue is looked at even when nothing happened: retries whose
 /// backoff ran out and hosts whose delay passed become ready on their own.
 const TICK: Duration = Duration::from_millis(250);
-
-/// How long robots.txt is trusted before it is fetched again.
-const ROBOTS_TTL: Duration = Duration::from_secs(3600);
-
-/// The most credits a worker may hold; more would only hoard tasks.
-const MAX_CREDITS: u32 = 1024;
 
 /// Lease timing and retries, from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -88,32 +95,6 @@ struct LeaseEntry {
     /// politeness slots. The slot is freed when the result arrives, not when
     /// it is merged, since politeness is about the host, not the database.
     fetching: bool,
-}
-
-enum RobotsEntry {
-    Loading,
-    Ready { robots: Robots, fetched: Instant },
-}
-
-/// What the API and logs show about a connected worker.
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkerStatus {
-    pub id: u64,
-    pub name: String,
-    pub version: String,
-    pub address: String,
-    pub slots: u32,
-    pub credits: u32,
-    pub in_flight: usize,
-    /// The tasks it holds, by id.
-    pub tasks: Vec<i64>,
-    pub done: u64,
-    pub failed: u64,
-    pub scraper_restarts: u64,
-    pub connected_at: DateTime<Utc>,
-    pub last_heartbeat: DateTime<Utc>,
-    /// It finishes what it holds and is assigned nothing more.
-    pub draining: bool,
 }
 
 impl Dispatcher {
@@ -427,66 +408,6 @@ impl Dispatcher {
             })
             .spawn(ctx);
     }
-
-    /// Whether robots.txt for `host` is known; starts fetching it if not.
-    fn robots_ready(&mut self, host: &str, ctx: &mut Context<Self>) -> bool {
-        match self.robots.get(host) {
-            Some(RobotsEntry::Ready { fetched, .. }) if fetched.elapsed() < ROBOTS_TTL => {
-                return true
-            }
-            Some(RobotsEntry::Loading) => return false,
-            _ => {}
-        }
-        self.robots.insert(host.to_owned(), RobotsEntry::Loading);
-        let scheme = self.scheme_for(host);
-        let url = format!("{scheme}://{host}/robots.txt");
-        let fetcher = self.fetcher.get_or_insert_with(Fetcher::for_robots).clone();
-        let host = host.to_owned();
-        async move { fetcher.robots(&url).await }
-            .into_actor(self)
-            .map(move |text, act, ctx| {
-                let robots = match text {
-                    Ok(Some(text)) => Robots::parse(&text, "bazaar"),
-                    Ok(None) => Robots::allow_all(),
-                    Err(err) => {
-                        // An unreachable robots.txt is read as "allow all", as
-                        // most crawlers do, but said out loud.
-                        tracing::warn!(host, error = %err, "robots.txt unavailable; allowing all");
-                        Robots::allow_all()
-                    }
-                };
-                act.robots.insert(
-                    host,
-                    RobotsEntry::Ready {
-                        robots,
-                        fetched: Instant::now(),
-                    },
-                );
-                act.dispatch(ctx);
-            })
-            .spawn(ctx);
-        false
-    }
-
-    fn robots_delay(&self, host: &str) -> Duration {
-        match self.robots.get(host) {
-            Some(RobotsEntry::Ready { robots, .. }) => robots.crawl_delay().unwrap_or_default(),
-            _ => Duration::ZERO,
-        }
-    }
-
-    /// `http` or `https` for a host, from the sites' start URLs.
-    fn scheme_for(&self, host: &str) -> &'static str {
-        let https =
-            self.sites.iter().flat_map(|s| s.start.iter()).any(|u| {
-                super::sites::host_key(u).as_deref() == Some(host) && u.scheme() == "https"
-            });
-        if https {
-            "https"
-        } else {
-            "http"
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -516,355 +437,5 @@ impl Supervised for Dispatcher {
         self.in_flight.clear();
         self.dispatching = false;
         self.loaded = false;
-    }
-}
-
-/// A worker finished its `hello`.
-#[derive(Message)]
-#[rtype(result = "WorkerId")]
-pub struct Connect {
-    pub session: Addr<WorkerSession>,
-    pub name: String,
-    pub version: String,
-    pub peer: String,
-    pub slots: u32,
-}
-
-/// The id the Dispatcher gives a connected worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, MessageResponse)]
-pub struct WorkerId(pub u64);
-
-impl Handler<Connect> for Dispatcher {
-    type Result = WorkerId;
-
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> WorkerId {
-        self.next_worker += 1;
-        let id = self.next_worker;
-        let now = self.clock.now();
-        tracing::info!(worker = id, name = %msg.name, peer = %msg.peer, slots = msg.slots, "worker connected");
-        self.workers.insert(
-            id,
-            WorkerEntry {
-                session: msg.session,
-                name: msg.name,
-                version: msg.version,
-                peer: msg.peer,
-                slots: msg.slots,
-                credits: 0,
-                restarts: 0,
-                done: 0,
-                failed: 0,
-                connected_at: now,
-                last_heartbeat: now,
-                draining: false,
-            },
-        );
-        WorkerId(id)
-    }
-}
-
-/// A worker's connection closed: its tasks go back to the queue at once.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Disconnect {
-    pub worker: WorkerId,
-}
-
-impl Handler<Disconnect> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: Disconnect, ctx: &mut Context<Self>) {
-        let Some(worker) = self.workers.remove(&msg.worker.0) else {
-            return;
-        };
-        let tokens: Vec<LeaseToken> = self
-            .leases
-            .iter()
-            .filter(|(_, e)| e.worker == msg.worker.0)
-            .map(|(t, _)| t.clone())
-            .collect();
-        tracing::info!(worker = msg.worker.0, name = %worker.name, requeued = tokens.len(), "worker disconnected");
-        for token in tokens {
-            self.forget(&token);
-            self.give_back(token, Setback::Disconnected, "the worker disconnected", ctx);
-        }
-    }
-}
-
-/// A worker grants more credits.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Credit {
-    pub worker: WorkerId,
-    pub credits: u32,
-}
-
-impl Handler<Credit> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: Credit, ctx: &mut Context<Self>) {
-        if let Some(worker) = self.workers.get_mut(&msg.worker.0).filter(|w| !w.draining) {
-            worker.credits = worker.credits.saturating_add(msg.credits).min(MAX_CREDITS);
-            self.dispatch(ctx);
-        }
-    }
-}
-
-/// A worker is to drain, because it asked or an admin did: assign it
-/// nothing more, and tell it with a `drain` frame. Resolves to the worker's
-/// name, or `None` if no such worker is connected to this node.
-#[derive(Message)]
-#[rtype(result = "Option<String>")]
-pub struct StopAssigning {
-    pub worker: WorkerId,
-}
-
-impl Handler<StopAssigning> for Dispatcher {
-    type Result = Option<String>;
-
-    fn handle(&mut self, msg: StopAssigning, _: &mut Context<Self>) -> Option<String> {
-        let worker = self.workers.get_mut(&msg.worker.0)?;
-        tracing::info!(worker = msg.worker.0, name = %worker.name, "worker draining");
-        worker.draining = true;
-        worker.credits = 0;
-        // Through the session's mailbox, after every assignment already sent:
-        // once the worker reads this, no assignment can follow.
-        worker.session.do_send(DrainWorker);
-        Some(worker.name.clone())
-    }
-}
-
-/// An admin closes a worker's connection. Its tasks go back to the queue
-/// when its session stops (`Disconnect`), as for any closed connection.
-/// Resolves to the worker's name, or `None` if no such worker is connected
-/// to this node.
-#[derive(Message)]
-#[rtype(result = "Option<String>")]
-pub struct CloseWorker {
-    pub worker: WorkerId,
-    /// The close frame's reason, for the worker's log.
-    pub reason: &'static str,
-}
-
-impl Handler<CloseWorker> for Dispatcher {
-    type Result = Option<String>;
-
-    fn handle(&mut self, msg: CloseWorker, _: &mut Context<Self>) -> Option<String> {
-        let worker = self.workers.get_mut(&msg.worker.0)?;
-        tracing::info!(worker = msg.worker.0, name = %worker.name, reason = msg.reason, "closing a worker's connection");
-        // Nothing more is assigned in the moment before the session stops.
-        worker.draining = true;
-        worker.credits = 0;
-        worker
-            .session
-            .do_send(CloseConnection { reason: msg.reason });
-        Some(worker.name.clone())
-    }
-}
-
-/// A worker is alive and still holds these leases.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Heartbeat {
-    pub worker: WorkerId,
-    pub leases: Vec<LeaseToken>,
-    pub restarts: u64,
-}
-
-impl Handler<Heartbeat> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) {
-        let now = self.clock.now();
-        let Some(worker) = self.workers.get_mut(&msg.worker.0) else {
-            return;
-        };
-        worker.last_heartbeat = now;
-        if msg.restarts > worker.restarts {
-            tracing::warn!(worker = msg.worker.0, name = %worker.name, restarts = msg.restarts, "worker's scrapers were restarted");
-            worker.restarts = msg.restarts;
-        }
-        // Only leases this worker holds are extended: a token is not a
-        // capability to keep someone else's task.
-        let mine: Vec<LeaseToken> = msg
-            .leases
-            .into_iter()
-            .filter(|t| self.leases.get(t).is_some_and(|e| e.worker == msg.worker.0))
-            .collect();
-        let db = self.db.clone();
-        let until = now + delta(self.policy.lease);
-        async move { store::extend_leases(&db, &mine, until).await }
-            .into_actor(self)
-            .map(|res, _, _| {
-                if let Err(err) = res {
-                    tracing::error!(error = %err, "could not extend leases");
-                }
-            })
-            .spawn(ctx);
-    }
-}
-
-/// A worker sent a task's result: the fetch is over, so its host slot is
-/// free, while the lease stays until the result is merged.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Fetched {
-    pub lease: LeaseToken,
-}
-
-impl Handler<Fetched> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: Fetched, ctx: &mut Context<Self>) {
-        let Some(entry) = self.leases.get_mut(&msg.lease) else {
-            return;
-        };
-        if std::mem::take(&mut entry.fetching) {
-            let host = entry.host.clone();
-            self.release_slots(&host, 1);
-            self.dispatch(ctx);
-        }
-    }
-}
-
-/// A task's result was merged (or found stale): its lease is over.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct TaskFinished {
-    pub worker: WorkerId,
-    pub lease: LeaseToken,
-}
-
-impl Handler<TaskFinished> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
-        if self.forget(&msg.lease).is_some() {
-            if let Some(worker) = self.workers.get_mut(&msg.worker.0) {
-                worker.done += 1;
-            }
-        }
-        self.dispatch(ctx);
-    }
-}
-
-/// A worker could not do a task.
-#[derive(Message)]
-#[rtype(result = "Result<bool, String>")]
-pub struct TaskFailed {
-    pub worker: WorkerId,
-    pub lease: LeaseToken,
-    pub error: String,
-    pub retryable: bool,
-}
-
-impl Handler<TaskFailed> for Dispatcher {
-    type Result = ResponseActFuture<Self, Result<bool, String>>;
-
-    /// Resolves to whether the lease was current (`false`: stale, ignored).
-    fn handle(&mut self, msg: TaskFailed, _: &mut Context<Self>) -> Self::Result {
-        if self.forget(&msg.lease).is_some() {
-            if let Some(worker) = self.workers.get_mut(&msg.worker.0) {
-                worker.failed += 1;
-            }
-        }
-        let db = self.db.clone();
-        let policy = self.policy.retry;
-        let now = self.clock.now();
-        let setback = Setback::Failed {
-            retryable: msg.retryable,
-        };
-        Box::pin(
-            async move { store::release(&db, &msg.lease, &setback, &msg.error, &policy, now).await }
-                .into_actor(self)
-                .map(|res, act, ctx| {
-                    act.dispatch(ctx);
-                    match res {
-                        Ok(released) => Ok(released.is_some()),
-                        Err(err) => Err(err.to_string()),
-                    }
-                }),
-        )
-    }
-}
-
-/// Leases ran out (found by the Scheduler's sweep).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct LeasesExpired {
-    pub released: Vec<Released>,
-}
-
-impl Handler<LeasesExpired> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: LeasesExpired, ctx: &mut Context<Self>) {
-        self.metrics.leases_expired(msg.released.len());
-        for released in &msg.released {
-            tracing::warn!(task = released.task, host = %released.host, state = %released.state, "lease expired");
-            if self.forget(&released.token).is_none() {
-                // Leased by an earlier process or another node: the counters
-                // rebuilt from the database still hold its slot.
-                self.release_slots(&released.host, 1);
-            }
-        }
-        self.dispatch(ctx);
-    }
-}
-
-/// New work may be ready (a crawl started, say).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Wake;
-
-impl Handler<Wake> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
-        self.dispatch(ctx);
-    }
-}
-
-/// The workers connected to this node, for the API and the admin pages.
-/// Each node's Dispatcher knows only its own workers.
-#[derive(Message)]
-#[rtype(result = "Vec<WorkerStatus>")]
-pub struct ListWorkers;
-
-impl Handler<ListWorkers> for Dispatcher {
-    type Result = MessageResult<ListWorkers>;
-
-    fn handle(&mut self, _: ListWorkers, _: &mut Context<Self>) -> Self::Result {
-        let mut list: Vec<WorkerStatus> = self
-            .workers
-            .iter()
-            .map(|(&id, w)| {
-                let mut tasks: Vec<i64> = self
-                    .leases
-                    .iter()
-                    .filter(|(_, e)| e.worker == id)
-                    .map(|(token, _)| token.task())
-                    .collect();
-                tasks.sort_unstable();
-                WorkerStatus {
-                    id,
-                    name: w.name.clone(),
-                    version: w.version.clone(),
-                    address: w.peer.clone(),
-                    slots: w.slots,
-                    credits: w.credits,
-                    in_flight: tasks.len(),
-                    tasks,
-                    done: w.done,
-                    failed: w.failed,
-                    scraper_restarts: w.restarts,
-                    connected_at: w.connected_at,
-                    last_heartbeat: w.last_heartbeat,
-                    draining: w.draining,
-                }
-            })
-            .collect();
-        list.sort_by_key(|w| w.id);
-        MessageResult(list)
     }
 }
