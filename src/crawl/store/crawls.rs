@@ -1,0 +1,326 @@
+//! Crawls: starting one (unless one is running), reading them back with
+//! their task counts, and finishing one once none of its tasks is left to
+//! do. Completion is checked by each transition that may settle a crawl's
+//! last task, and by a periodic sweep for the races that slip past.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::crawls;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use super::queue::{insert_tasks, NewTask};
+use super::sql::stmt;
+use crate::crawl::lease::TaskState;
+use crate::crawl::sites::Sites;
+use crate::protocol::worker::TaskKind;
+
+/// Why a crawl did or did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    Started(i64),
+    AlreadyRunning(i64),
+}
+
+impl StartOutcome {
+    pub fn id(self) -> i64 {
+        match self {
+            StartOutcome::Started(id) | StartOutcome::AlreadyRunning(id) => id,
+        }
+    }
+}
+
+/// A crawl with its task counts, for the API and the pages.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CrawlReport {
+    #[serde(flatten)]
+    pub crawl: crawls::Model,
+    pub tasks: BTreeMap<String, u64>,
+}
+
+impl CrawlReport {
+    pub fn total(&self) -> u64 {
+        self.tasks.values().sum()
+    }
+
+    pub fn finished_tasks(&self) -> u64 {
+        TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .map(|s| self.tasks.get(s.as_str()).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Starts a crawl of every site, unless one is running already.
+pub async fn start_crawl(
+    db: &impl ConnectionTrait,
+    sites: &Sites,
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Result<StartOutcome, DbErr> {
+    if let Some(running) = running_crawl(db).await? {
+        return Ok(StartOutcome::AlreadyRunning(running.id));
+    }
+    let inserted = crawls::Entity::insert(crawls::ActiveModel {
+        status: Set("running".to_owned()),
+        trigger: Set(trigger.to_owned()),
+        started_at: Set(now),
+        ..Default::default()
+    })
+    .exec(db)
+    .await;
+    let id = match inserted {
+        Ok(res) => res.last_insert_id,
+        // Another node (or request) won the race for the one running crawl.
+        Err(err) => match running_crawl(db).await? {
+            Some(running) => return Ok(StartOutcome::AlreadyRunning(running.id)),
+            None => return Err(err),
+        },
+    };
+    let seeds: Vec<NewTask> = sites
+        .iter()
+        .flat_map(|site| {
+            site.start.iter().map(|url| NewTask {
+                kind: TaskKind::Listing,
+                site: site.name.clone(),
+                url: url.clone(),
+            })
+        })
+        .collect();
+    insert_tasks(db, id, &seeds, now).await?;
+    // A crawl of nothing is complete at once.
+    finish_if_done(db, id, now).await?;
+    Ok(StartOutcome::Started(id))
+}
+
+pub async fn running_crawl(db: &impl ConnectionTrait) -> Result<Option<crawls::Model>, DbErr> {
+    crawls::Entity::find()
+        .filter(crawls::Column::Status.eq("running"))
+        .one(db)
+        .await
+}
+
+/// The most recent crawl, running or not.
+pub async fn latest_crawl(db: &impl ConnectionTrait) -> Result<Option<crawls::Model>, DbErr> {
+    crawls::Entity::find()
+        .order_by_desc(crawls::Column::Id)
+        .one(db)
+        .await
+}
+
+/// The most recent finished crawl.
+pub async fn last_finished_crawl(
+    db: &impl ConnectionTrait,
+) -> Result<Option<crawls::Model>, DbErr> {
+    crawls::Entity::find()
+        .filter(crawls::Column::Status.eq("finished"))
+        .order_by_desc(crawls::Column::Id)
+        .one(db)
+        .await
+}
+
+pub async fn crawl_report(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<CrawlReport>, DbErr> {
+    let Some(crawl) = crawls::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all(stmt(
+            backend,
+            "SELECT state, COUNT(*) AS n FROM tasks WHERE crawl_id = $1 GROUP BY state",
+            vec![id.into()],
+        ))
+        .await?;
+    let mut tasks: BTreeMap<String, u64> = TaskState::ALL
+        .into_iter()
+        .map(|s| (s.as_str().to_owned(), 0))
+        .collect();
+    for row in rows {
+        let state: String = row.try_get("", "state")?;
+        let n: i64 = row.try_get("", "n")?;
+        tasks.insert(state, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(Some(CrawlReport { crawl, tasks }))
+}
+
+/// Flips a crawl to `finished` once no task of it is left to do. Returns
+/// `true` only for the one call that flipped it.
+pub async fn complete_if_done(
+    db: &impl ConnectionTrait,
+    crawl_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one(stmt(
+            backend,
+            // EXISTS stops at the first open task; it runs after every
+            // merge, so it must not count the whole queue.
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE crawl_id = $1 AND state IN ('queued', 'leased')) AS open",
+            vec![crawl_id.into()],
+        ))
+        .await?;
+    let open: bool = match row {
+        Some(row) => row.try_get("", "open")?,
+        None => false,
+    };
+    if open {
+        return Ok(false);
+    }
+    let res = crawls::Entity::update_many()
+        .col_expr(crawls::Column::Status, "finished".into())
+        .col_expr(crawls::Column::FinishedAt, Some(now).into())
+        .filter(crawls::Column::Id.eq(crawl_id))
+        .filter(crawls::Column::Status.eq("running"))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// `complete_if_done` outside a transaction: the flip is committed when this
+/// returns, so it is logged here.
+pub(super) async fn finish_if_done(
+    db: &impl ConnectionTrait,
+    crawl_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let finished = complete_if_done(db, crawl_id, now).await?;
+    if finished {
+        tracing::info!(crawl = crawl_id, "crawl finished");
+    }
+    Ok(finished)
+}
+
+/// Finishes running crawls with nothing left to do. Each transition checks
+/// completion itself, but on PostgreSQL two transactions that settle a crawl's
+/// last two tasks at once each still see the other's task open; the periodic
+/// sweep closes what such a race leaves running.
+pub async fn finish_idle_crawls(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DbErr> {
+    let running = crawls::Entity::find()
+        .filter(crawls::Column::Status.eq("running"))
+        .all(db)
+        .await?;
+    let mut finished = Vec::new();
+    for crawl in running {
+        if finish_if_done(db, crawl.id, now).await? {
+            finished.push(crawl.id);
+        }
+    }
+    Ok(finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use url::Url;
+
+    use super::*;
+    use crate::crawl::lease::LeaseToken;
+    use crate::crawl::store::{cancel, lease, mark_done, Leased};
+
+    async fn crawl_with_tasks(
+        urls: &[&str],
+    ) -> (tempfile::TempDir, sea_orm::DatabaseConnection, i64) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url).await.expect("db");
+        let now = Utc::now();
+        let id = crawls::Entity::insert(crawls::ActiveModel {
+            status: Set("running".to_owned()),
+            trigger: Set("test".to_owned()),
+            started_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&db)
+        .await
+        .expect("crawl")
+        .last_insert_id;
+        let new: Vec<NewTask> = urls
+            .iter()
+            .map(|u| NewTask {
+                kind: TaskKind::Page,
+                site: "s".to_owned(),
+                url: Url::parse(u).expect("url"),
+            })
+            .collect();
+        insert_tasks(&db, id, &new, now).await.expect("tasks");
+        (dir, db, id)
+    }
+
+    async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> String {
+        crawls::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .expect("read")
+            .expect("crawl")
+            .status
+    }
+
+    async fn lease_now(db: &sea_orm::DatabaseConnection, n: u32) -> Vec<Leased> {
+        let now = Utc::now();
+        lease(
+            db,
+            "a.test",
+            n,
+            "w",
+            now + chrono::Duration::seconds(30),
+            now,
+        )
+        .await
+        .expect("lease")
+    }
+
+    fn token(row: &Leased) -> LeaseToken {
+        LeaseToken::parse(&row.lease_token).expect("token")
+    }
+
+    #[actix_rt::test]
+    async fn a_crawl_whose_last_task_is_cancelled_is_finished() {
+        let (_dir, db, id) = crawl_with_tasks(&["http://a.test/1", "http://a.test/private"]).await;
+        let now = Utc::now();
+        let leased = lease_now(&db, 2).await;
+        assert_eq!(leased.len(), 2);
+
+        // The page is merged first, while the private one is still leased...
+        let first = token(&leased[0]);
+        assert!(mark_done(&db, &[&first], now)
+            .await
+            .expect("done")
+            .contains(first.as_str()));
+        assert!(!complete_if_done(&db, id, now).await.expect("check"));
+        assert_eq!(status(&db, id).await, "running");
+
+        // ...then robots.txt cancels the last one: nothing is left to do.
+        assert!(cancel(&db, &token(&leased[1]), id, "disallowed", now)
+            .await
+            .expect("cancel"));
+        assert_eq!(status(&db, id).await, "finished");
+    }
+
+    #[actix_rt::test]
+    async fn the_sweep_finishes_a_crawl_that_a_race_left_running() {
+        let (_dir, db, id) = crawl_with_tasks(&["http://a.test/1"]).await;
+        let now = Utc::now();
+        let leased = lease_now(&db, 1).await;
+        // Settled without a completion check, as when two transactions each
+        // saw the other's task still open.
+        let only = token(&leased[0]);
+        assert_eq!(mark_done(&db, &[&only], now).await.expect("done").len(), 1);
+        assert_eq!(status(&db, id).await, "running");
+
+        assert_eq!(finish_idle_crawls(&db, now).await.expect("sweep"), vec![id]);
+        assert_eq!(status(&db, id).await, "finished");
+        assert!(finish_idle_crawls(&db, now)
+            .await
+            .expect("again")
+            .is_empty());
+    }
+}

@@ -1,0 +1,250 @@
+//! Leases: taking ready tasks for a worker, extending them on heartbeats, and
+//! ending them (done, released for a retry, cancelled or expired). Each end
+//! is fenced by the lease's token, so a stale worker changes nothing.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use entity::tasks;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, Value,
+};
+
+use super::attempts::{end_attempts, record_attempts};
+use super::crawls::finish_if_done;
+use super::sql::{stmt, truncate};
+use crate::crawl::lease::{LeaseToken, RetryPolicy, Setback, TaskState};
+
+/// A task just leased to a worker.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Leased {
+    pub id: i64,
+    pub crawl_id: i64,
+    pub kind: String,
+    pub site: String,
+    pub url: String,
+    pub host: String,
+    pub attempts: i32,
+    pub lease_token: String,
+}
+
+/// A task whose lease ended without a result.
+#[derive(Debug, Clone)]
+pub struct Released {
+    pub task: i64,
+    pub crawl_id: i64,
+    pub host: String,
+    pub token: LeaseToken,
+    pub state: TaskState,
+}
+
+/// Leases up to `limit` ready tasks of `host` in one atomic statement.
+pub async fn lease(
+    db: &impl ConnectionTrait,
+    host: &str,
+    limit: u32,
+    worker: &str,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Leased>, DbErr> {
+    let backend = db.get_database_backend();
+    // Several nodes may lease from one table: on PostgreSQL, rows another
+    // transaction is leasing are skipped instead of waited for.
+    let lock = if backend == DatabaseBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    // Listings first: each one found feeds the queue, so discovery stays
+    // ahead of the workers instead of waiting behind the pages it found.
+    // 'listing' sorts before 'page', so `kind, id` is that order, and the
+    // index `tasks_lease_order` walks it without sorting the queue.
+    let sql = format!(
+        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, \
+           lease_token = 't' || id || '-a' || (attempts + 1), \
+           lease_until = $1, worker = $2, updated_at = $3 \
+         WHERE id IN (SELECT id FROM tasks \
+           WHERE state = 'queued' AND host = $4 AND not_before <= $3 \
+           ORDER BY kind, id LIMIT $5{lock}) \
+         RETURNING id, crawl_id, kind, site, url, host, attempts, lease_token"
+    );
+    let rows = Leased::find_by_statement(stmt(
+        backend,
+        &sql,
+        vec![
+            lease_until.into(),
+            worker.into(),
+            now.into(),
+            host.into(),
+            i64::from(limit).into(),
+        ],
+    ))
+    .all(db)
+    .await?;
+    record_attempts(db, &rows, worker, now).await?;
+    Ok(rows)
+}
+
+/// Extends the listed leases that are still current. Returns how many were.
+pub async fn extend_leases(
+    db: &impl ConnectionTrait,
+    tokens: &[LeaseToken],
+    until: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    if tokens.is_empty() {
+        return Ok(0);
+    }
+    let res = tasks::Entity::update_many()
+        .col_expr(tasks::Column::LeaseUntil, until.into())
+        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::LeaseToken.is_in(tokens.iter().map(|t| t.as_str())))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Marks leased tasks done, fenced by their tokens, in one statement per
+/// chunk. Returns the tokens that were current; the others were stale and
+/// changed nothing. The token stays on a done task: it names the attempt
+/// that finished it.
+pub async fn mark_done(
+    db: &impl ConnectionTrait,
+    tokens: &[&LeaseToken],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut current = HashSet::new();
+    for chunk in tokens.chunks(200) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE tasks SET state = 'done', lease_until = NULL, updated_at = $1 \
+             WHERE state = 'leased' AND lease_token IN ({}) RETURNING lease_token",
+            marks.join(", ")
+        );
+        let mut values: Vec<Value> = vec![now.into()];
+        values.extend(chunk.iter().map(|t| Value::from(t.as_str())));
+        for row in db.query_all(stmt(backend, &sql, values)).await? {
+            current.insert(row.try_get::<String>("", "lease_token")?);
+        }
+    }
+    end_attempts(db, current.iter().cloned(), "done", None, now).await?;
+    Ok(current)
+}
+
+/// Ends a lease without a result: back to the queue with backoff, or `dead`.
+/// `None` means the lease was stale and nothing changed.
+pub async fn release(
+    db: &impl ConnectionTrait,
+    token: &LeaseToken,
+    setback: &Setback,
+    error: &str,
+    policy: &RetryPolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<Released>, DbErr> {
+    let Some(task) = tasks::Entity::find_by_id(token.task())
+        .filter(tasks::Column::LeaseToken.eq(token.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let next = policy.after(u32::try_from(task.attempts).unwrap_or(0), setback, now);
+    let res = tasks::Entity::update_many()
+        .col_expr(tasks::Column::State, next.state.as_str().into())
+        .col_expr(tasks::Column::NotBefore, next.not_before.into())
+        .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
+        .col_expr(
+            tasks::Column::LeaseUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .col_expr(tasks::Column::LastError, Some(truncate(error, 2000)).into())
+        .col_expr(tasks::Column::UpdatedAt, now.into())
+        .filter(tasks::Column::Id.eq(task.id))
+        .filter(tasks::Column::LeaseToken.eq(token.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
+    }
+    let outcome = if next.state.is_final() {
+        "dead"
+    } else {
+        "retry"
+    };
+    end_attempts(db, [token.as_str().to_owned()], outcome, Some(error), now).await?;
+    if next.state.is_final() {
+        finish_if_done(db, task.crawl_id, now).await?;
+    }
+    Ok(Some(Released {
+        task: task.id,
+        crawl_id: task.crawl_id,
+        host: task.host,
+        token: token.clone(),
+        state: next.state,
+    }))
+}
+
+/// Cancels a leased task for good (robots.txt forbids it, say). The task may
+/// be its crawl's last, so the crawl is finished here if it is.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    token: &LeaseToken,
+    crawl_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = tasks::Entity::update_many()
+        .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
+        .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
+        .col_expr(
+            tasks::Column::LeaseUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .col_expr(tasks::Column::LastError, Some(reason.to_owned()).into())
+        .col_expr(tasks::Column::UpdatedAt, now.into())
+        .filter(tasks::Column::Id.eq(token.task()))
+        .filter(tasks::Column::LeaseToken.eq(token.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .exec(db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(false);
+    }
+    end_attempts(
+        db,
+        [token.as_str().to_owned()],
+        "cancelled",
+        Some(reason),
+        now,
+    )
+    .await?;
+    finish_if_done(db, crawl_id, now).await?;
+    Ok(true)
+}
+
+/// Returns every lease that ran out to the queue (or makes it `dead`).
+pub async fn expire_leases(
+    db: &impl ConnectionTrait,
+    policy: &RetryPolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<Released>, DbErr> {
+    let expired = tasks::Entity::find()
+        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::LeaseUntil.lt(now))
+        .all(db)
+        .await?;
+    let mut released = Vec::new();
+    for task in expired {
+        let Some(token) = task.lease_token.as_deref().and_then(LeaseToken::parse) else {
+            continue;
+        };
+        let error = "lease expired without a heartbeat";
+        if let Some(r) = release(db, &token, &Setback::Expired, error, policy, now).await? {
+            released.push(r);
+        }
+    }
+    Ok(released)
+}

@@ -1,0 +1,24 @@
+//! The task queue's database access: crawls, leasing, fencing, expiry and
+//! completion. Every transition is a conditional statement, so the database
+//! stays the truth when several actors or nodes act at once.
+//!
+//! `crawls` starts, reads and finishes crawls; `queue` adds tasks and finds
+//! the hosts with work; `leases` takes and ends leases; `attempts` records
+//! each lease's history; `sql` holds the statement helpers they share.
+
+mod attempts;
+mod crawls;
+mod leases;
+mod queue;
+mod sql;
+
+pub use crawls::{
+    complete_if_done, crawl_report, finish_idle_crawls, last_finished_crawl, latest_crawl,
+    running_crawl, start_crawl, CrawlReport, StartOutcome,
+};
+pub use leases::{
+    cancel, expire_leases, extend_leases, lease, mark_done, release, Leased, Released,
+};
+pub use queue::{insert_tasks, leased_by_host, ready_hosts, NewTask};
+pub(crate) use sql::stmt;
+pub use sql::truncate;

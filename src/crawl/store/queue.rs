@@ -1,0 +1,113 @@
+//! The queue's contents: adding tasks to a crawl, and which hosts have tasks
+//! ready to lease or in flight, for the Dispatcher's planning.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::tasks;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use url::Url;
+
+use super::sql::stmt;
+use crate::crawl::lease::TaskState;
+use crate::crawl::sites::host_key;
+use crate::protocol::worker::TaskKind;
+
+/// A task to add to a crawl.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub kind: TaskKind,
+    pub site: String,
+    pub url: Url,
+}
+
+/// Adds tasks to a crawl; a URL already in the crawl is skipped. Returns how
+/// many were new.
+pub async fn insert_tasks(
+    db: &impl ConnectionTrait,
+    crawl_id: i64,
+    new: &[NewTask],
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let models: Vec<tasks::ActiveModel> = new
+        .iter()
+        .filter_map(|t| {
+            Some(tasks::ActiveModel {
+                crawl_id: Set(crawl_id),
+                kind: Set(t.kind.as_str().to_owned()),
+                site: Set(t.site.clone()),
+                url: Set(t.url.to_string()),
+                host: Set(host_key(&t.url)?),
+                state: Set(TaskState::Queued.as_str().to_owned()),
+                attempts: Set(0),
+                not_before: Set(now),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+        })
+        .collect();
+    if models.is_empty() {
+        return Ok(0);
+    }
+    let mut added = 0;
+    // Chunks keep each statement under SQLite's bound-parameter limit.
+    for chunk in models.chunks(200) {
+        let res = tasks::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([tasks::Column::CrawlId, tasks::Column::Url])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+        added += res;
+    }
+    Ok(added)
+}
+
+/// Tasks in flight per host, to rebuild the politeness counters on start.
+pub async fn leased_by_host(db: &impl ConnectionTrait) -> Result<HashMap<String, u32>, DbErr> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all(stmt(
+            backend,
+            "SELECT host, COUNT(*) AS n FROM tasks WHERE state = 'leased' GROUP BY host",
+            vec![],
+        ))
+        .await?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let host: String = row.try_get("", "host")?;
+        let n: i64 = row.try_get("", "n")?;
+        out.insert(host, u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    Ok(out)
+}
+
+/// Hosts that have tasks ready to lease now; none while an admin has paused
+/// the queue (the flag is in the database, so it holds on every node).
+pub async fn ready_hosts(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all(stmt(
+            backend,
+            // A loose index scan over `tasks_lease_order`: one probe per host
+            // instead of reading every queued task on every dispatch pass.
+            "WITH RECURSIVE hosts(host) AS ( \
+               SELECT MIN(host) FROM tasks WHERE state = 'queued' \
+               UNION ALL \
+               SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = 'queued' AND t.host > hosts.host) \
+               FROM hosts WHERE hosts.host IS NOT NULL) \
+             SELECT host FROM hosts WHERE host IS NOT NULL AND EXISTS ( \
+               SELECT 1 FROM tasks t WHERE t.state = 'queued' AND t.host = hosts.host AND t.not_before <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM flags WHERE name = 'queue_paused')",
+            vec![now.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get("", "host")).collect()
+}
