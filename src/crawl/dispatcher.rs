@@ -378,7 +378,6 @@ impl Dispatcher {
         Some(entry)
     }
 
-    /// Returns a lease to the queue in the database.
     /// Credits reserved for a step and not used go back to the worker,
     /// unless it is draining: then it is owed nothing more.
     fn return_credits(&mut self, worker: u64, credits: u32) {
@@ -387,6 +386,7 @@ impl Dispatcher {
         }
     }
 
+    /// Returns a lease to the queue in the database.
     fn give_back(
         &mut self,
         token: LeaseToken,
