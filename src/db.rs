@@ -1,5 +1,5 @@
-//! Connecting to the database (SQLite in WAL mode, or PostgreSQL) and
-//! migrating it.
+//! Connecting to the database (SQLite in WAL mode, or PostgreSQL),
+//! migrating it, and the helpers every module's hand-written SQL shares.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, TransactionTrait,
+    DatabaseTransaction, DbErr, Statement, TransactionTrait, Value,
 };
 
 /// Opens the database at `url` and brings its schema up to date.
@@ -61,6 +61,29 @@ pub async fn begin_write(
             .await?;
     }
     Ok(txn)
+}
+
+/// A statement written with `$1`-style placeholders, for either backend.
+pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        // SQLite numbers its parameters `?1`, PostgreSQL `$1`.
+        DatabaseBackend::Sqlite => sql.replace('$', "?"),
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary, to fit a
+/// bounded column.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
 }
 
 /// The URL with any password replaced, for error messages and logs.

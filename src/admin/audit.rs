@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::{Page, PER_PAGE};
-use crate::crawl::store::truncate;
+use crate::db::truncate;
 
 /// Who acts: an admin account, or the API token.
 #[derive(Debug, Clone)]

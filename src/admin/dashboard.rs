@@ -7,7 +7,8 @@ use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde::Serialize;
 
 use super::{outbox, tasks};
-use crate::crawl::store::{self, stmt};
+use crate::crawl::store;
+use crate::db::stmt;
 
 /// Minutes of throughput the chart shows.
 pub const MINUTES: usize = 15;

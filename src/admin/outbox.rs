@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::{Page, PER_PAGE};
-use crate::crawl::store::stmt;
+use crate::db::stmt;
 use crate::mail::MailStatus;
 
 const STATUSES: [MailStatus; 5] = [

@@ -171,7 +171,7 @@ pub async fn detail(
 pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbErr> {
     let backend = db.get_database_backend();
     let rows = db
-        .query_all(store::stmt(
+        .query_all(crate::db::stmt(
             backend,
             "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state",
             vec![],
@@ -307,7 +307,7 @@ async fn reopen(db: &impl ConnectionTrait, crawl_ids: &[i64]) -> Result<(), DbEr
     let Some(&newest) = crawl_ids.iter().max() else {
         return Ok(());
     };
-    db.execute(store::stmt(
+    db.execute(crate::db::stmt(
         db.get_database_backend(),
         "UPDATE crawls SET status = 'running', finished_at = NULL \
          WHERE id = $1 AND id = (SELECT MAX(id) FROM crawls) \

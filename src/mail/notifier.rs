@@ -23,7 +23,7 @@ use super::address::EmailAddress;
 use super::compose::{self, Alert, Digest, Drop, Links, NewGame};
 use super::outbox;
 use crate::clock::Clock;
-use crate::crawl::store::stmt;
+use crate::db::stmt;
 use crate::domain::money::Money;
 
 /// Entries of each list a digest shows; the rest is a link to the site.

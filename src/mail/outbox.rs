@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::address::EmailAddress;
 use super::header::{ExtraHeader, HeaderText};
 use crate::clock::delta;
-use crate::crawl::store::stmt;
+use crate::db::stmt;
 
 /// A mail to queue. Every field is already parsed, so queueing cannot fail
 /// on content, only on the database.

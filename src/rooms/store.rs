@@ -8,7 +8,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::crawl::store::stmt;
+use crate::db::stmt;
 use crate::domain::topic::RoomName;
 use crate::protocol::client::{time, MessageView};
 

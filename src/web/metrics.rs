@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::admin::{outbox, tasks};
 use crate::crawl::dispatcher::ListWorkers;
-use crate::crawl::store::stmt;
+use crate::db::stmt;
 use crate::metrics::{Gathered, Histogram, Metrics, CONTENT_TYPE, TASK_BUCKETS};
 use crate::rooms::registry::{occupied, ListRooms};
 

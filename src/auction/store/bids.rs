@@ -20,7 +20,7 @@ use crate::auction::{
     place_bid as apply_bid, BidError, BidOutcome, BidRequest, LotRules, LotState, LotView,
     Standing, UserId,
 };
-use crate::crawl::store::stmt;
+use crate::db::stmt;
 
 /// How many times a bid re-reads the lot after losing a compare-and-set to
 /// another writer before it gives up with `busy`. Each loss means someone

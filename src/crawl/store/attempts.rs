@@ -8,7 +8,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::leases::Leased;
-use super::sql::truncate;
+use crate::db::truncate;
 
 /// One `task_attempts` row per new lease, for the admin pages.
 pub(super) async fn record_attempts(

@@ -12,9 +12,9 @@ use sea_orm::{
 };
 
 use super::queue::{insert_tasks, NewTask};
-use super::sql::stmt;
 use crate::crawl::lease::TaskState;
 use crate::crawl::sites::Sites;
+use crate::db::stmt;
 use crate::protocol::worker::TaskKind;
 
 /// Why a crawl did or did not start.

@@ -13,8 +13,8 @@ use sea_orm::{
 
 use super::attempts::{end_attempts, record_attempts};
 use super::crawls::finish_if_done;
-use super::sql::{stmt, truncate};
 use crate::crawl::lease::{LeaseToken, RetryPolicy, Setback, TaskState};
+use crate::db::{stmt, truncate};
 
 /// A task just leased to a worker.
 #[derive(Debug, Clone, FromQueryResult)]

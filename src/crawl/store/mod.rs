@@ -4,13 +4,12 @@
 //!
 //! `crawls` starts, reads and finishes crawls; `queue` adds tasks and finds
 //! the hosts with work; `leases` takes and ends leases; `attempts` records
-//! each lease's history; `sql` holds the statement helpers they share.
+//! each lease's history.
 
 mod attempts;
 mod crawls;
 mod leases;
 mod queue;
-mod sql;
 
 pub use crawls::{
     complete_if_done, crawl_report, finish_idle_crawls, last_finished_crawl, latest_crawl,
@@ -20,5 +19,3 @@ pub use leases::{
     cancel, expire_leases, extend_leases, lease, mark_done, release, Leased, Released,
 };
 pub use queue::{insert_tasks, leased_by_host, ready_hosts, NewTask};
-pub(crate) use sql::stmt;
-pub use sql::truncate;

@@ -9,9 +9,9 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use url::Url;
 
-use super::sql::stmt;
 use crate::crawl::lease::TaskState;
 use crate::crawl::sites::host_key;
+use crate::db::stmt;
 use crate::protocol::worker::TaskKind;
 
 /// A task to add to a crawl.
