@@ -22,16 +22,7 @@ pub const STATUSES: [LotStatus; 4] = [
 
 /// The status `/admin/auctions?status=` names, or why it is not one.
 pub fn parse_status(text: &str) -> Result<Option<LotStatus>, String> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    STATUSES
-        .into_iter()
-        .find(|s| s.as_str() == text)
-        .map(Some)
-        .ok_or_else(|| {
-            format!("status must be one of scheduled, running, finished, cancelled (not {text:?})")
-        })
+    super::one_of("status", text, &STATUSES, LotStatus::as_str)
 }
 
 /// A lot on the admin list.

@@ -27,6 +27,27 @@ pub struct Page<T> {
 /// Rows per page on the admin lists.
 pub const PER_PAGE: u64 = 50;
 
+/// The one of `all` that a list's `field` parameter names, `None` when it is
+/// empty, or a message listing the choices.
+pub fn one_of<T: Copy>(
+    field: &str,
+    text: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<Option<T>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    all.iter()
+        .copied()
+        .find(|&choice| name(choice) == text)
+        .map(Some)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|&choice| name(choice)).collect();
+            format!("{field} must be one of {} (not {text:?})", names.join(", "))
+        })
+}
+
 impl<T> Page<T> {
     pub fn new(items: Vec<T>, page: u64, total: u64) -> Page<T> {
         Page {
@@ -45,5 +66,22 @@ impl<T> Page<T> {
             pages: self.pages,
             total: self.total,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_of;
+    use crate::crawl::lease::TaskState;
+
+    #[test]
+    fn a_choice_is_found_by_name_and_a_wrong_one_lists_the_choices() {
+        let pick = |text| one_of("state", text, &TaskState::ALL, TaskState::as_str);
+        assert_eq!(pick(""), Ok(None));
+        assert_eq!(pick("dead"), Ok(Some(TaskState::Dead)));
+        assert_eq!(
+            pick("Dead"),
+            Err("state must be one of queued, leased, done, dead, cancelled (not \"Dead\")".into())
+        );
     }
 }

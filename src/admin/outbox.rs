@@ -21,18 +21,7 @@ const STATUSES: [MailStatus; 5] = [
 
 /// The status `/admin/mail?status=` names, or why it is not one.
 pub fn parse_status(text: &str) -> Result<Option<MailStatus>, String> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    STATUSES
-        .into_iter()
-        .find(|s| s.as_str() == text)
-        .map(Some)
-        .ok_or_else(|| {
-            format!(
-                "status must be one of pending, sending, sent, failed, cancelled (not {text:?})"
-            )
-        })
+    super::one_of("status", text, &STATUSES, MailStatus::as_str)
 }
 
 /// Newest first, optionally of one status.

@@ -68,34 +68,12 @@ impl TaskSort {
 
 impl TaskFilter {
     pub fn sort(&self) -> Result<TaskSort, String> {
-        if self.sort.is_empty() {
-            return Ok(TaskSort::Updated);
-        }
-        TaskSort::ALL
-            .into_iter()
-            .find(|s| s.as_str() == self.sort)
-            .ok_or_else(|| {
-                format!(
-                    "sort must be one of updated, id, attempts, url (not {:?})",
-                    self.sort
-                )
-            })
+        super::one_of("sort", &self.sort, &TaskSort::ALL, TaskSort::as_str)
+            .map(|sort| sort.unwrap_or(TaskSort::Updated))
     }
 
     pub fn state(&self) -> Result<Option<TaskState>, String> {
-        if self.state.is_empty() {
-            return Ok(None);
-        }
-        TaskState::ALL
-            .into_iter()
-            .find(|s| s.as_str() == self.state)
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "state must be one of queued, leased, done, dead, cancelled (not {:?})",
-                    self.state
-                )
-            })
+        super::one_of("state", &self.state, &TaskState::ALL, TaskState::as_str)
     }
 
     /// Checks every field; the error says which one is wrong.
@@ -259,14 +237,7 @@ pub async fn cancel(
         .lease_token
         .filter(|_| task.state == TaskState::Leased.as_str())
     {
-        task_attempts::Entity::update_many()
-            .col_expr(task_attempts::Column::FinishedAt, Some(now).into())
-            .col_expr(task_attempts::Column::Outcome, Some("cancelled").into())
-            .col_expr(task_attempts::Column::Error, Some(reason.to_owned()).into())
-            .filter(task_attempts::Column::LeaseToken.eq(token))
-            .filter(task_attempts::Column::FinishedAt.is_null())
-            .exec(db)
-            .await?;
+        store::end_attempts(db, [token], "cancelled", Some(reason), now).await?;
     }
     store::complete_if_done(db, task.crawl_id, now).await?;
     Ok(())

@@ -39,7 +39,7 @@ pub(super) async fn record_attempts(
 }
 
 /// Records how the attempts holding `tokens` ended.
-pub(super) async fn end_attempts(
+pub(crate) async fn end_attempts(
     db: &impl ConnectionTrait,
     tokens: impl IntoIterator<Item = String>,
     outcome: &str,

@@ -11,6 +11,7 @@ mod crawls;
 mod leases;
 mod queue;
 
+pub(crate) use attempts::end_attempts;
 pub use crawls::{
     complete_if_done, crawl_report, finish_idle_crawls, last_finished_crawl, latest_crawl,
     running_crawl, start_crawl, CrawlReport, StartOutcome,
