@@ -44,8 +44,8 @@ function apply({ snapshot, workers, node }) {
   setCounts("data-status", snapshot.outbox);
   setThroughput(snapshot.throughput);
   $("workers-count").textContent = String(workers);
-  // Rows of [key, label, count]; absent if this node's rooms did not answer.
-  if (node) setCounts("data-node", node.map(([key, , n]) => [key, n]));
+  // Counts by the cells' keys; absent if this node's rooms did not answer.
+  if (node) setCounts("data-node", Object.entries(node));
   const paused = $("paused");
   paused.hidden = !snapshot.paused;
   $("paused-by").textContent = snapshot.paused || "";

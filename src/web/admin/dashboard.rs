@@ -118,7 +118,7 @@ pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse 
                         let data = serde_json::json!({
                             "snapshot": snapshot,
                             "workers": workers,
-                            "node": node.as_ref().map(NodeActivity::rows),
+                            "node": node,
                         });
                         format!("data: {data}\n\n")
                     }
