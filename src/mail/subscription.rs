@@ -414,6 +414,16 @@ mod tests {
         (crate::db::connect(&url).await.unwrap(), dir)
     }
 
+    /// Links under a test key; links live an hour, confirmations may be
+    /// re-sent after `resend_after`.
+    fn links_and_policy(resend_after: Duration) -> (Links, Policy) {
+        let policy = Policy {
+            confirm_ttl: Duration::from_secs(3600),
+            resend_after,
+        };
+        (Links::new("http://bazaar.test", b"key"), policy)
+    }
+
     async fn statuses(db: &sea_orm::DatabaseConnection) -> Vec<(String, String)> {
         outbox_rows::Entity::find()
             .all(db)
@@ -428,11 +438,7 @@ mod tests {
     async fn unsubscribing_cancels_that_subscriptions_unsent_mail_only() {
         // Arrange: Ana is confirmed with a digest queued; Bob's is queued too.
         let (db, _dir) = db().await;
-        let links = Links::new("http://bazaar.test", b"key");
-        let policy = Policy {
-            confirm_ttl: Duration::from_secs(3600),
-            resend_after: Duration::from_secs(600),
-        };
+        let (links, policy) = links_and_policy(Duration::from_secs(600));
         let now = Utc::now();
         let mut rows = Vec::new();
         for email in ["ana@example.com", "bob@example.com"] {
@@ -478,11 +484,7 @@ mod tests {
     #[actix_web::test]
     async fn a_confirmed_subscription_is_left_alone_by_subscribing_again() {
         let (db, _dir) = db().await;
-        let links = Links::new("http://bazaar.test", b"key");
-        let policy = Policy {
-            confirm_ttl: Duration::from_secs(3600),
-            resend_after: Duration::ZERO,
-        };
+        let (links, policy) = links_and_policy(Duration::ZERO);
         let now = Utc::now();
         let email = EmailAddress::parse("ana@example.com").unwrap();
         subscribe(&db, &links, policy, &email, Topic::Digest, now)
@@ -509,14 +511,11 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn a_confirmed_alert_changes_target_only_once_the_change_is_confirmed() {
+    async fn a_confirmed_alert_asked_for_at_another_target_keeps_it_until_the_change_is_confirmed()
+    {
         // Arrange: Ana's alert on a game at 10.00 is confirmed.
         let (db, _dir) = db().await;
-        let links = Links::new("http://bazaar.test", b"key");
-        let policy = Policy {
-            confirm_ttl: Duration::from_secs(3600),
-            resend_after: Duration::ZERO,
-        };
+        let (links, policy) = links_and_policy(Duration::ZERO);
         let now = Utc::now();
         let game = games::ActiveModel {
             title: Set("Hollow Knight".to_owned()),

@@ -5,15 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use awc::ws::{Frame, Message};
 use entity::task_attempts;
-use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 use crate::on_both_backends;
+use crate::worker_protocol::hold_one_task;
 
 /// One sample line: `name{labels} value`.
 #[derive(Debug)]
@@ -336,33 +335,7 @@ async fn a_lease_that_runs_out_is_counted_once_as_expired() {
         },
     )
     .await;
-    let (_, mut worker) = awc::Client::new()
-        .ws(format!("{}/ws/worker", app.ws))
-        .bearer_auth(&app.worker_token)
-        .connect()
-        .await
-        .expect("a worker socket");
-    let hello = json!({"op":"hello","name":"silent","version":"test","slots":1,"sites":["*"]});
-    for frame in [hello, json!({"op":"ready","credits":1})] {
-        worker
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .expect("send");
-    }
-    app.start_crawl().await;
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), worker.next())
-            .await
-            .expect("an assignment in time")
-            .expect("the socket open")
-            .expect("a frame");
-        if let Frame::Text(text) = frame {
-            let frame: Value = serde_json::from_slice(&text).expect("json");
-            if frame["op"] == "assign" {
-                break;
-            }
-        }
-    }
+    let (_worker, _assign) = hold_one_task(&app).await;
 
     // Act: the lease runs out and the sweep gives the task back.
     let scrape = scrape_until(&app, "bazaar_leases_expired_total", &[], 1.0).await;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
-type Socket = Framed<BoxedSocket, Codec>;
+pub type Socket = Framed<BoxedSocket, Codec>;
 
 async fn connect(app: &TestApp, token: &str) -> Result<Socket, u16> {
     let result = awc::Client::new()
@@ -70,7 +70,7 @@ async fn hello(socket: &mut Socket, slots: u32) -> Value {
 }
 
 /// A hand-driven worker with one credit, holding the first task of a new crawl.
-async fn hold_one_task(app: &TestApp) -> (Socket, Value) {
+pub async fn hold_one_task(app: &TestApp) -> (Socket, Value) {
     let mut ws = connect(app, &app.worker_token).await.expect("connect");
     hello(&mut ws, 1).await;
     send(&mut ws, json!({"op":"ready","credits":1})).await;
