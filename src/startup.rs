@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Supervisor;
-use actix_web::dev::ServerHandle;
+use actix_http::HttpService;
+use actix_server::ServerHandle;
+use actix_service::map_config;
+use actix_web::dev::AppConfig;
 use actix_web::middleware::{Compress, DefaultHeaders};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
@@ -26,7 +29,7 @@ use crate::crawl::sites::Sites;
 use crate::demo::DemoState;
 use crate::mail::compose::Links;
 use crate::mail::subscription::Policy;
-use crate::metrics::Metrics;
+use crate::metrics::{Connection, Metrics};
 use crate::rooms::bus::{Bus, LocalBus};
 use crate::rooms::registry::RoomRegistry;
 use crate::rooms::writer::MessageWriter;
@@ -155,6 +158,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let settings = Arc::new(settings);
     let leaving = CancellationToken::new();
+    let sockets = metrics.clone();
     let state = web::Data::new(AppState {
         db,
         settings: settings.clone(),
@@ -178,7 +182,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         metrics,
     });
     let demo = web::Data::new(DemoState::new(settings.demo.seed));
-    let server = HttpServer::new(move || {
+    let app = move || {
         let metrics = state.metrics.clone();
         App::new()
             .wrap(Compress::default())
@@ -195,20 +199,31 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .app_data(demo.clone())
             .app_data(web::JsonConfig::default().limit(64 << 10))
             .configure(crate::web::configure)
-    })
-    // WebSocket frames go out one by one and are waited for; Nagle's
-    // algorithm would hold some back for a delayed ACK (see `net`).
-    .tcp_nodelay(true)
-    // Signals are handled below, so that sockets hear 1001 first.
-    .disable_signals()
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-    .bind(&settings.server.bind)
-    .with_context(|| format!("could not listen on {}", settings.server.bind))?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .context("the server bound no address")?;
+    };
+    let listeners = listen(&settings.server.bind)
+        .with_context(|| format!("could not listen on {}", settings.server.bind))?;
+    let addr = listeners[0].local_addr()?;
+    // actix-web's HttpServer, with one addition it has no setting for: the
+    // upgrade service, through which WebSockets leave the HTTP dispatcher.
+    let mut server = actix_server::Server::build()
+        // Signals are handled below, so that sockets hear 1001 first.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    for listener in listeners {
+        let local = listener.local_addr()?;
+        let app = app.clone();
+        server = server.listen(format!("bazaar-{local}"), listener, move || {
+            HttpService::build()
+                // WebSocket frames go out one by one and are waited for;
+                // Nagle's algorithm would hold some back for a delayed ACK
+                // (see `net`).
+                .tcp_nodelay(true)
+                .local_addr(local)
+                .upgrade(crate::ws::handover(app.clone()))
+                .finish(map_config(app(), |_| AppConfig::default()))
+                .tcp()
+        })?;
+    }
     tracing::info!(%addr, public_url = settings.public_url(), "listening");
 
     // Kept alive for as long as the server runs; dropping it stops nothing,
@@ -229,7 +244,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     };
     let server = server.run();
-    actix_web::rt::spawn(leave_on_signal(server.handle(), leaving));
+    actix_web::rt::spawn(leave_on_signal(server.handle(), leaving, sockets));
     server.await.context("the HTTP server failed")
 }
 
@@ -253,8 +268,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// On SIGTERM or SIGINT: every socket is closed with 1001 (going away), so
 /// that clients reconnect, then the server stops once requests in flight
-/// finish. A second signal stops it at once.
-async fn leave_on_signal(server: ServerHandle, leaving: CancellationToken) {
+/// finish and the sockets have said goodbye. A second signal stops it at
+/// once.
+async fn leave_on_signal(server: ServerHandle, leaving: CancellationToken, metrics: Arc<Metrics>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -269,13 +285,42 @@ async fn leave_on_signal(server: ServerHandle, leaving: CancellationToken) {
     }
     tracing::info!("shutting down: closing sockets (signal again to stop at once)");
     leaving.cancel();
-    let graceful = server.stop(true);
+    // WebSockets left the HTTP server at their upgrade, so its graceful
+    // stop does not wait for them: they get the same grace here.
+    let sockets_closed = async {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let open = || metrics.open_now(Connection::Client) + metrics.open_now(Connection::Worker);
+        while open() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let graceful = async { tokio::join!(sockets_closed, server.stop(true)) };
     tokio::select! {
-        () = graceful => {}
+        _ = graceful => {}
         _ = term.recv() => server.stop(false).await,
         _ = int.recv() => server.stop(false).await,
     }
 }
+
+/// Binds every address `bind` resolves to, as actix-web's HttpServer does:
+/// reusable at once after a restart, with a backlog deep enough for
+/// thousands of clients connecting together.
+fn listen(bind: &str) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut listeners = Vec::new();
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(bind)? {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        listeners.push(socket.into());
+    }
+    anyhow::ensure!(!listeners.is_empty(), "{bind} names no address");
+    Ok(listeners)
+}
+
+/// Connections waiting to be accepted, per listening socket.
+const BACKLOG: i32 = 1024;
 
 /// Where local workers reach a server bound to `addr` (a wildcard bind is
 /// reached on loopback).

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use chrono::{DateTime, Utc};
 use url::Url;
 
@@ -20,7 +19,7 @@ use super::merger::{MergeOutcome, MergeResult, Merger};
 use super::sites::{is_allowed, Sites};
 use super::store::NewTask;
 use crate::protocol::worker::{Item, Link, ServerFrame, TaskKind, WorkerFrame};
-use crate::ws::{Outbound, SendError};
+use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
 
 /// Frames above this size get an `error` frame; the connection stays.
 pub const SOFT_FRAME_LIMIT: usize = 1 << 20;
@@ -509,28 +508,22 @@ impl Actor for WorkerSession {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WorkerSession {
-    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Frame, ReadError>> for WorkerSession {
+    fn handle(&mut self, msg: Result<Frame, ReadError>, ctx: &mut Context<Self>) {
         self.last_seen = Instant::now();
         match msg {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => {
-                self.error("bad_frame", "frames must be JSON text", ctx)
-            }
-            Ok(AggregatedMessage::Ping(bytes)) => self.out.pong(bytes),
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
+            Ok(Frame::Text(text)) => self.on_text(&text, ctx),
+            Ok(Frame::Binary(_)) => self.error("bad_frame", "frames must be JSON text", ctx),
+            Ok(Frame::Ping(bytes)) => self.out.pong(bytes),
+            Ok(Frame::Pong(_)) => {}
+            Ok(Frame::Close(_)) => {
                 self.out.close(CloseCode::Normal, "bye");
                 self.close(ctx);
             }
-            Err(ProtocolError::Overflow) => {
-                self.out
-                    .close(CloseCode::Size, "frame over the hard size limit");
-                ctx.stop();
-            }
             Err(err) => {
                 tracing::warn!(worker = %self.name, error = %err, "worker protocol error");
-                self.out.close(CloseCode::Protocol, "protocol error");
+                let (code, reason) = err.close();
+                self.out.close(code, reason);
                 ctx.stop();
             }
         }

@@ -1,4 +1,4 @@
-//! The ClientSession actor: one per `/ws` connection, fed by the actix-ws
+//! The ClientSession actor: one per `/ws` connection, fed by the socket's
 //! message stream. It parses requests (PROTOCOL §1), enforces the limits of
 //! one connection (frame size, rate, liveness), and talks to Rooms.
 
@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use bytestring::ByteString;
 use serde_json::{json, Value};
 
@@ -22,7 +21,7 @@ use crate::clock::Clock;
 use crate::config::{ChatSettings, WsSettings};
 use crate::domain::topic::{RoomName, Topic};
 use crate::protocol::client::{self, Envelope, Request};
-use crate::ws::{Outbound, SendError};
+use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
 
 /// The largest `signal` payload relayed, in bytes of JSON.
 pub const MAX_SIGNAL: usize = 16 << 10;
@@ -522,28 +521,24 @@ impl Handler<AccountEvent> for ClientSession {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ClientSession {
-    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
+    fn handle(&mut self, msg: Result<Frame, ReadError>, ctx: &mut Context<Self>) {
         self.last_seen = Instant::now();
         match msg {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => {
+            Ok(Frame::Text(text)) => self.on_text(&text, ctx),
+            Ok(Frame::Binary(_)) => {
                 self.push(client::error("bad_frame", "frames must be JSON text"), ctx)
             }
-            Ok(AggregatedMessage::Ping(bytes)) => self.out.pong(bytes),
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
+            Ok(Frame::Ping(bytes)) => self.out.pong(bytes),
+            Ok(Frame::Pong(_)) => {}
+            Ok(Frame::Close(_)) => {
                 self.out.close(CloseCode::Normal, "bye");
-                ctx.stop();
-            }
-            Err(ProtocolError::Overflow) => {
-                self.out
-                    .close(CloseCode::Size, "frame over the hard size limit");
                 ctx.stop();
             }
             Err(err) => {
                 tracing::debug!(conn = %self.conn, error = %err, "client protocol error");
-                self.out.close(CloseCode::Protocol, "protocol error");
+                let (code, reason) = err.close();
+                self.out.close(code, reason);
                 ctx.stop();
             }
         }

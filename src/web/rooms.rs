@@ -20,6 +20,7 @@ use crate::rooms::identity::{identify_guest, Identity, IdentityError};
 use crate::rooms::registry::ListRooms;
 use crate::rooms::session::ClientSession;
 use crate::rooms::store;
+use crate::ws::Limits;
 
 /// The most messages one history page returns.
 const MAX_PAGE: usize = 200;
@@ -184,7 +185,6 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
 /// socket to a ClientSession actor.
 pub async fn upgrade(
     req: HttpRequest,
-    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if !origin_allowed(&req, &state) {
@@ -208,25 +208,28 @@ pub async fn upgrade(
         },
     };
     let ws = state.ws.clone();
+    let limits = Limits {
+        queue: ws.outbound_queue,
+        max_message: ws.hard_frame_limit,
+    };
     let open = state.metrics.open(Connection::Client);
-    let (response, out, stream) =
-        crate::ws::upgrade(&req, body, ws.outbound_queue, &state.leaving, open)?;
-    let stream = stream
-        .max_frame_size(ws.hard_frame_limit)
-        .aggregate_continuations()
-        .max_continuation_size(ws.hard_frame_limit);
-    let client = ClientSession::new(
-        identity,
-        out,
+    let (registry, clock, chat, hub) = (
         state.registry.clone(),
         state.clock.clone(),
-        ws,
         state.chat.clone(),
         state.accounts.hub.clone(),
     );
-    ClientSession::create(|ctx| {
-        ctx.add_stream(stream);
-        client
-    });
-    Ok(response)
+    Ok(crate::ws::accept(
+        &req,
+        limits,
+        &state.leaving,
+        open,
+        move |out, incoming| {
+            let client = ClientSession::new(identity, out, registry, clock, ws, chat, hub);
+            ClientSession::create(|ctx| {
+                ctx.add_stream(incoming);
+                client
+            });
+        },
+    ))
 }

@@ -9,25 +9,20 @@ use super::auth::has_token;
 use super::AppState;
 use crate::crawl::worker_session::{SessionTiming, WorkerSession, HARD_FRAME_LIMIT};
 use crate::metrics::Connection;
-use crate::ws::{self, OUTBOUND_CAPACITY};
+use crate::ws::{self, Limits, OUTBOUND_CAPACITY};
 
-pub async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
+pub async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     // Refused before the upgrade: no socket for a wrong or missing token.
     if !has_token(&req, &state.worker_token) {
-        return Ok(HttpResponse::Unauthorized().json(json!({
+        return HttpResponse::Unauthorized().json(json!({
             "error": {"code": "unauthorized", "message": "a valid worker token is required (Authorization: Bearer ...)"}
-        })));
+        }));
     }
     let open = state.metrics.open(Connection::Worker);
-    let (response, out, stream) = ws::upgrade(&req, body, OUTBOUND_CAPACITY, &state.leaving, open)?;
-    let stream = stream
-        .max_frame_size(HARD_FRAME_LIMIT)
-        .aggregate_continuations()
-        .max_continuation_size(HARD_FRAME_LIMIT);
+    let limits = Limits {
+        queue: OUTBOUND_CAPACITY,
+        max_message: HARD_FRAME_LIMIT,
+    };
     let peer = req
         .connection_info()
         .realip_remote_addr()
@@ -37,17 +32,16 @@ pub async fn upgrade(
         heartbeat: state.settings.workers.heartbeat,
         lease: state.settings.workers.lease,
     };
-    let worker = WorkerSession::new(
+    let (dispatcher, merger, sites) = (
         state.dispatcher.clone(),
         state.merger.clone(),
         state.sites.clone(),
-        out,
-        peer,
-        timing,
     );
-    WorkerSession::create(|ctx| {
-        ctx.add_stream(stream);
-        worker
-    });
-    Ok(response)
+    ws::accept(&req, limits, &state.leaving, open, move |out, incoming| {
+        let worker = WorkerSession::new(dispatcher, merger, sites, out, peer, timing);
+        WorkerSession::create(|ctx| {
+            ctx.add_stream(incoming);
+            worker
+        });
+    })
 }

@@ -560,3 +560,105 @@ async fn sigterm_closes_every_socket_with_1001_and_the_server_exits() {
         1
     );
 }
+
+/// One masked client frame, as a browser would send it.
+fn client_frame(opcode: actix_http::ws::OpCode, fin: bool, payload: &[u8]) -> bytes::BytesMut {
+    let mut frame = bytes::BytesMut::new();
+    actix_http::ws::Parser::write_message(&mut frame, payload, opcode, fin, true);
+    frame
+}
+
+#[actix_web::test]
+async fn frames_may_arrive_behind_the_handshake_and_in_pieces_and_bad_text_closes_with_1007() {
+    use actix_http::ws::{OpCode, Parser};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // Arrange: the handshake and a join in one write, as a client that does
+    // not wait for the 101 sends them.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let mut first = format!(
+        "GET /ws?name=raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    let join = json!({"op": "join", "topic": "chat:raw", "ref": "1"}).to_string();
+    first.extend_from_slice(&client_frame(OpCode::Text, true, join.as_bytes()));
+
+    // Act: the join, then a `say` in three continuation frames, then a text
+    // frame that is not UTF-8.
+    tcp.write_all(&first).await.expect("handshake and join");
+    let text = "héllo in three pieces";
+    let say = json!({"op": "say", "topic": "chat:raw", "text": text, "ref": "2"}).to_string();
+    let (a, rest) = say.as_bytes().split_at(10);
+    let (b, c) = rest.split_at(12);
+    let mut pieces = client_frame(OpCode::Text, false, a);
+    pieces.extend_from_slice(&client_frame(OpCode::Continue, false, b));
+    pieces.extend_from_slice(&client_frame(OpCode::Continue, true, c));
+    tcp.write_all(&pieces).await.expect("say");
+
+    let mut received = bytes::BytesMut::new();
+    let mut frames = Vec::new();
+    let mut head_seen = false;
+    let mut sent_bad = false;
+    let close = loop {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
+            .await
+            .expect("the server answers in time")
+            .expect("read");
+        assert!(n > 0, "the socket ended without a close frame: {frames:?}");
+        received.extend_from_slice(&chunk[..n]);
+        if !head_seen {
+            let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&received[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+            let _ = received.split_to(end + 4);
+            head_seen = true;
+        }
+        let mut closed = None;
+        while let Some((_, opcode, payload)) =
+            Parser::parse(&mut received, false, 1 << 20).expect("a valid server frame")
+        {
+            let payload = payload.unwrap_or_default();
+            match opcode {
+                OpCode::Text => frames
+                    .push(serde_json::from_slice::<serde_json::Value>(&payload).expect("json")),
+                OpCode::Close => closed = Some(u16::from_be_bytes([payload[0], payload[1]])),
+                _ => {}
+            }
+        }
+        if let Some(code) = closed {
+            break code;
+        }
+        let said = frames.iter().any(|f| f["op"] == "reply" && f["ref"] == "2");
+        if said && !sent_bad {
+            let bad = client_frame(OpCode::Text, true, &[b'"', 0xff, 0xfe, b'"']);
+            tcp.write_all(&bad).await.expect("bad text");
+            sent_bad = true;
+        }
+    };
+
+    // Assert
+    let reply = |r: &str| {
+        frames
+            .iter()
+            .find(|f| f["op"] == "reply" && f["ref"] == r)
+            .unwrap_or_else(|| panic!("a reply to {r} in {frames:?}"))
+            .clone()
+    };
+    assert_eq!(reply("1")["status"], "ok");
+    assert_eq!(reply("2")["status"], "ok");
+    let message = frames
+        .iter()
+        .find(|f| f["op"] == "message")
+        .expect("the message event");
+    assert_eq!(message["text"], text);
+    assert_eq!(message["user"], "raw");
+    assert_eq!(close, 1007);
+}

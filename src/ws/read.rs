@@ -1,0 +1,196 @@
+//! The reading half of a socket: a stream of whole messages, polled by the
+//! connection's actor, that holds no buffer while the client is quiet.
+
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use actix_codec::Decoder;
+use actix_http::ws::{self, CloseCode, CloseReason, Codec, Item, ProtocolError};
+use actix_web::rt::net::TcpStream;
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use futures_util::Stream;
+
+use super::{Abort, Shared};
+
+/// Bytes asked of the kernel per read.
+const READ_CHUNK: usize = 4096;
+
+/// A whole message from the client.
+#[derive(Debug)]
+pub enum Frame {
+    Text(ByteString),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong(Bytes),
+    Close(Option<CloseReason>),
+}
+
+/// Why reading stopped. The stream ends after one of these.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A message over the socket's limit.
+    TooLarge,
+    /// A text message that is not UTF-8.
+    NotUtf8,
+    Protocol(ProtocolError),
+}
+
+impl ReadError {
+    /// How the socket closes for it.
+    pub fn close(&self) -> (CloseCode, &'static str) {
+        match self {
+            ReadError::TooLarge => (CloseCode::Size, "frame over the hard size limit"),
+            ReadError::NotUtf8 => (CloseCode::Invalid, "text frames must be UTF-8"),
+            ReadError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge => f.write_str("message over the size limit"),
+            ReadError::NotUtf8 => f.write_str("text message that is not UTF-8"),
+            ReadError::Protocol(err) => err.fmt(f),
+        }
+    }
+}
+
+pub struct Incoming {
+    io: Rc<TcpStream>,
+    buf: BytesMut,
+    codec: Codec,
+    /// A message arriving in continuation frames: whether it is text, and
+    /// its bytes so far.
+    partial: Option<(bool, BytesMut)>,
+    max: usize,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl Incoming {
+    pub(super) fn new(io: Rc<TcpStream>, early: BytesMut, shared: Arc<Shared>, max: usize) -> Self {
+        Incoming {
+            io,
+            buf: early,
+            codec: Codec::new().max_size(max),
+            partial: None,
+            max,
+            shared,
+            done: false,
+        }
+    }
+
+    /// The client is gone: the writer need not finish its queue.
+    fn gone(&mut self) -> Poll<Option<Result<Frame, ReadError>>> {
+        self.done = true;
+        self.shared.abort(Abort::Gone);
+        Poll::Ready(None)
+    }
+
+    fn fail(&mut self, err: ReadError) -> Poll<Option<Result<Frame, ReadError>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(err)))
+    }
+
+    /// A frame as a message, once it is whole.
+    fn assemble(&mut self, frame: ws::Frame) -> Option<Result<Frame, ReadError>> {
+        let whole = match frame {
+            ws::Frame::Text(bytes) => return Some(text(bytes)),
+            ws::Frame::Binary(bytes) => return Some(Ok(Frame::Binary(bytes))),
+            ws::Frame::Ping(bytes) => return Some(Ok(Frame::Ping(bytes))),
+            ws::Frame::Pong(bytes) => return Some(Ok(Frame::Pong(bytes))),
+            ws::Frame::Close(reason) => return Some(Ok(Frame::Close(reason))),
+            // The codec refuses continuations out of order; only the
+            // total size is left to check.
+            ws::Frame::Continuation(item) => match item {
+                Item::FirstText(bytes) => {
+                    self.partial = Some((true, BytesMut::from(&bytes[..])));
+                    false
+                }
+                Item::FirstBinary(bytes) => {
+                    self.partial = Some((false, BytesMut::from(&bytes[..])));
+                    false
+                }
+                Item::Continue(bytes) => {
+                    self.extend(&bytes);
+                    false
+                }
+                Item::Last(bytes) => {
+                    self.extend(&bytes);
+                    true
+                }
+            },
+        };
+        let size = self.partial.as_ref().map_or(0, |(_, bytes)| bytes.len());
+        if size > self.max {
+            return Some(Err(ReadError::TooLarge));
+        }
+        if !whole {
+            return None;
+        }
+        let (is_text, bytes) = self.partial.take()?;
+        Some(if is_text {
+            text(bytes.freeze())
+        } else {
+            Ok(Frame::Binary(bytes.freeze()))
+        })
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        if let Some((_, partial)) = self.partial.as_mut() {
+            partial.extend_from_slice(bytes);
+        }
+    }
+}
+
+fn text(bytes: Bytes) -> Result<Frame, ReadError> {
+    ByteString::try_from(bytes)
+        .map(Frame::Text)
+        .map_err(|_| ReadError::NotUtf8)
+}
+
+impl Stream for Incoming {
+    type Item = Result<Frame, ReadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            this.shared.reader.register(cx.waker());
+            if this.shared.written() {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            match this.codec.decode(&mut this.buf) {
+                Ok(Some(frame)) => match this.assemble(frame) {
+                    Some(Err(err)) => return this.fail(err),
+                    Some(message) => return Poll::Ready(Some(message)),
+                    None => continue,
+                },
+                Ok(None) => {}
+                Err(ProtocolError::Overflow) => return this.fail(ReadError::TooLarge),
+                Err(err) => return this.fail(ReadError::Protocol(err)),
+            }
+            if this.buf.is_empty() && this.buf.capacity() > 0 {
+                this.buf = BytesMut::new();
+            }
+            if ready!(this.io.poll_read_ready(cx)).is_err() {
+                return this.gone();
+            }
+            this.buf.reserve(READ_CHUNK);
+            match this.io.try_read_buf(&mut this.buf) {
+                Ok(0) => return this.gone(),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return this.gone(),
+            }
+        }
+    }
+}
