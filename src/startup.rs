@@ -63,6 +63,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     )?;
     let url = settings.database_url();
     let db = db::connect(&url).await?;
+    db::checkpoint_in_background(&db);
     tracing::info!(database = %db::redact(&url), "database ready");
     let sites = Arc::new(Sites::load(
         settings.crawl.sites_file.as_deref(),
