@@ -60,8 +60,14 @@ pub fn accept(
     let mut handshake = match actix_http::ws::handshake(req.head()) {
         Ok(handshake) => handshake,
         Err(err) => {
-            let status = Response::<BoxBody>::from(&err).status();
-            return HttpResponse::build(status).json(json!({
+            // actix-http's answer, with its headers (the version a 426
+            // asks for), and a body in the API's error shape.
+            let standard = Response::<BoxBody>::from(&err);
+            let mut refusal = HttpResponse::build(standard.status());
+            for (name, value) in standard.headers() {
+                refusal.insert_header((name.clone(), value.clone()));
+            }
+            return refusal.json(json!({
                 "error": {"code": "bad_handshake", "message": err.to_string()}
             }));
         }
@@ -153,18 +159,21 @@ where
             });
         }
         _ => {
-            // Only a refusal reaches here (a wrong origin, token or name),
-            // and the connection was asking to stop speaking HTTP.
+            // Mostly a refusal (a wrong origin, token or name), but any
+            // request that asked to switch protocols lands here, so the body
+            // is streamed: it may be long, or never end.
             response
                 .head_mut()
                 .set_connection_type(ConnectionType::Close);
             let (head, body) = response.into_parts();
-            let body = actix_web::body::to_bytes(body).await.unwrap_or_default();
-            framed
-                .send(Message::Item((head, BodySize::Sized(body.len() as u64))))
-                .await?;
-            if !body.is_empty() {
-                framed.send(Message::Chunk(Some(body))).await?;
+            framed.send(Message::Item((head, body.size()))).await?;
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+                match chunk {
+                    Ok(chunk) => framed.send(Message::Chunk(Some(chunk))).await?,
+                    // The head is out; all that is left is to hang up.
+                    Err(_) => return Ok(()),
+                }
             }
             framed.send(Message::Chunk(None)).await?;
         }

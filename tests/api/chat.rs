@@ -150,6 +150,63 @@ async fn sockets_without_a_name_or_from_a_foreign_origin_are_refused() {
         .is_ok());
 }
 
+/// Sends `request` on a fresh connection and reads until the server hangs up.
+async fn raw_exchange(app: &crate::helpers::TestApp, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(request.replace("{addr}", addr).as_bytes())
+        .await
+        .expect("request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and hangs up in time")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[actix_web::test]
+async fn requests_that_are_not_websocket_handshakes_get_whole_answers() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+
+    // Act: a page asked for with an upgrade to another protocol, the socket
+    // asked for without the WebSocket headers, and a wrong version.
+    let page = raw_exchange(
+        &app,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+    )
+    .await;
+    let plain = app
+        .client
+        .get(format!("{}/ws?name=ana", app.base))
+        .send()
+        .await;
+    let mut plain = plain.expect("GET /ws");
+    let plain_body: serde_json::Value = plain.json().await.expect("json");
+    let version = raw_exchange(
+        &app,
+        "GET /ws?name=ana HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 8\r\n\r\n",
+    )
+    .await;
+
+    // Assert
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("</html>"), "the whole page: {page}");
+    assert_eq!(plain.status().as_u16(), 400);
+    assert_eq!(plain_body["error"]["code"], "bad_handshake");
+    assert!(version.starts_with("HTTP/1.1 426"), "{version}");
+    assert!(
+        version.to_lowercase().contains("sec-websocket-version: 13"),
+        "{version}"
+    );
+    assert!(version.contains("bad_handshake"), "{version}");
+}
+
 #[actix_web::test]
 async fn a_flood_is_rate_limited_and_then_closed_with_1008() {
     // Arrange: 5 requests/s, a burst of 5, half a second of grace.
