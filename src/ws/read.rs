@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
 
-use super::{Abort, Shared};
+use super::shared::{Abort, Shared};
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 4096;

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use super::{Abort, Shared};
+use super::shared::{Abort, Shared};
 use crate::metrics::Open;
 
 /// The soft cap on a connection's queued sends.

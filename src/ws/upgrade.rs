@@ -1,0 +1,177 @@
+//! The handshake, and the moment a socket leaves the HTTP connection.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_codec::Framed;
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::h1::{self, Message};
+use actix_http::{ConnectionType, Request, Response, StatusCode};
+use actix_service::{fn_factory, fn_service, IntoServiceFactory, Service, ServiceFactory};
+use actix_web::dev::{AppConfig, ServiceResponse};
+use actix_web::rt::net::TcpStream;
+use actix_web::{HttpRequest, HttpResponse};
+use bytes::BytesMut;
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::read::Incoming;
+use super::shared::Shared;
+use super::write::{self, Outbound};
+use crate::metrics::Open;
+
+/// The limits of one socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Frames queued for the client before it counts as a slow consumer.
+    pub queue: usize,
+    /// The largest message read, continuations included; above it the
+    /// stream yields [`ReadError::TooLarge`].
+    pub max_message: usize,
+}
+
+/// Answers a WebSocket handshake. When the response reaches the client the
+/// socket opens, with `limits`, and `start` gets its two halves. `leaving`
+/// closes it with 1001 when the server shuts down; `open` counts it for
+/// `/metrics` until the socket is gone.
+pub fn accept(
+    req: &HttpRequest,
+    limits: Limits,
+    leaving: &CancellationToken,
+    open: Open,
+    start: impl FnOnce(Outbound, Incoming) + 'static,
+) -> HttpResponse {
+    let mut handshake = match actix_http::ws::handshake(req.head()) {
+        Ok(handshake) => handshake,
+        Err(err) => {
+            // actix-http's answer, with its headers (the version a 426
+            // asks for), and a body in the API's error shape.
+            let standard = Response::<BoxBody>::from(&err);
+            let mut refusal = HttpResponse::build(standard.status());
+            for (name, value) in standard.headers() {
+                refusal.insert_header((name.clone(), value.clone()));
+            }
+            return refusal.json(json!({
+                "error": {"code": "bad_handshake", "message": err.to_string()}
+            }));
+        }
+    };
+    let leaving = leaving.clone();
+    let mut response = HttpResponse::from(handshake.finish()).map_into_boxed_body();
+    response
+        .extensions_mut()
+        .insert(Handoff(Box::new(move |socket: Socket| {
+            let (out, incoming) = socket.open(limits, leaving, open);
+            start(out, incoming);
+        })));
+    response
+}
+
+/// What a handler's 101 carries to [`handover`]: who takes the socket.
+struct Handoff(Box<dyn FnOnce(Socket)>);
+
+/// A TCP stream past its handshake, with whatever the client sent after it.
+struct Socket {
+    io: TcpStream,
+    early: BytesMut,
+}
+
+/// The upgrade service of actix-http's HTTP/1 dispatcher, which gets every
+/// request asking for a protocol switch. It runs the request through the
+/// application built by `app`, so that routing, middleware and handlers are
+/// the same as for any other request. A 101 that came from [`accept`] takes
+/// the socket away; any other answer is written and the connection closes.
+pub fn handover<F, I, A, B>(
+    app: F,
+) -> impl ServiceFactory<
+    (Request, Framed<TcpStream, h1::Codec>),
+    Config = (),
+    Response = (),
+    Error = actix_web::Error,
+    InitError = (),
+>
+where
+    F: Fn() -> I + 'static,
+    I: IntoServiceFactory<A, Request>,
+    A: ServiceFactory<
+            Request,
+            Config = AppConfig,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    A::Service: 'static,
+    B: MessageBody + 'static,
+{
+    fn_factory(move || {
+        let factory = app().into_factory();
+        async move {
+            let app = Rc::new(factory.new_service(AppConfig::default()).await?);
+            Ok(fn_service(move |(req, framed)| {
+                hand_over(app.clone(), req, framed)
+            }))
+        }
+    })
+}
+
+async fn hand_over<S, B>(
+    app: Rc<S>,
+    req: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), actix_web::Error>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    let mut response: Response<BoxBody> = match app.call(req).await {
+        Ok(response) => response.map_into_boxed_body().into_parts().1.into(),
+        Err(err) => err.error_response().into(),
+    };
+    let handoff = response.extensions_mut().remove::<Handoff>();
+    match handoff {
+        Some(Handoff(start)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            framed
+                .send(Message::Item((response.drop_body(), BodySize::None)))
+                .await?;
+            let parts = framed.into_parts();
+            // The dispatcher's 8 KiB read buffer goes; a frame the client
+            // sent right behind its handshake does not.
+            let early = BytesMut::from(&parts.read_buf[..]);
+            start(Socket {
+                io: parts.io,
+                early,
+            });
+        }
+        _ => {
+            // Mostly a refusal (a wrong origin, token or name), but any
+            // request that asked to switch protocols lands here, so the body
+            // is streamed: it may be long, or never end.
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            let (head, body) = response.into_parts();
+            framed.send(Message::Item((head, body.size()))).await?;
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+                match chunk {
+                    Ok(chunk) => framed.send(Message::Chunk(Some(chunk))).await?,
+                    // The head is out; all that is left is to hang up.
+                    Err(_) => return Ok(()),
+                }
+            }
+            framed.send(Message::Chunk(None)).await?;
+        }
+    }
+    Ok(())
+}
+
+impl Socket {
+    fn open(self, limits: Limits, leaving: CancellationToken, open: Open) -> (Outbound, Incoming) {
+        let io = Rc::new(self.io);
+        let shared = Arc::new(Shared::default());
+        let out = write::start(io.clone(), shared.clone(), limits.queue, leaving, open);
+        let incoming = Incoming::new(io, self.early, shared, limits.max_message);
+        (out, incoming)
+    }
+}
