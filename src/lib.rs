@@ -36,6 +36,9 @@
 //! (PROTOCOL.md in serde types); the demo stores the default crawl visits are
 //! in `demo/`; `bench/` is the load generator behind `bazaar bench`;
 //! `metrics.rs` holds the per-node counters and the text format of `/metrics`.
+//! Both WebSockets leave the HTTP server at their upgrade (`ws/`): each
+//! socket is then its session actor, which reads frames itself, and one task
+//! that writes its bounded queue.
 
 pub mod accounts;
 pub mod admin;
