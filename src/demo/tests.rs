@@ -1,7 +1,9 @@
 //! HTTP-level tests of the demo stores, run against the real routes and templates.
 
+use super::pages::{OfferLd, PixelBayGame, PriceSpecLd, VideoGameLd};
 use super::*;
-use actix_web::{test as actix_test, App};
+use actix_web::{test as actix_test, web, App};
+use askama::Template;
 
 async fn get(seed: u64, uri: &str) -> (u16, String) {
     let app = actix_test::init_service(
