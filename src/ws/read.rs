@@ -148,6 +148,17 @@ impl Incoming {
     }
 }
 
+/// The payload length a frame header at the start of `buf` declares, once
+/// the header's length field has arrived (RFC 6455 §5.2).
+fn declared_length(buf: &[u8]) -> Option<u64> {
+    let short = buf.get(1)? & 0x7f;
+    match short {
+        126 => Some(u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]))),
+        127 => Some(u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)),
+        n => Some(u64::from(n)),
+    }
+}
+
 fn text(bytes: Bytes) -> Result<Frame, ReadError> {
     ByteString::try_from(bytes)
         .map(Frame::Text)
@@ -174,6 +185,11 @@ impl Stream for Incoming {
                     Some(message) => return Poll::Ready(Some(message)),
                     None => continue,
                 },
+                // The codec checks a frame's size only once all of it is
+                // here; a client declaring a gigabyte would have it buffered.
+                Ok(None) if declared_length(&this.buf).is_some_and(|n| n > this.max as u64) => {
+                    return this.fail(ReadError::TooLarge)
+                }
                 Ok(None) => {}
                 Err(ProtocolError::Overflow) => return this.fail(ReadError::TooLarge),
                 Err(err) => return this.fail(ReadError::Protocol(err)),
@@ -192,5 +208,22 @@ impl Stream for Incoming {
                 Err(_) => return this.gone(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_lengths_are_read_from_every_header_form() {
+        assert_eq!(declared_length(&[0x81]), None);
+        assert_eq!(declared_length(&[0x81, 0x85]), Some(5));
+        assert_eq!(declared_length(&[0x81, 0xfe, 0x01]), None);
+        assert_eq!(declared_length(&[0x81, 0xfe, 0x01, 0x00]), Some(256));
+        let mut long = vec![0x81, 0xff];
+        long.extend_from_slice(&(1u64 << 30).to_be_bytes());
+        assert_eq!(declared_length(&long[..9]), None);
+        assert_eq!(declared_length(&long), Some(1 << 30));
     }
 }

@@ -625,29 +625,105 @@ fn client_frame(opcode: actix_http::ws::OpCode, fin: bool, payload: &[u8]) -> by
     frame
 }
 
+/// A WebSocket to `/ws?name=raw` opened by hand, with `then` written in the
+/// same write as the handshake, as a client that does not wait for the 101
+/// sends it.
+struct RawSocket {
+    tcp: tokio::net::TcpStream,
+    received: bytes::BytesMut,
+}
+
+impl RawSocket {
+    async fn open(app: &crate::helpers::TestApp, then: &[u8]) -> RawSocket {
+        use tokio::io::AsyncWriteExt;
+        let addr = app.base.trim_start_matches("http://");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut first = format!(
+            "GET /ws?name=raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .into_bytes();
+        first.extend_from_slice(then);
+        tcp.write_all(&first).await.expect("handshake");
+        let mut socket = RawSocket {
+            tcp,
+            received: bytes::BytesMut::new(),
+        };
+        let end = loop {
+            if let Some(end) = socket.received.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            socket.read_more().await;
+        };
+        let head = String::from_utf8_lossy(&socket.received[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let _ = socket.received.split_to(end + 4);
+        socket
+    }
+
+    async fn read_more(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let n = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.tcp.read_buf(&mut self.received),
+        )
+        .await
+        .expect("the server answers in time")
+        .expect("read");
+        assert!(n > 0, "the server hung up without a close frame");
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.tcp.write_all(bytes).await.expect("write");
+    }
+
+    /// The next text frame as JSON, or `Err` with the close code.
+    async fn next(&mut self) -> Result<serde_json::Value, u16> {
+        use actix_http::ws::{OpCode, Parser};
+        loop {
+            match Parser::parse(&mut self.received, false, 1 << 20).expect("a valid server frame") {
+                Some((_, OpCode::Text, payload)) => {
+                    return Ok(serde_json::from_slice(&payload.unwrap_or_default()).expect("json"))
+                }
+                Some((_, OpCode::Close, payload)) => {
+                    let payload = payload.expect("a close code");
+                    return Err(u16::from_be_bytes([payload[0], payload[1]]));
+                }
+                Some(_) => {}
+                None => self.read_more().await,
+            }
+        }
+    }
+
+    /// Frames up to the reply to `reference`.
+    async fn until_reply(&mut self, reference: &str) -> Vec<serde_json::Value> {
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.next().await.expect("open");
+            let done = frame["op"] == "reply" && frame["ref"] == reference;
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+    }
+}
+
 #[actix_web::test]
 async fn frames_may_arrive_behind_the_handshake_and_in_pieces_and_bad_text_closes_with_1007() {
-    use actix_http::ws::{OpCode, Parser};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use actix_http::ws::OpCode;
 
-    // Arrange: the handshake and a join in one write, as a client that does
-    // not wait for the 101 sends them.
+    // Arrange: a join sent in the same write as the handshake.
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let mut tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let mut first = format!(
-        "GET /ws?name=raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes();
     let join = json!({"op": "join", "topic": "chat:raw", "ref": "1"}).to_string();
-    first.extend_from_slice(&client_frame(OpCode::Text, true, join.as_bytes()));
+    let mut socket =
+        RawSocket::open(&app, &client_frame(OpCode::Text, true, join.as_bytes())).await;
+    let joined = socket.until_reply("1").await;
 
-    // Act: the join, then a `say` in three continuation frames, then a text
-    // frame that is not UTF-8.
-    tcp.write_all(&first).await.expect("handshake and join");
+    // Act: a `say` in three continuation frames, then a text frame that is
+    // not UTF-8.
     let text = "héllo in three pieces";
     let say = json!({"op": "say", "topic": "chat:raw", "text": text, "ref": "2"}).to_string();
     let (a, rest) = say.as_bytes().split_at(10);
@@ -655,67 +731,51 @@ async fn frames_may_arrive_behind_the_handshake_and_in_pieces_and_bad_text_close
     let mut pieces = client_frame(OpCode::Text, false, a);
     pieces.extend_from_slice(&client_frame(OpCode::Continue, false, b));
     pieces.extend_from_slice(&client_frame(OpCode::Continue, true, c));
-    tcp.write_all(&pieces).await.expect("say");
-
-    let mut received = bytes::BytesMut::new();
-    let mut frames = Vec::new();
-    let mut head_seen = false;
-    let mut sent_bad = false;
-    let close = loop {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
-            .await
-            .expect("the server answers in time")
-            .expect("read");
-        assert!(n > 0, "the socket ended without a close frame: {frames:?}");
-        received.extend_from_slice(&chunk[..n]);
-        if !head_seen {
-            let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let head = String::from_utf8_lossy(&received[..end]).to_string();
-            assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-            let _ = received.split_to(end + 4);
-            head_seen = true;
-        }
-        let mut closed = None;
-        while let Some((_, opcode, payload)) =
-            Parser::parse(&mut received, false, 1 << 20).expect("a valid server frame")
-        {
-            let payload = payload.unwrap_or_default();
-            match opcode {
-                OpCode::Text => frames
-                    .push(serde_json::from_slice::<serde_json::Value>(&payload).expect("json")),
-                OpCode::Close => closed = Some(u16::from_be_bytes([payload[0], payload[1]])),
-                _ => {}
-            }
-        }
-        if let Some(code) = closed {
+    socket.write(&pieces).await;
+    let said = socket.until_reply("2").await;
+    socket
+        .write(&client_frame(OpCode::Text, true, &[b'"', 0xff, 0xfe, b'"']))
+        .await;
+    let ended = loop {
+        if let Err(code) = socket.next().await {
             break code;
-        }
-        let said = frames.iter().any(|f| f["op"] == "reply" && f["ref"] == "2");
-        if said && !sent_bad {
-            let bad = client_frame(OpCode::Text, true, &[b'"', 0xff, 0xfe, b'"']);
-            tcp.write_all(&bad).await.expect("bad text");
-            sent_bad = true;
         }
     };
 
     // Assert
-    let reply = |r: &str| {
-        frames
-            .iter()
-            .find(|f| f["op"] == "reply" && f["ref"] == r)
-            .unwrap_or_else(|| panic!("a reply to {r} in {frames:?}"))
-            .clone()
-    };
-    assert_eq!(reply("1")["status"], "ok");
-    assert_eq!(reply("2")["status"], "ok");
-    let message = frames
+    assert_eq!(joined.last().expect("reply")["status"], "ok");
+    assert_eq!(said.last().expect("reply")["status"], "ok");
+    let message = said
         .iter()
         .find(|f| f["op"] == "message")
-        .expect("the message event");
+        .unwrap_or_else(|| panic!("the message event in {said:?}"));
     assert_eq!(message["text"], text);
     assert_eq!(message["user"], "raw");
-    assert_eq!(close, 1007);
+    assert_eq!(ended, 1007);
+}
+
+#[actix_web::test]
+async fn a_frame_declared_over_the_hard_limit_closes_before_it_arrives() {
+    // Arrange
+    let app = spawn_app(
+        Backend::Sqlite,
+        unlimited(vec![("BAZAAR_WS__HARD_FRAME_LIMIT", "65536")]),
+    )
+    .await;
+    let mut socket = RawSocket::open(&app, &[]).await;
+
+    // Act: a masked text frame header declaring 1 GiB, and its first bytes.
+    let mut header = vec![0x80 | 0x1, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    header.extend_from_slice(&[b'x'; 1024]);
+    socket.write(&header).await;
+    let ended = loop {
+        if let Err(code) = socket.next().await {
+            break code;
+        }
+    };
+
+    // Assert: refused on its header, not after a gigabyte was buffered.
+    assert_eq!(ended, 1009);
 }
