@@ -1,7 +1,9 @@
 //! The `css` extractor: plain HTML read with the selectors the site's
 //! profile supplies (`profile.css`).
 
-use super::{element_text, parse_price, selector, ExtractError, Page};
+use super::markup::{element_text, selector};
+use super::page::Page;
+use super::{parse_price, ExtractError};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::{digits_only, STEAM};
 
@@ -76,8 +78,8 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::protocol::worker::{CssSelectors, Extractor, Profile};
-    use crate::scrape::{extract_page, tests::profile, ExtractError, Item};
+    use crate::protocol::worker::{CssSelectors, Extractor, Item, Profile};
+    use crate::scrape::{extract_page, fixtures::profile, ExtractError};
     use url::Url;
 
     fn retroshelf() -> Profile {

@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{clean_text, machine_price, static_selector, ExtractError, Page, Price};
+use super::markup::{clean_text, machine_price, static_selector};
+use super::page::Page;
+use super::{ExtractError, Price};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::{digits_only, steam_app_id, STEAM};
 
@@ -349,7 +351,7 @@ fn decode_entities(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::protocol::worker::{Extractor, Profile};
-    use crate::scrape::{extract_page, tests::profile};
+    use crate::scrape::{extract_page, fixtures::profile};
     use url::Url;
 
     fn run(html: &str) -> Result<Vec<Item>, ExtractError> {

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use scraper::ElementRef;
 
 use super::jsonld::is_unavailable;
-use super::{
-    clean_text, element_text, machine_price, parse_price, static_selector, ExtractError, Page,
-};
+use super::markup::{clean_text, element_text, machine_price, static_selector};
+use super::page::Page;
+use super::{parse_price, ExtractError};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::STEAM;
 
@@ -206,8 +206,8 @@ fn prop(scope: ElementRef<'_>, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::protocol::worker::Extractor;
-    use crate::scrape::{extract_page, tests::profile, ExtractError, Item};
+    use crate::protocol::worker::{Extractor, Item};
+    use crate::scrape::{extract_page, fixtures::profile, ExtractError};
     use url::Url;
 
     fn run(html: &str) -> Result<Vec<Item>, ExtractError> {
