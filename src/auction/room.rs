@@ -25,6 +25,7 @@ use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, MemberView};
 use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
+use crate::rooms::detached::Detached;
 use crate::rooms::members::{Member, Members};
 use crate::rooms::registry::{RoomRegistry, VacantLot};
 use crate::ws::Outbound;
@@ -447,6 +448,14 @@ async fn place(
         },
     };
     Ok((published, names))
+}
+
+impl Handler<Detached<PlaceBid>> for AuctionRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detached<PlaceBid>, ctx: &mut Context<Self>) {
+        msg.handle_by(self, ctx);
+    }
 }
 
 impl Handler<PlaceBid> for AuctionRoom {

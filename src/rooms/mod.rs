@@ -2,6 +2,7 @@
 //! and its Rooms, and the Bus between nodes.
 
 pub mod bus;
+pub mod detached;
 pub mod identity;
 pub mod members;
 pub mod rate;

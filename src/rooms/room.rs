@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::bus::{Bus, EventKind, TopicEvent, TopicEvents};
+use super::detached::Detached;
 use super::members::{Member, Members};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
@@ -461,6 +462,14 @@ impl Handler<Say> for Room {
         ));
         self.flush(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(RoomError::Store)) })
+    }
+}
+
+impl Handler<Detached<Say>> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detached<Say>, ctx: &mut Context<Self>) {
+        msg.handle_by(self, ctx);
     }
 }
 

@@ -11,6 +11,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use serde_json::{json, Value};
 
+use super::detached;
 use super::identity::Identity;
 use super::rate::{TokenBucket, Verdict};
 use super::registry::{LotRoomFor, RoomFor, RoomRegistry};
@@ -211,7 +212,7 @@ impl ClientSession {
             amount_cents,
             max_cents,
         };
-        room.send(bid)
+        detached::send(&room, bid)
             .into_actor(self)
             .map(move |placed, act, ctx| {
                 let outcome = placed.unwrap_or_else(|_| {
@@ -330,7 +331,7 @@ impl ClientSession {
             conn: self.conn.clone(),
             text,
         };
-        room.send(say)
+        detached::send(&room, say)
             .into_actor(self)
             .map(move |said, act, ctx| {
                 let outcome = room_outcome(said, |said| json!({ "id": said.id, "seq": said.seq }));
@@ -376,9 +377,10 @@ impl ClientSession {
     }
 }
 
-/// A Room's answer as a reply body or an error code and message.
-fn room_outcome<T>(
-    answer: Result<Result<T, RoomError>, MailboxError>,
+/// A Room's answer as a reply body or an error code and message; an error
+/// outside it means the room stopped before answering.
+fn room_outcome<T, E>(
+    answer: Result<Result<T, RoomError>, E>,
     body: impl FnOnce(T) -> Value,
 ) -> Result<Value, (&'static str, String)> {
     match answer {

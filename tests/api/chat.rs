@@ -732,7 +732,11 @@ async fn frames_may_arrive_behind_the_handshake_and_in_pieces_and_bad_text_close
     pieces.extend_from_slice(&client_frame(OpCode::Continue, false, b));
     pieces.extend_from_slice(&client_frame(OpCode::Continue, true, c));
     socket.write(&pieces).await;
-    let said = socket.until_reply("2").await;
+    // The reply and the event race each other; both must come.
+    let mut said = socket.until_reply("2").await;
+    while !said.iter().any(|f| f["op"] == "message") {
+        said.push(socket.next().await.expect("open"));
+    }
     socket
         .write(&client_frame(OpCode::Text, true, &[b'"', 0xff, 0xfe, b'"']))
         .await;
@@ -744,7 +748,8 @@ async fn frames_may_arrive_behind_the_handshake_and_in_pieces_and_bad_text_close
 
     // Assert
     assert_eq!(joined.last().expect("reply")["status"], "ok");
-    assert_eq!(said.last().expect("reply")["status"], "ok");
+    let reply = said.iter().find(|f| f["op"] == "reply").expect("reply");
+    assert_eq!(reply["status"], "ok");
     let message = said
         .iter()
         .find(|f| f["op"] == "message")
@@ -778,4 +783,49 @@ async fn a_frame_declared_over_the_hard_limit_closes_before_it_arrives() {
 
     // Assert: refused on its header, not after a gigabyte was buffered.
     assert_eq!(ended, 1009);
+}
+
+#[actix_web::test]
+async fn a_say_sent_just_before_the_close_is_stored() {
+    use actix_http::ws::OpCode;
+
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let join = json!({"op": "join", "topic": "chat:last", "ref": "1"}).to_string();
+    let say = json!({"op": "say", "topic": "chat:last", "text": "last words", "ref": "2"});
+    let mut frames = client_frame(OpCode::Text, true, join.as_bytes());
+    frames.extend_from_slice(&client_frame(
+        OpCode::Text,
+        true,
+        say.to_string().as_bytes(),
+    ));
+    frames.extend_from_slice(&client_frame(OpCode::Close, true, &1000u16.to_be_bytes()));
+
+    // Act: join, say and close in one write, as a script piping a line and
+    // `/quit` into a client does.
+    let mut socket = RawSocket::open(&app, &frames).await;
+    let ended = loop {
+        if let Err(code) = socket.next().await {
+            break code;
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let stored = loop {
+        let (status, page) = app.get_json("/api/rooms/last/messages").await;
+        assert_eq!(status, 200);
+        let texts: Vec<String> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["text"].as_str().expect("text").to_owned())
+            .collect();
+        if !texts.is_empty() || std::time::Instant::now() > deadline {
+            break texts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Assert
+    assert_eq!(ended, 1000);
+    assert_eq!(stored, vec!["last words".to_owned()]);
 }
