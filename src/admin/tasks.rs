@@ -145,28 +145,9 @@ pub async fn detail(
     Ok(Some((task, attempts)))
 }
 
-/// Tasks per state over the whole queue.
+/// Tasks per state over the whole queue, as `outbox::counts` gives mail's.
 pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbErr> {
-    let backend = db.get_database_backend();
-    let rows = db
-        .query_all(crate::db::stmt(
-            backend,
-            "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state",
-            vec![],
-        ))
-        .await?;
-    let mut counts: Vec<(String, u64)> = TaskState::ALL
-        .into_iter()
-        .map(|s| (s.as_str().to_owned(), 0))
-        .collect();
-    for row in rows {
-        let state: String = row.try_get("", "state")?;
-        let n: i64 = row.try_get("", "n")?;
-        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
-            slot.1 = u64::try_from(n).unwrap_or(0);
-        }
-    }
-    Ok(counts)
+    store::task_counts(db, None).await
 }
 
 /// Makes a queued (backing off) or dead task due now. A dead task's crawl
@@ -212,15 +193,7 @@ pub async fn cancel(
         .one(db)
         .await?
         .ok_or(ActionError::NoSuchTask(id))?;
-    let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
-        .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
-        .col_expr(
-            tasks::Column::LeaseUntil,
-            Option::<DateTime<Utc>>::None.into(),
-        )
-        .col_expr(tasks::Column::LastError, Some(reason.to_owned()).into())
-        .col_expr(tasks::Column::UpdatedAt, now.into())
+    let res = store::cancelling(reason, now)
         .filter(tasks::Column::Id.eq(id))
         .filter(
             tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Leased.as_str()]),

@@ -122,6 +122,39 @@ pub async fn last_finished_crawl(
         .await
 }
 
+/// Tasks per state, every state listed in `TaskState::ALL`'s order: of one
+/// crawl, or of the whole queue.
+pub async fn task_counts(
+    db: &impl ConnectionTrait,
+    crawl: Option<i64>,
+) -> Result<Vec<(String, u64)>, DbErr> {
+    let (sql, values) = match crawl {
+        Some(id) => (
+            "SELECT state, COUNT(*) AS n FROM tasks WHERE crawl_id = $1 GROUP BY state",
+            vec![id.into()],
+        ),
+        None => (
+            "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state",
+            vec![],
+        ),
+    };
+    let rows = db
+        .query_all(stmt(db.get_database_backend(), sql, values))
+        .await?;
+    let mut counts: Vec<(String, u64)> = TaskState::ALL
+        .into_iter()
+        .map(|s| (s.as_str().to_owned(), 0))
+        .collect();
+    for row in rows {
+        let state: String = row.try_get("", "state")?;
+        let n: i64 = row.try_get("", "n")?;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+            slot.1 = u64::try_from(n).unwrap_or(0);
+        }
+    }
+    Ok(counts)
+}
+
 pub async fn crawl_report(
     db: &impl ConnectionTrait,
     id: i64,
@@ -129,23 +162,7 @@ pub async fn crawl_report(
     let Some(crawl) = crawls::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
-    let backend = db.get_database_backend();
-    let rows = db
-        .query_all(stmt(
-            backend,
-            "SELECT state, COUNT(*) AS n FROM tasks WHERE crawl_id = $1 GROUP BY state",
-            vec![id.into()],
-        ))
-        .await?;
-    let mut tasks: BTreeMap<String, u64> = TaskState::ALL
-        .into_iter()
-        .map(|s| (s.as_str().to_owned(), 0))
-        .collect();
-    for row in rows {
-        let state: String = row.try_get("", "state")?;
-        let n: i64 = row.try_get("", "n")?;
-        tasks.insert(state, u64::try_from(n).unwrap_or(0));
-    }
+    let tasks = task_counts(db, Some(id)).await?.into_iter().collect();
     Ok(Some(CrawlReport { crawl, tasks }))
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, Value,
+    QueryFilter, UpdateMany, Value,
 };
 
 use super::attempts::{end_attempts, record_attempts};
@@ -187,6 +187,20 @@ pub async fn release(
     }))
 }
 
+/// The update that cancels tasks for good with `reason`, whatever their
+/// lease; callers add which tasks, and from which states.
+pub(crate) fn cancelling(reason: &str, now: DateTime<Utc>) -> UpdateMany<tasks::Entity> {
+    tasks::Entity::update_many()
+        .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
+        .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
+        .col_expr(
+            tasks::Column::LeaseUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .col_expr(tasks::Column::LastError, Some(reason.to_owned()).into())
+        .col_expr(tasks::Column::UpdatedAt, now.into())
+}
+
 /// Cancels a leased task for good (robots.txt forbids it, say). The task may
 /// be its crawl's last, so the crawl is finished here if it is.
 pub async fn cancel(
@@ -196,15 +210,7 @@ pub async fn cancel(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
-        .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
-        .col_expr(
-            tasks::Column::LeaseUntil,
-            Option::<DateTime<Utc>>::None.into(),
-        )
-        .col_expr(tasks::Column::LastError, Some(reason.to_owned()).into())
-        .col_expr(tasks::Column::UpdatedAt, now.into())
+    let res = cancelling(reason, now)
         .filter(tasks::Column::Id.eq(token.task()))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
         .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))

@@ -14,8 +14,9 @@ mod queue;
 pub(crate) use attempts::end_attempts;
 pub use crawls::{
     complete_if_done, crawl_report, finish_idle_crawls, last_finished_crawl, latest_crawl,
-    running_crawl, start_crawl, CrawlReport, StartOutcome,
+    running_crawl, start_crawl, task_counts, CrawlReport, StartOutcome,
 };
+pub(crate) use leases::cancelling;
 pub use leases::{
     cancel, expire_leases, extend_leases, lease, mark_done, release, Leased, Released,
 };
