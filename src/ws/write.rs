@@ -200,9 +200,14 @@ impl Writer {
     /// before it, so the client never sees half a frame.
     fn finish(&mut self, reason: Option<CloseReason>) {
         self.encode(Message::Close(reason.map(fit_control_frame)));
+        self.rx.close();
+        self.closing();
+    }
+
+    /// Writes what is buffered and nothing more, within the grace.
+    fn closing(&mut self) {
         self.state = State::Closing;
         self.grace = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
-        self.rx.close();
     }
 
     /// Encodes what is queued, up to a chunk.
@@ -211,10 +216,7 @@ impl Writer {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(item)) => self.encode_item(item),
                 // Every sender is gone: the session ended without a close.
-                Poll::Ready(None) => {
-                    self.state = State::Closing;
-                    self.grace = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
-                }
+                Poll::Ready(None) => self.closing(),
                 Poll::Pending => {
                     if self.leaving.as_mut().poll(cx).is_ready() {
                         self.finish(Some(close_reason(
