@@ -61,10 +61,19 @@ pub async fn open(url: &str) -> anyhow::Result<DatabaseConnection> {
 /// How often the SQLite log is copied into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// Log pages past which the log is emptied even if writers must wait a
+/// moment (64 MiB at SQLite's 4 KiB pages).
+const LOG_PAGES_MAX: i64 = 16_384;
+
 /// On SQLite, copies the write-ahead log into the database every second,
 /// on a task of its own. A passive checkpoint waits for no one and makes
-/// no writer wait, so the log stays a few seconds of writes long while
-/// commits only ever append to it.
+/// no writer wait, so commits only ever append to the log.
+///
+/// Under steady writes a passive checkpoint never catches up with the last
+/// commit, and SQLite starts the log over only once it has: the log would
+/// grow for as long as the writes go on (200 MB in five seconds of busy
+/// chat). Past `LOG_PAGES_MAX` the task truncates it, right after a passive
+/// pass has copied nearly all of it, so writers wait only for the rest.
 pub fn checkpoint_in_background(db: &DatabaseConnection) {
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return;
@@ -75,14 +84,31 @@ pub fn checkpoint_in_background(db: &DatabaseConnection) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(err) = db
-                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
-                .await
-            {
+            let outcome = match checkpoint(&db, "PASSIVE").await {
+                Ok(log_pages) if log_pages > LOG_PAGES_MAX => {
+                    checkpoint(&db, "TRUNCATE").await.map(|_| ())
+                }
+                other => other.map(|_| ()),
+            };
+            if let Err(err) = outcome {
                 tracing::warn!(error = %err, "could not checkpoint the database log");
             }
         }
     });
+}
+
+/// Runs a checkpoint; the pages in the log, as SQLite reports them.
+async fn checkpoint(db: &DatabaseConnection, mode: &str) -> Result<i64, DbErr> {
+    let row = db
+        .query_one(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            format!("PRAGMA wal_checkpoint({mode})"),
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get("", "log")?,
+        None => 0,
+    })
 }
 
 /// Begins a transaction that reads and then writes. On SQLite it takes the
