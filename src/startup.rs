@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Supervisor;
+use actix::{Addr, Supervisor};
 use actix_http::HttpService;
 use actix_server::ServerHandle;
 use actix_service::map_config;
@@ -31,8 +31,9 @@ use crate::mail::compose::Links;
 use crate::mail::subscription::Policy;
 use crate::metrics::{Connection, Metrics};
 use crate::rooms::bus::{Bus, LocalBus};
-use crate::rooms::registry::RoomRegistry;
-use crate::rooms::writer::MessageWriter;
+use crate::rooms::ids::MessageIds;
+use crate::rooms::registry::{OpenChatRooms, RoomRegistry};
+use crate::rooms::writer::{MessageStore, MessageWriter};
 use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
 use crate::web::subscriptions::Subscriptions;
@@ -105,9 +106,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
 
     let chat = Arc::new(settings.chat.clone());
-    let writer = {
+    let store = {
         let db = db.clone();
-        Supervisor::start(move |_| MessageWriter::new(db))
+        MessageStore {
+            ids: Arc::new(MessageIds::new(db.clone())),
+            writer: Supervisor::start(move |_| MessageWriter::new(db)),
+        }
     };
     let hub = Supervisor::start(|_| SessionHub::default());
     let registry = {
@@ -118,7 +122,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             chat.clone(),
             hub.clone(),
         );
-        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, writer, hub))
+        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, store, hub))
     };
 
     let session_key = secrets::load_or_create(
@@ -160,6 +164,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
     let leaving = CancellationToken::new();
     let sockets = metrics.clone();
+    let rooms = registry.clone();
     let state = web::Data::new(AppState {
         db,
         settings: settings.clone(),
@@ -245,7 +250,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     };
     let server = server.run();
-    actix_web::rt::spawn(leave_on_signal(server.handle(), leaving, sockets));
+    actix_web::rt::spawn(leave_on_signal(server.handle(), leaving, sockets, rooms));
     server.await.context("the HTTP server failed")
 }
 
@@ -271,7 +276,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// that clients reconnect, then the server stops once requests in flight
 /// finish and the sockets have said goodbye. A second signal stops it at
 /// once.
-async fn leave_on_signal(server: ServerHandle, leaving: CancellationToken, metrics: Arc<Metrics>) {
+async fn leave_on_signal(
+    server: ServerHandle,
+    leaving: CancellationToken,
+    metrics: Arc<Metrics>,
+    registry: Addr<RoomRegistry>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -295,7 +305,18 @@ async fn leave_on_signal(server: ServerHandle, leaving: CancellationToken, metri
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    let graceful = async { tokio::join!(sockets_closed, server.stop(true)) };
+    // Members see a message before it is stored; the rooms store the rest
+    // before the process ends.
+    let stored = async {
+        sockets_closed.await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while registry.send(OpenChatRooms).await.unwrap_or(0) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let graceful = async { tokio::join!(stored, server.stop(true)) };
     tokio::select! {
         _ = graceful => {}
         _ = term.recv() => server.stop(false).await,

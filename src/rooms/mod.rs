@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod detached;
 pub mod identity;
+pub mod ids;
 pub mod members;
 pub mod rate;
 pub mod registry;

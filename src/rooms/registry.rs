@@ -11,7 +11,7 @@ use sea_orm::DatabaseConnection;
 
 use super::bus::Bus;
 use super::room::{CountMembers, Room, TryClose};
-use super::writer::MessageWriter;
+use super::writer::MessageStore;
 use crate::accounts::hub::SessionHub;
 use crate::auction::room::{AuctionRoom, CountLotMembers, TryCloseLot};
 use crate::clock::Clock;
@@ -23,7 +23,7 @@ pub struct RoomRegistry {
     clock: Clock,
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
-    writer: Addr<MessageWriter>,
+    store: MessageStore,
     hub: Addr<SessionHub>,
     rooms: HashMap<Topic, Addr<Room>>,
     lots: HashMap<i64, Addr<AuctionRoom>>,
@@ -35,7 +35,7 @@ impl RoomRegistry {
         clock: Clock,
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
-        writer: Addr<MessageWriter>,
+        store: MessageStore,
         hub: Addr<SessionHub>,
     ) -> RoomRegistry {
         RoomRegistry {
@@ -43,7 +43,7 @@ impl RoomRegistry {
             clock,
             bus,
             settings,
-            writer,
+            store,
             hub,
             rooms: HashMap::new(),
             lots: HashMap::new(),
@@ -87,7 +87,7 @@ impl Handler<RoomFor> for RoomRegistry {
             self.bus.clone(),
             self.settings.clone(),
             ctx.address(),
-            self.writer.clone(),
+            self.store.clone(),
         )
         .start();
         self.rooms.insert(topic, room.clone());
@@ -213,6 +213,21 @@ impl Handler<Vacant> for RoomRegistry {
                 }
             })
             .wait(ctx);
+    }
+}
+
+/// How many chat rooms are open on this node. A room closes only once it
+/// has no members and has stored every message it published, so shutdown
+/// waits for this to reach 0.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct OpenChatRooms;
+
+impl Handler<OpenChatRooms> for RoomRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: OpenChatRooms, _: &mut Context<Self>) -> usize {
+        self.rooms.values().filter(|r| r.connected()).count()
     }
 }
 

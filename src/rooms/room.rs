@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
+use entity::messages;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde_json::Value;
@@ -19,7 +20,7 @@ use super::detached::Detached;
 use super::members::{Member, Members};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
-use super::writer::{MessageWriter, WriteMessages};
+use super::writer::{MessageStore, WriteMessages};
 use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
@@ -31,6 +32,23 @@ use crate::ws::{Outbound, SendError};
 const TYPING_SWEEP: Duration = Duration::from_secs(1);
 /// Messages kept in memory, so joins and short resumes skip the database.
 const RECENT_KEPT: usize = 200;
+/// Messages delivered but not yet stored that a room holds at most; past
+/// it (the database has been failing for a while) new ones are refused.
+const UNSTORED_MAX: usize = 5_000;
+/// Attempts at storing a batch before its senders are told it failed.
+const STORE_ATTEMPTS: u32 = 8;
+/// The first pause between attempts; each next one doubles, up to
+/// `STORE_RETRY_MAX`.
+const STORE_RETRY: Duration = Duration::from_millis(100);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+type SayReply = oneshot::Sender<Result<Said, RoomError>>;
+
+/// A message members have, on its way to the database.
+struct Unstored {
+    row: messages::Model,
+    reply: SayReply,
+}
 
 pub struct Room {
     topic: Topic,
@@ -42,13 +60,24 @@ pub struct Room {
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
     registry: Addr<RoomRegistry>,
-    writer: Addr<MessageWriter>,
+    store: MessageStore,
     members: Members,
-    /// The highest seq stored (and so published) for this topic.
+    /// The highest seq given out (and so published) for this topic.
     last_seq: u64,
+    /// The last messages, stored or not: every unstored one is kept.
     recent: VecDeque<MessageView>,
-    pending: Vec<(NewMessage, oneshot::Sender<Result<Said, RoomError>>)>,
-    flushing: bool,
+    /// Says waiting for their seqs.
+    pending: Vec<(NewMessage, SayReply)>,
+    numbering: bool,
+    /// Published messages not stored yet, in seq order. A `say` is answered
+    /// once its message is stored.
+    unstored: VecDeque<Unstored>,
+    /// How many of `unstored`, from the front, the writer holds now.
+    writing: usize,
+    /// Failed attempts at storing the front of `unstored`.
+    store_failures: u32,
+    /// Storing waits out a pause after a failure.
+    store_paused: bool,
     /// Who is typing, until when.
     typing: BTreeMap<String, Instant>,
 }
@@ -62,6 +91,8 @@ pub enum RoomError {
     NotInTopic(String),
     #[error("the message could not be stored; try again")]
     Store,
+    #[error("the room cannot store messages right now; try again later")]
+    Backlog,
     #[error("the room could not load its history; try again")]
     Unavailable,
 }
@@ -71,7 +102,7 @@ impl RoomError {
         match self {
             RoomError::NotJoined => "not_joined",
             RoomError::NotInTopic(_) => "not_in_topic",
-            RoomError::Store | RoomError::Unavailable => "internal",
+            RoomError::Store | RoomError::Backlog | RoomError::Unavailable => "internal",
         }
     }
 }
@@ -84,7 +115,7 @@ impl Room {
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
         registry: Addr<RoomRegistry>,
-        writer: Addr<MessageWriter>,
+        store: MessageStore,
     ) -> Room {
         let topic = Topic::Chat(name.clone());
         Room {
@@ -96,12 +127,16 @@ impl Room {
             bus,
             settings,
             registry,
-            writer,
+            store,
             members: Members::default(),
             last_seq: 0,
             recent: VecDeque::new(),
             pending: Vec::new(),
-            flushing: false,
+            numbering: false,
+            unstored: VecDeque::new(),
+            writing: 0,
+            store_failures: 0,
+            store_paused: false,
             typing: BTreeMap::new(),
         }
     }
@@ -156,7 +191,7 @@ impl Room {
     }
 
     fn maybe_vacant(&self, ctx: &mut Context<Self>) {
-        if self.members.is_empty() && self.pending.is_empty() && !self.flushing {
+        if self.members.is_empty() && self.idle() {
             self.registry.do_send(Vacant {
                 topic: self.topic.clone(),
                 room: ctx.address(),
@@ -164,66 +199,149 @@ impl Room {
         }
     }
 
-    /// Stores what was said since the last batch, then publishes it. Seqs
-    /// are taken at flush time, so a batch that fails leaves no gap.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.pending.is_empty() {
+    /// Whether nothing said here is still on its way to members or to
+    /// the database.
+    fn idle(&self) -> bool {
+        self.pending.is_empty() && !self.numbering && self.unstored.is_empty()
+    }
+
+    /// Numbers what was said since the last batch and publishes it at once;
+    /// storing follows. Members see a message without waiting for the
+    /// database, and its sender's reply waits for the commit (PROTOCOL §1).
+    /// Seqs are taken here, one batch at a time, so they stay gap-free.
+    fn number(&mut self, ctx: &mut Context<Self>) {
+        if self.numbering || self.pending.is_empty() {
             return;
         }
-        self.flushing = true;
+        self.numbering = true;
         let (batch, replies): (Vec<NewMessage>, Vec<_>) =
             std::mem::take(&mut self.pending).into_iter().unzip();
-        let writer = self.writer.clone();
         let bus = self.bus.clone();
+        let ids = self.store.ids.clone();
         let topic = self.topic.clone();
-        let key = self.key.clone();
         let after = self.last_seq;
+        let count = batch.len();
         async move {
             let first = bus
-                .sequence(&topic, after, batch.len() as u64)
+                .sequence(&topic, after, count as u64)
                 .await
                 .map_err(|e| e.to_string())?;
-            writer
-                .send(WriteMessages {
-                    topic: key,
-                    first,
-                    batch,
-                })
-                .await
-                .map_err(|e| e.to_string())?
+            let ids = ids.take(count).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((first, ids))
         }
         .into_actor(self)
-        .map(move |stored, act, ctx| {
-            act.flushing = false;
-            match stored {
-                Ok(stored) => {
-                    let mut events = Vec::with_capacity(stored.len());
-                    for (message, reply) in stored.iter().zip(replies) {
-                        let view = store::view(message);
-                        act.last_seq = act.last_seq.max(view.seq);
-                        let _ = reply.send(Ok(Said {
-                            id: view.id,
-                            seq: view.seq,
-                        }));
-                        let frame = client::message(&act.key, &view);
-                        events.push(TopicEvent {
-                            kind: EventKind::Message(view),
-                            frame,
-                        });
-                    }
-                    act.publish_all(events);
-                }
+        .map(move |numbered, act, ctx| {
+            act.numbering = false;
+            match numbered {
+                Ok((first, ids)) => act.publish_said(first, ids, batch, replies, ctx),
                 Err(err) => {
-                    tracing::error!(topic = %act.key, error = %err, "could not store messages");
+                    tracing::error!(topic = %act.key, error = %err, "could not number messages");
                     for reply in replies {
                         let _ = reply.send(Err(RoomError::Store));
                     }
                 }
             }
-            act.flush(ctx);
+            act.number(ctx);
             act.maybe_vacant(ctx);
         })
         .spawn(ctx);
+    }
+
+    fn publish_said(
+        &mut self,
+        first: u64,
+        ids: Vec<i64>,
+        batch: Vec<NewMessage>,
+        replies: Vec<SayReply>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut events = Vec::with_capacity(batch.len());
+        for (((message, reply), id), seq) in batch.into_iter().zip(replies).zip(ids).zip(first..) {
+            let row = messages::Model {
+                id,
+                topic: self.key.clone(),
+                seq: i64::try_from(seq).unwrap_or(i64::MAX),
+                user_name: message.user,
+                text: message.text,
+                at: message.at,
+            };
+            let view = store::view(&row);
+            self.last_seq = self.last_seq.max(seq);
+            events.push(TopicEvent {
+                frame: client::message(&self.key, &view),
+                kind: EventKind::Message(view),
+            });
+            self.unstored.push_back(Unstored { row, reply });
+        }
+        self.publish_all(events);
+        self.store(ctx);
+    }
+
+    /// Hands every published message not yet stored to the writer, one
+    /// batch at a time so that what is stored is always a prefix of what
+    /// was published. A failed batch is tried again after a pause; its
+    /// senders hear of the failure only once the attempts run out.
+    fn store(&mut self, ctx: &mut Context<Self>) {
+        if self.writing > 0 || self.store_paused || self.unstored.is_empty() {
+            return;
+        }
+        self.writing = self.unstored.len();
+        let rows = self.unstored.iter().map(|u| u.row.clone()).collect();
+        self.store
+            .writer
+            .send(WriteMessages { rows })
+            .into_actor(self)
+            .map(|written, act, ctx| {
+                let batch = std::mem::take(&mut act.writing);
+                match written.map_err(|e| e.to_string()).and_then(|w| w) {
+                    Ok(()) => {
+                        act.store_failures = 0;
+                        for stored in act.unstored.drain(..batch) {
+                            let _ = stored.reply.send(Ok(Said {
+                                id: stored.row.id,
+                                seq: stored.row.seq as u64,
+                            }));
+                        }
+                        act.store(ctx);
+                    }
+                    Err(err) if act.store_failures + 1 < STORE_ATTEMPTS => {
+                        act.store_failures += 1;
+                        let pause = STORE_RETRY
+                            .saturating_mul(1 << act.store_failures.min(16))
+                            .min(STORE_RETRY_MAX);
+                        tracing::warn!(topic = %act.key, error = %err, ?pause, "could not store messages; trying again");
+                        act.store_paused = true;
+                        ctx.run_later(pause, |act, ctx| {
+                            act.store_paused = false;
+                            act.store(ctx);
+                        });
+                    }
+                    Err(err) => {
+                        act.store_failures = 0;
+                        let lost: Vec<Unstored> = act.unstored.drain(..batch).collect();
+                        tracing::error!(
+                            topic = %act.key,
+                            error = %err,
+                            first_seq = lost.first().map(|u| u.row.seq),
+                            last_seq = lost.last().map(|u| u.row.seq),
+                            "gave up storing messages members already have"
+                        );
+                        for unstored in lost {
+                            let _ = unstored.reply.send(Err(RoomError::Store));
+                        }
+                        act.store(ctx);
+                    }
+                }
+                act.maybe_vacant(ctx);
+            })
+            .spawn(ctx);
+    }
+
+    /// The seq up to which every message is in the database.
+    fn stored_seq(&self) -> u64 {
+        self.unstored
+            .front()
+            .map_or(self.last_seq, |u| (u.row.seq as u64).saturating_sub(1))
     }
 }
 
@@ -352,18 +470,28 @@ impl Handler<Join> for Room {
             Some(since) => {
                 let db = self.db.clone();
                 let key = self.key.clone();
+                // What the database may not have yet comes from memory.
+                let stored = self.stored_seq();
+                let unstored: Vec<MessageView> = self
+                    .recent
+                    .iter()
+                    .filter(|m| m.seq > stored.max(since))
+                    .cloned()
+                    .collect();
                 Box::pin(
                     async move { store::after(&db, &key, since, cap).await }
                         .into_actor(self)
                         .map(move |rows, _, _| match rows {
                             Ok((rows, truncated)) => {
+                                let mut history: Vec<MessageView> =
+                                    rows.iter().map(store::view).collect();
+                                if !truncated {
+                                    let read = history.last().map_or(since, |m| m.seq);
+                                    history.extend(unstored.into_iter().filter(|m| m.seq > read));
+                                }
                                 // Only up to the seq the reply names; later ones
                                 // reach the member live.
-                                let history = rows
-                                    .iter()
-                                    .map(store::view)
-                                    .filter(|m| m.seq <= seq)
-                                    .collect();
+                                history.retain(|m| m.seq <= seq);
                                 Ok(joined(history, truncated))
                             }
                             Err(err) => {
@@ -447,6 +575,9 @@ impl Handler<Say> for Room {
         let Some(member) = self.members.get(&msg.conn) else {
             return Box::pin(async { Err(RoomError::NotJoined) });
         };
+        if self.unstored.len() >= UNSTORED_MAX {
+            return Box::pin(async { Err(RoomError::Backlog) });
+        }
         let user = member.user.to_string();
         if self.typing.remove(&user).is_some() {
             self.publish_typing();
@@ -460,7 +591,7 @@ impl Handler<Say> for Room {
             },
             tx,
         ));
-        self.flush(ctx);
+        self.number(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(RoomError::Store)) })
     }
 }
@@ -533,7 +664,12 @@ impl Handler<TopicEvents> for Room {
                 self.recent.push_back(view.clone());
             }
         }
-        while self.recent.len() > RECENT_KEPT {
+        // Unstored messages stay: a resume that reads the database finds
+        // them here.
+        let stored = self.stored_seq();
+        while self.recent.len() > RECENT_KEPT
+            && self.recent.front().is_some_and(|m| m.seq <= stored)
+        {
             self.recent.pop_front();
         }
         self.deliver(&batch.events, ctx);
@@ -550,7 +686,7 @@ impl Handler<TryClose> for Room {
     type Result = bool;
 
     fn handle(&mut self, _: TryClose, ctx: &mut Context<Self>) -> bool {
-        let idle = self.members.is_empty() && self.pending.is_empty() && !self.flushing;
+        let idle = self.members.is_empty() && self.idle();
         if idle {
             ctx.stop();
         }

@@ -54,57 +54,27 @@ pub async fn ensure_room(
     Ok(())
 }
 
-/// One topic's messages, to be stored under consecutive seqs from `first`.
-pub struct Batch<'a> {
-    pub topic: &'a str,
-    pub first: u64,
-    pub messages: &'a [NewMessage],
-}
-
-/// Rows per INSERT: five parameters each stays far below SQLite's limit.
+/// Rows per INSERT: six parameters each stays far below SQLite's limit.
 const ROWS_PER_INSERT: usize = 500;
 
-/// Stores many topics' batches with one statement per 500 rows whatever the
-/// number of topics, taking the ids back with RETURNING (SQLite 3.35+, as
-/// bundled). Run it inside a transaction. The result is in the order of
-/// `batches`.
-pub async fn insert_batches(
-    txn: &impl ConnectionTrait,
-    batches: &[Batch<'_>],
-) -> Result<Vec<Vec<messages::Model>>, DbErr> {
-    let mut stored: Vec<Vec<messages::Model>> = batches
-        .iter()
-        .map(|b| {
-            b.messages
-                .iter()
-                .zip(b.first..)
-                .map(|(m, n)| messages::Model {
-                    id: 0,
-                    topic: b.topic.to_owned(),
-                    seq: seq(n),
-                    user_name: m.user.clone(),
-                    text: m.text.clone(),
-                    at: m.at,
-                })
-                .collect()
-        })
-        .collect();
-    let mut all: Vec<&mut messages::Model> = stored.iter_mut().flatten().collect();
-    for chunk in all.chunks_mut(ROWS_PER_INSERT) {
+/// Stores messages that already have their ids and seqs, with one
+/// statement per 500 rows whatever the number of topics. Run it inside a
+/// transaction.
+pub async fn insert(txn: &impl ConnectionTrait, rows: &[&messages::Model]) -> Result<(), DbErr> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut insert = Query::insert();
-        insert
-            .into_table(messages::Entity)
-            .columns([
-                messages::Column::Topic,
-                messages::Column::Seq,
-                messages::Column::UserName,
-                messages::Column::Text,
-                messages::Column::At,
-            ])
-            .returning(Query::returning().column(messages::Column::Id));
-        for m in chunk.iter() {
+        insert.into_table(messages::Entity).columns([
+            messages::Column::Id,
+            messages::Column::Topic,
+            messages::Column::Seq,
+            messages::Column::UserName,
+            messages::Column::Text,
+            messages::Column::At,
+        ]);
+        for m in chunk {
             insert
                 .values([
+                    m.id.into(),
                     m.topic.clone().into(),
                     m.seq.into(),
                     m.user_name.clone().into(),
@@ -113,23 +83,10 @@ pub async fn insert_batches(
                 ])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
-        let rows = txn
-            .query_all(txn.get_database_backend().build(&insert))
+        txn.execute(txn.get_database_backend().build(&insert))
             .await?;
-        if rows.len() != chunk.len() {
-            return Err(DbErr::Custom(format!(
-                "stored {} messages but got {} ids back",
-                chunk.len(),
-                rows.len()
-            )));
-        }
-        // RETURNING lists rows in insertion order on both backends for a
-        // single multi-row VALUES insert.
-        for (m, row) in chunk.iter_mut().zip(rows) {
-            m.id = row.try_get("", "id")?;
-        }
     }
-    Ok(stored)
+    Ok(())
 }
 
 /// The highest seq stored for `topic` (0 when it has none).

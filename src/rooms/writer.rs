@@ -3,23 +3,32 @@
 //! own would fight over SQLite's single write lock and wait in its busy
 //! handler's sleeps.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use entity::messages;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::oneshot;
 
-use super::store::{self, Batch, NewMessage};
+use super::ids::MessageIds;
+use super::store;
 
-/// One room's batch, numbered from `first`.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<messages::Model>, String>")]
-pub struct WriteMessages {
-    pub topic: String,
-    pub first: u64,
-    pub batch: Vec<NewMessage>,
+/// How rooms store messages: the ids their rows will have, taken before
+/// the message goes out, and the writer that commits them afterwards.
+#[derive(Clone)]
+pub struct MessageStore {
+    pub ids: Arc<MessageIds>,
+    pub writer: Addr<MessageWriter>,
 }
 
-type Reply = oneshot::Sender<Result<Vec<messages::Model>, String>>;
+/// One room's messages, numbered and with their ids, to be committed.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct WriteMessages {
+    pub rows: Vec<messages::Model>,
+}
+
+type Reply = oneshot::Sender<Result<(), String>>;
 
 pub struct MessageWriter {
     db: DatabaseConnection,
@@ -47,16 +56,13 @@ impl MessageWriter {
         let db = self.db.clone();
         async move {
             let outcomes = match write_all(&db, &batches).await {
-                Ok(stored) => stored.into_iter().map(Ok).collect(),
+                Ok(()) => batches.iter().map(|_| Ok(())).collect(),
                 // One bad batch must not sink the other rooms': each alone.
                 Err(_) => {
                     let mut outcomes = Vec::with_capacity(batches.len());
                     for batch in &batches {
                         let one = write_all(&db, std::slice::from_ref(batch)).await;
-                        outcomes.push(
-                            one.map(|mut s| s.pop().unwrap_or_default())
-                                .map_err(|e| e.to_string()),
-                        );
+                        outcomes.push(one.map_err(|e| e.to_string()));
                     }
                     outcomes
                 }
@@ -74,22 +80,11 @@ impl MessageWriter {
     }
 }
 
-async fn write_all(
-    db: &DatabaseConnection,
-    batches: &[WriteMessages],
-) -> Result<Vec<Vec<messages::Model>>, DbErr> {
-    let batches: Vec<Batch> = batches
-        .iter()
-        .map(|b| Batch {
-            topic: &b.topic,
-            first: b.first,
-            messages: &b.batch,
-        })
-        .collect();
+async fn write_all(db: &DatabaseConnection, batches: &[WriteMessages]) -> Result<(), DbErr> {
+    let rows: Vec<&messages::Model> = batches.iter().flat_map(|b| &b.rows).collect();
     let txn = db.begin().await?;
-    let stored = store::insert_batches(&txn, &batches).await?;
-    txn.commit().await?;
-    Ok(stored)
+    store::insert(&txn, &rows).await?;
+    txn.commit().await
 }
 
 impl Actor for MessageWriter {
@@ -98,8 +93,8 @@ impl Actor for MessageWriter {
 
 impl Supervised for MessageWriter {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        // Replies in flight are lost with the old state; their rooms answer
-        // the speakers with an error and nothing was half written.
+        // Replies in flight are lost with the old state; their rooms write
+        // those messages again, and nothing was half written.
         self.pending.clear();
         self.writing = false;
         tracing::warn!("message writer restarted");
@@ -107,7 +102,7 @@ impl Supervised for MessageWriter {
 }
 
 impl Handler<WriteMessages> for MessageWriter {
-    type Result = ResponseFuture<Result<Vec<messages::Model>, String>>;
+    type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: WriteMessages, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();

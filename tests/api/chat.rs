@@ -82,6 +82,100 @@ async fn a_client_that_drops_and_resumes_with_since_misses_nothing(backend: Back
     assert!(resumed.get("truncated").is_none(), "{resumed}");
 }
 
+on_both_backends!(members_see_a_message_before_it_is_stored_and_the_reply_waits_for_the_commit);
+async fn members_see_a_message_before_it_is_stored_and_the_reply_waits_for_the_commit(
+    backend: Backend,
+) {
+    // Arrange: more history than a room keeps in memory, so that a resume
+    // from early on reads the database.
+    let options = AppOptions {
+        env: vec![("BAZAAR_WS__BURST".into(), "1000".into())],
+        ..AppOptions::default()
+    };
+    let app = spawn_app(backend, options).await;
+    let topic = "chat:durable";
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join(topic, None).await;
+    for i in 1..=205 {
+        ana.say(topic, &format!("stored {i}")).await;
+    }
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    bob.join(topic, None).await;
+
+    // Act: the database takes no message while ana says two more.
+    let held = hold_message_writes(&app, backend).await;
+    for text in ["held 1", "held 2"] {
+        ana.send(json!({"op":"say","topic":topic,"text":text,"ref":text}))
+            .await;
+    }
+
+    // Assert: bob has both at once, with the ids their rows will have...
+    let first = bob.recv_op("message").await;
+    let second = bob.recv_op("message").await;
+    assert_eq!(
+        (first["seq"].as_u64(), second["seq"].as_u64()),
+        (Some(206), Some(207))
+    );
+    assert_eq!(second["text"], "held 2");
+    assert!(first["id"].as_i64().is_some(), "{first}");
+    // ...while the rows are not there and ana's replies wait.
+    let stored = "SELECT COUNT(*) FROM messages WHERE topic = 'chat:durable'";
+    assert_eq!(app.count(stored).await, 205);
+    let early = tokio::time::timeout(Duration::from_millis(300), ana.recv_op("reply")).await;
+    assert!(
+        early.is_err(),
+        "a say was answered before its commit: {early:?}"
+    );
+    // A resume from seq 3 reads the database and still gets 206 and 207.
+    let mut carol = ChatClient::connect(&app, Some("carol"))
+        .await
+        .expect("carol");
+    let resumed = carol.join(topic, Some(3)).await;
+    let seqs: Vec<u64> = resumed["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (4..=207).collect::<Vec<_>>());
+
+    // Act: the database takes writes again.
+    held.rollback().await.expect("release the messages table");
+
+    // Assert: each say is answered once stored, with the id bob was shown.
+    for (reference, event) in [("held 1", &first), ("held 2", &second)] {
+        let reply = ana.recv_op("reply").await;
+        assert_eq!(reply["ref"], reference);
+        assert_eq!(reply["status"], "ok", "{reply}");
+        assert_eq!(reply["body"]["id"], event["id"]);
+        assert_eq!(reply["body"]["seq"], event["seq"]);
+    }
+    let rows = app
+        .rows("SELECT id, text FROM messages WHERE topic = 'chat:durable' AND seq = 207")
+        .await;
+    assert_eq!(
+        rows,
+        vec![vec![second["id"].to_string(), "held 2".to_owned()]]
+    );
+}
+
+/// A transaction that keeps the server from writing `messages` until it
+/// ends; reads go on.
+async fn hold_message_writes(
+    app: &crate::helpers::TestApp,
+    backend: Backend,
+) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let txn = app.own_connection().await.begin().await.expect("begin");
+    let sql = match backend {
+        // A write that matches nothing still takes SQLite's one write lock.
+        Backend::Sqlite => "UPDATE messages SET seq = seq WHERE 1 = 0",
+        Backend::Postgres => "LOCK TABLE messages IN SHARE MODE",
+    };
+    txn.execute_unprepared(sql).await.expect("hold writes");
+    txn
+}
+
 #[actix_web::test]
 async fn bad_frames_get_clear_errors_and_the_connection_stays_open() {
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;

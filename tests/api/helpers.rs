@@ -343,6 +343,20 @@ impl TestApp {
         WorkerProcess { child: Some(child) }
     }
 
+    /// A connection of its own to the server's database, for a test that
+    /// holds a transaction open while it reads through `db`.
+    pub async fn own_connection(&self) -> DatabaseConnection {
+        let url = self
+            .env
+            .iter()
+            .find(|(key, _)| key == "BAZAAR_DATABASE__URL")
+            .map(|(_, url)| url.as_str())
+            .expect("the database URL");
+        Database::connect(url)
+            .await
+            .expect("connect to the test database")
+    }
+
     /// Runs a query that yields one integer.
     pub async fn count(&self, sql: &str) -> i64 {
         let backend = self.db.get_database_backend();
