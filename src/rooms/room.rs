@@ -305,10 +305,10 @@ impl Room {
                         act.store(ctx);
                     }
                     Err(err) if act.store_failures + 1 < STORE_ATTEMPTS => {
-                        act.store_failures += 1;
                         let pause = STORE_RETRY
                             .saturating_mul(1 << act.store_failures.min(16))
                             .min(STORE_RETRY_MAX);
+                        act.store_failures += 1;
                         tracing::warn!(topic = %act.key, error = %err, ?pause, "could not store messages; trying again");
                         act.store_paused = true;
                         ctx.run_later(pause, |act, ctx| {
