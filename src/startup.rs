@@ -250,8 +250,21 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     };
     let server = server.run();
-    actix_web::rt::spawn(leave_on_signal(server.handle(), leaving, sockets, rooms));
-    server.await.context("the HTTP server failed")
+    let shutdown = actix_web::rt::spawn(leave_on_signal(
+        server.handle(),
+        leaving.clone(),
+        sockets,
+        rooms,
+    ));
+    let served = server.await.context("the HTTP server failed");
+    if leaving.is_cancelled() {
+        // The server has stopped, but rooms may still be storing what they
+        // published: the signal's handler says when.
+        let _ = shutdown.await;
+    } else {
+        shutdown.abort();
+    }
+    served
 }
 
 /// Forgets expired login sessions, hourly.

@@ -9,6 +9,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// No message of this room is numbered above this before it is raised.
+    pub seq_reserved: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

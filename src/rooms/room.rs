@@ -35,6 +35,9 @@ const RECENT_KEPT: usize = 200;
 /// Messages delivered but not yet stored that a room holds at most; past
 /// it (the database has been failing for a while) new ones are refused.
 const UNSTORED_MAX: usize = 5_000;
+/// Seqs a room may number ahead of the last one, without a database write.
+/// A crash loses at most this many seqs; they are never given out again.
+const SEQ_BLOCK: u64 = 1_000;
 /// Attempts at storing a batch before its senders are told it failed.
 const STORE_ATTEMPTS: u32 = 8;
 /// The first pause between attempts; each next one doubles, up to
@@ -78,6 +81,15 @@ pub struct Room {
     store_failures: u32,
     /// Storing waits out a pause after a failure.
     store_paused: bool,
+    /// No seq above this is given out before the database has a higher
+    /// mark: members see messages before they are stored, so after a crash
+    /// the room carries on above the mark instead of reusing a seen seq.
+    reserved: u64,
+    /// The mark is being raised ahead of need.
+    reserving: bool,
+    /// The mark is being brought down to `last_seq` (all stored), so that a
+    /// later start carries on without a gap. Numbering waits meanwhile.
+    settling: bool,
     /// Who is typing, until when.
     typing: BTreeMap<String, Instant>,
 }
@@ -137,6 +149,9 @@ impl Room {
             writing: 0,
             store_failures: 0,
             store_paused: false,
+            reserved: 0,
+            reserving: false,
+            settling: false,
             typing: BTreeMap::new(),
         }
     }
@@ -190,19 +205,77 @@ impl Room {
         self.maybe_vacant(ctx);
     }
 
-    fn maybe_vacant(&self, ctx: &mut Context<Self>) {
-        if self.members.is_empty() && self.idle() {
-            self.registry.do_send(Vacant {
-                topic: self.topic.clone(),
-                room: ctx.address(),
-            });
+    fn maybe_vacant(&mut self, ctx: &mut Context<Self>) {
+        if !self.members.is_empty() || !self.idle() {
+            return;
         }
+        if self.reserved > self.last_seq {
+            self.settle(ctx);
+            return;
+        }
+        self.registry.do_send(Vacant {
+            topic: self.topic.clone(),
+            room: ctx.address(),
+        });
+    }
+
+    /// Brings the mark down to `last_seq`, every message being stored.
+    fn settle(&mut self, ctx: &mut Context<Self>) {
+        self.settling = true;
+        self.reserved = self.last_seq;
+        let db = self.db.clone();
+        let name = self.name.clone();
+        let last = self.last_seq;
+        async move { store::settle_seq_reserved(&db, &name, last).await }
+            .into_actor(self)
+            .map(|settled, act, ctx| {
+                act.settling = false;
+                if let Err(err) = settled {
+                    // The mark stays high: the next start leaves a gap.
+                    tracing::warn!(topic = %act.key, error = %err, "could not settle the room's seq mark");
+                }
+                if act.pending.is_empty() {
+                    act.maybe_vacant(ctx);
+                } else {
+                    act.number(ctx);
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Raises the mark half a block ahead of need, so that numbering never
+    /// waits for it while the database keeps up.
+    fn reserve_ahead(&mut self, ctx: &mut Context<Self>) {
+        if self.reserving || self.last_seq + SEQ_BLOCK / 2 <= self.reserved {
+            return;
+        }
+        self.reserving = true;
+        let db = self.db.clone();
+        let name = self.name.clone();
+        let upto = self.last_seq + SEQ_BLOCK;
+        async move { store::raise_seq_reserved(&db, &name, upto).await }
+            .into_actor(self)
+            .map(move |raised, act, ctx| {
+                act.reserving = false;
+                match raised {
+                    Ok(()) => act.reserved = act.reserved.max(upto),
+                    Err(err) => {
+                        tracing::warn!(topic = %act.key, error = %err, "could not raise the room's seq mark")
+                    }
+                }
+                act.maybe_vacant(ctx);
+            })
+            .spawn(ctx);
     }
 
     /// Whether nothing said here is still on its way to members or to
     /// the database.
     fn idle(&self) -> bool {
-        self.pending.is_empty() && !self.numbering && self.unstored.is_empty()
+        self.pending.is_empty()
+            && !self.numbering
+            && self.unstored.is_empty()
+            && !self.reserving
+            && !self.settling
     }
 
     /// Numbers what was said since the last batch and publishes it at once;
@@ -210,7 +283,7 @@ impl Room {
     /// database, and its sender's reply waits for the commit (PROTOCOL §1).
     /// Seqs are taken here, one batch at a time, so they stay gap-free.
     fn number(&mut self, ctx: &mut Context<Self>) {
-        if self.numbering || self.pending.is_empty() {
+        if self.numbering || self.settling || self.pending.is_empty() {
             return;
         }
         self.numbering = true;
@@ -221,7 +294,17 @@ impl Room {
         let topic = self.topic.clone();
         let after = self.last_seq;
         let count = batch.len();
+        let (db, name) = (self.db.clone(), self.name.clone());
+        // Past the mark, the mark goes up first (rarely: `reserve_ahead`
+        // keeps it ahead).
+        let raise =
+            (after + count as u64 > self.reserved).then_some(after + count as u64 + SEQ_BLOCK);
         async move {
+            if let Some(upto) = raise {
+                store::raise_seq_reserved(&db, &name, upto)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             let first = bus
                 .sequence(&topic, after, count as u64)
                 .await
@@ -233,7 +316,13 @@ impl Room {
         .map(move |numbered, act, ctx| {
             act.numbering = false;
             match numbered {
-                Ok((first, ids)) => act.publish_said(first, ids, batch, replies, ctx),
+                Ok((first, ids)) => {
+                    if let Some(upto) = raise {
+                        act.reserved = act.reserved.max(upto);
+                    }
+                    act.publish_said(first, ids, batch, replies, ctx);
+                    act.reserve_ahead(ctx);
+                }
                 Err(err) => {
                     tracing::error!(topic = %act.key, error = %err, "could not number messages");
                     for reply in replies {
@@ -357,14 +446,26 @@ impl Actor for Room {
         // Nothing is served until the room knows where its topic stands.
         async move {
             store::ensure_room(&db, &name, now).await?;
-            let last = store::last_seq(&db, &key).await?;
+            let stored = store::last_seq(&db, &key).await?;
+            let reserved = store::seq_reserved(&db, &name).await?;
             let recent = store::recent(&db, &key, keep).await?;
-            Ok::<_, sea_orm::DbErr>((last, recent))
+            Ok::<_, sea_orm::DbErr>((stored, reserved, recent))
         }
         .into_actor(self)
         .map(|loaded, act, ctx| match loaded {
-            Ok((last, recent)) => {
-                act.last_seq = last;
+            Ok((stored, reserved, recent)) => {
+                if reserved > stored {
+                    // The last run stopped without settling its mark: the
+                    // seqs up to it may have been seen, so none is reused.
+                    tracing::warn!(
+                        topic = %act.key,
+                        stored,
+                        reserved,
+                        "room carries on above its mark; messages seen before a crash may be gone"
+                    );
+                }
+                act.last_seq = stored.max(reserved);
+                act.reserved = act.last_seq;
                 act.recent = recent.iter().map(store::view).collect();
             }
             Err(err) => {
@@ -687,10 +788,16 @@ impl Handler<TryClose> for Room {
 
     fn handle(&mut self, _: TryClose, ctx: &mut Context<Self>) -> bool {
         let idle = self.members.is_empty() && self.idle();
-        if idle {
-            ctx.stop();
+        if !idle {
+            return false;
         }
-        idle
+        if self.reserved > self.last_seq {
+            // Its mark must come down first; it asks again when it has.
+            self.maybe_vacant(ctx);
+            return false;
+        }
+        ctx.stop();
+        true
     }
 }
 

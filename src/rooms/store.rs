@@ -43,6 +43,7 @@ pub async fn ensure_room(
     rooms::Entity::insert(rooms::ActiveModel {
         name: Set(name.as_str().to_owned()),
         created_at: Set(now),
+        seq_reserved: Set(0),
     })
     .on_conflict(
         OnConflict::column(rooms::Column::Name)
@@ -50,6 +51,44 @@ pub async fn ensure_room(
             .to_owned(),
     )
     .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// How far `name` may number its messages (see `Room::reserve`).
+pub async fn seq_reserved(db: &impl ConnectionTrait, name: &RoomName) -> Result<u64, DbErr> {
+    let room = rooms::Entity::find_by_id(name.as_str()).one(db).await?;
+    Ok(room.map_or(0, |r| u64::try_from(r.seq_reserved).unwrap_or(0)))
+}
+
+/// Raises (never lowers) how far `name` may number its messages.
+pub async fn raise_seq_reserved(
+    db: &impl ConnectionTrait,
+    name: &RoomName,
+    upto: u64,
+) -> Result<(), DbErr> {
+    db.execute(stmt(
+        db.get_database_backend(),
+        "UPDATE rooms SET seq_reserved = $1 WHERE name = $2 AND seq_reserved < $1",
+        vec![seq(upto).into(), name.as_str().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Sets how far `name` may number its messages to its last stored seq,
+/// once every message it numbered is stored: a later start carries on from
+/// there without a gap.
+pub async fn settle_seq_reserved(
+    db: &impl ConnectionTrait,
+    name: &RoomName,
+    last: u64,
+) -> Result<(), DbErr> {
+    db.execute(stmt(
+        db.get_database_backend(),
+        "UPDATE rooms SET seq_reserved = $1 WHERE name = $2",
+        vec![seq(last).into(), name.as_str().into()],
+    ))
     .await?;
     Ok(())
 }
@@ -172,7 +211,8 @@ pub struct RoomStats {
 }
 
 /// Every room, by name, with its message count (seqs are gap-free, so the
-/// highest is the count).
+/// highest is the count; a crash that lost messages members had seen
+/// leaves a gap, and those count too).
 pub async fn list_rooms(db: &impl ConnectionTrait) -> Result<Vec<RoomStats>, DbErr> {
     RoomStats::find_by_statement(stmt(
         db.get_database_backend(),

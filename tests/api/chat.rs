@@ -159,6 +159,58 @@ async fn members_see_a_message_before_it_is_stored_and_the_reply_waits_for_the_c
     );
 }
 
+on_both_backends!(a_seq_seen_before_a_crash_is_never_given_to_another_message);
+async fn a_seq_seen_before_a_crash_is_never_given_to_another_message(backend: Backend) {
+    // Arrange: bob has seen seq 2, which the server had not stored yet...
+    let mut app = spawn_app(backend, AppOptions::default()).await;
+    let topic = "chat:crash";
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join(topic, None).await;
+    ana.say(topic, "stored").await;
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    bob.join(topic, None).await;
+    let held = hold_message_writes(&app, backend).await;
+    ana.send(json!({"op":"say","topic":topic,"text":"seen, never stored","ref":"x"}))
+        .await;
+    let seen = bob.recv_op("message").await;
+    assert_eq!(seen["seq"], 2);
+
+    // ...when the server crashes.
+    app.kill9();
+    held.rollback().await.expect("release the messages table");
+    app.start().await;
+
+    // Act: bob resumes from what he saw; ana says something new.
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    let resumed = bob.join(topic, Some(2)).await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join(topic, None).await;
+    let said = ana.say(topic, "after the crash").await;
+
+    // Assert: the new message is numbered above every seq seen, so bob gets it.
+    let after = said["seq"].as_u64().expect("seq");
+    assert!(after > 2, "seq {after} was already seen");
+    assert!(resumed["seq"].as_u64() >= Some(2), "{resumed}");
+    let live = bob.recv_op("message").await;
+    assert_eq!(
+        (live["seq"].as_u64(), live["text"].as_str()),
+        (Some(after), Some("after the crash"))
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM messages WHERE topic = 'chat:crash' AND seq = 2")
+            .await,
+        0
+    );
+
+    // And an orderly restart carries on with no gap at all.
+    drop((ana, bob));
+    assert!(app.terminate(Duration::from_secs(10)).await.is_some());
+    app.start().await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    assert_eq!(ana.join(topic, None).await["seq"], after);
+    assert_eq!(ana.say(topic, "next").await["seq"], after + 1);
+}
+
 /// A transaction that keeps the server from writing `messages` until it
 /// ends; reads go on.
 async fn hold_message_writes(
