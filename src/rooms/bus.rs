@@ -60,7 +60,7 @@ pub struct BusError(pub String);
 /// Moves topic events between nodes.
 pub trait Bus: Send + Sync {
     /// The first of `count` new seqs for `topic`, each one higher than
-    /// `after` (the last seq this node stored).
+    /// `after` (the last seq this node gave out).
     fn sequence(
         &self,
         topic: &Topic,
@@ -92,8 +92,8 @@ impl Bus for LocalBus {
         after: u64,
         _: u64,
     ) -> LocalBoxFuture<'static, Result<u64, BusError>> {
-        // The Room stores a batch before it asks for the next, so what it
-        // stored last is all the numbering one node needs.
+        // The Room numbers one batch at a time, so the last seq it gave out
+        // is all the numbering one node needs.
         Box::pin(future::ready(Ok(after + 1)))
     }
 

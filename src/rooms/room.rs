@@ -1,7 +1,7 @@
 //! The Room actor: one per topic with members on this node. It keeps the
-//! member list, numbers and stores messages in batches, and delivers each
-//! event to every member as one shared frame pushed straight into the
-//! member's bounded outbound queue.
+//! member list, numbers messages and delivers them at once, stores them in
+//! batches behind, and delivers each event to every member as one shared
+//! frame pushed straight into the member's bounded outbound queue.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
