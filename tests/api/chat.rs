@@ -71,13 +71,7 @@ async fn a_client_that_drops_and_resumes_with_since_misses_nothing(backend: Back
     let resumed = bob.join("chat:resume", Some(seen)).await;
 
     // Assert: exactly the seven missed messages, in order.
-    let seqs: Vec<u64> = resumed["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|m| m["seq"].as_u64().expect("seq"))
-        .collect();
-    assert_eq!(seqs, (2..=8).collect::<Vec<_>>());
+    assert_eq!(seqs_of(&resumed["history"]), (2..=8).collect::<Vec<_>>());
     assert_eq!(resumed["seq"], 8);
     assert!(resumed.get("truncated").is_none(), "{resumed}");
 }
@@ -131,13 +125,7 @@ async fn members_see_a_message_before_it_is_stored_and_the_reply_waits_for_the_c
         .await
         .expect("carol");
     let resumed = carol.join(topic, Some(3)).await;
-    let seqs: Vec<u64> = resumed["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .map(|m| m["seq"].as_u64().expect("seq"))
-        .collect();
-    assert_eq!(seqs, (4..=207).collect::<Vec<_>>());
+    assert_eq!(seqs_of(&resumed["history"]), (4..=207).collect::<Vec<_>>());
 
     // Act: the database takes writes again.
     held.rollback().await.expect("release the messages table");
