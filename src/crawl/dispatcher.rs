@@ -303,10 +303,17 @@ impl Dispatcher {
                     );
                     continue;
                 }
-                // The worker left while the lease was being taken.
+                // The worker left while the lease was being taken: the task
+                // never reached it, which its last error should say rather
+                // than read like a held task that was dropped.
                 None => {
                     self.release_slots(&row.host, 1);
-                    self.give_back(token, Setback::Disconnected, "the worker disconnected", ctx);
+                    self.give_back(
+                        token,
+                        Setback::Disconnected,
+                        "the worker left before the task reached it",
+                        ctx,
+                    );
                     continue;
                 }
             };

@@ -236,7 +236,9 @@ async fn a_worker_drains_on_sigterm_and_finishes_what_it_holds() {
         )
     });
 
-    // Assert: a clean exit, and nothing it held went back to the queue unfinished.
+    // Assert: a clean exit, and nothing it held went back to the queue
+    // unfinished. (A lease being taken as it left never reached it, and
+    // says so in its own words.)
     assert!(status.success(), "{status}");
     let requeued = app
         .count("SELECT COUNT(*) FROM tasks WHERE last_error LIKE '%disconnected%'")
