@@ -179,6 +179,8 @@ async fn a_seq_seen_before_a_crash_is_never_given_to_another_message(backend: Ba
     let after = said["seq"].as_u64().expect("seq");
     assert!(after > 2, "seq {after} was already seen");
     assert!(resumed["seq"].as_u64() >= Some(2), "{resumed}");
+    // The gap is no missed history to page through.
+    assert!(resumed.get("truncated").is_none(), "{resumed}");
     let live = bob.recv_op("message").await;
     assert_eq!(
         (live["seq"].as_u64(), live["text"].as_str()),
