@@ -309,31 +309,34 @@ async fn leave_on_signal(
     }
     tracing::info!("shutting down: closing sockets (signal again to stop at once)");
     leaving.cancel();
-    // WebSockets left the HTTP server at their upgrade, so its graceful
-    // stop does not wait for them: they get the same grace here.
-    let sockets_closed = async {
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        let open = || metrics.open_now(Connection::Client) + metrics.open_now(Connection::Worker);
-        while open() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    // Members see a message before it is stored; the rooms store the rest
-    // before the process ends.
     let stored = async {
-        sockets_closed.await;
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while registry.send(OpenChatRooms).await.unwrap_or(0) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // WebSockets left the HTTP server at their upgrade, so its graceful
+        // stop does not wait for them: they get the same grace here.
+        within_grace(|| async {
+            metrics.open_now(Connection::Client) + metrics.open_now(Connection::Worker) == 0
+        })
+        .await;
+        // Members see a message before it is stored; the rooms store the
+        // rest before the process ends.
+        within_grace(|| async { registry.send(OpenChatRooms).await.unwrap_or(0) == 0 }).await;
     };
     let graceful = async { tokio::join!(stored, server.stop(true)) };
     tokio::select! {
         _ = graceful => {}
         _ = term.recv() => server.stop(false).await,
         _ = int.recv() => server.stop(false).await,
+    }
+}
+
+/// Waits until `done` says so, for at most `SHUTDOWN_GRACE`.
+async fn within_grace<F, Fut>(mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while !done().await && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
