@@ -55,7 +55,7 @@ pub async fn ensure_room(
     Ok(())
 }
 
-/// How far `name` may number its messages (see `Room::reserve`).
+/// How far `name` may number its messages (see `Room::reserve_ahead`).
 pub async fn seq_reserved(db: &impl ConnectionTrait, name: &RoomName) -> Result<u64, DbErr> {
     let room = rooms::Entity::find_by_id(name.as_str()).one(db).await?;
     Ok(room.map_or(0, |r| u64::try_from(r.seq_reserved).unwrap_or(0)))

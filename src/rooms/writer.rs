@@ -25,7 +25,7 @@ pub struct MessageStore {
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct WriteMessages {
-    pub rows: Vec<messages::Model>,
+    pub rows: Vec<Arc<messages::Model>>,
 }
 
 type Reply = oneshot::Sender<Result<(), String>>;
@@ -81,7 +81,7 @@ impl MessageWriter {
 }
 
 async fn write_all(db: &DatabaseConnection, batches: &[WriteMessages]) -> Result<(), DbErr> {
-    let rows: Vec<&messages::Model> = batches.iter().flat_map(|b| &b.rows).collect();
+    let rows: Vec<&messages::Model> = batches.iter().flat_map(|b| &b.rows).map(|r| &**r).collect();
     let txn = db.begin().await?;
     store::insert(&txn, &rows).await?;
     txn.commit().await

@@ -2,6 +2,7 @@
 //! once, storing it in batches behind, and keeping the mark that no seq
 //! is given out above (so that none seen before a crash is reused).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -31,7 +32,8 @@ pub(super) type SayReply = oneshot::Sender<Result<Said, RoomError>>;
 
 /// A message members have, on its way to the database.
 pub(super) struct Unstored {
-    row: messages::Model,
+    /// Shared with the writer, which may be asked for it more than once.
+    row: Arc<messages::Model>,
     reply: SayReply,
 }
 
@@ -104,14 +106,14 @@ impl Room {
     ) {
         let mut events = Vec::with_capacity(batch.len());
         for (((message, reply), id), seq) in batch.into_iter().zip(replies).zip(ids).zip(first..) {
-            let row = messages::Model {
+            let row = Arc::new(messages::Model {
                 id,
                 topic: self.key.clone(),
                 seq: i64::try_from(seq).unwrap_or(i64::MAX),
                 user_name: message.user,
                 text: message.text,
                 at: message.at,
-            };
+            });
             let view = store::view(&row);
             self.last_seq = self.last_seq.max(seq);
             events.push(TopicEvent {
@@ -206,11 +208,8 @@ impl Room {
                     // The mark stays high: the next start leaves a gap.
                     tracing::warn!(topic = %act.key, error = %err, "could not settle the room's seq mark");
                 }
-                if act.pending.is_empty() {
-                    act.maybe_vacant(ctx);
-                } else {
-                    act.number(ctx);
-                }
+                act.number(ctx);
+                act.maybe_vacant(ctx);
             })
             .spawn(ctx);
     }
