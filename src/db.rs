@@ -22,6 +22,65 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 
 /// Opens the database without migrating it (for `bazaar migrate`).
 pub async fn open(url: &str) -> anyhow::Result<DatabaseConnection> {
+    open_with(url, None).await
+}
+
+/// The name of the thread the chat store's SQLite connection answers from
+/// (Linux keeps 15 bytes of a thread's name).
+const STORE_THREAD: &str = "bazaar-store";
+
+/// The connection chat messages are stored through: work nobody waits on
+/// as it happens, since members have the messages already. On SQLite it
+/// answers from a thread of its own that runs at idle priority, so that on
+/// a busy machine the threads delivering messages and answering requests
+/// take the CPU the moment they wake instead of queueing behind a commit.
+/// Idle priority still runs whenever a core would otherwise idle, and what
+/// waits for it is bounded (a room holds `UNSTORED_MAX` messages).
+///
+/// Inserts through it also copy the log into the database in small steps,
+/// at the same priority. `checkpoint_in_background` keeps its pool: at
+/// normal priority it bounds the log even on a machine never idle. On
+/// PostgreSQL the work runs in the server's processes: this is `db` itself.
+pub async fn open_store(db: &DatabaseConnection, url: &str) -> anyhow::Result<DatabaseConnection> {
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return Ok(db.clone());
+    }
+    let store = open_with(url, Some(STORE_THREAD)).await?;
+    lower_priority_of_threads(STORE_THREAD);
+    Ok(store)
+}
+
+/// Puts this process's threads named `name` at idle priority (SCHED_IDLE).
+/// Lowering needs no privilege; where it fails, the threads keep their
+/// priority and only latency suffers.
+fn lower_priority_of_threads(name: &str) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let named = std::fs::read_to_string(task.path().join("comm"))
+            .is_ok_and(|comm| comm.trim_end() == name);
+        let tid = task.file_name().to_str().and_then(|t| t.parse().ok());
+        if let (true, Some(tid)) = (named, tid) {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: `param` is a valid sched_param for the call.
+            if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
+                tracing::warn!(
+                    thread = name,
+                    error = %std::io::Error::last_os_error(),
+                    "could not lower a thread's priority"
+                );
+            }
+        }
+    }
+}
+
+/// Opens a pool; on SQLite, with `one_thread`, a pool of one connection
+/// answering from a thread of that name.
+async fn open_with(
+    url: &str,
+    one_thread: Option<&'static str>,
+) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .connect_timeout(Duration::from_secs(10))
@@ -33,28 +92,51 @@ pub async fn open(url: &str) -> anyhow::Result<DatabaseConnection> {
         // Each SQLite connection answers from a thread of its own, so a
         // liveness query before each use would cost a round trip to it for
         // nothing: an embedded database does not drop connections.
-        options
-            .max_connections(4)
-            .min_connections(1)
-            .test_before_acquire(false);
+        options.test_before_acquire(false);
+        match one_thread {
+            None => options.max_connections(4).min_connections(1),
+            // The connection exists once the pool is open, and is never
+            // replaced: a new one would answer from a new thread.
+            Some(_) => {
+                let forever = Duration::from_secs(100 * 365 * 24 * 3600);
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(forever)
+                    .max_lifetime(forever)
+            }
+        };
         // Per-connection pragmas must be set on every pooled connection.
-        options.map_sqlx_sqlite_opts(|opts| {
+        // (Only one mapping is kept: everything goes in this one.)
+        options.map_sqlx_sqlite_opts(move |opts| {
+            let opts = match one_thread {
+                Some(name) => opts.thread_name(move |_| name.to_owned()),
+                None => opts,
+            };
             // Every commit writes each page it touched whole into the log:
             // a chat batch or a bid changes a few rows on several pages, so
             // small pages quarter what is written (40 MB/s of log for busy
             // chat at 4 KiB, the default) and with it the checkpoints' and
             // the kernel's work. Applies to new databases only.
-            opts.page_size(1024)
+            let opts = opts
+                .page_size(1024)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
+                .foreign_keys(true);
+            match one_thread {
+                // The chat store copies the log into the database in small
+                // steps as it goes (SQLite's own threshold, 1,000 pages),
+                // at its idle priority, so that busy chat leaves little for
+                // `checkpoint_in_background` to do at normal priority.
+                Some(_) => opts,
                 // A commit that crosses the checkpoint threshold would copy
                 // the log into the database and fsync it before returning:
                 // a stall of milliseconds to seconds for whoever commits then
-                // (a chat message, a bid). `checkpoint_in_background` does
+                // (a bid, a page's form). `checkpoint_in_background` does
                 // that work off every request's path.
-                .pragma("wal_autocheckpoint", "0")
+                None => opts.pragma("wal_autocheckpoint", "0"),
+            }
         });
     } else {
         options.max_connections(16).min_connections(1);
@@ -179,5 +261,73 @@ mod tests {
             "postgres://bazaar:***@db:5432/bazaar"
         );
         assert_eq!(redact("sqlite://data/bazaar.db"), "sqlite://data/bazaar.db");
+    }
+
+    /// The scheduling policy of this process's threads named `name`.
+    fn policies_of(name: &str) -> Vec<i32> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+            })
+            .map(|t| {
+                let tid: i32 = t.file_name().to_str().unwrap().parse().unwrap();
+                // SAFETY: reads the policy of a thread of this process.
+                unsafe { libc::sched_getscheduler(tid) }
+            })
+            // -1: the thread (another test's) ended meanwhile.
+            .filter(|policy| *policy != -1)
+            .collect()
+    }
+
+    #[actix_web::test]
+    async fn the_chat_store_runs_at_idle_priority_and_commits_for_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("store.db").display()
+        );
+        let db = connect(&url).await.unwrap();
+        let store = open_store(&db, &url).await.unwrap();
+
+        assert_eq!(policies_of(STORE_THREAD), vec![libc::SCHED_IDLE]);
+        // The main pool's threads keep their priority.
+        let main_pool = policies_of("sqlx-sqlite-wor");
+        assert!(!main_pool.is_empty());
+        assert!(main_pool.iter().all(|p| *p == libc::SCHED_OTHER));
+
+        let pragma = |db: &DatabaseConnection, name: &str| {
+            let (db, sql) = (db.clone(), format!("PRAGMA {name}"));
+            async move {
+                let row = db
+                    .query_one(Statement::from_string(DatabaseBackend::Sqlite, sql))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.try_get_by_index::<i64>(0).unwrap()
+            }
+        };
+        // NORMAL (1): a commit is not an fsync; the store checkpoints at
+        // SQLite's threshold, and nothing else does on commit.
+        assert_eq!(pragma(&store, "synchronous").await, 1);
+        assert_eq!(pragma(&db, "synchronous").await, 1);
+        assert_eq!(pragma(&store, "wal_autocheckpoint").await, 1000);
+        assert_eq!(pragma(&db, "wal_autocheckpoint").await, 0);
+        assert_eq!(pragma(&store, "busy_timeout").await, 10_000);
+
+        store
+            .execute_unprepared("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (42)")
+            .await
+            .unwrap();
+        let row = db
+            .query_one(Statement::from_string(
+                DatabaseBackend::Sqlite,
+                "SELECT x FROM t",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i32>("", "x").unwrap(), 42);
     }
 }

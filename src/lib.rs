@@ -17,7 +17,8 @@
 //! │               ├─ Room*           rooms/room.rs         members, seq, stored messages, fan-out
 //! │               ├─ AuctionRoom*    auction/room.rs       a lot: bids one at a time, events after commit
 //! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
-//! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write
+//! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write,
+//! │                                                       on SQLite from a thread at idle priority (db.rs)
 //! ├─ Supervisor ─ SessionHub         accounts/hub.rs       an account's sockets: logout, changes
 //! ├─ Supervisor ─ Mailer             mail/mailer.rs        outbox → SMTP or .eml files, throttle, backoff
 //! ├─ Bus                             rooms/bus.rs          LocalBus: events between Rooms and nodes

@@ -107,10 +107,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let chat = Arc::new(settings.chat.clone());
     let store = {
-        let db = db.clone();
+        let store_db = db::open_store(&db, &url).await?;
         MessageStore {
             ids: Arc::new(MessageIds::new(db.clone())),
-            writer: Supervisor::start(move |_| MessageWriter::new(db)),
+            writer: Supervisor::start(move |_| MessageWriter::new(store_db)),
         }
     };
     let hub = Supervisor::start(|_| SessionHub::default());

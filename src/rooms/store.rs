@@ -94,11 +94,11 @@ pub async fn settle_seq_reserved(
 }
 
 /// Rows per INSERT: six parameters each stays far below SQLite's limit.
-const ROWS_PER_INSERT: usize = 500;
+pub(crate) const ROWS_PER_INSERT: usize = 500;
 
 /// Stores messages that already have their ids and seqs, with one
-/// statement per 500 rows whatever the number of topics. Run it inside a
-/// transaction.
+/// statement per `ROWS_PER_INSERT` rows whatever the number of topics.
+/// More rows than that need a transaction around it to be all or nothing.
 pub async fn insert(txn: &impl ConnectionTrait, rows: &[&messages::Model]) -> Result<(), DbErr> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut insert = Query::insert();
