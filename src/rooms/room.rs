@@ -294,7 +294,10 @@ pub struct Joined {
 impl Handler<Join> for Room {
     type Result = ResponseActFuture<Self, Result<Joined, RoomError>>;
 
-    fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
+        // Talk follows joins: the first message said should not wait for
+        // the mark to go up.
+        self.reserve_ahead(ctx);
         if !self.members.contains_key(&msg.conn) {
             let joined = MemberView {
                 conn: msg.conn.clone(),

@@ -215,9 +215,10 @@ impl Room {
     }
 
     /// Raises the mark half a block ahead of need, so that numbering never
-    /// waits for it while the database keeps up.
+    /// waits for it while the database keeps up. Not while the mark comes
+    /// down: the two writes could land in either order.
     pub(super) fn reserve_ahead(&mut self, ctx: &mut Context<Self>) {
-        if self.reserving || self.last_seq + SEQ_BLOCK / 2 <= self.reserved {
+        if self.reserving || self.settling || self.last_seq + SEQ_BLOCK / 2 <= self.reserved {
             return;
         }
         self.reserving = true;
