@@ -11,6 +11,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_codec::Framed;
@@ -44,6 +46,9 @@ pub struct BidsBench {
     /// replies come back.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Threads the watchers are spread over; 0 means one per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 type Socket = Framed<BoxedSocket, Codec>;
@@ -54,8 +59,6 @@ struct Stats {
     refused: u64,
     /// When each accepted bid (by its seq) was sent.
     sent_at: HashMap<u64, Instant>,
-    /// When a watcher received the `bid` event of a seq.
-    seen: Vec<(u64, Instant)>,
     first_error: Option<String>,
 }
 
@@ -212,8 +215,16 @@ fn number_after(s: &str, key: &str) -> Option<u64> {
     rest[..end].parse().ok()
 }
 
-async fn watcher_loop(mut ws: Socket, stats: Rc<RefCell<Stats>>) {
+/// Quiet that ends the wait for the joins' backlog, and the longest wait.
+const SETTLED_AFTER: Duration = Duration::from_millis(200);
+const SETTLE_MAX: Duration = Duration::from_secs(10);
+
+/// When a watcher received the `bid` event of a seq.
+type Seen = Vec<(u64, Instant)>;
+
+async fn watcher_loop(mut ws: Socket, seen: Rc<RefCell<Seen>>, frames: Arc<AtomicU64>) {
     while let Some(Ok(frame)) = ws.next().await {
+        frames.fetch_add(1, Ordering::Relaxed);
         match frame {
             Frame::Text(bytes) => {
                 let now = Instant::now();
@@ -222,7 +233,7 @@ async fn watcher_loop(mut ws: Socket, stats: Rc<RefCell<Stats>>) {
                 let text = std::str::from_utf8(&bytes).unwrap_or_default();
                 if text.starts_with(r#"{"op":"bid""#) || text.contains(r#""op":"lot""#) {
                     if let Some(seq) = number_after(text, r#""seq":"#) {
-                        stats.borrow_mut().seen.push((seq, now));
+                        seen.borrow_mut().push((seq, now));
                     }
                 }
             }
@@ -232,6 +243,114 @@ async fn watcher_loop(mut ws: Socket, stats: Rc<RefCell<Stats>>) {
             Frame::Close(_) => return,
             _ => {}
         }
+    }
+}
+
+/// The watchers, spread over threads of their own. One thread reading a
+/// thousand sockets stamps the last copy of an event only after it has
+/// read the others: that delay is the load generator's, not the server's.
+struct Watchers {
+    /// Frames received by all watchers.
+    frames: Arc<AtomicU64>,
+    stop: tokio::sync::watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<Seen>>,
+}
+
+impl Watchers {
+    /// Connects `count` guests to `topic` over `threads` threads; returns
+    /// once all have joined.
+    async fn join(
+        ws_base: &str,
+        topic: &str,
+        count: usize,
+        threads: usize,
+    ) -> anyhow::Result<Watchers> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let frames = Arc::new(AtomicU64::new(0));
+        let mut joined = Vec::new();
+        let mut handles = Vec::new();
+        for t in 0..threads {
+            let names: Vec<String> = (t..count)
+                .step_by(threads)
+                .map(|i| format!("{ws_base}/ws?name=w{i}"))
+                .collect();
+            let (topic, mut stopped, frames) = (topic.to_owned(), stopped.clone(), frames.clone());
+            let (ready, is_ready) = tokio::sync::oneshot::channel::<Result<(), String>>();
+            joined.push(is_ready);
+            let handle = std::thread::Builder::new()
+                .name(format!("watchers-{t}"))
+                .spawn(move || {
+                    actix_web::rt::System::new().block_on(async move {
+                        let client = awc::Client::builder()
+                            .connector(crate::net::connector().limit(0))
+                            .timeout(Duration::from_secs(30))
+                            .finish();
+                        let mut sockets = Vec::with_capacity(names.len());
+                        for url in &names {
+                            match connect(&client, url, None, &topic).await {
+                                Ok((ws, _, _)) => sockets.push(ws),
+                                Err(e) => {
+                                    let _ = ready.send(Err(e.to_string()));
+                                    return Seen::new();
+                                }
+                            }
+                        }
+                        let seen = Rc::new(RefCell::new(Seen::new()));
+                        let tasks: Vec<_> = sockets
+                            .into_iter()
+                            .map(|ws| {
+                                actix_web::rt::spawn(watcher_loop(ws, seen.clone(), frames.clone()))
+                            })
+                            .collect();
+                        let _ = ready.send(Ok(()));
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                        for task in &tasks {
+                            task.abort();
+                        }
+                        seen.take()
+                    })
+                })
+                .context("could not start a watcher thread")?;
+            handles.push(handle);
+        }
+        let watchers = Watchers {
+            frames,
+            stop,
+            threads: handles,
+        };
+        for is_ready in joined {
+            match is_ready.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("a watcher could not join: {e}"),
+                Err(_) => bail!("a watcher thread ended before its watchers joined"),
+            }
+        }
+        Ok(watchers)
+    }
+
+    /// Waits until the watchers have read what joining sent them: each join
+    /// tells every member already there, so the last joins leave a backlog
+    /// that bids must not queue behind.
+    async fn settle(&self) {
+        let deadline = Instant::now() + SETTLE_MAX;
+        let mut last = self.frames.load(Ordering::Relaxed);
+        while Instant::now() < deadline {
+            tokio::time::sleep(SETTLED_AFTER).await;
+            let now = self.frames.load(Ordering::Relaxed);
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    /// Stops watching; what every watcher saw.
+    fn finish(self) -> Seen {
+        let _ = self.stop.send(true);
+        self.threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect()
     }
 }
 
@@ -312,11 +431,12 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
         .finish();
     let ws_base = child.base.replacen("http://", "ws://", 1);
     let setup = std::time::Instant::now();
-    let mut watchers = Vec::with_capacity(bench.watchers);
-    for i in 0..bench.watchers {
-        let url = format!("{ws_base}/ws?name=w{i}");
-        watchers.push(connect(&client, &url, None, &topic).await?.0);
+    let threads = match bench.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
+    .clamp(1, bench.watchers.max(1));
+    let watchers = Watchers::join(&ws_base, &topic, bench.watchers, threads).await?;
     let mut bidders = Vec::with_capacity(bench.bidders);
     for cookie in &cookies {
         let url = format!("{ws_base}/ws");
@@ -327,8 +447,9 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
             min,
         ));
     }
+    watchers.settle().await;
     eprintln!(
-        "{} bidders and {} watchers joined in {:.2} s; bidding for {} s",
+        "{} bidders and {} watchers ({threads} threads) joined in {:.2} s; bidding for {} s",
         bench.bidders,
         bench.watchers,
         setup.elapsed().as_secs_f64(),
@@ -338,10 +459,6 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     let stats = Rc::new(RefCell::new(Stats::default()));
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(bench.duration);
-    let watching: Vec<_> = watchers
-        .into_iter()
-        .map(|ws| actix_web::rt::spawn(watcher_loop(ws, stats.clone())))
-        .collect();
     // At a rate, each bidder gets every n-th slot, spread over one period.
     let pace =
         (bench.rate > 0.0).then(|| Duration::from_secs_f64(bench.bidders as f64 / bench.rate));
@@ -370,15 +487,12 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     let elapsed = t0.elapsed().as_secs_f64();
     // The last events reach the watchers.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for task in &watching {
-        task.abort();
-    }
+    let seen = watchers.finish();
     let peak_rss_kib = proc_status_kib(child.pid, "VmHWM");
     child.stop().await;
 
     let s = stats.take();
-    let mut latencies: Vec<u64> = s
-        .seen
+    let mut latencies: Vec<u64> = seen
         .iter()
         .filter_map(|(seq, at)| {
             let sent = s.sent_at.get(seq)?;
