@@ -54,25 +54,32 @@ pub async fn open_store(db: &DatabaseConnection, url: &str) -> anyhow::Result<Da
 /// Lowering needs no privilege; where it fails, the threads keep their
 /// priority and only latency suffers.
 fn lower_priority_of_threads(name: &str) {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let named = std::fs::read_to_string(task.path().join("comm"))
-            .is_ok_and(|comm| comm.trim_end() == name);
-        let tid = task.file_name().to_str().and_then(|t| t.parse().ok());
-        if let (true, Some(tid)) = (named, tid) {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: `param` is a valid sched_param for the call.
-            if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
-                tracing::warn!(
-                    thread = name,
-                    error = %std::io::Error::last_os_error(),
-                    "could not lower a thread's priority"
-                );
-            }
+    for tid in threads_named(name) {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param for the call.
+        if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
+            tracing::warn!(
+                thread = name,
+                error = %std::io::Error::last_os_error(),
+                "could not lower a thread's priority"
+            );
         }
     }
+}
+
+/// The ids of this process's threads named `name`.
+fn threads_named(name: &str) -> Vec<libc::pid_t> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .filter_map(|task| task.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// Opens a pool; on SQLite, with `one_thread`, a pool of one connection
@@ -150,7 +157,7 @@ async fn open_with(
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Log pages past which the log is emptied even if writers must wait a
-/// moment (64 MiB at the 1 KiB pages `open_pool` creates databases with).
+/// moment (64 MiB at the 1 KiB pages `open` creates databases with).
 const LOG_PAGES_MAX: i64 = 65_536;
 
 /// On SQLite, copies the write-ahead log into the database every second,
@@ -265,17 +272,10 @@ mod tests {
 
     /// The scheduling policy of this process's threads named `name`.
     fn policies_of(name: &str) -> Vec<i32> {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .flatten()
-            .filter(|t| {
-                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
-            })
-            .map(|t| {
-                let tid: i32 = t.file_name().to_str().unwrap().parse().unwrap();
-                // SAFETY: reads the policy of a thread of this process.
-                unsafe { libc::sched_getscheduler(tid) }
-            })
+        threads_named(name)
+            .into_iter()
+            // SAFETY: reads the policy of a thread of this process.
+            .map(|tid| unsafe { libc::sched_getscheduler(tid) })
             // -1: the thread (another test's) ended meanwhile.
             .filter(|policy| *policy != -1)
             .collect()

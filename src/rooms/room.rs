@@ -572,7 +572,7 @@ impl Handler<TryClose> for Room {
         }
         if self.reserved > self.last_seq {
             // Its mark must come down first; it asks again when it has.
-            self.maybe_vacant(ctx);
+            self.settle(ctx);
             return false;
         }
         ctx.stop();

@@ -5,7 +5,7 @@ use entity::{messages, rooms};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::db::stmt;
@@ -94,12 +94,25 @@ pub async fn settle_seq_reserved(
 }
 
 /// Rows per INSERT: six parameters each stays far below SQLite's limit.
-pub(crate) const ROWS_PER_INSERT: usize = 500;
+const ROWS_PER_INSERT: usize = 500;
 
-/// Stores messages that already have their ids and seqs, with one
-/// statement per `ROWS_PER_INSERT` rows whatever the number of topics.
-/// More rows than that need a transaction around it to be all or nothing.
-pub async fn insert(txn: &impl ConnectionTrait, rows: &[&messages::Model]) -> Result<(), DbErr> {
+/// Stores messages that already have their ids and seqs, all or nothing,
+/// with one statement per `ROWS_PER_INSERT` rows whatever the number of
+/// topics. One statement is its own transaction: one trip to the database
+/// instead of three, and SQLite's write lock held only while it runs.
+pub async fn insert(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    rows: &[&messages::Model],
+) -> Result<(), DbErr> {
+    if rows.len() <= ROWS_PER_INSERT {
+        return insert_chunks(db, rows).await;
+    }
+    let txn = db.begin().await?;
+    insert_chunks(&txn, rows).await?;
+    txn.commit().await
+}
+
+async fn insert_chunks(db: &impl ConnectionTrait, rows: &[&messages::Model]) -> Result<(), DbErr> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut insert = Query::insert();
         insert.into_table(messages::Entity).columns([
@@ -122,8 +135,7 @@ pub async fn insert(txn: &impl ConnectionTrait, rows: &[&messages::Model]) -> Re
                 ])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
-        txn.execute(txn.get_database_backend().build(&insert))
-            .await?;
+        db.execute(db.get_database_backend().build(&insert)).await?;
     }
     Ok(())
 }
@@ -223,4 +235,58 @@ pub async fn list_rooms(db: &impl ConnectionTrait) -> Result<Vec<RoomStats>, DbE
     ))
     .all(db)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{DatabaseBackend, Statement};
+
+    fn row(id: i64, seq: i64) -> messages::Model {
+        messages::Model {
+            id,
+            topic: "chat:t".into(),
+            seq,
+            user_name: "ana".into(),
+            text: format!("message {seq}"),
+            at: Utc::now(),
+        }
+    }
+
+    async fn stored(db: &sea_orm::DatabaseConnection) -> i64 {
+        let row = db
+            .query_one(Statement::from_string(
+                DatabaseBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM messages",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get("", "n").unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_write_stores_all_its_rows_or_none_whatever_their_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let db = crate::db::connect(&url).await.unwrap();
+        insert(&db, &[&row(1, 1)]).await.unwrap();
+
+        // One statement, and several: the last row's id is taken.
+        for count in [3, ROWS_PER_INSERT * 2 + 1] {
+            let mut rows: Vec<messages::Model> =
+                (0..count as i64 - 1).map(|i| row(100 + i, 2 + i)).collect();
+            rows.push(row(1, 10_000));
+            let refs: Vec<&messages::Model> = rows.iter().collect();
+            assert!(insert(&db, &refs).await.is_err(), "{count} rows");
+            assert_eq!(stored(&db).await, 1, "{count} rows");
+        }
+
+        let rows: Vec<messages::Model> = (0..ROWS_PER_INSERT as i64 + 1)
+            .map(|i| row(100 + i, 2 + i))
+            .collect();
+        let refs: Vec<&messages::Model> = rows.iter().collect();
+        insert(&db, &refs).await.unwrap();
+        assert_eq!(stored(&db).await, ROWS_PER_INSERT as i64 + 2);
+    }
 }

@@ -1,5 +1,5 @@
 //! The MessageWriter actor: every room's messages reach the database through
-//! it, the batches of many rooms in one transaction. Rooms writing on their
+//! it, the batches of many rooms in one write. Rooms writing on their
 //! own would fight over SQLite's single write lock and wait in its busy
 //! handler's sleeps.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use entity::messages;
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::oneshot;
 
 use super::ids::MessageIds;
@@ -82,14 +82,7 @@ impl MessageWriter {
 
 async fn write_all(db: &DatabaseConnection, batches: &[WriteMessages]) -> Result<(), DbErr> {
     let rows: Vec<&messages::Model> = batches.iter().flat_map(|b| &b.rows).map(|r| &**r).collect();
-    // One statement is its own transaction: one trip to the database
-    // instead of three, and SQLite's write lock held only while it runs.
-    if rows.len() <= store::ROWS_PER_INSERT {
-        return store::insert(db, &rows).await;
-    }
-    let txn = db.begin().await?;
-    store::insert(&txn, &rows).await?;
-    txn.commit().await
+    store::insert(db, &rows).await
 }
 
 impl Actor for MessageWriter {
