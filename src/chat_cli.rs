@@ -303,31 +303,47 @@ impl Chat {
         }
     }
 
+    /// Leaves first, then joins (PROTOCOL §1): a connection in both was
+    /// renamed.
+    fn on_presence(&mut self, frame: &Value) {
+        let list = |name: &str| -> Vec<(String, String)> {
+            let members = frame[name].as_array().into_iter().flatten();
+            members
+                .filter_map(|m| {
+                    Some((
+                        m["conn"].as_str()?.to_owned(),
+                        m["user"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        };
+        let (leaves, joins) = (list("leaves"), list("joins"));
+        for (conn, _) in &leaves {
+            self.members.remove(conn);
+        }
+        for (conn, user) in &joins {
+            self.members.insert(conn.clone(), user.clone());
+        }
+        let mine = |conn: &str| self.conn.as_deref() == Some(conn);
+        for (conn, user) in leaves.iter().filter(|(conn, _)| !mine(conn)) {
+            match joins.iter().find(|(c, _)| c == conn) {
+                Some((_, now)) => println!("* {user} is now {now}"),
+                None => println!("* {user} left"),
+            }
+        }
+        for (conn, user) in joins.iter().filter(|(conn, _)| !mine(conn)) {
+            if !leaves.iter().any(|(c, _)| c == conn) {
+                println!("* {user} joined");
+            }
+        }
+    }
+
     fn on_frame(&mut self, frame: &Value) {
         let topic = self.topic();
         match frame["op"].as_str() {
             Some("reply") => self.on_reply(frame),
             Some("message") if frame["topic"] == topic.as_str() => self.print_message(frame),
-            Some("presence") if frame["topic"] == topic.as_str() => {
-                for (list, joined) in [("joins", true), ("leaves", false)] {
-                    for member in frame[list].as_array().into_iter().flatten() {
-                        let (Some(conn), Some(user)) =
-                            (member["conn"].as_str(), member["user"].as_str())
-                        else {
-                            continue;
-                        };
-                        let mine = self.conn.as_deref() == Some(conn);
-                        if joined {
-                            self.members.insert(conn.to_owned(), user.to_owned());
-                        } else {
-                            self.members.remove(conn);
-                        }
-                        if !mine {
-                            println!("* {user} {}", if joined { "joined" } else { "left" });
-                        }
-                    }
-                }
-            }
+            Some("presence") if frame["topic"] == topic.as_str() => self.on_presence(frame),
             Some("error") => print_error(frame),
             _ => {}
         }

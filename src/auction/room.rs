@@ -28,6 +28,7 @@ use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 use crate::rooms::detached::Detached;
 use crate::rooms::members::{Member, Members};
 use crate::rooms::registry::{RoomRegistry, VacantLot};
+use crate::rooms::room::Rename;
 use crate::ws::Outbound;
 
 /// Bids a join reply lists, newest first.
@@ -508,6 +509,16 @@ impl Handler<PlaceBid> for AuctionRoom {
                     Ok(published.reply)
                 }),
         ))
+    }
+}
+
+impl Handler<Rename> for AuctionRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Rename, _: &mut Context<Self>) {
+        if let Some((joins, leaves)) = self.members.rename(&msg.conn, msg.user) {
+            self.publish_presence(joins, leaves);
+        }
     }
 }
 

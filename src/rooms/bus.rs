@@ -31,10 +31,13 @@ pub struct TopicEvent {
 
 impl TopicEvent {
     /// Whether `conn` goes without this event: a joining connection has the
-    /// full member list in its join reply, not the diff announcing it.
+    /// full member list in its join reply, not the diff announcing it. A
+    /// renamed one (a leave and a join) hears of its new name like the rest.
     pub fn skips(&self, conn: &str) -> bool {
         match &self.kind {
-            EventKind::Presence { joins, .. } => joins.iter().any(|m| m.conn == conn),
+            EventKind::Presence { joins, leaves } => {
+                joins.iter().any(|m| m.conn == conn) && !leaves.iter().any(|m| m.conn == conn)
+            }
             _ => false,
         }
     }

@@ -400,8 +400,9 @@ impl Handler<Leave> for Room {
     }
 }
 
-/// A member's account took a new display name: others see it leave under
-/// the old name and come back under the new one, in one presence diff.
+/// A member's account took a new display name: everyone sees it leave under
+/// the old name and come back under the new one, in one presence diff
+/// (clients apply its leaves before its joins).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Rename {
@@ -413,23 +414,9 @@ impl Handler<Rename> for Room {
     type Result = ();
 
     fn handle(&mut self, msg: Rename, _: &mut Context<Self>) {
-        let Some(member) = self.members.get_mut(&msg.conn) else {
-            return;
-        };
-        if member.user == msg.user {
-            return;
+        if let Some((joins, leaves)) = self.members.rename(&msg.conn, msg.user) {
+            self.publish_presence(joins, leaves);
         }
-        let old = std::mem::replace(&mut member.user, msg.user.clone());
-        self.publish_presence(
-            vec![MemberView {
-                conn: msg.conn.clone(),
-                user: msg.user.to_string(),
-            }],
-            vec![MemberView {
-                conn: msg.conn,
-                user: old.to_string(),
-            }],
-        );
     }
 }
 

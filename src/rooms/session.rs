@@ -504,11 +504,15 @@ impl Handler<AccountEvent> for ClientSession {
             AccountEvent::Changed(account) => {
                 let frame = client::session(Some(&account));
                 self.identity = Identity::of_account(account);
+                let rename = || Rename {
+                    conn: self.conn.clone(),
+                    user: self.identity.user.clone(),
+                };
                 for room in self.rooms.values() {
-                    room.do_send(Rename {
-                        conn: self.conn.clone(),
-                        user: self.identity.user.clone(),
-                    });
+                    room.do_send(rename());
+                }
+                for room in self.lots.values() {
+                    room.do_send(rename());
                 }
                 self.push(frame, ctx);
             }

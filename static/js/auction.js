@@ -242,8 +242,9 @@ function showMembers() {
 }
 
 function applyPresence(event) {
-  for (const { conn, user } of event.joins ?? []) if (typeof conn === "string") members.set(conn, user);
+  // Leaves first: a connection in both lists was renamed, and stays.
   for (const { conn } of event.leaves ?? []) members.delete(conn);
+  for (const { conn, user } of event.joins ?? []) if (typeof conn === "string") members.set(conn, user);
   showMembers();
 }
 

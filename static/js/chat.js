@@ -377,12 +377,14 @@ function addMember({ conn, user }) {
   ul.insertBefore(element, next ?? null);
 }
 
-function removeMember({ conn }) {
+/** `renamed`: the connection is still here under a new name, so a direct
+ * talk with it goes on. */
+function removeMember({ conn }, renamed = false) {
   const member = members.get(conn);
   if (!member) return;
   member.element.remove();
   members.delete(conn);
-  talks.peerLeft(conn);
+  if (!renamed) talks.peerLeft(conn);
 }
 
 function updateMemberCount() {
@@ -400,9 +402,10 @@ function setMembers(list) {
 }
 
 function applyPresence(event) {
-  // Joins first: a connection that came and went within one diff ends up gone.
-  (event.joins ?? []).forEach(addMember);
-  (event.leaves ?? []).forEach(removeMember);
+  // Leaves first: a connection in both lists was renamed, and stays.
+  const joins = event.joins ?? [];
+  for (const left of event.leaves ?? []) removeMember(left, joins.some((m) => m.conn === left.conn));
+  joins.forEach(addMember);
   updateMemberCount();
 }
 

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use awc::http::header;
+use chrono::TimeDelta;
 use serde_json::{json, Value};
 
 use crate::chat_client::ChatClient;
@@ -458,4 +459,104 @@ async fn sockets_follow_the_account_through_a_rename_and_a_logout() {
     assert!(ChatClient::connect_with_cookie(&app, &cookie)
         .await
         .is_err());
+}
+
+/// A member list as a client keeps it: the join reply's list, then each
+/// diff with its leaves applied before its joins.
+fn apply_presence(members: &mut BTreeMap<String, String>, presence: &Value) {
+    for leave in presence["leaves"].as_array().expect("leaves") {
+        members.remove(leave["conn"].as_str().expect("conn"));
+    }
+    for join in presence["joins"].as_array().expect("joins") {
+        let conn = join["conn"].as_str().expect("conn").to_owned();
+        members.insert(conn, join["user"].as_str().expect("user").to_owned());
+    }
+}
+
+#[actix_web::test]
+async fn a_rename_keeps_the_member_listed_under_the_new_name_in_every_view() {
+    // Arrange: Ana in a chat room and in a lot's room, and a guest who sees
+    // her in both.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut root = crate::auction_pages::account(&app, "root", true).await;
+    let fields =
+        crate::auction_pages::lot_fields("Vib-Ribbon", TimeDelta::hours(1), TimeDelta::hours(1));
+    let lot = crate::auction_pages::list_lot(&mut root, &fields).await;
+    let topics = ["chat:names".to_owned(), format!("auction:{lot}")];
+    let mut ana = Visitor::new(&app);
+    assert_eq!(
+        ana.register("ana", "Ana", "correct horse").await.status,
+        303
+    );
+    let mut tab = ChatClient::connect_with_cookie(&app, &ana.cookie_header())
+        .await
+        .expect("the cookie is an identity");
+    let mut gus = ChatClient::connect(&app, Some("gus")).await.expect("guest");
+    let mut ana_conn = String::new();
+    let mut seen_by_gus = Vec::new();
+    for topic in &topics {
+        ana_conn = tab.join(topic, None).await["conn"]
+            .as_str()
+            .expect("conn")
+            .to_owned();
+        let joined = gus.join(topic, None).await;
+        let mut members = BTreeMap::new();
+        let list = json!({"leaves": [], "joins": joined["members"]});
+        apply_presence(&mut members, &list);
+        assert_eq!(members.get(&ana_conn).map(String::as_str), Some("Ana"));
+        seen_by_gus.push(members);
+    }
+
+    // Act
+    let csrf = hidden(&ana.get("/account").await.body, "csrf").expect("token");
+    let renamed = ana
+        .post(
+            "/account",
+            &[("csrf", &csrf), ("display_name", "Ana Maria")],
+        )
+        .await;
+    assert_eq!(renamed.status, 303);
+
+    // Assert: in each room the diff is a leave and a join of the same
+    // connection, and applied in order it keeps her, renamed, for the guest
+    // and for herself.
+    let mut heard = BTreeMap::new();
+    while heard.len() < topics.len() {
+        let presence = until(&mut gus, "presence").await;
+        heard.insert(
+            presence["topic"].as_str().expect("topic").to_owned(),
+            presence,
+        );
+    }
+    for (topic, members) in topics.iter().zip(&mut seen_by_gus) {
+        let presence = &heard[topic];
+        assert_eq!(
+            presence["leaves"],
+            json!([{"conn": ana_conn, "user": "Ana"}]),
+            "{presence}"
+        );
+        assert_eq!(
+            presence["joins"],
+            json!([{"conn": ana_conn, "user": "Ana Maria"}]),
+            "{presence}"
+        );
+        apply_presence(members, presence);
+        assert_eq!(members.len(), 2, "{members:?}");
+        assert_eq!(
+            members.get(&ana_conn).map(String::as_str),
+            Some("Ana Maria")
+        );
+    }
+    // Her own tab heard Gus arrive in both rooms first.
+    let mut own = BTreeMap::new();
+    while own.len() < topics.len() {
+        let presence = until(&mut tab, "presence").await;
+        if presence["leaves"].as_array().is_some_and(|l| !l.is_empty()) {
+            own.insert(
+                presence["topic"].as_str().expect("topic").to_owned(),
+                presence,
+            );
+        }
+    }
+    assert_eq!(own, heard, "her own tab hears of the new name too");
 }

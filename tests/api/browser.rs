@@ -4,6 +4,7 @@
 
 use sea_orm::{ConnectionTrait, Statement};
 
+use crate::accounts::{hidden, Visitor};
 use crate::browser_helpers::{Browser, Page};
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
@@ -98,6 +99,49 @@ async fn p2p_message_bypasses_the_server() {
 
 /// Ana and then bob open the lobby in their own windows, and each sees the
 /// other in the member list.
+#[actix_web::test]
+async fn a_rename_shows_in_every_member_list_and_drops_no_one() {
+    // Arrange: Ana logged in on the lobby's page, and a guest beside her.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut account = Visitor::new(&app);
+    assert_eq!(
+        account.register("ana", "Ana", "correct horse").await.status,
+        303
+    );
+    let mut browser = Browser::start().await;
+    let ana = browser.page().await;
+    ana.goto(&format!("{}/login", app.base)).await;
+    ana.type_into("#login-form input[name=name]", "ana").await;
+    ana.type_into("#login-form input[name=password]", "correct horse")
+        .await;
+    ana.click("#login-form button[type=submit]").await;
+    ana.wait_for("a[href='/account']").await;
+    ana.goto(&format!("{}/rooms/lobby", app.base)).await;
+    ana.wait_online().await;
+    let gus = browser.page().await;
+    gus.enter_room(&app.base, "lobby", "gus").await;
+    gus.wait_for_text(MEMBERS, "Ana").await;
+    ana.wait_for_text(MEMBERS, "gus").await;
+
+    // Act: she changes her display name elsewhere.
+    let csrf = hidden(&account.get("/account").await.body, "csrf").expect("token");
+    let renamed = account
+        .post(
+            "/account",
+            &[("csrf", &csrf), ("display_name", "Ana Maria")],
+        )
+        .await;
+    assert_eq!(renamed.status, 303);
+
+    // Assert
+    for page in [&gus, &ana] {
+        page.wait_for_text(MEMBERS, "Ana Maria").await;
+        let mut members = page.texts(MEMBERS).await;
+        members.sort();
+        assert_eq!(members, ["Ana Maria", "gus"]);
+    }
+}
+
 async fn two_in_the_lobby(app: &TestApp, browser: &mut Browser) -> (Page, Page) {
     let ana = browser.page().await;
     let bob = browser.page().await;

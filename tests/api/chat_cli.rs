@@ -6,6 +6,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::accounts::{hidden, Visitor};
 use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend};
 
@@ -119,4 +120,43 @@ async fn the_terminal_client_says_lines_shows_messages_and_quits() {
         .wait_exit(Duration::from_secs(5))
         .expect("bazaar chat exits after /quit");
     assert!(status.success(), "exit status {status}");
+}
+
+#[actix_web::test]
+async fn the_terminal_client_shows_a_rename_and_keeps_the_member() {
+    // Arrange: Ana, logged in, in the lobby with the CLI.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut account = Visitor::new(&app);
+    assert_eq!(
+        account.register("ana", "Ana", "correct horse").await.status,
+        303
+    );
+    let mut cli = Cli::spawn(&app.base);
+    cli.expect_line("* in #lobby", Duration::from_secs(10));
+    let mut ana = ChatClient::connect_with_cookie(&app, &account.cookie_header())
+        .await
+        .expect("the cookie is an identity");
+    ana.join("chat:lobby", None).await;
+    cli.expect_line("* Ana joined", Duration::from_secs(10));
+
+    // Act
+    let csrf = hidden(&account.get("/account").await.body, "csrf").expect("token");
+    let renamed = account
+        .post(
+            "/account",
+            &[("csrf", &csrf), ("display_name", "Ana Maria")],
+        )
+        .await;
+    assert_eq!(renamed.status, 303);
+
+    // Assert: one line says so, and she is still a member.
+    cli.expect_line("* Ana is now Ana Maria", Duration::from_secs(10));
+    cli.write_line("/who");
+    let who = cli.expect_line("Ana Maria", Duration::from_secs(10));
+    assert!(who.contains("cli (you)"), "{who}");
+    assert!(
+        !cli.seen.iter().any(|l| l.contains("left")),
+        "{:?}",
+        cli.seen
+    );
 }
