@@ -304,7 +304,9 @@ impl Chat {
     }
 
     /// Leaves first, then joins (PROTOCOL §1): a connection in both was
-    /// renamed.
+    /// renamed. A diff can repeat what this client already knows (it may
+    /// have joined partway through the changes a diff sums up), so only
+    /// real changes are printed.
     fn on_presence(&mut self, frame: &Value) {
         let list = |name: &str| -> Vec<(String, String)> {
             let members = frame[name].as_array().into_iter().flatten();
@@ -318,22 +320,26 @@ impl Chat {
                 .collect()
         };
         let (leaves, joins) = (list("leaves"), list("joins"));
-        for (conn, _) in &leaves {
-            self.members.remove(conn);
-        }
-        for (conn, user) in &joins {
-            self.members.insert(conn.clone(), user.clone());
-        }
-        let mine = |conn: &str| self.conn.as_deref() == Some(conn);
-        for (conn, user) in leaves.iter().filter(|(conn, _)| !mine(conn)) {
-            match joins.iter().find(|(c, _)| c == conn) {
-                Some((_, now)) => println!("* {user} is now {now}"),
-                None => println!("* {user} left"),
+        let mut changed: Vec<(String, Option<String>)> = Vec::new();
+        for (conn, _) in leaves.iter().chain(&joins) {
+            if self.conn.as_deref() != Some(conn.as_str())
+                && !changed.iter().any(|(c, _)| c == conn)
+            {
+                changed.push((conn.clone(), self.members.get(conn).cloned()));
             }
         }
-        for (conn, user) in joins.iter().filter(|(conn, _)| !mine(conn)) {
-            if !leaves.iter().any(|(c, _)| c == conn) {
-                println!("* {user} joined");
+        for (conn, _) in leaves {
+            self.members.remove(&conn);
+        }
+        for (conn, user) in joins {
+            self.members.insert(conn, user);
+        }
+        for (conn, before) in changed {
+            match (before, self.members.get(&conn)) {
+                (Some(user), None) => println!("* {user} left"),
+                (None, Some(user)) => println!("* {user} joined"),
+                (Some(old), Some(now)) if old != *now => println!("* {old} is now {now}"),
+                _ => {}
             }
         }
     }

@@ -15,6 +15,7 @@
 //! ├─ Supervisor ─ Scheduler          crawl/scheduler.rs    crawl schedule, lease-expiry sweep, lots open/close
 //! ├─ Supervisor ─ RoomRegistry       rooms/registry.rs     topic → Room or AuctionRoom
 //! │               ├─ Room*           rooms/room.rs         members, seq, stored messages, fan-out
+//! │               │                  rooms/presence.rs     presence diffs, coalesced over 50 ms
 //! │               ├─ AuctionRoom*    auction/room.rs       a lot: bids one at a time, events after commit
 //! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
 //! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write,

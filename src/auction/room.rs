@@ -27,6 +27,7 @@ use crate::protocol::client::{self, MemberView};
 use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 use crate::rooms::detached::Detached;
 use crate::rooms::members::{Member, Members};
+use crate::rooms::presence::{self, Announces, Presence};
 use crate::rooms::registry::{RoomRegistry, VacantLot};
 use crate::rooms::room::Rename;
 use crate::ws::Outbound;
@@ -52,6 +53,8 @@ pub struct AuctionRoom {
     hub: Addr<SessionHub>,
     registry: Addr<RoomRegistry>,
     members: Members,
+    /// Comings and goings not told yet.
+    presence: Presence,
     cached: Option<Cached>,
     /// Display names of bidders seen, by account id.
     names: HashMap<i64, String>,
@@ -77,40 +80,46 @@ impl AuctionRoom {
             hub,
             registry,
             members: Members::default(),
+            presence: Presence::default(),
             cached: None,
             names: HashMap::new(),
         }
     }
 
-    fn publish(&self, kind: EventKind, frame: ByteString) {
+    /// Who came and went goes first, as in chat rooms.
+    fn publish(&mut self, kind: EventKind, frame: ByteString) {
+        presence::flush(self);
         self.bus.publish(TopicEvents {
             topic: self.topic.clone(),
             events: vec![TopicEvent { kind, frame }],
         });
     }
 
-    fn publish_presence(&self, joins: Vec<MemberView>, leaves: Vec<MemberView>) {
-        let frame = client::presence(&self.key, &joins, &leaves);
-        self.publish(EventKind::Presence { joins, leaves }, frame);
-    }
-
     fn remove(&mut self, conn: &str, ctx: &mut Context<Self>) {
         let Some(member) = self.members.remove(conn) else {
             return;
         };
-        self.publish_presence(
-            Vec::new(),
-            vec![MemberView {
-                conn: conn.to_owned(),
-                user: member.user.to_string(),
-            }],
-        );
+        self.presence.left(conn, &member.user);
+        presence::changed(self, ctx);
         if self.members.is_empty() {
+            // Watchers on other nodes still need the last leaves.
+            presence::flush(self);
             self.registry.do_send(VacantLot {
                 lot_id: self.lot_id,
                 room: ctx.address(),
             });
         }
+    }
+}
+
+impl Announces for AuctionRoom {
+    fn presence(&mut self) -> &mut Presence {
+        &mut self.presence
+    }
+
+    fn announce(&mut self, joins: Vec<MemberView>, leaves: Vec<MemberView>) {
+        self.bus
+            .publish(presence::event(&self.topic, joins, leaves));
     }
 }
 
@@ -230,7 +239,7 @@ impl Handler<JoinLot> for AuctionRoom {
                 Ok::<_, String>(Some((lot, value, bids)))
             }
             .into_actor(self)
-            .map(move |loaded, act, _| {
+            .map(move |loaded, act, ctx| {
                 let (stored, lot, bids) = match loaded {
                     Ok(Some(found)) => found,
                     Ok(None) => {
@@ -258,10 +267,7 @@ impl Handler<JoinLot> for AuctionRoom {
                         state: stored.state,
                     });
                 }
-                let newcomer = MemberView {
-                    conn: msg.conn.clone(),
-                    user: msg.user.to_string(),
-                };
+                let user = msg.user.clone();
                 let fresh = act
                     .members
                     .insert(
@@ -273,7 +279,8 @@ impl Handler<JoinLot> for AuctionRoom {
                     )
                     .is_none();
                 if fresh {
-                    act.publish_presence(vec![newcomer], Vec::new());
+                    act.presence.joined(&msg.conn, &user);
+                    presence::changed(act, ctx);
                 }
                 let bids: Vec<BidLine> = bids.iter().map(BidLine::from).collect();
                 Ok(json!({
@@ -515,9 +522,10 @@ impl Handler<PlaceBid> for AuctionRoom {
 impl Handler<Rename> for AuctionRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: Rename, _: &mut Context<Self>) {
-        if let Some((joins, leaves)) = self.members.rename(&msg.conn, msg.user) {
-            self.publish_presence(joins, leaves);
+    fn handle(&mut self, msg: Rename, ctx: &mut Context<Self>) {
+        if let Some(old) = self.members.rename(&msg.conn, msg.user.clone()) {
+            self.presence.renamed(&msg.conn, &old, &msg.user);
+            presence::changed(self, ctx);
         }
     }
 }

@@ -30,13 +30,14 @@ pub struct TopicEvent {
 }
 
 impl TopicEvent {
-    /// Whether `conn` goes without this event: a joining connection has the
-    /// full member list in its join reply, not the diff announcing it. A
-    /// renamed one (a leave and a join) hears of its new name like the rest.
+    /// Whether `conn` goes without this event: a diff that only announces
+    /// `conn` joining, since it has the full member list in its join reply.
+    /// A diff that says more reaches it whole: applied to that list, its
+    /// own join changes nothing, and the rest is news.
     pub fn skips(&self, conn: &str) -> bool {
         match &self.kind {
             EventKind::Presence { joins, leaves } => {
-                joins.iter().any(|m| m.conn == conn) && !leaves.iter().any(|m| m.conn == conn)
+                leaves.is_empty() && joins.len() == 1 && joins[0].conn == conn
             }
             _ => false,
         }

@@ -50,21 +50,11 @@ impl Members {
         list
     }
 
-    /// Gives `conn` a new name. Returns the presence diff that tells
-    /// everyone, `(joins, leaves)`: the same connection leaving under the
-    /// old name and joining under the new. None when nothing changed.
-    pub fn rename(
-        &mut self,
-        conn: &str,
-        user: UserName,
-    ) -> Option<(Vec<MemberView>, Vec<MemberView>)> {
+    /// Gives `conn` a new name; returns the old one, or None when nothing
+    /// changed.
+    pub fn rename(&mut self, conn: &str, user: UserName) -> Option<UserName> {
         let member = self.0.get_mut(conn).filter(|m| m.user != user)?;
-        let old = std::mem::replace(&mut member.user, user);
-        let view = |user: &UserName| MemberView {
-            conn: conn.to_owned(),
-            user: user.to_string(),
-        };
-        Some((vec![view(&member.user)], vec![view(&old)]))
+        Some(std::mem::replace(&mut member.user, user))
     }
 
     /// Pushes events to every member as one send each, without waiting for

@@ -6,6 +6,7 @@ pub mod detached;
 pub mod identity;
 pub mod ids;
 pub mod members;
+pub mod presence;
 pub mod rate;
 pub mod registry;
 pub mod room;

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use super::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 use super::detached::Detached;
 use super::members::{Member, Members};
+use super::presence::{self, Announces, Presence};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
 use super::writer::MessageStore;
@@ -48,6 +49,8 @@ pub struct Room {
     registry: Addr<RoomRegistry>,
     store: MessageStore,
     members: Members,
+    /// Comings and goings not told yet.
+    presence: Presence,
     /// The highest seq given out (and so published) for this topic.
     last_seq: u64,
     /// The last messages, stored or not: every unstored one is kept.
@@ -124,6 +127,7 @@ impl Room {
             registry,
             store,
             members: Members::default(),
+            presence: Presence::default(),
             last_seq: 0,
             recent: VecDeque::new(),
             pending: Vec::new(),
@@ -139,23 +143,21 @@ impl Room {
         }
     }
 
-    fn publish(&self, kind: EventKind, frame: ByteString) {
+    fn publish(&mut self, kind: EventKind, frame: ByteString) {
         self.publish_all(vec![TopicEvent { kind, frame }]);
     }
 
-    fn publish_all(&self, events: Vec<TopicEvent>) {
+    /// Who came and went goes first: nobody hears someone speak before
+    /// hearing they came.
+    fn publish_all(&mut self, events: Vec<TopicEvent>) {
+        presence::flush(self);
         self.bus.publish(TopicEvents {
             topic: self.topic.clone(),
             events,
         });
     }
 
-    fn publish_presence(&self, joins: Vec<MemberView>, leaves: Vec<MemberView>) {
-        let frame = client::presence(&self.key, &joins, &leaves);
-        self.publish(EventKind::Presence { joins, leaves }, frame);
-    }
-
-    fn publish_typing(&self) {
+    fn publish_typing(&mut self) {
         let users: Vec<&str> = self.typing.keys().map(String::as_str).collect();
         self.publish(EventKind::Typing, client::typing(&self.key, &users));
     }
@@ -175,16 +177,11 @@ impl Room {
         };
         let user = member.user.to_string();
         let still_here = self.members.values().any(|m| m.user == member.user);
+        self.presence.left(conn, &member.user);
         if !still_here && self.typing.remove(&user).is_some() {
             self.publish_typing();
         }
-        self.publish_presence(
-            Vec::new(),
-            vec![MemberView {
-                conn: conn.to_owned(),
-                user,
-            }],
-        );
+        presence::changed(self, ctx);
         self.maybe_vacant(ctx);
     }
 
@@ -192,6 +189,8 @@ impl Room {
         if !self.members.is_empty() || !self.idle() {
             return;
         }
+        // Members on other nodes still need the last leaves.
+        presence::flush(self);
         if self.reserved > self.last_seq {
             self.settle(ctx);
             return;
@@ -210,6 +209,17 @@ impl Room {
             && self.unstored.is_empty()
             && !self.reserving
             && !self.settling
+    }
+}
+
+impl Announces for Room {
+    fn presence(&mut self) -> &mut Presence {
+        &mut self.presence
+    }
+
+    fn announce(&mut self, joins: Vec<MemberView>, leaves: Vec<MemberView>) {
+        self.bus
+            .publish(presence::event(&self.topic, joins, leaves));
     }
 }
 
@@ -299,10 +309,7 @@ impl Handler<Join> for Room {
         // the mark to go up.
         self.reserve_ahead(ctx);
         if !self.members.contains_key(&msg.conn) {
-            let joined = MemberView {
-                conn: msg.conn.clone(),
-                user: msg.user.to_string(),
-            };
+            self.presence.joined(&msg.conn, &msg.user);
             self.members.insert(
                 msg.conn.clone(),
                 Member {
@@ -310,7 +317,7 @@ impl Handler<Join> for Room {
                     out: msg.out,
                 },
             );
-            self.publish_presence(vec![joined], Vec::new());
+            presence::changed(self, ctx);
         }
         let members = self.members.views();
         let seq = self.last_seq;
@@ -413,9 +420,10 @@ pub struct Rename {
 impl Handler<Rename> for Room {
     type Result = ();
 
-    fn handle(&mut self, msg: Rename, _: &mut Context<Self>) {
-        if let Some((joins, leaves)) = self.members.rename(&msg.conn, msg.user) {
-            self.publish_presence(joins, leaves);
+    fn handle(&mut self, msg: Rename, ctx: &mut Context<Self>) {
+        if let Some(old) = self.members.rename(&msg.conn, msg.user.clone()) {
+            self.presence.renamed(&msg.conn, &old, &msg.user);
+            presence::changed(self, ctx);
         }
     }
 }

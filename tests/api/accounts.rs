@@ -10,7 +10,7 @@ use awc::http::header;
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 
-use crate::chat_client::ChatClient;
+use crate::chat_client::{ChatClient, MemberList};
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
 /// A browser's view of the site: it keeps cookies and follows nothing.
@@ -461,18 +461,6 @@ async fn sockets_follow_the_account_through_a_rename_and_a_logout() {
         .is_err());
 }
 
-/// A member list as a client keeps it: the join reply's list, then each
-/// diff with its leaves applied before its joins.
-fn apply_presence(members: &mut BTreeMap<String, String>, presence: &Value) {
-    for leave in presence["leaves"].as_array().expect("leaves") {
-        members.remove(leave["conn"].as_str().expect("conn"));
-    }
-    for join in presence["joins"].as_array().expect("joins") {
-        let conn = join["conn"].as_str().expect("conn").to_owned();
-        members.insert(conn, join["user"].as_str().expect("user").to_owned());
-    }
-}
-
 #[actix_web::test]
 async fn a_rename_keeps_the_member_listed_under_the_new_name_in_every_view() {
     // Arrange: Ana in a chat room and in a lot's room, and a guest who sees
@@ -493,18 +481,15 @@ async fn a_rename_keeps_the_member_listed_under_the_new_name_in_every_view() {
         .expect("the cookie is an identity");
     let mut gus = ChatClient::connect(&app, Some("gus")).await.expect("guest");
     let mut ana_conn = String::new();
-    let mut seen_by_gus = Vec::new();
+    let mut seen_by_gus = BTreeMap::new();
     for topic in &topics {
         ana_conn = tab.join(topic, None).await["conn"]
             .as_str()
             .expect("conn")
             .to_owned();
-        let joined = gus.join(topic, None).await;
-        let mut members = BTreeMap::new();
-        let list = json!({"leaves": [], "joins": joined["members"]});
-        apply_presence(&mut members, &list);
-        assert_eq!(members.get(&ana_conn).map(String::as_str), Some("Ana"));
-        seen_by_gus.push(members);
+        let list = MemberList::of(&gus.join(topic, None).await);
+        assert_eq!(list.user(&ana_conn), Some("Ana"));
+        seen_by_gus.insert(topic.clone(), list);
     }
 
     // Act
@@ -517,41 +502,39 @@ async fn a_rename_keeps_the_member_listed_under_the_new_name_in_every_view() {
         .await;
     assert_eq!(renamed.status, 303);
 
-    // Assert: in each room the diff is a leave and a join of the same
-    // connection, and applied in order it keeps her, renamed, for the guest
-    // and for herself.
+    // Assert: in each room one diff has her connection leave as Ana and
+    // join as Ana Maria, and applied in order the diffs keep her, renamed,
+    // for the guest and for herself.
+    let tells_rename = |presence: &Value| {
+        presence["leaves"]
+            .as_array()
+            .is_some_and(|l| l.contains(&json!({"conn": ana_conn, "user": "Ana"})))
+    };
     let mut heard = BTreeMap::new();
     while heard.len() < topics.len() {
         let presence = until(&mut gus, "presence").await;
-        heard.insert(
-            presence["topic"].as_str().expect("topic").to_owned(),
-            presence,
-        );
+        let topic = presence["topic"].as_str().expect("topic").to_owned();
+        seen_by_gus
+            .get_mut(&topic)
+            .expect("a joined topic")
+            .apply(&presence);
+        if tells_rename(&presence) {
+            let joins = presence["joins"].as_array().expect("joins");
+            assert!(
+                joins.contains(&json!({"conn": ana_conn, "user": "Ana Maria"})),
+                "{presence}"
+            );
+            heard.insert(topic, presence);
+        }
     }
-    for (topic, members) in topics.iter().zip(&mut seen_by_gus) {
-        let presence = &heard[topic];
-        assert_eq!(
-            presence["leaves"],
-            json!([{"conn": ana_conn, "user": "Ana"}]),
-            "{presence}"
-        );
-        assert_eq!(
-            presence["joins"],
-            json!([{"conn": ana_conn, "user": "Ana Maria"}]),
-            "{presence}"
-        );
-        apply_presence(members, presence);
-        assert_eq!(members.len(), 2, "{members:?}");
-        assert_eq!(
-            members.get(&ana_conn).map(String::as_str),
-            Some("Ana Maria")
-        );
+    for (topic, list) in &seen_by_gus {
+        assert_eq!(list.0.len(), 2, "{topic}: {list:?}");
+        assert_eq!(list.user(&ana_conn), Some("Ana Maria"), "{topic}");
     }
-    // Her own tab heard Gus arrive in both rooms first.
     let mut own = BTreeMap::new();
     while own.len() < topics.len() {
         let presence = until(&mut tab, "presence").await;
-        if presence["leaves"].as_array().is_some_and(|l| !l.is_empty()) {
+        if tells_rename(&presence) {
             own.insert(
                 presence["topic"].as_str().expect("topic").to_owned(),
                 presence,

@@ -1,7 +1,7 @@
 //! A PROTOCOL §1 client for tests: requests with refs, and the events that
 //! arrive in between kept in order.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use actix_codec::Framed;
@@ -170,5 +170,34 @@ impl ChatClient {
 
     pub async fn close(mut self) {
         let _ = self.socket.send(Message::Close(None)).await;
+    }
+}
+
+/// A member list as a client keeps it, conn → user: start from a join
+/// reply's `members`, then apply each `presence` diff, leaves before joins
+/// (a diff may carry several changes at once).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MemberList(pub BTreeMap<String, String>);
+
+impl MemberList {
+    pub fn of(joined: &Value) -> MemberList {
+        let mut list = MemberList::default();
+        list.apply(&json!({"leaves": [], "joins": joined["members"]}));
+        list
+    }
+
+    pub fn apply(&mut self, presence: &Value) {
+        for leave in presence["leaves"].as_array().expect("leaves") {
+            self.0.remove(leave["conn"].as_str().expect("conn"));
+        }
+        for join in presence["joins"].as_array().expect("joins") {
+            let conn = join["conn"].as_str().expect("conn").to_owned();
+            self.0
+                .insert(conn, join["user"].as_str().expect("user").to_owned());
+        }
+    }
+
+    pub fn user(&self, conn: &str) -> Option<&str> {
+        self.0.get(conn).map(String::as_str)
     }
 }
