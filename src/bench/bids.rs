@@ -448,11 +448,15 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
         ));
     }
     watchers.settle().await;
+    // Each join is news to everyone already there, so this is what a crowd
+    // arriving (everyone reconnecting after a restart) costs in frames.
     eprintln!(
-        "{} bidders and {} watchers ({threads} threads) joined in {:.2} s; bidding for {} s",
+        "{} bidders and {} watchers ({threads} threads) joined in {:.2} s, the watchers \
+         reading {} frames meanwhile; bidding for {} s",
         bench.bidders,
         bench.watchers,
         setup.elapsed().as_secs_f64(),
+        watchers.frames.load(Ordering::Relaxed),
         bench.duration
     );
 
