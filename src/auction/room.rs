@@ -14,23 +14,25 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::bid::Standing;
 use super::lifecycle::Verdict;
-use super::store::{self, BidRecord, Closed, Opened, PlaceBidError, StoredLot};
-use super::{BidError, BidRequest, LotRules, LotState, LotView};
-use crate::accounts::hub::{AccountEvent, Notify, SessionHub};
+use super::store::{self, BidRecord, Closed, Opened, StoredLot};
+use super::LotView;
+use crate::accounts::hub::SessionHub;
 use crate::accounts::store::display_names;
 use crate::clock::Clock;
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, MemberView};
 use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
-use crate::rooms::detached::Detached;
 use crate::rooms::members::{Member, Members};
 use crate::rooms::presence::{self, Announces, Presence};
 use crate::rooms::registry::{RoomRegistry, VacantLot};
 use crate::rooms::room::Rename;
 use crate::ws::Outbound;
+
+mod bidding;
+
+pub use bidding::{Cached, PlaceBid};
 
 /// Bids a join reply lists, newest first.
 const HISTORY: u64 = 50;
@@ -309,213 +311,6 @@ impl Handler<LeaveLot> for AuctionRoom {
 
     fn handle(&mut self, msg: LeaveLot, ctx: &mut Context<Self>) {
         self.remove(&msg.conn, ctx);
-    }
-}
-
-/// An account bids (a proxy bid when `max_cents` is given).
-#[derive(Message)]
-#[rtype(result = "Result<Value, Refusal>")]
-pub struct PlaceBid {
-    pub conn: String,
-    pub account: i64,
-    pub amount_cents: i64,
-    pub max_cents: Option<i64>,
-}
-
-/// The `bid` event, its fields in protocol order (`op` first).
-#[derive(Serialize)]
-struct BidEvent<'a> {
-    op: &'static str,
-    topic: &'a str,
-    seq: u64,
-    amount_cents: i64,
-    bidder: &'a str,
-    proxy: bool,
-    ends_at: String,
-    at: &'a str,
-    rows: &'a [BidLine],
-    lot: &'a Value,
-}
-
-/// What a committed bid publishes.
-struct Published {
-    reply: Value,
-    event: ByteString,
-    outbid: Option<(i64, ByteString)>,
-    lot: Cached,
-}
-
-/// The room's copy of its lot, as of the last bid it placed or its last
-/// join. Another node may have moved on since; prices only rise, so a bid
-/// below this copy's minimum is too low in any case and is refused without
-/// a transaction. Everything else asks the database.
-#[derive(Debug, Clone)]
-pub struct Cached {
-    listed: Listed,
-    rules: LotRules,
-    state: LotState,
-}
-
-async fn place(
-    db: &DatabaseConnection,
-    key: &str,
-    bid: &PlaceBid,
-    known: Cached,
-    mut names: HashMap<i64, String>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Published, HashMap<i64, String>), Refusal> {
-    let listed = known.listed;
-    let lot_id = listed.id;
-    let placed = store::place_bid_from(
-        db,
-        lot_id,
-        Some((&known.rules, &known.state)),
-        bid.account,
-        bid.amount_cents,
-        bid.max_cents,
-        now,
-    )
-    .await
-    .map_err(|err| {
-        if matches!(err, PlaceBidError::Db(_) | PlaceBidError::Corrupt(_)) {
-            tracing::error!(lot = lot_id, error = %err, "bid failed");
-        }
-        (err.code(), err.to_string())
-    })?;
-    // Names of the bidders involved, each read once per room.
-    let unknown: Vec<i64> = placed
-        .rows
-        .iter()
-        .map(|r| r.user_id)
-        .chain(placed.state.leader.as_ref().map(|l| l.user_id))
-        .filter(|id| !names.contains_key(id))
-        .collect();
-    if !unknown.is_empty() {
-        match display_names(db, unknown).await {
-            Ok(found) => names.extend(found),
-            Err(err) => tracing::warn!(lot = lot_id, error = %err, "bidder names unknown"),
-        }
-    }
-    let name = |id: i64| names.get(&id).cloned().unwrap_or_default();
-    let seq = placed.state.version;
-    let view = placed.view();
-    let leader_name = view.leader.map(name);
-    let lot = lot_value(&listed, &view, leader_name.as_deref());
-    let rows: Vec<BidLine> = placed
-        .rows
-        .iter()
-        .map(|r| BidLine {
-            seq: r.seq,
-            bidder: name(r.user_id),
-            amount_cents: r.amount_cents,
-            proxy: r.proxy,
-            at: client::time(r.placed_at),
-        })
-        .collect();
-    let event = match rows.last() {
-        Some(last) => serde_json::to_string(&BidEvent {
-            op: "bid",
-            topic: key,
-            seq,
-            amount_cents: last.amount_cents,
-            bidder: &last.bidder,
-            proxy: last.proxy,
-            ends_at: client::time(placed.state.ends_at),
-            at: &last.at,
-            rows: &rows,
-            lot: &lot,
-        })
-        .map(ByteString::from)
-        .unwrap_or_default(),
-        // A leader's silent raise moves no price: a `lot` event.
-        None => encode(&json!({"op": "lot", "topic": key, "seq": seq, "lot": lot})),
-    };
-    let outbid = placed.displaced.map(|user| {
-        let frame = json!({
-            "op": "outbid",
-            "topic": key,
-            "seq": seq,
-            "amount_cents": placed.state.current_cents,
-            "lot": lot,
-        });
-        (user, encode(&frame))
-    });
-    let standing = match placed.standing {
-        Standing::Leading { .. } => "leading",
-        Standing::Outbid { .. } => "outbid",
-        Standing::RaisedMax => "raised_max",
-    };
-    let published = Published {
-        reply: json!({"seq": seq, "lot": lot, "standing": standing}),
-        event,
-        outbid,
-        lot: Cached {
-            listed,
-            rules: placed.rules,
-            state: placed.state,
-        },
-    };
-    Ok((published, names))
-}
-
-impl Handler<Detached<PlaceBid>> for AuctionRoom {
-    type Result = ();
-
-    fn handle(&mut self, msg: Detached<PlaceBid>, ctx: &mut Context<Self>) {
-        msg.handle_by(self, ctx);
-    }
-}
-
-impl Handler<PlaceBid> for AuctionRoom {
-    // Atomic: the room takes its next message only once this bid is stored
-    // and published, so its bids never race each other.
-    type Result = AtomicResponse<Self, Result<Value, Refusal>>;
-
-    fn handle(&mut self, msg: PlaceBid, _: &mut Context<Self>) -> Self::Result {
-        let now = self.clock.now();
-        let Some(cached) = &self.cached else {
-            // Joined members always leave a copy; without one, nobody could
-            // have joined.
-            let refusal = ("not_joined", format!("join {} first", self.key));
-            return AtomicResponse::new(Box::pin(fut::ready(Err(refusal))));
-        };
-        let request = BidRequest {
-            bidder: msg.account,
-            amount_cents: msg.amount_cents,
-            max_cents: msg.max_cents,
-        };
-        if let Err(refused) = super::place_bid(&cached.rules, &cached.state, &request, now) {
-            if matches!(
-                refused,
-                BidError::BidTooLow { .. }
-                    | BidError::InvalidAmount { .. }
-                    | BidError::BidAboveMax { .. }
-            ) {
-                let refusal = (refused.code(), refused.to_string());
-                return AtomicResponse::new(Box::pin(fut::ready(Err(refusal))));
-            }
-        }
-        let db = self.db.clone();
-        let key = self.key.clone();
-        let known = cached.clone();
-        let names = std::mem::take(&mut self.names);
-        AtomicResponse::new(Box::pin(
-            async move { place(&db, &key, &msg, known, names, now).await }
-                .into_actor(self)
-                .map(|placed, act, _| {
-                    let (published, names) = placed?;
-                    act.names = names;
-                    act.cached = Some(published.lot);
-                    act.publish(EventKind::Lot, published.event);
-                    if let Some((user_id, frame)) = published.outbid {
-                        act.hub.do_send(Notify {
-                            user_id,
-                            event: AccountEvent::Frame(frame),
-                        });
-                    }
-                    Ok(published.reply)
-                }),
-        ))
     }
 }
 
