@@ -320,14 +320,13 @@ impl Chat {
                 .collect()
         };
         let (leaves, joins) = (list("leaves"), list("joins"));
-        let mut changed: Vec<(String, Option<String>)> = Vec::new();
-        for (conn, _) in leaves.iter().chain(&joins) {
-            if self.conn.as_deref() != Some(conn.as_str())
-                && !changed.iter().any(|(c, _)| c == conn)
-            {
-                changed.push((conn.clone(), self.members.get(conn).cloned()));
-            }
-        }
+        // What each connection the diff names was before it.
+        let changed: BTreeMap<String, Option<String>> = leaves
+            .iter()
+            .chain(&joins)
+            .filter(|(conn, _)| self.conn.as_deref() != Some(conn.as_str()))
+            .map(|(conn, _)| (conn.clone(), self.members.get(conn).cloned()))
+            .collect();
         for (conn, _) in leaves {
             self.members.remove(&conn);
         }

@@ -328,9 +328,9 @@ impl Watchers {
         Ok(watchers)
     }
 
-    /// Waits until the watchers have read what joining sent them: each join
-    /// tells every member already there, so the last joins leave a backlog
-    /// that bids must not queue behind.
+    /// Waits until the watchers have read what joining sent them: the
+    /// presence diffs telling everyone of the arrivals, which bids must not
+    /// queue behind.
     async fn settle(&self) {
         let deadline = Instant::now() + SETTLE_MAX;
         let mut last = self.frames.load(Ordering::Relaxed);

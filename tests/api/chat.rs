@@ -456,10 +456,8 @@ async fn presence_stays_right_when_one_user_has_several_tabs() {
         presence["leaves"],
         json!([{"conn": ana1_conn, "user": "ana"}])
     );
-    let mut names: Vec<&String> = seen_by_bob.0.values().collect();
-    names.sort();
     assert_eq!(
-        names,
+        seen_by_bob.names(),
         ["ana", "bob"],
         "ana's other tab stays: {seen_by_bob:?}"
     );
@@ -1010,14 +1008,9 @@ async fn a_crowd_arriving_at_once_is_told_in_a_few_diffs_and_every_list_ends_rig
     let mut expected: Vec<String> = (LEAVING..CROWD).map(|i| format!("guest{i}")).collect();
     expected.push("host".to_owned());
     expected.sort();
-    let names = |list: &MemberList| {
-        let mut names: Vec<String> = list.0.values().cloned().collect();
-        names.sort();
-        names
-    };
     let mut host_list = host_list;
     let mut diffs = 0;
-    while names(&host_list) != expected {
+    while host_list.names() != expected {
         host_list.apply(&host.recv_op("presence").await);
         diffs += 1;
     }
@@ -1029,7 +1022,7 @@ async fn a_crowd_arriving_at_once_is_told_in_a_few_diffs_and_every_list_ends_rig
     for (mut client, mut list) in staying.into_iter().zip(lists) {
         // Each joined partway through; the diffs after its reply finish
         // its list.
-        while names(&list) != expected {
+        while list.names() != expected {
             list.apply(&client.recv_op("presence").await);
         }
         assert_eq!(list, host_list);

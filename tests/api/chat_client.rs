@@ -200,4 +200,11 @@ impl MemberList {
     pub fn user(&self, conn: &str) -> Option<&str> {
         self.0.get(conn).map(String::as_str)
     }
+
+    /// Everyone's name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.0.values().map(String::as_str).collect();
+        names.sort();
+        names
+    }
 }
