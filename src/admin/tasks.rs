@@ -182,15 +182,17 @@ pub async fn retry_now(
 }
 
 /// Cancels a queued or leased task. A worker still fetching it is fenced
-/// off: its lease token goes, so its result changes nothing.
+/// off: its lease token goes, so its result changes nothing. The task, the
+/// attempt its lease named and its crawl change together.
 pub async fn cancel(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     id: i64,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
+    let txn = crate::db::begin_write(db).await?;
     let task = tasks::Entity::find_by_id(id)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or(ActionError::NoSuchTask(id))?;
     let res = store::cancelling(reason, now)
@@ -198,7 +200,7 @@ pub async fn cancel(
         .filter(
             tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Leased.as_str()]),
         )
-        .exec(db)
+        .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
         return Err(ActionError::NotCancellable {
@@ -210,9 +212,10 @@ pub async fn cancel(
         .lease_token
         .filter(|_| task.state == TaskState::Leased.as_str())
     {
-        store::end_attempts(db, [token], "cancelled", Some(reason), now).await?;
+        store::end_attempts(&txn, [token], "cancelled", Some(reason), now).await?;
     }
-    store::complete_if_done(db, task.crawl_id, now).await?;
+    store::complete_if_done(&txn, task.crawl_id, now).await?;
+    txn.commit().await?;
     Ok(())
 }
 

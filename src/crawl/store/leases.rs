@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, UpdateMany, Value,
+    QueryFilter, TransactionTrait, UpdateMany, Value,
 };
 
 use super::attempts::{end_attempts, record_attempts};
 use super::crawls::finish_if_done;
 use crate::crawl::lease::{LeaseToken, RetryPolicy, Setback, TaskState};
-use crate::db::{stmt, truncate};
+use crate::db::{begin_write, stmt, truncate};
 
 /// A task just leased to a worker.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -134,14 +134,19 @@ pub async fn mark_done(
 
 /// Ends a lease without a result: back to the queue with backoff, or `dead`.
 /// `None` means the lease was stale and nothing changed.
+///
+/// The task and its attempt change together: nobody sees the task queued
+/// again while its attempt still looks open, and a crash loses neither.
 pub async fn release(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     token: &LeaseToken,
     setback: &Setback,
     error: &str,
     policy: &RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<Released>, DbErr> {
+    let txn = begin_write(db).await?;
+    let db = &txn;
     let Some(task) = tasks::Entity::find_by_id(token.task())
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
         .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
@@ -178,6 +183,7 @@ pub async fn release(
     if next.state.is_final() {
         finish_if_done(db, task.crawl_id, now).await?;
     }
+    txn.commit().await?;
     Ok(Some(Released {
         task: task.id,
         crawl_id: task.crawl_id,
@@ -202,14 +208,17 @@ pub(crate) fn cancelling(reason: &str, now: DateTime<Utc>) -> UpdateMany<tasks::
 }
 
 /// Cancels a leased task for good (robots.txt forbids it, say). The task may
-/// be its crawl's last, so the crawl is finished here if it is.
+/// be its crawl's last, so the crawl is finished here if it is. The task,
+/// its attempt and its crawl change together.
 pub async fn cancel(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     token: &LeaseToken,
     crawl_id: i64,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    let txn = begin_write(db).await?;
+    let db = &txn;
     let res = cancelling(reason, now)
         .filter(tasks::Column::Id.eq(token.task()))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
@@ -228,12 +237,13 @@ pub async fn cancel(
     )
     .await?;
     finish_if_done(db, crawl_id, now).await?;
+    txn.commit().await?;
     Ok(true)
 }
 
 /// Returns every lease that ran out to the queue (or makes it `dead`).
 pub async fn expire_leases(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     policy: &RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Released>, DbErr> {
