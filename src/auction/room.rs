@@ -11,7 +11,6 @@ use std::sync::Arc;
 use actix::prelude::*;
 use bytestring::ByteString;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::lifecycle::Verdict;
@@ -22,7 +21,7 @@ use crate::accounts::store::display_names;
 use crate::clock::Clock;
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
-use crate::protocol::client::{self, MemberView};
+use crate::protocol::client::{self, BidView, MemberView};
 use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 use crate::rooms::members::{Member, Members};
 use crate::rooms::presence::{self, Announces, Presence};
@@ -184,18 +183,9 @@ async fn display_name(db: &impl ConnectionTrait, id: i64) -> Result<Option<Strin
     Ok(display_names(db, [id]).await?.remove(&id))
 }
 
-#[derive(Serialize)]
-struct BidLine {
-    seq: i64,
-    bidder: String,
-    amount_cents: i64,
-    proxy: bool,
-    at: String,
-}
-
-impl From<&BidRecord> for BidLine {
-    fn from(r: &BidRecord) -> BidLine {
-        BidLine {
+impl From<&BidRecord> for BidView {
+    fn from(r: &BidRecord) -> BidView {
+        BidView {
             seq: r.seq,
             bidder: r.bidder_name.clone(),
             amount_cents: r.amount_cents,
@@ -203,10 +193,6 @@ impl From<&BidRecord> for BidLine {
             at: client::time(r.placed_at),
         }
     }
-}
-
-fn encode(value: &Value) -> ByteString {
-    ByteString::from(value.to_string())
 }
 
 /// A connection joins the lot's room.
@@ -284,7 +270,7 @@ impl Handler<JoinLot> for AuctionRoom {
                     act.presence.joined(&msg.conn, &user);
                     presence::changed(act, ctx);
                 }
-                let bids: Vec<BidLine> = bids.iter().map(BidLine::from).collect();
+                let bids: Vec<BidView> = bids.iter().map(BidView::from).collect();
                 Ok(json!({
                     "conn": msg.conn,
                     "members": act.members.views(),
@@ -377,12 +363,8 @@ pub async fn lot_frame(
         return Ok(None);
     };
     let value = lot_json(db, &lot).await?;
-    Ok(Some(encode(&json!({
-        "op": "lot",
-        "topic": lot_topic(lot_id).to_string(),
-        "seq": lot.state.version,
-        "lot": value,
-    }))))
+    let topic = lot_topic(lot_id).to_string();
+    Ok(Some(client::lot(&topic, lot.state.version, &value)))
 }
 
 /// `started` for a lot the Scheduler opened.
@@ -397,13 +379,9 @@ pub async fn started_frame(
         return Err(DbErr::RecordNotFound(format!("lot {}", opened.lot_id)));
     };
     let value = lot_json(db, &lot).await?;
-    Ok(encode(&json!({
-        "op": "started",
-        "topic": lot_topic(opened.lot_id).to_string(),
-        "seq": lot.state.version,
-        "ends_at": client::time(lot.state.ends_at),
-        "lot": value,
-    })))
+    let topic = lot_topic(opened.lot_id).to_string();
+    let ends_at = client::time(lot.state.ends_at);
+    Ok(client::started(&topic, lot.state.version, &ends_at, &value))
 }
 
 /// `finished` for a lot the Scheduler closed: the winner, or why none.
@@ -426,13 +404,13 @@ pub async fn finished_frame(
         Verdict::ReserveNotMet { final_cents, .. } => (None, Some(*final_cents), "reserve_not_met"),
         Verdict::NoBids => (None, None, "no_bids"),
     };
-    Ok(encode(&json!({
-        "op": "finished",
-        "topic": lot_topic(closed.lot_id).to_string(),
-        "seq": lot.state.version,
-        "winner": winner,
-        "final_cents": final_cents,
-        "outcome": outcome,
-        "lot": value,
-    })))
+    let topic = lot_topic(closed.lot_id).to_string();
+    Ok(client::finished(
+        &topic,
+        lot.state.version,
+        outcome,
+        winner.as_deref(),
+        final_cents,
+        &value,
+    ))
 }

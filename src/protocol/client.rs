@@ -264,6 +264,137 @@ pub fn session(account: Option<&crate::accounts::Account>) -> ByteString {
     })
 }
 
+/// A row of a lot's bids, as `bid` events and the lot's join reply list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidView {
+    pub seq: i64,
+    pub bidder: String,
+    pub amount_cents: i64,
+    pub proxy: bool,
+    pub at: String,
+}
+
+/// `bid`: a bid moved a lot's price. The bid's last row goes on top, and
+/// `state` is the lot after it. A bid that wrote no rows (the leader raised
+/// their maximum silently) moved no price: that is a `lot` event.
+pub fn bid(topic: &str, seq: u64, ends_at: &str, rows: &[BidView], state: &Value) -> ByteString {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        op: &'static str,
+        topic: &'a str,
+        seq: u64,
+        amount_cents: i64,
+        bidder: &'a str,
+        proxy: bool,
+        ends_at: &'a str,
+        at: &'a str,
+        rows: &'a [BidView],
+        lot: &'a Value,
+    }
+    let Some(last) = rows.last() else {
+        return lot(topic, seq, state);
+    };
+    encode(&Frame {
+        op: "bid",
+        topic,
+        seq,
+        amount_cents: last.amount_cents,
+        bidder: &last.bidder,
+        proxy: last.proxy,
+        ends_at,
+        at: &last.at,
+        rows,
+        lot: state,
+    })
+}
+
+/// `lot`: a lot changed without a price move.
+pub fn lot(topic: &str, seq: u64, state: &Value) -> ByteString {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        op: &'static str,
+        topic: &'a str,
+        seq: u64,
+        lot: &'a Value,
+    }
+    encode(&Frame {
+        op: "lot",
+        topic,
+        seq,
+        lot: state,
+    })
+}
+
+/// `outbid`, for the sockets of the account that lost the lead.
+pub fn outbid(topic: &str, seq: u64, amount_cents: i64, state: &Value) -> ByteString {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        op: &'static str,
+        topic: &'a str,
+        seq: u64,
+        amount_cents: i64,
+        lot: &'a Value,
+    }
+    encode(&Frame {
+        op: "outbid",
+        topic,
+        seq,
+        amount_cents,
+        lot: state,
+    })
+}
+
+/// `started`: the lot opened.
+pub fn started(topic: &str, seq: u64, ends_at: &str, state: &Value) -> ByteString {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        op: &'static str,
+        topic: &'a str,
+        seq: u64,
+        ends_at: &'a str,
+        lot: &'a Value,
+    }
+    encode(&Frame {
+        op: "started",
+        topic,
+        seq,
+        ends_at,
+        lot: state,
+    })
+}
+
+/// `finished`: the lot closed. `outcome` is `sold` (with the winner's
+/// display name), `reserve_not_met` or `no_bids`; `final_cents` is the last
+/// price, if anyone bid.
+pub fn finished(
+    topic: &str,
+    seq: u64,
+    outcome: &str,
+    winner: Option<&str>,
+    final_cents: Option<i64>,
+    state: &Value,
+) -> ByteString {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        op: &'static str,
+        topic: &'a str,
+        seq: u64,
+        winner: Option<&'a str>,
+        final_cents: Option<i64>,
+        outcome: &'a str,
+        lot: &'a Value,
+    }
+    encode(&Frame {
+        op: "finished",
+        topic,
+        seq,
+        winner,
+        final_cents,
+        outcome,
+        lot: state,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

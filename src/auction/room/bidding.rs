@@ -6,16 +6,15 @@ use std::collections::HashMap;
 use actix::prelude::*;
 use bytestring::ByteString;
 use sea_orm::DatabaseConnection;
-use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{encode, lot_value, AuctionRoom, BidLine, Listed, Refusal};
+use super::{lot_value, AuctionRoom, Listed, Refusal};
 use crate::accounts::hub::{AccountEvent, Notify};
 use crate::accounts::store::display_names;
 use crate::auction::bid::Standing;
 use crate::auction::store::{self, PlaceBidError};
 use crate::auction::{BidError, BidRequest, LotRules, LotState};
-use crate::protocol::client;
+use crate::protocol::client::{self, BidView};
 use crate::rooms::bus::EventKind;
 use crate::rooms::detached::Detached;
 
@@ -27,21 +26,6 @@ pub struct PlaceBid {
     pub account: i64,
     pub amount_cents: i64,
     pub max_cents: Option<i64>,
-}
-
-/// The `bid` event, its fields in protocol order (`op` first).
-#[derive(Serialize)]
-struct BidEvent<'a> {
-    op: &'static str,
-    topic: &'a str,
-    seq: u64,
-    amount_cents: i64,
-    bidder: &'a str,
-    proxy: bool,
-    ends_at: String,
-    at: &'a str,
-    rows: &'a [BidLine],
-    lot: &'a Value,
 }
 
 /// What a committed bid publishes.
@@ -108,10 +92,10 @@ async fn place(
     let view = placed.view();
     let leader_name = view.leader.map(name);
     let lot = lot_value(&listed, &view, leader_name.as_deref());
-    let rows: Vec<BidLine> = placed
+    let rows: Vec<BidView> = placed
         .rows
         .iter()
-        .map(|r| BidLine {
+        .map(|r| BidView {
             seq: r.seq,
             bidder: name(r.user_id),
             amount_cents: r.amount_cents,
@@ -119,33 +103,13 @@ async fn place(
             at: client::time(r.placed_at),
         })
         .collect();
-    let event = match rows.last() {
-        Some(last) => serde_json::to_string(&BidEvent {
-            op: "bid",
-            topic: key,
-            seq,
-            amount_cents: last.amount_cents,
-            bidder: &last.bidder,
-            proxy: last.proxy,
-            ends_at: client::time(placed.state.ends_at),
-            at: &last.at,
-            rows: &rows,
-            lot: &lot,
-        })
-        .map(ByteString::from)
-        .unwrap_or_default(),
-        // A leader's silent raise moves no price: a `lot` event.
-        None => encode(&json!({"op": "lot", "topic": key, "seq": seq, "lot": lot})),
-    };
+    // A leader's silent raise wrote no rows: that goes out as a `lot` event.
+    let event = client::bid(key, seq, &client::time(placed.state.ends_at), &rows, &lot);
     let outbid = placed.displaced.map(|user| {
-        let frame = json!({
-            "op": "outbid",
-            "topic": key,
-            "seq": seq,
-            "amount_cents": placed.state.current_cents,
-            "lot": lot,
-        });
-        (user, encode(&frame))
+        (
+            user,
+            client::outbid(key, seq, placed.state.current_cents, &lot),
+        )
     });
     let standing = match placed.standing {
         Standing::Leading { .. } => "leading",
