@@ -414,3 +414,46 @@ pub async fn finished_frame(
         &value,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auction::fixtures::{at, rules_from, running, spec};
+    use crate::protocol::doc_examples;
+
+    /// Every lot object in the server frames of docs/protocol.md §1 (events
+    /// and replies) has the fields `lot_value` writes, and no other.
+    #[test]
+    fn the_lot_in_the_protocol_examples_has_the_fields_the_server_writes() {
+        let rules = rules_from(spec());
+        let listed = Listed {
+            id: 42,
+            title: "Hollow Knight, boxed".into(),
+            starts_at: at(0),
+            outcome: None,
+        };
+        let written = lot_value(&listed, &running(&rules).view(&rules), None);
+        let fields = |lot: &Value| -> Vec<String> {
+            lot.as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let doc = doc_examples::protocol();
+        let frames = doc_examples::block_after(
+            doc_examples::section(&doc, 1),
+            "### Events (server to client)",
+        );
+
+        let lots: Vec<Value> = frames
+            .iter()
+            .map(|line| doc_examples::json(line))
+            .flat_map(|frame| [frame["lot"].clone(), frame["body"]["lot"].clone()])
+            .filter(|lot| !lot.is_null())
+            .collect();
+
+        assert!(lots.len() >= 7, "only {} lots shown", lots.len());
+        for lot in &lots {
+            assert_eq!(fields(lot), fields(&written), "{lot}");
+        }
+    }
+}

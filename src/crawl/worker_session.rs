@@ -1,6 +1,6 @@
 //! The WorkerSession actor: one per worker WebSocket (`/ws/worker`). It parses
-//! and validates the worker's frames (PROTOCOL §2) and turns them into typed
-//! messages for the Dispatcher and the Merger.
+//! and validates the worker's frames (docs/protocol.md §2) and turns them
+//! into typed messages for the Dispatcher and the Merger.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -609,7 +609,10 @@ impl Handler<CloseConnection> for WorkerSession {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::protocol::doc_examples;
 
     #[test]
     fn malformed_unknown_and_mistyped_frames_are_told_apart() {
@@ -628,39 +631,69 @@ mod tests {
         );
     }
 
+    /// The op of a frame the server sends; a new variant must be named here
+    /// (and shown in docs/protocol.md §2) before this compiles.
+    fn server_op(frame: &ServerFrame) -> &'static str {
+        match frame {
+            ServerFrame::Welcome { .. } => "welcome",
+            ServerFrame::Assign { .. } => "assign",
+            ServerFrame::Cancel { .. } => "cancel",
+            ServerFrame::Stale { .. } => "stale",
+            ServerFrame::Drain => "drain",
+            ServerFrame::Error { .. } => "error",
+        }
+    }
+
+    /// The op of a frame a worker sends, likewise.
+    fn worker_op(frame: &WorkerFrame) -> &'static str {
+        match frame {
+            WorkerFrame::Hello { .. } => "hello",
+            WorkerFrame::Ready { .. } => "ready",
+            WorkerFrame::Heartbeat { .. } => "heartbeat",
+            WorkerFrame::Result { .. } => "result",
+            WorkerFrame::Drain => "drain",
+            WorkerFrame::Failed { .. } => "failed",
+        }
+    }
+
+    /// Every frame example in docs/protocol.md §2 is one the code reads and
+    /// writes as shown: a worker's frame parses, with every field it shows
+    /// read; a server's frame (`assign` with its profile included) is
+    /// exactly what the server writes for it. Every op has an example.
     #[test]
     fn every_worker_example_in_the_protocol_parses() {
-        // PROTOCOL.md lives in shared/, beside the project's root.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/PROTOCOL.md");
-        let protocol = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let section = protocol
-            .split("## 2. Worker processes")
-            .nth(1)
-            .expect("section 2");
-        let mut seen = 0;
+        let doc = doc_examples::protocol();
+        let section = doc_examples::section(&doc, 2);
+        let (mut worker_ops, mut server_ops) = (BTreeSet::new(), BTreeSet::new());
         for line in section.lines().filter(|l| l.starts_with("{\"op\"")) {
-            let line = line.replace("{...}", "{\"title\":\"T\",\"store\":\"S\",\"url\":\"http://x/\",\"price_cents\":1,\"currency\":\"EUR\"}");
-            let value: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
-            let op = value["op"].as_str().unwrap_or_default();
-            let worker_op = matches!(
-                op,
-                "hello" | "ready" | "heartbeat" | "result" | "failed" | "drain"
-            );
-            let server_op = matches!(op, "welcome" | "cancel" | "stale" | "drain" | "error");
-            if worker_op {
-                parse_frame(&line).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+            let shown = doc_examples::json(line);
+            // `drain` goes both ways; the others one way only.
+            let as_worker = parse_frame(line);
+            match &as_worker {
+                Ok(frame) => {
+                    let read = serde_json::to_value(frame).expect("json");
+                    assert!(
+                        doc_examples::shows(&read, &shown),
+                        "{line}: the server read only {read}"
+                    );
+                    worker_ops.insert(worker_op(frame));
+                }
+                Err(("unknown_op", _)) => {}
+                Err(e) => panic!("{line}: {e:?}"),
             }
-            if server_op {
-                serde_json::from_value::<ServerFrame>(value.clone())
-                    .unwrap_or_else(|e| panic!("{line}: {e}"));
+            match serde_json::from_value::<ServerFrame>(shown.clone()) {
+                Ok(frame) => {
+                    let written = serde_json::to_value(&frame).expect("json");
+                    assert_eq!(written, shown, "{line}: the server writes it otherwise");
+                    server_ops.insert(server_op(&frame));
+                }
+                Err(_) if as_worker.is_ok() => {}
+                Err(e) => panic!("{line}: not a frame the server sends: {e}"),
             }
-            assert!(
-                worker_op || server_op || op == "assign",
-                "unknown op in {line}"
-            );
-            seen += 1;
         }
-        assert!(seen >= 10, "only {seen} examples found");
+        let all_worker_ops = ["hello", "ready", "heartbeat", "result", "failed", "drain"];
+        let all_server_ops = ["welcome", "assign", "cancel", "stale", "drain", "error"];
+        assert_eq!(worker_ops, BTreeSet::from(all_worker_ops));
+        assert_eq!(server_ops, BTreeSet::from(all_server_ops));
     }
 }

@@ -1,6 +1,6 @@
-//! The client protocol (PROTOCOL.md §1): requests browsers and other clients
-//! send on `GET /ws`, and the events and replies the server sends back. Each
-//! outgoing frame is encoded here, once, into shared bytes.
+//! The client protocol (docs/protocol.md §1): requests browsers and other
+//! clients send on `GET /ws`, and the events and replies the server sends
+//! back. Each outgoing frame is encoded here, once, into shared bytes.
 
 use bytestring::ByteString;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,6 +9,8 @@ use serde_json::Value;
 
 /// A request, parsed from one text frame.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+// Written back only by the tests that hold docs/protocol.md to the parser.
+#[cfg_attr(test, derive(Serialize))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Join {
@@ -397,26 +399,161 @@ pub fn finished(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeSet;
 
-    /// Every client request example in PROTOCOL.md §1 parses.
+    use super::*;
+    use crate::protocol::doc_examples;
+
+    /// The client requests of docs/protocol.md §1.
+    fn request_examples(doc: &str) -> Vec<&str> {
+        doc_examples::block_after(
+            doc_examples::section(doc, 1),
+            "### Requests (client to server)",
+        )
+    }
+
+    /// Every client request example in docs/protocol.md §1 parses, the
+    /// parser reads every field it shows, and every op has an example.
     #[test]
     fn the_protocol_examples_parse() {
-        // PROTOCOL.md lives in shared/, beside the project's root.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/PROTOCOL.md");
-        let doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let section = doc
-            .split("### Requests (client to server)")
-            .nth(1)
-            .and_then(|s| s.split("```json").nth(1))
-            .and_then(|s| s.split("```").next())
-            .expect("the requests example block");
-        let mut count = 0;
-        for line in section.lines().filter(|l| !l.trim().is_empty()) {
-            parse(line).unwrap_or_else(|e| panic!("{line}: {e:?}"));
-            count += 1;
+        let doc = doc_examples::protocol();
+        let mut shown_ops = BTreeSet::new();
+        for line in request_examples(&doc) {
+            let envelope = parse(line).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+            let mut shown = doc_examples::json(line);
+            let reference = shown.as_object_mut().and_then(|o| o.remove("ref"));
+            assert_eq!(
+                reference.as_ref().and_then(Value::as_str),
+                envelope.reference.as_deref(),
+                "{line}"
+            );
+            let read = serde_json::to_value(&envelope.request).expect("json");
+            assert!(
+                doc_examples::shows(&read, &shown),
+                "{line}: the parser read only {read}"
+            );
+            shown_ops.insert(read["op"].as_str().unwrap_or_default().to_owned());
         }
-        assert!(count >= 9, "only {count} examples");
+        let ops: BTreeSet<String> = OPS.iter().map(|op| op.to_string()).collect();
+        assert_eq!(shown_ops, ops, "every op the parser knows, and no other");
+    }
+
+    /// `shown[key]` as a `T`.
+    fn field<T: serde::de::DeserializeOwned>(shown: &Value, key: &str) -> T {
+        serde_json::from_value(shown[key].clone())
+            .unwrap_or_else(|e| panic!("{key} in {shown}: {e}"))
+    }
+
+    /// The frame the server's encoder for `shown`'s op writes from the values
+    /// `shown` holds.
+    fn written_like(shown: &Value) -> ByteString {
+        let text = |key: &str| {
+            shown[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} in {shown}"))
+        };
+        let number = |key: &str| {
+            shown[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key} in {shown}"))
+        };
+        let topic = || text("topic");
+        match text("op") {
+            "reply" => {
+                let body = &shown["body"];
+                match text("status") {
+                    "ok" => reply_ok(text("ref"), body),
+                    _ => reply_error(
+                        text("ref"),
+                        body["code"].as_str().expect("code"),
+                        body["message"].as_str().expect("message"),
+                    ),
+                }
+            }
+            "error" => error(text("code"), text("message")),
+            "message" => {
+                let view: MessageView = serde_json::from_value(shown.clone()).expect("a message");
+                message(topic(), &view)
+            }
+            "presence" => {
+                let (joins, leaves): (Vec<MemberView>, Vec<MemberView>) =
+                    (field(shown, "joins"), field(shown, "leaves"));
+                presence(topic(), &joins, &leaves)
+            }
+            "typing" => {
+                let users: Vec<String> = field(shown, "users");
+                typing(
+                    topic(),
+                    &users.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+            }
+            "signal" => signal(topic(), text("from"), &shown["data"]),
+            "session" => {
+                let user = &shown["user"];
+                let account = (!user.is_null()).then(|| crate::accounts::Account {
+                    id: user["id"].as_i64().expect("id"),
+                    name: user["name"].as_str().expect("name").to_owned(),
+                    display_name: user["display_name"]
+                        .as_str()
+                        .expect("display_name")
+                        .to_owned(),
+                    is_admin: false,
+                });
+                session(account.as_ref())
+            }
+            "bid" => {
+                let rows: Vec<BidView> = field(shown, "rows");
+                bid(
+                    topic(),
+                    number("seq"),
+                    text("ends_at"),
+                    &rows,
+                    &shown["lot"],
+                )
+            }
+            "lot" => lot(topic(), number("seq"), &shown["lot"]),
+            "outbid" => {
+                let amount = shown["amount_cents"].as_i64().expect("amount_cents");
+                outbid(topic(), number("seq"), amount, &shown["lot"])
+            }
+            "started" => started(topic(), number("seq"), text("ends_at"), &shown["lot"]),
+            "finished" => finished(
+                topic(),
+                number("seq"),
+                text("outcome"),
+                shown["winner"].as_str(),
+                shown["final_cents"].as_i64(),
+                &shown["lot"],
+            ),
+            other => panic!("no encoder writes {other:?}: {shown}"),
+        }
+    }
+
+    /// Every server frame example in docs/protocol.md §1 is exactly what the
+    /// encoder of its op writes from the same values, and every op the
+    /// encoders write has an example.
+    #[test]
+    fn the_protocol_event_examples_are_what_the_server_writes() {
+        let doc = doc_examples::protocol();
+        let events = doc_examples::block_after(
+            doc_examples::section(&doc, 1),
+            "### Events (server to client)",
+        );
+        let mut shown_ops = BTreeSet::new();
+        for line in events {
+            let shown = doc_examples::json(line);
+            let written: Value = serde_json::from_str(&written_like(&shown)).expect("json");
+            assert_eq!(written, shown, "{line}");
+            shown_ops.insert(shown["op"].as_str().unwrap_or_default().to_owned());
+        }
+        let ops: BTreeSet<String> = [
+            "reply", "error", "message", "presence", "typing", "signal", "session", "bid", "lot",
+            "outbid", "started", "finished",
+        ]
+        .iter()
+        .map(|op| op.to_string())
+        .collect();
+        assert_eq!(shown_ops, ops);
     }
 
     #[test]

@@ -290,14 +290,16 @@ pub struct Join {
     pub since: Option<u64>,
 }
 
-/// The topic's state for a new member (PROTOCOL §1 `join` reply).
+/// The topic's state for a new member (docs/protocol.md §1 `join` reply).
 #[derive(Debug, Clone, Serialize)]
+// Read back only by the test that holds docs/protocol.md to it.
+#[cfg_attr(test, derive(serde::Deserialize))]
 pub struct Joined {
     pub conn: String,
     pub members: Vec<MemberView>,
     pub history: Vec<MessageView>,
     pub seq: u64,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
 
@@ -585,5 +587,38 @@ impl Handler<CountMembers> for Room {
 
     fn handle(&mut self, _: CountMembers, _: &mut Context<Self>) -> usize {
         self.members.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::doc_examples;
+
+    /// The chat join replies in docs/protocol.md §1 are what a room answers:
+    /// a `Joined`, with no field it lacks and none left out.
+    #[test]
+    fn the_protocol_chat_join_replies_are_what_a_room_answers() {
+        let doc = doc_examples::protocol();
+        let frames = doc_examples::block_after(
+            doc_examples::section(&doc, 1),
+            "### Events (server to client)",
+        );
+        let mut seen = 0;
+        for line in frames {
+            let frame = doc_examples::json(line);
+            let body = &frame["body"];
+            if body.get("history").is_none() {
+                continue;
+            }
+
+            let joined: Joined =
+                serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{line}: {e}"));
+
+            let written = serde_json::to_value(&joined).expect("json");
+            assert_eq!(&written, body, "{line}");
+            seen += 1;
+        }
+        assert!(seen >= 2, "only {seen} chat join replies shown");
     }
 }
