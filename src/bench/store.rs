@@ -18,6 +18,9 @@ pub struct GeneratedStore {
     pub latency: Duration,
     /// Game links per listing page.
     pub per_listing: usize,
+    /// The `Crawl-delay` its robots.txt asks for; without one, the store has
+    /// no robots.txt.
+    pub crawl_delay: Option<Duration>,
 }
 
 impl GeneratedStore {
@@ -54,6 +57,18 @@ pub fn generated_game(n: usize) -> GeneratedGame {
 /// Registers the generated store under `/gen/`. Call as
 /// `App::new().configure(|cfg| store::configure(cfg, store))`.
 pub fn configure(cfg: &mut web::ServiceConfig, store: GeneratedStore) {
+    cfg.route(
+        "/robots.txt",
+        web::get().to(move || async move {
+            match store.crawl_delay {
+                Some(delay) => HttpResponse::Ok().content_type("text/plain").body(format!(
+                    "User-agent: *\nCrawl-delay: {}\n",
+                    delay.as_secs_f64()
+                )),
+                None => not_found(),
+            }
+        }),
+    );
     cfg.service(
         web::scope("/gen")
             .app_data(web::Data::new(store))
@@ -66,27 +81,45 @@ pub fn configure(cfg: &mut web::ServiceConfig, store: GeneratedStore) {
 /// The site configuration (see `src/demo/sites.toml` for the schema) that points the
 /// crawler at a generated store reachable at `base_url` (e.g. `http://127.0.0.1:9000`).
 pub fn sites_toml(base_url: &str, concurrency: u32) -> String {
-    let base = base_url.trim_end_matches('/');
-    format!(
-        "# Crawl benchmark target: the generated store at {base}\n\
-         [[site]]\n\
-         name = \"gen\"\n\
-         start = [{start}]\n\
-         allowed_hosts = [{host}]\n\
-         [site.politeness]\n\
-         concurrency = {concurrency}\n\
-         delay_ms = 0\n\
-         robots = false\n\
-         [site.profile]\n\
-         extract = \"jsonld\"\n\
-         store = \"GenStore\"\n\
-         currency = \"EUR\"\n\
-         links = \"a.g\"\n\
-         next = \"a.next, nav.pages a\"\n",
-        base = base.replace('\n', " "),
-        start = toml_string(&format!("{base}/gen/list/1")),
-        host = toml_string(&host_key(base)),
-    )
+    sites_toml_for(&[base_url.to_owned()], concurrency, 0)
+}
+
+/// One site per generated store in `base_urls`, each a host of its own with
+/// the same politeness. A single store is the site `gen`; several are
+/// `gen1`, `gen2`… with their own store names, so their offers all count.
+pub fn sites_toml_for(base_urls: &[String], concurrency: u32, delay_ms: u64) -> String {
+    let mut out = String::new();
+    for (i, base_url) in base_urls.iter().enumerate() {
+        let base = base_url.trim_end_matches('/');
+        let (name, store) = if base_urls.len() == 1 {
+            ("gen".to_owned(), "GenStore".to_owned())
+        } else {
+            (format!("gen{}", i + 1), format!("GenStore {}", i + 1))
+        };
+        out.push_str(&format!(
+            "# Crawl benchmark target: the generated store at {base}\n\
+             [[site]]\n\
+             name = {name}\n\
+             start = [{start}]\n\
+             allowed_hosts = [{host}]\n\
+             [site.politeness]\n\
+             concurrency = {concurrency}\n\
+             delay_ms = {delay_ms}\n\
+             robots = false\n\
+             [site.profile]\n\
+             extract = \"jsonld\"\n\
+             store = {store}\n\
+             currency = \"EUR\"\n\
+             links = \"a.g\"\n\
+             next = \"a.next, nav.pages a\"\n",
+            base = base.replace('\n', " "),
+            name = toml_string(&name),
+            store = toml_string(&store),
+            start = toml_string(&format!("{base}/gen/list/1")),
+            host = toml_string(&host_key(base)),
+        ));
+    }
+    out
 }
 
 /// The `allowed_hosts` key of a URL: `host`, or `host:port` when the port is not the
@@ -304,6 +337,7 @@ mod tests {
             pages: 3,
             latency: Duration::from_millis(latency_ms),
             per_listing: 5,
+            crawl_delay: None,
         }
     }
 

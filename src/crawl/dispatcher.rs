@@ -13,7 +13,7 @@ mod outcomes;
 mod robots;
 mod workers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,8 +37,14 @@ pub use outcomes::{Fetched, LeasesExpired, TaskFailed, TaskFinished, Wake};
 pub use workers::{Connect, Credit, Disconnect, Heartbeat, StopAssigning, WorkerId};
 
 /// How often the queue is looked at even when nothing happened: retries whose
-/// backoff ran out and hosts whose delay passed become ready on their own.
+/// backoff ran out become ready on their own. Hosts waiting out a politeness
+/// delay do not wait for it: a timer wakes the Dispatcher when one is due.
 const TICK: Duration = Duration::from_millis(250);
+
+/// How long before a host's next fetch is due its task is leased. The lease
+/// is a database round trip; taken ahead, it is not added to every delay,
+/// and the task is handed out the moment the delay has passed.
+const LEAD: Duration = Duration::from_millis(20);
 
 /// Lease timing and retries, from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -59,8 +65,14 @@ pub struct Dispatcher {
     leases: HashMap<LeaseToken, LeaseEntry>,
     /// Tasks in flight per host, for politeness.
     in_flight: HashMap<String, u32>,
-    /// The earliest next lease per host, for the politeness delay.
+    /// When each host's next fetch may start, for the politeness delay: the
+    /// last hand-out to the host plus its delay.
     next_fetch: HashMap<String, Instant>,
+    /// Hosts with a delay whose next task is leased and not yet handed out:
+    /// they get no other until it is.
+    pacing: HashSet<String>,
+    /// The timer that runs a pass when the earliest waiting host is due.
+    wake: Option<(Instant, SpawnHandle)>,
     robots: HashMap<String, RobotsEntry>,
     next_worker: u64,
     /// Which worker is offered tasks first, rotated so that load spreads.
@@ -95,6 +107,9 @@ struct LeaseEntry {
     /// politeness slots. The slot is freed when the result arrives, not when
     /// it is merged, since politeness is about the host, not the database.
     fetching: bool,
+    /// The task was sent to its worker; until then it waits for its host's
+    /// delay to pass.
+    delivered: bool,
 }
 
 impl Dispatcher {
@@ -115,6 +130,8 @@ impl Dispatcher {
             leases: HashMap::new(),
             in_flight: HashMap::new(),
             next_fetch: HashMap::new(),
+            pacing: HashSet::new(),
+            wake: None,
             robots: HashMap::new(),
             next_worker: u64::from(rand::random::<u16>()) << 16,
             rotation: 0,
@@ -206,23 +223,38 @@ impl Dispatcher {
 
     /// Splits the free credits over the ready hosts, within politeness.
     /// Credits and host slots are reserved now and settled in `hand_out`.
+    ///
+    /// A host with a delay gets one task a pass, leased up to `LEAD` before
+    /// its next fetch is due and handed out when it is; a host due later
+    /// sets the timer for the pass that will lease it.
     fn plan(&mut self, hosts: Vec<String>, ctx: &mut Context<Self>) -> Vec<Step> {
         let mut plan = Vec::new();
         let now = Instant::now();
+        let mut wake: Option<Instant> = None;
         for host in hosts {
             let politeness = self.sites.politeness_for(&host);
             if politeness.robots && !self.robots_ready(&host, ctx) {
                 continue;
             }
-            if self.next_fetch.get(&host).is_some_and(|&t| t > now) {
-                continue;
-            }
-            let delay = self.robots_delay(&host).max(politeness.delay());
             let busy = self.in_flight.get(&host).copied().unwrap_or(0);
             let mut room = politeness.concurrency.saturating_sub(busy);
-            if !delay.is_zero() {
-                room = room.min(1);
+            // A full host is planned again when a fetch ends (`Fetched`).
+            if room == 0 {
+                continue;
             }
+            let start_at = if self.delay_for(&host).is_zero() {
+                None
+            } else if self.pacing.contains(&host) {
+                continue;
+            } else {
+                let due = self.next_fetch.get(&host).copied().unwrap_or(now);
+                if due > now + LEAD {
+                    wake = Some(wake.map_or(due - LEAD, |w| w.min(due - LEAD)));
+                    continue;
+                }
+                room = 1;
+                Some(due.max(now))
+            };
             let mut ids: Vec<u64> = self.workers.keys().copied().collect();
             ids.sort_unstable();
             if !ids.is_empty() {
@@ -243,18 +275,44 @@ impl Dispatcher {
                 worker.credits -= count;
                 room -= count;
                 *self.in_flight.entry(host.clone()).or_default() += count;
-                if !delay.is_zero() {
-                    self.next_fetch.insert(host.clone(), now + delay);
+                if start_at.is_some() {
+                    self.pacing.insert(host.clone());
                 }
                 plan.push(Step {
                     host: host.clone(),
                     worker: id,
                     worker_name: worker.name.clone(),
                     count,
+                    start_at,
                 });
             }
         }
+        if let Some(at) = wake {
+            self.wake_at(at, ctx);
+        }
         plan
+    }
+
+    /// The least time between the starts of two fetches to `host`: its
+    /// site's `delay_ms`, or its robots.txt `Crawl-delay` if that is longer.
+    fn delay_for(&self, host: &str) -> Duration {
+        self.robots_delay(host)
+            .max(self.sites.politeness_for(host).delay())
+    }
+
+    /// Runs a pass at `at`, unless one is already set to run sooner.
+    fn wake_at(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if self.wake.as_ref().is_some_and(|(set, _)| *set <= at) {
+            return;
+        }
+        if let Some((_, handle)) = self.wake.take() {
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| {
+            act.wake = None;
+            act.dispatch(ctx);
+        });
+        self.wake = Some((at, handle));
     }
 
     /// Sends leased tasks to their worker, and settles the reservations.
@@ -270,11 +328,15 @@ impl Dispatcher {
             .saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
         self.release_slots(&step.host, unused);
         self.return_credits(step.worker, unused);
+        if rows.is_empty() {
+            self.pacing.remove(&step.host);
+        }
         for row in rows {
             let Some(token) = LeaseToken::parse(&row.lease_token) else {
                 continue;
             };
             if let Some(reason) = self.refusal(&row) {
+                self.pacing.remove(&row.host);
                 self.release_slots(&row.host, 1);
                 self.return_credits(step.worker, 1);
                 let db = self.db.clone();
@@ -289,57 +351,95 @@ impl Dispatcher {
                 });
                 continue;
             }
-            let worker = match self.workers.get(&step.worker) {
-                Some(worker) if !worker.draining => worker,
-                // It began draining while the lease was being taken, and has
-                // been told no assignment follows: the task is not its own.
-                Some(_) => {
-                    self.release_slots(&row.host, 1);
-                    self.give_back(
-                        token,
-                        Setback::Disconnected,
-                        "the worker began draining",
-                        ctx,
-                    );
-                    continue;
-                }
-                // The worker left while the lease was being taken: the task
-                // never reached it, which its last error should say rather
-                // than read like a held task that was dropped.
-                None => {
-                    self.release_slots(&row.host, 1);
-                    self.give_back(
-                        token,
-                        Setback::Disconnected,
-                        "the worker left before the task reached it",
-                        ctx,
-                    );
-                    continue;
-                }
-            };
-            let kind = if row.kind == "listing" {
-                TaskKind::Listing
-            } else {
-                TaskKind::Page
-            };
-            worker.session.do_send(AssignTask {
-                lease: token.clone(),
-                crawl_id: row.crawl_id,
-                attempt: u32::try_from(row.attempts).unwrap_or(1),
-                kind,
-                url: row.url,
-                site: row.site,
-                host: row.host.clone(),
-                lease_until,
-            });
             self.leases.insert(
-                token,
+                token.clone(),
                 LeaseEntry {
                     worker: step.worker,
-                    host: row.host,
+                    host: row.host.clone(),
                     fetching: true,
+                    delivered: false,
                 },
             );
+            let assign = Assignment {
+                worker: step.worker,
+                token,
+                row,
+                lease_until,
+            };
+            match step.start_at {
+                Some(at) if at > Instant::now() => {
+                    ctx.run_later(at - Instant::now(), move |act, ctx| act.assign(assign, ctx));
+                }
+                _ => self.assign(assign, ctx),
+            }
+        }
+    }
+
+    /// Sends a leased task to its worker, now that its host may be fetched.
+    fn assign(&mut self, assign: Assignment, ctx: &mut Context<Self>) {
+        let Assignment {
+            worker: id,
+            token,
+            row,
+            lease_until,
+        } = assign;
+        self.pacing.remove(&row.host);
+        // Given back meanwhile (its worker left, or it was cancelled): the
+        // slot and the task are no longer this hand-out's.
+        match self.leases.get_mut(&token) {
+            Some(entry) if entry.worker == id => entry.delivered = true,
+            _ => return,
+        }
+        let worker = match self.workers.get(&id) {
+            Some(worker) if !worker.draining => worker,
+            // It began draining while the lease was being taken, and has
+            // been told no assignment follows: the task is not its own.
+            Some(_) => {
+                self.forget(&token);
+                self.give_back(
+                    token,
+                    Setback::Disconnected,
+                    "the worker began draining",
+                    ctx,
+                );
+                return;
+            }
+            // The worker left while the lease was being taken: the task
+            // never reached it, which its last error should say rather
+            // than read like a held task that was dropped.
+            None => {
+                self.forget(&token);
+                self.give_back(
+                    token,
+                    Setback::Disconnected,
+                    "the worker left before the task reached it",
+                    ctx,
+                );
+                return;
+            }
+        };
+        let kind = if row.kind == "listing" {
+            TaskKind::Listing
+        } else {
+            TaskKind::Page
+        };
+        worker.session.do_send(AssignTask {
+            lease: token,
+            crawl_id: row.crawl_id,
+            attempt: u32::try_from(row.attempts).unwrap_or(1),
+            kind,
+            url: row.url,
+            site: row.site,
+            host: row.host.clone(),
+            lease_until,
+        });
+        // The delay counts from this hand-out, so two fetches to the host
+        // never start closer than it, however late a pass or timer ran.
+        let delay = self.delay_for(&row.host);
+        if !delay.is_zero() {
+            let next = Instant::now() + delay;
+            self.next_fetch.insert(row.host, next);
+            self.wake_at(next - LEAD.min(delay), ctx);
         }
     }
 
@@ -423,6 +523,17 @@ struct Step {
     worker: u64,
     worker_name: String,
     count: u32,
+    /// When the host's politeness delay lets the task be handed out; `None`
+    /// for a host without one.
+    start_at: Option<Instant>,
+}
+
+/// A leased task on its way to the worker that will fetch it.
+struct Assignment {
+    worker: u64,
+    token: LeaseToken,
+    row: Leased,
+    lease_until: DateTime<Utc>,
 }
 
 impl Actor for Dispatcher {
@@ -442,6 +553,8 @@ impl Supervised for Dispatcher {
         self.workers.clear();
         self.leases.clear();
         self.in_flight.clear();
+        self.pacing.clear();
+        self.wake = None;
         self.dispatching = false;
         self.loaded = false;
     }

@@ -1,7 +1,6 @@
 //! Faults: workers and servers killed mid-crawl, scrapers that panic, and
-//! the politeness limits under load.
+//! workers that drain.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::helpers::{spawn_app, spawn_store, AppOptions, Backend};
@@ -155,61 +154,6 @@ async fn a_panicking_scraper_is_restarted_and_its_task_succeeds_on_retry(backend
     );
 }
 on_both_backends!(a_panicking_scraper_is_restarted_and_its_task_succeeds_on_retry);
-
-#[actix_web::test]
-async fn politeness_limits_hold_under_more_workers_than_the_host_allows() {
-    // Arrange: 2 workers × 4 slots against a host that allows 2 at a time.
-    let store = spawn_store(2, 15, Duration::from_millis(60));
-    let app = spawn_app(
-        Backend::Sqlite,
-        AppOptions {
-            sites: Some(store.sites(2)),
-            ..Default::default()
-        },
-    )
-    .await;
-    let _a = app.spawn_worker("a", 4, &[]);
-    let _b = app.spawn_worker("b", 4, &[]);
-
-    // Act
-    let id = app.start_crawl().await;
-    let report = app.wait_crawl(id, Duration::from_secs(60)).await;
-
-    // Assert: measured at the store, never more than 2 requests at once.
-    assert_eq!(report["tasks"]["done"], 32, "{report}");
-    assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 2);
-}
-
-#[actix_web::test]
-async fn the_politeness_delay_spaces_requests_to_a_host() {
-    // Arrange: 250 ms between requests, and more worker slots than needed.
-    let store = spawn_store(2, 3, Duration::ZERO);
-    let sites = store.sites(4).replace("delay_ms = 0", "delay_ms = 250");
-    let app = spawn_app(
-        Backend::Sqlite,
-        AppOptions {
-            sites: Some(sites),
-            ..Default::default()
-        },
-    )
-    .await;
-    let _worker = app.spawn_worker("patient", 4, &[]);
-
-    // Act
-    let id = app.start_crawl().await;
-    let report = app.wait_crawl(id, Duration::from_secs(30)).await;
-
-    // Assert: 8 pages, one at a time, each at least the delay after the last
-    // (less a little for delivery jitter between the two requests).
-    assert_eq!(report["tasks"]["done"], 8, "{report}");
-    let arrivals = store.arrivals.lock().expect("arrivals").clone();
-    assert_eq!(arrivals.len(), 8);
-    for pair in arrivals.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(220), "requests {gap:?} apart");
-    }
-    assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 1);
-}
 
 #[actix_web::test]
 async fn a_worker_drains_on_sigterm_and_finishes_what_it_holds() {

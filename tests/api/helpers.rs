@@ -474,11 +474,16 @@ pub struct TestStore {
 }
 
 pub fn spawn_store(listings: usize, per_listing: usize, latency: Duration) -> TestStore {
-    let generated = GeneratedStore {
+    spawn_store_with(GeneratedStore {
         pages: listings,
         latency,
         per_listing,
-    };
+        crawl_delay: None,
+    })
+}
+
+/// A generated store, counting requests as `spawn_store` does.
+pub fn spawn_store_with(generated: GeneratedStore) -> TestStore {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let max_in_flight = Arc::new(AtomicUsize::new(0));
     let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -21,6 +21,7 @@ mod faults;
 mod helpers;
 mod mail;
 mod metrics;
+mod politeness;
 mod smtp;
 mod subscriptions;
 mod worker_protocol;

@@ -71,16 +71,23 @@ impl Handler<Disconnect> for Dispatcher {
         let Some(worker) = self.workers.remove(&msg.worker.0) else {
             return;
         };
-        let tokens: Vec<LeaseToken> = self
+        let tokens: Vec<(LeaseToken, bool)> = self
             .leases
             .iter()
             .filter(|(_, e)| e.worker == msg.worker.0)
-            .map(|(t, _)| t.clone())
+            .map(|(t, e)| (t.clone(), e.delivered))
             .collect();
         tracing::info!(worker = msg.worker.0, name = %worker.name, requeued = tokens.len(), "worker disconnected");
-        for token in tokens {
+        for (token, delivered) in tokens {
             self.forget(&token);
-            self.give_back(token, Setback::Disconnected, "the worker disconnected", ctx);
+            // A task still waiting out its host's delay never reached the
+            // worker, and its last error says so.
+            let error = if delivered {
+                "the worker disconnected"
+            } else {
+                "the worker left before the task reached it"
+            };
+            self.give_back(token, Setback::Disconnected, error, ctx);
         }
     }
 }

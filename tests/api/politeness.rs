@@ -1,0 +1,133 @@
+//! Politeness, measured at the store: a host never sees more fetches at once
+//! than its `concurrency`, never two starts closer than its delay (`delay_ms`
+//! or robots.txt's `Crawl-delay`), and is crawled as fast as those allow.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bazaar::bench::store::GeneratedStore;
+
+use crate::helpers::{spawn_app, spawn_store, spawn_store_with, AppOptions, Backend, TestApp};
+
+/// What a hand-out may lose or gain on its way to the store: the assignment
+/// crosses a socket and a worker process before the store sees the request.
+const JITTER: Duration = Duration::from_millis(20);
+
+/// Crawls `store`'s site with `sites` as its configuration, by two workers of
+/// four slots, and returns when each request reached the store.
+async fn crawl(store: &crate::helpers::TestStore, sites: String) -> (TestApp, Vec<Instant>) {
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            sites: Some(sites),
+            ..Default::default()
+        },
+    )
+    .await;
+    let _a = app.spawn_worker("a", 4, &[]);
+    let _b = app.spawn_worker("b", 4, &[]);
+    let id = app.start_crawl().await;
+    let report = app.wait_crawl(id, Duration::from_secs(60)).await;
+    assert_eq!(report["tasks"]["dead"], 0, "{report}");
+    let arrivals = store.arrivals.lock().expect("arrivals").clone();
+    (app, arrivals)
+}
+
+/// Requests per second from the first arrival to the last.
+fn rate(arrivals: &[Instant]) -> f64 {
+    let span = arrivals[arrivals.len() - 1] - arrivals[0];
+    (arrivals.len() - 1) as f64 / span.as_secs_f64()
+}
+
+fn closest_starts(arrivals: &[Instant]) -> Duration {
+    arrivals
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .min()
+        .expect("two requests or more")
+}
+
+#[actix_web::test]
+async fn politeness_limits_hold_under_more_workers_than_the_host_allows() {
+    // Arrange: 2 workers × 4 slots against a host that allows 2 at a time.
+    let store = spawn_store(2, 15, Duration::from_millis(60));
+
+    // Act
+    let (_app, arrivals) = crawl(&store, store.sites(2)).await;
+
+    // Assert: measured at the store, never more than 2 requests at once.
+    assert_eq!(arrivals.len(), 32);
+    assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 2);
+}
+
+#[actix_web::test]
+async fn a_delay_spaces_fetches_and_the_crawl_keeps_the_pace_it_allows() {
+    // Arrange: a store that answers at once, and a host that allows 4 fetches
+    // at a time but one start every 100 ms: 10 pages a second.
+    let store = spawn_store(2, 15, Duration::ZERO);
+    let sites = store.sites(4).replace("delay_ms = 0", "delay_ms = 100");
+
+    // Act
+    let (_app, arrivals) = crawl(&store, sites).await;
+
+    // Assert: no two starts closer than the delay, and at least 90% of the
+    // rate it allows. (Before the Dispatcher woke when a host came due, a
+    // 100 ms delay crawled at 4 pages a second.)
+    assert_eq!(arrivals.len(), 32);
+    let closest = closest_starts(&arrivals);
+    assert!(
+        closest >= Duration::from_millis(100) - JITTER,
+        "two fetches {closest:?} apart"
+    );
+    let rate = rate(&arrivals);
+    assert!(rate >= 9.0, "{rate:.2} pages/s where the delay allows 10");
+}
+
+#[actix_web::test]
+async fn with_a_delay_and_a_slow_store_concurrency_sets_the_pace() {
+    // Arrange: a store that takes 300 ms a page, a host allowing 3 at once
+    // and a start every 50 ms. Three in flight at 300 ms each allow 10 pages
+    // a second; the delay alone would allow 20.
+    let store = spawn_store(2, 15, Duration::from_millis(300));
+    let sites = store.sites(3).replace("delay_ms = 0", "delay_ms = 50");
+
+    // Act
+    let (_app, arrivals) = crawl(&store, sites).await;
+
+    // Assert: both bounds hold, and the crawl reaches 90% of the lower.
+    assert_eq!(arrivals.len(), 32);
+    assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 3);
+    let closest = closest_starts(&arrivals);
+    assert!(
+        closest >= Duration::from_millis(50) - JITTER,
+        "two fetches {closest:?} apart"
+    );
+    let rate = rate(&arrivals);
+    assert!(rate >= 9.0, "{rate:.2} pages/s where the limits allow 10");
+}
+
+#[actix_web::test]
+async fn a_robots_crawl_delay_paces_the_host_like_a_configured_delay() {
+    // Arrange: no delay in the site's settings, but robots.txt asks for 0.1 s.
+    let store = spawn_store_with(GeneratedStore {
+        pages: 2,
+        latency: Duration::ZERO,
+        per_listing: 15,
+        crawl_delay: Some(Duration::from_millis(100)),
+    });
+    let sites = store.sites(4).replace("robots = false", "robots = true");
+
+    // Act
+    let (_app, arrivals) = crawl(&store, sites).await;
+
+    // Assert: robots.txt first, then the 32 pages at the pace it asked for.
+    assert_eq!(arrivals.len(), 33);
+    let pages = &arrivals[1..];
+    let closest = closest_starts(pages);
+    assert!(
+        closest >= Duration::from_millis(100) - JITTER,
+        "two fetches {closest:?} apart"
+    );
+    let rate = rate(pages);
+    assert!(rate >= 9.0, "{rate:.2} pages/s where Crawl-delay allows 10");
+}
