@@ -1,10 +1,15 @@
-//! The crawl benchmark: a generated store on loopback, a real `bazaar serve`
+//! The crawl benchmark: generated stores on loopback, a real `bazaar serve`
 //! process with N local workers, one crawl timed from creation to completion.
+//! With `--hosts` and `--delay-ms`, the stores are that many hosts, each
+//! asking for that politeness delay, and the run says how close the crawl
+//! came to the rate the delays allow.
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::dev::Service;
 use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -26,6 +31,13 @@ pub struct CrawlBench {
     /// Store latencies to measure, in milliseconds per page.
     #[arg(long, value_delimiter = ',', default_values_t = [0, 50])]
     latency_ms: Vec<u64>,
+    /// Hosts the game pages are spread over, each its own site.
+    #[arg(long, default_value_t = 1)]
+    hosts: usize,
+    /// The politeness delay every host asks for, in milliseconds (0: none;
+    /// then each host allows as many fetches at once as there are slots).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 /// Games per generated listing page.
@@ -33,6 +45,8 @@ const PER_LISTING: usize = 20;
 
 struct Run {
     latency_ms: u64,
+    /// Requests the stores saw (robots.txt is not fetched).
+    requests: u64,
     workers: u32,
     tasks: u64,
     pages: u64,
@@ -41,33 +55,63 @@ struct Run {
 }
 
 pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
+    if bench.hosts == 0 {
+        bail!("--hosts must be at least 1");
+    }
     let exe = std::env::current_exe().context("could not find the bazaar binary")?;
+    // With delays, the delays bound the rate: hosts × 1000 / delay_ms.
+    let allowed = (bench.delay_ms > 0).then(|| bench.hosts as f64 * 1000.0 / bench.delay_ms as f64);
     let mut runs = Vec::new();
     for &latency_ms in &bench.latency_ms {
         let store = GeneratedStore {
-            pages: bench.pages.div_ceil(PER_LISTING),
+            pages: bench.pages.div_ceil(bench.hosts).div_ceil(PER_LISTING),
             latency: Duration::from_millis(latency_ms),
             per_listing: PER_LISTING,
+            crawl_delay: None,
         };
-        let server =
-            HttpServer::new(move || App::new().configure(|cfg| store::configure(cfg, store)))
-                .workers(1)
-                .bind("127.0.0.1:0")?;
-        let store_addr = server.addrs()[0];
+        let requests = Arc::new(Requests::default());
+        let counter = requests.clone();
+        let mut server = HttpServer::new(move || {
+            let counter = counter.clone();
+            App::new()
+                .wrap_fn(move |req, srv| {
+                    counter.arrived();
+                    srv.call(req)
+                })
+                .configure(|cfg| store::configure(cfg, store))
+        })
+        .workers(1);
+        for _ in 0..bench.hosts {
+            server = server.bind("127.0.0.1:0")?;
+        }
+        let bases: Vec<String> = server
+            .addrs()
+            .iter()
+            .map(|addr| format!("http://{addr}"))
+            .collect();
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
         for &workers in &bench.workers {
-            let run = one_run(
-                &exe,
-                &format!("http://{store_addr}"),
-                latency_ms,
-                workers,
-                bench.slots,
-            )
-            .await?;
+            // Without a delay, each host may be fetched by every slot at once.
+            let concurrency = if bench.delay_ms > 0 {
+                4
+            } else {
+                workers * bench.slots
+            };
+            let sites = store::sites_toml_for(&bases, concurrency, bench.delay_ms);
+            requests.reset();
+            let mut run = one_run(&exe, &sites, latency_ms, workers, bench.slots).await?;
+            let (count, rate) = requests.rate();
+            run.requests = count;
+            let pace = allowed.map_or(String::new(), |allowed| {
+                format!(
+                    "  {rate:>6.0} requests/s at the stores, of {allowed:.0} the delays allow ({:.0}%)",
+                    100.0 * rate / allowed
+                )
+            });
             println!(
-                "latency {:>3} ms  workers {}×{}  {:>5} tasks in {:>6.2} s  {:>7.0} tasks/s  {:>7.0} game pages/s  peak RSS {} MiB",
+                "latency {:>3} ms  workers {}×{}  {:>5} tasks in {:>6.2} s  {:>7.0} tasks/s  {:>7.0} game pages/s  peak RSS {} MiB{pace}",
                 run.latency_ms, run.workers, bench.slots, run.tasks, run.seconds,
                 run.tasks as f64 / run.seconds, run.pages as f64 / run.seconds, run.peak_rss_kib / 1024
             );
@@ -75,14 +119,17 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
         }
         handle.stop(false).await;
     }
-    println!("\nlatency_ms,workers,slots,tasks,seconds,tasks_per_s,pages_per_s,peak_rss_kib");
+    println!("\nlatency_ms,workers,slots,hosts,delay_ms,tasks,requests,seconds,tasks_per_s,pages_per_s,peak_rss_kib");
     for r in &runs {
         println!(
-            "{},{},{},{},{:.3},{:.1},{:.1},{}",
+            "{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{}",
             r.latency_ms,
             r.workers,
             bench.slots,
+            bench.hosts,
+            bench.delay_ms,
             r.tasks,
+            r.requests,
             r.seconds,
             r.tasks as f64 / r.seconds,
             r.pages as f64 / r.seconds,
@@ -92,16 +139,55 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Requests the stores saw, and when the first and the last arrived: the
+/// pace a store sees, without the crawl's start and end around it.
+#[derive(Default)]
+struct Requests {
+    // A std Mutex: held for a few instructions per request, never across an
+    // await.
+    seen: std::sync::Mutex<(u64, Option<Instant>, Option<Instant>)>,
+}
+
+impl Requests {
+    fn arrived(&self) {
+        if let Ok(mut seen) = self.seen.lock() {
+            let now = Instant::now();
+            seen.0 += 1;
+            seen.1.get_or_insert(now);
+            seen.2 = Some(now);
+        }
+    }
+
+    fn reset(&self) {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = (0, None, None);
+        }
+    }
+
+    /// How many requests, and how many a second from the first to the last.
+    fn rate(&self) -> (u64, f64) {
+        let Ok(seen) = self.seen.lock() else {
+            return (0, 0.0);
+        };
+        match *seen {
+            (count, Some(first), Some(last)) if count > 1 && last > first => {
+                (count, (count - 1) as f64 / (last - first).as_secs_f64())
+            }
+            (count, ..) => (count, 0.0),
+        }
+    }
+}
+
 async fn one_run(
     exe: &Path,
-    store_url: &str,
+    sites_toml: &str,
     latency_ms: u64,
     workers: u32,
     slots: u32,
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir().context("could not make a temp dir")?;
     let sites = dir.path().join("sites.toml");
-    std::fs::write(&sites, store::sites_toml(store_url, workers * slots))?;
+    std::fs::write(&sites, sites_toml)?;
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let mut child = tokio::process::Command::new(exe)
@@ -173,6 +259,7 @@ async fn one_run(
     let _ = child.kill().await;
     Ok(Run {
         latency_ms,
+        requests: 0,
         workers,
         tasks,
         pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)),
