@@ -1,5 +1,5 @@
 //! `bazaar chat`: a terminal chat client for the rooms on `GET /ws`
-//! (PROTOCOL.md §1). It joins `chat:<room>` as a guest, prints the room's
+//! (docs/protocol.md §1). It joins `chat:<room>` as a guest, prints the room's
 //! history, messages and presence on stdout, sends each stdin line as `say`,
 //! and understands `/who`, `/join ROOM` and `/quit`. A dropped connection is
 //! re-opened with backoff and the room re-joined with `since`, so nothing is
@@ -303,7 +303,7 @@ impl Chat {
         }
     }
 
-    /// Leaves first, then joins (PROTOCOL §1): a connection in both was
+    /// Leaves first, then joins (docs/protocol.md §1): a connection in both was
     /// renamed. A diff can repeat what this client already knows (it may
     /// have joined partway through the changes a diff sums up), so only
     /// real changes are printed.

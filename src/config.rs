@@ -134,7 +134,8 @@ pub struct CrawlSettings {
     pub sites_file: Option<PathBuf>,
 }
 
-/// Outgoing mail (DESIGN §4): the transport and the Mailer's pace.
+/// Outgoing mail (docs/architecture.md §4): the transport and the Mailer's
+/// pace.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MailSettings {

@@ -34,13 +34,16 @@
 //! `crawl/catalog.rs`; schema in the `migration` crate, entities in `entity`).
 //! Accounts (argon2id, cookie sessions, CSRF, throttling) are `accounts/`;
 //! the auction rules are pure functions in `auction/`. Pages and the JSON
-//! API are in `web/`; the wire protocol is `protocol/`
-//! (PROTOCOL.md in serde types); the demo stores the default crawl visits are
-//! in `demo/`; `bench/` is the load generator behind `bazaar bench`;
+//! API are in `web/`; the wire protocol is `protocol/` (docs/protocol.md
+//! in serde types); the demo stores the default crawl visits are in
+//! `demo/`; `bench/` is the load generator behind `bazaar bench`;
 //! `metrics.rs` holds the per-node counters and the text format of `/metrics`.
 //! Both WebSockets leave the HTTP server at their upgrade (`ws/`): each
 //! socket is then its session actor, which reads frames itself, and one task
 //! that writes its bounded queue.
+//!
+//! `docs/architecture.md` describes the design section by section, and
+//! `docs/protocol.md` the wire protocol; comments cite their sections.
 
 pub mod accounts;
 pub mod admin;

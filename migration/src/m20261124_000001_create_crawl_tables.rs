@@ -1,4 +1,4 @@
-//! Crawls and their tasks: the durable task queue (DESIGN §2).
+//! Crawls and their tasks: the durable task queue (docs/architecture.md §2).
 
 use sea_orm_migration::prelude::*;
 

@@ -1,5 +1,5 @@
-//! Chat rooms and their messages (DESIGN §3). A message's place in its topic
-//! is `seq`, gap-free and unique per topic.
+//! Chat rooms and their messages (docs/architecture.md §3). A message's place
+//! in its topic is `seq`, gap-free and unique per topic.
 
 use sea_orm_migration::prelude::*;
 

@@ -1,6 +1,6 @@
-//! Accounts and their login sessions (DESIGN §7). A session row is keyed by
-//! the HMAC-SHA256 of the cookie's token under the server's session key, so
-//! the table alone opens no account.
+//! Accounts and their login sessions (docs/architecture.md §7). A session row
+//! is keyed by the HMAC-SHA256 of the cookie's token under the server's session
+//! key, so the table alone opens no account.
 
 use sea_orm_migration::prelude::*;
 

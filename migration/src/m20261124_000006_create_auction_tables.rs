@@ -1,5 +1,5 @@
-//! Auction lots and their bids (DESIGN §3). A lot row holds both the rules
-//! fixed at listing and the state bids change; `version` is the
+//! Auction lots and their bids (docs/architecture.md §3). A lot row holds both
+//! the rules fixed at listing and the state bids change; `version` is the
 //! compare-and-set counter every change bumps, and a bid row's `seq` is the
 //! lot's `version` after the transaction that wrote it.
 

@@ -1,6 +1,6 @@
-//! The mail outbox (DESIGN §4): one row per mail, unique by key, so a mail
-//! is queued once however often its cause is seen; the Mailer leases rows,
-//! sends them and marks them.
+//! The mail outbox (docs/architecture.md §4): one row per mail, unique by key,
+//! so a mail is queued once however often its cause is seen; the Mailer leases
+//! rows, sends them and marks them.
 
 use sea_orm_migration::prelude::*;
 

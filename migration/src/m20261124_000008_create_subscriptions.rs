@@ -1,5 +1,5 @@
-//! Mail subscriptions (DESIGN §4): the crawl digest and per-game price
-//! alerts, each confirmed by its own double opt-in.
+//! Mail subscriptions (docs/architecture.md §4): the crawl digest and per-game
+//! price alerts, each confirmed by its own double opt-in.
 
 use sea_orm_migration::prelude::*;
 

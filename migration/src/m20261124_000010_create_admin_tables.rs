@@ -1,6 +1,6 @@
-//! What the admin pages read and write (DESIGN §7): the audit log of every
-//! admin action, each attempt at a task (who ran it, when, how it ended),
-//! and durable flags such as the paused queue.
+//! What the admin pages read and write (docs/architecture.md §7): the audit log
+//! of every admin action, each attempt at a task (who ran it, when, how it
+//! ended), and durable flags such as the paused queue.
 
 use sea_orm_migration::prelude::*;
 

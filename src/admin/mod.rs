@@ -1,7 +1,7 @@
-//! What admins see and steer (DESIGN §7): the task queue, the outbox, the
-//! crawls, the chat rooms, the auction lots and the audit log. The state is
-//! the database's, never one process's memory, so every node shows the same
-//! thing and nothing is lost on a restart; each action is one conditional
+//! What admins see and steer (docs/architecture.md §7): the task queue, the
+//! outbox, the crawls, the chat rooms, the auction lots and the audit log. The
+//! state is the database's, never one process's memory, so every node shows the
+//! same thing and nothing is lost on a restart; each action is one conditional
 //! statement, then an audit row. Workers and room members are the exception:
 //! each is a connection to one node, known only to that node's Dispatcher or
 //! RoomRegistry, so the pages show the node that serves them.

@@ -1,4 +1,5 @@
-//! Why a bid was refused, as the `bid` reply tells the bidder (PROTOCOL §1).
+//! Why a bid was refused, as the `bid` reply tells the bidder
+//! (docs/protocol.md §1).
 
 use crate::domain::money::Money;
 
@@ -27,7 +28,7 @@ pub enum BidError {
 }
 
 impl BidError {
-    /// The stable error code of PROTOCOL §1.
+    /// The stable error code of docs/protocol.md §1.
     pub fn code(&self) -> &'static str {
         match self {
             BidError::LotNotOpen => "lot_not_open",

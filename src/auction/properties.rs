@@ -176,8 +176,8 @@ fn run(rules: &LotRules, attempts: &[Attempt]) -> Result<LotState, TestCaseError
     Ok(state)
 }
 
-/// The code a bid must be refused with, from the rules as PROTOCOL and the
-/// module docs state them, checked in the order a bidder is told.
+/// The code a bid must be refused with, from the rules as docs/protocol.md and
+/// the module docs state them, checked in the order a bidder is told.
 fn expected_refusal(
     rules: &LotRules,
     state: &LotState,

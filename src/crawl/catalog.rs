@@ -1,5 +1,5 @@
 //! Merging store offers into the game catalog: identity, offers, price history
-//! and the changes a crawl caused (DESIGN §2).
+//! and the changes a crawl caused (docs/architecture.md §2).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -1,5 +1,5 @@
-//! The task lifecycle as pure functions (DESIGN §2): states, lease tokens, and
-//! what an attempt's outcome does to a task.
+//! The task lifecycle as pure functions (docs/architecture.md §2): states,
+//! lease tokens, and what an attempt's outcome does to a task.
 
 use std::fmt;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The crawl pipeline (DESIGN §2): sites, the durable task queue, the actors
-//! that hand tasks to workers and merge what they bring back.
+//! The crawl pipeline (docs/architecture.md §2): sites, the durable task queue,
+//! the actors that hand tasks to workers and merge what they bring back.
 
 pub mod browse;
 pub mod catalog;

@@ -6,7 +6,7 @@ use std::fmt;
 /// The longest guest name.
 pub const MAX_GUEST_NAME: usize = 32;
 
-/// 1-32 letters, digits, `_ - .` or spaces, not blank (PROTOCOL §1).
+/// 1-32 letters, digits, `_ - .` or spaces, not blank (docs/protocol.md §1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserName(String);
 

@@ -1,5 +1,6 @@
-//! Outgoing mail (DESIGN §4): parsed addresses and header text, the outbox
-//! table's operations, the transports, and the Mailer actor that sends.
+//! Outgoing mail (docs/architecture.md §4): parsed addresses and header text,
+//! the outbox table's operations, the transports, and the Mailer actor that
+//! sends.
 
 pub mod address;
 pub mod compose;

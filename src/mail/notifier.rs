@@ -1,4 +1,4 @@
-//! The Notifier: turns data changes into queued mail (DESIGN §4).
+//! The Notifier: turns data changes into queued mail (docs/architecture.md §4).
 //!
 //! Every `mail.notify_every` it queues the digest of each finished crawl that
 //! has not had one, and fires price alerts whose game has dropped to the

@@ -1,5 +1,5 @@
-//! The outbox table's operations (DESIGN §4): queue a mail once by its key,
-//! lease due mail to one sender, and record how each send ended.
+//! The outbox table's operations (docs/architecture.md §4): queue a mail once
+//! by its key, lease due mail to one sender, and record how each send ended.
 //!
 //! A mail is `pending` until a Mailer leases it (`sending`, with
 //! `leased_until`), then `sent` or `failed`, or `pending` again for a retry.

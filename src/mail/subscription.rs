@@ -1,6 +1,7 @@
-//! Subscriptions with double opt-in (DESIGN §4): subscribing stores a
-//! `pending` row and queues a confirmation mail in the same transaction;
-//! following the link confirms; the signed link in every mail unsubscribes.
+//! Subscriptions with double opt-in (docs/architecture.md §4): subscribing
+//! stores a `pending` row and queues a confirmation mail in the same
+//! transaction; following the link confirms; the signed link in every mail
+//! unsubscribes.
 //!
 //! One row per address and topic, so asking again updates that row: a
 //! confirmation is re-sent at most once per `resend_after`, a confirmed

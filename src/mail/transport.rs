@@ -1,5 +1,6 @@
-//! Where mail goes (DESIGN §4), chosen by `mail.transport`: an SMTP relay,
-//! `.eml` files in the data dir, or a stub that keeps mail in memory.
+//! Where mail goes (docs/architecture.md §4), chosen by `mail.transport`: an
+//! SMTP relay, `.eml` files in the data dir, or a stub that keeps mail in
+//! memory.
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The worker protocol (PROTOCOL.md §2): frames between the server and
+//! The worker protocol (docs/protocol.md §2): frames between the server and
 //! `bazaar worker` processes on `GET /ws/worker`.
 
 use std::collections::BTreeMap;
@@ -164,7 +164,7 @@ fn default_currency() -> String {
     "EUR".to_owned()
 }
 
-/// The extraction profiles of DESIGN §2.
+/// The extraction profiles of docs/architecture.md §2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Extractor {

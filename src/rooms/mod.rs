@@ -1,5 +1,5 @@
-//! Real-time rooms (DESIGN §3): client sessions on `/ws`, the RoomRegistry
-//! and its Rooms, and the Bus between nodes.
+//! Real-time rooms (docs/architecture.md §3): client sessions on `/ws`, the
+//! RoomRegistry and its Rooms, and the Bus between nodes.
 
 pub mod bus;
 pub mod detached;

@@ -1,6 +1,6 @@
 //! The ClientSession actor: one per `/ws` connection, fed by the socket's
-//! message stream. It parses requests (PROTOCOL §1), enforces the limits of
-//! one connection (frame size, rate, liveness), and talks to Rooms.
+//! message stream. It parses requests (docs/protocol.md §1), enforces the
+//! limits of one connection (frame size, rate, liveness), and talks to Rooms.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,6 @@
-//! The subscription pages (DESIGN §4, §7): `/subscribe` (the digest, or a
-//! price alert with `?game=`), `/subscriptions/confirm`, and `/unsubscribe`.
+//! The subscription pages (docs/architecture.md §4, §7): `/subscribe` (the
+//! digest, or a price alert with `?game=`), `/subscriptions/confirm`, and
+//! `/unsubscribe`.
 //!
 //! A GET never changes anything (mail scanners follow links): each link
 //! shows a page whose button POSTs. The confirm, resend and unsubscribe

@@ -1,7 +1,7 @@
-//! The Link actor: the worker's WebSocket to the server (PROTOCOL §2). It says
-//! hello, grants credits for free slots, sends heartbeats, hands assignments
-//! to scrapers and reports their outcomes. It reconnects with exponential
-//! backoff plus jitter, and drains on request.
+//! The Link actor: the worker's WebSocket to the server (docs/protocol.md §2).
+//! It says hello, grants credits for free slots, sends heartbeats, hands
+//! assignments to scrapers and reports their outcomes. It reconnects with
+//! exponential backoff plus jitter, and drains on request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

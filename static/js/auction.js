@@ -2,7 +2,7 @@
 // (templates/auction.html); this module joins the lot's topic over the shared
 // socket and keeps the page live: price, leader, minimum next bid, history,
 // watchers, a countdown on the server's clock, the bid form, and the outcome
-// once the lot ends (PROTOCOL.md §1).
+// once the lot ends (docs/protocol.md §1).
 //
 // Money stays in integer cents; typed amounts are read digit by digit, never
 // through floats. User text only ever reaches the page through textContent.
@@ -13,7 +13,7 @@ import { Socket, socketUrl } from "./socket.js";
 const NAME_KEY = "bazaar.name";
 /** Where a generated guest name is kept, for a guest who never chose one. */
 const GUEST_KEY = "bazaar.guest";
-/** The server's guest-name rule (PROTOCOL.md §1). */
+/** The server's guest-name rule (docs/protocol.md §1). */
 const GUEST_NAME = /^[\p{Alphabetic}\p{N}_.\- ]{1,32}$/u;
 /** The most bid rows the history keeps on the page. */
 const HISTORY_MAX = 200;

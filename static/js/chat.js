@@ -22,8 +22,8 @@ const EDGE_PX = 48;
 const HISTORY_RETRY_MS = 3000;
 /** Where a guest's chosen name is remembered between visits. */
 const NAME_KEY = "bazaar.name";
-/** The server's guest-name rule (PROTOCOL.md §1), checked here first so that a
- * typo gets a message instead of a refused connection. */
+/** The server's guest-name rule (docs/protocol.md §1), checked here first so
+ * that a typo gets a message instead of a refused connection. */
 const GUEST_NAME = /^[\p{Alphabetic}\p{N}_.\- ]{1,32}$/u;
 
 const $ = (id) => document.getElementById(id);

@@ -1,7 +1,7 @@
 // Direct conversations: two members of a room talk over a WebRTC data channel
 // that the server does not carry. The server only relays the negotiation
-// (`signal` frames, PROTOCOL.md §1) between the two connections; what is said
-// goes browser to browser, and each panel says so.
+// (`signal` frames, docs/protocol.md §1) between the two connections; what is
+// said goes browser to browser, and each panel says so.
 //
 // Signal data, one of:
 //   {"kind":"offer","sdp":...}   {"kind":"answer","sdp":...}

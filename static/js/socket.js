@@ -1,5 +1,5 @@
-// The browser's one WebSocket client for /ws (PROTOCOL.md §1), shared by chat
-// now and auctions later. It owns the socket and everything that keeps it
+// The browser's one WebSocket client for /ws (docs/protocol.md §1), shared by
+// chat now and auctions later. It owns the socket and everything that keeps it
 // useful across drops: request/reply matching by `ref`, listeners per event op,
 // reconnection with backoff, re-joining topics with `since` so that no event is
 // missed, a keep-alive ping, and a queue for requests made while offline.

@@ -30,7 +30,7 @@ fn patient() -> AppOptions {
     }
 }
 
-/// A worker spoken by hand (PROTOCOL §2).
+/// A worker spoken by hand (docs/protocol.md §2).
 struct HandWorker {
     socket: Framed<BoxedSocket, Codec>,
     id: u64,

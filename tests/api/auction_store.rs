@@ -1,6 +1,6 @@
-//! The auction store on real databases (DESIGN §3): lots read back as they
-//! were listed, a bid is a compare-and-set on the lot's `version` that
-//! concurrent writers on two connection pools (two server processes) never
+//! The auction store on real databases (docs/architecture.md §3): lots read
+//! back as they were listed, a bid is a compare-and-set on the lot's `version`
+//! that concurrent writers on two connection pools (two server processes) never
 //! break, and the Scheduler's transitions happen exactly once.
 
 use bazaar::auction::store::{self, Listing, PlaceBidError, PlacedBid};

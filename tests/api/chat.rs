@@ -1,5 +1,5 @@
-//! Chat rooms over real sockets (PROTOCOL §1): order, resume, presence and
-//! the limits a connection lives under.
+//! Chat rooms over real sockets (docs/protocol.md §1): order, resume, presence
+//! and the limits a connection lives under.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! A PROTOCOL §1 client for tests: requests with refs, and the events that
-//! arrive in between kept in order.
+//! A docs/protocol.md §1 client for tests: requests with refs, and the events
+//! that arrive in between kept in order.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;

@@ -1,7 +1,8 @@
-//! Mail delivery (DESIGN §4) against a real SMTP server on loopback: aiosmtpd
-//! with the handler in `tests/smtp_sink.py`, which stores what it accepts and
-//! answers with scripted 4xx/5xx replies when told to. The tests drive
-//! `bazaar::mail` directly: an outbox in a fresh database and a Mailer actor.
+//! Mail delivery (docs/architecture.md §4) against a real SMTP server on
+//! loopback: aiosmtpd with the handler in `tests/smtp_sink.py`, which stores
+//! what it accepts and answers with scripted 4xx/5xx replies when told to. The
+//! tests drive `bazaar::mail` directly: an outbox in a fresh database and a
+//! Mailer actor.
 
 use std::time::{Duration, Instant};
 

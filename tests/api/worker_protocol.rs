@@ -1,5 +1,5 @@
-//! The worker protocol (PROTOCOL §2) spoken by hand: tokens, bad frames,
-//! stale leases, disconnects and silent workers.
+//! The worker protocol (docs/protocol.md §2) spoken by hand: tokens, bad
+//! frames, stale leases, disconnects and silent workers.
 
 use std::time::{Duration, Instant};
 

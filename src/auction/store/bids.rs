@@ -49,7 +49,7 @@ pub enum PlaceBidError {
 }
 
 impl PlaceBidError {
-    /// The `code` of the `bid` reply (PROTOCOL §1).
+    /// The `code` of the `bid` reply (docs/protocol.md §1).
     pub fn code(&self) -> &'static str {
         match self {
             PlaceBidError::Refused(refusal) => refusal.code(),

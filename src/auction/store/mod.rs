@@ -1,8 +1,8 @@
-//! Auction persistence: lots and their bids. The database is the truth (DESIGN
-//! §3): a bid is one compare-and-set on the lot's `version` plus its rows in
-//! `bids`, in one transaction, and every scheduled transition is a
-//! conditional update, so nodes sharing one database never lose or repeat a
-//! change.
+//! Auction persistence: lots and their bids. The database is the truth
+//! (docs/architecture.md §3): a bid is one compare-and-set on the lot's
+//! `version` plus its rows in `bids`, in one transaction, and every scheduled
+//! transition is a conditional update, so nodes sharing one database never lose
+//! or repeat a change.
 //!
 //! `lots` lists, edits, cancels and reads lots; `bids` places bids and reads
 //! them back; `due` opens and closes lots for the Scheduler; `row` maps a

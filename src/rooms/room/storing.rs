@@ -39,9 +39,9 @@ pub(super) struct Unstored {
 
 impl Room {
     /// Numbers what was said since the last batch and publishes it at once;
-    /// storing follows. Members see a message without waiting for the
-    /// database, and its sender's reply waits for the commit (PROTOCOL §1).
-    /// Seqs are taken here, one batch at a time, so they stay gap-free.
+    /// storing follows. Members see a message without waiting for the database,
+    /// and its sender's reply waits for the commit (docs/protocol.md §1). Seqs
+    /// are taken here, one batch at a time, so they stay gap-free.
     pub(super) fn number(&mut self, ctx: &mut Context<Self>) {
         if self.numbering || self.settling || self.pending.is_empty() {
             return;
