@@ -16,6 +16,8 @@ mod browser_helpers;
 mod chat;
 mod chat_cli;
 mod chat_client;
+mod cluster;
+mod cluster_helpers;
 mod crawl;
 mod faults;
 mod helpers;
