@@ -49,6 +49,7 @@ pub mod accounts;
 pub mod admin;
 pub mod auction;
 pub mod bench;
+pub mod bus;
 pub mod chat_cli;
 pub mod clock;
 pub mod config;

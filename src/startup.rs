@@ -18,6 +18,8 @@ use tracing_actix_web::TracingLogger;
 
 use crate::accounts::hub::SessionHub;
 use crate::accounts::throttle::LoginThrottle;
+use crate::bus::NodeInfo;
+use crate::bus::{Bus, LocalBus, NodeId, RedisBus};
 use crate::clock::Clock;
 use crate::config::{LogFormat, Settings};
 use crate::crawl::dispatcher::{Dispatcher, QueuePolicy};
@@ -30,9 +32,8 @@ use crate::demo::DemoState;
 use crate::mail::compose::Links;
 use crate::mail::subscription::Policy;
 use crate::metrics::{Connection, Metrics};
-use crate::rooms::bus::{Bus, LocalBus};
 use crate::rooms::ids::MessageIds;
-use crate::rooms::registry::{OpenChatRooms, RoomRegistry};
+use crate::rooms::registry::{occupied, ListRooms, OpenChatRooms, RoomRegistry};
 use crate::rooms::writer::{MessageStore, MessageWriter};
 use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
@@ -71,6 +72,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.public_url(),
     )?);
     let clock = Clock::new();
+    let started_at = crate::protocol::client::time(clock.now());
 
     let retry = RetryPolicy {
         max_attempts: settings.crawl.max_attempts.max(1),
@@ -92,7 +94,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             (db.clone(), clock.clone(), sites.clone(), metrics.clone());
         Supervisor::start(move |_| Dispatcher::new(db, clock, sites, policy, metrics))
     };
-    let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+    let node = NodeId::generate();
+    let bus: Arc<dyn Bus> = match &settings.bus.redis_url {
+        Some(url) => {
+            tracing::info!(%node, redis = %db::redact(url), "cluster mode: rooms are shared over Redis");
+            Arc::new(RedisBus::start(url, node).context("could not start the bus")?)
+        }
+        None => Arc::new(LocalBus::new(node)),
+    };
     let scheduler = {
         let (db, clock, sites, dispatcher, bus) = (
             db.clone(),
@@ -113,7 +122,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             writer: Supervisor::start(move |_| MessageWriter::new(store_db)),
         }
     };
-    let hub = Supervisor::start(|_| SessionHub::default());
+    let hub = {
+        let bus = bus.clone();
+        Supervisor::start(move |_| SessionHub::new(bus))
+    };
     let registry = {
         let (db, clock, bus, chat, hub) = (
             db.clone(),
@@ -174,6 +186,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         merger,
         scheduler,
         registry,
+        bus: bus.clone(),
         ws: Arc::new(settings.ws.clone()),
         chat,
         worker_token: worker_token.clone(),
@@ -231,6 +244,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         })?;
     }
     tracing::info!(%addr, public_url = settings.public_url(), "listening");
+    spawn_heartbeat(bus, addr, sockets.clone(), rooms.clone(), started_at);
 
     // Kept alive for as long as the server runs; dropping it stops nothing,
     // but naming it documents that the children belong to this scope.
@@ -265,6 +279,32 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         shutdown.abort();
     }
     served
+}
+
+/// Describes this node to the bus every `nodes::HEARTBEAT`: in a cluster,
+/// the other nodes count it alive by this, and `/api/nodes` lists it.
+fn spawn_heartbeat(
+    bus: Arc<dyn Bus>,
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    registry: Addr<RoomRegistry>,
+    started_at: String,
+) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(crate::bus::nodes::HEARTBEAT);
+        loop {
+            tick.tick().await;
+            let rooms = registry.send(ListRooms).await.unwrap_or_default();
+            let (chats, lots) = occupied(&rooms);
+            bus.heartbeat(NodeInfo {
+                id: bus.node().to_string(),
+                address: addr.to_string(),
+                started_at: started_at.clone(),
+                clients: metrics.open_now(Connection::Client),
+                rooms: (chats + lots) as u64,
+            });
+        }
+    });
 }
 
 /// Forgets expired login sessions, hourly.

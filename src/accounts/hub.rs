@@ -1,12 +1,15 @@
 //! The SessionHub: which sockets belong to which account on this node, so
-//! that a logout or an account change reaches all of them at once. (In
-//! cluster mode the same notices travel between nodes on the bus.)
+//! that a logout or an account change reaches all of them at once. In
+//! cluster mode it also tells the other nodes' hubs, over the bus, and
+//! passes on what they tell it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 
 use super::Account;
+use crate::bus::{AccountChange, AccountNotice, Bus};
 
 /// What an account's sockets are told.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -20,13 +23,37 @@ pub enum AccountEvent {
     Frame(bytestring::ByteString),
 }
 
-#[derive(Default)]
 pub struct SessionHub {
     sockets: HashMap<i64, HashMap<String, Recipient<AccountEvent>>>,
+    bus: Arc<dyn Bus>,
+}
+
+impl SessionHub {
+    pub fn new(bus: Arc<dyn Bus>) -> SessionHub {
+        SessionHub {
+            sockets: HashMap::new(),
+            bus,
+        }
+    }
+
+    /// Tells this node's sockets of `user_id`; returns how many.
+    fn tell(&self, user_id: i64, event: &AccountEvent) -> usize {
+        let Some(sockets) = self.sockets.get(&user_id) else {
+            return 0;
+        };
+        for socket in sockets.values() {
+            socket.do_send(event.clone());
+        }
+        sockets.len()
+    }
 }
 
 impl Actor for SessionHub {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.bus.route_accounts(ctx.address().recipient());
+    }
 }
 
 impl Supervised for SessionHub {}
@@ -48,7 +75,8 @@ pub struct Detach {
     pub conn: String,
 }
 
-/// Tells every socket of `user_id`.
+/// Tells every socket of `user_id`, on every node. Resolves to how many
+/// were on this one.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct Notify {
@@ -84,12 +112,48 @@ impl Handler<Notify> for SessionHub {
     type Result = usize;
 
     fn handle(&mut self, msg: Notify, _: &mut Context<Self>) -> usize {
-        let Some(sockets) = self.sockets.get(&msg.user_id) else {
-            return 0;
+        self.bus.notify_accounts(&AccountNotice {
+            user_id: msg.user_id,
+            event: change_of(&msg.event),
+        });
+        self.tell(msg.user_id, &msg.event)
+    }
+}
+
+/// Another node's hub tells the sockets here.
+impl Handler<AccountNotice> for SessionHub {
+    type Result = ();
+
+    fn handle(&mut self, notice: AccountNotice, _: &mut Context<Self>) {
+        let event = match notice.event {
+            AccountChange::Changed {
+                name,
+                display_name,
+                is_admin,
+            } => AccountEvent::Changed(Account {
+                id: notice.user_id,
+                name,
+                display_name,
+                is_admin,
+            }),
+            AccountChange::LoggedOut => AccountEvent::LoggedOut,
+            AccountChange::Frame { frame } => AccountEvent::Frame(frame.into()),
         };
-        for socket in sockets.values() {
-            socket.do_send(msg.event.clone());
-        }
-        sockets.len()
+        self.tell(notice.user_id, &event);
+    }
+}
+
+/// An account event as it travels between nodes.
+fn change_of(event: &AccountEvent) -> AccountChange {
+    match event {
+        AccountEvent::Changed(account) => AccountChange::Changed {
+            name: account.name.clone(),
+            display_name: account.display_name.clone(),
+            is_admin: account.is_admin,
+        },
+        AccountEvent::LoggedOut => AccountChange::LoggedOut,
+        AccountEvent::Frame(frame) => AccountChange::Frame {
+            frame: frame.to_string(),
+        },
     }
 }

@@ -18,11 +18,11 @@ use super::store::{self, BidRecord, Closed, Opened, StoredLot};
 use super::LotView;
 use crate::accounts::hub::SessionHub;
 use crate::accounts::store::display_names;
+use crate::bus::{Bus, Delivery, EventKind, TopicEvent, TopicEvents};
 use crate::clock::Clock;
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, BidView, MemberView};
-use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 use crate::rooms::members::{Member, Members};
 use crate::rooms::presence::{self, Announces, Presence};
 use crate::rooms::registry::{RoomRegistry, VacantLot};
@@ -128,7 +128,9 @@ impl Actor for AuctionRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.bus.subscribe(&self.topic, ctx.address().recipient());
+        // Lot events carry the whole lot: one missed while subscribing is
+        // made good by the next, or by the join reply's state.
+        drop(self.bus.subscribe(&self.topic, ctx.address().recipient()));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -212,8 +214,10 @@ impl Handler<JoinLot> for AuctionRoom {
         let db = self.db.clone();
         let lot_id = self.lot_id;
         let now = self.clock.now();
+        let elsewhere = self.bus.members_elsewhere(&self.topic);
         Box::pin(
             async move {
+                let elsewhere = elsewhere.await;
                 let lot = store::get_lot(&db, lot_id)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -224,11 +228,11 @@ impl Handler<JoinLot> for AuctionRoom {
                 let bids = store::bids_for(&db, lot_id, HISTORY)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok::<_, String>(Some((lot, value, bids)))
+                Ok::<_, String>(Some((lot, value, bids, elsewhere)))
             }
             .into_actor(self)
             .map(move |loaded, act, ctx| {
-                let (stored, lot, bids) = match loaded {
+                let (stored, lot, bids, elsewhere) = match loaded {
                     Ok(Some(found)) => found,
                     Ok(None) => {
                         return Err((
@@ -271,9 +275,12 @@ impl Handler<JoinLot> for AuctionRoom {
                     presence::changed(act, ctx);
                 }
                 let bids: Vec<BidView> = bids.iter().map(BidView::from).collect();
+                let mut members = act.members.views();
+                members.extend(elsewhere);
+                members.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.conn.cmp(&b.conn)));
                 Ok(json!({
                     "conn": msg.conn,
-                    "members": act.members.views(),
+                    "members": members,
                     "lot": lot,
                     "bids": bids,
                     "server_time": client::time(now),
@@ -311,14 +318,48 @@ impl Handler<Rename> for AuctionRoom {
     }
 }
 
-impl Handler<TopicEvents> for AuctionRoom {
+impl Handler<Delivery> for AuctionRoom {
     type Result = ();
 
-    fn handle(&mut self, batch: TopicEvents, ctx: &mut Context<Self>) {
+    fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let batch = match delivery {
+            Delivery::Events(batch) => batch,
+            Delivery::Resync => return self.resync(ctx),
+        };
         for conn in self.members.deliver(&batch.events) {
             tracing::warn!(topic = %self.key, conn, "slow consumer closed");
             self.remove(&conn, ctx);
         }
+    }
+}
+
+impl AuctionRoom {
+    /// The bus was away and is back: the others hear again who is here,
+    /// and the members here get the lot as it stands, since events from
+    /// other nodes may have been missed. Lot events carry the whole lot, so
+    /// one is enough.
+    fn resync(&mut self, ctx: &mut Context<Self>) {
+        self.bus.sync_members(&self.topic, self.members.views());
+        let db = self.db.clone();
+        let lot_id = self.lot_id;
+        async move { lot_frame(&db, lot_id).await }
+            .into_actor(self)
+            .map(|frame, act, ctx| match frame {
+                Ok(Some(frame)) => {
+                    let events = [TopicEvent {
+                        kind: EventKind::Lot,
+                        frame,
+                    }];
+                    for conn in act.members.deliver(&events) {
+                        act.remove(&conn, ctx);
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(lot = act.lot_id, error = %err, "could not reload the lot")
+                }
+            })
+            .spawn(ctx);
     }
 }
 

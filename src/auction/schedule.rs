@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use super::room::{finished_frame, lot_topic, started_frame};
 use super::store::{close_due, open_due};
-use crate::rooms::bus::{Bus, EventKind, TopicEvent, TopicEvents};
+use crate::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 
 /// Opens the lots due to open and closes those due to close, as of `now`.
 pub async fn run_due(db: &DatabaseConnection, bus: &dyn Bus, now: DateTime<Utc>) {

@@ -12,8 +12,8 @@ use super::dispatcher::{Dispatcher, LeasesExpired, Wake};
 use super::lease::RetryPolicy;
 use super::sites::Sites;
 use super::store::{self, StartOutcome};
+use crate::bus::Bus;
 use crate::clock::{delta, Clock};
-use crate::rooms::bus::Bus;
 
 /// How often expired leases are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);

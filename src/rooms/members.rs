@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytestring::ByteString;
 
-use super::bus::TopicEvent;
+use crate::bus::TopicEvent;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::MemberView;
 use crate::ws::{Outbound, SendError};

@@ -1,7 +1,6 @@
 //! Real-time rooms (docs/architecture.md §3): client sessions on `/ws`, the
-//! RoomRegistry and its Rooms, and the Bus between nodes.
+//! RoomRegistry and its Rooms. The bus between nodes is `crate::bus`.
 
-pub mod bus;
 pub mod detached;
 pub mod identity;
 pub mod ids;

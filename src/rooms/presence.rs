@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::bus::{EventKind, TopicEvent, TopicEvents};
+use crate::bus::{EventKind, TopicEvent, TopicEvents};
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, MemberView};

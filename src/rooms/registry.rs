@@ -9,14 +9,16 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use sea_orm::DatabaseConnection;
 
-use super::bus::Bus;
-use super::room::{CountMembers, Room, TryClose};
+use super::room::{CountMembers, Post, Room, RoomError, Said, TryClose};
 use super::writer::MessageStore;
 use crate::accounts::hub::SessionHub;
 use crate::auction::room::{AuctionRoom, CountLotMembers, TryCloseLot};
+use crate::bus::Bus;
+use crate::bus::Inbound;
 use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
+use crate::domain::user_name::UserName;
 
 pub struct RoomRegistry {
     db: DatabaseConnection,
@@ -53,6 +55,10 @@ impl RoomRegistry {
 
 impl Actor for RoomRegistry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.bus.route_inbox(ctx.address().recipient());
+    }
 }
 
 impl Supervised for RoomRegistry {
@@ -123,6 +129,96 @@ impl Handler<LotRoomFor> for RoomRegistry {
     }
 }
 
+/// A message another service posts into a chat room: the room is opened
+/// here if it has none on this node, and closes again once it has stored
+/// the message and nobody is in it.
+#[derive(Message)]
+#[rtype(result = "Result<Said, PostError>")]
+pub struct PostMessage {
+    pub room: RoomName,
+    pub user: UserName,
+    pub text: String,
+}
+
+/// Why a posted message was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    #[error("the room stopped; try again")]
+    Gone,
+}
+
+impl Handler<PostMessage> for RoomRegistry {
+    type Result = ResponseFuture<Result<Said, PostError>>;
+
+    fn handle(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> Self::Result {
+        let MessageResult(room) = self.handle(RoomFor { room: msg.room }, ctx);
+        let post = Post {
+            user: msg.user,
+            text: msg.text,
+        };
+        Box::pin(async move {
+            room.send(post)
+                .await
+                .map_err(|_| PostError::Gone)?
+                .map_err(PostError::Room)
+        })
+    }
+}
+
+/// What another service published on the bus's inbox channel: checked as
+/// `POST /api/rooms/{topic}/events` checks it, then posted.
+impl Handler<Inbound> for RoomRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        let post = match inbound_post(&msg.topic, &msg.user, &msg.text, self.settings.max_text) {
+            Ok(post) => post,
+            Err(reason) => {
+                tracing::warn!(id = %msg.id, topic = %msg.topic, reason, "an external event was refused");
+                return;
+            }
+        };
+        let id = msg.id;
+        let reply = self.handle(post, ctx);
+        actix::spawn(async move {
+            match reply.await {
+                Ok(said) => tracing::info!(id, seq = said.seq, "an external event was posted"),
+                Err(err) => {
+                    tracing::warn!(id, error = %err, "an external event could not be posted")
+                }
+            }
+        });
+    }
+}
+
+/// Checks an event another service posts: a chat topic, a name, and a text
+/// held to the limits a member's is.
+pub fn inbound_post(
+    topic: &str,
+    user: &str,
+    text: &str,
+    max_text: usize,
+) -> Result<PostMessage, String> {
+    let room = match Topic::parse(topic) {
+        Ok(Topic::Chat(room)) => room,
+        Ok(_) => {
+            return Err(format!(
+                "{topic} is not a chat room; only chat rooms take posts"
+            ))
+        }
+        Err(err) => return Err(err),
+    };
+    let user = UserName::parse_guest(user).map_err(|e| format!("user: {e}"))?;
+    super::session::check_text(text, max_text).map_err(|(_, message)| message)?;
+    Ok(PostMessage {
+        room,
+        user,
+        text: text.to_owned(),
+    })
+}
+
 /// A lot changed outside its room (an admin edited or cancelled it): every
 /// node's watchers get a `lot` event with the new state.
 #[derive(Message)]
@@ -140,10 +236,10 @@ impl Handler<LotChanged> for RoomRegistry {
         ctx.spawn(
             async move {
                 match crate::auction::room::lot_frame(&db, msg.lot_id).await {
-                    Ok(Some(frame)) => bus.publish(super::bus::TopicEvents {
+                    Ok(Some(frame)) => bus.publish(crate::bus::TopicEvents {
                         topic: crate::auction::room::lot_topic(msg.lot_id),
-                        events: vec![super::bus::TopicEvent {
-                            kind: super::bus::EventKind::Lot,
+                        events: vec![crate::bus::TopicEvent {
+                            kind: crate::bus::EventKind::Lot,
                             frame,
                         }],
                     }),

@@ -9,18 +9,19 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
+use futures_util::future::{self, LocalBoxFuture};
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::bus::{Bus, EventKind, TopicEvent, TopicEvents};
 use super::detached::Detached;
 use super::members::{Member, Members};
 use super::presence::{self, Announces, Presence};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
 use super::writer::MessageStore;
+use crate::bus::{Bus, Delivery, EventKind, TopicEvent, TopicEvents};
 use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
@@ -28,6 +29,7 @@ use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, MemberView, MessageView};
 use crate::ws::{Outbound, SendError};
 
+mod catch_up;
 mod storing;
 
 use storing::{SayReply, Unstored, UNSTORED_MAX};
@@ -76,8 +78,15 @@ pub struct Room {
     /// The mark is being brought down to `last_seq` (all stored), so that a
     /// later start carries on without a gap. Numbering waits meanwhile.
     settling: bool,
-    /// Who is typing, until when.
+    /// Who is typing on this node, until when.
     typing: BTreeMap<String, Instant>,
+    /// Who is typing on each node, this one included, as each last said.
+    typing_by_node: BTreeMap<String, Vec<String>>,
+    /// Events that arrived while missed messages were being read.
+    held: VecDeque<TopicEvents>,
+    /// Messages some node numbered never reached this one (the bus was away):
+    /// they are being read from the database, and events wait meanwhile.
+    catching_up: bool,
 }
 
 /// Why a room refused a request; each maps to a protocol error code.
@@ -93,6 +102,8 @@ pub enum RoomError {
     Backlog,
     #[error("the room could not load its history; try again")]
     Unavailable,
+    #[error("this server cannot reach the others right now, so messages cannot be sent; try again shortly")]
+    Cut,
 }
 
 impl RoomError {
@@ -101,6 +112,7 @@ impl RoomError {
             RoomError::NotJoined => "not_joined",
             RoomError::NotInTopic(_) => "not_in_topic",
             RoomError::Store | RoomError::Backlog | RoomError::Unavailable => "internal",
+            RoomError::Cut => "unavailable",
         }
     }
 }
@@ -140,6 +152,9 @@ impl Room {
             reserving: false,
             settling: false,
             typing: BTreeMap::new(),
+            typing_by_node: BTreeMap::new(),
+            held: VecDeque::new(),
+            catching_up: false,
         }
     }
 
@@ -157,9 +172,103 @@ impl Room {
         });
     }
 
+    /// Says who is typing here; every node's room (this one too) shows it
+    /// with who is typing elsewhere.
     fn publish_typing(&mut self) {
-        let users: Vec<&str> = self.typing.keys().map(String::as_str).collect();
-        self.publish(EventKind::Typing, client::typing(&self.key, &users));
+        let users = self.typing.keys().cloned().collect();
+        let node = self.bus.node().to_string();
+        self.publish(EventKind::Typing { node, users }, ByteString::new());
+    }
+
+    /// Who is typing on every node, as one frame.
+    fn typing_frame(&self) -> ByteString {
+        let mut users: Vec<&str> = self
+            .typing_by_node
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        client::typing(&self.key, &users)
+    }
+
+    /// Takes in a topic's events, in order, and delivers them. On a shared
+    /// bus, a message that skips seqs means some were missed: they are
+    /// read from the database first, and what follows waits for them.
+    fn receive(&mut self, batch: TopicEvents, ctx: &mut Context<Self>) {
+        if self.catching_up {
+            self.held.push_back(batch);
+            return;
+        }
+        let shared = self.bus.shared();
+        let mut out = Vec::with_capacity(batch.events.len());
+        let mut events = batch.events.into_iter();
+        while let Some(event) = events.next() {
+            match &event.kind {
+                EventKind::Message(view) => {
+                    if shared && view.seq <= self.last_seq {
+                        // Read already, while catching up.
+                        continue;
+                    }
+                    if shared && view.seq > self.last_seq + 1 {
+                        let missed_upto = view.seq - 1;
+                        let rest = std::iter::once(event).chain(events).collect();
+                        self.held.push_front(TopicEvents {
+                            topic: self.topic.clone(),
+                            events: rest,
+                        });
+                        self.deliver_received(out, ctx);
+                        self.catch_up(missed_upto, ctx);
+                        return;
+                    }
+                    self.last_seq = self.last_seq.max(view.seq);
+                    self.recent.push_back(view.clone());
+                    out.push(event);
+                }
+                EventKind::Typing { node, users } => {
+                    if users.is_empty() {
+                        self.typing_by_node.remove(node);
+                    } else {
+                        self.typing_by_node.insert(node.clone(), users.clone());
+                    }
+                    out.push(TopicEvent {
+                        frame: self.typing_frame(),
+                        kind: event.kind,
+                    });
+                }
+                EventKind::Signal { to } => {
+                    let to = to.clone();
+                    self.relay(&to, event.frame, ctx);
+                }
+                _ => out.push(event),
+            }
+        }
+        self.deliver_received(out, ctx);
+    }
+
+    /// Delivers received events, and lets go of stored messages past what
+    /// is kept. Unstored ones stay: a resume that reads the database finds
+    /// them here.
+    fn deliver_received(&mut self, events: Vec<TopicEvent>, ctx: &mut Context<Self>) {
+        let stored = self.stored_seq();
+        while self.recent.len() > RECENT_KEPT
+            && self.recent.front().is_some_and(|m| m.seq <= stored)
+        {
+            self.recent.pop_front();
+        }
+        self.deliver(&events, ctx);
+    }
+
+    /// Hands a signal frame to one member, if it is here.
+    fn relay(&mut self, to: &str, frame: ByteString, ctx: &mut Context<Self>) {
+        let Some(target) = self.members.get(to) else {
+            return;
+        };
+        if let Err(SendError::Full) = target.out.text(frame) {
+            tracing::warn!(topic = %self.key, conn = %to, "slow consumer closed");
+            self.remove(to, ctx);
+        }
     }
 
     /// Pushes events to members; those that cannot keep up are closed and
@@ -191,7 +300,7 @@ impl Room {
         }
         // Members on other nodes still need the last leaves.
         presence::flush(self);
-        if self.reserved > self.last_seq {
+        if self.must_settle() {
             self.settle(ctx);
             return;
         }
@@ -232,29 +341,49 @@ impl Actor for Room {
         let name = self.name.clone();
         let now = self.clock.now();
         let keep = self.settings.history.clamp(1, RECENT_KEPT);
+        let bus = self.bus.clone();
+        let topic = self.topic.clone();
+        // Subscribed first: whatever is numbered from then on arrives, and
+        // whatever was numbered before is in the database, or about to be.
+        let subscribed = self.bus.subscribe(&self.topic, ctx.address().recipient());
         // Nothing is served until the room knows where its topic stands.
         async move {
+            subscribed.await;
             store::ensure_room(&db, &name, now).await?;
             let stored = store::last_seq(&db, &key).await?;
             let reserved = store::seq_reserved(&db, &name).await?;
+            let counter = if bus.shared() {
+                catch_up::counter(bus.as_ref(), &db, &key, &topic, stored.max(reserved)).await
+            } else {
+                None
+            };
             let recent = store::recent(&db, &key, keep).await?;
-            Ok::<_, sea_orm::DbErr>((stored, reserved, recent))
+            Ok::<_, sea_orm::DbErr>((stored, reserved, counter, recent))
         }
         .into_actor(self)
         .map(|loaded, act, ctx| match loaded {
-            Ok((stored, reserved, recent)) => {
-                if reserved > stored {
-                    // The last run stopped without settling its mark: the
-                    // seqs up to it may have been seen, so none is reused.
-                    tracing::warn!(
-                        topic = %act.key,
-                        stored,
-                        reserved,
-                        "room carries on above its mark; messages seen before a crash may be gone"
-                    );
-                }
-                act.last_seq = stored.max(reserved);
-                act.reserved = act.last_seq;
+            Ok((stored, reserved, counter, recent)) => {
+                act.last_seq = match counter {
+                    // Another node may number past the mark this node knows;
+                    // the bus's counter is where the topic stands.
+                    Some(counter) => counter.max(stored),
+                    None if act.bus.shared() => stored,
+                    None => {
+                        if reserved > stored {
+                            // The last run stopped without settling its mark:
+                            // the seqs up to it may have been seen, so none
+                            // is reused.
+                            tracing::warn!(
+                                topic = %act.key,
+                                stored,
+                                reserved,
+                                "room carries on above its mark; messages seen before a crash may be gone"
+                            );
+                        }
+                        stored.max(reserved)
+                    }
+                };
+                act.reserved = reserved.max(act.last_seq);
                 act.recent = recent.iter().map(store::view).collect();
             }
             Err(err) => {
@@ -263,7 +392,6 @@ impl Actor for Room {
             }
         })
         .wait(ctx);
-        self.bus.subscribe(&self.topic, ctx.address().recipient());
         ctx.run_interval(TYPING_SWEEP, |act, _| {
             let now = Instant::now();
             let before = act.typing.len();
@@ -321,7 +449,8 @@ impl Handler<Join> for Room {
             );
             presence::changed(self, ctx);
         }
-        let members = self.members.views();
+        let local = self.members.views();
+        let elsewhere = self.bus.members_elsewhere(&self.topic);
         let seq = self.last_seq;
         let conn = msg.conn;
         let cap = self.settings.resume_cap;
@@ -335,62 +464,60 @@ impl Handler<Join> for Room {
                 .collect();
             newer[newer.len().saturating_sub(limit)..].to_vec()
         };
-        let joined = move |history, truncated| Joined {
-            conn,
-            members,
-            history,
-            seq,
-            truncated,
-        };
-        match msg.since {
-            None => {
-                let history = from_memory(0, self.settings.history);
-                Box::pin(fut::ready(Ok(joined(history, false))))
+        let history: LocalBoxFuture<'static, Result<(Vec<MessageView>, bool), RoomError>> =
+            match msg.since {
+                None => {
+                    let history = from_memory(0, self.settings.history);
+                    Box::pin(future::ready(Ok((history, false))))
+                }
+                // Everything missed is still in memory.
+                Some(since) if since + 1 >= oldest_kept || since >= seq => {
+                    let missed = self.recent.iter().filter(|m| m.seq > since);
+                    // Counted, not worked out from seqs: a crash leaves a gap
+                    // in them, and messages not in `recent` yet reach the
+                    // member live.
+                    let truncated = missed.clone().count() > cap;
+                    let history = missed.take(cap).cloned().collect::<Vec<_>>();
+                    Box::pin(future::ready(Ok((history, truncated))))
+                }
+                Some(since) => {
+                    // What the database may not have yet (this node's
+                    // unstored messages, and others' just numbered) is in
+                    // memory.
+                    let kept: Vec<MessageView> = self
+                        .recent
+                        .iter()
+                        .filter(|m| m.seq > since)
+                        .cloned()
+                        .collect();
+                    Box::pin(catch_up::history(
+                        self.db.clone(),
+                        self.key.clone(),
+                        since,
+                        seq,
+                        cap,
+                        kept,
+                        self.bus.shared(),
+                    ))
+                }
+            };
+        Box::pin(
+            async move {
+                let (history, elsewhere) = future::join(history, elsewhere).await;
+                let (history, truncated) = history?;
+                let mut members = local;
+                members.extend(elsewhere);
+                members.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.conn.cmp(&b.conn)));
+                Ok(Joined {
+                    conn,
+                    members,
+                    history,
+                    seq,
+                    truncated,
+                })
             }
-            // Everything missed is still in memory.
-            Some(since) if since + 1 >= oldest_kept || since >= seq => {
-                let missed = self.recent.iter().filter(|m| m.seq > since);
-                // Counted, not worked out from seqs: a crash leaves a gap in
-                // them, and messages not in `recent` yet reach the member live.
-                let truncated = missed.clone().count() > cap;
-                let history = missed.take(cap).cloned().collect::<Vec<_>>();
-                Box::pin(fut::ready(Ok(joined(history, truncated))))
-            }
-            Some(since) => {
-                let db = self.db.clone();
-                let key = self.key.clone();
-                // What the database may not have yet comes from memory.
-                let stored = self.stored_seq();
-                let unstored: Vec<MessageView> = self
-                    .recent
-                    .iter()
-                    .filter(|m| m.seq > stored.max(since))
-                    .cloned()
-                    .collect();
-                Box::pin(
-                    async move { store::after(&db, &key, since, cap).await }
-                        .into_actor(self)
-                        .map(move |rows, _, _| match rows {
-                            Ok((rows, truncated)) => {
-                                let mut history: Vec<MessageView> =
-                                    rows.iter().map(store::view).collect();
-                                if !truncated {
-                                    let read = history.last().map_or(since, |m| m.seq);
-                                    history.extend(unstored.into_iter().filter(|m| m.seq > read));
-                                }
-                                // Only up to the seq the reply names; later ones
-                                // reach the member live.
-                                history.retain(|m| m.seq <= seq);
-                                Ok(joined(history, truncated))
-                            }
-                            Err(err) => {
-                                tracing::error!(error = %err, "could not read history");
-                                Err(RoomError::Unavailable)
-                            }
-                        }),
-                )
-            }
-        }
+            .into_actor(self),
+        )
     }
 }
 
@@ -513,43 +640,73 @@ pub struct Signal {
 }
 
 impl Handler<Signal> for Room {
-    type Result = Result<(), RoomError>;
+    type Result = ResponseActFuture<Self, Result<(), RoomError>>;
 
     fn handle(&mut self, msg: Signal, ctx: &mut Context<Self>) -> Self::Result {
         if !self.members.contains_key(&msg.from) {
-            return Err(RoomError::NotJoined);
+            return Box::pin(fut::ready(Err(RoomError::NotJoined)));
         }
-        let Some(target) = self.members.get(&msg.to) else {
-            return Err(RoomError::NotInTopic(msg.to));
-        };
         let frame = client::signal(&self.key, &msg.from, &msg.data);
-        if let Err(SendError::Full) = target.out.text(frame) {
-            tracing::warn!(topic = %self.key, conn = %msg.to, "slow consumer closed");
-            self.remove(&msg.to, ctx);
+        if self.members.contains_key(&msg.to) {
+            self.relay(&msg.to, frame, ctx);
+            return Box::pin(fut::ready(Ok(())));
         }
-        Ok(())
+        // On another node, if anywhere: its room there hands it over.
+        let elsewhere = self.bus.members_elsewhere(&self.topic);
+        Box::pin(elsewhere.into_actor(self).map(move |members, act, _| {
+            if !members.iter().any(|m| m.conn == msg.to) {
+                return Err(RoomError::NotInTopic(msg.to));
+            }
+            act.bus.publish(TopicEvents {
+                topic: act.topic.clone(),
+                events: vec![TopicEvent {
+                    kind: EventKind::Signal { to: msg.to },
+                    frame,
+                }],
+            });
+            Ok(())
+        }))
     }
 }
 
-impl Handler<TopicEvents> for Room {
+/// Another service posts a message into the room (`bus::Inbound`): it is
+/// numbered, stored and delivered like anything said here.
+#[derive(Message)]
+#[rtype(result = "Result<Said, RoomError>")]
+pub struct Post {
+    pub user: UserName,
+    pub text: String,
+}
+
+impl Handler<Post> for Room {
+    type Result = ResponseFuture<Result<Said, RoomError>>;
+
+    fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) -> Self::Result {
+        if self.unstored.len() >= UNSTORED_MAX {
+            return Box::pin(async { Err(RoomError::Backlog) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.push((
+            NewMessage {
+                user: msg.user.to_string(),
+                text: msg.text,
+                at: self.clock.now(),
+            },
+            tx,
+        ));
+        self.number(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(RoomError::Store)) })
+    }
+}
+
+impl Handler<Delivery> for Room {
     type Result = ();
 
-    fn handle(&mut self, batch: TopicEvents, ctx: &mut Context<Self>) {
-        for event in &batch.events {
-            if let EventKind::Message(view) = &event.kind {
-                self.last_seq = self.last_seq.max(view.seq);
-                self.recent.push_back(view.clone());
-            }
+    fn handle(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        match delivery {
+            Delivery::Events(batch) => self.receive(batch, ctx),
+            Delivery::Resync => self.resync(ctx),
         }
-        // Unstored messages stay: a resume that reads the database finds
-        // them here.
-        let stored = self.stored_seq();
-        while self.recent.len() > RECENT_KEPT
-            && self.recent.front().is_some_and(|m| m.seq <= stored)
-        {
-            self.recent.pop_front();
-        }
-        self.deliver(&batch.events, ctx);
     }
 }
 
@@ -567,7 +724,7 @@ impl Handler<TryClose> for Room {
         if !idle {
             return false;
         }
-        if self.reserved > self.last_seq {
+        if self.must_settle() {
             // Its mark must come down first; it asks again when it has.
             self.settle(ctx);
             return false;

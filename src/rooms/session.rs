@@ -18,6 +18,7 @@ use super::registry::{LotRoomFor, RoomFor, RoomRegistry};
 use super::room::{Join, Joined, Leave, Rename, Room, RoomError, Say, Signal, Typing};
 use crate::accounts::hub::{AccountEvent, Attach, Detach, SessionHub};
 use crate::auction::room::{AuctionRoom, JoinLot, LeaveLot, PlaceBid};
+use crate::bus::NodeId;
 use crate::clock::Clock;
 use crate::config::{ChatSettings, WsSettings};
 use crate::domain::topic::{RoomName, Topic};
@@ -47,30 +48,35 @@ pub struct ClientSession {
     signed_out: bool,
 }
 
+/// What every client session on a node shares.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub registry: Addr<RoomRegistry>,
+    pub clock: Clock,
+    pub ws: Arc<WsSettings>,
+    pub chat: Arc<ChatSettings>,
+    pub hub: Addr<SessionHub>,
+    /// Part of every connection id, so that ids are unique in a cluster.
+    pub node: NodeId,
+}
+
 impl ClientSession {
-    pub fn new(
-        identity: Identity,
-        out: Outbound,
-        registry: Addr<RoomRegistry>,
-        clock: Clock,
-        ws: Arc<WsSettings>,
-        chat: Arc<ChatSettings>,
-        hub: Addr<SessionHub>,
-    ) -> ClientSession {
+    pub fn new(identity: Identity, out: Outbound, deps: SessionDeps) -> ClientSession {
         let now = Instant::now();
+        let n = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         ClientSession {
-            conn: format!("c-{}", NEXT_CONN.fetch_add(1, Ordering::Relaxed)),
+            conn: format!("c-{}-{n}", deps.node),
             identity,
             out,
-            registry,
-            clock,
-            bucket: TokenBucket::new(ws.rate, ws.burst, now),
-            ws,
-            chat,
+            registry: deps.registry,
+            clock: deps.clock,
+            bucket: TokenBucket::new(deps.ws.rate, deps.ws.burst, now),
+            ws: deps.ws,
+            chat: deps.chat,
             rooms: HashMap::new(),
             lots: HashMap::new(),
             last_seen: now,
-            hub,
+            hub: deps.hub,
             signed_out: false,
         }
     }
@@ -418,7 +424,7 @@ async fn join_room(
 
 /// A message's text: not blank, within the limit, no control characters
 /// other than line breaks and tabs.
-fn check_text(text: &str, max: usize) -> Result<(), (&'static str, String)> {
+pub(crate) fn check_text(text: &str, max: usize) -> Result<(), (&'static str, String)> {
     if text.trim().is_empty() {
         return Err(("empty_text", "say something: the text is empty".to_owned()));
     }

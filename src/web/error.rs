@@ -106,6 +106,9 @@ pub enum ApiError {
     Conflict { message: String, id: i64 },
     #[error("{0}")]
     TooManyRequests(String),
+    /// Something the call needs is down for now (in a cluster, the bus).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -125,6 +128,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +141,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(m) => ("forbidden", m.clone()),
             ApiError::Conflict { message, .. } => ("conflict", message.clone()),
             ApiError::TooManyRequests(m) => ("too_many_requests", m.clone()),
+            ApiError::Unavailable(m) => ("unavailable", m.clone()),
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "api call failed");
                 ("internal", "internal error; see the server log".to_owned())

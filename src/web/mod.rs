@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auctions;
 pub mod auth;
 pub mod chart;
+pub mod cluster;
 pub mod error;
 pub mod games;
 pub mod health;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub merger: Addr<Merger>,
     pub scheduler: Addr<Scheduler>,
     pub registry: Addr<RoomRegistry>,
+    /// This node's bus: its id, and the cluster's state and nodes.
+    pub bus: Arc<dyn crate::bus::Bus>,
     pub ws: Arc<WsSettings>,
     pub chat: Arc<ChatSettings>,
     pub worker_token: String,
@@ -155,6 +158,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/games/{id}", web::get().to(api::show_game))
                 .route("/workers", web::get().to(api::list_workers))
                 .route("/rooms/{name}/messages", web::get().to(rooms::messages))
+                .route("/rooms/{topic}/events", web::post().to(cluster::post_event))
+                .route("/nodes", web::get().to(cluster::nodes))
                 .route("/demo/seed", web::post().to(api::set_demo_seed)),
         )
         .configure(crate::demo::configure);

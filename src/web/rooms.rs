@@ -18,7 +18,7 @@ use crate::domain::topic::{RoomName, Topic};
 use crate::metrics::Connection;
 use crate::rooms::identity::{identify_guest, Identity, IdentityError};
 use crate::rooms::registry::ListRooms;
-use crate::rooms::session::ClientSession;
+use crate::rooms::session::{ClientSession, SessionDeps};
 use crate::rooms::store;
 use crate::ws::Limits;
 
@@ -213,19 +213,21 @@ pub async fn upgrade(
         max_message: ws.hard_frame_limit,
     };
     let open = state.metrics.open(Connection::Client);
-    let (registry, clock, chat, hub) = (
-        state.registry.clone(),
-        state.clock.clone(),
-        state.chat.clone(),
-        state.accounts.hub.clone(),
-    );
+    let deps = SessionDeps {
+        registry: state.registry.clone(),
+        clock: state.clock.clone(),
+        ws: ws.clone(),
+        chat: state.chat.clone(),
+        hub: state.accounts.hub.clone(),
+        node: state.bus.node().clone(),
+    };
     Ok(crate::ws::accept(
         &req,
         limits,
         &state.leaving,
         open,
         move |out, incoming| {
-            let client = ClientSession::new(identity, out, registry, clock, ws, chat, hub);
+            let client = ClientSession::new(identity, out, deps);
             ClientSession::create(|ctx| {
                 ctx.add_stream(incoming);
                 client

@@ -45,15 +45,30 @@ impl ChatClient {
         ChatClient::connect_full(app, None, None, Some(cookie)).await
     }
 
+    /// Opens `<ws_base>/ws?name=<name>` on any server, a cluster's load
+    /// balancer among them.
+    pub async fn connect_to(ws_base: &str, name: &str) -> Result<ChatClient, Ended> {
+        ChatClient::connect_at(ws_base, Some(name), None, None).await
+    }
+
     async fn connect_full(
         app: &TestApp,
         name: Option<&str>,
         origin: Option<&str>,
         cookie: Option<&str>,
     ) -> Result<ChatClient, Ended> {
+        ChatClient::connect_at(&app.ws, name, origin, cookie).await
+    }
+
+    async fn connect_at(
+        ws_base: &str,
+        name: Option<&str>,
+        origin: Option<&str>,
+        cookie: Option<&str>,
+    ) -> Result<ChatClient, Ended> {
         let url = match name {
-            Some(name) => format!("{}/ws?name={}", app.ws, crate::crawl::urlencode(name)),
-            None => format!("{}/ws", app.ws),
+            Some(name) => format!("{ws_base}/ws?name={}", crate::crawl::urlencode(name)),
+            None => format!("{ws_base}/ws"),
         };
         let mut request = awc::Client::new().ws(url).max_frame_size(8 << 20);
         if let Some(origin) = origin {

@@ -18,6 +18,7 @@ mod chat_cli;
 mod chat_client;
 mod cluster;
 mod cluster_helpers;
+mod cluster_rooms;
 mod crawl;
 mod faults;
 mod helpers;

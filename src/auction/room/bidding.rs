@@ -14,8 +14,8 @@ use crate::accounts::store::display_names;
 use crate::auction::bid::Standing;
 use crate::auction::store::{self, PlaceBidError};
 use crate::auction::{BidError, BidRequest, LotRules, LotState};
+use crate::bus::EventKind;
 use crate::protocol::client::{self, BidView};
-use crate::rooms::bus::EventKind;
 use crate::rooms::detached::Detached;
 
 /// An account bids (a proxy bid when `max_cents` is given).

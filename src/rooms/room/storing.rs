@@ -10,8 +10,9 @@ use entity::messages;
 use tokio::sync::oneshot;
 
 use super::{Room, RoomError, Said};
+use crate::bus::{BusError, Draft};
 use crate::protocol::client;
-use crate::rooms::bus::{EventKind, TopicEvent};
+use crate::rooms::presence;
 use crate::rooms::store::{self, NewMessage};
 use crate::rooms::writer::WriteMessages;
 
@@ -21,6 +22,9 @@ pub(super) const UNSTORED_MAX: usize = 5_000;
 /// Seqs a room may number ahead of the last one, without a database write.
 /// A crash loses at most this many seqs; they are never given out again.
 const SEQ_BLOCK: u64 = 1_000;
+/// Attempts at numbering a batch: the mark may have to go up, or the bus's
+/// counter be set, before it succeeds.
+const NUMBER_ATTEMPTS: u32 = 4;
 /// Attempts at storing a batch before its senders are told it failed.
 const STORE_ATTEMPTS: u32 = 8;
 /// The first pause between attempts; each next one doubles, up to
@@ -29,6 +33,19 @@ const STORE_RETRY: Duration = Duration::from_millis(100);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub(super) type SayReply = oneshot::Sender<Result<Said, RoomError>>;
+
+/// Why a batch was not numbered.
+#[derive(Debug, thiserror::Error)]
+enum NumberError {
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+fn batch_len(count: u64) -> usize {
+    usize::try_from(count).unwrap_or(usize::MAX)
+}
 
 /// A message members have, on its way to the database.
 pub(super) struct Unstored {
@@ -41,11 +58,15 @@ impl Room {
     /// Numbers what was said since the last batch and publishes it at once;
     /// storing follows. Members see a message without waiting for the database,
     /// and its sender's reply waits for the commit (docs/protocol.md §1). Seqs
-    /// are taken here, one batch at a time, so they stay gap-free.
+    /// are taken by the bus as it publishes, one batch at a time, so they stay
+    /// gap-free and in one order on every node.
     pub(super) fn number(&mut self, ctx: &mut Context<Self>) {
         if self.numbering || self.settling || self.pending.is_empty() {
             return;
         }
+        // Who came and went goes first: nobody hears someone speak before
+        // hearing they came.
+        presence::flush(self);
         self.numbering = true;
         let (batch, replies): (Vec<NewMessage>, Vec<_>) =
             std::mem::take(&mut self.pending).into_iter().unzip();
@@ -53,40 +74,64 @@ impl Room {
         let ids = self.store.ids.clone();
         let topic = self.topic.clone();
         let after = self.last_seq;
-        let count = batch.len();
-        let (db, name) = (self.db.clone(), self.name.clone());
+        let count = batch.len() as u64;
+        let (db, name, key) = (self.db.clone(), self.name.clone(), self.key.clone());
         // Past the mark, the mark goes up first (rarely: `reserve_ahead`
         // keeps it ahead).
-        let raise =
-            (after + count as u64 > self.reserved).then_some(after + count as u64 + SEQ_BLOCK);
+        let raise = (after + count > self.reserved).then_some(after + count + SEQ_BLOCK);
+        let mut ceiling = raise.unwrap_or(self.reserved);
+        let texts: Vec<(String, String, String)> = batch
+            .iter()
+            .map(|m| (m.user.clone(), m.text.clone(), client::time(m.at)))
+            .collect();
         async move {
             if let Some(upto) = raise {
-                store::raise_seq_reserved(&db, &name, upto)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store::raise_seq_reserved(&db, &name, upto).await?;
             }
-            let first = bus
-                .sequence(&topic, after, count as u64)
-                .await
-                .map_err(|e| e.to_string())?;
-            let ids = ids.take(count).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((first, ids))
+            let ids = ids.take(batch_len(count)).await?;
+            let drafts: Vec<Draft> = ids
+                .iter()
+                .zip(texts)
+                .map(|(&id, (user, text, at))| Draft { id, user, text, at })
+                .collect();
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match bus.publish_messages(&topic, after, ceiling, &drafts).await {
+                    Ok(first) => return Ok((first, ids, ceiling)),
+                    // Another node numbered up to the mark: it goes up.
+                    Err(BusError::PastMark(last)) if attempts < NUMBER_ATTEMPTS => {
+                        ceiling = last + count + SEQ_BLOCK;
+                        store::raise_seq_reserved(&db, &name, ceiling).await?;
+                    }
+                    // Redis has no counter for the topic: it starts above
+                    // anything the database says may have been seen.
+                    Err(BusError::Unnumbered) if attempts < NUMBER_ATTEMPTS => {
+                        let stored = store::last_seq(&db, &key).await?;
+                        let reserved = store::seq_reserved(&db, &name).await?;
+                        bus.start_numbering(&topic, stored.max(reserved)).await?;
+                    }
+                    Err(err) => return Err(NumberError::Bus(err)),
+                }
+            }
         }
         .into_actor(self)
         .map(move |numbered, act, ctx| {
             act.numbering = false;
             match numbered {
-                Ok((first, ids)) => {
-                    if let Some(upto) = raise {
-                        act.reserved = act.reserved.max(upto);
-                    }
+                Ok((first, ids, ceiling)) => {
+                    act.reserved = act.reserved.max(ceiling);
                     act.publish_said(first, ids, batch, replies, ctx);
                     act.reserve_ahead(ctx);
                 }
                 Err(err) => {
+                    let refusal = match err {
+                        NumberError::Bus(BusError::Down(_)) => RoomError::Cut,
+                        _ => RoomError::Store,
+                    };
                     tracing::error!(topic = %act.key, error = %err, "could not number messages");
                     for reply in replies {
-                        let _ = reply.send(Err(RoomError::Store));
+                        let _ = reply.send(Err(refusal.clone()));
                     }
                 }
             }
@@ -96,6 +141,10 @@ impl Room {
         .spawn(ctx);
     }
 
+    /// Keeps what was just published, to store it and to answer its
+    /// senders. On one node the room numbers, so it knows its last seq now;
+    /// on a shared bus it learns it as the messages come back, in order
+    /// with everyone else's.
     pub(super) fn publish_said(
         &mut self,
         first: u64,
@@ -104,7 +153,7 @@ impl Room {
         replies: Vec<SayReply>,
         ctx: &mut Context<Self>,
     ) {
-        let mut events = Vec::with_capacity(batch.len());
+        let shared = self.bus.shared();
         for (((message, reply), id), seq) in batch.into_iter().zip(replies).zip(ids).zip(first..) {
             let row = Arc::new(messages::Model {
                 id,
@@ -114,15 +163,11 @@ impl Room {
                 text: message.text,
                 at: message.at,
             });
-            let view = store::view(&row);
-            self.last_seq = self.last_seq.max(seq);
-            events.push(TopicEvent {
-                frame: client::message(&self.key, &view),
-                kind: EventKind::Message(view),
-            });
+            if !shared {
+                self.last_seq = self.last_seq.max(seq);
+            }
             self.unstored.push_back(Unstored { row, reply });
         }
-        self.publish_all(events);
         self.store(ctx);
     }
 

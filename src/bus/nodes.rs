@@ -1,0 +1,152 @@
+//! The node registry: each node says every `HEARTBEAT` that it is alive and
+//! what it holds, and any node that sees another silent for `NODE_TTL`
+//! takes its members out of every presence list (and its typing with them).
+//! Which node does it is settled by a claim in Redis, so it happens once.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::redis::{keys, Link};
+use super::{scripts, wire, BusError};
+use crate::protocol::client::{self, MemberView};
+
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a node may be silent before the others count it dead; its
+/// members leave within this and one heartbeat of the node that notices.
+pub const NODE_TTL: Duration = Duration::from_secs(10);
+/// How long one node's claim on cleaning up after a dead one holds.
+const REAP_CLAIM_SECS: u64 = 60;
+
+/// A node as `/api/nodes` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Where the node listens.
+    pub address: String,
+    pub started_at: String,
+    /// Client WebSockets open on the node.
+    pub clients: u64,
+    /// Chat rooms and lots with members on the node.
+    pub rooms: u64,
+}
+
+/// What a heartbeat learned.
+pub(super) struct Beat {
+    /// Nodes silent for longer than `NODE_TTL`.
+    pub dead: Vec<String>,
+    /// This node was not in the registry: it is new, or the others counted
+    /// it dead and took its members out of the presence lists.
+    pub returned: bool,
+}
+
+/// Says this node is alive.
+pub(super) async fn beat(link: &Link, info: &NodeInfo) -> Result<Beat, BusError> {
+    let json = serde_json::to_string(info).map_err(|e| BusError::Down(e.to_string()))?;
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::HEARTBEAT)
+        .arg(2)
+        .arg(keys::NODES)
+        .arg(keys::node_info(&info.id))
+        .arg(&info.id)
+        .arg(json)
+        .arg(NODE_TTL.as_millis() as u64);
+    let (added, dead): (i64, Vec<String>) = redis::from_redis_value(link.call(cmd).await?)
+        .map_err(|e| BusError::Down(e.to_string()))?;
+    Ok(Beat {
+        dead,
+        returned: added == 1,
+    })
+}
+
+/// The live nodes, as each last described itself.
+pub(super) async fn list(link: &Link) -> Result<Vec<NodeInfo>, BusError> {
+    let mut ids = redis::cmd("ZRANGE");
+    ids.arg(keys::NODES).arg(0).arg(-1);
+    let ids: Vec<String> = redis::from_redis_value(link.call(ids).await?)
+        .map_err(|e| BusError::Down(e.to_string()))?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut infos = redis::cmd("MGET");
+    for id in &ids {
+        infos.arg(keys::node_info(id));
+    }
+    let infos: Vec<Option<String>> = redis::from_redis_value(link.call(infos).await?)
+        .map_err(|e| BusError::Down(e.to_string()))?;
+    // A node whose description expired is dead, and about to be cleaned up.
+    Ok(infos
+        .into_iter()
+        .flatten()
+        .filter_map(|json| serde_json::from_str(&json).ok())
+        .collect())
+}
+
+/// Takes a dead node's members out of every topic they were in, telling
+/// the members left, and forgets the node. Does nothing if another node
+/// claimed the work first.
+pub(super) async fn reap(link: &Link, me: &str, dead: &str) -> Result<(), BusError> {
+    let mut claim = redis::cmd("SET");
+    claim
+        .arg(keys::reaping(dead))
+        .arg(me)
+        .arg("NX")
+        .arg("EX")
+        .arg(REAP_CLAIM_SECS);
+    if !matches!(link.call(claim).await?, redis::Value::Okay) {
+        return Ok(());
+    }
+    let mut topics = redis::cmd("SMEMBERS");
+    topics.arg(keys::node_topics(dead));
+    let topics: Vec<String> = redis::from_redis_value(link.call(topics).await?)
+        .map_err(|e| BusError::Down(e.to_string()))?;
+    let mut gone = 0;
+    for topic in &topics {
+        let mut members = redis::cmd("HGETALL");
+        members.arg(keys::members(topic));
+        let members: Vec<(String, String)> = redis::from_redis_value(link.call(members).await?)
+            .map_err(|e| BusError::Down(e.to_string()))?;
+        let leaves: Vec<MemberView> = members
+            .into_iter()
+            .filter_map(|(conn, value)| {
+                let (owner, user) = value.split_once('\t')?;
+                (owner == dead).then(|| MemberView {
+                    conn,
+                    user: user.to_owned(),
+                })
+            })
+            .collect();
+        let channel = format!("{}{topic}", keys::TOPIC_PREFIX);
+        if !leaves.is_empty() {
+            let mut hdel = redis::cmd("HDEL");
+            hdel.arg(keys::members(topic));
+            for leave in &leaves {
+                hdel.arg(&leave.conn);
+            }
+            link.send(hdel);
+            let frame = client::presence(topic, &[], &leaves);
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(&channel).arg(wire::presence(dead, &frame));
+            link.send(publish);
+            gone += leaves.len();
+        }
+        // Its typing indicators go with it.
+        let mut typing = redis::cmd("PUBLISH");
+        typing.arg(&channel).arg(wire::typing(dead, &[]));
+        link.send(typing);
+    }
+    let mut del = redis::cmd("DEL");
+    del.arg(keys::node_topics(dead)).arg(keys::node_info(dead));
+    link.call(del).await?;
+    let mut zrem = redis::cmd("ZREM");
+    zrem.arg(keys::NODES).arg(dead);
+    link.call(zrem).await?;
+    tracing::warn!(
+        node = dead,
+        members = gone,
+        topics = topics.len(),
+        "a node stopped; its members left"
+    );
+    Ok(())
+}

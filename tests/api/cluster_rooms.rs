@@ -1,0 +1,217 @@
+//! Rooms across a cluster: three `bazaar serve` nodes behind nginx, sharing
+//! PostgreSQL and a real Redis, with members spread over them by nginx.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::chat_client::{ChatClient, MemberList};
+use crate::cluster_helpers::Cluster;
+
+/// The node a connection is on: the middle part of `c-<node>-<n>`.
+fn node_of(conn: &str) -> String {
+    conn.split('-').nth(1).unwrap_or_default().to_owned()
+}
+
+fn ws(url: &str) -> String {
+    url.replacen("http", "ws", 1)
+}
+
+/// Opens `count` sockets through nginx and joins each to `topic`; returns
+/// them with their join replies.
+async fn members(cluster: &Cluster, topic: &str, count: usize) -> Vec<(ChatClient, Value)> {
+    let mut out = Vec::new();
+    for i in 0..count {
+        let mut client = ChatClient::connect_to(&ws(cluster.url()), &format!("m{i}"))
+            .await
+            .expect("connect through nginx");
+        let joined = client.join(topic, None).await;
+        out.push((client, joined));
+    }
+    out
+}
+
+/// Reads `client`'s `message` events until it has `count`, in arrival order.
+async fn messages(client: &mut ChatClient, count: usize) -> Vec<(u64, String)> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {count} messages",
+            got.len()
+        );
+        let frame = client.recv_op("message").await;
+        got.push((
+            frame["seq"].as_u64().expect("a seq"),
+            frame["text"].as_str().expect("a text").to_owned(),
+        ));
+    }
+    got
+}
+
+#[actix_web::test]
+async fn members_on_three_nodes_get_every_message_in_one_gap_free_order() {
+    // Arrange: nine members, spread over the three nodes by nginx.
+    let cluster = Cluster::start(3);
+    let room = members(&cluster, "chat:lobby", 9).await;
+    let nodes: BTreeSet<String> = room
+        .iter()
+        .map(|(_, joined)| node_of(joined["conn"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(nodes.len(), 3, "nginx spread the members: {nodes:?}");
+
+    // Act: a sender on each node says 20 messages, all at once.
+    let senders: Vec<usize> = nodes
+        .iter()
+        .map(|node| {
+            room.iter()
+                .position(|(_, j)| node_of(j["conn"].as_str().unwrap_or_default()) == *node)
+                .expect("a member on the node")
+        })
+        .collect();
+    let mut slots: Vec<Option<ChatClient>> = room.into_iter().map(|(c, _)| Some(c)).collect();
+    let mut sends = Vec::new();
+    for &i in &senders {
+        let mut client = slots[i].take().expect("a sender");
+        sends.push(actix_web::rt::spawn(async move {
+            for n in 0..20 {
+                let text = format!("from {i}: {n}");
+                let reply = client
+                    .request(json!({"op":"say","topic":"chat:lobby","text":text}))
+                    .await;
+                assert_eq!(reply["status"], "ok", "{reply}");
+            }
+            (i, client)
+        }));
+    }
+    for send in sends {
+        let (i, client) = send.await.expect("the sender finished");
+        slots[i] = Some(client);
+    }
+
+    // Assert: every member, the senders included, has the 60 messages, in
+    // the same order, numbered 1..=60 without a gap.
+    let mut orders = Vec::new();
+    for client in slots.iter_mut().flatten() {
+        orders.push(messages(client, 60).await);
+    }
+    let first = orders[0].clone();
+    let seqs: Vec<u64> = first.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=60).collect::<Vec<u64>>(),
+        "gap-free and increasing"
+    );
+    for (i, order) in orders.iter().enumerate() {
+        assert_eq!(order, &first, "member {i} saw another order");
+    }
+
+    // And a newcomer on any node sees all nine earlier members listed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut late = ChatClient::connect_to(&ws(cluster.url()), "late")
+        .await
+        .expect("connect");
+    let joined = late.join("chat:lobby", None).await;
+    let names = MemberList::of(&joined);
+    let listed: BTreeSet<&str> = names.names().into_iter().collect();
+    for i in 0..9 {
+        let name = format!("m{i}");
+        assert!(
+            listed.contains(name.as_str()),
+            "{name} missing from {listed:?}"
+        );
+    }
+}
+
+/// Publishes `payload` on a Redis channel, as another service would.
+fn redis_publish(port: u16, channel: &str, payload: &str) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("redis url");
+    let mut conn = client.get_connection().expect("connect to redis");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query(&mut conn)
+        .expect("publish");
+}
+
+#[actix_web::test]
+async fn an_event_published_on_redis_reaches_members_on_every_node_once() {
+    // Arrange: a member on each node.
+    let cluster = Cluster::start(3);
+    let mut room = members(&cluster, "chat:deals", 3).await;
+    let nodes: BTreeSet<String> = room
+        .iter()
+        .map(|(_, joined)| node_of(joined["conn"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+
+    // Act: another service publishes the documented message, twice (a
+    // publisher unsure it got through sends it again with the same id).
+    let event =
+        json!({"id":"promo-1","topic":"chat:deals","user":"shop-bot","text":"Prices just dropped"});
+    redis_publish(cluster.redis_port(), "bazaar:inbox", &event.to_string());
+    redis_publish(cluster.redis_port(), "bazaar:inbox", &event.to_string());
+
+    // Assert: every member hears it, from shop-bot, once.
+    let mut seq = 0;
+    for (client, _) in &mut room {
+        let message = client.recv_op("message").await;
+        assert_eq!(message["user"], "shop-bot");
+        assert_eq!(message["text"], "Prices just dropped");
+        seq = message["seq"].as_u64().expect("seq");
+        let again =
+            tokio::time::timeout(Duration::from_millis(500), client.recv_op("message")).await;
+        assert!(again.is_err(), "heard twice: {again:?}");
+    }
+    // It was stored, once, and a resume from any node finds it.
+    let mut resumed = ChatClient::connect_to(&ws(cluster.url()), "back")
+        .await
+        .expect("connect");
+    let joined = resumed.join("chat:deals", Some(seq - 1)).await;
+    assert_eq!(
+        joined["history"][0]["text"], "Prices just dropped",
+        "{joined}"
+    );
+    assert_eq!(joined["history"].as_array().map(Vec::len), Some(1));
+}
+
+#[actix_web::test]
+async fn a_service_posts_into_a_room_over_http_with_the_api_token() {
+    // Arrange
+    let cluster = Cluster::start(3);
+    let mut room = members(&cluster, "chat:news", 3).await;
+    let client = awc::Client::new();
+    let url = format!("{}/api/rooms/chat:news/events", cluster.url());
+
+    // Act: without the token, then with it.
+    let refused = client
+        .post(&url)
+        .send_json(&json!({"user":"bot","text":"hi"}))
+        .await
+        .expect("post");
+    let mut posted = client
+        .post(&url)
+        .bearer_auth(cluster.api_token())
+        .send_json(&json!({"user":"bot","text":"the news"}))
+        .await
+        .expect("post");
+    let bad = client
+        .post(format!("{}/api/rooms/auction:1/events", cluster.url()))
+        .bearer_auth(cluster.api_token())
+        .send_json(&json!({"user":"bot","text":"hi"}))
+        .await
+        .expect("post");
+
+    // Assert
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(bad.status().as_u16(), 400);
+    assert_eq!(posted.status().as_u16(), 201);
+    let body: Value = posted.json().await.expect("json");
+    for (client, _) in &mut room {
+        let message = client.recv_op("message").await;
+        assert_eq!(message["text"], "the news");
+        assert_eq!(message["seq"], body["seq"]);
+    }
+}
