@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::trusted_proxies::TrustedProxies;
+
 /// Every setting Bazaar reads. Defaults run on a fresh machine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -38,6 +40,9 @@ pub struct ServerSettings {
     pub public_url: String,
     /// More origins (`scheme://host[:port]`) whose pages may open `/ws`.
     pub origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client; empty trusts
+    /// nobody, since anyone can send the header.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Client WebSockets (`/ws`): liveness, buffers and limits per connection.
@@ -300,6 +305,7 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:8080".to_owned(),
             public_url: "http://127.0.0.1:8080".to_owned(),
             origins: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

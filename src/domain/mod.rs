@@ -3,4 +3,5 @@
 pub mod money;
 pub mod title;
 pub mod topic;
+pub mod trusted_proxies;
 pub mod user_name;
