@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::client_addr::client_addr_text;
 use super::error::PageError;
 use super::session::{
     check_csrf, form_token, with_csrf_cookie, CsrfForm, MaybeViewer, SESSION_COOKIE,
@@ -113,11 +114,7 @@ pub async fn login(
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
-    let address = req
-        .connection_info()
-        .realip_remote_addr()
-        .unwrap_or("unknown")
-        .to_owned();
+    let address = client_addr_text(&req);
     let typed = form.name.trim().to_lowercase();
     let refuse =
         |status: actix_web::http::StatusCode, error: &str| -> Result<HttpResponse, PageError> {

@@ -14,6 +14,7 @@ use entity::{bids, messages};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, PaginatorTrait};
 
 use super::auth::has_token;
+use super::client_addr::client_addr;
 use super::error::ApiError;
 use super::AppState;
 use crate::admin::{outbox, tasks};
@@ -85,16 +86,15 @@ fn authorize(req: &HttpRequest, api_token: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// Whether the TCP peer is this machine and no proxy relayed the request.
-/// The peer address, not `X-Forwarded-For`, which anyone can write.
+/// Whether the client is this machine and no proxy relayed the request.
+/// With no proxy header the client address is the TCP peer; with one, the
+/// request is refused even when a trusted proxy names a loopback client,
+/// since a proxy on this machine relays the internet too.
 fn from_loopback(req: &HttpRequest) -> bool {
     let relayed = PROXY_HEADERS
         .iter()
         .any(|name| req.headers().contains_key(*name));
-    !relayed
-        && req
-            .peer_addr()
-            .is_some_and(|peer| peer.ip().to_canonical().is_loopback())
+    !relayed && client_addr(req).is_some_and(|client| client.is_loopback())
 }
 
 /// Reads what the database and this node's actors know. A scrape is whole

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auctions;
 pub mod auth;
 pub mod chart;
+pub mod client_addr;
 pub mod cluster;
 pub mod error;
 pub mod games;

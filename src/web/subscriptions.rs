@@ -17,6 +17,7 @@ use askama::Template;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
+use super::client_addr::client_addr_text;
 use super::error::PageError;
 use super::rate::RateLimit;
 use super::session::{check_csrf, form_token, with_csrf_cookie, MaybeViewer};
@@ -206,11 +207,7 @@ pub async fn subscribe(
             Err(err) => return refuse(StatusCode::BAD_REQUEST, format!("Target price: {err}")),
         },
     };
-    let address = req
-        .connection_info()
-        .realip_remote_addr()
-        .unwrap_or("unknown")
-        .to_owned();
+    let address = client_addr_text(&req);
     let pages = &state.subscriptions;
     if let Err(wait) = pages.limit.hit(&address, Instant::now()) {
         return refuse(

@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::auth::has_token;
+use super::client_addr::client_addr_text;
 use super::AppState;
 use crate::crawl::worker_session::{SessionTiming, WorkerSession, HARD_FRAME_LIMIT};
 use crate::metrics::Connection;
@@ -23,11 +24,7 @@ pub async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         queue: OUTBOUND_CAPACITY,
         max_message: HARD_FRAME_LIMIT,
     };
-    let peer = req
-        .connection_info()
-        .realip_remote_addr()
-        .unwrap_or("unknown")
-        .to_owned();
+    let peer = client_addr_text(&req);
     let timing = SessionTiming {
         heartbeat: state.settings.workers.heartbeat,
         lease: state.settings.workers.lease,

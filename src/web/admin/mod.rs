@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use actix_web::{web, FromRequest, HttpRequest};
 
+use super::client_addr::client_addr;
 use super::error::PageError;
 use super::session::{viewer, Viewer};
 use super::AppState;
@@ -61,9 +62,7 @@ impl FromRequest for AdminViewer {
 
 /// The client's address as the audit log records it.
 fn address(req: &HttpRequest) -> Option<String> {
-    req.connection_info()
-        .realip_remote_addr()
-        .map(str::to_owned)
+    client_addr(req).map(|addr| addr.to_string())
 }
 
 impl AdminViewer {
