@@ -18,6 +18,8 @@ pub struct Visitor<'a> {
     app: &'a TestApp,
     client: awc::Client,
     cookies: BTreeMap<String, String>,
+    /// Sent with every request, as a proxy in front of the server would.
+    headers: Vec<(&'static str, String)>,
 }
 
 pub struct Page {
@@ -37,7 +39,25 @@ impl<'a> Visitor<'a> {
                 .timeout(Duration::from_secs(20))
                 .finish(),
             cookies: BTreeMap::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// This visitor, sending `name: value` with every request.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Visitor<'a> {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    fn request(&self, method: awc::http::Method, path: &str) -> awc::ClientRequest {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.app.base))
+            .insert_header((header::COOKIE, self.cookie_header()));
+        for (name, value) in &self.headers {
+            request = request.append_header((*name, value.as_str()));
+        }
+        request
     }
 
     pub fn cookie_header(&self) -> String {
@@ -83,9 +103,7 @@ impl<'a> Visitor<'a> {
 
     pub async fn get(&mut self, path: &str) -> Page {
         let resp = self
-            .client
-            .get(format!("{}{path}", self.app.base))
-            .insert_header((header::COOKIE, self.cookie_header()))
+            .request(awc::http::Method::GET, path)
             .send()
             .await
             .expect("get");
@@ -99,9 +117,7 @@ impl<'a> Visitor<'a> {
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let resp = self
-            .client
-            .post(format!("{}{path}", self.app.base))
-            .insert_header((header::COOKIE, self.cookie_header()))
+            .request(awc::http::Method::POST, path)
             .send_form(&form)
             .await
             .expect("post");

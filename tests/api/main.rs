@@ -16,6 +16,7 @@ mod browser_helpers;
 mod chat;
 mod chat_cli;
 mod chat_client;
+mod client_address;
 mod cluster;
 mod cluster_helpers;
 mod cluster_rooms;

@@ -27,7 +27,7 @@ async fn connect(app: &TestApp, token: &str) -> Result<Socket, u16> {
     }
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::Text(frame.to_string().into()))
         .await
@@ -51,7 +51,7 @@ async fn recv(socket: &mut Socket) -> Value {
 }
 
 /// The next frame with this op.
-async fn recv_op(socket: &mut Socket, op: &str) -> Value {
+pub async fn recv_op(socket: &mut Socket, op: &str) -> Value {
     loop {
         let frame = recv(socket).await;
         if frame["op"] == op {
