@@ -13,7 +13,6 @@ use actix_web::dev::AppConfig;
 use actix_web::middleware::{Compress, DefaultHeaders};
 use actix_web::{web, App};
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::accounts::hub::SessionHub;
@@ -39,6 +38,7 @@ use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
 use crate::web::subscriptions::Subscriptions;
 use crate::web::AppState;
+use crate::ws::Leaving;
 use crate::{accounts, db, secrets};
 
 /// Scripts only inline from our own origin; no CDN, no inline scripts.
@@ -174,7 +174,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         crate::mail::notifier::start(db.clone(), clock.clone(), links, settings.mail.notify_every);
 
     let settings = Arc::new(settings);
-    let leaving = CancellationToken::new();
+    let leaving = Leaving::default();
     let sockets = metrics.clone();
     let rooms = registry.clone();
     let state = web::Data::new(AppState {
@@ -244,6 +244,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         })?;
     }
     tracing::info!(%addr, public_url = settings.public_url(), "listening");
+    let spread = bus.shared();
     spawn_heartbeat(bus, addr, sockets.clone(), rooms.clone(), started_at);
 
     // Kept alive for as long as the server runs; dropping it stops nothing,
@@ -267,6 +268,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shutdown = actix_web::rt::spawn(leave_on_signal(
         server.handle(),
         leaving.clone(),
+        spread,
         sockets,
         rooms,
     ));
@@ -325,13 +327,15 @@ fn spawn_session_sweep(db: sea_orm::DatabaseConnection, clock: Clock) {
 /// How long requests in flight get to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// On SIGTERM or SIGINT: every socket is closed with 1001 (going away), so
-/// that clients reconnect, then the server stops once requests in flight
+/// On SIGTERM or SIGINT: every socket is closed with 1001 (going away), in
+/// batches when there are other nodes, so that clients reconnect, then the
+/// server stops once requests in flight
 /// finish and the sockets have said goodbye. A second signal stops it at
 /// once.
 async fn leave_on_signal(
     server: ServerHandle,
-    leaving: CancellationToken,
+    leaving: Leaving,
+    spread: bool,
     metrics: Arc<Metrics>,
     registry: Addr<RoomRegistry>,
 ) {
@@ -348,8 +352,14 @@ async fn leave_on_signal(
         _ = int.recv() => {}
     }
     tracing::info!("shutting down: closing sockets (signal again to stop at once)");
-    leaving.cancel();
-    let stored = async {
+    // No new connections from here on: a load balancer sends them to the
+    // other nodes. The HTTP workers keep running, since the sockets they
+    // hold are still being told, and would die with them.
+    server.pause().await;
+    let graceful = async {
+        // In a cluster, clients reconnect to the other nodes a batch at a
+        // time, and resume there.
+        leaving.drain(spread).await;
         // WebSockets left the HTTP server at their upgrade, so its graceful
         // stop does not wait for them: they get the same grace here.
         within_grace(|| async {
@@ -358,9 +368,10 @@ async fn leave_on_signal(
         .await;
         // Members see a message before it is stored; the rooms store the
         // rest before the process ends.
-        within_grace(|| async { registry.send(OpenChatRooms).await.unwrap_or(0) == 0 }).await;
+        let stored =
+            within_grace(|| async { registry.send(OpenChatRooms).await.unwrap_or(0) == 0 });
+        tokio::join!(stored, server.stop(true))
     };
-    let graceful = async { tokio::join!(stored, server.stop(true)) };
     tokio::select! {
         _ = graceful => {}
         _ = term.recv() => server.stop(false).await,

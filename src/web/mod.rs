@@ -24,7 +24,6 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
 use sea_orm::DatabaseConnection;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{ChatSettings, Settings, WsSettings};
@@ -52,7 +51,7 @@ pub struct AppState {
     pub worker_token: String,
     pub api_token: String,
     /// Cancelled when the server begins to shut down: sockets close with 1001.
-    pub leaving: CancellationToken,
+    pub leaving: crate::ws::Leaving,
     pub accounts: Arc<session::Accounts>,
     pub subscriptions: Arc<subscriptions::Subscriptions>,
     /// Admin actions per admin (or the API token) and minute.

@@ -9,12 +9,14 @@
 //! draining the [`Outbound`] queue; none of them holds a buffer while the
 //! socket is idle. Tens of thousands of idle sockets depend on that.
 
+mod leaving;
 mod read;
 mod shared;
 mod upgrade;
 mod write;
 
 pub use actix_http::ws::CloseCode;
+pub use leaving::Leaving;
 pub use read::{Frame, Incoming, ReadError};
 pub use upgrade::{accept, handover, Limits};
 pub use write::{Outbound, SendError, OUTBOUND_CAPACITY};

@@ -16,6 +16,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::leaving::Leaving;
 use super::read::Incoming;
 use super::shared::Shared;
 use super::write::{self, Outbound};
@@ -33,12 +34,12 @@ pub struct Limits {
 
 /// Answers a WebSocket handshake. When the response reaches the client the
 /// socket opens, with `limits`, and `start` gets its two halves. `leaving`
-/// closes it with 1001 when the server shuts down; `open` counts it for
+/// closes it with 1001 when the server shuts down (in its wave); `open` counts it for
 /// `/metrics` until the socket is gone.
 pub fn accept(
     req: &HttpRequest,
     limits: Limits,
-    leaving: &CancellationToken,
+    leaving: &Leaving,
     open: Open,
     start: impl FnOnce(Outbound, Incoming) + 'static,
 ) -> HttpResponse {
@@ -57,7 +58,7 @@ pub fn accept(
             }));
         }
     };
-    let leaving = leaving.clone();
+    let leaving = leaving.for_socket();
     let mut response = HttpResponse::from(handshake.finish()).map_into_boxed_body();
     response
         .extensions_mut()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::chat_client::{ChatClient, MemberList};
+use crate::chat_client::{ChatClient, Ended, MemberList};
 use crate::cluster_helpers::Cluster;
 
 /// The node a connection is on: the middle part of `c-<node>-<n>`.
@@ -213,5 +213,143 @@ async fn a_service_posts_into_a_room_over_http_with_the_api_token() {
         let message = client.recv_op("message").await;
         assert_eq!(message["text"], "the news");
         assert_eq!(message["seq"], body["seq"]);
+    }
+}
+
+/// Reads `client`'s messages until its socket closes; returns them and the
+/// close code.
+async fn messages_until_closed(client: &mut ChatClient) -> (Vec<(u64, String)>, Option<u16>) {
+    let message = |frame: &Value| {
+        (
+            frame["seq"].as_u64().unwrap_or(0),
+            frame["text"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let mut got: Vec<(u64, String)> = client
+        .events
+        .drain(..)
+        .filter(|f| f["op"] == "message")
+        .map(|f| message(&f))
+        .collect();
+    loop {
+        match client.next_frame(Duration::from_secs(20)).await {
+            Ok(frame) if frame["op"] == "message" => got.push(message(&frame)),
+            Ok(_) => {}
+            Err(Ended::Closed(code)) => return (got, code),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+}
+
+/// The id of the node at `url`, as its `/healthz` says.
+async fn node_at(url: &str) -> String {
+    let mut resp = awc::Client::new()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    let health: Value = resp.json().await.expect("json");
+    health["node"].as_str().unwrap_or_default().to_owned()
+}
+
+#[actix_web::test]
+async fn a_draining_node_sends_its_clients_elsewhere_and_they_resume_without_loss() {
+    // Arrange: two members on each of three nodes, and a sender on a node
+    // that stays.
+    let cluster = Cluster::start(3);
+    let room = members(&cluster, "chat:drain", 7).await;
+    let mut room: Vec<(String, ChatClient)> = room
+        .into_iter()
+        .map(|(client, joined)| (node_of(joined["conn"].as_str().unwrap_or_default()), client))
+        .collect();
+    let draining_node = room[0].0.clone();
+    let mut draining = None;
+    for (i, url) in cluster.node_urls().iter().enumerate() {
+        if node_at(url).await == draining_node {
+            draining = Some(i);
+        }
+    }
+    let draining = draining.expect("the draining node's index");
+    let sender_at = room
+        .iter()
+        .position(|(node, _)| *node != draining_node)
+        .expect("a member elsewhere");
+    let (_, mut sender) = room.remove(sender_at);
+    let send = actix_web::rt::spawn(async move {
+        let mut said = Vec::new();
+        for n in 0..40 {
+            let text = format!("drain {n}");
+            let reply = sender
+                .request(json!({"op":"say","topic":"chat:drain","text":text}))
+                .await;
+            assert_eq!(reply["status"], "ok", "{reply}");
+            said.push(text);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        said
+    });
+
+    // Act: the node is told to stop while the conversation goes on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.terminate_node(draining);
+
+    // Assert: its members are closed with 1001, reconnect through nginx to
+    // another node, and resume from the last seq they saw.
+    let mut stayed = Vec::new();
+    let mut moved = Vec::new();
+    for (node, mut client) in room {
+        if node != draining_node {
+            stayed.push(client);
+            continue;
+        }
+        let (seen, code) = messages_until_closed(&mut client).await;
+        assert_eq!(code, Some(1001), "closed as going away");
+        let last = seen.last().map_or(0, |(seq, _)| *seq);
+        let mut back = ChatClient::connect_to(&ws(cluster.url()), "back")
+            .await
+            .expect("reconnect through nginx");
+        let joined = back.join("chat:drain", Some(last)).await;
+        assert_ne!(
+            node_of(joined["conn"].as_str().unwrap_or_default()),
+            draining_node,
+            "nginx sent it to another node"
+        );
+        let mut had: std::collections::BTreeMap<u64, String> = seen.into_iter().collect();
+        for message in joined["history"].as_array().into_iter().flatten() {
+            had.insert(
+                message["seq"].as_u64().unwrap_or(0),
+                message["text"].as_str().unwrap_or_default().to_owned(),
+            );
+        }
+        moved.push((back, had));
+    }
+    assert!(!moved.is_empty(), "members were on the draining node");
+    let said = send.await.expect("the sender finished");
+    for mut client in stayed {
+        let got = messages(&mut client, said.len()).await;
+        let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, said.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    for (mut client, mut had) in moved {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while had.len() < said.len() {
+            assert!(
+                Instant::now() < deadline,
+                "a moved member has {} of {}",
+                had.len(),
+                said.len()
+            );
+            let frame = client.recv_op("message").await;
+            had.insert(
+                frame["seq"].as_u64().unwrap_or(0),
+                frame["text"].as_str().unwrap_or_default().to_owned(),
+            );
+        }
+        let texts: Vec<&str> = had.values().map(String::as_str).collect();
+        assert_eq!(
+            texts,
+            said.iter().map(String::as_str).collect::<Vec<_>>(),
+            "nothing lost, in order"
+        );
     }
 }
