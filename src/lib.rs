@@ -22,7 +22,7 @@
 //! │                                                       on SQLite from a thread at idle priority (db.rs)
 //! ├─ Supervisor ─ SessionHub         accounts/hub.rs       an account's sockets: logout, changes
 //! ├─ Supervisor ─ Mailer             mail/mailer.rs        outbox → SMTP or .eml files, throttle, backoff
-//! ├─ Bus                             rooms/bus.rs          LocalBus: events between Rooms and nodes
+//! ├─ Bus                             bus/                  LocalBus, or RedisBus between nodes (cluster)
 //! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
 //!
 //! bazaar worker                      worker/
