@@ -133,8 +133,9 @@ impl Actor for AuctionRoom {
         drop(self.bus.subscribe(&self.topic, ctx.address().recipient()));
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        self.bus.unsubscribe(&self.topic);
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.bus
+            .unsubscribe(&self.topic, &ctx.address().recipient());
     }
 }
 

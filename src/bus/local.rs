@@ -106,9 +106,11 @@ impl Bus for LocalBus {
         Box::pin(future::ready(()))
     }
 
-    fn unsubscribe(&self, topic: &Topic) {
+    fn unsubscribe(&self, topic: &Topic, room: &Recipient<Delivery>) {
         if let Ok(mut rooms) = self.rooms.lock() {
-            rooms.remove(topic);
+            if rooms.get(topic) == Some(room) {
+                rooms.remove(topic);
+            }
         }
     }
 

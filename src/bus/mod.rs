@@ -228,7 +228,9 @@ pub trait Bus: Send + Sync {
     /// once nothing published from then on can be missed.
     fn subscribe(&self, topic: &Topic, room: Recipient<Delivery>) -> LocalBoxFuture<'static, ()>;
 
-    fn unsubscribe(&self, topic: &Topic);
+    /// Stops delivering to `room`: a room that closes says which it is, so
+    /// that it never unsubscribes the room that replaced it.
+    fn unsubscribe(&self, topic: &Topic, room: &Recipient<Delivery>);
 
     /// Tells every node that `members` are this node's members of `topic`,
     /// and that any other it listed before has left: after the bus was

@@ -315,10 +315,15 @@ impl Bus for RedisBus {
         })
     }
 
-    fn unsubscribe(&self, topic: &Topic) {
-        if let Ok(mut routes) = self.routes.lock() {
-            routes.rooms.remove(topic);
+    fn unsubscribe(&self, topic: &Topic, room: &actix::Recipient<Delivery>) {
+        let Ok(mut routes) = self.routes.lock() else {
+            return;
+        };
+        if routes.rooms.get(topic) != Some(room) {
+            return;
         }
+        routes.rooms.remove(topic);
+        drop(routes);
         let _ = self
             .subscriptions
             .send(subscriber::Change::Unsubscribe(topic.clone()));

@@ -402,8 +402,9 @@ impl Actor for Room {
         });
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        self.bus.unsubscribe(&self.topic);
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.bus
+            .unsubscribe(&self.topic, &ctx.address().recipient());
     }
 }
 
