@@ -4,9 +4,10 @@
 //! and the latency from sending a bid to each watcher receiving its `bid`
 //! event.
 //!
-//! It starts its own server: accounts, their sessions and the lot are made
-//! directly in that server's database (with its session key), so nothing
-//! but bidding and watching goes over the sockets.
+//! It starts its own server, or targets a running one (a cluster's nginx)
+//! with `--server`: accounts, their sessions and the lot are made directly
+//! in the server's database (with its session key), so nothing but bidding
+//! and watching goes over the sockets.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,6 +50,17 @@ pub struct BidsBench {
     /// Threads the watchers are spread over; 0 means one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Target this running server (a cluster's load balancer, say) instead
+    /// of starting one; needs `--database-url` and `--session-key`.
+    #[arg(long, requires_all = ["database_url", "session_key"])]
+    server: Option<String>,
+    /// The target server's database, where the accounts and the lot go.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The file holding the target server's session key (`deploy/cluster.sh`
+    /// writes it to DIR/session_key).
+    #[arg(long)]
+    session_key: Option<std::path::PathBuf>,
 }
 
 type Socket = Framed<BoxedSocket, Codec>;
@@ -369,19 +381,33 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     if total as u64 + 64 > limit {
         bail!("{total} connections need more open files than the {limit} this process may open");
     }
-    let child = ChildServer::start(&[
-        ("BAZAAR_WS__RATE", "1000000".to_owned()),
-        ("BAZAAR_WS__BURST", "1000000".to_owned()),
-        ("BAZAAR_WS__OUTBOUND_QUEUE", "4096".to_owned()),
-    ])
-    .await?;
-    let db_url = format!(
-        "sqlite://{}?mode=rwc",
-        child.data_dir().join("bazaar.db").display()
-    );
+    let (child, base, db_url, key_file) =
+        match (&bench.server, &bench.database_url, &bench.session_key) {
+            (Some(server), Some(db_url), Some(key_file)) => (
+                None,
+                server.trim_end_matches('/').to_owned(),
+                db_url.clone(),
+                key_file.clone(),
+            ),
+            _ => {
+                let child = ChildServer::start(&[
+                    ("BAZAAR_WS__RATE", "1000000".to_owned()),
+                    ("BAZAAR_WS__BURST", "1000000".to_owned()),
+                    ("BAZAAR_WS__OUTBOUND_QUEUE", "4096".to_owned()),
+                ])
+                .await?;
+                let db_url = format!(
+                    "sqlite://{}?mode=rwc",
+                    child.data_dir().join("bazaar.db").display()
+                );
+                let key_file = child.data_dir().join("session_key");
+                let base = child.base.clone();
+                (Some(child), base, db_url, key_file)
+            }
+        };
     let db = crate::db::open(&db_url).await?;
-    let key = std::fs::read_to_string(child.data_dir().join("session_key"))
-        .context("the server wrote no session key")?;
+    let key = std::fs::read_to_string(&key_file)
+        .with_context(|| format!("could not read the session key {}", key_file.display()))?;
     let key = key.trim().as_bytes().to_vec();
     let now = Utc::now();
     let lot = create_lot(
@@ -412,8 +438,10 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("could not list the lot: {e}"))?;
     let topic = format!("auction:{}", lot.id);
     let mut cookies = Vec::new();
+    // Names of their own per run: a running server's database keeps them.
+    let run_id = lot.id;
     for i in 0..bench.bidders {
-        let name = LoginName::parse(&format!("bidder{i}")).map_err(|e| anyhow::anyhow!(e))?;
+        let name = LoginName::parse(&format!("b{run_id}x{i}")).map_err(|e| anyhow::anyhow!(e))?;
         let shown = UserName::parse_guest(name.as_str()).map_err(|e| anyhow::anyhow!(e))?;
         let account = accounts::create_user(&db, &name, &shown, "benchmark password", false, now)
             .await
@@ -429,7 +457,7 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
         .connector(crate::net::connector().limit(0))
         .timeout(Duration::from_secs(30))
         .finish();
-    let ws_base = child.base.replacen("http://", "ws://", 1);
+    let ws_base = base.replacen("http://", "ws://", 1);
     let setup = std::time::Instant::now();
     let threads = match bench.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -492,8 +520,13 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     // The last events reach the watchers.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = watchers.finish();
-    let peak_rss_kib = proc_status_kib(child.pid, "VmHWM");
-    child.stop().await;
+    // A running server's memory is its own business (and a cluster's spread).
+    let peak_rss_kib = child
+        .as_ref()
+        .map_or(0, |child| proc_status_kib(child.pid, "VmHWM"));
+    if let Some(child) = child {
+        child.stop().await;
+    }
 
     let s = stats.take();
     let mut latencies: Vec<u64> = seen
