@@ -353,3 +353,88 @@ async fn a_draining_node_sends_its_clients_elsewhere_and_they_resume_without_los
         );
     }
 }
+
+#[actix_web::test]
+async fn a_signal_reaches_a_member_on_another_node_and_the_nodes_are_listed() {
+    // Arrange: two members on different nodes.
+    let cluster = Cluster::start(3);
+    let mut room = members(&cluster, "chat:p2p", 2).await;
+    let (ana_joined, bob_joined) = (room[0].1.clone(), room[1].1.clone());
+    let (ana_conn, bob_conn) = (
+        ana_joined["conn"].as_str().expect("conn").to_owned(),
+        bob_joined["conn"].as_str().expect("conn").to_owned(),
+    );
+    assert_ne!(node_of(&ana_conn), node_of(&bob_conn), "nginx spread them");
+
+    // Act: ana offers a direct talk to bob, and to nobody.
+    let (first, rest) = room.split_at_mut(1);
+    let (ana, bob) = (&mut first[0].0, &mut rest[0].0);
+    let sent = ana
+        .request(json!({"op":"signal","topic":"chat:p2p","to":bob_conn,"data":{"type":"offer","sdp":"v=0"}}))
+        .await;
+    let nobody = ana
+        .request(json!({"op":"signal","topic":"chat:p2p","to":"c-00000000-1","data":{}}))
+        .await;
+
+    // Assert: bob gets it from ana's connection; nobody is refused.
+    assert_eq!(sent["status"], "ok", "{sent}");
+    let signal = bob.recv_op("signal").await;
+    assert_eq!(signal["from"], ana_conn.as_str());
+    assert_eq!(signal["data"]["type"], "offer");
+    assert_eq!(nobody["body"]["code"], "not_in_topic", "{nobody}");
+
+    // And /api/nodes lists the three nodes, each as its /healthz names it.
+    let client = awc::Client::new();
+    let refused = client
+        .get(format!("{}/api/nodes", cluster.url()))
+        .send()
+        .await
+        .expect("nodes");
+    assert_eq!(refused.status().as_u16(), 401);
+    let mut listed = client
+        .get(format!("{}/api/nodes", cluster.url()))
+        .bearer_auth(cluster.api_token())
+        .send()
+        .await
+        .expect("nodes");
+    let listed: Value = listed.json().await.expect("json");
+    let ids: BTreeSet<&str> = listed["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let mut healthy = BTreeSet::new();
+    for url in cluster.node_urls() {
+        healthy.insert(node_at(&url).await);
+    }
+    assert_eq!(
+        ids,
+        healthy.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        "{listed}"
+    );
+    assert_eq!(listed["bus"], "up");
+    // Each node describes itself at its heartbeat: the two sockets show
+    // within one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut listed = client
+            .get(format!("{}/api/nodes", cluster.url()))
+            .bearer_auth(cluster.api_token())
+            .send()
+            .await
+            .expect("nodes");
+        let listed: Value = listed.json().await.expect("json");
+        let clients: u64 = listed["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["clients"].as_u64())
+            .sum();
+        if clients >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
