@@ -101,6 +101,15 @@ impl ChatClient {
         self.send_text(frame.to_string()).await;
     }
 
+    /// Sends a frame, or says that the socket ended: for a client whose
+    /// server may be gone.
+    pub async fn try_send(&mut self, frame: Value) -> Result<(), Ended> {
+        self.socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .map_err(|_| Ended::Closed(None))
+    }
+
     /// The next frame, or how the socket ended.
     pub async fn next_frame(&mut self, within: Duration) -> Result<Value, Ended> {
         loop {
