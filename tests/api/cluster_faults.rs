@@ -1,7 +1,7 @@
-//! Faults in a cluster: a node killed in the middle of a conversation.
-//! What members see through it: every message a sender was told was
-//! stored, in seq order and once, and member lists that catch up with who
-//! is still there.
+//! Faults in a cluster: a node killed in the middle of a conversation, and
+//! Redis killed and started again. What members see through them: every
+//! message a sender was told was stored, in seq order and once, and member
+//! lists that catch up with who is still there.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
 use crate::chat_client::{ChatClient, Ended, MemberList};
-use crate::cluster_helpers::Cluster;
+use crate::cluster_helpers::{running, Cluster};
 
 /// The room every member of these tests is in.
 const TOPIC: &str = "chat:floor";
@@ -43,6 +43,23 @@ async fn health(url: &str) -> (u16, Value) {
     (resp.status().as_u16(), body)
 }
 
+/// Asks a node's `/healthz` until it answers `status` with `"bus":bus`;
+/// returns how long that took.
+async fn wait_for_health(url: &str, status: u16, bus: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (got, body) = health(url).await;
+        if got == status && body["bus"] == bus {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{url}/healthz still answers {got} {body} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A member of the room as its client keeps it: the messages it shows, in
 /// the order it got them, and the member list, from a join reply and the
 /// diffs after it.
@@ -53,6 +70,8 @@ struct Member {
     /// Every message shown: `(seq, text)`, history first, then events.
     seen: Vec<(u64, String)>,
     list: MemberList,
+    /// Who the last `typing` event said is typing.
+    typing: Vec<String>,
     /// What it said that was answered ok.
     acked: Vec<String>,
     /// Replies to what it said that were not ok.
@@ -71,6 +90,7 @@ impl Member {
             conn: String::new(),
             seen: Vec::new(),
             list: MemberList::default(),
+            typing: Vec::new(),
             acked: Vec::new(),
             refused: Vec::new(),
             reconnects: 0,
@@ -156,6 +176,9 @@ impl Member {
         match frame["op"].as_str() {
             Some("message") => self.seen.push(message_of(frame)),
             Some("presence") => self.list.apply(frame),
+            Some("typing") => {
+                self.typing = serde_json::from_value(frame["users"].clone()).expect("users")
+            }
             _ => {}
         }
     }
@@ -430,4 +453,149 @@ async fn a_node_killed_mid_conversation_loses_nothing_and_its_members_leave_pres
         acked.len()
     );
     newcomer.assert_once_in_order();
+}
+
+#[actix_web::test]
+async fn redis_killed_and_restarted_no_node_exits_and_nothing_crossing_nodes_is_lost() {
+    // Arrange: two members on each node, connected to it directly so that
+    // the test knows where each is, and a message from each node.
+    let cluster = Cluster::start(3);
+    let urls = cluster.node_urls();
+    let mut members = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        for name in [format!("a{i}"), format!("b{i}")] {
+            members.push(Member::join(&ws(url), &name, None).await);
+        }
+    }
+    for i in 0..urls.len() {
+        members[2 * i]
+            .say(format!("before, from node {i}"))
+            .await
+            .expect("say");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for member in &mut members {
+        member
+            .wait_until(deadline, "the first messages", |m| m.seen.len() == 3)
+            .await;
+    }
+    // b2 goes away, to come back after the outage; the others see it go.
+    let away = members.pop().expect("b2");
+    let since = away.last_seq().expect("b2 was shown the messages");
+    let gone = away.conn.clone();
+    away.client.close().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for member in &mut members {
+        member
+            .wait_until(deadline, "b2 to leave", |m| m.list.user(&gone).is_none())
+            .await;
+    }
+
+    // Act: Redis dies.
+    cluster.kill_redis();
+
+    // Assert: every node lives on and says its bus is down; saying is
+    // refused, since nothing can number a message for every node; a
+    // member still hears another on its own node.
+    for url in &urls {
+        wait_for_health(url, 503, "down", Duration::from_secs(10)).await;
+    }
+    for i in 0..urls.len() {
+        assert!(running(cluster.node_pid(i)), "node {i} exited");
+        let reply = members[2 * i]
+            .call(json!({"op":"say","topic":TOPIC,"text":"during the outage"}))
+            .await
+            .expect("a reply");
+        assert_eq!(reply["status"], "error", "{reply}");
+        assert_eq!(reply["body"]["code"], "unavailable", "{reply}");
+        members[2 * i].take_events();
+    }
+    members[1]
+        .client
+        .try_send(json!({"op":"typing","topic":TOPIC}))
+        .await
+        .expect("b0 types");
+    members[0]
+        .wait_until(Instant::now() + Duration::from_secs(10), "b0 typing", |m| {
+            m.typing == ["b0"]
+        })
+        .await;
+
+    // Act: Redis comes back, empty (it keeps nothing).
+    cluster.start_redis();
+
+    // Assert: every node reaches it again.
+    for url in &urls {
+        wait_for_health(url, 200, "up", Duration::from_secs(10)).await;
+    }
+
+    // Act: a member on each node talks, in turns.
+    let mut after = Vec::new();
+    for n in 0..3 {
+        for i in 0..urls.len() {
+            let text = format!("after, from node {i}: {n}");
+            members[2 * i].say(text.clone()).await.expect("say");
+            after.push(text);
+        }
+    }
+
+    // Assert: every node lives; every member is shown every message said
+    // after the outage and none refused during it, in one order, gap-free
+    // from the first after the restart (Redis lost its counter, so the
+    // seqs carry on above the database's mark).
+    for i in 0..urls.len() {
+        assert!(running(cluster.node_pid(i)), "node {i} exited");
+    }
+    for member in &members {
+        assert!(
+            member.refused.is_empty(),
+            "{}: {:?}",
+            member.name,
+            member.refused
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut orders = Vec::new();
+    for member in &mut members {
+        member
+            .wait_until(deadline, "the messages after the outage", |m| {
+                m.shows(&after)
+            })
+            .await;
+        member.assert_once_in_order();
+        assert!(
+            !member.seen.iter().any(|(_, t)| t == "during the outage"),
+            "{} was shown a refused message",
+            member.name
+        );
+        orders.push(member.seen[3..].to_vec());
+    }
+    for (member, order) in members.iter().zip(&orders) {
+        assert_eq!(order, &orders[0], "{} was shown another order", member.name);
+    }
+    let seqs: Vec<u64> = orders[0].iter().map(|(seq, _)| *seq).collect();
+    assert!(seqs[0] > since, "{seqs:?} after {since}");
+    assert_eq!(
+        seqs,
+        (seqs[0]..seqs[0] + 9).collect::<Vec<u64>>(),
+        "gap-free after the restart"
+    );
+
+    // b2 comes back through nginx, resumes after the last seq it had, and
+    // is shown exactly what was said after the outage.
+    let back = Member::join(&ws(cluster.url()), "b2", Some(since)).await;
+    assert_eq!(back.seen, orders[0]);
+
+    // Every member lists everyone who is there, b2 back included.
+    members.push(back);
+    let here: BTreeMap<String, String> = members
+        .iter()
+        .map(|m| (m.conn.clone(), m.name.clone()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for member in &mut members {
+        member
+            .wait_until(deadline, "everyone listed", |m| m.list.0 == here)
+            .await;
+    }
 }
