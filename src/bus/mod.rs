@@ -11,6 +11,7 @@ pub mod nodes;
 mod redis;
 mod scripts;
 mod subscriber;
+mod told;
 mod wire;
 
 use std::fmt;

@@ -20,6 +20,7 @@ use futures_util::future::{self, LocalBoxFuture};
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::told::Told;
 use super::{
     nodes, scripts, subscriber, wire, AccountNotice, Bus, BusError, BusState, Delivery, Draft,
     EventKind, Inbound, NodeId, NodeInfo, TopicEvents,
@@ -127,6 +128,8 @@ impl Link {
 
 pub struct RedisBus {
     node: NodeId,
+    /// What this node told the others about its members.
+    told: Arc<Mutex<Told>>,
     /// The node's first heartbeat went through: from then on, finding
     /// itself missing from the registry means the others counted it dead.
     registered: Arc<AtomicBool>,
@@ -146,7 +149,12 @@ impl RedisBus {
         let health = Arc::new(Health::default());
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (tx, rx) = mpsc::unbounded_channel();
-        actix::spawn(write_loop(client.clone(), rx, health.clone()));
+        actix::spawn(write_loop(
+            client.clone(),
+            rx,
+            health.clone(),
+            routes.clone(),
+        ));
         let link = Link { tx };
         let subscriptions = subscriber::start(
             client,
@@ -157,6 +165,7 @@ impl RedisBus {
         );
         Ok(RedisBus {
             node,
+            told: Arc::default(),
             registered: Arc::default(),
             link,
             routes,
@@ -168,6 +177,13 @@ impl RedisBus {
     /// Delivers events to this node's room only: what happens to events
     /// other than messages while Redis is unreachable.
     fn deliver_here(&self, events: TopicEvents) {
+        for event in &events.events {
+            if let EventKind::Presence { joins, leaves } = &event.kind {
+                if let Ok(mut told) = self.told.lock() {
+                    told.record(&events.topic, joins, leaves, false);
+                }
+            }
+        }
         let room = self
             .routes
             .lock()
@@ -267,6 +283,9 @@ impl Bus for RedisBus {
         for event in &events.events {
             match &event.kind {
                 EventKind::Presence { joins, leaves } => {
+                    if let Ok(mut told) = self.told.lock() {
+                        told.record(&events.topic, joins, leaves, true);
+                    }
                     self.link.send(presence_cmd(
                         &self.node,
                         &events.topic,
@@ -333,26 +352,44 @@ impl Bus for RedisBus {
         let link = self.link.clone();
         let node = self.node.clone();
         let topic = topic.clone();
+        let told = self.told.clone();
         actix::spawn(async move {
             let mut listed = redis::cmd("HGETALL");
             listed.arg(keys::members(&topic.to_string()));
             let listed: HashMap<String, String> = match link.call(listed).await {
                 Ok(value) => redis::from_redis_value(value).unwrap_or_default(),
+                // The bus went away again; the next resync tries again.
                 Err(_) => return,
             };
-            let gone: Vec<MemberView> = listed
+            let mut gone: HashMap<String, String> = told
+                .lock()
+                .map(|t| t.gone(&topic, &members))
+                .unwrap_or_default()
                 .into_iter()
-                .filter_map(|(conn, value)| {
-                    let (owner, user) = value.split_once('\t')?;
-                    let here = members.iter().any(|m| m.conn == conn);
-                    (owner == node.as_str() && !here).then(|| MemberView {
-                        conn,
-                        user: user.to_owned(),
-                    })
-                })
+                .map(|m| (m.conn, m.user))
+                .collect();
+            for (conn, value) in listed {
+                let Some((owner, user)) = value.split_once('\t') else {
+                    continue;
+                };
+                if owner == node.as_str() && !members.iter().any(|m| m.conn == conn) {
+                    gone.entry(conn).or_insert_with(|| user.to_owned());
+                }
+            }
+            let gone: Vec<MemberView> = gone
+                .into_iter()
+                .map(|(conn, user)| MemberView { conn, user })
                 .collect();
             let frame = client::presence(&topic.to_string(), &members, &gone);
-            link.send(presence_cmd(&node, &topic, &members, &gone, &frame));
+            if link
+                .call(presence_cmd(&node, &topic, &members, &gone, &frame))
+                .await
+                .is_ok()
+            {
+                if let Ok(mut told) = told.lock() {
+                    told.synced(&topic, &members);
+                }
+            }
         });
     }
 
@@ -405,6 +442,23 @@ impl Bus for RedisBus {
     }
 
     fn heartbeat(&self, info: NodeInfo) {
+        // Leaves told while the bus was away, in topics whose room has
+        // closed since: no room will resync them, so the bus does.
+        if self.health.up() {
+            let orphans: Vec<Topic> = match (self.told.lock(), self.routes.lock()) {
+                (Ok(mut told), Ok(routes)) => {
+                    told.prune();
+                    told.unsent()
+                        .into_iter()
+                        .filter(|topic| !routes.rooms.contains_key(topic))
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            for topic in orphans {
+                self.sync_members(&topic, Vec::new());
+            }
+        }
         let link = self.link.clone();
         let health = self.health.clone();
         let routes = self.routes.clone();
@@ -536,11 +590,19 @@ async fn write_loop(
     client: redis::Client,
     mut rx: mpsc::UnboundedReceiver<Request>,
     health: Arc<Health>,
+    routes: Arc<Mutex<Routes>>,
 ) {
+    let mut connected_before = false;
     while let Some(mut conn) = connect(&client, &mut rx, &health).await {
         if !health.commands.swap(true, Ordering::Relaxed) {
             tracing::info!("the bus reached Redis");
         }
+        // Commands sent while this connection was dead (a resync's among
+        // them) were lost: once both connections are up, rooms resync.
+        if connected_before && health.up() {
+            resync_rooms(&routes);
+        }
+        connected_before = true;
         loop {
             let Some(first) = rx.recv().await else {
                 return;

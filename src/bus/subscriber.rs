@@ -92,8 +92,10 @@ async fn listen(
         }
         health.events.store(true, Ordering::Relaxed);
         tracing::info!(topics = rooms.len(), "the bus is listening");
-        if connected_before {
-            // Whatever crossed nodes while this one was away is missed.
+        // Whatever crossed nodes while this one was away is missed. The
+        // resync goes over the command connection: if that is down too,
+        // the writer resyncs once it is back.
+        if connected_before && health.commands.load(Ordering::Relaxed) {
             resync_rooms(&routes);
         }
         connected_before = true;

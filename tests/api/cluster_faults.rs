@@ -599,3 +599,54 @@ async fn redis_killed_and_restarted_no_node_exits_and_nothing_crossing_nodes_is_
             .await;
     }
 }
+
+#[actix_web::test]
+async fn a_member_who_leaves_while_redis_is_down_leaves_every_list_once_it_is_back() {
+    let cluster = Cluster::start(3);
+    let urls = cluster.node_urls();
+    let mut members = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        members.push(Member::join(&ws(url), &format!("a{i}"), None).await);
+    }
+    members.push(Member::join(&ws(&urls[1]), "b1", None).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for member in &mut members {
+        member
+            .wait_until(deadline, "4 listed", |m| m.list.0.len() == 4)
+            .await;
+    }
+    cluster.kill_redis();
+    for url in &urls {
+        wait_for_health(url, 503, "down", Duration::from_secs(15)).await;
+    }
+    let b1 = members.pop().expect("b1");
+    b1.client.close().await;
+    // a1, on b1's node, sees it leave at once.
+    members[1]
+        .wait_until(
+            Instant::now() + Duration::from_secs(5),
+            "b1 gone locally",
+            |m| m.list.0.len() == 3,
+        )
+        .await;
+    cluster.start_redis();
+    for url in &urls {
+        wait_for_health(url, 200, "up", Duration::from_secs(15)).await;
+    }
+    let here: BTreeMap<String, String> = members
+        .iter()
+        .map(|m| (m.conn.clone(), m.name.clone()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for member in &mut members {
+        member
+            .wait_until(deadline, "b1 gone", |m| m.list.0 == here)
+            .await;
+    }
+    let mut late = Member::join(&ws(cluster.url()), "late", None).await;
+    late.wait_until(Instant::now() + Duration::from_secs(5), "late", |m| {
+        m.list.0.len() == 4
+    })
+    .await;
+    eprintln!("late sees {:?}", late.list.0);
+}
