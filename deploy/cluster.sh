@@ -293,7 +293,7 @@ start_postgres() {
   # of postmaster.pid.
   record_pid postgres "$(head -n 1 "$data/postmaster.pid")"
   if ! as_postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
-    "SELECT 1 FROM pg_database WHERE datname = 'bazaar'" 2>>"$log" | grep -q 1; then
+    "SELECT 1 FROM pg_database WHERE datname = 'bazaar'" 2>>"$log" | grep 1 >/dev/null; then
     as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres bazaar >>"$log" 2>&1 ||
       fail_with postgres "could not create the database bazaar"
   fi
@@ -573,7 +573,7 @@ cmd_status() {
 
 cmd_start() {
   local name=$1
-  parts | grep -qx -- "$name" || die "no part $name in $DIR (parts: $(parts | tr '\n' ' '))"
+  parts | grep -x -- "$name" >/dev/null || die "no part $name in $DIR (parts: $(parts | tr '\n' ' '))"
   running_pid "$name" >/dev/null && die "$name is already running"
   check_prerequisites
   mkdir -p "$DIR/pids" "$DIR/logs"
@@ -596,7 +596,7 @@ wait_for_nodes_only() {
 
 cmd_stop() {
   local name=$1
-  parts | grep -qx -- "$name" || die "no part $name in $DIR (parts: $(parts | tr '\n' ' '))"
+  parts | grep -x -- "$name" >/dev/null || die "no part $name in $DIR (parts: $(parts | tr '\n' ' '))"
   stop_part "$name"
 }
 
