@@ -15,7 +15,9 @@ use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
 /// A browser's view of the site: it keeps cookies and follows nothing.
 pub struct Visitor<'a> {
-    app: &'a TestApp,
+    /// The server, when it is a `TestApp` (`None` for a cluster's nginx).
+    app: Option<&'a TestApp>,
+    base: String,
     client: awc::Client,
     cookies: BTreeMap<String, String>,
     /// Sent with every request, as a proxy in front of the server would.
@@ -32,7 +34,16 @@ pub struct Page {
 impl<'a> Visitor<'a> {
     pub fn new(app: &'a TestApp) -> Visitor<'a> {
         Visitor {
-            app,
+            app: Some(app),
+            ..Visitor::at(&app.base)
+        }
+    }
+
+    /// A visitor of the site at `base`, such as a cluster's load balancer.
+    pub fn at(base: &str) -> Visitor<'a> {
+        Visitor {
+            app: None,
+            base: base.to_owned(),
             // Redirects are asserted on, not followed.
             client: awc::Client::builder()
                 .disable_redirects()
@@ -52,7 +63,7 @@ impl<'a> Visitor<'a> {
     fn request(&self, method: awc::http::Method, path: &str) -> awc::ClientRequest {
         let mut request = self
             .client
-            .request(method, format!("{}{path}", self.app.base))
+            .request(method, format!("{}{path}", self.base))
             .insert_header((header::COOKIE, self.cookie_header()));
         for (name, value) in &self.headers {
             request = request.append_header((*name, value.as_str()));
@@ -112,7 +123,7 @@ impl<'a> Visitor<'a> {
 
     /// The server this visitor browses.
     pub fn app(&self) -> &'a TestApp {
-        self.app
+        self.app.expect("a visitor of a TestApp")
     }
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {

@@ -9,11 +9,11 @@ use crate::browser_helpers::{Browser, Page};
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
 /// The room's composer; Enter sends.
-const COMPOSER: &str = "#composer textarea[name=text]";
+pub const COMPOSER: &str = "#composer textarea[name=text]";
 /// The text of every message the server numbered.
-const MESSAGES: &str = "#messages .message[data-seq] .text";
+pub const MESSAGES: &str = "#messages .message[data-seq] .text";
 /// The name of everyone in the member list.
-const MEMBERS: &str = "#members [data-conn] .user";
+pub const MEMBERS: &str = "#members [data-conn] .user";
 
 #[actix_web::test]
 async fn two_pages_chat_and_see_presence() {

@@ -51,6 +51,12 @@ impl ChatClient {
         ChatClient::connect_at(ws_base, Some(name), None, None).await
     }
 
+    /// Opens `<ws_base>/ws` with a `Cookie` header on any server, as a
+    /// logged-in client that is not a browser would (it sends no Origin).
+    pub async fn connect_to_with_cookie(ws_base: &str, cookie: &str) -> Result<ChatClient, Ended> {
+        ChatClient::connect_at(ws_base, None, None, Some(cookie)).await
+    }
+
     async fn connect_full(
         app: &TestApp,
         name: Option<&str>,
