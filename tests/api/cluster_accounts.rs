@@ -20,7 +20,7 @@ use crate::auction_pages::PASSWORD;
 use crate::browser::{COMPOSER, MEMBERS, MESSAGES};
 use crate::browser_helpers::{Browser, Page};
 use crate::chat_client::{ChatClient, MemberList};
-use crate::cluster_helpers::Cluster;
+use crate::cluster_helpers::{node_of, ws, Cluster};
 
 /// Bid attempts in the storm, from every bidder together.
 const ATTEMPTS: usize = 1_000;
@@ -28,15 +28,6 @@ const ATTEMPTS: usize = 1_000;
 const BIDDERS: usize = 10;
 /// How long the slowest client may take to hear the lot's last change.
 const SETTLE: Duration = Duration::from_secs(20);
-
-/// The node a connection is on: the middle part of `c-<node>-<n>`.
-fn node_of(conn: &str) -> String {
-    conn.split('-').nth(1).unwrap_or_default().to_owned()
-}
-
-fn ws(url: &str) -> String {
-    url.replacen("http", "ws", 1)
-}
 
 /// Who opens a socket: a guest by name, or an account by its cookie.
 #[derive(Clone, Copy)]

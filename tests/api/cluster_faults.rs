@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
 use crate::chat_client::{ChatClient, Ended, MemberList};
-use crate::cluster_helpers::{running, Cluster};
+use crate::cluster_helpers::{health, node_of, running, ws, Cluster};
 
 /// The room every member of these tests is in.
 const TOPIC: &str = "chat:floor";
@@ -22,26 +22,6 @@ const REPLY_WAIT: Duration = Duration::from_secs(30);
 /// How often a sender says something: 10 a second, well within a
 /// socket's rate (20 a second, docs/protocol.md §5).
 const SAY_EVERY: Duration = Duration::from_millis(100);
-
-/// The node a connection is on: the middle part of `c-<node>-<n>`.
-fn node_of(conn: &str) -> String {
-    conn.split('-').nth(1).unwrap_or_default().to_owned()
-}
-
-fn ws(url: &str) -> String {
-    url.replacen("http", "ws", 1)
-}
-
-/// A node's `/healthz`: its status and body.
-async fn health(url: &str) -> (u16, Value) {
-    let mut resp = awc::Client::default()
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .expect("GET /healthz");
-    let body = resp.json().await.unwrap_or(Value::Null);
-    (resp.status().as_u16(), body)
-}
 
 /// Asks a node's `/healthz` until it answers `status` with `"bus":bus`;
 /// returns how long that took.

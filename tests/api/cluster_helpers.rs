@@ -302,3 +302,24 @@ pub fn processes_of(dir: &Path, pids: &[i32]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The node a connection is on: the middle part of `c-<node>-<n>`.
+pub fn node_of(conn: &str) -> String {
+    conn.split('-').nth(1).unwrap_or_default().to_owned()
+}
+
+/// The WebSocket base of an `http://` URL.
+pub fn ws(url: &str) -> String {
+    url.replacen("http", "ws", 1)
+}
+
+/// A node's `/healthz`: its status and body.
+pub async fn health(url: &str) -> (u16, serde_json::Value) {
+    let mut resp = awc::Client::default()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz");
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (resp.status().as_u16(), body)
+}

@@ -7,16 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::chat_client::{ChatClient, Ended, MemberList};
-use crate::cluster_helpers::Cluster;
-
-/// The node a connection is on: the middle part of `c-<node>-<n>`.
-fn node_of(conn: &str) -> String {
-    conn.split('-').nth(1).unwrap_or_default().to_owned()
-}
-
-fn ws(url: &str) -> String {
-    url.replacen("http", "ws", 1)
-}
+use crate::cluster_helpers::{health, node_of, ws, Cluster};
 
 /// Opens `count` sockets through nginx and joins each to `topic`; returns
 /// them with their join replies.
@@ -243,13 +234,19 @@ async fn messages_until_closed(client: &mut ChatClient) -> (Vec<(u64, String)>, 
 
 /// The id of the node at `url`, as its `/healthz` says.
 async fn node_at(url: &str) -> String {
-    let mut resp = awc::Client::new()
-        .get(format!("{url}/healthz"))
+    let (_, health) = health(url).await;
+    health["node"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `GET /api/nodes` through nginx, with the API token.
+async fn api_nodes(cluster: &Cluster) -> Value {
+    let mut listed = awc::Client::new()
+        .get(format!("{}/api/nodes", cluster.url()))
+        .bearer_auth(cluster.api_token())
         .send()
         .await
-        .expect("healthz");
-    let health: Value = resp.json().await.expect("json");
-    health["node"].as_str().unwrap_or_default().to_owned()
+        .expect("nodes");
+    listed.json().await.expect("json")
 }
 
 #[actix_web::test]
@@ -391,13 +388,7 @@ async fn a_signal_reaches_a_member_on_another_node_and_the_nodes_are_listed() {
         .await
         .expect("nodes");
     assert_eq!(refused.status().as_u16(), 401);
-    let mut listed = client
-        .get(format!("{}/api/nodes", cluster.url()))
-        .bearer_auth(cluster.api_token())
-        .send()
-        .await
-        .expect("nodes");
-    let listed: Value = listed.json().await.expect("json");
+    let listed = api_nodes(&cluster).await;
     let ids: BTreeSet<&str> = listed["nodes"]
         .as_array()
         .into_iter()
@@ -418,13 +409,7 @@ async fn a_signal_reaches_a_member_on_another_node_and_the_nodes_are_listed() {
     // within one.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut listed = client
-            .get(format!("{}/api/nodes", cluster.url()))
-            .bearer_auth(cluster.api_token())
-            .send()
-            .await
-            .expect("nodes");
-        let listed: Value = listed.json().await.expect("json");
+        let listed = api_nodes(&cluster).await;
         let clients: u64 = listed["nodes"]
             .as_array()
             .into_iter()
