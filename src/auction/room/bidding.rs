@@ -54,7 +54,7 @@ async fn place(
     known: Cached,
     mut names: HashMap<i64, String>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(Published, HashMap<i64, String>), Refusal> {
+) -> Result<(Published, HashMap<i64, String>), (Refusal, HashMap<i64, String>)> {
     let listed = known.listed;
     let lot_id = listed.id;
     let placed = store::place_bid_from(
@@ -66,13 +66,17 @@ async fn place(
         bid.max_cents,
         now,
     )
-    .await
-    .map_err(|err| {
-        if matches!(err, PlaceBidError::Db(_) | PlaceBidError::Corrupt(_)) {
-            tracing::error!(lot = lot_id, error = %err, "bid failed");
+    .await;
+    // A refused bid hands the names back too: the room keeps them.
+    let placed = match placed {
+        Ok(placed) => placed,
+        Err(err) => {
+            if matches!(err, PlaceBidError::Db(_) | PlaceBidError::Corrupt(_)) {
+                tracing::error!(lot = lot_id, error = %err, "bid failed");
+            }
+            return Err(((err.code(), err.to_string()), names));
         }
-        (err.code(), err.to_string())
-    })?;
+    };
     // Names of the bidders involved, each read once per room.
     let unknown: Vec<i64> = placed
         .rows
@@ -175,7 +179,13 @@ impl Handler<PlaceBid> for AuctionRoom {
             async move { place(&db, &key, &msg, known, names, now).await }
                 .into_actor(self)
                 .map(|placed, act, _| {
-                    let (published, names) = placed?;
+                    let (published, names) = match placed {
+                        Ok(placed) => placed,
+                        Err((refusal, names)) => {
+                            act.names = names;
+                            return Err(refusal);
+                        }
+                    };
                     act.names = names;
                     act.cached = Some(published.lot);
                     act.publish(EventKind::Lot, published.event);
