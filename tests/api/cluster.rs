@@ -132,7 +132,18 @@ async fn redis_killed_comes_back_on_the_port_the_nodes_know() {
 
     // Act
     cluster.kill_redis();
-    let refused = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
+    // The kernel closes a killed process's sockets as it reaps it; give
+    // that a moment rather than race it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     cluster.start_redis();
 
     // Assert
