@@ -10,8 +10,11 @@ use bazaar::bench::store::GeneratedStore;
 use crate::helpers::{spawn_app, spawn_store, spawn_store_with, AppOptions, Backend, TestApp};
 
 /// What a hand-out may lose or gain on its way to the store: the assignment
-/// crosses a socket and a worker process before the store sees the request.
-const JITTER: Duration = Duration::from_millis(20);
+/// crosses a socket and a worker process before the store sees the request,
+/// and on a machine busy with other tests one of them can run late by tens
+/// of milliseconds, which brings it closer to the next. The server spaces
+/// its hand-outs exactly; this is the store's view of them.
+const JITTER: Duration = Duration::from_millis(60);
 
 /// Crawls `store`'s site with `sites` as its configuration, by two workers of
 /// four slots, and returns when each request reached the store.
@@ -63,33 +66,34 @@ async fn politeness_limits_hold_under_more_workers_than_the_host_allows() {
 #[actix_web::test]
 async fn a_delay_spaces_fetches_and_the_crawl_keeps_the_pace_it_allows() {
     // Arrange: a store that answers at once, and a host that allows 4 fetches
-    // at a time but one start every 100 ms: 10 pages a second.
+    // at a time but one start every 200 ms: 5 pages a second.
     let store = spawn_store(2, 15, Duration::ZERO);
-    let sites = store.sites(4).replace("delay_ms = 0", "delay_ms = 100");
+    let sites = store.sites(4).replace("delay_ms = 0", "delay_ms = 200");
 
     // Act
     let (_app, arrivals) = crawl(&store, sites).await;
 
     // Assert: no two starts closer than the delay, and at least 90% of the
     // rate it allows. (Before the Dispatcher woke when a host came due, a
-    // 100 ms delay crawled at 4 pages a second.)
+    // 200 ms delay crawled at 4 pages a second where it allows 5, and a
+    // 100 ms one at 4 where it allows 10.)
     assert_eq!(arrivals.len(), 32);
     let closest = closest_starts(&arrivals);
     assert!(
-        closest >= Duration::from_millis(100) - JITTER,
+        closest >= Duration::from_millis(200) - JITTER,
         "two fetches {closest:?} apart"
     );
     let rate = rate(&arrivals);
-    assert!(rate >= 9.0, "{rate:.2} pages/s where the delay allows 10");
+    assert!(rate >= 4.5, "{rate:.2} pages/s where the delay allows 5");
 }
 
 #[actix_web::test]
 async fn with_a_delay_and_a_slow_store_concurrency_sets_the_pace() {
-    // Arrange: a store that takes 300 ms a page, a host allowing 3 at once
-    // and a start every 50 ms. Three in flight at 300 ms each allow 10 pages
-    // a second; the delay alone would allow 20.
-    let store = spawn_store(2, 15, Duration::from_millis(300));
-    let sites = store.sites(3).replace("delay_ms = 0", "delay_ms = 50");
+    // Arrange: a store that takes 600 ms a page, a host allowing 3 at once
+    // and a start every 100 ms. Three in flight at 600 ms each allow 5 pages
+    // a second; the delay alone would allow 10.
+    let store = spawn_store(2, 15, Duration::from_millis(600));
+    let sites = store.sites(3).replace("delay_ms = 0", "delay_ms = 100");
 
     // Act
     let (_app, arrivals) = crawl(&store, sites).await;
@@ -99,21 +103,21 @@ async fn with_a_delay_and_a_slow_store_concurrency_sets_the_pace() {
     assert_eq!(store.max_in_flight.load(Ordering::SeqCst), 3);
     let closest = closest_starts(&arrivals);
     assert!(
-        closest >= Duration::from_millis(50) - JITTER,
+        closest >= Duration::from_millis(100) - JITTER,
         "two fetches {closest:?} apart"
     );
     let rate = rate(&arrivals);
-    assert!(rate >= 9.0, "{rate:.2} pages/s where the limits allow 10");
+    assert!(rate >= 4.5, "{rate:.2} pages/s where the limits allow 5");
 }
 
 #[actix_web::test]
 async fn a_robots_crawl_delay_paces_the_host_like_a_configured_delay() {
-    // Arrange: no delay in the site's settings, but robots.txt asks for 0.1 s.
+    // Arrange: no delay in the site's settings, but robots.txt asks for 0.2 s.
     let store = spawn_store_with(GeneratedStore {
         pages: 2,
         latency: Duration::ZERO,
         per_listing: 15,
-        crawl_delay: Some(Duration::from_millis(100)),
+        crawl_delay: Some(Duration::from_millis(200)),
     });
     let sites = store.sites(4).replace("robots = false", "robots = true");
 
@@ -125,9 +129,9 @@ async fn a_robots_crawl_delay_paces_the_host_like_a_configured_delay() {
     let pages = &arrivals[1..];
     let closest = closest_starts(pages);
     assert!(
-        closest >= Duration::from_millis(100) - JITTER,
+        closest >= Duration::from_millis(200) - JITTER,
         "two fetches {closest:?} apart"
     );
     let rate = rate(pages);
-    assert!(rate >= 9.0, "{rate:.2} pages/s where Crawl-delay allows 10");
+    assert!(rate >= 4.5, "{rate:.2} pages/s where Crawl-delay allows 5");
 }
