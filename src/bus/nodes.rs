@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::redis::{keys, Link};
+use super::redis::{keys, listed_members, presence_cmd, Link};
 use super::{scripts, wire, BusError};
+use crate::domain::topic::Topic;
 use crate::protocol::client::{self, MemberView};
 
 /// How often a node says it is alive.
@@ -44,16 +45,12 @@ pub(super) struct Beat {
 /// Says this node is alive.
 pub(super) async fn beat(link: &Link, info: &NodeInfo) -> Result<Beat, BusError> {
     let json = serde_json::to_string(info).map_err(|e| BusError::Down(e.to_string()))?;
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(scripts::HEARTBEAT)
-        .arg(2)
-        .arg(keys::NODES)
-        .arg(keys::node_info(&info.id))
-        .arg(&info.id)
-        .arg(json)
-        .arg(NODE_TTL.as_millis() as u64);
-    let (added, dead): (i64, Vec<String>) = redis::from_redis_value(link.call(cmd).await?)
-        .map_err(|e| BusError::Down(e.to_string()))?;
+    let mut cmd = scripts::eval(
+        scripts::HEARTBEAT,
+        &[keys::NODES.to_owned(), keys::node_info(&info.id)],
+    );
+    cmd.arg(&info.id).arg(json).arg(NODE_TTL.as_millis() as u64);
+    let (added, dead): (i64, Vec<String>) = link.query(cmd).await?;
     Ok(Beat {
         dead,
         returned: added == 1,
@@ -64,8 +61,7 @@ pub(super) async fn beat(link: &Link, info: &NodeInfo) -> Result<Beat, BusError>
 pub(super) async fn list(link: &Link) -> Result<Vec<NodeInfo>, BusError> {
     let mut ids = redis::cmd("ZRANGE");
     ids.arg(keys::NODES).arg(0).arg(-1);
-    let ids: Vec<String> = redis::from_redis_value(link.call(ids).await?)
-        .map_err(|e| BusError::Down(e.to_string()))?;
+    let ids: Vec<String> = link.query(ids).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -73,8 +69,7 @@ pub(super) async fn list(link: &Link) -> Result<Vec<NodeInfo>, BusError> {
     for id in &ids {
         infos.arg(keys::node_info(id));
     }
-    let infos: Vec<Option<String>> = redis::from_redis_value(link.call(infos).await?)
-        .map_err(|e| BusError::Down(e.to_string()))?;
+    let infos: Vec<Option<String>> = link.query(infos).await?;
     // A node whose description expired is dead, and about to be cleaned up.
     Ok(infos
         .into_iter()
@@ -99,41 +94,27 @@ pub(super) async fn reap(link: &Link, me: &str, dead: &str) -> Result<(), BusErr
     }
     let mut topics = redis::cmd("SMEMBERS");
     topics.arg(keys::node_topics(dead));
-    let topics: Vec<String> = redis::from_redis_value(link.call(topics).await?)
-        .map_err(|e| BusError::Down(e.to_string()))?;
+    let topics: Vec<String> = link.query(topics).await?;
     let mut gone = 0;
-    for topic in &topics {
-        let mut members = redis::cmd("HGETALL");
-        members.arg(keys::members(topic));
-        let members: Vec<(String, String)> = redis::from_redis_value(link.call(members).await?)
-            .map_err(|e| BusError::Down(e.to_string()))?;
-        let leaves: Vec<MemberView> = members
+    for topic in topics.iter().filter_map(|t| Topic::parse(t).ok()) {
+        let leaves: Vec<MemberView> = listed_members(link, &topic)
+            .await?
             .into_iter()
-            .filter_map(|(conn, value)| {
-                let (owner, user) = value.split_once('\t')?;
-                (owner == dead).then(|| MemberView {
-                    conn,
-                    user: user.to_owned(),
-                })
-            })
+            .filter(|(owner, _)| owner == dead)
+            .map(|(_, member)| member)
             .collect();
-        let channel = format!("{}{topic}", keys::TOPIC_PREFIX);
         if !leaves.is_empty() {
-            let mut hdel = redis::cmd("HDEL");
-            hdel.arg(keys::members(topic));
-            for leave in &leaves {
-                hdel.arg(&leave.conn);
-            }
-            link.send(hdel);
-            let frame = client::presence(topic, &[], &leaves);
-            let mut publish = redis::cmd("PUBLISH");
-            publish.arg(&channel).arg(wire::presence(dead, &frame));
-            link.send(publish);
+            // As if the dead node had said so: out of the hash and to every
+            // node's members in one step.
+            let frame = client::presence(&topic.to_string(), &[], &leaves);
+            link.send(presence_cmd(dead, &topic, &[], &leaves, &frame));
             gone += leaves.len();
         }
         // Its typing indicators go with it.
         let mut typing = redis::cmd("PUBLISH");
-        typing.arg(&channel).arg(wire::typing(dead, &[]));
+        typing
+            .arg(keys::channel(&topic))
+            .arg(wire::typing(dead, &[]));
         link.send(typing);
     }
     let mut del = redis::cmd("DEL");

@@ -49,7 +49,7 @@ pub(super) mod keys {
     pub fn seq(topic: &Topic) -> String {
         format!("bazaar:seq:{topic}")
     }
-    pub fn members(topic: &str) -> String {
+    pub fn members(topic: &Topic) -> String {
         format!("bazaar:members:{topic}")
     }
     pub fn node_topics(node: &str) -> String {
@@ -109,6 +109,11 @@ impl Link {
     /// Sends a command whose answer nobody waits for.
     pub fn send(&self, cmd: redis::Cmd) {
         let _ = self.tx.send(Request { cmd, reply: None });
+    }
+
+    /// Sends a command and reads its answer as a `T`.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, BusError> {
+        redis::from_redis_value(self.call(cmd).await?).map_err(|e| BusError::Down(e.to_string()))
     }
 
     /// Sends a command and waits for its answer.
@@ -221,12 +226,8 @@ impl Bus for RedisBus {
             ))));
         }
         let key = topic.to_string();
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(scripts::NUMBER)
-            .arg(2)
-            .arg(keys::seq(topic))
-            .arg(keys::channel(topic))
-            .arg(ceiling)
+        let mut cmd = scripts::eval(scripts::NUMBER, &[keys::seq(topic), keys::channel(topic)]);
+        cmd.arg(ceiling)
             .arg(wire::messages_header(self.node.as_str()))
             .arg(drafts.len());
         for draft in drafts {
@@ -236,9 +237,7 @@ impl Bus for RedisBus {
         }
         let link = self.link.clone();
         Box::pin(async move {
-            let answer: (i64, i64) = redis::from_redis_value(link.call(cmd).await?)
-                .map_err(|e| BusError::Down(e.to_string()))?;
-            match answer {
+            match link.query::<(i64, i64)>(cmd).await? {
                 (-1, _) => Err(BusError::Unnumbered),
                 (-2, last) => Err(BusError::PastMark(u64::try_from(last).unwrap_or(0))),
                 (first, _) => Ok(u64::try_from(first).unwrap_or(0)),
@@ -251,26 +250,17 @@ impl Bus for RedisBus {
         topic: &Topic,
         floor: u64,
     ) -> LocalBoxFuture<'static, Result<u64, BusError>> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(scripts::INIT)
-            .arg(1)
-            .arg(keys::seq(topic))
-            .arg(floor);
+        let mut cmd = scripts::eval(scripts::INIT, &[keys::seq(topic)]);
+        cmd.arg(floor);
         let link = self.link.clone();
-        Box::pin(async move {
-            redis::from_redis_value(link.call(cmd).await?)
-                .map_err(|e| BusError::Down(e.to_string()))
-        })
+        Box::pin(async move { link.query(cmd).await })
     }
 
     fn last_seq(&self, topic: &Topic) -> LocalBoxFuture<'static, Result<Option<u64>, BusError>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(keys::seq(topic));
         let link = self.link.clone();
-        Box::pin(async move {
-            redis::from_redis_value(link.call(cmd).await?)
-                .map_err(|e| BusError::Down(e.to_string()))
-        })
+        Box::pin(async move { link.query(cmd).await })
     }
 
     fn publish(&self, events: TopicEvents) {
@@ -287,7 +277,7 @@ impl Bus for RedisBus {
                         told.record(&events.topic, joins, leaves, true);
                     }
                     self.link.send(presence_cmd(
-                        &self.node,
+                        self.node.as_str(),
                         &events.topic,
                         joins,
                         leaves,
@@ -354,12 +344,9 @@ impl Bus for RedisBus {
         let topic = topic.clone();
         let told = self.told.clone();
         actix::spawn(async move {
-            let mut listed = redis::cmd("HGETALL");
-            listed.arg(keys::members(&topic.to_string()));
-            let listed: HashMap<String, String> = match link.call(listed).await {
-                Ok(value) => redis::from_redis_value(value).unwrap_or_default(),
-                // The bus went away again; the next resync tries again.
-                Err(_) => return,
+            // On failure the bus went away again; the next resync tries again.
+            let Ok(listed) = listed_members(&link, &topic).await else {
+                return;
             };
             let mut gone: HashMap<String, String> = told
                 .lock()
@@ -368,12 +355,9 @@ impl Bus for RedisBus {
                 .into_iter()
                 .map(|m| (m.conn, m.user))
                 .collect();
-            for (conn, value) in listed {
-                let Some((owner, user)) = value.split_once('\t') else {
-                    continue;
-                };
-                if owner == node.as_str() && !members.iter().any(|m| m.conn == conn) {
-                    gone.entry(conn).or_insert_with(|| user.to_owned());
+            for (owner, member) in listed {
+                if owner == node.as_str() && !members.iter().any(|m| m.conn == member.conn) {
+                    gone.entry(member.conn).or_insert(member.user);
                 }
             }
             let gone: Vec<MemberView> = gone
@@ -381,11 +365,8 @@ impl Bus for RedisBus {
                 .map(|(conn, user)| MemberView { conn, user })
                 .collect();
             let frame = client::presence(&topic.to_string(), &members, &gone);
-            if link
-                .call(presence_cmd(&node, &topic, &members, &gone, &frame))
-                .await
-                .is_ok()
-            {
+            let cmd = presence_cmd(node.as_str(), &topic, &members, &gone, &frame);
+            if link.call(cmd).await.is_ok() {
                 if let Ok(mut told) = told.lock() {
                     told.synced(&topic, &members);
                 }
@@ -397,24 +378,16 @@ impl Bus for RedisBus {
         if !self.health.up() {
             return Box::pin(future::ready(Vec::new()));
         }
-        let mut cmd = redis::cmd("HGETALL");
-        cmd.arg(keys::members(&topic.to_string()));
         let link = self.link.clone();
         let node = self.node.clone();
+        let topic = topic.clone();
         Box::pin(async move {
-            let entries: HashMap<String, String> = match link.call(cmd).await {
-                Ok(value) => redis::from_redis_value(value).unwrap_or_default(),
-                Err(_) => return Vec::new(),
-            };
-            entries
+            listed_members(&link, &topic)
+                .await
+                .unwrap_or_default()
                 .into_iter()
-                .filter_map(|(conn, value)| {
-                    let (owner, user) = value.split_once('\t')?;
-                    (owner != node.as_str()).then(|| MemberView {
-                        conn,
-                        user: user.to_owned(),
-                    })
-                })
+                .filter(|(owner, _)| owner != node.as_str())
+                .map(|(_, member)| member)
                 .collect()
         })
     }
@@ -505,24 +478,26 @@ pub(super) fn resync_rooms(routes: &Mutex<Routes>) {
     }
 }
 
-/// Records a diff in the topic's member hash and publishes it, in one step.
-fn presence_cmd(
-    node: &NodeId,
+/// Records a diff of `node`'s members in the topic's member hash and
+/// publishes it, in one step.
+pub(super) fn presence_cmd(
+    node: &str,
     topic: &Topic,
     joins: &[MemberView],
     leaves: &[MemberView],
     frame: &str,
 ) -> redis::Cmd {
-    let key = topic.to_string();
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(scripts::PRESENCE)
-        .arg(3)
-        .arg(keys::members(&key))
-        .arg(keys::channel(topic))
-        .arg(keys::node_topics(node.as_str()))
-        .arg(node.as_str())
-        .arg(&key)
-        .arg(wire::presence(node.as_str(), frame))
+    let mut cmd = scripts::eval(
+        scripts::PRESENCE,
+        &[
+            keys::members(topic),
+            keys::channel(topic),
+            keys::node_topics(node),
+        ],
+    );
+    cmd.arg(node)
+        .arg(topic.to_string())
+        .arg(wire::presence(node, frame))
         .arg(leaves.len());
     for leave in leaves {
         cmd.arg(&leave.conn);
@@ -531,6 +506,28 @@ fn presence_cmd(
         cmd.arg(&join.conn).arg(&join.user);
     }
     cmd
+}
+
+/// A topic's members on every node, as the member hash lists them: each
+/// with the node it is on.
+pub(super) async fn listed_members(
+    link: &Link,
+    topic: &Topic,
+) -> Result<Vec<(String, MemberView)>, BusError> {
+    let mut cmd = redis::cmd("HGETALL");
+    cmd.arg(keys::members(topic));
+    let listed: HashMap<String, String> = link.query(cmd).await?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|(conn, value)| {
+            let (node, user) = value.split_once('\t')?;
+            let member = MemberView {
+                conn,
+                user: user.to_owned(),
+            };
+            Some((node.to_owned(), member))
+        })
+        .collect())
 }
 
 fn publish_cmd(channel: &str, payload: String) -> redis::Cmd {

@@ -6,6 +6,13 @@
 //! Scripts never raise errors for expected outcomes; they return codes, so
 //! that a pipeline of them is answered command by command.
 
+/// A call of `script` on `keys`; its ARGV follow as the command's args.
+pub fn eval(script: &str, keys: &[String]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
 /// Numbers a batch of chat messages and publishes it, in one step.
 ///
 /// KEYS: the topic's seq counter, the topic's channel.

@@ -39,13 +39,12 @@ pub(super) async fn counter(
 ) -> Option<u64> {
     match bus.last_seq(topic).await {
         Ok(Some(counter)) => {
-            let deadline = Instant::now() + STORED_WAIT;
-            while Instant::now() < deadline {
-                match store::last_seq(db, key).await {
-                    Ok(stored) if stored < counter => tokio::time::sleep(STORED_POLL).await,
-                    _ => break,
-                }
-            }
+            // A database that cannot be read now fails the room's load next.
+            let _ = until_stored(|| async {
+                let stored = store::last_seq(db, key).await?;
+                Ok::<_, sea_orm::DbErr>(((), stored >= counter))
+            })
+            .await;
             Some(counter)
         }
         Ok(None) => bus.start_numbering(topic, floor).await.ok(),
@@ -70,8 +69,7 @@ pub(super) async fn history(
     kept: Vec<MessageView>,
     shared: bool,
 ) -> Result<(Vec<MessageView>, bool), RoomError> {
-    let deadline = Instant::now() + STORED_WAIT;
-    loop {
+    until_stored(|| async {
         let (rows, truncated) = store::after(&db, &key, since, cap).await.map_err(|err| {
             tracing::error!(error = %err, "could not read history");
             RoomError::Unavailable
@@ -85,8 +83,23 @@ pub(super) async fn history(
         // live.
         history.retain(|m| m.seq <= upto);
         let whole = history.last().map_or(since, |m| m.seq) >= upto;
-        if truncated || whole || !shared || Instant::now() >= deadline {
-            return Ok((history, truncated));
+        Ok(((history, truncated), truncated || whole || !shared))
+    })
+    .await
+}
+
+/// Reads with `read` until it says it has all it waited for, or until
+/// `STORED_WAIT` has passed; returns the last read.
+async fn until_stored<T, E, F, Fut>(mut read: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(T, bool), E>>,
+{
+    let deadline = Instant::now() + STORED_WAIT;
+    loop {
+        let (value, whole) = read().await?;
+        if whole || Instant::now() >= deadline {
+            return Ok(value);
         }
         tokio::time::sleep(STORED_POLL).await;
     }
@@ -109,17 +122,14 @@ impl Room {
         let after = self.last_seq;
         let want = usize::try_from(upto - after).unwrap_or(CATCH_UP_MAX);
         async move {
-            let deadline = Instant::now() + STORED_WAIT;
-            loop {
+            until_stored(|| async {
                 let (rows, _) = store::after(&db, &key, after, want.min(CATCH_UP_MAX)).await?;
                 let reached = rows
                     .last()
                     .is_some_and(|r| u64::try_from(r.seq).unwrap_or(0) >= upto);
-                if reached || want > CATCH_UP_MAX || Instant::now() >= deadline {
-                    return Ok::<_, sea_orm::DbErr>(rows);
-                }
-                tokio::time::sleep(STORED_POLL).await;
-            }
+                Ok::<_, sea_orm::DbErr>((rows, reached || want > CATCH_UP_MAX))
+            })
+            .await
         }
         .into_actor(self)
         .map(move |rows, act, ctx| {
