@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::free_port;
@@ -21,6 +21,15 @@ const NODE_ENV: [(&str, &str); 3] = [
     ("RUST_LOG", "info,sqlx=warn"),
 ];
 
+/// How to start a cluster beyond its node count.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// A sites.toml text for every node; `None` means the demo stores.
+    pub sites: Option<String>,
+    /// More `BAZAAR_*` settings for every node, over `NODE_ENV`.
+    pub env: Vec<(String, String)>,
+}
+
 /// A running cluster in its own folder.
 pub struct Cluster {
     /// `None` once dropped or kept for a failed test's post-mortem.
@@ -28,6 +37,8 @@ pub struct Cluster {
     path: PathBuf,
     url: String,
     nodes: usize,
+    /// What the nodes get beyond `NODE_ENV`, again on every `start`.
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -35,16 +46,31 @@ impl Cluster {
     /// nginx passes `/healthz` through to every node. Panics with the
     /// script's message when it fails, which names any missing package.
     pub fn start(nodes: usize) -> Cluster {
+        Cluster::start_with(nodes, ClusterOptions::default())
+    }
+
+    /// `start`, with a sites file and settings of the test's own.
+    pub fn start_with(nodes: usize, options: ClusterOptions) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("bazaar-cluster-")
             .tempdir()
             .expect("temp dir");
         let port = free_port();
+        let mut env = options.env;
+        if let Some(sites) = &options.sites {
+            let path = dir.path().join("sites.toml");
+            std::fs::write(&path, sites).expect("write sites.toml");
+            env.push((
+                "BAZAAR_CRAWL__SITES_FILE".into(),
+                path.display().to_string(),
+            ));
+        }
         let mut cluster = Cluster {
             path: dir.path().to_owned(),
             dir: Some(dir),
             url: format!("http://127.0.0.1:{port}"),
             nodes,
+            env,
         };
         let out = cluster.script(&[
             "up",
@@ -83,8 +109,12 @@ impl Cluster {
         self.read("api_token")
     }
 
+    /// The token workers present to any node.
+    pub fn worker_token(&self) -> String {
+        self.read("worker_token")
+    }
+
     /// The database every node shares.
-    #[allow(dead_code)] // For tests that check the truth behind the nodes.
     pub fn postgres_url(&self) -> String {
         self.setting("database_url")
     }
@@ -116,7 +146,6 @@ impl Cluster {
 
     /// SIGTERM to node `i`, as an orderly stop would; returns at once, so
     /// that a test can watch the node leave.
-    #[allow(dead_code)] // For the tests of clients moving between nodes.
     pub fn terminate_node(&self, i: usize) {
         unsafe { libc::kill(self.node_pid(i), libc::SIGTERM) };
     }
@@ -140,7 +169,6 @@ impl Cluster {
     }
 
     /// What node `i` has logged so far.
-    #[allow(dead_code)] // For failure messages in the bus tests.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.path.join("logs").join(format!("{}.log", node(i))))
             .unwrap_or_default()
@@ -151,6 +179,61 @@ impl Cluster {
         &self.path
     }
 
+    /// Starts `bazaar worker --server server` (nginx's URL or a node's)
+    /// with the cluster's worker token, logging to `logs/worker-{name}.log`.
+    /// It works from the cluster's folder, so `processes_of` finds it.
+    pub fn spawn_worker(&self, name: &str, slots: u32, server: &str) -> ClusterWorker {
+        let log_path = self.path.join("logs").join(format!("worker-{name}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("worker log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
+            .args([
+                "worker",
+                "--server",
+                &ws(server),
+                "--name",
+                name,
+                "--slots",
+                &slots.to_string(),
+            ])
+            .current_dir(&self.path)
+            .env("BAZAAR_WORKER_TOKEN", self.worker_token())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start bazaar worker");
+        ClusterWorker {
+            child: Some(child),
+            log: log_path,
+        }
+    }
+
+    /// The node worker `name` is connected to now, by what the nodes
+    /// logged: the live one that saw it connect more often than leave.
+    /// `None` while it is between nodes.
+    pub fn node_of_worker(&self, name: &str) -> Option<usize> {
+        // The fields after the name keep `w1` from matching `w10`.
+        let needle = format!("name={name} ");
+        (0..self.nodes).find(|&i| {
+            // A killed node's log still shows the workers it had.
+            if !self.pid(&node(i)).is_some_and(running) {
+                return false;
+            }
+            let log = self.log(i);
+            let lines = |what: &str| {
+                log.lines()
+                    .filter(|line| line.contains(what) && line.contains(&needle))
+                    .count()
+            };
+            lines("worker connected") > lines("worker disconnected")
+        })
+    }
+
     fn script(&self, args: &[&str]) -> Output {
         let mut command = Command::new("bash");
         command
@@ -159,7 +242,8 @@ impl Cluster {
             .arg("--dir")
             .arg(&self.path)
             .env("BAZAAR_BIN", env!("CARGO_BIN_EXE_bazaar"))
-            .envs(NODE_ENV);
+            .envs(NODE_ENV)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         // scripts/test says where PostgreSQL is; the script has its own name
         // for it.
         if let Ok(pg) = std::env::var("BAZAAR_TEST_PG_BIN") {
@@ -228,6 +312,52 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             eprintln!("the cluster's logs are kept in {}", dir.keep().display());
+        }
+    }
+}
+
+/// A `bazaar worker` process started by `Cluster::spawn_worker`, killed
+/// when dropped.
+pub struct ClusterWorker {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ClusterWorker {
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM, then waits for it to exit on its own; `None` if it did not
+    /// within `timeout`.
+    pub fn terminate_and_wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for ClusterWorker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
