@@ -4,12 +4,14 @@
 //! same thing and nothing is lost on a restart; each action is one conditional
 //! statement, then an audit row. Workers and room members are the exception:
 //! each is a connection to one node, known only to that node's Dispatcher or
-//! RoomRegistry, so the pages show the node that serves them.
+//! RoomRegistry, so each node describes its own with its heartbeat and the
+//! pages put every node's together (`fleet`).
 
 pub mod actions;
 pub mod audit;
 pub mod crawls;
 pub mod dashboard;
+pub mod fleet;
 pub mod lots;
 pub mod outbox;
 pub mod rooms;

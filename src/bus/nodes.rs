@@ -3,8 +3,10 @@
 //! takes its members out of every presence list (and its typing with them).
 //! Which node does it is settled by a claim in Redis, so it happens once.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::redis::{keys, listed_members, presence_cmd, Link};
@@ -20,17 +22,57 @@ pub const NODE_TTL: Duration = Duration::from_secs(10);
 /// How long one node's claim on cleaning up after a dead one holds.
 const REAP_CLAIM_SECS: u64 = 60;
 
-/// A node as `/api/nodes` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A node as `/api/nodes` lists it, and as the admin pages of every node
+/// show it: what it holds travels with its heartbeat, so a node that dies
+/// drops off every page when its description expires.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub id: String,
     /// Where the node listens.
     pub address: String,
     pub started_at: String,
+    /// The node's program version.
+    #[serde(default)]
+    pub version: String,
+    /// Whether the node runs the cluster's scheduled work now.
+    #[serde(default)]
+    pub scheduler: bool,
+    /// Whether the node is draining: it takes no new clients or workers.
+    #[serde(default)]
+    pub draining: bool,
     /// Client WebSockets open on the node.
     pub clients: u64,
     /// Chat rooms and lots with members on the node.
     pub rooms: u64,
+    /// Members on the node per topic, for the topics that have any.
+    #[serde(default)]
+    pub topics: BTreeMap<String, u64>,
+    /// The workers connected to the node.
+    #[serde(default)]
+    pub workers: Vec<NodeWorker>,
+}
+
+/// A worker as its node describes it to the others: the Dispatcher's
+/// `WorkerStatus`, which only that node can ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeWorker {
+    /// The Dispatcher's id, unique on its node only.
+    pub id: u64,
+    pub name: String,
+    pub version: String,
+    pub address: String,
+    pub slots: u32,
+    pub credits: u32,
+    pub in_flight: usize,
+    /// The tasks it holds, by id.
+    pub tasks: Vec<i64>,
+    pub done: u64,
+    pub failed: u64,
+    pub scraper_restarts: u64,
+    pub connected_at: DateTime<Utc>,
+    pub last_heartbeat: DateTime<Utc>,
+    /// It finishes what it holds and is assigned nothing more.
+    pub draining: bool,
 }
 
 /// What a heartbeat learned.

@@ -85,3 +85,20 @@ local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return {added, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))}
 ";
+
+/// Counts a use of a key in a fixed window that starts at its first use:
+/// the count and its expiry are set in one step, so a node that dies
+/// between them cannot leave a count that never ends.
+///
+/// KEYS: the counter. ARGV: the window in milliseconds. Returns the count,
+/// this use included, and the milliseconds left in the window.
+pub const COUNT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}
+";
