@@ -12,7 +12,8 @@ use super::outbox;
 use super::tasks;
 use crate::auction::store::{cancel_lot, StoreError};
 use crate::auction::LotStatus;
-use crate::crawl::dispatcher::{CloseWorker, Dispatcher, StopAssigning, Wake, WorkerId};
+use crate::bus::{Bus, BusError, Control, NodeId, WorkerAction};
+use crate::crawl::dispatcher::{Announce, CloseWorker, Dispatcher, StopAssigning, WorkerId};
 use crate::crawl::scheduler::{Scheduler, StartCrawl};
 use crate::crawl::store::StartOutcome;
 use crate::rooms::registry::{LotChanged, RoomRegistry};
@@ -20,11 +21,13 @@ use crate::rooms::registry::{LotChanged, RoomRegistry};
 /// The close reason a worker sees when an admin disconnects it.
 const DISCONNECT_REASON: &str = "disconnected by an admin";
 
-/// What an admin acts on: the database, which every node shares, and this
-/// node's actors. Workers live in the Dispatcher's memory, so a worker
-/// action reaches only the workers connected to the node that serves it.
+/// What an admin acts on: the database, which every node shares, this
+/// node's actors, and the bus to the others. Workers live in their node's
+/// Dispatcher, so an action on a worker connected to another node goes to
+/// that node over the bus.
 pub struct Levers<'a> {
     pub db: &'a DatabaseConnection,
+    pub bus: &'a dyn Bus,
     pub dispatcher: &'a Addr<Dispatcher>,
     pub scheduler: &'a Addr<Scheduler>,
     /// Tells a lot's watchers that an admin changed it.
@@ -32,7 +35,7 @@ pub struct Levers<'a> {
 }
 
 /// What an admin asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     RetryTask(i64),
     CancelTask(i64),
@@ -44,13 +47,50 @@ pub enum Action {
     DrainWorker(u64),
     /// The worker's socket is closed; its tasks go back to the queue.
     DisconnectWorker(u64),
+    /// A drain or a disconnect for a worker connected to another node:
+    /// that node is told over the bus, and does it.
+    WorkerElsewhere {
+        node: String,
+        worker: u64,
+        action: WorkerAction,
+    },
+    /// The node takes no new clients or workers and hands over what it
+    /// has.
+    DrainNode(String),
     StartCrawl,
     /// The lot takes no more bids and has no winner.
     CancelLot(i64),
 }
 
 impl Action {
-    fn audit_name(self) -> &'static str {
+    /// `action` on worker `worker` of node `node` (this node's when none
+    /// is named), as seen from node `this`.
+    pub fn on_worker(
+        this: &NodeId,
+        node: Option<&str>,
+        worker: u64,
+        action: WorkerAction,
+    ) -> Action {
+        match (node, action) {
+            (Some(node), action) if node != this.as_str() => Action::WorkerElsewhere {
+                node: node.to_owned(),
+                worker,
+                action,
+            },
+            (_, WorkerAction::Drain) => Action::DrainWorker(worker),
+            (_, WorkerAction::Disconnect) => Action::DisconnectWorker(worker),
+        }
+    }
+
+    /// The node that was asked to act, when it is not this one.
+    pub fn sent_to(&self) -> Option<&str> {
+        match self {
+            Action::WorkerElsewhere { node, .. } | Action::DrainNode(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    fn audit_name(&self) -> &'static str {
         match self {
             Action::RetryTask(_) => "task.retry",
             Action::CancelTask(_) => "task.cancel",
@@ -58,29 +98,39 @@ impl Action {
             Action::PauseQueue => "queue.pause",
             Action::ResumeQueue => "queue.resume",
             Action::RetryMail(_) => "mail.retry",
-            Action::DrainWorker(_) => "worker.drain",
-            Action::DisconnectWorker(_) => "worker.disconnect",
+            Action::DrainWorker(_)
+            | Action::WorkerElsewhere {
+                action: WorkerAction::Drain,
+                ..
+            } => "worker.drain",
+            Action::DisconnectWorker(_)
+            | Action::WorkerElsewhere {
+                action: WorkerAction::Disconnect,
+                ..
+            } => "worker.disconnect",
+            Action::DrainNode(_) => "node.drain",
             Action::StartCrawl => "crawl.start",
             Action::CancelLot(_) => "lot.cancel",
         }
     }
 
     /// The object's kind and, when the action names it, its id.
-    fn object(self) -> (&'static str, Option<String>) {
+    fn object(&self) -> (&'static str, Option<String>) {
         match self {
             Action::RetryTask(id) | Action::CancelTask(id) => ("task", Some(id.to_string())),
             Action::RequeueDead | Action::PauseQueue | Action::ResumeQueue => ("queue", None),
             Action::RetryMail(id) => ("mail", Some(id.to_string())),
-            Action::DrainWorker(id) | Action::DisconnectWorker(id) => {
-                ("worker", Some(id.to_string()))
-            }
+            Action::DrainWorker(id)
+            | Action::DisconnectWorker(id)
+            | Action::WorkerElsewhere { worker: id, .. } => ("worker", Some(id.to_string())),
+            Action::DrainNode(node) => ("node", Some(node.clone())),
             Action::StartCrawl => ("crawl", None),
             Action::CancelLot(id) => ("lot", Some(id.to_string())),
         }
     }
 
     /// Whether the queue may have new work for the Dispatcher afterwards.
-    fn wakes_the_queue(self) -> bool {
+    fn wakes_the_queue(&self) -> bool {
         matches!(
             self,
             Action::RetryTask(_) | Action::RequeueDead | Action::ResumeQueue
@@ -109,6 +159,13 @@ pub enum ActionError {
     MailNotFailed(i64),
     #[error("there is no worker {0} connected to this server")]
     NoSuchWorker(u64),
+    #[error("there is no worker {worker} connected to node {node}")]
+    NoSuchWorkerOn { node: String, worker: u64 },
+    #[error("there is no live node {0}")]
+    NoSuchNode(String),
+    /// The bus, which reaches the other nodes, is down.
+    #[error("the other nodes cannot be reached now: {0}")]
+    Unreachable(#[from] BusError),
     #[error("crawl {0} is still running; one crawl runs at a time")]
     CrawlRunning(i64),
     #[error("there is no lot {0}")]
@@ -131,6 +188,8 @@ pub async fn perform(
 ) -> Result<Done, ActionError> {
     let db = levers.db;
     let (object_kind, mut object_id) = action.object();
+    let audit_name = action.audit_name();
+    let wakes = action.wakes_the_queue();
     let detail = match action {
         Action::RetryTask(id) => {
             tasks::retry_now(db, id, now).await?;
@@ -146,6 +205,7 @@ pub async fn perform(
         }
         Action::PauseQueue => {
             tasks::pause(db, &actor.name, now).await?;
+            levers.dispatcher.do_send(Announce(Control::QueuePaused));
             None
         }
         Action::ResumeQueue => {
@@ -182,6 +242,41 @@ pub async fn perform(
                 .ok_or(ActionError::NoSuchWorker(id))?;
             Some(name)
         }
+        Action::WorkerElsewhere {
+            node,
+            worker,
+            action,
+        } => {
+            // The node's last heartbeat says whether the worker is there:
+            // a node sent a worker it does not have would do nothing.
+            let nodes = levers.bus.nodes().await?;
+            let name = nodes
+                .iter()
+                .find(|n| n.id == node)
+                .and_then(|n| n.workers.iter().find(|w| w.id == worker))
+                .map(|w| w.name.clone())
+                .ok_or_else(|| ActionError::NoSuchWorkerOn {
+                    node: node.clone(),
+                    worker,
+                })?;
+            levers.bus.control(Control::Worker {
+                node: node.clone(),
+                worker,
+                action,
+            });
+            Some(format!("{name} (sent to node {node})"))
+        }
+        Action::DrainNode(node) => {
+            let nodes = levers.bus.nodes().await?;
+            let address = nodes
+                .iter()
+                .find(|n| n.id == node)
+                .map(|n| n.address.clone())
+                .ok_or_else(|| ActionError::NoSuchNode(node.clone()))?;
+            tracing::warn!(node = %node, admin = %actor.name, "an admin drains a node");
+            levers.bus.control(Control::DrainNode { node });
+            Some(address)
+        }
         Action::StartCrawl => {
             let outcome = levers
                 .scheduler
@@ -205,14 +300,15 @@ pub async fn perform(
         }
     };
     let entry = Entry {
-        action: action.audit_name(),
+        action: audit_name,
         object_kind,
         object_id: object_id.clone(),
         detail: detail.clone(),
     };
     audit::record(db, actor, entry, now).await?;
-    if action.wakes_the_queue() {
-        levers.dispatcher.do_send(Wake);
+    // Every node's Dispatcher acts on it now, not at its next look.
+    if wakes {
+        levers.dispatcher.do_send(Announce(Control::QueueChanged));
     }
     Ok(Done { object_id, detail })
 }
@@ -223,5 +319,38 @@ fn lot_refusal(err: StoreError) -> ActionError {
         StoreError::NotFound(id) => ActionError::NoSuchLot(id),
         StoreError::NotCancellable { id, status } => ActionError::LotNotCancellable { id, status },
         err => ActionError::Internal(anyhow::Error::new(err).context("cancelling a lot")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_action_goes_over_the_bus_only_for_another_node() {
+        let this = NodeId::generate();
+        let here = Action::on_worker(&this, Some(this.as_str()), 3, WorkerAction::Drain);
+        let unnamed = Action::on_worker(&this, None, 3, WorkerAction::Disconnect);
+        let there = Action::on_worker(&this, Some("other"), 3, WorkerAction::Drain);
+
+        assert_eq!(here, Action::DrainWorker(3));
+        assert_eq!(unnamed, Action::DisconnectWorker(3));
+        assert_eq!(
+            there,
+            Action::WorkerElsewhere {
+                node: "other".to_owned(),
+                worker: 3,
+                action: WorkerAction::Drain
+            }
+        );
+        assert_eq!((here.sent_to(), there.sent_to()), (None, Some("other")));
+        // Audited like the same action on this node.
+        assert_eq!(there.audit_name(), here.audit_name());
+        assert_eq!(there.object(), ("worker", Some("3".to_owned())));
+        let drain = Action::DrainNode("other".to_owned());
+        assert_eq!(
+            (drain.audit_name(), drain.object()),
+            ("node.drain", ("node", Some("other".to_owned())))
+        );
     }
 }
