@@ -23,6 +23,9 @@ pub enum PageError {
     Conflict(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// What the page needs cannot be reached now; trying later may work.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -56,6 +59,7 @@ impl ResponseError for PageError {
             PageError::LoginRequired(_) => StatusCode::SEE_OTHER,
             PageError::Conflict(_) => StatusCode::CONFLICT,
             PageError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            PageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +71,7 @@ impl ResponseError for PageError {
             }
             PageError::Conflict(msg) => ("Not possible now", msg.clone()),
             PageError::TooManyRequests(msg) => ("Slow down", msg.clone()),
+            PageError::Unavailable(msg) => ("Not available now", msg.clone()),
             PageError::Forbidden(msg) => ("Not allowed", msg.clone()),
             PageError::NotFound => ("Not found", "There is nothing at this address.".to_owned()),
             PageError::BadRequest(msg) => ("Bad request", msg.clone()),

@@ -54,7 +54,8 @@ pub struct AppState {
     pub leaving: crate::ws::Leaving,
     pub accounts: Arc<session::Accounts>,
     pub subscriptions: Arc<subscriptions::Subscriptions>,
-    /// Admin actions per admin (or the API token) and minute.
+    /// Admin actions per admin (or the API token) and minute, counted on
+    /// this node alone while the bus cannot count for the cluster.
     pub admin_limit: Arc<rate::RateLimit>,
     /// What only this node counts, for `/metrics`.
     pub metrics: Arc<Metrics>,

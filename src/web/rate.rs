@@ -1,7 +1,9 @@
 //! A per-key limit on how often something may be done: at most `limit`
 //! times per `window`, counted from the key's first use in the window.
 //! Per node, like the login throttle: behind a load balancer each node
-//! allows the limit, which bounds abuse without shared state.
+//! allows the limit, which bounds abuse without shared state. Admin
+//! actions are counted for the whole cluster on the bus, and here only
+//! while the bus is down.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

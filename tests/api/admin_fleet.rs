@@ -31,17 +31,22 @@ fn patient() -> AppOptions {
 }
 
 /// A worker spoken by hand (docs/protocol.md §2).
-struct HandWorker {
+pub struct HandWorker {
     socket: Framed<BoxedSocket, Codec>,
-    id: u64,
+    pub id: u64,
 }
 
 impl HandWorker {
     /// Connects, says hello and grants `credits`.
     async fn connect(app: &TestApp, name: &str, credits: u32) -> HandWorker {
+        HandWorker::connect_to(&app.ws, &app.worker_token, name, credits).await
+    }
+
+    /// `connect` to the server at `ws` (a `ws://` base URL).
+    pub async fn connect_to(ws: &str, token: &str, name: &str, credits: u32) -> HandWorker {
         let (_, socket) = awc::Client::new()
-            .ws(format!("{}/ws/worker", app.ws))
-            .bearer_auth(&app.worker_token)
+            .ws(format!("{ws}/ws/worker"))
+            .bearer_auth(token)
             .max_frame_size(8 << 20)
             .connect()
             .await
@@ -56,7 +61,7 @@ impl HandWorker {
         worker
     }
 
-    async fn send(&mut self, frame: Value) {
+    pub async fn send(&mut self, frame: Value) {
         self.socket
             .send(Message::Text(frame.to_string().into()))
             .await
@@ -65,7 +70,7 @@ impl HandWorker {
 
     /// The next text frame within `within`, `Err` with the close reason if
     /// the socket closed, `Ok(None)` if nothing came.
-    async fn next(&mut self, within: Duration) -> Result<Option<Value>, Option<CloseReason>> {
+    pub async fn next(&mut self, within: Duration) -> Result<Option<Value>, Option<CloseReason>> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let Ok(frame) = tokio::time::timeout_at(deadline, self.socket.next()).await else {
@@ -82,7 +87,7 @@ impl HandWorker {
         }
     }
 
-    async fn recv_op(&mut self, op: &str) -> Value {
+    pub async fn recv_op(&mut self, op: &str) -> Value {
         loop {
             match self.next(Duration::from_secs(10)).await {
                 Ok(Some(frame)) if frame["op"] == op => return frame,
@@ -274,10 +279,17 @@ async fn the_fleet_pages_show_real_workers_crawls_and_rooms_and_others_are_turne
         .unwrap();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["window_seconds"], 60);
+    let mut room = body["rooms"][0].clone();
+    let nodes = room
+        .as_object_mut()
+        .and_then(|r| r.remove("nodes"))
+        .expect("members by node");
     assert_eq!(
-        body["rooms"][0],
+        room,
         json!({"topic": "chat:lobby", "members": 1, "messages": 3, "per_second": 0.05})
     );
+    let by_node: Vec<&Value> = nodes.as_object().expect("by node").values().collect();
+    assert_eq!(by_node, [&json!(1)], "one node, one member: {nodes}");
     chat.close().await;
 }
 on_both_backends!(the_fleet_pages_show_real_workers_crawls_and_rooms_and_others_are_turned_away);

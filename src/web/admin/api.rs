@@ -7,10 +7,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::page::{PageQuery, StatusQuery};
-use super::{address, levers, rate_limited};
+use super::{address, fleet_of, levers, rate_limited};
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit::{self, Actor};
 use crate::admin::lots::{self, ListedLot};
@@ -18,7 +19,7 @@ use crate::admin::rooms::{self, RATE_WINDOW};
 use crate::admin::tasks::{self as queue, TaskFilter};
 use crate::admin::{crawls, outbox as mail, Page};
 use crate::auction::LotStatus;
-use crate::crawl::dispatcher::ListWorkers;
+use crate::bus::{NodeWorker, WorkerAction};
 use crate::web::auth::{constant_time_eq, has_token};
 use crate::web::error::ApiError;
 use crate::web::session::viewer;
@@ -78,20 +79,26 @@ impl FromRequest for AdminCaller {
 }
 
 /// An action through the API: the rate limit (reads are not limited), the
-/// action and its audit row.
+/// action and its audit row. `sent_to` names the node that was asked to
+/// act, when it is another: that node does it a moment later.
 async fn act(
     caller: &AdminCaller,
     state: &AppState,
     action: Action,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limited(state, &caller.0).map_err(ApiError::TooManyRequests)?;
+    rate_limited(state, &caller.0)
+        .await
+        .map_err(ApiError::TooManyRequests)?;
+    let name = format!("{action:?}");
+    let sent_to = action.sent_to().map(str::to_owned);
     let done = actions::perform(&levers(state), &caller.0, action, state.clock.now())
         .await
         .map_err(action_error)?;
     Ok(HttpResponse::Ok().json(json!({
-        "done": format!("{action:?}"),
+        "done": name,
         "object_id": done.object_id,
         "detail": done.detail,
+        "sent_to": sent_to,
     })))
 }
 
@@ -106,9 +113,12 @@ fn page_json<T: serde::Serialize>(page: &Page<T>) -> serde_json::Value {
 
 fn action_error(err: ActionError) -> ApiError {
     match err {
-        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) | ActionError::NoSuchLot(_) => {
-            ApiError::NotFound
-        }
+        ActionError::NoSuchTask(_)
+        | ActionError::NoSuchWorker(_)
+        | ActionError::NoSuchWorkerOn { .. }
+        | ActionError::NoSuchNode(_)
+        | ActionError::NoSuchLot(_) => ApiError::NotFound,
+        ActionError::Unreachable(_) => ApiError::Unavailable(err.to_string()),
         ActionError::NotRetriable { id, .. }
         | ActionError::NotCancellable { id, .. }
         | ActionError::MailNotFailed(id)
@@ -251,35 +261,85 @@ pub async fn audit(
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
-/// The workers connected to this node (each node knows only its own).
-pub async fn workers(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let workers = state
-        .dispatcher
-        .send(ListWorkers)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    Ok(HttpResponse::Ok().json(json!({ "workers": workers })))
+/// A worker in the list, with the node it is connected to.
+#[derive(Serialize)]
+struct ListedWorker<'a> {
+    node: &'a str,
+    #[serde(flatten)]
+    worker: &'a NodeWorker,
 }
 
-/// Worker ids are the Dispatcher's, not the database's: a u64.
-fn worker_of(path: &str) -> Result<u64, ApiError> {
-    path.parse().map_err(|_| ApiError::NotFound)
+/// The workers connected to every node; `unreachable` says why only this
+/// node's are listed, when the bus is down.
+pub async fn workers(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let fleet = fleet_of(&state).await?;
+    let workers: Vec<ListedWorker> = fleet
+        .workers()
+        .map(|(node, worker)| ListedWorker { node, worker })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "workers": workers,
+        "unreachable": fleet.unreachable,
+    })))
+}
+
+/// The node a worker action names (`?node=`), this one when none.
+#[derive(Debug, Deserialize)]
+pub struct NodeQuery {
+    node: Option<String>,
+}
+
+/// The action on the worker the path and the query name.
+fn worker_action(
+    state: &AppState,
+    path: &str,
+    query: &NodeQuery,
+    action: WorkerAction,
+) -> Result<Action, ApiError> {
+    // Worker ids are the Dispatcher's, not the database's: a u64.
+    let worker = path.parse().map_err(|_| ApiError::NotFound)?;
+    let node = query.node.as_deref().filter(|n| !n.is_empty());
+    Ok(Action::on_worker(state.bus.node(), node, worker, action))
 }
 
 pub async fn drain(
     caller: AdminCaller,
     path: web::Path<String>,
+    query: web::Query<NodeQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::DrainWorker(worker_of(&path)?)).await
+    let action = worker_action(&state, &path, &query, WorkerAction::Drain)?;
+    act(&caller, &state, action).await
 }
 
 pub async fn disconnect(
     caller: AdminCaller,
     path: web::Path<String>,
+    query: web::Query<NodeQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::DisconnectWorker(worker_of(&path)?)).await
+    let action = worker_action(&state, &path, &query, WorkerAction::Disconnect)?;
+    act(&caller, &state, action).await
+}
+
+/// Every live node as its heartbeat describes it (this one as it is now),
+/// with its workers and its members per topic.
+pub async fn nodes(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let fleet = fleet_of(&state).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "this": fleet.this,
+        "cluster": fleet.cluster,
+        "unreachable": fleet.unreachable,
+        "nodes": fleet.nodes,
+    })))
+}
+
+pub async fn drain_node(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    act(&caller, &state, Action::DrainNode(path.into_inner())).await
 }
 
 /// Crawls newest first, each with its tasks counted by state.
@@ -299,9 +359,10 @@ pub async fn start_crawl(
     act(&caller, &state, Action::StartCrawl).await
 }
 
-/// Topics with members on this node or messages in the last minute.
+/// Topics with members on any node or messages in the last minute.
 pub async fn rooms(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let rooms = rooms::activity(&state.db, &state.registry, state.clock.now()).await?;
+    let fleet = fleet_of(&state).await?;
+    let rooms = rooms::activity(&state.db, fleet.members(), state.clock.now()).await?;
     Ok(HttpResponse::Ok().json(json!({
         "window_seconds": RATE_WINDOW.as_secs(),
         "rooms": rooms,

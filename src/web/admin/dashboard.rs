@@ -1,6 +1,7 @@
 //! The admin dashboard (`/admin`) and its live updates (`/admin/events`): the
-//! database's snapshot, which every node shares, beside what only this node
-//! knows, its workers, client connections and rooms.
+//! database's snapshot, which every node shares, beside what each node
+//! knows of its own, its workers, client connections and rooms, put
+//! together for the cluster (`admin::fleet`).
 
 use std::time::Duration;
 
@@ -10,11 +11,11 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::page::{frame, Frame};
-use super::AdminViewer;
+use super::{fleet_of, AdminViewer};
 use crate::admin::dashboard::{self, Bar, Snapshot};
-use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
-use crate::metrics::Connection;
-use crate::rooms::registry::{occupied, ListRooms};
+use crate::admin::fleet::Fleet;
+use crate::bus::NodeWorker;
+use crate::domain::topic::Topic;
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;
 use crate::web::{html, AppState, Nav};
@@ -28,12 +29,15 @@ struct DashboardPage {
     bars: Vec<Bar>,
     chart_width: u64,
     chart_height: u64,
-    workers: Vec<WorkerStatus>,
+    /// Whether rows name their node: in a cluster.
+    cluster: bool,
+    /// Every node's workers, each with its node.
+    workers: Vec<(String, NodeWorker)>,
     node: NodeActivity,
 }
 
-/// What only this node knows, beside the database's snapshot: its sockets
-/// and its rooms. Each node's dashboard shows its own.
+/// What the nodes know, beside the database's snapshot: their sockets and
+/// their rooms, added up over every node.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeActivity {
     /// `/ws` connections: browsers and `bazaar chat`.
@@ -58,15 +62,21 @@ impl NodeActivity {
     }
 }
 
-async fn node_activity(state: &AppState) -> Result<NodeActivity, actix::MailboxError> {
-    let topics = state.registry.send(ListRooms).await?;
-    let (chat_rooms, auction_rooms) = occupied(&topics);
-    Ok(NodeActivity {
-        clients: state.metrics.open_now(Connection::Client),
-        chat_rooms,
-        auction_rooms,
-        members: topics.iter().map(|(_, n)| n).sum(),
-    })
+impl NodeActivity {
+    /// Every node's, together: a room with members on several nodes counts
+    /// once.
+    fn of(fleet: &Fleet) -> NodeActivity {
+        let topics = fleet.members();
+        let chat = |topic: &&&str| matches!(Topic::parse(topic), Ok(Topic::Chat(_)));
+        let chat_rooms = topics.keys().filter(chat).count();
+        let members: u64 = topics.values().flat_map(|nodes| nodes.values()).sum();
+        NodeActivity {
+            clients: fleet.clients(),
+            chat_rooms,
+            auction_rooms: topics.len() - chat_rooms,
+            members: usize::try_from(members).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 pub async fn dashboard(
@@ -74,14 +84,12 @@ pub async fn dashboard(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let now = dashboard::snapshot(&state.db, state.clock.now()).await?;
-    let workers = state
-        .dispatcher
-        .send(ListWorkers)
-        .await
-        .map_err(|err| PageError::Internal(err.into()))?;
-    let node = node_activity(&state)
-        .await
-        .map_err(|err| PageError::Internal(err.into()))?;
+    let fleet = fleet_of(&state).await?;
+    let node = NodeActivity::of(&fleet);
+    let workers = fleet
+        .workers()
+        .map(|(node, w)| (node.to_owned(), w.clone()))
+        .collect();
     let body = DashboardPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "dashboard"),
@@ -89,6 +97,7 @@ pub async fn dashboard(
         chart_width: dashboard::CHART_WIDTH,
         chart_height: dashboard::CHART_HEIGHT,
         now,
+        cluster: fleet.cluster,
         workers,
         node,
     }
@@ -106,13 +115,9 @@ pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse 
             let state = state.clone();
             async move {
                 let snapshot = dashboard::snapshot(&state.db, state.clock.now()).await;
-                let workers = state
-                    .dispatcher
-                    .send(ListWorkers)
-                    .await
-                    .map(|w| w.len())
-                    .unwrap_or(0);
-                let node = node_activity(&state).await.ok();
+                let fleet = fleet_of(&state).await.ok();
+                let workers = fleet.as_ref().map_or(0, |f| f.workers().count());
+                let node = fleet.as_ref().map(NodeActivity::of);
                 let frame = match snapshot {
                     Ok(snapshot) => {
                         let data = serde_json::json!({

@@ -1,17 +1,19 @@
-//! The fleet's admin pages: the workers connected to this node, the crawl
+//! The fleet's admin pages: the workers connected to every node, the crawl
 //! history and the rooms. Their actions go through `page::act`, so they are
-//! CSRF-checked, rate-limited and audited like every other.
+//! CSRF-checked, rate-limited and audited like every other; an action on a
+//! worker of another node goes to that node over the bus.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
-use super::page::{act, frame, maybe_when, when, Frame, PageQuery, Pager};
-use super::AdminViewer;
+use super::page::{act, frame, maybe_when, when, Frame, PageQuery, Pager, SentQuery};
+use super::{fleet_of, AdminViewer};
 use crate::admin::actions::Action;
 use crate::admin::crawls;
 use crate::admin::rooms::{self, RoomActivity, RATE_WINDOW};
-use crate::crawl::dispatcher::{ListWorkers, WorkerStatus};
+use crate::bus::{NodeWorker, WorkerAction};
 use crate::crawl::lease::TaskState;
 use crate::crawl::store::CrawlReport;
 use crate::domain::topic::Topic;
@@ -25,10 +27,19 @@ use crate::web::{html, AppState, Nav};
 struct WorkersPage {
     nav: Nav,
     frame: Frame,
+    /// Whether rows name their node: in a cluster.
+    cluster: bool,
+    /// The node the last action went to, when it was another.
+    sent: Option<String>,
+    /// Why only this node's workers are listed.
+    unreachable: Option<String>,
     workers: Vec<WorkerRow>,
 }
 
 pub struct WorkerRow {
+    /// The row's HTML id: a worker's id is unique on its node only.
+    pub key: String,
+    pub node: String,
     pub id: u64,
     pub name: String,
     pub address: String,
@@ -47,8 +58,14 @@ pub struct WorkerRow {
 }
 
 impl WorkerRow {
-    fn from(worker: WorkerStatus, now: DateTime<Utc>) -> WorkerRow {
+    fn from(node: &str, worker: &NodeWorker, cluster: bool, now: DateTime<Utc>) -> WorkerRow {
+        let worker = worker.clone();
         WorkerRow {
+            key: match cluster {
+                true => format!("worker-{node}-{}", worker.id),
+                false => format!("worker-{}", worker.id),
+            },
+            node: node.to_owned(),
             id: worker.id,
             name: worker.name,
             address: worker.address,
@@ -69,36 +86,57 @@ impl WorkerRow {
 
 pub async fn workers(
     admin: AdminViewer,
+    query: web::Query<SentQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let list = state
-        .dispatcher
-        .send(ListWorkers)
-        .await
-        .map_err(|err| PageError::Internal(err.into()))?;
+    let fleet = fleet_of(&state).await?;
     let now = state.clock.now();
     let body = WorkersPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "workers"),
-        workers: list.into_iter().map(|w| WorkerRow::from(w, now)).collect(),
+        cluster: fleet.cluster,
+        sent: query.into_inner().sent,
+        workers: fleet
+            .workers()
+            .map(|(node, w)| WorkerRow::from(node, w, fleet.cluster, now))
+            .collect(),
+        unreachable: fleet.unreachable,
     }
     .render()?;
     Ok(html(body))
 }
 
-/// Worker ids are the Dispatcher's, not the database's: a u64.
-fn worker_of(path: &str) -> Result<u64, PageError> {
-    path.parse().map_err(|_| PageError::NotFound)
+/// A worker action's form: its token, and the worker's node when the page
+/// lists several (none means this node).
+#[derive(Debug, Deserialize)]
+pub struct WorkerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    node: String,
+}
+
+/// The action on the worker the path and the form name.
+fn worker_action(
+    state: &AppState,
+    path: &str,
+    form: &WorkerForm,
+    action: WorkerAction,
+) -> Result<Action, PageError> {
+    // Worker ids are the Dispatcher's, not the database's: a u64.
+    let worker = path.parse().map_err(|_| PageError::NotFound)?;
+    let node = Some(form.node.as_str()).filter(|n| !n.is_empty());
+    Ok(Action::on_worker(state.bus.node(), node, worker, action))
 }
 
 pub async fn drain(
     req: HttpRequest,
     admin: AdminViewer,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<WorkerForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let action = Action::DrainWorker(worker_of(&path)?);
+    let action = worker_action(&state, &path, &form, WorkerAction::Drain)?;
     act(&req, &admin, &state, &form.csrf, action, "/admin/workers").await
 }
 
@@ -106,10 +144,10 @@ pub async fn disconnect(
     req: HttpRequest,
     admin: AdminViewer,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<WorkerForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let action = Action::DisconnectWorker(worker_of(&path)?);
+    let action = worker_action(&state, &path, &form, WorkerAction::Disconnect)?;
     act(&req, &admin, &state, &form.csrf, action, "/admin/workers").await
 }
 
@@ -197,6 +235,8 @@ struct RoomsPage {
     nav: Nav,
     frame: Frame,
     window: u64,
+    cluster: bool,
+    unreachable: Option<String>,
     rooms: Vec<RoomRow>,
 }
 
@@ -204,7 +244,9 @@ pub struct RoomRow {
     pub topic: String,
     /// Where the room is seen: a chat room's or a lot's page.
     pub link: Option<String>,
-    pub members: usize,
+    pub members: u64,
+    /// Members per node, as `node: n` pairs.
+    pub nodes: String,
     pub messages: u64,
     pub per_second: String,
 }
@@ -216,9 +258,15 @@ impl RoomRow {
             Ok(Topic::Auction(id)) => Some(format!("/auctions/{id}")),
             Err(_) => None,
         };
+        let nodes: Vec<String> = room
+            .nodes
+            .iter()
+            .map(|(node, n)| format!("{node}: {n}"))
+            .collect();
         RoomRow {
             link,
             members: room.members,
+            nodes: nodes.join(", "),
             messages: room.messages,
             per_second: format!("{:.2}", room.per_second),
             topic: room.topic,
@@ -230,12 +278,15 @@ pub async fn rooms(
     admin: AdminViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let activity = rooms::activity(&state.db, &state.registry, state.clock.now()).await?;
+    let fleet = fleet_of(&state).await?;
+    let activity = rooms::activity(&state.db, fleet.members(), state.clock.now()).await?;
     let body = RoomsPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "rooms"),
         window: RATE_WINDOW.as_secs(),
+        cluster: fleet.cluster,
         rooms: activity.into_iter().map(RoomRow::from).collect(),
+        unreachable: fleet.unreachable,
     }
     .render()?;
     Ok(html(body))

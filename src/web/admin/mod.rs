@@ -11,6 +11,7 @@ mod audit;
 mod dashboard;
 pub mod fleet;
 mod mail;
+mod nodes;
 mod page;
 mod tasks;
 
@@ -18,7 +19,7 @@ pub(crate) use page::action_error;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, FromRequest, HttpRequest};
 
@@ -28,6 +29,11 @@ use super::session::{viewer, Viewer};
 use super::AppState;
 use crate::admin::actions::Levers;
 use crate::admin::audit::Actor;
+use crate::admin::fleet::{Fleet, Live, VERSION};
+use crate::bus::NodeInfo;
+
+/// The window admin actions are counted in.
+const ACTION_WINDOW: Duration = Duration::from_secs(60);
 
 /// A logged-in admin; any other request is answered before the handler runs.
 pub struct AdminViewer(pub Viewer);
@@ -80,23 +86,55 @@ pub(crate) fn actor_of(admin: &Viewer, req: &HttpRequest) -> Actor {
     }
 }
 
-/// Counts an admin action against the per-admin limit.
-pub(crate) fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String> {
-    state
-        .admin_limit
-        .hit(&actor.name, Instant::now())
-        .map_err(|wait| {
-            format!(
-                "Too many admin actions at once; try again in {} s.",
-                wait.as_secs().max(1)
-            )
-        })
+/// Counts an admin action against the per-admin limit, on every node
+/// together: an admin who spreads actions over the nodes (nginx does, on
+/// its own) gets the same limit as on one. With the bus down, each node
+/// counts alone rather than refuse admins when they may be needed most.
+pub(crate) async fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String> {
+    let limit = u64::from(state.settings.accounts.admin_actions_per_minute.max(1));
+    let key = format!("admin:{}", actor.name);
+    let wait = match state.bus.count_hit(&key, ACTION_WINDOW).await {
+        Ok(hits) => (hits.count > limit).then_some(hits.resets_in),
+        Err(err) => {
+            tracing::warn!(error = %err, "admin actions are counted on this node alone");
+            state.admin_limit.hit(&actor.name, Instant::now()).err()
+        }
+    };
+    match wait {
+        None => Ok(()),
+        Some(wait) => Err(format!(
+            "Too many admin actions at once; try again in {} s.",
+            wait.as_secs().max(1)
+        )),
+    }
+}
+
+/// Every live node with its workers, connections and rooms: this one as it
+/// is now, the others as their last heartbeat described them.
+pub(crate) async fn fleet_of(state: &AppState) -> anyhow::Result<Fleet> {
+    let live = Live::read(
+        &state.dispatcher,
+        &state.registry,
+        &state.metrics,
+        &state.leaving,
+    )
+    .await?;
+    let listed = state.bus.nodes().await;
+    // What this node is called before the bus has heard of it.
+    let fallback = NodeInfo {
+        id: state.bus.node().to_string(),
+        address: state.settings.server.bind.clone(),
+        version: VERSION.to_owned(),
+        ..NodeInfo::default()
+    };
+    Ok(Fleet::assemble(listed, fallback, live, state.bus.shared()))
 }
 
 /// What admin actions reach from this node.
 pub(crate) fn levers(state: &AppState) -> Levers<'_> {
     Levers {
         db: &state.db,
+        bus: state.bus.as_ref(),
         dispatcher: &state.dispatcher,
         scheduler: &state.scheduler,
         registry: &state.registry,
@@ -133,6 +171,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/crawls", web::get().to(fleet::crawls))
         .route("/admin/crawls/start", web::post().to(fleet::start_crawl))
         .route("/admin/rooms", web::get().to(fleet::rooms))
+        .route("/admin/nodes", web::get().to(nodes::nodes))
+        .route("/admin/nodes/{id}/drain", web::post().to(nodes::drain))
         .route("/admin/auctions", web::get().to(auctions::lots))
         .route(
             "/admin/auctions/{id}/cancel",
@@ -157,6 +197,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/crawls", web::get().to(api::crawls))
                 .route("/crawls/start", web::post().to(api::start_crawl))
                 .route("/rooms", web::get().to(api::rooms))
+                .route("/nodes", web::get().to(api::nodes))
+                .route("/nodes/{id}/drain", web::post().to(api::drain_node))
                 .route("/auctions", web::get().to(api::lots))
                 .route("/auctions/{id}/cancel", web::post().to(api::cancel_lot)),
         );

@@ -77,18 +77,28 @@ pub(super) async fn act(
 ) -> Result<HttpResponse, PageError> {
     check_csrf(req, &MaybeViewer(Some(admin.0.clone())), csrf)?;
     let actor = admin.actor(req);
-    rate_limited(state, &actor).map_err(PageError::TooManyRequests)?;
+    rate_limited(state, &actor)
+        .await
+        .map_err(PageError::TooManyRequests)?;
+    // The page says where the request went: another node acts on it there.
+    let back = match action.sent_to() {
+        Some(node) => format!("{back}?sent={}", encode(node)),
+        None => back.to_owned(),
+    };
     actions::perform(&levers(state), &actor, action, state.clock.now())
         .await
         .map_err(action_error)?;
-    Ok(see_other(back))
+    Ok(see_other(&back))
 }
 
 pub(crate) fn action_error(err: ActionError) -> PageError {
     match err {
-        ActionError::NoSuchTask(_) | ActionError::NoSuchWorker(_) | ActionError::NoSuchLot(_) => {
-            PageError::NotFound
-        }
+        ActionError::NoSuchTask(_)
+        | ActionError::NoSuchWorker(_)
+        | ActionError::NoSuchWorkerOn { .. }
+        | ActionError::NoSuchNode(_)
+        | ActionError::NoSuchLot(_) => PageError::NotFound,
+        ActionError::Unreachable(_) => PageError::Unavailable(sentence(&err.to_string())),
         ActionError::NotRetriable { .. }
         | ActionError::NotCancellable { .. }
         | ActionError::MailNotFailed(_)
@@ -110,4 +120,10 @@ pub struct StatusQuery {
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
     pub(super) page: Option<u64>,
+}
+
+/// The node a request went to, after an action another node performs.
+#[derive(Debug, Deserialize)]
+pub struct SentQuery {
+    pub(super) sent: Option<String>,
 }

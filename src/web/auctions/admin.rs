@@ -166,7 +166,7 @@ pub async fn create(
         Err(refused) => return Ok(refused.response("/auctions/new")),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
-    let actor = limited(&req, &state, admin)?;
+    let actor = limited(&req, &state, admin).await?;
     let now = state.clock.now();
     let listing = match form.listing(now) {
         Ok(listing) => listing,
@@ -190,9 +190,11 @@ pub async fn create(
 }
 
 /// Counts a lot action against the admin's rate limit.
-fn limited(req: &HttpRequest, state: &AppState, admin: &Viewer) -> Result<Actor, PageError> {
+async fn limited(req: &HttpRequest, state: &AppState, admin: &Viewer) -> Result<Actor, PageError> {
     let actor = actor_of(admin, req);
-    rate_limited(state, &actor).map_err(PageError::TooManyRequests)?;
+    rate_limited(state, &actor)
+        .await
+        .map_err(PageError::TooManyRequests)?;
     Ok(actor)
 }
 
@@ -250,7 +252,7 @@ pub async fn update(
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}/edit"))),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
-    let actor = limited(&req, &state, admin)?;
+    let actor = limited(&req, &state, admin).await?;
     let lot = find_lot(&state, &path).await?;
     let id = lot.row.id;
     if lot.state.status != LotStatus::Scheduled {
@@ -288,7 +290,7 @@ pub async fn cancel(
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}"))),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
-    let actor = limited(&req, &state, admin)?;
+    let actor = limited(&req, &state, admin).await?;
     let id: i64 = path.parse().map_err(|_| PageError::NotFound)?;
     match actions::perform(
         &levers(&state),
