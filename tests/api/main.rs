@@ -19,6 +19,7 @@ mod chat_client;
 mod client_address;
 mod cluster;
 mod cluster_accounts;
+mod cluster_admin;
 mod cluster_crawl;
 mod cluster_faults;
 mod cluster_helpers;
