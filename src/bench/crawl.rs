@@ -2,9 +2,11 @@
 //! process with N local workers, one crawl timed from creation to completion.
 //! With `--hosts` and `--delay-ms`, the stores are that many hosts, each
 //! asking for that politeness delay, and the run says how close the crawl
-//! came to the rate the delays allow.
+//! came to the rate the delays allow. With `--cluster N`, each run crawls
+//! with a fresh cluster of N nodes behind nginx (`deploy/cluster.sh`), and
+//! the workers are `bazaar worker` processes connected through nginx.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +40,13 @@ pub struct CrawlBench {
     /// then each host allows as many fetches at once as there are slots).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Crawl with a cluster of this many nodes behind nginx instead of one
+    /// server, started afresh for each run (0: one `bazaar serve`).
+    #[arg(long, default_value_t = 0)]
+    cluster: usize,
+    /// The script that starts and stops the cluster.
+    #[arg(long, default_value = "deploy/cluster.sh")]
+    cluster_script: PathBuf,
 }
 
 /// Games per generated listing page.
@@ -101,7 +110,18 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
             };
             let sites = store::sites_toml_for(&bases, concurrency, bench.delay_ms);
             requests.reset();
-            let mut run = one_run(&exe, &sites, latency_ms, workers, bench.slots).await?;
+            let mut run = if bench.cluster > 0 {
+                let cluster = ClusterRun {
+                    exe: &exe,
+                    script: &bench.cluster_script,
+                    nodes: bench.cluster,
+                };
+                cluster
+                    .run(&sites, latency_ms, workers, bench.slots)
+                    .await?
+            } else {
+                one_run(&exe, &sites, latency_ms, workers, bench.slots).await?
+            };
             let (count, rate) = requests.rate();
             run.requests = count;
             let pace = allowed.map_or(String::new(), |allowed| {
@@ -110,8 +130,12 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
                     100.0 * rate / allowed
                 )
             });
+            let nodes = match bench.cluster {
+                0 => String::new(),
+                n => format!("{n} nodes  "),
+            };
             println!(
-                "latency {:>3} ms  workers {}×{}  {:>5} tasks in {:>6.2} s  {:>7.0} tasks/s  {:>7.0} game pages/s  peak RSS {} MiB{pace}",
+                "{nodes}latency {:>3} ms  workers {}×{}  {:>5} tasks in {:>6.2} s  {:>7.0} tasks/s  {:>7.0} game pages/s  peak RSS {} MiB{pace}",
                 run.latency_ms, run.workers, bench.slots, run.tasks, run.seconds,
                 run.tasks as f64 / run.seconds, run.pages as f64 / run.seconds, run.peak_rss_kib / 1024
             );
@@ -119,10 +143,10 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
         }
         handle.stop(false).await;
     }
-    println!("\nlatency_ms,workers,slots,hosts,delay_ms,tasks,requests,seconds,tasks_per_s,pages_per_s,peak_rss_kib");
+    println!("\nlatency_ms,workers,slots,hosts,delay_ms,tasks,requests,seconds,tasks_per_s,pages_per_s,peak_rss_kib,nodes");
     for r in &runs {
         println!(
-            "{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{}",
+            "{},{},{},{},{},{},{},{:.3},{:.1},{:.1},{},{}",
             r.latency_ms,
             r.workers,
             bench.slots,
@@ -133,7 +157,8 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
             r.seconds,
             r.tasks as f64 / r.seconds,
             r.pages as f64 / r.seconds,
-            r.peak_rss_kib
+            r.peak_rss_kib,
+            bench.cluster.max(1)
         );
     }
     Ok(())
@@ -224,13 +249,28 @@ async fn one_run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let token = std::fs::read_to_string(dir.path().join("api_token"))?
-        .trim()
-        .to_owned();
+    let token = read_secret(dir.path(), "api_token")?;
+    let (tasks, seconds) = time_crawl(&client, &base, &token).await?;
+    let peak_rss_kib = peak_rss(pid);
+    let _ = child.kill().await;
+    Ok(Run {
+        latency_ms,
+        requests: 0,
+        workers,
+        tasks,
+        pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)),
+        seconds,
+        peak_rss_kib,
+    })
+}
+
+/// Starts a crawl through the API at `base` and waits for it to finish;
+/// returns the tasks done and the seconds from its start to its end.
+async fn time_crawl(client: &awc::Client, base: &str, token: &str) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
     let mut resp = client
         .post(format!("{base}/api/crawls"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("start crawl: {e}"))?;
@@ -240,7 +280,7 @@ async fn one_run(
         .map_err(|e| anyhow::anyhow!("start crawl: {e}"))?;
     let id = body["id"].as_i64().context("no crawl id")?;
     let report = loop {
-        let report = get_json(&client, &format!("{base}/api/crawls/{id}")).await?;
+        let report = get_json(client, &format!("{base}/api/crawls/{id}")).await?;
         if report["status"] == "finished" {
             break report;
         }
@@ -255,17 +295,171 @@ async fn one_run(
     if dead > 0 {
         eprintln!("warning: {dead} tasks died in this run");
     }
-    let peak_rss_kib = peak_rss(pid);
-    let _ = child.kill().await;
-    Ok(Run {
-        latency_ms,
-        requests: 0,
-        workers,
-        tasks,
-        pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)),
-        seconds,
-        peak_rss_kib,
-    })
+    Ok((tasks, seconds))
+}
+
+fn read_secret(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = dir.join(name);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.trim().to_owned())
+}
+
+/// One run against a cluster: `deploy/cluster.sh up` with the run's sites
+/// file, N worker processes through nginx (so round robin spreads them over
+/// the nodes), one crawl, then `down`.
+struct ClusterRun<'a> {
+    exe: &'a Path,
+    script: &'a Path,
+    nodes: usize,
+}
+
+impl ClusterRun<'_> {
+    async fn run(
+        &self,
+        sites_toml: &str,
+        latency_ms: u64,
+        workers: u32,
+        slots: u32,
+    ) -> anyhow::Result<Run> {
+        // PostgreSQL, run as its own user when we are root, must be able to
+        // reach the folder, which the script sees to under /tmp.
+        let dir = tempfile::Builder::new()
+            .prefix("bazaar-bench-cluster-")
+            .tempdir_in("/tmp")
+            .context("could not make a temp dir")?;
+        let sites = dir.path().join("sites.toml");
+        std::fs::write(&sites, sites_toml)?;
+        let port = free_port()?;
+        let cluster = Cluster {
+            script: self.script,
+            dir: dir.path(),
+        };
+        let out = tokio::process::Command::new("bash")
+            .arg(self.script)
+            .args(["up", "--nodes", &self.nodes.to_string()])
+            .args(["--port", &port.to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .env("BAZAAR_BIN", self.exe)
+            .env("BAZAAR_CRAWL__SITES_FILE", &sites)
+            .env("BAZAAR_CRAWL__EVERY", "0s")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("could not run {}", self.script.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} up failed ({}):\n{}",
+                self.script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        let token = read_secret(dir.path(), "worker_token")?;
+        let mut fleet = Vec::new();
+        for i in 1..=workers {
+            fleet.push(self.worker(dir.path(), &base, &token, i, slots)?);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 1..=workers {
+            let log = dir
+                .path()
+                .join("logs")
+                .join(format!("bench-worker-{i}.log"));
+            while !std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("connected worker=")
+            {
+                if Instant::now() > deadline {
+                    bail!(
+                        "worker {i} did not connect within 60 s; see {}",
+                        log.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish();
+        let api_token = read_secret(dir.path(), "api_token")?;
+        let (tasks, seconds) = time_crawl(&client, &base, &api_token).await?;
+        let peak_rss_kib = (1..=self.nodes)
+            .filter_map(|i| {
+                let pid = std::fs::read_to_string(dir.path().join(format!("pids/node-{i}.pid")));
+                pid.ok()?.trim().parse().ok()
+            })
+            .map(peak_rss)
+            .max()
+            .unwrap_or(0);
+        drop(fleet);
+        drop(cluster);
+        Ok(Run {
+            latency_ms,
+            requests: 0,
+            workers,
+            tasks,
+            pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)),
+            seconds,
+            peak_rss_kib,
+        })
+    }
+
+    /// `bazaar worker` number `i` through nginx, logging into the cluster's
+    /// logs; killed when dropped.
+    fn worker(
+        &self,
+        dir: &Path,
+        base: &str,
+        token: &str,
+        i: u32,
+        slots: u32,
+    ) -> anyhow::Result<tokio::process::Child> {
+        let log = std::fs::File::create(dir.join("logs").join(format!("bench-worker-{i}.log")))?;
+        tokio::process::Command::new(self.exe)
+            .arg("worker")
+            .args(["--server", &base.replacen("http", "ws", 1)])
+            .args(["--name", &format!("bench-{i}")])
+            .args(["--slots", &slots.to_string()])
+            .env("BAZAAR_WORKER_TOKEN", token)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("could not start bazaar worker")
+    }
+}
+
+/// A cluster `deploy/cluster.sh up` started in `dir`; `down` when dropped,
+/// so that a failed run leaves nothing running.
+struct Cluster<'a> {
+    script: &'a Path,
+    dir: &'a Path,
+}
+
+impl Drop for Cluster<'_> {
+    fn drop(&mut self) {
+        let down = std::process::Command::new("bash")
+            .arg(self.script)
+            .arg("down")
+            .arg("--dir")
+            .arg(self.dir)
+            .stdin(Stdio::null())
+            .output();
+        match down {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "warning: cluster.sh down failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(err) => eprintln!("warning: could not run cluster.sh down: {err}"),
+        }
+    }
 }
 
 async fn get_json(client: &awc::Client, url: &str) -> anyhow::Result<Value> {
