@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix::Recipient;
 use futures_util::future::{self, LocalBoxFuture};
 
 use super::{
-    AccountNotice, Bus, BusError, BusState, Delivery, Draft, EventKind, Inbound, NodeId, NodeInfo,
-    TopicEvent, TopicEvents,
+    AccountNotice, Bus, BusError, BusState, Control, Delivery, Draft, EventKind, Hits, Inbound,
+    NodeId, NodeInfo, TopicEvent, TopicEvents,
 };
 use crate::domain::topic::Topic;
 use crate::protocol::client::{self, MemberView, MessageView};
@@ -21,7 +22,13 @@ pub struct LocalBus {
     // await.
     rooms: Arc<Mutex<HashMap<Topic, Recipient<Delivery>>>>,
     info: Arc<Mutex<Option<NodeInfo>>>,
+    control: Arc<Mutex<Vec<Recipient<Control>>>>,
+    /// `count_hit`'s windows: each key's uses and when its window began.
+    counts: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
 }
+
+/// Counted keys kept before those whose window ended are swept out.
+const SWEEP_AT: usize = 10_000;
 
 impl LocalBus {
     pub fn new(node: NodeId) -> LocalBus {
@@ -29,6 +36,30 @@ impl LocalBus {
             node,
             rooms: Arc::default(),
             info: Arc::default(),
+            control: Arc::default(),
+            counts: Arc::default(),
+        }
+    }
+
+    /// `count_hit` at `now`.
+    fn count_at(&self, key: &str, window: Duration, now: Instant) -> Hits {
+        let Ok(mut counts) = self.counts.lock() else {
+            return Hits {
+                count: 1,
+                resets_in: window,
+            };
+        };
+        if counts.len() >= SWEEP_AT {
+            counts.retain(|_, (_, since)| now.duration_since(*since) < window);
+        }
+        let entry = counts.entry(key.to_owned()).or_insert((0, now));
+        if now.duration_since(entry.1) >= window {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        Hits {
+            count: entry.0,
+            resets_in: window.saturating_sub(now.duration_since(entry.1)),
         }
     }
 }
@@ -128,6 +159,20 @@ impl Bus for LocalBus {
     // Other services reach a single node over HTTP only.
     fn route_inbox(&self, _: Recipient<Inbound>) {}
 
+    fn control(&self, control: Control) {
+        if let Ok(routes) = self.control.lock() {
+            for to in routes.iter() {
+                to.do_send(control.clone());
+            }
+        }
+    }
+
+    fn route_control(&self, to: Recipient<Control>) {
+        if let Ok(mut routes) = self.control.lock() {
+            routes.push(to);
+        }
+    }
+
     fn heartbeat(&self, info: NodeInfo) {
         if let Ok(mut own) = self.info.lock() {
             *own = Some(info);
@@ -137,5 +182,41 @@ impl Bus for LocalBus {
     fn nodes(&self) -> LocalBoxFuture<'static, Result<Vec<NodeInfo>, BusError>> {
         let own = self.info.lock().ok().and_then(|i| i.clone());
         Box::pin(future::ready(Ok(own.into_iter().collect())))
+    }
+
+    fn count_hit(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> LocalBoxFuture<'static, Result<Hits, BusError>> {
+        let hits = self.count_at(key, window, Instant::now());
+        Box::pin(future::ready(Ok(hits)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_are_counted_per_key_until_the_window_ends() {
+        let bus = LocalBus::new(NodeId::generate());
+        let window = Duration::from_secs(60);
+        let now = Instant::now();
+        assert_eq!(bus.count_at("a", window, now).count, 1);
+        let second = bus.count_at("a", window, now + Duration::from_secs(10));
+        assert_eq!(
+            second,
+            Hits {
+                count: 2,
+                resets_in: Duration::from_secs(50)
+            }
+        );
+        assert_eq!(bus.count_at("b", window, now).count, 1);
+        assert_eq!(
+            bus.count_at("a", window, now + window).count,
+            1,
+            "a new window"
+        );
     }
 }

@@ -15,6 +15,7 @@ mod told;
 mod wire;
 
 use std::fmt;
+use std::time::Duration;
 
 use actix::{Message, Recipient};
 use bytestring::ByteString;
@@ -25,7 +26,7 @@ use crate::domain::topic::Topic;
 use crate::protocol::client::{MemberView, MessageView};
 
 pub use self::local::LocalBus;
-pub use self::nodes::NodeInfo;
+pub use self::nodes::{NodeInfo, NodeWorker};
 pub use self::redis::RedisBus;
 
 /// What a room hears from the bus.
@@ -187,6 +188,47 @@ pub struct Inbound {
     pub text: String,
 }
 
+/// A command for every node of the cluster, carried on `bazaar:control`.
+/// Each node acts on what concerns it; a node that was away while one was
+/// sent has missed it, so none carries state a node cannot read again from
+/// the database.
+#[derive(Message, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[rtype(result = "()")]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Control {
+    /// Tasks became ready (a crawl started, a listing found pages, an admin
+    /// requeued some): every Dispatcher looks at the queue now, not at its
+    /// next tick.
+    QueueChanged,
+    /// An admin paused the task queue: tasks leased and not yet handed out
+    /// go back. (Resuming is `QueueChanged`.)
+    QueuePaused,
+    /// An admin drains or disconnects a worker connected to `node`.
+    Worker {
+        node: String,
+        worker: u64,
+        action: WorkerAction,
+    },
+    /// An admin drains `node`: it takes no new clients or workers and hands
+    /// over what it has.
+    DrainNode { node: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerAction {
+    Drain,
+    Disconnect,
+}
+
+/// A window's count of uses, from `Bus::count_hit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hits {
+    pub count: u64,
+    /// Until the window ends and the count starts again.
+    pub resets_in: Duration,
+}
+
 /// Moves topic events between nodes.
 pub trait Bus: Send + Sync {
     fn node(&self) -> &NodeId;
@@ -250,8 +292,23 @@ pub trait Bus: Send + Sync {
     /// Where events other services publish go on this node.
     fn route_inbox(&self, to: Recipient<Inbound>);
 
+    /// Tells every node, this one at once and whatever the bus's state.
+    fn control(&self, control: Control);
+
+    /// Adds a place control messages go on this node: each hears them all.
+    fn route_control(&self, to: Recipient<Control>);
+
     /// Says this node is alive, as `info` describes it.
     fn heartbeat(&self, info: NodeInfo);
+
+    /// Counts one use of `key` in a fixed window of `window` that starts
+    /// at its first use, on every node together: how many uses the window
+    /// has seen, this one included, and how long until it ends.
+    fn count_hit(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> LocalBoxFuture<'static, Result<Hits, BusError>>;
 
     /// The live nodes.
     fn nodes(&self) -> LocalBoxFuture<'static, Result<Vec<NodeInfo>, BusError>>;

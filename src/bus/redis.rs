@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::told::Told;
 use super::{
-    nodes, scripts, subscriber, wire, AccountNotice, Bus, BusError, BusState, Delivery, Draft,
-    EventKind, Inbound, NodeId, NodeInfo, TopicEvents,
+    nodes, scripts, subscriber, wire, AccountNotice, Bus, BusError, BusState, Control, Delivery,
+    Draft, EventKind, Hits, Inbound, NodeId, NodeInfo, TopicEvents,
 };
 use crate::domain::topic::Topic;
 use crate::protocol::client::{self, MemberView};
@@ -64,9 +64,13 @@ pub(super) mod keys {
     pub fn inbox_claim(id: &str) -> String {
         format!("bazaar:inbox:{id}")
     }
+    pub fn count(key: &str) -> String {
+        format!("bazaar:count:{key}")
+    }
     pub const NODES: &str = "bazaar:nodes";
     pub const ACCOUNTS: &str = "bazaar:accounts";
     pub const INBOX: &str = "bazaar:inbox";
+    pub const CONTROL: &str = "bazaar:control";
     pub const TOPIC_PREFIX: &str = "bazaar:topic:";
 }
 
@@ -89,6 +93,7 @@ pub(super) struct Routes {
     pub rooms: HashMap<Topic, actix::Recipient<Delivery>>,
     pub accounts: Option<actix::Recipient<AccountNotice>>,
     pub inbox: Option<actix::Recipient<Inbound>>,
+    pub control: Vec<actix::Recipient<Control>>,
 }
 
 /// A command for the writer, with where its answer goes.
@@ -414,6 +419,29 @@ impl Bus for RedisBus {
         }
     }
 
+    fn control(&self, control: Control) {
+        // This node hears it now, even with the bus away; the others hear it
+        // through Redis (the subscriber skips this node's own).
+        if let Ok(routes) = self.routes.lock() {
+            for to in &routes.control {
+                to.do_send(control.clone());
+            }
+        }
+        let Ok(json) = serde_json::to_string(&control) else {
+            return;
+        };
+        self.link.send(publish_cmd(
+            keys::CONTROL,
+            wire::control(self.node.as_str(), &json),
+        ));
+    }
+
+    fn route_control(&self, to: actix::Recipient<Control>) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.control.push(to);
+        }
+    }
+
     fn heartbeat(&self, info: NodeInfo) {
         // Leaves told while the bus was away, in topics whose room has
         // closed since: no room will resync them, so the bus does.
@@ -464,6 +492,23 @@ impl Bus for RedisBus {
     fn nodes(&self) -> LocalBoxFuture<'static, Result<Vec<NodeInfo>, BusError>> {
         let link = self.link.clone();
         Box::pin(async move { nodes::list(&link).await })
+    }
+
+    fn count_hit(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> LocalBoxFuture<'static, Result<Hits, BusError>> {
+        let mut cmd = scripts::eval(scripts::COUNT, &[keys::count(key)]);
+        cmd.arg(window.as_millis().max(1) as u64);
+        let link = self.link.clone();
+        Box::pin(async move {
+            let (count, left): (u64, u64) = link.query(cmd).await?;
+            Ok(Hits {
+                count,
+                resets_in: Duration::from_millis(left),
+            })
+        })
     }
 }
 

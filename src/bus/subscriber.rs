@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::redis::{keys, resync_rooms, Health, Link, Routes, RETRY_MAX, RETRY_MIN};
 use super::wire::{self, Body};
-use super::{AccountNotice, Delivery, EventKind, Inbound, NodeId, TopicEvent, TopicEvents};
+use super::{
+    AccountNotice, Control, Delivery, EventKind, Inbound, NodeId, TopicEvent, TopicEvents,
+};
 use crate::domain::topic::Topic;
 
 /// How often the connection is checked when nothing arrives: a Redis that
@@ -80,7 +82,11 @@ async fn listen(
         };
         pause = RETRY_MIN;
         let (mut sink, mut stream) = pubsub.split();
-        let mut channels = vec![keys::ACCOUNTS.to_owned(), keys::INBOX.to_owned()];
+        let mut channels = vec![
+            keys::ACCOUNTS.to_owned(),
+            keys::INBOX.to_owned(),
+            keys::CONTROL.to_owned(),
+        ];
         let rooms: Vec<Topic> = routes
             .lock()
             .map(|r| r.rooms.keys().cloned().collect())
@@ -176,6 +182,26 @@ fn route(message: &redis::Msg, node: &NodeId, routes: &Mutex<Routes>, link: &Lin
             return;
         }
     };
+    if channel == keys::CONTROL {
+        // This node heard its own already.
+        if decoded.node == node.as_str() {
+            return;
+        }
+        let Body::Control(json) = decoded.body else {
+            return;
+        };
+        match serde_json::from_str::<Control>(&json) {
+            Ok(control) => {
+                let routes: Vec<_> = routes.lock().map(|r| r.control.clone()).unwrap_or_default();
+                for to in routes {
+                    to.do_send(control.clone());
+                }
+            }
+            // A newer node may send commands this one does not know.
+            Err(err) => tracing::warn!(error = %err, "the bus ignored a control message"),
+        }
+        return;
+    }
     if channel == keys::ACCOUNTS {
         // This node told its own sockets already.
         if decoded.node == node.as_str() {
@@ -239,7 +265,7 @@ fn route(message: &redis::Msg, node: &NodeId, routes: &Mutex<Routes>, link: &Lin
             kind: EventKind::Signal { to },
             frame,
         }],
-        Body::Account(_) => return,
+        Body::Account(_) | Body::Control(_) => return,
     };
     room.do_send(Delivery::Events(TopicEvents { topic, events }));
 }

@@ -11,7 +11,8 @@
 //! - `t`: the users typing on the sending node, as a JSON array;
 //! - `l`: a lot event frame (`bid`, `lot`, `started`, `finished`);
 //! - `s`: a signal: the target connection on one line, its frame on the next;
-//! - `a`: an account notice (`AccountNotice` as JSON), on `bazaar:accounts`.
+//! - `a`: an account notice (`AccountNotice` as JSON), on `bazaar:accounts`;
+//! - `c`: a command for every node (`Control` as JSON), on `bazaar:control`.
 
 use bytestring::ByteString;
 use serde::Deserialize;
@@ -34,6 +35,7 @@ pub enum Body {
         frame: ByteString,
     },
     Account(String),
+    Control(String),
 }
 
 /// A payload from another node (or this one), decoded.
@@ -105,6 +107,10 @@ pub fn account(node: &str, notice: &str) -> String {
     header('a', node) + notice
 }
 
+pub fn control(node: &str, control: &str) -> String {
+    header('c', node) + control
+}
+
 /// The header of a numbered batch, as the script writes it before the
 /// frames.
 pub fn messages_header(node: &str) -> String {
@@ -152,6 +158,7 @@ pub fn decode(payload: &str) -> Result<Payload, WireError> {
             }
         }
         "a" => Body::Account(body.to_owned()),
+        "c" => Body::Control(body.to_owned()),
         other => return Err(WireError::UnknownKind(other.to_owned())),
     };
     Ok(Payload { node, body })
