@@ -15,6 +15,7 @@ mod m20261124_000010_create_admin_tables;
 mod m20261124_000011_index_message_times;
 mod m20261124_000012_add_pending_alert_target;
 mod m20261125_000013_add_room_seq_reserved;
+mod m20261206_000014_create_cluster_tables;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000011_index_message_times::Migration),
             Box::new(m20261124_000012_add_pending_alert_target::Migration),
             Box::new(m20261125_000013_add_room_seq_reserved::Migration),
+            Box::new(m20261206_000014_create_cluster_tables::Migration),
         ]
     }
 }

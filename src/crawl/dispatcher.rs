@@ -3,6 +3,11 @@
 //! politeness (concurrency, delay, robots.txt). Its memory is a cache of the
 //! database: a restart rebuilds it and loses nothing.
 //!
+//! Every node runs one, for the workers connected to it. Politeness holds
+//! for the whole cluster because leasing applies it in the database, under
+//! a lock on the host's row (`store::lease`): this actor's counts are only
+//! its own share, to split its workers' credits.
+//!
 //! This file holds the actor, its state and the dispatch loop (plan, lease,
 //! hand out, give back). Its messages are in `workers` (a worker's
 //! lifecycle), `outcomes` (how a lease ends) and `admin` (listing and
@@ -13,7 +18,7 @@ mod outcomes;
 mod robots;
 mod workers;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,8 +29,9 @@ use url::Url;
 
 use super::lease::{LeaseToken, RetryPolicy, Setback};
 use super::sites::Sites;
-use super::store::{self, Leased};
+use super::store::{self, HostLease, Leased, Pace};
 use super::worker_session::{AssignTask, WorkerSession};
+use crate::bus::{Bus, Control};
 use crate::clock::{delta, Clock};
 use crate::metrics::Metrics;
 use crate::protocol::worker::TaskKind;
@@ -33,8 +39,8 @@ use crate::scrape::fetch::Fetcher;
 use robots::RobotsEntry;
 
 pub use admin::{CloseWorker, ListWorkers, WorkerStatus};
-pub use outcomes::{Fetched, LeasesExpired, TaskFailed, TaskFinished, Wake};
-pub use workers::{Connect, Credit, Disconnect, Heartbeat, StopAssigning, WorkerId};
+pub use outcomes::{Announce, Fetched, LeasesExpired, TaskFailed, TaskFinished};
+pub use workers::{Connect, Credit, Disconnect, HandOver, Heartbeat, StopAssigning, WorkerId};
 
 /// How often the queue is looked at even when nothing happened: retries whose
 /// backoff ran out become ready on their own. Hosts waiting out a politeness
@@ -56,6 +62,7 @@ pub struct QueuePolicy {
 
 pub struct Dispatcher {
     db: DatabaseConnection,
+    bus: Arc<dyn Bus>,
     clock: Clock,
     sites: Arc<Sites>,
     policy: QueuePolicy,
@@ -63,14 +70,12 @@ pub struct Dispatcher {
     workers: HashMap<u64, WorkerEntry>,
     /// Leases this node handed out, by token.
     leases: HashMap<LeaseToken, LeaseEntry>,
-    /// Tasks in flight per host, for politeness.
+    /// This node's fetches in flight per host: its share of each host's
+    /// concurrency, the most it asks the database for.
     in_flight: HashMap<String, u32>,
-    /// When each host's next fetch may start, for the politeness delay: the
-    /// last hand-out to the host plus its delay.
-    next_fetch: HashMap<String, Instant>,
-    /// Hosts with a delay whose next task is leased and not yet handed out:
-    /// they get no other until it is.
-    pacing: HashSet<String>,
+    /// When each host's next fetch may start, as the database last said:
+    /// the host is not asked for again before then.
+    due: HashMap<String, Instant>,
     /// The timer that runs a pass when the earliest waiting host is due.
     wake: Option<(Instant, SpawnHandle)>,
     robots: HashMap<String, RobotsEntry>,
@@ -79,8 +84,9 @@ pub struct Dispatcher {
     rotation: usize,
     dispatching: bool,
     again: bool,
-    /// The counters were rebuilt from the database after a (re)start.
-    loaded: bool,
+    /// The queue was paused while a pass was leasing: what it leased goes
+    /// back rather than out.
+    pause_heard: bool,
     metrics: Arc<Metrics>,
 }
 
@@ -103,6 +109,8 @@ struct WorkerEntry {
 struct LeaseEntry {
     worker: u64,
     host: String,
+    /// A listing: its result adds tasks that every node should hear of.
+    listing: bool,
     /// The page is still being fetched: the lease holds one of its host's
     /// politeness slots. The slot is freed when the result arrives, not when
     /// it is merged, since politeness is about the host, not the database.
@@ -115,6 +123,7 @@ struct LeaseEntry {
 impl Dispatcher {
     pub fn new(
         db: DatabaseConnection,
+        bus: Arc<dyn Bus>,
         clock: Clock,
         sites: Arc<Sites>,
         policy: QueuePolicy,
@@ -122,6 +131,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         Dispatcher {
             db,
+            bus,
             clock,
             sites,
             policy,
@@ -129,36 +139,16 @@ impl Dispatcher {
             workers: HashMap::new(),
             leases: HashMap::new(),
             in_flight: HashMap::new(),
-            next_fetch: HashMap::new(),
-            pacing: HashSet::new(),
+            due: HashMap::new(),
             wake: None,
             robots: HashMap::new(),
             next_worker: u64::from(rand::random::<u16>()) << 16,
             rotation: 0,
             dispatching: false,
             again: false,
-            loaded: false,
+            pause_heard: false,
             metrics,
         }
-    }
-
-    /// Rebuilds the politeness counters from the leases in the database.
-    fn load(&mut self, ctx: &mut Context<Self>) {
-        let db = self.db.clone();
-        async move { store::leased_by_host(&db).await }
-            .into_actor(self)
-            .map(|res, act, ctx| match res {
-                Ok(counts) => {
-                    act.in_flight = counts;
-                    act.loaded = true;
-                    act.dispatch(ctx);
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "could not read the leases; retrying");
-                    ctx.run_later(Duration::from_secs(1), |act, ctx| act.load(ctx));
-                }
-            })
-            .spawn(ctx);
     }
 
     fn free_credits(&self) -> u32 {
@@ -168,9 +158,6 @@ impl Dispatcher {
     /// Leases what can be leased now. Runs one pass at a time; a request during
     /// a pass schedules another.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        if !self.loaded {
-            return;
-        }
         if self.dispatching {
             self.again = true;
             return;
@@ -180,6 +167,7 @@ impl Dispatcher {
         }
         self.dispatching = true;
         self.again = false;
+        self.pause_heard = false;
         let db = self.db.clone();
         let now = self.clock.now();
         let lease_until = now + delta(self.policy.lease);
@@ -196,12 +184,13 @@ impl Dispatcher {
                 let db = act.db.clone();
                 async move {
                     let mut leased = Vec::new();
-                    for step in &plan {
-                        match store::lease(&db, &step.host, step.count, &step.worker_name, lease_until, now).await {
-                            Ok(rows) => leased.push((step.clone(), rows)),
+                    for step in plan {
+                        let got = store::lease(&db, &step.host, step.count, step.pace, &step.worker_name, lease_until, now).await;
+                        match got {
+                            Ok(got) => leased.push((step, got)),
                             Err(err) => {
                                 tracing::error!(error = %err, host = %step.host, "could not lease tasks");
-                                leased.push((step.clone(), Vec::new()));
+                                leased.push((step, HostLease::default()));
                             }
                         }
                     }
@@ -210,8 +199,8 @@ impl Dispatcher {
                 .into_actor(act)
             })
             .map(move |leased, act, ctx| {
-                for (step, rows) in leased {
-                    act.hand_out(step, rows, lease_until, ctx);
+                for (step, got) in leased {
+                    act.hand_out(step, got, lease_until, ctx);
                 }
                 act.dispatching = false;
                 if act.again {
@@ -221,8 +210,10 @@ impl Dispatcher {
             .spawn(ctx);
     }
 
-    /// Splits the free credits over the ready hosts, within politeness.
-    /// Credits and host slots are reserved now and settled in `hand_out`.
+    /// Splits the free credits over the ready hosts, within this node's
+    /// view of their politeness; the database holds each host to it for
+    /// the cluster (`store::lease`). Credits and host slots are reserved now
+    /// and settled in `hand_out`.
     ///
     /// A host with a delay gets one task a pass, leased up to `LEAD` before
     /// its next fetch is due and handed out when it is; a host due later
@@ -231,6 +222,7 @@ impl Dispatcher {
         let mut plan = Vec::new();
         let now = Instant::now();
         let mut wake: Option<Instant> = None;
+        self.due.retain(|_, due| *due > now);
         for host in hosts {
             let politeness = self.sites.politeness_for(&host);
             if politeness.robots && !self.robots_ready(&host, ctx) {
@@ -242,18 +234,26 @@ impl Dispatcher {
             if room == 0 {
                 continue;
             }
-            let start_at = if self.delay_for(&host).is_zero() {
-                None
-            } else if self.pacing.contains(&host) {
-                continue;
-            } else {
-                let due = self.next_fetch.get(&host).copied().unwrap_or(now);
-                if due > now + LEAD {
-                    wake = Some(wake.map_or(due - LEAD, |w| w.min(due - LEAD)));
-                    continue;
+            let delay = self.delay_for(&host);
+            if !delay.is_zero() {
+                if let Some(&due) = self.due.get(&host) {
+                    if due > now + LEAD {
+                        wake = Some(wake.map_or(due - LEAD, |w| w.min(due - LEAD)));
+                        continue;
+                    }
                 }
                 room = 1;
-                Some(due.max(now))
+            }
+            let fetched = self
+                .leases
+                .values()
+                .filter(|e| e.host == host && !e.fetching)
+                .count();
+            let pace = Pace {
+                concurrency: politeness.concurrency,
+                delay,
+                lead: LEAD,
+                fetched: u32::try_from(fetched).unwrap_or(u32::MAX),
             };
             let mut ids: Vec<u64> = self.workers.keys().copied().collect();
             ids.sort_unstable();
@@ -275,15 +275,12 @@ impl Dispatcher {
                 worker.credits -= count;
                 room -= count;
                 *self.in_flight.entry(host.clone()).or_default() += count;
-                if start_at.is_some() {
-                    self.pacing.insert(host.clone());
-                }
                 plan.push(Step {
                     host: host.clone(),
                     worker: id,
                     worker_name: worker.name.clone(),
                     count,
-                    start_at,
+                    pace,
                 });
             }
         }
@@ -319,36 +316,52 @@ impl Dispatcher {
     fn hand_out(
         &mut self,
         step: Step,
-        rows: Vec<Leased>,
+        got: HostLease,
         lease_until: DateTime<Utc>,
         ctx: &mut Context<Self>,
     ) {
+        let HostLease {
+            rows,
+            start_at,
+            due,
+        } = got;
         let unused = step
             .count
             .saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
         self.release_slots(&step.host, unused);
         self.return_credits(step.worker, unused);
-        if rows.is_empty() {
-            self.pacing.remove(&step.host);
+        // The host's delay, as the database planned it on whichever node
+        // leased last: no pass asks for the host again before it is due.
+        let now = (Instant::now(), self.clock.now());
+        let instant = |at: DateTime<Utc>| now.0 + (at - now.1).to_std().unwrap_or_default();
+        let next = match (start_at, due) {
+            (Some(start), _) => Some(start + delta(step.pace.delay)),
+            (None, Some(due)) => Some(due),
+            (None, None) => None,
+        };
+        if let Some(next) = next.map(instant) {
+            self.due.insert(step.host.clone(), next);
+            self.wake_at(next.checked_sub(LEAD).unwrap_or(next), ctx);
         }
+        let start_at = start_at.map(instant);
         for row in rows {
             let Some(token) = LeaseToken::parse(&row.lease_token) else {
                 continue;
             };
-            if let Some(reason) = self.refusal(&row) {
-                self.pacing.remove(&row.host);
+            let refusal = if self.pause_heard {
+                Some(Refusal::Paused)
+            } else {
+                self.refusal(&row).map(Refusal::Cancel)
+            };
+            if let Some(refusal) = refusal {
                 self.release_slots(&row.host, 1);
                 self.return_credits(step.worker, 1);
-                let db = self.db.clone();
-                let now = self.clock.now();
-                let url = row.url.clone();
-                let crawl = row.crawl_id;
-                tracing::info!(url = %row.url, reason, "task cancelled");
-                actix::spawn(async move {
-                    if let Err(err) = store::cancel(&db, &token, crawl, &reason, now).await {
-                        tracing::error!(error = %err, url, "could not cancel a task");
+                match refusal {
+                    Refusal::Paused => {
+                        self.give_back(token, Setback::Disconnected, "the queue was paused", ctx)
                     }
-                });
+                    Refusal::Cancel(reason) => self.cancel(token, &row, reason),
+                }
                 continue;
             }
             self.leases.insert(
@@ -356,6 +369,7 @@ impl Dispatcher {
                 LeaseEntry {
                     worker: step.worker,
                     host: row.host.clone(),
+                    listing: row.kind == "listing",
                     fetching: true,
                     delivered: false,
                 },
@@ -366,13 +380,27 @@ impl Dispatcher {
                 row,
                 lease_until,
             };
-            match step.start_at {
+            match start_at {
                 Some(at) if at > Instant::now() => {
                     ctx.run_later(at - Instant::now(), move |act, ctx| act.assign(assign, ctx));
                 }
                 _ => self.assign(assign, ctx),
             }
         }
+    }
+
+    /// Cancels a leased task for good, as `refusal` decided.
+    fn cancel(&self, token: LeaseToken, row: &Leased, reason: String) {
+        let db = self.db.clone();
+        let now = self.clock.now();
+        let url = row.url.clone();
+        let crawl = row.crawl_id;
+        tracing::info!(url = %row.url, reason, "task cancelled");
+        actix::spawn(async move {
+            if let Err(err) = store::cancel(&db, &token, crawl, &reason, now).await {
+                tracing::error!(error = %err, url, "could not cancel a task");
+            }
+        });
     }
 
     /// Sends a leased task to its worker, now that its host may be fetched.
@@ -383,7 +411,6 @@ impl Dispatcher {
             row,
             lease_until,
         } = assign;
-        self.pacing.remove(&row.host);
         // Given back meanwhile (its worker left, or it was cancelled): the
         // slot and the task are no longer this hand-out's.
         match self.leases.get_mut(&token) {
@@ -433,14 +460,6 @@ impl Dispatcher {
             host: row.host.clone(),
             lease_until,
         });
-        // The delay counts from this hand-out, so two fetches to the host
-        // never start closer than it, however late a pass or timer ran.
-        let delay = self.delay_for(&row.host);
-        if !delay.is_zero() {
-            let next = Instant::now() + delay;
-            self.next_fetch.insert(row.host, next);
-            self.wake_at(next - LEAD.min(delay), ctx);
-        }
     }
 
     /// Why a leased task must not be fetched at all, if it must not.
@@ -493,6 +512,30 @@ impl Dispatcher {
         }
     }
 
+    /// Gives back every lease taken and not yet sent to its worker, which
+    /// waits for its host's delay: for a pause, or a node going away.
+    fn give_back_undelivered(&mut self, why: &str, ctx: &mut Context<Self>) {
+        let waiting: Vec<LeaseToken> = self
+            .leases
+            .iter()
+            .filter(|(_, e)| !e.delivered)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for token in waiting {
+            if let Some(entry) = self.forget(&token) {
+                self.return_credits(entry.worker, 1);
+            }
+            self.give_back(token, Setback::Disconnected, why, ctx);
+        }
+    }
+
+    /// Tells every node's Dispatcher that tasks are ready, in a cluster.
+    fn tell_others(&self) {
+        if self.bus.shared() {
+            self.bus.control(Control::QueueChanged);
+        }
+    }
+
     /// Returns a lease to the queue in the database.
     fn give_back(
         &mut self,
@@ -508,8 +551,10 @@ impl Dispatcher {
         async move { store::release(&db, &token, &setback, &error, &policy, now).await }
             .into_actor(self)
             .map(|res, act, ctx| {
-                if let Err(err) = res {
-                    tracing::error!(error = %err, "could not return a task to the queue; its lease will expire");
+                match res {
+                    Ok(Some(released)) if !released.state.is_final() => act.tell_others(),
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(error = %err, "could not return a task to the queue; its lease will expire"),
                 }
                 act.dispatch(ctx);
             })
@@ -523,9 +568,15 @@ struct Step {
     worker: u64,
     worker_name: String,
     count: u32,
-    /// When the host's politeness delay lets the task be handed out; `None`
-    /// for a host without one.
-    start_at: Option<Instant>,
+    pace: Pace,
+}
+
+/// Why a leased task is not handed out.
+enum Refusal {
+    /// The queue was paused meanwhile: back to the queue, unharmed.
+    Paused,
+    /// It must not be fetched at all, for this reason.
+    Cancel(String),
 }
 
 /// A leased task on its way to the worker that will fetch it.
@@ -540,7 +591,7 @@ impl Actor for Dispatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.load(ctx);
+        self.bus.route_control(ctx.address().recipient());
         ctx.run_interval(TICK, |act, ctx| act.dispatch(ctx));
     }
 }
@@ -553,9 +604,8 @@ impl Supervised for Dispatcher {
         self.workers.clear();
         self.leases.clear();
         self.in_flight.clear();
-        self.pacing.clear();
+        self.due.clear();
         self.wake = None;
         self.dispatching = false;
-        self.loaded = false;
     }
 }

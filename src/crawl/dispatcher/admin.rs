@@ -45,14 +45,20 @@ impl Handler<CloseWorker> for Dispatcher {
     type Result = Option<String>;
 
     fn handle(&mut self, msg: CloseWorker, _: &mut Context<Self>) -> Option<String> {
-        let worker = self.workers.get_mut(&msg.worker.0)?;
-        tracing::info!(worker = msg.worker.0, name = %worker.name, reason = msg.reason, "closing a worker's connection");
+        self.close_worker(msg.worker, msg.reason)
+    }
+}
+
+impl Dispatcher {
+    /// Closes a worker's connection; its name, or `None` if no such worker
+    /// is connected to this node.
+    pub(super) fn close_worker(&mut self, id: WorkerId, reason: &'static str) -> Option<String> {
+        let worker = self.workers.get_mut(&id.0)?;
+        tracing::info!(worker = id.0, name = %worker.name, reason, "closing a worker's connection");
         // Nothing more is assigned in the moment before the session stops.
         worker.draining = true;
         worker.credits = 0;
-        worker
-            .session
-            .do_send(CloseConnection { reason: msg.reason });
+        worker.session.do_send(CloseConnection { reason });
         Some(worker.name.clone())
     }
 }

@@ -1,10 +1,12 @@
 //! Task outcome messages: how each lease the Dispatcher handed out ends
-//! (fetched, merged, failed or expired), and `Wake` for new work. Each frees
+//! (fetched, merged, failed or expired), and what other nodes say of the
+//! queue and of this node's workers. Each frees
 //! what the lease held and lets the dispatch loop run again.
 
 use actix::prelude::*;
 
 use super::{Dispatcher, WorkerId};
+use crate::bus::{Control, WorkerAction};
 use crate::crawl::lease::{LeaseToken, Setback};
 use crate::crawl::store::{self, Released};
 
@@ -43,9 +45,13 @@ impl Handler<TaskFinished> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
-        if self.forget(&msg.lease).is_some() {
+        if let Some(entry) = self.forget(&msg.lease) {
             if let Some(worker) = self.workers.get_mut(&msg.worker.0) {
                 worker.done += 1;
+            }
+            // A merged listing queued the pages it found.
+            if entry.listing {
+                self.tell_others();
             }
         }
         self.dispatch(ctx);
@@ -106,25 +112,55 @@ impl Handler<LeasesExpired> for Dispatcher {
         self.metrics.leases_expired(msg.released.len());
         for released in &msg.released {
             tracing::warn!(task = released.task, host = %released.host, state = %released.state, "lease expired");
-            if self.forget(&released.token).is_none() {
-                // Leased by an earlier process or another node: the counters
-                // rebuilt from the database still hold its slot.
-                self.release_slots(&released.host, 1);
-            }
+            // Leased by an earlier process or another node, it held no
+            // slot here; the database counted it, and no longer does.
+            self.forget(&released.token);
         }
+        self.tell_others();
         self.dispatch(ctx);
     }
 }
 
-/// New work may be ready (a crawl started, say).
+/// Something every node's Dispatcher must hear (a crawl started, tasks were
+/// requeued, the queue paused): this one at once, the others over the bus.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Wake;
+pub struct Announce(pub Control);
 
-impl Handler<Wake> for Dispatcher {
+impl Handler<Announce> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
-        self.dispatch(ctx);
+    fn handle(&mut self, msg: Announce, _: &mut Context<Self>) {
+        self.bus.control(msg.0);
+    }
+}
+
+/// What the cluster's nodes tell each other about the queue and workers.
+impl Handler<Control> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        match msg {
+            Control::QueueChanged => self.dispatch(ctx),
+            Control::QueuePaused => {
+                // A pass leasing now read the queue before the pause.
+                self.pause_heard = self.dispatching;
+                self.give_back_undelivered("the queue was paused", ctx);
+            }
+            Control::Worker {
+                node,
+                worker,
+                action,
+            } if node == self.bus.node().as_str() => {
+                let worker = WorkerId(worker);
+                match action {
+                    WorkerAction::Drain => self.stop_assigning(worker, false),
+                    WorkerAction::Disconnect => {
+                        self.close_worker(worker, "disconnected by an admin")
+                    }
+                };
+            }
+            Control::Worker { .. } | Control::DrainNode { .. } => {}
+        }
     }
 }

@@ -124,13 +124,47 @@ impl Handler<StopAssigning> for Dispatcher {
     type Result = Option<String>;
 
     fn handle(&mut self, msg: StopAssigning, _: &mut Context<Self>) -> Option<String> {
-        let worker = self.workers.get_mut(&msg.worker.0)?;
-        tracing::info!(worker = msg.worker.0, name = %worker.name, "worker draining");
+        self.stop_assigning(msg.worker, false)
+    }
+}
+
+/// This node is going away (SIGTERM, or an admin drained it): every worker
+/// finishes and delivers what it holds, then reconnects to another node.
+/// Resolves to how many were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct HandOver;
+
+impl Handler<HandOver> for Dispatcher {
+    type Result = usize;
+
+    fn handle(&mut self, _: HandOver, ctx: &mut Context<Self>) -> usize {
+        let ids: Vec<u64> = self.workers.keys().copied().collect();
+        for &id in &ids {
+            self.stop_assigning(WorkerId(id), true);
+        }
+        // Tasks waiting out a delay would reach their worker after it was
+        // told to go: another node's worker takes them instead.
+        self.give_back_undelivered(
+            "the worker's node went away before the task reached it",
+            ctx,
+        );
+        ids.len()
+    }
+}
+
+impl Dispatcher {
+    /// Assigns a worker nothing more and tells it with a `drain` frame,
+    /// which asks it to come back elsewhere when `reconnect`. The worker's
+    /// name, or `None` if no such worker is connected to this node.
+    pub(super) fn stop_assigning(&mut self, id: WorkerId, reconnect: bool) -> Option<String> {
+        let worker = self.workers.get_mut(&id.0)?;
+        tracing::info!(worker = id.0, name = %worker.name, reconnect, "worker draining");
         worker.draining = true;
         worker.credits = 0;
         // Through the session's mailbox, after every assignment already sent:
         // once the worker reads this, no assignment can follow.
-        worker.session.do_send(DrainWorker);
+        worker.session.do_send(DrainWorker { reconnect });
         Some(worker.name.clone())
     }
 }

@@ -241,7 +241,9 @@ mod tests {
 
     use super::*;
     use crate::crawl::lease::LeaseToken;
-    use crate::crawl::store::{cancel, lease, mark_done, Leased};
+    use std::time::Duration;
+
+    use crate::crawl::store::{cancel, lease, mark_done, HostLease, Leased, Pace};
 
     async fn crawl_with_tasks(
         urls: &[&str],
@@ -282,17 +284,83 @@ mod tests {
     }
 
     async fn lease_now(db: &sea_orm::DatabaseConnection, n: u32) -> Vec<Leased> {
+        let pace = Pace {
+            concurrency: 100,
+            delay: Duration::ZERO,
+            lead: Duration::ZERO,
+            fetched: 0,
+        };
+        lease_paced(db, n, pace, Utc::now()).await.rows
+    }
+
+    async fn lease_paced(
+        db: &sea_orm::DatabaseConnection,
+        n: u32,
+        pace: Pace,
+        now: DateTime<Utc>,
+    ) -> HostLease {
+        let until = now + chrono::Duration::seconds(30);
+        lease(db, "a.test", n, pace, "w", until, now)
+            .await
+            .expect("lease")
+    }
+
+    #[actix_web::test]
+    async fn a_hosts_concurrency_holds_for_every_caller_together() {
+        let urls: Vec<String> = (0..6).map(|i| format!("https://a.test/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (_dir, db, _) = crawl_with_tasks(&urls).await;
+        let pace = Pace {
+            concurrency: 2,
+            delay: Duration::ZERO,
+            lead: Duration::ZERO,
+            fetched: 0,
+        };
         let now = Utc::now();
-        lease(
-            db,
-            "a.test",
-            n,
-            "w",
-            now + chrono::Duration::seconds(30),
-            now,
-        )
-        .await
-        .expect("lease")
+        // Two nodes asking for three each get two between them.
+        let first = lease_paced(&db, 3, pace, now).await.rows;
+        let second = lease_paced(&db, 3, pace, now).await.rows;
+        assert_eq!((first.len(), second.len()), (2, 0));
+        // The caller whose result arrived has a slot free, though its task
+        // stays leased until merged.
+        let after = lease_paced(&db, 3, Pace { fetched: 1, ..pace }, now)
+            .await
+            .rows;
+        assert_eq!(after.len(), 1);
+        mark_done(&db, &[&token(&first[0]), &token(&first[1])], now)
+            .await
+            .expect("done");
+        assert_eq!(lease_paced(&db, 3, pace, now).await.rows.len(), 1);
+    }
+
+    #[actix_web::test]
+    async fn a_hosts_delay_plans_each_start_after_the_last_one_planned() {
+        let urls: Vec<String> = (0..4).map(|i| format!("https://a.test/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (_dir, db, _) = crawl_with_tasks(&urls).await;
+        let pace = Pace {
+            concurrency: 4,
+            delay: Duration::from_millis(500),
+            lead: Duration::from_millis(20),
+            fetched: 0,
+        };
+        let now = Utc::now();
+        let first = lease_paced(&db, 4, pace, now).await;
+        assert_eq!(first.rows.len(), 1, "one task a lease with a delay");
+        assert_eq!(first.start_at, Some(now));
+        // Another node, 100 ms later: the host is due at +500 ms.
+        let later = now + chrono::Duration::milliseconds(100);
+        let second = lease_paced(&db, 4, pace, later).await;
+        assert!(second.rows.is_empty());
+        assert_eq!(second.due, Some(now + chrono::Duration::milliseconds(500)));
+        // Within the lead of its turn, a task is leased to start on time.
+        let close = now + chrono::Duration::milliseconds(490);
+        let third = lease_paced(&db, 4, pace, close).await;
+        assert_eq!(third.rows.len(), 1);
+        assert_eq!(
+            third.start_at,
+            Some(now + chrono::Duration::milliseconds(500))
+        );
     }
 
     fn token(row: &Leased) -> LeaseToken {

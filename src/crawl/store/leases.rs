@@ -3,6 +3,7 @@
 //! is fenced by the lease's token, so a stale worker changes nothing.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::tasks;
@@ -13,6 +14,7 @@ use sea_orm::{
 
 use super::attempts::{end_attempts, record_attempts};
 use super::crawls::finish_if_done;
+use crate::clock::delta;
 use crate::crawl::lease::{LeaseToken, RetryPolicy, Setback, TaskState};
 use crate::db::{begin_write, stmt, truncate};
 
@@ -39,23 +41,105 @@ pub struct Released {
     pub state: TaskState,
 }
 
-/// Leases up to `limit` ready tasks of `host` in one atomic statement.
+/// A host's politeness, as leasing applies it for the whole cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Fetches to the host in flight at once, on every node together.
+    pub concurrency: u32,
+    /// The least time between the starts of two fetches to the host.
+    pub delay: Duration,
+    /// How long before its start a fetch may be leased (see `Dispatcher`).
+    pub lead: Duration,
+    /// The caller's leases of the host whose result has arrived: they are
+    /// still leased until merged, but no longer fetching.
+    pub fetched: u32,
+}
+
+/// What leasing found for a host.
+#[derive(Debug, Clone, Default)]
+pub struct HostLease {
+    pub rows: Vec<Leased>,
+    /// When the leased tasks may be handed out: the start the host's delay
+    /// gave them. `None` for a host without a delay (at once).
+    pub start_at: Option<DateTime<Utc>>,
+    /// Nothing was leased because the host's delay runs until then.
+    pub due: Option<DateTime<Utc>>,
+}
+
+/// Leases up to `limit` ready tasks of `host`, within its politeness across
+/// every node, in one transaction.
+///
+/// The host's row in `crawl_hosts` is locked first, so every node leasing
+/// for the host waits its turn: the count of its leased tasks and the start
+/// of its next fetch hold until the commit. A host with a delay gets one
+/// task, planned to start when the delay after the last planned start has
+/// passed; the caller hands it out then.
 pub async fn lease(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     host: &str,
     limit: u32,
+    pace: Pace,
     worker: &str,
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Vec<Leased>, DbErr> {
+) -> Result<HostLease, DbErr> {
     let backend = db.get_database_backend();
-    // Several nodes may lease from one table: on PostgreSQL, rows another
-    // transaction is leasing are skipped instead of waited for.
-    let lock = if backend == DatabaseBackend::Postgres {
-        " FOR UPDATE SKIP LOCKED"
+    let txn = begin_write(db).await?;
+    let db = &txn;
+    db.execute(stmt(
+        backend,
+        "INSERT INTO crawl_hosts (host, next_start_at) VALUES ($1, $2) \
+         ON CONFLICT (host) DO NOTHING",
+        vec![host.into(), now.into()],
+    ))
+    .await?;
+    // Several nodes may lease from one table: on PostgreSQL, the host's row
+    // is what they queue on, and task rows another transaction is leasing
+    // are skipped instead of waited for. SQLite has one writer at a time.
+    let (lock_host, lock_tasks) = if backend == DatabaseBackend::Postgres {
+        (" FOR UPDATE", " FOR UPDATE SKIP LOCKED")
     } else {
-        ""
+        ("", "")
     };
+    let next_start: DateTime<Utc> = db
+        .query_one(stmt(
+            backend,
+            &format!("SELECT next_start_at FROM crawl_hosts WHERE host = $1{lock_host}"),
+            vec![host.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("crawl host {host}")))?
+        .try_get("", "next_start_at")?;
+    let leased: i64 = db
+        .query_one(stmt(
+            backend,
+            "SELECT COUNT(*) AS n FROM tasks WHERE state = 'leased' AND host = $1",
+            vec![host.into()],
+        ))
+        .await?
+        .map(|row| row.try_get("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let fetching = u32::try_from(leased)
+        .unwrap_or(u32::MAX)
+        .saturating_sub(pace.fetched);
+    let mut limit = limit.min(pace.concurrency.saturating_sub(fetching));
+    let mut start_at = None;
+    if !pace.delay.is_zero() {
+        if next_start > now + delta(pace.lead) {
+            txn.commit().await?;
+            return Ok(HostLease {
+                due: Some(next_start),
+                ..HostLease::default()
+            });
+        }
+        limit = limit.min(1);
+        start_at = Some(next_start.max(now));
+    }
+    if limit == 0 {
+        txn.commit().await?;
+        return Ok(HostLease::default());
+    }
     // Listings first: each one found feeds the queue, so discovery stays
     // ahead of the workers instead of waiting behind the pages it found.
     // 'listing' sorts before 'page', so `kind, id` is that order, and the
@@ -66,7 +150,7 @@ pub async fn lease(
            lease_until = $1, worker = $2, updated_at = $3 \
          WHERE id IN (SELECT id FROM tasks \
            WHERE state = 'queued' AND host = $4 AND not_before <= $3 \
-           ORDER BY kind, id LIMIT $5{lock}) \
+           ORDER BY kind, id LIMIT $5{lock_tasks}) \
          RETURNING id, crawl_id, kind, site, url, host, attempts, lease_token"
     );
     let rows = Leased::find_by_statement(stmt(
@@ -82,8 +166,21 @@ pub async fn lease(
     ))
     .all(db)
     .await?;
+    if let (Some(start), false) = (start_at, rows.is_empty()) {
+        db.execute(stmt(
+            backend,
+            "UPDATE crawl_hosts SET next_start_at = $1 WHERE host = $2",
+            vec![(start + delta(pace.delay)).into(), host.into()],
+        ))
+        .await?;
+    }
     record_attempts(db, &rows, worker, now).await?;
-    Ok(rows)
+    txn.commit().await?;
+    Ok(HostLease {
+        start_at: start_at.filter(|_| !rows.is_empty()),
+        rows,
+        due: None,
+    })
 }
 
 /// Extends the listed leases that are still current. Returns how many were.

@@ -18,6 +18,7 @@ pub use crawls::{
 };
 pub(crate) use leases::cancelling;
 pub use leases::{
-    cancel, expire_leases, extend_leases, lease, mark_done, release, Leased, Released,
+    cancel, expire_leases, extend_leases, lease, mark_done, release, HostLease, Leased, Pace,
+    Released,
 };
-pub use queue::{insert_tasks, leased_by_host, ready_hosts, NewTask};
+pub use queue::{insert_tasks, ready_hosts, NewTask};

@@ -1,8 +1,6 @@
 //! The queue's contents: adding tasks to a crawl, and which hosts have tasks
 //! ready to lease or in flight, for the Dispatcher's planning.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::sea_query::OnConflict;
@@ -65,25 +63,6 @@ pub async fn insert_tasks(
         added += res;
     }
     Ok(added)
-}
-
-/// Tasks in flight per host, to rebuild the politeness counters on start.
-pub async fn leased_by_host(db: &impl ConnectionTrait) -> Result<HashMap<String, u32>, DbErr> {
-    let backend = db.get_database_backend();
-    let rows = db
-        .query_all(stmt(
-            backend,
-            "SELECT host, COUNT(*) AS n FROM tasks WHERE state = 'leased' GROUP BY host",
-            vec![],
-        ))
-        .await?;
-    let mut out = HashMap::new();
-    for row in rows {
-        let host: String = row.try_get("", "host")?;
-        let n: i64 = row.try_get("", "n")?;
-        out.insert(host, u32::try_from(n).unwrap_or(u32::MAX));
-    }
-    Ok(out)
 }
 
 /// Hosts that have tasks ready to lease now; none while an admin has paused
