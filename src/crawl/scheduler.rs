@@ -1,6 +1,10 @@
 //! The Scheduler actor: starts crawls (on schedule, or when asked), sweeps
 //! expired leases back into the queue, closes crawls with nothing left, and
 //! opens and closes auction lots on time.
+//!
+//! Every node runs one, and each answers `StartCrawl` (the database lets one
+//! crawl run at a time), but only the node holding the scheduler role
+//! (`roles.rs`) runs the timed duties: in a cluster they run once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +12,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 
-use super::dispatcher::{Dispatcher, LeasesExpired, Wake};
+use super::dispatcher::{Dispatcher, LeasesExpired};
 use super::lease::RetryPolicy;
 use super::sites::Sites;
 use super::store::{self, StartOutcome};
-use crate::bus::Bus;
+use crate::bus::{Bus, Control};
 use crate::clock::{delta, Clock};
+use crate::roles::Leadership;
 
 /// How often expired leases are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -22,6 +27,15 @@ const SCHEDULE_EVERY: Duration = Duration::from_secs(5);
 /// How often lots due to open or close are looked for: the most a lot's
 /// start or end can lag.
 const LOTS_EVERY: Duration = Duration::from_millis(200);
+
+/// How the Scheduler's timed duties run.
+pub struct Duties {
+    pub retry: RetryPolicy,
+    /// Time between scheduled crawls; zero turns the schedule off.
+    pub every: Duration,
+    /// Whether this node runs them.
+    pub leadership: Leadership,
+}
 
 pub struct Scheduler {
     db: DatabaseConnection,
@@ -34,6 +48,7 @@ pub struct Scheduler {
     sweeping: bool,
     bus: Arc<dyn Bus>,
     lots_busy: bool,
+    leadership: Leadership,
 }
 
 impl Scheduler {
@@ -42,25 +57,25 @@ impl Scheduler {
         clock: Clock,
         sites: Arc<Sites>,
         dispatcher: Addr<Dispatcher>,
-        retry: RetryPolicy,
-        every: Duration,
         bus: Arc<dyn Bus>,
+        duties: Duties,
     ) -> Scheduler {
         Scheduler {
             db,
             clock,
             sites,
             dispatcher,
-            retry,
-            every,
+            retry: duties.retry,
+            every: duties.every,
             sweeping: false,
             bus,
             lots_busy: false,
+            leadership: duties.leadership,
         }
     }
 
     fn tick_lots(&mut self, ctx: &mut Context<Self>) {
-        if self.lots_busy {
+        if self.lots_busy || !self.leadership.held() {
             return;
         }
         self.lots_busy = true;
@@ -74,7 +89,7 @@ impl Scheduler {
     }
 
     fn sweep(&mut self, ctx: &mut Context<Self>) {
-        if self.sweeping {
+        if self.sweeping || !self.leadership.held() {
             return;
         }
         self.sweeping = true;
@@ -101,7 +116,7 @@ impl Scheduler {
     }
 
     fn check_schedule(&mut self, ctx: &mut Context<Self>) {
-        if self.every.is_zero() {
+        if self.every.is_zero() || !self.leadership.held() {
             return;
         }
         let db = self.db.clone();
@@ -169,7 +184,7 @@ impl Handler<StartCrawl> for Scheduler {
                     Ok(outcome) => {
                         if let StartOutcome::Started(id) = outcome {
                             tracing::info!(crawl = id, trigger = msg.trigger, "crawl started");
-                            act.dispatcher.do_send(Wake);
+                            act.bus.control(Control::QueueChanged);
                         }
                         Ok(outcome)
                     }

@@ -25,6 +25,7 @@ use super::outbox;
 use crate::clock::Clock;
 use crate::db::stmt;
 use crate::domain::money::Money;
+use crate::roles::Leadership;
 
 /// Entries of each list a digest shows; the rest is a link to the site.
 const DIGEST_ITEMS: usize = 50;
@@ -37,6 +38,7 @@ pub struct Notifier {
     links: Links,
     every: Duration,
     busy: bool,
+    leadership: Leadership,
 }
 
 pub fn start(
@@ -44,6 +46,7 @@ pub fn start(
     clock: Clock,
     links: Links,
     every: Duration,
+    leadership: Leadership,
 ) -> Addr<Notifier> {
     Supervisor::start(move |_| Notifier {
         db,
@@ -51,6 +54,7 @@ pub fn start(
         links,
         every,
         busy: false,
+        leadership,
     })
 }
 
@@ -71,7 +75,8 @@ impl Supervised for Notifier {
 
 impl Notifier {
     fn pass(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
+        // In a cluster, the scheduler's node alone mails: one digest a crawl.
+        if self.busy || !self.leadership.held() {
             return;
         }
         self.busy = true;
