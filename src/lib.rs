@@ -22,6 +22,8 @@
 //! │                                                       on SQLite from a thread at idle priority (db.rs)
 //! ├─ Supervisor ─ SessionHub         accounts/hub.rs       an account's sockets: logout, changes
 //! ├─ Supervisor ─ Mailer             mail/mailer.rs        outbox → SMTP or .eml files, throttle, backoff
+//! ├─ Leadership                      roles.rs              the scheduler role: one node's timed duties
+//! ├─ Handover                        handover.rs           SIGTERM or Drain node: workers, clients move on
 //! ├─ Bus                             bus/                  LocalBus, or RedisBus between nodes (cluster)
 //! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
 //!
@@ -57,10 +59,12 @@ pub mod crawl;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod handover;
 pub mod mail;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod roles;
 pub mod rooms;
 pub mod scrape;
 pub mod secrets;

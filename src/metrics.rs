@@ -103,6 +103,12 @@ pub struct Open {
     kind: Connection,
 }
 
+impl Open {
+    pub fn kind(&self) -> Connection {
+        self.kind
+    }
+}
+
 impl Drop for Open {
     fn drop(&mut self) {
         self.metrics

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, Supervisor};
+use actix::{Actor, Addr, Supervisor};
 use actix_http::HttpService;
 use actix_server::ServerHandle;
 use actix_service::map_config;
@@ -17,6 +17,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::accounts::hub::SessionHub;
 use crate::accounts::throttle::LoginThrottle;
+use crate::admin::fleet::{Live, VERSION};
 use crate::bus::NodeInfo;
 use crate::bus::{Bus, LocalBus, NodeId, RedisBus};
 use crate::clock::Clock;
@@ -25,14 +26,16 @@ use crate::crawl::dispatcher::{Dispatcher, QueuePolicy};
 use crate::crawl::lease::RetryPolicy;
 use crate::crawl::local_workers::{LocalWorkers, LocalWorkersConfig};
 use crate::crawl::merger::Merger;
-use crate::crawl::scheduler::Scheduler;
+use crate::crawl::scheduler::{Duties, Scheduler};
 use crate::crawl::sites::Sites;
 use crate::demo::DemoState;
+use crate::handover::{within, Handover, CLIENT_GRACE};
 use crate::mail::compose::Links;
 use crate::mail::subscription::Policy;
 use crate::metrics::{Connection, Metrics};
+use crate::roles::Leadership;
 use crate::rooms::ids::MessageIds;
-use crate::rooms::registry::{occupied, ListRooms, OpenChatRooms, RoomRegistry};
+use crate::rooms::registry::{OpenChatRooms, RoomRegistry};
 use crate::rooms::writer::{MessageStore, MessageWriter};
 use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
@@ -89,11 +92,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let (db, clock) = (db.clone(), clock.clone());
         Supervisor::start(move |_| Merger::new(db, clock))
     };
-    let dispatcher = {
-        let (db, clock, sites, metrics) =
-            (db.clone(), clock.clone(), sites.clone(), metrics.clone());
-        Supervisor::start(move |_| Dispatcher::new(db, clock, sites, policy, metrics))
-    };
     let node = NodeId::generate();
     let bus: Arc<dyn Bus> = match &settings.bus.redis_url {
         Some(url) => {
@@ -102,16 +100,37 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         None => Arc::new(LocalBus::new(node)),
     };
+    let dispatcher = {
+        let (db, bus, clock, sites, metrics) = (
+            db.clone(),
+            bus.clone(),
+            clock.clone(),
+            sites.clone(),
+            metrics.clone(),
+        );
+        Supervisor::start(move |_| Dispatcher::new(db, bus, clock, sites, policy, metrics))
+    };
+    // Taken before the Scheduler starts, so that a single node runs its
+    // schedule from the first tick.
+    let leadership = Leadership::start(db.clone(), clock.clone(), bus.node().to_string()).await;
     let scheduler = {
-        let (db, clock, sites, dispatcher, bus) = (
+        let (db, clock, sites, dispatcher, bus, leadership) = (
             db.clone(),
             clock.clone(),
             sites.clone(),
             dispatcher.clone(),
             bus.clone(),
+            leadership.clone(),
         );
         let every = settings.crawl.every;
-        Supervisor::start(move |_| Scheduler::new(db, clock, sites, dispatcher, retry, every, bus))
+        Supervisor::start(move |_| {
+            let duties = Duties {
+                retry,
+                every,
+                leadership,
+            };
+            Scheduler::new(db, clock, sites, dispatcher, bus, duties)
+        })
     };
 
     let chat = Arc::new(settings.chat.clone());
@@ -170,11 +189,26 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let _mailer = crate::mail::start(db.clone(), clock.clone(), &settings)
         .context("could not start the Mailer")?;
     // Held likewise: the Notifier queues digests and price alerts.
-    let _notifier =
-        crate::mail::notifier::start(db.clone(), clock.clone(), links, settings.mail.notify_every);
+    let _notifier = crate::mail::notifier::start(
+        db.clone(),
+        clock.clone(),
+        links,
+        settings.mail.notify_every,
+        leadership.clone(),
+    );
 
     let settings = Arc::new(settings);
     let leaving = Leaving::default();
+    let handover = Handover {
+        node: bus.node().to_string(),
+        db: db.clone(),
+        leaving: leaving.clone(),
+        dispatcher: dispatcher.clone(),
+        leadership,
+        metrics: metrics.clone(),
+        spread: bus.shared(),
+    };
+    bus.route_control(handover.clone().start().recipient());
     let sockets = metrics.clone();
     let rooms = registry.clone();
     let state = web::Data::new(AppState {
@@ -227,7 +261,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut server = actix_server::Server::build()
         // Signals are handled below, so that sockets hear 1001 first.
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        .shutdown_timeout(CLIENT_GRACE.as_secs());
     for listener in listeners {
         let local = listener.local_addr()?;
         let app = app.clone();
@@ -244,8 +278,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         })?;
     }
     tracing::info!(%addr, public_url = settings.public_url(), "listening");
-    let spread = bus.shared();
-    spawn_heartbeat(bus, addr, sockets.clone(), rooms.clone(), started_at);
+    spawn_heartbeat(Heartbeat {
+        bus,
+        addr,
+        started_at,
+        metrics: sockets.clone(),
+        registry: rooms.clone(),
+        dispatcher: handover.dispatcher.clone(),
+        leaving: leaving.clone(),
+        leadership: handover.leadership.clone(),
+    });
 
     // Kept alive for as long as the server runs; dropping it stops nothing,
     // but naming it documents that the children belong to this scope.
@@ -265,13 +307,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None
     };
     let server = server.run();
-    let shutdown = actix_web::rt::spawn(leave_on_signal(
-        server.handle(),
-        leaving.clone(),
-        spread,
-        sockets,
-        rooms,
-    ));
+    let shutdown = actix_web::rt::spawn(leave_on_signal(server.handle(), handover, rooms));
     let served = server.await.context("the HTTP server failed");
     if leaving.is_cancelled() {
         // The server has stopped, but rooms may still be storing what they
@@ -283,28 +319,50 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     served
 }
 
-/// Describes this node to the bus every `nodes::HEARTBEAT`: in a cluster,
-/// the other nodes count it alive by this, and `/api/nodes` lists it.
-fn spawn_heartbeat(
+/// What a node's heartbeat describes it from.
+struct Heartbeat {
     bus: Arc<dyn Bus>,
     addr: SocketAddr,
+    started_at: String,
     metrics: Arc<Metrics>,
     registry: Addr<RoomRegistry>,
-    started_at: String,
-) {
+    dispatcher: Addr<Dispatcher>,
+    leaving: Leaving,
+    leadership: Leadership,
+}
+
+/// Describes this node to the bus every `nodes::HEARTBEAT`: in a cluster,
+/// the other nodes count it alive by this, and `/api/nodes` and every
+/// node's admin pages show it, its workers and its rooms as it says.
+fn spawn_heartbeat(beat: Heartbeat) {
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(crate::bus::nodes::HEARTBEAT);
         loop {
             tick.tick().await;
-            let rooms = registry.send(ListRooms).await.unwrap_or_default();
-            let (chats, lots) = occupied(&rooms);
-            bus.heartbeat(NodeInfo {
-                id: bus.node().to_string(),
-                address: addr.to_string(),
-                started_at: started_at.clone(),
-                clients: metrics.open_now(Connection::Client),
-                rooms: (chats + lots) as u64,
+            // An actor that did not answer (it is restarting) leaves its
+            // part empty for one beat rather than the node unlisted.
+            let live = Live::read(
+                &beat.dispatcher,
+                &beat.registry,
+                &beat.metrics,
+                &beat.leaving,
+            )
+            .await
+            .unwrap_or_else(|_| Live {
+                clients: beat.metrics.open_now(Connection::Client),
+                draining: beat.leaving.is_cancelled(),
+                ..Live::default()
             });
+            let mut info = NodeInfo {
+                id: beat.bus.node().to_string(),
+                address: beat.addr.to_string(),
+                started_at: beat.started_at.clone(),
+                version: VERSION.to_owned(),
+                scheduler: beat.leadership.held(),
+                ..NodeInfo::default()
+            };
+            live.describe(&mut info);
+            beat.bus.heartbeat(info);
         }
     });
 }
@@ -324,21 +382,11 @@ fn spawn_session_sweep(db: sea_orm::DatabaseConnection, clock: Clock) {
     });
 }
 
-/// How long requests in flight get to finish once shutdown begins.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// On SIGTERM or SIGINT: every socket is closed with 1001 (going away), in
-/// batches when there are other nodes, so that clients reconnect, then the
-/// server stops once requests in flight
-/// finish and the sockets have said goodbye. A second signal stops it at
-/// once.
-async fn leave_on_signal(
-    server: ServerHandle,
-    leaving: Leaving,
-    spread: bool,
-    metrics: Arc<Metrics>,
-    registry: Addr<RoomRegistry>,
-) {
+/// On SIGTERM or SIGINT: the node hands over its workers and clients
+/// (`handover.rs`), then the server stops once requests in flight finish
+/// and the rooms have stored what they published. A second signal stops it
+/// at once.
+async fn leave_on_signal(server: ServerHandle, handover: Handover, registry: Addr<RoomRegistry>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -351,43 +399,22 @@ async fn leave_on_signal(
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    tracing::info!("shutting down: closing sockets (signal again to stop at once)");
-    // No new connections from here on: a load balancer sends them to the
-    // other nodes. The HTTP workers keep running, since the sockets they
-    // hold are still being told, and would die with them.
-    server.pause().await;
+    tracing::info!("shutting down: handing over (signal again to stop at once)");
+    // The HTTP server keeps accepting meanwhile: pages are still served,
+    // and new sockets are refused with 503, which sends them elsewhere.
     let graceful = async {
-        // In a cluster, clients reconnect to the other nodes a batch at a
-        // time, and resume there.
-        leaving.drain(spread).await;
-        // WebSockets left the HTTP server at their upgrade, so its graceful
-        // stop does not wait for them: they get the same grace here.
-        within_grace(|| async {
-            metrics.open_now(Connection::Client) + metrics.open_now(Connection::Worker) == 0
-        })
-        .await;
+        handover.run().await;
         // Members see a message before it is stored; the rooms store the
         // rest before the process ends.
-        let stored =
-            within_grace(|| async { registry.send(OpenChatRooms).await.unwrap_or(0) == 0 });
+        let stored = within(CLIENT_GRACE, || async {
+            registry.send(OpenChatRooms).await.unwrap_or(0) == 0
+        });
         tokio::join!(stored, server.stop(true))
     };
     tokio::select! {
         _ = graceful => {}
         _ = term.recv() => server.stop(false).await,
         _ = int.recv() => server.stop(false).await,
-    }
-}
-
-/// Waits until `done` says so, for at most `SHUTDOWN_GRACE`.
-async fn within_grace<F, Fut>(mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    while !done().await && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -75,7 +75,13 @@ pub enum ServerFrame {
         task: u64,
         lease: String,
     },
-    Drain,
+    /// Finish what you hold and take nothing more. With `reconnect`, this
+    /// node is going away: deliver, close, and connect again (through the
+    /// load balancer, to another node) instead of leaving.
+    Drain {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reconnect: bool,
+    },
     Error {
         code: String,
         message: String,

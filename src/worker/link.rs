@@ -45,6 +45,8 @@ pub struct Link {
     draining: bool,
     /// The server acknowledged the drain: no assignment can follow.
     drain_acked: bool,
+    /// The server is going away: finish, deliver, and connect again.
+    moving: bool,
     restarts: Arc<AtomicU64>,
     done: Option<oneshot::Sender<i32>>,
 }
@@ -61,6 +63,7 @@ impl Link {
             backoff: BACKOFF_START,
             draining: false,
             drain_acked: false,
+            moving: false,
             restarts: Arc::new(AtomicU64::new(0)),
             done: Some(done),
         }
@@ -202,11 +205,22 @@ impl Link {
             ServerFrame::Stale { task, lease } => {
                 tracing::debug!(task, lease, "the server says this lease was stale");
             }
-            ServerFrame::Drain => {
+            ServerFrame::Drain { reconnect: true } => {
+                // No assignment follows on this connection; the next one,
+                // to another node, starts afresh.
+                if !self.draining {
+                    tracing::info!("the server is going away; finishing, then reconnecting");
+                    self.moving = true;
+                }
+                self.drain_acked = true;
+                self.maybe_finish(ctx);
+            }
+            ServerFrame::Drain { reconnect: false } => {
                 if !self.draining {
                     tracing::info!("the server asked this worker to drain");
                 }
                 self.draining = true;
+                self.moving = false;
                 self.drain_acked = true;
                 self.maybe_finish(ctx);
             }
@@ -232,7 +246,16 @@ impl Link {
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
-        if !(self.draining && self.drain_acked && self.busy.is_empty()) {
+        if !((self.draining || self.moving) && self.drain_acked && self.busy.is_empty()) {
+            return;
+        }
+        if self.moving && !self.draining {
+            if let Some(sink) = self.sink.as_mut() {
+                // Every result is written before the close; the server
+                // answers it, and `finished` connects again.
+                tracing::info!("delivered what this worker held; closing to move");
+                let _ = sink.write(Message::Close(Some(awc::ws::CloseCode::Normal.into())));
+            }
             return;
         }
         match self.sink.as_mut() {
@@ -304,6 +327,14 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for Link {
         if let Some(handle) = self.heartbeat.take() {
             ctx.cancel_future(handle);
         }
+        if self.moving && !self.draining {
+            self.moving = false;
+            self.drain_acked = false;
+            self.backoff = BACKOFF_START;
+            tracing::info!("reconnecting to another node");
+            self.reconnect_later(ctx);
+            return;
+        }
         if self.draining {
             // Nothing can be assigned without a connection.
             self.drain_acked = true;
@@ -351,7 +382,7 @@ impl Handler<ScrapeDone> for Link {
             };
             self.send(&frame);
         }
-        if self.draining {
+        if self.draining || self.moving {
             self.maybe_finish(ctx);
         } else if self.sink.is_some() {
             self.send(&WorkerFrame::Ready { credits: 1 });

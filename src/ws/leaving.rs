@@ -1,7 +1,9 @@
-//! How sockets learn that the server is going away. Each socket watches one
-//! of `WAVES` tokens, given out in turn, and a draining node cancels them one
-//! wave at a time: in a cluster, its clients then reconnect to the other
-//! nodes a batch at a time rather than all in the same instant.
+//! How sockets learn that the server is going away. Each client socket
+//! watches one of `WAVES` tokens, given out in turn, and a draining node
+//! cancels them one wave at a time: in a cluster, its clients then reconnect
+//! to the other nodes a batch at a time rather than all in the same instant.
+//! Worker sockets watch a token of their own, cancelled only once their
+//! workers had their time to deliver what they hold (`handover.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,7 @@ pub struct Leaving {
     started: CancellationToken,
     waves: Arc<[CancellationToken]>,
     next: Arc<AtomicUsize>,
+    workers: CancellationToken,
 }
 
 impl Default for Leaving {
@@ -29,6 +32,7 @@ impl Default for Leaving {
             started: CancellationToken::new(),
             waves: (0..WAVES).map(|_| CancellationToken::new()).collect(),
             next: Arc::default(),
+            workers: CancellationToken::new(),
         }
     }
 }
@@ -51,7 +55,17 @@ impl Leaving {
         self.waves[wave].clone()
     }
 
-    /// Tells every socket, in waves when `spread` (a cluster, where clients
+    /// What a new worker socket watches.
+    pub fn for_worker(&self) -> CancellationToken {
+        self.workers.clone()
+    }
+
+    /// Closes the worker sockets still open.
+    pub fn release_workers(&self) {
+        self.workers.cancel();
+    }
+
+    /// Tells every client socket, in waves when `spread` (a cluster, where clients
     /// have somewhere else to go), all at once otherwise.
     pub async fn drain(&self, spread: bool) {
         self.started.cancel();

@@ -20,7 +20,7 @@ use super::leaving::Leaving;
 use super::read::Incoming;
 use super::shared::Shared;
 use super::write::{self, Outbound};
-use crate::metrics::Open;
+use crate::metrics::{Connection, Open};
 
 /// The limits of one socket.
 #[derive(Debug, Clone, Copy)]
@@ -34,8 +34,9 @@ pub struct Limits {
 
 /// Answers a WebSocket handshake. When the response reaches the client the
 /// socket opens, with `limits`, and `start` gets its two halves. `leaving`
-/// closes it with 1001 when the server shuts down (in its wave); `open` counts it for
-/// `/metrics` until the socket is gone.
+/// closes it with 1001 when the server shuts down (in its wave), and once
+/// it has begun no socket opens; `open` counts it for `/metrics` until the
+/// socket is gone.
 pub fn accept(
     req: &HttpRequest,
     limits: Limits,
@@ -58,7 +59,19 @@ pub fn accept(
             }));
         }
     };
-    let leaving = leaving.for_socket();
+    // A node handing over takes no new socket: the load balancer tries
+    // another node on a 503, and a client connecting directly retries.
+    if leaving.is_cancelled() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({
+                "error": {"code": "draining", "message": "this node is going away; connect again"}
+            }));
+    }
+    let leaving = match open.kind() {
+        Connection::Client => leaving.for_socket(),
+        Connection::Worker => leaving.for_worker(),
+    };
     let mut response = HttpResponse::from(handshake.finish()).map_into_boxed_body();
     response
         .extensions_mut()

@@ -246,3 +246,57 @@ async fn a_worker_that_vanishes_silently_gets_its_tasks_back_when_the_lease_expi
     .await;
     assert_eq!(recv_op(&mut ws, "stale").await["task"], task);
 }
+
+#[actix_web::test]
+async fn a_server_going_away_has_its_workers_deliver_then_move_and_refuses_new_ones() {
+    // Arrange: a hand-driven worker holds a task.
+    let mut app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let (mut ws, assign) = hold_one_task(&app).await;
+    let task = assign["task"].as_i64().expect("task id");
+    let (url, token) = (format!("{}/ws/worker", app.ws), app.worker_token.clone());
+
+    // Act: the server is told to stop while the worker still fetches.
+    let worker = async move {
+        let drain = recv_op(&mut ws, "drain").await;
+        // A worker arriving now is sent elsewhere, not taken in.
+        let refused = awc::Client::new()
+            .ws(url.as_str())
+            .bearer_auth(token)
+            .connect()
+            .await
+            .err()
+            .map(|err| match err {
+                awc::error::WsClientError::InvalidResponseStatus(status) => status.as_u16(),
+                err => panic!("connect: {err}"),
+            });
+        // The fetch ends, its result goes in, and only then the worker leaves.
+        send(
+            &mut ws,
+            json!({"op":"result","task":task,"lease":assign["lease"],"links":[]}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ws.close().await.ok();
+        (drain, refused)
+    };
+    let (exit, (drain, refused)) = tokio::join!(app.terminate(Duration::from_secs(20)), worker);
+
+    // Assert: told to move, not to leave; nothing was wasted.
+    assert_eq!(drain, json!({"op":"drain","reconnect":true}));
+    assert_eq!(
+        refused,
+        Some(503),
+        "a new worker is refused while handing over"
+    );
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "the server exits cleanly"
+    );
+    let done = app
+        .rows(&format!(
+            "SELECT t.state, a.outcome FROM tasks t JOIN task_attempts a ON a.task_id = t.id \
+             WHERE t.id = {task}"
+        ))
+        .await;
+    assert_eq!(done, vec![vec!["done".to_owned(), "done".to_owned()]]);
+}
