@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::Value;
 
+use crate::admin_fleet::HandWorker;
 use crate::cluster_helpers::{health, running, ws, Cluster, ClusterOptions, ClusterWorker};
 use crate::helpers::{spawn_store, TestStore};
 
@@ -495,15 +496,25 @@ async fn cluster_node_stopped_with_sigterm_drains_its_workers_and_wastes_no_atte
         before.push(truth.count(&sql).await);
     }
 
+    // A worker spoken by hand on that node, holding nothing, to read what
+    // the node says to its workers.
+    let token = cluster.worker_token();
+    let node_ws = ws(&cluster.node_urls()[stopped]);
+    let mut watcher = HandWorker::connect_to(&node_ws, &token, "watcher", 0).await;
+
     // Act
     cluster.terminate_node(stopped);
+
+    // Assert: the node tells its workers to drain and come back elsewhere.
+    let drain = watcher.recv_op("drain").await;
+    assert_eq!(drain["reconnect"], true, "{drain}");
 
     // Assert: while it drains, the node takes no new worker; nginx sends
     // them on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let upgrade = awc::Client::default()
-        .ws(format!("{}/ws/worker", ws(&cluster.node_urls()[stopped])))
-        .bearer_auth(cluster.worker_token())
+        .ws(format!("{node_ws}/ws/worker"))
+        .bearer_auth(&token)
         .connect()
         .await;
     if let Ok((resp, _)) = upgrade {
@@ -534,15 +545,13 @@ async fn cluster_node_stopped_with_sigterm_drains_its_workers_and_wastes_no_atte
     assert_eq!(truth.count("SELECT COUNT(*) FROM task_attempts").await, 63);
     assert_eq!(truth.count("SELECT COUNT(*) FROM offers").await, 60);
 
-    // Assert: its workers were told to drain, came back on another node and
-    // took tasks there.
+    // Assert: its workers came back on another node and took tasks there.
     for (name, before) in drained.iter().zip(before) {
         let index = ["w1", "w2", "w3"]
             .iter()
             .position(|w| w == name)
             .expect("a worker of the fleet");
         let log = workers[index].log();
-        assert!(log.contains("drain"), "{name} never heard drain:\n{log}");
         assert!(connections(&log) >= 2, "{name} did not come back:\n{log}");
         let now = cluster.node_of_worker(name);
         assert!(
