@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use actix::{Addr, MailboxError};
+use serde::Serialize;
 
 use crate::bus::{BusError, NodeInfo, NodeWorker};
 use crate::crawl::dispatcher::{Dispatcher, ListWorkers, WorkerStatus};
@@ -89,6 +90,15 @@ pub fn topics(rooms: &[(Topic, usize)]) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// A worker in a JSON list: its node's id beside its own fields, since
+/// worker ids are unique per node only.
+#[derive(Debug, Serialize)]
+pub struct ListedWorker<'a> {
+    pub node: &'a str,
+    #[serde(flatten)]
+    pub worker: &'a NodeWorker,
+}
+
 /// Every live node, as one admin page shows them.
 #[derive(Debug, Clone)]
 pub struct Fleet {
@@ -145,6 +155,14 @@ impl Fleet {
         self.nodes
             .iter()
             .flat_map(|n| n.workers.iter().map(move |w| (n.id.as_str(), w)))
+    }
+
+    /// Every node's workers as the JSON lists (`/api/workers`,
+    /// `/api/admin/workers`, the dashboard's events) give them.
+    pub fn listed_workers(&self) -> Vec<ListedWorker<'_>> {
+        self.workers()
+            .map(|(node, worker)| ListedWorker { node, worker })
+            .collect()
     }
 
     /// Members per topic, node by node.

@@ -1,15 +1,17 @@
-//! The JSON API: crawls, games, workers, and the demo stores' price seed.
+//! The JSON API: crawls, games, the cluster's workers, and the demo stores'
+//! price seed.
 //! Reads are public; writes need the API token.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin::api::workers_body;
+use super::admin::fleet_of;
 use super::auth::has_token;
 use super::error::ApiError;
 use super::AppState;
 use crate::crawl::browse::{self, Sort};
-use crate::crawl::dispatcher::ListWorkers;
 use crate::crawl::scheduler::StartCrawl;
 use crate::crawl::store::{self, StartOutcome};
 use crate::demo::DemoState;
@@ -102,14 +104,12 @@ pub async fn show_game(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-/// `GET /api/workers`: connected workers and their counters.
+/// `GET /api/workers`: the workers connected to every node of the cluster
+/// and their counters, each with its `node`, as `/api/admin/workers` lists
+/// them: whichever node nginx picks, a script sees the whole fleet.
 pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let workers = state
-        .dispatcher
-        .send(ListWorkers)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(HttpResponse::Ok().json(json!({"workers": workers})))
+    let fleet = fleet_of(&state).await?;
+    Ok(HttpResponse::Ok().json(workers_body(&fleet)))
 }
 
 #[derive(Debug, Deserialize)]

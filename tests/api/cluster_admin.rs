@@ -157,6 +157,21 @@ async fn cluster_admin_pages_on_one_node_list_the_workers_and_rooms_of_every_nod
     assert_eq!(listed_c["node"], node_c.as_str(), "{listed_c}");
     assert_eq!(listed_c["id"], on_c.id, "{listed_c}");
 
+    // The public list, without a token, is the same.
+    let mut public = awc::Client::default()
+        .get(format!("{a}/api/workers"))
+        .send()
+        .await
+        .expect("GET /api/workers");
+    assert_eq!(public.status().as_u16(), 200);
+    let public: Value = public.json().await.expect("json");
+    let public = public["workers"].as_array().cloned().unwrap_or_default();
+    for (name, node) in [("on-b", &node_b), ("on-c", &node_c)] {
+        let listed = named(&public, name);
+        assert_eq!(listed.len(), 1, "{name} in {public:#?}");
+        assert_eq!(listed[0]["node"], node.as_str(), "{}", listed[0]);
+    }
+
     // The page names each row's node, and its forms name it too.
     let page = admin.get("/admin/workers").await;
     assert_eq!(page.status, 200, "{}", page.body);

@@ -7,19 +7,20 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::page::{PageQuery, StatusQuery};
 use super::{address, fleet_of, levers, rate_limited};
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit::{self, Actor};
+use crate::admin::fleet::Fleet;
 use crate::admin::lots::{self, ListedLot};
 use crate::admin::rooms::{self, RATE_WINDOW};
 use crate::admin::tasks::{self as queue, TaskFilter};
 use crate::admin::{crawls, outbox as mail, Page};
 use crate::auction::LotStatus;
-use crate::bus::{NodeWorker, WorkerAction};
+use crate::bus::WorkerAction;
 use crate::web::auth::{constant_time_eq, has_token};
 use crate::web::error::ApiError;
 use crate::web::session::viewer;
@@ -261,26 +262,20 @@ pub async fn audit(
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
-/// A worker in the list, with the node it is connected to.
-#[derive(Serialize)]
-struct ListedWorker<'a> {
-    node: &'a str,
-    #[serde(flatten)]
-    worker: &'a NodeWorker,
-}
-
 /// The workers connected to every node; `unreachable` says why only this
 /// node's are listed, when the bus is down.
 pub async fn workers(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let fleet = fleet_of(&state).await?;
-    let workers: Vec<ListedWorker> = fleet
-        .workers()
-        .map(|(node, worker)| ListedWorker { node, worker })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "workers": workers,
+    Ok(HttpResponse::Ok().json(workers_body(&fleet)))
+}
+
+/// The body of both worker lists, the admin API's and the public one, so
+/// that they cannot drift apart.
+pub(crate) fn workers_body(fleet: &Fleet) -> serde_json::Value {
+    json!({
+        "workers": fleet.listed_workers(),
         "unreachable": fleet.unreachable,
-    })))
+    })
 }
 
 /// The node a worker action names (`?node=`), this one when none.
