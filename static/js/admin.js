@@ -38,12 +38,52 @@ function setThroughput(perMinute) {
   });
 }
 
-function apply({ snapshot, workers, node }) {
+// The worker table's cells after the node's, in the template's order.
+const WORKER_FIELDS = ["address", "version", "slots", "credits", "in_flight", "done", "failed", "scraper_restarts"];
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+// A row as the template renders it. Every value goes in as text: worker
+// names and versions are the workers' own words.
+function workerRow(worker, cluster) {
+  const row = document.createElement("tr");
+  if (cluster) cell(row, worker.node, "node");
+  const name = cell(row, worker.name);
+  if (worker.draining) {
+    const note = document.createElement("span");
+    note.className = "muted";
+    note.textContent = "(draining)";
+    name.append(" ", note);
+  }
+  for (const field of WORKER_FIELDS) cell(row, worker[field]);
+  // The server's clock, in UTC, as the template shows it.
+  const beat = new Date(worker.last_heartbeat);
+  cell(row, Number.isNaN(beat.getTime()) ? "" : beat.toISOString().slice(11, 19));
+  return row;
+}
+
+// Every node's workers; null when this node could not list them this time.
+function setWorkers(workers, cluster, unreachable) {
+  if (!workers) return;
+  $("workers-count").textContent = String(workers.length);
+  $("workers-none").hidden = workers.length > 0;
+  $("workers-table").hidden = workers.length === 0;
+  $("workers-rows").replaceChildren(...workers.map((w) => workerRow(w, cluster)));
+  $("workers-unreachable").hidden = !unreachable;
+  $("workers-unreachable-why").textContent = unreachable || "";
+}
+
+function apply({ snapshot, cluster, workers, unreachable, node }) {
   setCrawl(snapshot.crawl);
   setCounts("data-state", snapshot.tasks);
   setCounts("data-status", snapshot.outbox);
   setThroughput(snapshot.throughput);
-  $("workers-count").textContent = String(workers);
+  setWorkers(workers, cluster, unreachable);
   // Counts by the cells' keys; absent if this node's rooms did not answer.
   if (node) setCounts("data-node", Object.entries(node));
   const paused = $("paused");

@@ -33,6 +33,8 @@ struct DashboardPage {
     cluster: bool,
     /// Every node's workers, each with its node.
     workers: Vec<(String, NodeWorker)>,
+    /// Why only this node's workers are shown, when the bus is down.
+    unreachable: Option<String>,
     node: NodeActivity,
 }
 
@@ -99,6 +101,7 @@ pub async fn dashboard(
         now,
         cluster: fleet.cluster,
         workers,
+        unreachable: fleet.unreachable.clone(),
         node,
     }
     .render()?;
@@ -106,7 +109,10 @@ pub async fn dashboard(
 }
 
 /// `GET /admin/events`: a dashboard snapshot every second as server-sent
-/// events, until the page goes away or the server shuts down.
+/// events, until the page goes away or the server shuts down. Each carries
+/// the database's snapshot, which is the cluster's, and every node's
+/// workers and rooms, so the page shows the whole cluster whichever node
+/// serves it.
 pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse {
     let leaving = state.leaving.clone();
     let ticks = tokio_stream_interval(Duration::from_secs(1));
@@ -116,17 +122,8 @@ pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse 
             async move {
                 let snapshot = dashboard::snapshot(&state.db, state.clock.now()).await;
                 let fleet = fleet_of(&state).await.ok();
-                let workers = fleet.as_ref().map_or(0, |f| f.workers().count());
-                let node = fleet.as_ref().map(NodeActivity::of);
                 let frame = match snapshot {
-                    Ok(snapshot) => {
-                        let data = serde_json::json!({
-                            "snapshot": snapshot,
-                            "workers": workers,
-                            "node": node,
-                        });
-                        format!("data: {data}\n\n")
-                    }
+                    Ok(snapshot) => format!("data: {}\n\n", event(&snapshot, fleet.as_ref())),
                     // A comment line keeps the connection open; the next
                     // tick tries again.
                     Err(err) => {
@@ -144,6 +141,18 @@ pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse 
         // Compression would hold events back until a buffer fills.
         .insert_header(actix_web::http::header::ContentEncoding::Identity)
         .streaming(stream)
+}
+
+/// One event's data. Without `fleet` (this node's actors did not answer)
+/// the fleet's fields are null and the page keeps what it shows.
+fn event(snapshot: &Snapshot, fleet: Option<&Fleet>) -> serde_json::Value {
+    serde_json::json!({
+        "snapshot": snapshot,
+        "cluster": fleet.map(|f| f.cluster),
+        "workers": fleet.map(Fleet::listed_workers),
+        "unreachable": fleet.and_then(|f| f.unreachable.as_deref()),
+        "node": fleet.map(NodeActivity::of),
+    })
 }
 
 /// A tick now and then every `every`.
