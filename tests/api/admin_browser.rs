@@ -9,12 +9,13 @@ use sea_orm::ConnectionTrait;
 use crate::auction_pages::{create_account, PASSWORD};
 use crate::browser_helpers::{Browser, Page};
 use crate::chat_client::ChatClient;
-use crate::helpers::{spawn_app, spawn_store, AppOptions, Backend, TestApp};
+use crate::helpers::{spawn_app, spawn_store, AppOptions, Backend};
 
-/// Logs in through the form the dashboard redirects to.
-async fn admin_page(app: &TestApp, browser: &mut Browser) -> Page {
+/// Opens the dashboard at `base` as the admin `root`, logging in through
+/// the form it redirects to, and waits until its live updates flow.
+pub(crate) async fn admin_page(base: &str, browser: &mut Browser) -> Page {
     let page = browser.page().await;
-    page.goto(&format!("{}/admin", app.base)).await;
+    page.goto(&format!("{base}/admin")).await;
     page.type_into("#login-form input[name=name]", "root").await;
     page.type_into("#login-form input[name=password]", PASSWORD)
         .await;
@@ -25,7 +26,7 @@ async fn admin_page(app: &TestApp, browser: &mut Browser) -> Page {
 }
 
 /// The dashboard's progress bar: (value, max).
-async fn progress(page: &Page) -> (u64, u64) {
+pub(crate) async fn progress(page: &Page) -> (u64, u64) {
     let read = |name: &'static str| async move {
         let value = page
             .run(&format!(
@@ -53,7 +54,7 @@ async fn an_admin_watches_a_crawl_finish_live_then_retries_a_dead_task() {
     .await;
     create_account(&app, "root", true);
     let mut browser = Browser::start().await;
-    let page = admin_page(&app, &mut browser).await;
+    let page = admin_page(&app.base, &mut browser).await;
     // Set on this page load; a reload would lose it.
     page.run("window.bazaarMark = 'kept'; return null;").await;
 

@@ -18,6 +18,16 @@ use crate::cluster_helpers::{ws, Cluster, ClusterOptions};
 /// Makes an admin account the way an operator does, against the cluster's
 /// database, and logs it in at `url`.
 async fn admin_at<'a>(cluster: &Cluster, url: &str, name: &str) -> Visitor<'a> {
+    create_admin(cluster, name);
+    let mut admin = Visitor::at(url);
+    let page = admin.login(name, PASSWORD).await;
+    assert_eq!(page.status, 303, "log in {name}: {}", page.body);
+    admin
+}
+
+/// Makes an admin account with `bazaar admin create-user`, against the
+/// cluster's database; its password is `PASSWORD`.
+pub(crate) fn create_admin(cluster: &Cluster, name: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
         .args(["admin", "create-user", name, "--admin"])
         .env("BAZAAR_DATABASE__URL", cluster.postgres_url())
@@ -39,10 +49,6 @@ async fn admin_at<'a>(cluster: &Cluster, url: &str, name: &str) -> Visitor<'a> {
         "create-user {name}: {}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let mut admin = Visitor::at(url);
-    let page = admin.login(name, PASSWORD).await;
-    assert_eq!(page.status, 303, "log in {name}: {}", page.body);
-    admin
 }
 
 /// A GET of `url` with the API token: its status and JSON body.

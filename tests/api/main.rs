@@ -20,6 +20,7 @@ mod client_address;
 mod cluster;
 mod cluster_accounts;
 mod cluster_admin;
+mod cluster_browser;
 mod cluster_crawl;
 mod cluster_faults;
 mod cluster_helpers;
