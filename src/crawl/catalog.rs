@@ -85,7 +85,7 @@ struct Catalog {
     by_norm: HashMap<String, Vec<i64>>,
     /// Ordered by game, so one game's offers are a range, not a scan.
     offers: BTreeMap<(i64, String), offers::Model>,
-    /// Offers to write, in first-touched order.
+    /// Offers to write.
     dirty_offers: Vec<(i64, String)>,
     dirty_games: Vec<i64>,
     points: Vec<price_points::ActiveModel>,
@@ -365,7 +365,12 @@ impl Catalog {
     }
 
     /// Writes what the batch changed, a few statements per table.
-    async fn write(self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), DbErr> {
+    async fn write(mut self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), DbErr> {
+        // In key order, as every node writes them: two nodes merging offers
+        // of the same games take the rows' locks in one order, and never
+        // deadlock.
+        self.dirty_offers.sort_unstable();
+        self.dirty_games.sort_unstable();
         let offers: Vec<offers::ActiveModel> = self
             .dirty_offers
             .iter()

@@ -3,16 +3,17 @@
 //! next transaction, so throughput grows with load instead of queueing on
 //! commits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix::prelude::*;
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::oneshot;
 
 use super::catalog::{merge_items, MergeStats};
 use super::lease::LeaseToken;
-use super::store::{complete_if_done, insert_tasks, mark_done, NewTask};
+use super::store::{complete_if_done, current_leases, insert_tasks, mark_done, NewTask};
 use crate::clock::Clock;
+use crate::db::begin_write;
 use crate::protocol::worker::Item;
 
 /// A validated result for one lease.
@@ -30,8 +31,8 @@ pub struct MergeResult {
 /// What became of a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeOutcome {
-    /// Merged and committed; `new_tasks` were added to the crawl.
-    Merged { new_tasks: u64 },
+    /// Merged and committed.
+    Merged,
     /// The lease is no longer current: the result was ignored.
     Stale,
 }
@@ -108,8 +109,32 @@ async fn merge_batch(
     results: &[MergeResult],
 ) -> Result<Vec<Result<MergeOutcome, MergeFailed>>, DbErr> {
     let now = clock.now();
-    let txn = db.begin().await?;
+    // A writer from the start: on SQLite, a transaction that reads first
+    // cannot become one if another wrote meanwhile.
+    let txn = begin_write(db).await?;
     let tokens: Vec<&LeaseToken> = results.iter().map(|r| &r.lease).collect();
+    // Links go in first, in URL order, one statement per crawl, before the
+    // tasks are marked done. Marking a task done writes a new entry in the
+    // (crawl, url) index; a node inserting that URL as a link must wait for
+    // it. Were the marks first, two nodes could each wait for the other's
+    // mark while holding links the other wants, and PostgreSQL would break
+    // the deadlock only after a second, failing the batch. In this order,
+    // every wait is for a link later in the same order, or for a node
+    // that is past its links. Links of a result whose lease is not current
+    // are left out; one that turns stale meanwhile adds links its page
+    // really has, to its own crawl, which is harmless.
+    let leased = current_leases(&txn, &tokens).await?;
+    let mut links: BTreeMap<i64, BTreeMap<String, &NewTask>> = BTreeMap::new();
+    for result in results.iter().filter(|r| leased.contains(r.lease.as_str())) {
+        let crawl = links.entry(result.crawl_id).or_default();
+        for link in &result.links {
+            crawl.entry(link.url.to_string()).or_insert(link);
+        }
+    }
+    for (&crawl, found) in &links {
+        let found: Vec<NewTask> = found.values().map(|&t| t.clone()).collect();
+        insert_tasks(&txn, crawl, &found, now).await?;
+    }
     let mut current = mark_done(&txn, &tokens, now).await?;
     // A token counts once, should a result come twice in one batch.
     let fresh: Vec<bool> = results
@@ -127,13 +152,12 @@ async fn merge_batch(
     let mut outcomes = Vec::with_capacity(results.len());
     let mut crawls = BTreeSet::new();
     for (result, fresh) in results.iter().zip(fresh) {
-        if !fresh {
+        if fresh {
+            crawls.insert(result.crawl_id);
+            outcomes.push(Ok(MergeOutcome::Merged));
+        } else {
             outcomes.push(Ok(MergeOutcome::Stale));
-            continue;
         }
-        let new_tasks = insert_tasks(&txn, result.crawl_id, &result.links, now).await?;
-        crawls.insert(result.crawl_id);
-        outcomes.push(Ok(MergeOutcome::Merged { new_tasks }));
     }
     let mut finished = Vec::new();
     for crawl in crawls {

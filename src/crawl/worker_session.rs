@@ -297,7 +297,7 @@ impl WorkerSession {
         ctx: &mut Context<Self>,
     ) {
         match res {
-            Ok(Ok(MergeOutcome::Merged { .. })) => {
+            Ok(Ok(MergeOutcome::Merged)) => {
                 self.dispatcher.do_send(TaskFinished {
                     worker,
                     lease: token,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, TransactionTrait, UpdateMany, Value,
+    QueryFilter, QuerySelect, TransactionTrait, UpdateMany, Value,
 };
 
 use super::attempts::{end_attempts, record_attempts};
@@ -199,6 +199,26 @@ pub async fn extend_leases(
         .exec(db)
         .await?;
     Ok(res.rows_affected)
+}
+
+/// Which of `tokens` name a lease still current. A read: it locks nothing.
+pub async fn current_leases(
+    db: &impl ConnectionTrait,
+    tokens: &[&LeaseToken],
+) -> Result<HashSet<String>, DbErr> {
+    let mut current = HashSet::new();
+    for chunk in tokens.chunks(200) {
+        let rows = tasks::Entity::find()
+            .select_only()
+            .column(tasks::Column::LeaseToken)
+            .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+            .filter(tasks::Column::LeaseToken.is_in(chunk.iter().map(|t| t.as_str())))
+            .into_tuple::<Option<String>>()
+            .all(db)
+            .await?;
+        current.extend(rows.into_iter().flatten());
+    }
+    Ok(current)
 }
 
 /// Marks leased tasks done, fenced by their tokens, in one statement per

@@ -18,7 +18,7 @@ pub use crawls::{
 };
 pub(crate) use leases::cancelling;
 pub use leases::{
-    cancel, expire_leases, extend_leases, lease, mark_done, release, HostLease, Leased, Pace,
-    Released,
+    cancel, current_leases, expire_leases, extend_leases, lease, mark_done, release, HostLease,
+    Leased, Pace, Released,
 };
 pub use queue::{insert_tasks, ready_hosts, NewTask};
