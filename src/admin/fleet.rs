@@ -11,7 +11,7 @@ use actix::{Addr, MailboxError};
 use serde::Serialize;
 
 use crate::bus::{BusError, NodeInfo, NodeWorker};
-use crate::crawl::dispatcher::{Dispatcher, ListWorkers, WorkerStatus};
+use crate::crawl::dispatcher::{Dispatcher, ListWorkers};
 use crate::domain::topic::Topic;
 use crate::metrics::{Connection, Metrics};
 use crate::rooms::registry::{ListRooms, RoomRegistry};
@@ -19,27 +19,6 @@ use crate::ws::Leaving;
 
 /// This program's version, as each node reports its own.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-impl From<WorkerStatus> for NodeWorker {
-    fn from(w: WorkerStatus) -> NodeWorker {
-        NodeWorker {
-            id: w.id,
-            name: w.name,
-            version: w.version,
-            address: w.address,
-            slots: w.slots,
-            credits: w.credits,
-            in_flight: w.in_flight,
-            tasks: w.tasks,
-            done: w.done,
-            failed: w.failed,
-            scraper_restarts: w.scraper_restarts,
-            connected_at: w.connected_at,
-            last_heartbeat: w.last_heartbeat,
-            draining: w.draining,
-        }
-    }
-}
 
 /// What a node holds now, read from its own actors: what its heartbeat
 /// tells the others, and what its admin pages show of it.
@@ -65,7 +44,7 @@ impl Live {
         Ok(Live {
             clients: metrics.open_now(Connection::Client),
             topics: topics(&rooms),
-            workers: workers.into_iter().map(NodeWorker::from).collect(),
+            workers,
             draining: leaving.is_cancelled(),
         })
     }

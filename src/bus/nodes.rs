@@ -52,8 +52,8 @@ pub struct NodeInfo {
     pub workers: Vec<NodeWorker>,
 }
 
-/// A worker as its node describes it to the others: the Dispatcher's
-/// `WorkerStatus`, which only that node can ask for.
+/// A worker as its node's Dispatcher describes it, to the API, the admin
+/// pages and the other nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeWorker {
     /// The Dispatcher's id, unique on its node only.

@@ -2,32 +2,10 @@
 //! about the workers connected to this node (list them, close one).
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::{Dispatcher, WorkerId};
+use crate::bus::NodeWorker;
 use crate::crawl::worker_session::CloseConnection;
-
-/// What the API and logs show about a connected worker.
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkerStatus {
-    pub id: u64,
-    pub name: String,
-    pub version: String,
-    pub address: String,
-    pub slots: u32,
-    pub credits: u32,
-    pub in_flight: usize,
-    /// The tasks it holds, by id.
-    pub tasks: Vec<i64>,
-    pub done: u64,
-    pub failed: u64,
-    pub scraper_restarts: u64,
-    pub connected_at: DateTime<Utc>,
-    pub last_heartbeat: DateTime<Utc>,
-    /// It finishes what it holds and is assigned nothing more.
-    pub draining: bool,
-}
 
 /// An admin closes a worker's connection. Its tasks go back to the queue
 /// when its session stops (`Disconnect`), as for any closed connection.
@@ -66,14 +44,14 @@ impl Dispatcher {
 /// The workers connected to this node, for the API and the admin pages.
 /// Each node's Dispatcher knows only its own workers.
 #[derive(Message)]
-#[rtype(result = "Vec<WorkerStatus>")]
+#[rtype(result = "Vec<NodeWorker>")]
 pub struct ListWorkers;
 
 impl Handler<ListWorkers> for Dispatcher {
     type Result = MessageResult<ListWorkers>;
 
     fn handle(&mut self, _: ListWorkers, _: &mut Context<Self>) -> Self::Result {
-        let mut list: Vec<WorkerStatus> = self
+        let mut list: Vec<NodeWorker> = self
             .workers
             .iter()
             .map(|(&id, w)| {
@@ -84,7 +62,7 @@ impl Handler<ListWorkers> for Dispatcher {
                     .map(|(token, _)| token.task())
                     .collect();
                 tasks.sort_unstable();
-                WorkerStatus {
+                NodeWorker {
                     id,
                     name: w.name.clone(),
                     version: w.version.clone(),
