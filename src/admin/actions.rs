@@ -13,13 +13,12 @@ use super::tasks;
 use crate::auction::store::{cancel_lot, StoreError};
 use crate::auction::LotStatus;
 use crate::bus::{Bus, BusError, Control, NodeId, WorkerAction};
-use crate::crawl::dispatcher::{Announce, CloseWorker, Dispatcher, StopAssigning, WorkerId};
+use crate::crawl::dispatcher::{
+    Announce, CloseWorker, Dispatcher, StopAssigning, WorkerId, DISCONNECTED_BY_ADMIN,
+};
 use crate::crawl::scheduler::{Scheduler, StartCrawl};
 use crate::crawl::store::StartOutcome;
 use crate::rooms::registry::{LotChanged, RoomRegistry};
-
-/// The close reason a worker sees when an admin disconnects it.
-const DISCONNECT_REASON: &str = "disconnected by an admin";
 
 /// What an admin acts on: the database, which every node shares, this
 /// node's actors, and the bus to the others. Workers live in their node's
@@ -232,7 +231,7 @@ pub async fn perform(
         Action::DisconnectWorker(id) => {
             let close = CloseWorker {
                 worker: WorkerId(id),
-                reason: DISCONNECT_REASON,
+                reason: DISCONNECTED_BY_ADMIN,
             };
             let name = levers
                 .dispatcher

@@ -38,7 +38,7 @@ use crate::protocol::worker::TaskKind;
 use crate::scrape::fetch::Fetcher;
 use robots::RobotsEntry;
 
-pub use admin::{CloseWorker, ListWorkers};
+pub use admin::{CloseWorker, ListWorkers, DISCONNECTED_BY_ADMIN};
 pub use outcomes::{Announce, Fetched, LeasesExpired, TaskFailed, TaskFinished};
 pub use workers::{Connect, Credit, Disconnect, HandOver, Heartbeat, StopAssigning, WorkerId};
 

@@ -5,6 +5,10 @@ use actix::prelude::*;
 
 use super::{Dispatcher, WorkerId};
 use crate::bus::NodeWorker;
+
+/// The close reason a worker sees when an admin disconnects it, from
+/// whichever node.
+pub const DISCONNECTED_BY_ADMIN: &str = "disconnected by an admin";
 use crate::crawl::worker_session::CloseConnection;
 
 /// An admin closes a worker's connection. Its tasks go back to the queue

@@ -5,7 +5,7 @@
 
 use actix::prelude::*;
 
-use super::{Dispatcher, WorkerId};
+use super::{Dispatcher, WorkerId, DISCONNECTED_BY_ADMIN};
 use crate::bus::{Control, WorkerAction};
 use crate::crawl::lease::{LeaseToken, Setback};
 use crate::crawl::store::{self, Released};
@@ -155,9 +155,7 @@ impl Handler<Control> for Dispatcher {
                 let worker = WorkerId(worker);
                 match action {
                     WorkerAction::Drain => self.stop_assigning(worker, false),
-                    WorkerAction::Disconnect => {
-                        self.close_worker(worker, "disconnected by an admin")
-                    }
+                    WorkerAction::Disconnect => self.close_worker(worker, DISCONNECTED_BY_ADMIN),
                 };
             }
             Control::Worker { .. } | Control::DrainNode { .. } => {}
