@@ -16,7 +16,7 @@ use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 
 use crate::bus::Control;
-use crate::crawl::dispatcher::{Dispatcher, HandOver};
+use crate::crawl::dispatcher::{Dispatcher, HandOver, ListWorkers};
 use crate::metrics::{Connection, Metrics};
 use crate::roles::Leadership;
 use crate::ws::Leaving;
@@ -60,8 +60,12 @@ impl Handover {
             .await;
         };
         let workers = async {
+            // Until every worker's session has ended, not just its socket:
+            // a session outlives its socket while it merges the last
+            // results, and those must be settled before the node goes.
             within(WORKER_GRACE, || async {
-                self.metrics.open_now(Connection::Worker) == 0
+                let left = self.dispatcher.send(ListWorkers).await;
+                left.map_or(true, |workers| workers.is_empty())
             })
             .await;
             // Whoever is still fetching has had its time: the leases go

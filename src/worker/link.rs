@@ -296,7 +296,12 @@ impl Actor for Link {
     }
 }
 
-impl actix::io::WriteHandler<awc::error::WsProtocolError> for Link {}
+impl actix::io::WriteHandler<awc::error::WsProtocolError> for Link {
+    // The default stops the actor once the write half is closed; a worker
+    // moving to another node closes it and carries on. The connection's end
+    // is the read half's (`StreamHandler::finished`).
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
 
 impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for Link {
     fn handle(&mut self, msg: Result<Frame, awc::error::WsProtocolError>, ctx: &mut Context<Self>) {
@@ -313,7 +318,17 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for Link {
                     let _ = sink.write(Message::Pong(bytes));
                 }
             }
-            Ok(Frame::Close(reason)) => tracing::info!(?reason, "the server closed the connection"),
+            Ok(Frame::Close(reason)) => {
+                tracing::info!(?reason, "the server closed the connection");
+                // A moving worker's close is answered: the server has all it
+                // sent. Hanging up now lets the server end the connection at
+                // once rather than wait for the worker to.
+                if self.moving && !self.draining {
+                    if let Some(sink) = self.sink.as_mut() {
+                        sink.close();
+                    }
+                }
+            }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "connection error"),
         }

@@ -300,3 +300,45 @@ async fn a_server_going_away_has_its_workers_deliver_then_move_and_refuses_new_o
         .await;
     assert_eq!(done, vec![vec!["done".to_owned(), "done".to_owned()]]);
 }
+
+#[actix_web::test]
+async fn a_stopping_server_lets_its_worker_processes_hang_up_and_reconnect_at_once() {
+    // Arrange: a `bazaar worker` connected and idle.
+    let mut app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut worker = app.spawn_worker("mover", 2, &[]);
+    // Read from the log, not the API: a keep-alive connection of the
+    // test's own would hold the server's graceful stop for its grace.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.log().contains("name=mover") {
+        assert!(Instant::now() < deadline, "the worker never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Act: the server stops.
+    let asked = Instant::now();
+    let exit = app.terminate(Duration::from_secs(20)).await;
+
+    // Assert: the worker hung up at once instead of leaving the server to
+    // wait out its close grace, and it carries on, looking for a server.
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "the server exits cleanly"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the server waited {:?} for its worker to hang up",
+        asked.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !app
+        .worker_log("mover")
+        .contains("reconnecting to another node")
+    {
+        assert!(Instant::now() < deadline, "{}", app.worker_log("mover"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        worker.terminate_and_wait(Duration::ZERO).is_none(),
+        "the worker moves on rather than exit"
+    );
+}
