@@ -218,7 +218,8 @@ impl Handler<JoinLot> for AuctionRoom {
         let elsewhere = self.bus.members_elsewhere(&self.topic);
         Box::pin(
             async move {
-                let elsewhere = elsewhere.await;
+                // With the bus away, the join reply lists this node's own.
+                let elsewhere = elsewhere.await.unwrap_or_default();
                 let lot = store::get_lot(&db, lot_id)
                     .await
                     .map_err(|e| e.to_string())?;

@@ -147,8 +147,11 @@ impl Bus for LocalBus {
 
     fn sync_members(&self, _: &Topic, _: Vec<MemberView>) {}
 
-    fn members_elsewhere(&self, _: &Topic) -> LocalBoxFuture<'static, Vec<MemberView>> {
-        Box::pin(future::ready(Vec::new()))
+    fn members_elsewhere(
+        &self,
+        _: &Topic,
+    ) -> LocalBoxFuture<'static, Result<Vec<MemberView>, BusError>> {
+        Box::pin(future::ready(Ok(Vec::new())))
     }
 
     // Every socket is on this node, and the SessionHub told them.

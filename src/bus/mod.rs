@@ -281,7 +281,10 @@ pub trait Bus: Send + Sync {
     fn sync_members(&self, topic: &Topic, members: Vec<MemberView>);
 
     /// The topic's members on other nodes, for a join reply.
-    fn members_elsewhere(&self, topic: &Topic) -> LocalBoxFuture<'static, Vec<MemberView>>;
+    fn members_elsewhere(
+        &self,
+        topic: &Topic,
+    ) -> LocalBoxFuture<'static, Result<Vec<MemberView>, BusError>>;
 
     /// Tells an account's sockets on the other nodes.
     fn notify_accounts(&self, notice: &AccountNotice);

@@ -379,21 +379,24 @@ impl Bus for RedisBus {
         });
     }
 
-    fn members_elsewhere(&self, topic: &Topic) -> LocalBoxFuture<'static, Vec<MemberView>> {
+    fn members_elsewhere(
+        &self,
+        topic: &Topic,
+    ) -> LocalBoxFuture<'static, Result<Vec<MemberView>, BusError>> {
         if !self.health.up() {
-            return Box::pin(future::ready(Vec::new()));
+            let down = BusError::Down("the bus is away".to_owned());
+            return Box::pin(future::ready(Err(down)));
         }
         let link = self.link.clone();
         let node = self.node.clone();
         let topic = topic.clone();
         Box::pin(async move {
-            listed_members(&link, &topic)
-                .await
-                .unwrap_or_default()
+            Ok(listed_members(&link, &topic)
+                .await?
                 .into_iter()
                 .filter(|(owner, _)| owner != node.as_str())
                 .map(|(_, member)| member)
-                .collect()
+                .collect())
         })
     }
 

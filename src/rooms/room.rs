@@ -3,7 +3,7 @@
 //! batches behind, and delivers each event to every member as one shared
 //! frame pushed straight into the member's bounded outbound queue.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,10 @@ pub struct Room {
     typing: BTreeMap<String, Instant>,
     /// Who is typing on each node, this one included, as each last said.
     typing_by_node: BTreeMap<String, Vec<String>>,
+    /// The members on other nodes, as this node's members were told them
+    /// (join replies and diffs), by connection: after the bus was away, what
+    /// they missed is the difference from the list in Redis.
+    elsewhere: HashMap<String, MemberView>,
     /// Events that arrived while missed messages were being read.
     held: VecDeque<TopicEvents>,
     /// Messages some node numbered never reached this one (the bus was away):
@@ -153,6 +157,7 @@ impl Room {
             settling: false,
             typing: BTreeMap::new(),
             typing_by_node: BTreeMap::new(),
+            elsewhere: HashMap::new(),
             held: VecDeque::new(),
             catching_up: false,
         }
@@ -181,6 +186,21 @@ impl Room {
     }
 
     /// Who is typing on every node, as one frame.
+    /// Takes in who joined and left on other nodes, as this node's members
+    /// heard it.
+    fn heard_elsewhere(&mut self, joins: &[MemberView], leaves: &[MemberView]) {
+        if !self.bus.shared() {
+            return;
+        }
+        let own = format!("c-{}-", self.bus.node());
+        for member in leaves {
+            self.elsewhere.remove(&member.conn);
+        }
+        for member in joins.iter().filter(|m| !m.conn.starts_with(&own)) {
+            self.elsewhere.insert(member.conn.clone(), member.clone());
+        }
+    }
+
     fn typing_frame(&self) -> ByteString {
         let mut users: Vec<&str> = self
             .typing_by_node
@@ -240,6 +260,10 @@ impl Room {
                 EventKind::Signal { to } => {
                     let to = to.clone();
                     self.relay(&to, event.frame, ctx);
+                }
+                EventKind::Presence { joins, leaves } => {
+                    self.heard_elsewhere(joins, leaves);
+                    out.push(event);
                 }
                 _ => out.push(event),
             }
@@ -506,7 +530,15 @@ impl Handler<Join> for Room {
             async move {
                 let (history, elsewhere) = future::join(history, elsewhere).await;
                 let (history, truncated) = history?;
-                let mut members = local;
+                // With the bus away, the reply lists this node's own.
+                Ok((local, elsewhere.unwrap_or_default(), history, truncated))
+            }
+            .into_actor(self)
+            .map(move |loaded, act, _| {
+                let (mut members, elsewhere, history, truncated) = loaded?;
+                // The joiner's list is the newest telling: what it says of
+                // the other nodes is what this room's members were told.
+                act.heard_elsewhere(&elsewhere, &[]);
                 members.extend(elsewhere);
                 members.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.conn.cmp(&b.conn)));
                 Ok(Joined {
@@ -516,8 +548,7 @@ impl Handler<Join> for Room {
                     seq,
                     truncated,
                 })
-            }
-            .into_actor(self),
+            }),
         )
     }
 }
@@ -655,7 +686,7 @@ impl Handler<Signal> for Room {
         // On another node, if anywhere: its room there hands it over.
         let elsewhere = self.bus.members_elsewhere(&self.topic);
         Box::pin(elsewhere.into_actor(self).map(move |members, act, _| {
-            if !members.iter().any(|m| m.conn == msg.to) {
+            if !members.unwrap_or_default().iter().any(|m| m.conn == msg.to) {
                 return Err(RoomError::NotInTopic(msg.to));
             }
             act.bus.publish(TopicEvents {

@@ -6,6 +6,7 @@
 //! it, so a room that reads the database for seqs the bus already gave out
 //! waits, briefly, for those rows to land.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -14,7 +15,8 @@ use sea_orm::DatabaseConnection;
 use super::{Room, RoomError};
 use crate::bus::{Bus, EventKind, TopicEvent};
 use crate::domain::topic::Topic;
-use crate::protocol::client::{self, MessageView};
+use crate::protocol::client::{self, MemberView, MessageView};
+use crate::rooms::presence;
 use crate::rooms::store;
 
 /// How long a read waits for messages another node numbered to be stored.
@@ -25,6 +27,11 @@ const STORED_POLL: Duration = Duration::from_millis(25);
 /// Messages read in one catch-up, at most: a room away for longer tells its
 /// members where it resumed, and older ones page over HTTP.
 const CATCH_UP_MAX: usize = 10_000;
+/// How long after the bus came back a room compares what its members were
+/// told of other nodes with the list in Redis: longer than the longest a
+/// node waits before reconnecting (2 s), so every node has said who is
+/// there by then.
+const RECONCILE_AFTER: Duration = Duration::from_secs(3);
 
 /// Where the topic's numbering stands on the bus, once the database has
 /// every message up to it (or `STORED_WAIT` passed). A topic the bus does
@@ -179,6 +186,10 @@ impl Room {
             return;
         }
         self.bus.sync_members(&self.topic, self.members.views());
+        // Diffs other nodes sent before this one listened again are lost;
+        // once every node has had time to come back and say who is there,
+        // the list in Redis says what this node's members missed.
+        ctx.run_later(RECONCILE_AFTER, |act, ctx| act.reconcile(ctx));
         self.publish_typing();
         let bus = self.bus.clone();
         let topic = self.topic.clone();
@@ -190,6 +201,38 @@ impl Room {
                         act.catch_up(counter, ctx);
                     }
                 }
+            })
+            .spawn(ctx);
+    }
+
+    /// Tells this node's members who came and went on other nodes while
+    /// the bus was away, as the list in Redis has it now.
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        let listed = self.bus.members_elsewhere(&self.topic);
+        listed
+            .into_actor(self)
+            .map(|listed, act, ctx| {
+                // Away again: the next resync tries again.
+                let Ok(listed) = listed else { return };
+                let listed: HashMap<String, MemberView> =
+                    listed.into_iter().map(|m| (m.conn.clone(), m)).collect();
+                let leaves: Vec<MemberView> = act
+                    .elsewhere
+                    .values()
+                    .filter(|m| !listed.contains_key(&m.conn))
+                    .cloned()
+                    .collect();
+                let joins: Vec<MemberView> = listed
+                    .values()
+                    .filter(|m| !act.elsewhere.contains_key(&m.conn))
+                    .cloned()
+                    .collect();
+                act.elsewhere = listed;
+                if leaves.is_empty() && joins.is_empty() {
+                    return;
+                }
+                let diff = presence::event(&act.topic, joins, leaves);
+                act.deliver(&diff.events, ctx);
             })
             .spawn(ctx);
     }
