@@ -185,7 +185,7 @@ impl Dispatcher {
                 async move {
                     let mut leased = Vec::new();
                     for step in plan {
-                        let got = store::lease(&db, &step.host, step.count, step.pace, &step.worker_name, lease_until, now).await;
+                        let got = store::lease(&db, &step.host, step.count, step.pace.clone(), &step.worker_name, lease_until, now).await;
                         match got {
                             Ok(got) => leased.push((step, got)),
                             Err(err) => {
@@ -246,14 +246,15 @@ impl Dispatcher {
             }
             let fetched = self
                 .leases
-                .values()
-                .filter(|e| e.host == host && !e.fetching)
-                .count();
+                .iter()
+                .filter(|(_, e)| e.host == host && !e.fetching)
+                .map(|(token, _)| token.as_str().to_owned())
+                .collect();
             let pace = Pace {
                 concurrency: politeness.concurrency,
                 delay,
                 lead: LEAD,
-                fetched: u32::try_from(fetched).unwrap_or(u32::MAX),
+                fetched,
             };
             let mut ids: Vec<u64> = self.workers.keys().copied().collect();
             ids.sort_unstable();
@@ -280,7 +281,7 @@ impl Dispatcher {
                     worker: id,
                     worker_name: worker.name.clone(),
                     count,
-                    pace,
+                    pace: pace.clone(),
                 });
             }
         }

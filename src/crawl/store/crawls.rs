@@ -288,7 +288,7 @@ mod tests {
             concurrency: 100,
             delay: Duration::ZERO,
             lead: Duration::ZERO,
-            fetched: 0,
+            fetched: Vec::new(),
         };
         lease_paced(db, n, pace, Utc::now()).await.rows
     }
@@ -314,23 +314,30 @@ mod tests {
             concurrency: 2,
             delay: Duration::ZERO,
             lead: Duration::ZERO,
-            fetched: 0,
+            fetched: Vec::new(),
         };
         let now = Utc::now();
         // Two nodes asking for three each get two between them.
-        let first = lease_paced(&db, 3, pace, now).await.rows;
-        let second = lease_paced(&db, 3, pace, now).await.rows;
+        let first = lease_paced(&db, 3, pace.clone(), now).await.rows;
+        let second = lease_paced(&db, 3, pace.clone(), now).await.rows;
         assert_eq!((first.len(), second.len()), (2, 0));
         // The caller whose result arrived has a slot free, though its task
         // stays leased until merged.
-        let after = lease_paced(&db, 3, Pace { fetched: 1, ..pace }, now)
-            .await
-            .rows;
+        let fetched = Pace {
+            fetched: vec![first[0].lease_token.clone()],
+            ..pace.clone()
+        };
+        let after = lease_paced(&db, 3, fetched.clone(), now).await.rows;
         assert_eq!(after.len(), 1);
-        mark_done(&db, &[&token(&first[0]), &token(&first[1])], now)
+        // Merged before the caller heard so: not taken off twice.
+        mark_done(&db, &[&token(&first[0])], now)
             .await
             .expect("done");
-        assert_eq!(lease_paced(&db, 3, pace, now).await.rows.len(), 1);
+        assert_eq!(lease_paced(&db, 3, fetched, now).await.rows.len(), 0);
+        mark_done(&db, &[&token(&first[1]), &token(&after[0])], now)
+            .await
+            .expect("done");
+        assert_eq!(lease_paced(&db, 3, pace, now).await.rows.len(), 2);
     }
 
     #[actix_web::test]
@@ -342,15 +349,15 @@ mod tests {
             concurrency: 4,
             delay: Duration::from_millis(500),
             lead: Duration::from_millis(20),
-            fetched: 0,
+            fetched: Vec::new(),
         };
         let now = Utc::now();
-        let first = lease_paced(&db, 4, pace, now).await;
+        let first = lease_paced(&db, 4, pace.clone(), now).await;
         assert_eq!(first.rows.len(), 1, "one task a lease with a delay");
         assert_eq!(first.start_at, Some(now));
         // Another node, 100 ms later: the host is due at +500 ms.
         let later = now + chrono::Duration::milliseconds(100);
-        let second = lease_paced(&db, 4, pace, later).await;
+        let second = lease_paced(&db, 4, pace.clone(), later).await;
         assert!(second.rows.is_empty());
         assert_eq!(second.due, Some(now + chrono::Duration::milliseconds(500)));
         // Within the lead of its turn, a task is leased to start on time.

@@ -42,7 +42,7 @@ pub struct Released {
 }
 
 /// A host's politeness, as leasing applies it for the whole cluster.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Pace {
     /// Fetches to the host in flight at once, on every node together.
     pub concurrency: u32,
@@ -50,9 +50,11 @@ pub struct Pace {
     pub delay: Duration,
     /// How long before its start a fetch may be leased (see `Dispatcher`).
     pub lead: Duration,
-    /// The caller's leases of the host whose result has arrived: they are
-    /// still leased until merged, but no longer fetching.
-    pub fetched: u32,
+    /// The tokens of the caller's leases of the host whose result has
+    /// arrived: still leased until merged, but no longer fetching. Tokens,
+    /// not a count: one merged meanwhile is no longer leased, and must not
+    /// be taken off twice.
+    pub fetched: Vec<String>,
 }
 
 /// What leasing found for a host.
@@ -110,19 +112,22 @@ pub async fn lease(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("crawl host {host}")))?
         .try_get("", "next_start_at")?;
-    let leased: i64 = db
-        .query_one(stmt(
-            backend,
-            "SELECT COUNT(*) AS n FROM tasks WHERE state = 'leased' AND host = $1",
-            vec![host.into()],
-        ))
+    let mut sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = 'leased' AND host = $1".to_owned();
+    let mut values: Vec<Value> = vec![host.into()];
+    if !pace.fetched.is_empty() {
+        let marks: Vec<String> = (0..pace.fetched.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        sql += &format!(" AND lease_token NOT IN ({})", marks.join(", "));
+        values.extend(pace.fetched.iter().map(|t| Value::from(t.as_str())));
+    }
+    let fetching: i64 = db
+        .query_one(stmt(backend, &sql, values))
         .await?
         .map(|row| row.try_get("", "n"))
         .transpose()?
         .unwrap_or(0);
-    let fetching = u32::try_from(leased)
-        .unwrap_or(u32::MAX)
-        .saturating_sub(pace.fetched);
+    let fetching = u32::try_from(fetching).unwrap_or(u32::MAX);
     let mut limit = limit.min(pace.concurrency.saturating_sub(fetching));
     let mut start_at = None;
     if !pace.delay.is_zero() {
