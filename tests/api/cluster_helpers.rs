@@ -5,10 +5,10 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::free_port;
+use crate::helpers::{free_port, WorkerProcess};
 
 /// The script under test, from this checkout.
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cluster.sh");
@@ -208,7 +208,7 @@ impl Cluster {
             .spawn()
             .expect("start bazaar worker");
         ClusterWorker {
-            child: Some(child),
+            process: WorkerProcess::new(child),
             log: log_path,
         }
     }
@@ -317,9 +317,9 @@ impl Drop for Cluster {
 }
 
 /// A `bazaar worker` process started by `Cluster::spawn_worker`, killed
-/// when dropped.
+/// when dropped, with its log.
 pub struct ClusterWorker {
-    child: Option<Child>,
+    process: WorkerProcess,
     log: PathBuf,
 }
 
@@ -329,36 +329,12 @@ impl ClusterWorker {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Whether it still runs.
     pub fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+        self.process.running()
     }
 
-    /// SIGTERM, then waits for it to exit on its own; `None` if it did not
-    /// within `timeout`.
     pub fn terminate_and_wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let child = self.child.as_mut()?;
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for ClusterWorker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.terminate_and_wait(timeout)
     }
 }
 

@@ -340,7 +340,7 @@ impl TestApp {
             .stderr(log)
             .spawn()
             .expect("start bazaar worker");
-        WorkerProcess { child: Some(child) }
+        WorkerProcess::new(child)
     }
 
     /// A connection of its own to the server's database, for a test that
@@ -415,6 +415,17 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
+    pub fn new(child: Child) -> WorkerProcess {
+        WorkerProcess { child: Some(child) }
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
