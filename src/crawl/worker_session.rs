@@ -401,7 +401,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Parses a frame, telling malformed JSON, unknown ops and wrong types apart.
-fn parse_frame(text: &str) -> Result<WorkerFrame, (&'static str, String)> {
+pub fn parse_frame(text: &str) -> Result<WorkerFrame, (&'static str, String)> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ("bad_frame", format!("malformed JSON: {e}")))?;
     let op = value
@@ -422,7 +422,7 @@ fn parse_frame(text: &str) -> Result<WorkerFrame, (&'static str, String)> {
 }
 
 /// Checks a page's offers; the store name always comes from the site.
-fn validate_items(items: Vec<Item>, sites: &Sites, site: &str) -> Result<Vec<Item>, String> {
+pub fn validate_items(items: Vec<Item>, sites: &Sites, site: &str) -> Result<Vec<Item>, String> {
     let Some(site) = sites.get(site) else {
         return Err(format!("unknown site {site:?}"));
     };
@@ -464,7 +464,7 @@ fn validate_items(items: Vec<Item>, sites: &Sites, site: &str) -> Result<Vec<Ite
 }
 
 /// Keeps a listing's links that the site allows; the rest are dropped.
-fn validate_links(links: Vec<Link>, sites: &Sites, site: &str) -> Result<Vec<NewTask>, String> {
+pub fn validate_links(links: Vec<Link>, sites: &Sites, site: &str) -> Result<Vec<NewTask>, String> {
     let Some(config) = sites.get(site) else {
         return Err(format!("unknown site {site:?}"));
     };

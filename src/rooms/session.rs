@@ -95,26 +95,15 @@ impl ClientSession {
         outcome: Result<Value, (&'static str, String)>,
         ctx: &mut Context<Self>,
     ) {
-        let frame = match (reference, outcome) {
-            (Some(r), Ok(body)) => client::reply_ok(r, &body),
-            (Some(r), Err((code, message))) => client::reply_error(r, code, &message),
-            (None, Ok(_)) => return,
-            (None, Err((code, message))) => client::error(code, &message),
-        };
-        self.push(frame, ctx);
+        if let Some(frame) = answer_frame(reference, outcome) {
+            self.push(frame, ctx);
+        }
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        if text.len() > self.ws.soft_frame_limit {
-            let message = format!("frames are limited to {} bytes", self.ws.soft_frame_limit);
-            return self.push(client::error("frame_too_large", &message), ctx);
-        }
-        let envelope = match client::parse(text) {
+        let envelope = match read_request(text, self.ws.soft_frame_limit) {
             Ok(envelope) => envelope,
-            Err(refusal) => {
-                let outcome = Err((refusal.code, refusal.message));
-                return self.answer(refusal.reference.as_deref(), outcome, ctx);
-            }
+            Err(refusal) => return self.push(refusal, ctx),
         };
         match self.bucket.take(Instant::now(), self.ws.rate_grace) {
             Verdict::Allow => self.on_request(envelope, ctx),
@@ -383,6 +372,34 @@ impl ClientSession {
     }
 }
 
+/// The frame answering a request: a `reply` when it had a `ref`; otherwise
+/// only a failure is worth a frame.
+pub fn answer_frame(
+    reference: Option<&str>,
+    outcome: Result<Value, (&'static str, String)>,
+) -> Option<ByteString> {
+    Some(match (reference, outcome) {
+        (Some(r), Ok(body)) => client::reply_ok(r, &body),
+        (Some(r), Err((code, message))) => client::reply_error(r, code, &message),
+        (None, Ok(_)) => return None,
+        (None, Err((code, message))) => client::error(code, &message),
+    })
+}
+
+/// A text frame's first reading, before the rate limit and any room: the
+/// request it carries, or the frame that refuses it (too large, not JSON,
+/// an unknown op, wrong fields).
+pub fn read_request(text: &str, soft_frame_limit: usize) -> Result<Envelope, ByteString> {
+    if text.len() > soft_frame_limit {
+        let message = format!("frames are limited to {soft_frame_limit} bytes");
+        return Err(client::error("frame_too_large", &message));
+    }
+    client::parse(text).map_err(|refusal| match refusal.reference.as_deref() {
+        Some(r) => client::reply_error(r, refusal.code, &refusal.message),
+        None => client::error(refusal.code, &refusal.message),
+    })
+}
+
 /// A Room's answer as a reply body or an error code and message; an error
 /// outside it means the room stopped before answering.
 fn room_outcome<T, E>(
@@ -424,7 +441,7 @@ async fn join_room(
 
 /// A message's text: not blank, within the limit, no control characters
 /// other than line breaks and tabs.
-pub(crate) fn check_text(text: &str, max: usize) -> Result<(), (&'static str, String)> {
+pub fn check_text(text: &str, max: usize) -> Result<(), (&'static str, String)> {
     if text.trim().is_empty() {
         return Err(("empty_text", "say something: the text is empty".to_owned()));
     }
