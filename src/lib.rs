@@ -8,28 +8,47 @@
 //! # Layout
 //!
 //! ```text
-//! bazaar serve                       startup.rs
-//! ├─ Supervisor ─ Dispatcher         crawl/dispatcher.rs   leases tasks to workers' credits
-//! │               └─ WorkerSession*  crawl/worker_session.rs  one per /ws/worker socket
-//! ├─ Supervisor ─ Merger             crawl/merger.rs       results → catalog; crawl completion
-//! ├─ Supervisor ─ Scheduler          crawl/scheduler.rs    crawl schedule, lease-expiry sweep, lots open/close
-//! ├─ Supervisor ─ RoomRegistry       rooms/registry.rs     topic → Room or AuctionRoom
-//! │               ├─ Room*           rooms/room.rs         members, seq, stored messages, fan-out
-//! │               │                  rooms/presence.rs     presence diffs, coalesced over 50 ms
-//! │               ├─ AuctionRoom*    auction/room.rs       a lot: bids one at a time, events after commit
-//! │               └─ ClientSession*  rooms/session.rs      one per /ws socket
-//! ├─ Supervisor ─ MessageWriter      rooms/writer.rs       every room's messages, one transaction per write,
-//! │                                                       on SQLite from a thread at idle priority (db.rs)
-//! ├─ Supervisor ─ SessionHub         accounts/hub.rs       an account's sockets: logout, changes
-//! ├─ Supervisor ─ Mailer             mail/mailer.rs        outbox → SMTP or .eml files, throttle, backoff
-//! ├─ Leadership                      roles.rs              the scheduler role: one node's timed duties
-//! ├─ Handover                        handover.rs           SIGTERM or Drain node: workers, clients move on
-//! ├─ Bus                             bus/                  LocalBus, or RedisBus between nodes (cluster)
-//! └─ Supervisor ─ LocalWorkers       crawl/local_workers.rs  `bazaar worker` children
+//! bazaar serve                    startup.rs
+//! ├─ ↻ Dispatcher                 crawl/dispatcher.rs     leases tasks to workers' credits
+//! │    │   restart: slots recounted from its leases, waiting tasks given
+//! │    │   back, every worker delivers and reconnects (credits afresh)
+//! │    └─ WorkerSession*          crawl/worker_session.rs one per /ws/worker socket
+//! ├─ ↻ Merger                     crawl/merger.rs         results → catalog; crawl completion
+//! │        restart: merges in flight fail, their tasks are retried
+//! ├─ ↻ Scheduler                  crawl/scheduler.rs      crawl schedule, lease-expiry sweep, lots
+//! │        restart: timers set again; a crawl start in flight is refused
+//! ├─ ↻ RoomRegistry               rooms/registry.rs       topic → Room or AuctionRoom
+//! │    │   restart: keeps the rooms still running
+//! │    ├─ ↻ Room*                 rooms/room.rs           members, seq, stored messages, fan-out
+//! │    │      restart (after a panic only): keeps members and unstored
+//! │    │      messages, says in flight are refused, seq marks reloaded
+//! │    ├─ ↻ AuctionRoom*          auction/room.rs         a lot: bids one at a time, events after commit
+//! │    │      restart (after a panic only): re-reads the lot, tells watchers
+//! │    └─ ClientSession*          rooms/session.rs        one per /ws socket
+//! ├─ ↻ MessageWriter              rooms/writer.rs         every room's messages, one transaction per write
+//! │        restart: rooms write again what it held (by id: once)
+//! ├─ ↻ SessionHub                 accounts/hub.rs         an account's sockets: logout, changes
+//! │        restart: keeps the open sockets; a notice it dropped is sent again
+//! ├─ ↻ Mailer                     mail/mailer.rs          outbox → SMTP or .eml files, throttle, backoff
+//! │        restart: rounds run as tasks of their own, so none is cut short
+//! ├─ ↻ Notifier                   mail/notifier.rs        digests and price alerts (scheduler node only)
+//! ├─ Leadership                   roles.rs                the scheduler role: one node's timed duties
+//! ├─ Handover                     handover.rs             SIGTERM or Drain node: workers, clients move on
+//! ├─ Bus                          bus/                    LocalBus, or RedisBus between nodes (cluster)
+//! └─ ↻ LocalWorkers               crawl/local_workers.rs  `bazaar worker` children, started again
+//!                                                         with backoff when they exit
 //!
-//! bazaar worker                      worker/
-//! ├─ Link                            worker/link.rs        WebSocket to the server, reconnects
-//! └─ Supervisor ─ Scraper × slots    worker/scraper.rs     fetch (scrape/fetch.rs) + extract (scrape/)
+//! ↻ supervision.rs: a panic in a handler, timer or spawned future is
+//!   caught and logged with the actor's name, counted in /metrics, and the
+//!   actor restarts in place (same address) once `restarting` has rebuilt
+//!   what the panic may have left half done. The request it panicked on
+//!   hears an error. Sessions are not restarted: their socket closes, and
+//!   the client or worker reconnects.
+//!
+//! bazaar worker                   worker/
+//! ├─ Link                         worker/link.rs          WebSocket to the server, reconnects
+//! └─ Supervisor ─ Scraper × slots worker/scraper.rs       fetch (scrape/fetch.rs) + extract (scrape/);
+//!                                                         a panic while extracting restarts it
 //! ```
 //!
 //! The queue and the catalog live in the database (`crawl/store.rs`,
@@ -69,6 +88,7 @@ pub mod rooms;
 pub mod scrape;
 pub mod secrets;
 pub mod startup;
+pub mod supervision;
 pub mod telemetry;
 pub mod web;
 pub mod worker;

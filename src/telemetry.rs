@@ -29,4 +29,37 @@ pub fn init(format: LogFormat, filter: &str) {
     if let Err(err) = result {
         eprintln!("logging was already set up: {err}");
     }
+    log_panics();
+}
+
+/// Sends every panic to the log, in place of the default hook's line on
+/// stderr: with JSON logs it is one event among the others, and a panic in
+/// a supervised actor names the actor (`supervision`), which then restarts.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let panic = crate::supervision::panic_message(info.payload());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        // Captured only when RUST_BACKTRACE asks, as the default hook does.
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => backtrace.to_string(),
+            _ => String::new(),
+        };
+        match crate::supervision::current() {
+            Some(actor) => tracing::error!(
+                actor = actor.as_str(),
+                panic,
+                location,
+                thread,
+                backtrace,
+                "panic in an actor"
+            ),
+            None => tracing::error!(panic, location, thread, backtrace, "panic"),
+        }
+    }));
 }

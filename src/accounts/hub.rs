@@ -10,6 +10,7 @@ use actix::prelude::*;
 
 use super::Account;
 use crate::bus::{AccountChange, AccountNotice, Bus};
+use crate::supervision::{self, Name};
 
 /// What an account's sockets are told.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -50,13 +51,19 @@ impl SessionHub {
 
 impl Actor for SessionHub {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.bus.route_accounts(ctx.address().recipient());
-    }
 }
 
-impl Supervised for SessionHub {}
+impl Supervised for SessionHub {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // The sockets are only known here, and each handler changes the map
+        // in one step: it is kept, less the sockets that closed meanwhile.
+        for sockets in self.sockets.values_mut() {
+            sockets.retain(|_, socket| socket.connected());
+        }
+        self.sockets.retain(|_, sockets| !sockets.is_empty());
+        tracing::warn!(accounts = self.sockets.len(), "session hub restarting");
+    }
+}
 
 /// A socket of `user_id` opened.
 #[derive(Message)]
@@ -108,10 +115,31 @@ impl Handler<Detach> for SessionHub {
     }
 }
 
+/// Tells every socket of `user_id`, on every node, whatever becomes of the
+/// caller: a logout that does not reach a socket leaves it signed in. A
+/// hub that panicked on it has restarted by the time the error comes back,
+/// so it is asked once more.
+pub fn notify(hub: &Addr<SessionHub>, user_id: i64, event: AccountEvent) {
+    let hub = hub.clone();
+    actix::spawn(async move {
+        for _ in 0..2 {
+            let notify = Notify {
+                user_id,
+                event: event.clone(),
+            };
+            if hub.send(notify).await.is_ok() {
+                return;
+            }
+        }
+        tracing::error!(user_id, ?event, "an account's sockets could not be told");
+    });
+}
+
 impl Handler<Notify> for SessionHub {
     type Result = usize;
 
     fn handle(&mut self, msg: Notify, _: &mut Context<Self>) -> usize {
+        supervision::drill(Name::Hub);
         self.bus.notify_accounts(&AccountNotice {
             user_id: msg.user_id,
             event: change_of(&msg.event),

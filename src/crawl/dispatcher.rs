@@ -592,21 +592,55 @@ impl Actor for Dispatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.bus.route_control(ctx.address().recipient());
         ctx.run_interval(TICK, |act, ctx| act.dispatch(ctx));
     }
 }
 
 impl Supervised for Dispatcher {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        tracing::warn!("dispatcher restarted; reloading the queue state");
-        // Sessions re-register on their own; leases in flight stay in the DB
-        // and expire back to the queue if their worker is gone.
-        self.workers.clear();
-        self.leases.clear();
-        self.in_flight.clear();
-        self.due.clear();
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        tracing::warn!(
+            workers = self.workers.len(),
+            leases = self.leases.len(),
+            "dispatcher restarting; its workers reconnect"
+        );
+        // Its passes and timers went with the old context.
         self.wake = None;
         self.dispatching = false;
+        self.again = false;
+        self.pause_heard = false;
+        self.due.clear();
+        self.robots
+            .retain(|_, entry| matches!(entry, RobotsEntry::Ready { .. }));
+        // The leases it handed out are its own record of which worker holds
+        // which task (the database knows tasks, not sockets): kept, and the
+        // host slots recounted from them.
+        self.in_flight.clear();
+        for entry in self.leases.values().filter(|e| e.fetching) {
+            *self.in_flight.entry(entry.host.clone()).or_default() += 1;
+        }
+        // A worker whose disconnect was lost: its tasks go back now.
+        let orphans: Vec<LeaseToken> = self
+            .leases
+            .iter()
+            .filter(|(_, e)| !self.workers.contains_key(&e.worker))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for token in orphans {
+            self.forget(&token);
+            self.give_back(token, Setback::Disconnected, "the worker disconnected", ctx);
+        }
+        // Tasks waiting out their host's delay lost the timer that would
+        // have sent them.
+        self.give_back_undelivered(
+            "the dispatcher restarted before the task reached its worker",
+            ctx,
+        );
+        // The message it panicked on may have been a worker's credit or
+        // result, which nobody sends twice. Each worker delivers what it
+        // holds and reconnects, and counts from scratch.
+        let ids: Vec<u64> = self.workers.keys().copied().collect();
+        for id in ids {
+            self.stop_assigning(WorkerId(id), true);
+        }
     }
 }

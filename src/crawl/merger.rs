@@ -15,6 +15,7 @@ use super::store::{complete_if_done, current_leases, insert_tasks, mark_done, Ne
 use crate::clock::Clock;
 use crate::db::begin_write;
 use crate::protocol::worker::Item;
+use crate::supervision::{self, Name};
 
 /// A validated result for one lease.
 #[derive(Message)]
@@ -190,6 +191,7 @@ impl Handler<MergeResult> for Merger {
     type Result = ResponseFuture<Result<MergeOutcome, MergeFailed>>;
 
     fn handle(&mut self, msg: MergeResult, ctx: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Merger);
         let (tx, rx) = oneshot::channel();
         self.pending.push((msg, tx));
         self.flush(ctx);

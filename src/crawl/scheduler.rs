@@ -19,6 +19,7 @@ use super::store::{self, StartOutcome};
 use crate::bus::{Bus, Control};
 use crate::clock::{delta, Clock};
 use crate::roles::Leadership;
+use crate::supervision::{self, Name};
 
 /// How often expired leases are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -174,6 +175,7 @@ impl Handler<StartCrawl> for Scheduler {
     type Result = ResponseActFuture<Self, Result<StartOutcome, String>>;
 
     fn handle(&mut self, msg: StartCrawl, _: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Scheduler);
         let db = self.db.clone();
         let sites = self.sites.clone();
         let now = self.clock.now();

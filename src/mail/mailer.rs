@@ -24,6 +24,7 @@ use super::transport::{SendError, Transport};
 use crate::clock::{delta, Clock};
 use crate::config::{MailSettings, Settings};
 use crate::crawl::lease::RetryPolicy;
+use crate::supervision::{self, Name, Restart};
 
 /// Mails leased per round at most; the throttle usually allows fewer.
 const BATCH: u32 = 64;
@@ -70,17 +71,21 @@ pub fn start_with(
         max: settings.retry_max,
     };
     let (tick, lease, per_minute) = (settings.tick, settings.lease, settings.per_minute);
-    Ok(Supervisor::start(move |_| Mailer {
-        db,
-        clock,
-        transport,
-        from,
-        retry,
-        tick,
-        lease,
-        throttle: Throttle::new(per_minute, Instant::now()),
-        busy: false,
-    }))
+    Ok(supervision::start(
+        Name::Mailer,
+        Restart::Always,
+        move |_| Mailer {
+            db,
+            clock,
+            transport,
+            from,
+            retry,
+            tick,
+            lease,
+            throttle: Throttle::new(per_minute, Instant::now()),
+            busy: false,
+        },
+    ))
 }
 
 /// `mail.from`, checked once at start-up.
@@ -130,8 +135,16 @@ impl Mailer {
             self.lease,
             allowed,
         );
+        // A task of its own, not the actor's: a restart drops what the
+        // actor runs, and a round cut off between sending a mail and
+        // marking it sent would send it again once its lease ran out.
+        let round = actix::spawn(round);
         ctx.spawn(round.into_actor(self).map(move |round, mailer, ctx| {
             mailer.busy = false;
+            let round = round.unwrap_or_default();
+            if round.leased > 0 {
+                supervision::drill(Name::Mailer);
+            }
             // Tokens for mail that was not there go back to the bucket.
             mailer.throttle.refund(allowed.saturating_sub(round.leased));
             // A full round means more may be due: waiting for the next tick

@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::db::stmt;
 use crate::domain::money::Money;
 use crate::roles::Leadership;
+use crate::supervision::{self, Name, Restart};
 
 /// Entries of each list a digest shows; the rest is a link to the site.
 const DIGEST_ITEMS: usize = 50;
@@ -48,7 +49,7 @@ pub fn start(
     every: Duration,
     leadership: Leadership,
 ) -> Addr<Notifier> {
-    Supervisor::start(move |_| Notifier {
+    supervision::start(Name::Notifier, Restart::Always, move |_| Notifier {
         db,
         clock,
         links,

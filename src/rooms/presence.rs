@@ -147,6 +147,13 @@ pub fn changed<A: Announces>(act: &mut A, ctx: &mut Context<A>) {
     });
 }
 
+/// After a restart: the window's timer is gone, so the window is shut and
+/// whatever it held goes out now.
+pub fn reopen<A: Announces>(act: &mut A, ctx: &mut Context<A>) {
+    act.presence().window_open = false;
+    changed(act, ctx);
+}
+
 /// Tells what is recorded now, window or not: before any other event (so
 /// nobody hears someone speak before hearing they came), and before the
 /// room closes (members on other nodes still need the leaves).

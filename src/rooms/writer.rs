@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::ids::MessageIds;
 use super::store;
+use crate::supervision::{self, Name};
 
 /// How rooms store messages: the ids their rows will have, taken before
 /// the message goes out, and the writer that commits them afterwards.
@@ -103,6 +104,7 @@ impl Handler<WriteMessages> for MessageWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: WriteMessages, ctx: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Writer);
         let (tx, rx) = oneshot::channel();
         self.pending.push((msg, tx));
         self.write(ctx);

@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::{json, Value};
 
 use super::{lot_value, AuctionRoom, Listed, Refusal};
-use crate::accounts::hub::{AccountEvent, Notify};
+use crate::accounts::hub::{self, AccountEvent};
 use crate::accounts::store::display_names;
 use crate::auction::bid::Standing;
 use crate::auction::store::{self, PlaceBidError};
@@ -17,6 +17,7 @@ use crate::auction::{BidError, BidRequest, LotRules, LotState};
 use crate::bus::EventKind;
 use crate::protocol::client::{self, BidView};
 use crate::rooms::detached::Detached;
+use crate::supervision::{self, Name};
 
 /// An account bids (a proxy bid when `max_cents` is given).
 #[derive(Message)]
@@ -147,6 +148,7 @@ impl Handler<PlaceBid> for AuctionRoom {
     type Result = AtomicResponse<Self, Result<Value, Refusal>>;
 
     fn handle(&mut self, msg: PlaceBid, _: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Lot);
         let now = self.clock.now();
         let Some(cached) = &self.cached else {
             // Joined members always leave a copy; without one, nobody could
@@ -190,10 +192,7 @@ impl Handler<PlaceBid> for AuctionRoom {
                     act.cached = Some(published.lot);
                     act.publish(EventKind::Lot, published.event);
                     if let Some((user_id, frame)) = published.outbid {
-                        act.hub.do_send(Notify {
-                            user_id,
-                            event: AccountEvent::Frame(frame),
-                        });
+                        hub::notify(&act.hub, user_id, AccountEvent::Frame(frame));
                     }
                     Ok(published.reply)
                 }),

@@ -9,6 +9,7 @@ use super::{Dispatcher, WorkerId, DISCONNECTED_BY_ADMIN};
 use crate::bus::{Control, WorkerAction};
 use crate::crawl::lease::{LeaseToken, Setback};
 use crate::crawl::store::{self, Released};
+use crate::supervision::{self, Name};
 
 /// A worker sent a task's result: the fetch is over, so its host slot is
 /// free, while the lease stays until the result is merged.
@@ -22,6 +23,7 @@ impl Handler<Fetched> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Fetched, ctx: &mut Context<Self>) {
+        supervision::drill(Name::Dispatcher);
         let Some(entry) = self.leases.get_mut(&msg.lease) else {
             return;
         };
@@ -45,6 +47,7 @@ impl Handler<TaskFinished> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
+        supervision::drill(Name::Dispatcher);
         if let Some(entry) = self.forget(&msg.lease) {
             if let Some(worker) = self.workers.get_mut(&msg.worker.0) {
                 worker.done += 1;
@@ -73,6 +76,7 @@ impl Handler<TaskFailed> for Dispatcher {
 
     /// Resolves to whether the lease was current (`false`: stale, ignored).
     fn handle(&mut self, msg: TaskFailed, _: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Dispatcher);
         if self.forget(&msg.lease).is_some() {
             if let Some(worker) = self.workers.get_mut(&msg.worker.0) {
                 worker.failed += 1;

@@ -9,6 +9,7 @@ use crate::clock::delta;
 use crate::crawl::lease::{LeaseToken, Setback};
 use crate::crawl::store;
 use crate::crawl::worker_session::{DrainWorker, WorkerSession};
+use crate::supervision::{self, Name};
 
 /// The most credits a worker may hold; more would only hoard tasks.
 const MAX_CREDITS: u32 = 1024;
@@ -68,6 +69,7 @@ impl Handler<Disconnect> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, ctx: &mut Context<Self>) {
+        supervision::drill(Name::Dispatcher);
         let Some(worker) = self.workers.remove(&msg.worker.0) else {
             return;
         };
@@ -104,6 +106,7 @@ impl Handler<Credit> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Credit, ctx: &mut Context<Self>) {
+        supervision::drill(Name::Dispatcher);
         if let Some(worker) = self.workers.get_mut(&msg.worker.0).filter(|w| !w.draining) {
             worker.credits = worker.credits.saturating_add(msg.credits).min(MAX_CREDITS);
             self.dispatch(ctx);
@@ -182,6 +185,7 @@ impl Handler<Heartbeat> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) {
+        supervision::drill(Name::Dispatcher);
         let now = self.clock.now();
         let Some(worker) = self.workers.get_mut(&msg.worker.0) else {
             return;
