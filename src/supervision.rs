@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use std::task::{self, Poll};
 
 use actix::dev::ContextFut;
-use actix::{Actor, Addr, AsyncContext, Context, Supervised};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Supervised};
 
 /// The server's supervised actors, as logs, metrics and the fault drill
 /// name them.
@@ -132,6 +132,55 @@ where
         restart,
     });
     addr
+}
+
+/// Starts a socket's session actor, which is not restarted after a panic
+/// (its state is the connection's, and the peer reconnects) but stopped as
+/// if it had been asked to: `stopping` and `stopped` run, so it leaves its
+/// rooms and its worker's tasks go back to the queue rather than lingering
+/// until their leases run out.
+pub fn start_session<A, F>(f: F) -> Addr<A>
+where
+    A: Actor<Context = Context<A>>,
+    F: FnOnce(&mut Context<A>) -> A,
+{
+    let mut ctx = Context::new();
+    let act = f(&mut ctx);
+    let addr = ctx.address();
+    actix::spawn(Session {
+        fut: ctx.into_future(act),
+        panicked: false,
+    });
+    addr
+}
+
+struct Session<A: Actor<Context = Context<A>>> {
+    fut: ContextFut<A, Context<A>>,
+    panicked: bool,
+}
+
+impl<A: Actor<Context = Context<A>>> Future for Session<A> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx)));
+            match polled {
+                Ok(poll) => return poll,
+                // A second panic, on the way out: the task ends as it would
+                // have without this wrapper.
+                Err(_) if this.panicked => return Poll::Ready(()),
+                Err(_) => {
+                    // Stopping skips the futures it was running (one of
+                    // them may be what panicked) and runs its hooks.
+                    this.panicked = true;
+                    tracing::warn!("session stopped after a panic");
+                    this.fut.ctx().stop();
+                }
+            }
+        }
+    }
 }
 
 struct Supervisor<A>
@@ -292,6 +341,33 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
         assert!(!addr.connected(), "a stopped room stays stopped");
+    }
+
+    #[actix::test]
+    async fn a_session_that_panics_stops_and_runs_its_stopped_hook() {
+        struct Session(tokio::sync::mpsc::UnboundedSender<&'static str>);
+        impl Actor for Session {
+            type Context = Context<Self>;
+            fn stopped(&mut self, _: &mut Context<Self>) {
+                let _ = self.0.send("stopped");
+            }
+        }
+        #[derive(Message)]
+        #[rtype(result = "()")]
+        struct Boom;
+        impl Handler<Boom> for Session {
+            type Result = ();
+            fn handle(&mut self, _: Boom, _: &mut Context<Self>) {
+                panic!("boom");
+            }
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+
+        let addr = start_session(|_| Session(tx));
+        let answer = addr.send(Boom).await;
+
+        assert!(answer.is_err());
+        assert_eq!(rx.recv().await, Some("stopped"));
     }
 
     #[test]
