@@ -15,7 +15,7 @@ use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
 /// A lot from 10.00 EUR, opening in `opens_in` and ending `runs` later.
-async fn lot(
+pub(crate) async fn lot(
     app: &TestApp,
     opens_in: TimeDelta,
     runs: TimeDelta,
@@ -44,7 +44,7 @@ async fn lot(
 }
 
 /// A logged-in account's socket.
-async fn bidder(app: &TestApp, name: &str) -> ChatClient {
+pub(crate) async fn bidder(app: &TestApp, name: &str) -> ChatClient {
     let mut visitor = Visitor::new(app);
     let page = visitor.register(name, name, "correct horse").await;
     assert_eq!(page.status, 303, "{}", page.body);
@@ -54,7 +54,7 @@ async fn bidder(app: &TestApp, name: &str) -> ChatClient {
 }
 
 /// The next frame with `op`, skipping others.
-async fn next(client: &mut ChatClient, op: &str, within: Duration) -> Value {
+pub(crate) async fn next(client: &mut ChatClient, op: &str, within: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -68,7 +68,7 @@ async fn next(client: &mut ChatClient, op: &str, within: Duration) -> Value {
     }
 }
 
-async fn bid(client: &mut ChatClient, topic: &str, amount: i64, max: Option<i64>) -> Value {
+pub(crate) async fn bid(client: &mut ChatClient, topic: &str, amount: i64, max: Option<i64>) -> Value {
     let mut frame = json!({"op": "bid", "topic": topic, "amount_cents": amount});
     if let Some(max) = max {
         frame["max_cents"] = json!(max);

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use chrono::TimeDelta;
+
 use crate::accounts::{hidden, Visitor};
+use crate::auctions::{bid, bidder, lot, next};
 use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, spawn_store, AppOptions, Backend, TestApp};
 use crate::smtp::{Received, SmtpSink};
@@ -216,6 +219,57 @@ async fn a_room_that_panics_refuses_that_say_and_numbers_on_without_a_gap() {
     let mut cy = ChatClient::connect(&app, Some("cy")).await.expect("cy");
     assert_eq!(cy.join("chat:lobby", None).await["seq"], 3);
     assert_restarted_once(&app, "room").await;
+}
+
+#[actix_web::test]
+async fn a_lot_room_that_panics_refuses_that_bid_and_takes_the_next_in_order() {
+    // Arrange: a running lot, two bidders and a guest watching.
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            env: drill("lot"),
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = lot(
+        &app,
+        TimeDelta::milliseconds(-100),
+        TimeDelta::seconds(60),
+        TimeDelta::zero(),
+        None,
+    )
+    .await;
+    let topic = format!("auction:{id}");
+    let mut ana = bidder(&app, "ana").await;
+    let mut bob = bidder(&app, "bob").await;
+    let mut guest = ChatClient::connect(&app, Some("gus")).await.expect("guest");
+    for client in [&mut ana, &mut bob, &mut guest] {
+        client.join(&topic, None).await;
+    }
+
+    // Act: the first bid is the message the room panics on.
+    let refused = bid(&mut ana, &topic, 1_000, None).await;
+    let first = bid(&mut ana, &topic, 1_000, None).await;
+    let second = bid(&mut bob, &topic, 1_500, None).await;
+
+    // Assert: the bidder heard; the next bids went through in order and
+    // every watcher saw each once.
+    assert_eq!(refused["status"], "error", "{refused}");
+    assert_eq!(refused["body"]["code"], "internal", "{refused}");
+    assert_eq!(first["body"]["standing"], "leading", "{first}");
+    assert_eq!(second["body"]["standing"], "leading", "{second}");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = next(&mut guest, "bid", Duration::from_secs(5)).await;
+        seen.push(event["lot"]["current_cents"].clone());
+    }
+    assert_eq!(seen, [json!(1_000), json!(1_500)]);
+    assert_eq!(
+        app.rows("SELECT amount_cents FROM bids ORDER BY seq").await,
+        [["1000"], ["1500"]].map(|r| r.map(String::from).to_vec())
+    );
+    assert_restarted_once(&app, "lot").await;
 }
 
 #[actix_web::test]
