@@ -282,6 +282,15 @@ pub struct AccountSettings {
     pub login_attempts_per_address: u32,
     #[serde(with = "humantime_serde")]
     pub login_window: Duration,
+    /// Accounts that may be registered per client address in
+    /// `registration_window`, over every node of a cluster.
+    pub registrations_per_address: u32,
+    #[serde(with = "humantime_serde")]
+    pub registration_window: Duration,
+    /// Password hashes (argon2id: CPU and 19 MiB each) computed at once;
+    /// a few times as many wait their turn, and beyond them a login or a
+    /// registration is answered 503.
+    pub password_hashes: usize,
     /// Admin actions allowed per admin (or the API token) and minute.
     pub admin_actions_per_minute: u32,
 }
@@ -294,6 +303,11 @@ impl Default for AccountSettings {
             login_attempts_per_name: 10,
             login_attempts_per_address: 50,
             login_window: Duration::from_secs(15 * 60),
+            registrations_per_address: 10,
+            registration_window: Duration::from_secs(3600),
+            // One per CPU: a hash is CPU-bound, so more at once only
+            // adds memory.
+            password_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             admin_actions_per_minute: 60,
         }
     }

@@ -16,6 +16,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::accounts::hub::SessionHub;
+use crate::accounts::password::Passwords;
 use crate::accounts::throttle::LoginThrottle;
 use crate::admin::fleet::{Live, VERSION};
 use crate::bus::NodeInfo;
@@ -181,6 +182,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.accounts.login_attempts_per_name,
             settings.accounts.login_attempts_per_address,
             settings.accounts.login_window,
+        ),
+        passwords: Passwords::new(settings.accounts.password_hashes),
+        registrations: RateLimit::new(
+            settings.accounts.registrations_per_address.max(1),
+            settings.accounts.registration_window,
         ),
         hub,
     });

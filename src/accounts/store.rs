@@ -10,19 +10,35 @@ use sea_orm::{
     QueryFilter, QuerySelect, SqlErr,
 };
 
-use super::{password, token, Account, LoginName};
+use super::password::{self, PasswordError, Passwords};
+use super::{token, Account, LoginName};
 use crate::domain::user_name::UserName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("the login name {0} is taken")]
     NameTaken(String),
+    /// Too many passwords are being checked already.
+    #[error("the server is busy checking other passwords; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
+impl From<PasswordError> for AccountError {
+    fn from(err: PasswordError) -> AccountError {
+        match err {
+            PasswordError::Busy => AccountError::Busy,
+            PasswordError::Failed(err) => AccountError::Other(err),
+        }
+    }
+}
+
+/// Makes an account, hashing its password where it is: for the command
+/// line and the benchmark, which make accounts one at a time. The server
+/// hashes through its [`Passwords`] and calls [`insert_user`].
 pub async fn create_user(
     db: &impl ConnectionTrait,
     name: &LoginName,
@@ -32,6 +48,18 @@ pub async fn create_user(
     now: DateTime<Utc>,
 ) -> Result<Account, AccountError> {
     let hash = password::hash(password)?;
+    insert_user(db, name, display_name, hash, is_admin, now).await
+}
+
+/// Makes an account whose password hashes to `hash` (a PHC string).
+pub async fn insert_user(
+    db: &impl ConnectionTrait,
+    name: &LoginName,
+    display_name: &UserName,
+    hash: String,
+    is_admin: bool,
+    now: DateTime<Utc>,
+) -> Result<Account, AccountError> {
     let inserted = users::ActiveModel {
         name: Set(name.as_str().to_owned()),
         display_name: Set(display_name.as_str().to_owned()),
@@ -56,21 +84,17 @@ pub async fn create_user(
 /// as long for an unknown name as for a wrong password.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
+    passwords: &Passwords,
     name: &LoginName,
     password: &str,
-) -> Result<Option<Account>, DbErr> {
+) -> Result<Option<Account>, AccountError> {
     let user = users::Entity::find()
         .filter(users::Column::Name.eq(name.as_str()))
         .one(db)
         .await?;
-    Ok(match user {
-        Some(user) if password::verify(password, &user.password_hash) => Some(Account::from(&user)),
-        Some(_) => None,
-        None => {
-            password::verify_nothing(password);
-            None
-        }
-    })
+    let phc = user.as_ref().map(|u| u.password_hash.clone());
+    let matched = passwords.verify(password, phc).await?;
+    Ok(user.filter(|_| matched).map(|u| Account::from(&u)))
 }
 
 pub async fn set_display_name(
@@ -145,21 +169,31 @@ pub async fn start_session(
     Ok(new)
 }
 
-/// The account and CSRF token behind a session cookie, unless it expired.
+/// A login session that has not expired.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub account: Account,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The session behind a session cookie, unless it expired.
 pub async fn session(
     db: &impl ConnectionTrait,
     key: &[u8],
     cookie_token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<(Account, String)>, DbErr> {
+) -> Result<Option<LiveSession>, DbErr> {
     let found = sessions::Entity::find_by_id(token::keyed_hash(key, cookie_token))
         .find_also_related(users::Entity)
         .one(db)
         .await?;
     Ok(match found {
-        Some((session, Some(user))) if session.expires_at > now => {
-            Some((Account::from(&user), session.csrf))
-        }
+        Some((session, Some(user))) if session.expires_at > now => Some(LiveSession {
+            account: Account::from(&user),
+            csrf: session.csrf,
+            expires_at: session.expires_at,
+        }),
         _ => None,
     })
 }

@@ -43,12 +43,13 @@ impl LocalBus {
 
     /// `count_hit` at `now`.
     fn count_at(&self, key: &str, window: Duration, now: Instant) -> Hits {
-        let Ok(mut counts) = self.counts.lock() else {
-            return Hits {
-                count: 1,
-                resets_in: window,
-            };
-        };
+        // A panic while the lock was held leaves the counts usable (one
+        // key off by one at worst); answering "first use" instead would
+        // lift every limit counted here for good.
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if counts.len() >= SWEEP_AT {
             counts.retain(|_, (_, since)| now.duration_since(*since) < window);
         }
@@ -221,5 +222,27 @@ mod tests {
             1,
             "a new window"
         );
+    }
+
+    #[test]
+    fn a_poisoned_lock_goes_on_counting() {
+        // Arrange: "a" was used once; then a thread panics holding the lock.
+        let bus = LocalBus::new(NodeId::generate());
+        let window = Duration::from_secs(60);
+        let now = Instant::now();
+        bus.count_at("a", window, now);
+        let counts = bus.counts.clone();
+        let panicked = std::thread::spawn(move || {
+            let _counts = counts.lock();
+            panic!("a panic while counting");
+        })
+        .join();
+        assert!(panicked.is_err() && bus.counts.is_poisoned());
+
+        // Act
+        let second = bus.count_at("a", window, now);
+
+        // Assert
+        assert_eq!(second.count, 2);
     }
 }

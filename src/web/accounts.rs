@@ -1,11 +1,13 @@
 //! Account pages: register, log in, log out, and `/account` (the display
 //! name). Every POST carries a CSRF token; logins are throttled.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+use url::{Position, Url};
 
 use super::client_addr::client_addr_text;
 use super::error::PageError;
@@ -14,16 +16,75 @@ use super::session::{
 };
 use super::{html, see_other, AppState, Nav};
 use crate::accounts::hub::{AccountEvent, Notify};
+use crate::accounts::password::PasswordError;
 use crate::accounts::store::{self, AccountError};
-use crate::accounts::{check_new_password, Account, LoginName};
+use crate::accounts::{check_new_password, Account, LoginName, PASSWORD_LEN};
 use crate::domain::user_name::UserName;
 
-/// Where to go after logging in: a path on this site, never elsewhere.
+/// Where to go after logging in: a path on this site, never elsewhere;
+/// `/` for anything else.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
+    next.and_then(same_origin_path)
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// `next` as a path (and query) on this site, parsed the way a browser
+/// reads a `Location`: by the WHATWG URL rules, which drop tabs and line
+/// breaks (`/\t/evil.example` is `//evil.example`, another host) and read
+/// `\` as `/`. What comes back is the parsed URL's own path and query, so
+/// nothing the parser would read differently is ever sent. Before that,
+/// anything a browser or a proxy could read as leaving is refused outright:
+/// whitespace, control characters, backslashes, a second slash at the
+/// start; and the same in the path once percent-decoded (`/%2F/evil`). A
+/// query's escapes stay: `?q=hollow%20knight` is a search, and no query
+/// can change the origin.
+fn same_origin_path(next: &str) -> Option<String> {
+    let refused = |text: &str| {
+        !text.starts_with('/')
+            || text[1..].starts_with('/')
+            || text
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    };
+    let path = next.split(['?', '#']).next().unwrap_or_default();
+    if refused(next) || refused(&percent_decoded(path)) {
+        return None;
     }
+    // A host that cannot be a real one: only the origin is compared.
+    let here = Url::parse("http://this-site.invalid/").ok()?;
+    let url = here.join(next).ok()?;
+    (url.origin() == here.origin()).then(|| url[Position::BeforePath..].to_owned())
+}
+
+/// `text` with its `%XX` escapes decoded (invalid UTF-8 replaced); other
+/// `%`s stay as they are.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                // Two hex digits make at most 255.
+                out.push(u8::try_from(high * 16 + low).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a busy password pool makes a login or a registration say.
+const BUSY: &str = "The server is busy checking other passwords. Try again in a moment.";
+
+/// Minutes to wait, rounded up, for people.
+fn minutes(wait: Duration) -> u64 {
+    wait.as_secs().div_ceil(60).max(1)
 }
 
 /// The login page URL that comes back to `path`.
@@ -115,41 +176,88 @@ pub async fn login(
     check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
     let address = client_addr_text(&req);
-    let typed = form.name.trim().to_lowercase();
-    let refuse =
-        |status: actix_web::http::StatusCode, error: &str| -> Result<HttpResponse, PageError> {
-            let page = LoginPage {
-                nav: Nav::from(&viewer),
-                csrf: &form.csrf,
-                name: &form.name,
-                next: &next,
-                error: Some(error),
-            };
-            Ok(HttpResponse::build(status)
-                .content_type("text/html; charset=utf-8")
-                .body(page.render()?))
+    // Counted per name only when it can be a login name (2-32 characters
+    // of a small alphabet): anything else matches no account, and would
+    // let anyone make the throttle keep strings of any length.
+    let name = LoginName::parse(&form.name).ok();
+    let counted = name.as_ref().map(LoginName::as_str);
+    let refuse = |status: StatusCode, error: &str| -> Result<HttpResponse, PageError> {
+        let page = LoginPage {
+            nav: Nav::from(&viewer),
+            csrf: &form.csrf,
+            name: &form.name,
+            next: &next,
+            error: Some(error),
         };
+        Ok(HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(page.render()?))
+    };
     let throttle = &state.accounts.throttle;
-    if let Err(wait) = throttle.check(&typed, &address, Instant::now()) {
-        let minutes = wait.as_secs().div_ceil(60);
+    if let Err(wait) = throttle.check(counted, &address, Instant::now()) {
         return refuse(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed attempts. Try again in {minutes} minute(s)."),
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many failed attempts. Try again in {} minute(s).",
+                minutes(wait)
+            ),
         );
     }
-    let account = match LoginName::parse(&form.name) {
-        Ok(name) => store::authenticate(&state.db, &name, &form.password).await?,
-        Err(_) => None,
+    // No password longer than any account may have is hashed.
+    let checkable = form.password.chars().count() <= *PASSWORD_LEN.end();
+    let account = match &name {
+        Some(name) if checkable => {
+            let passwords = &state.accounts.passwords;
+            match store::authenticate(&state.db, passwords, name, &form.password).await {
+                Ok(account) => account,
+                Err(AccountError::Busy) => return refuse(StatusCode::SERVICE_UNAVAILABLE, BUSY),
+                Err(err) => return Err(account_error(err)),
+            }
+        }
+        _ => None,
     };
     let Some(account) = account else {
-        throttle.failed(&typed, &address, Instant::now());
+        throttle.failed(counted, &address, Instant::now());
         return refuse(
-            actix_web::http::StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "That login name and password do not match an account.",
         );
     };
-    throttle.succeeded(&typed);
+    throttle.succeeded(&account.name);
     start_session(&state, &account, &next).await
+}
+
+/// An account error no form can explain.
+fn account_error(err: AccountError) -> PageError {
+    match err {
+        AccountError::Db(err) => err.into(),
+        other => PageError::Internal(other.into()),
+    }
+}
+
+/// Counts a registration from `address`: `Err(wait)` past the limit. In a
+/// cluster the nodes count together on the bus, so that a load balancer
+/// spreading the attempts does not multiply the limit; with no bus, or
+/// with it down, this node counts alone.
+async fn count_registration(state: &AppState, address: &str) -> Result<(), Duration> {
+    let settings = &state.settings.accounts;
+    if state.bus.shared() {
+        let key = format!("register:{address}");
+        match state
+            .bus
+            .count_hit(&key, settings.registration_window)
+            .await
+        {
+            Ok(hits) if hits.count > u64::from(settings.registrations_per_address.max(1)) => {
+                return Err(hits.resets_in.max(Duration::from_secs(1)));
+            }
+            Ok(_) => return Ok(()),
+            Err(err) => {
+                tracing::warn!(error = %err, "registrations are counted on this node alone");
+            }
+        }
+    }
+    state.accounts.registrations.hit(address, Instant::now())
 }
 
 async fn start_session(
@@ -224,6 +332,7 @@ pub async fn register(
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
+    let address = client_addr_text(&req);
     let checked = (|| {
         let name = LoginName::parse(&form.name)?;
         let display = if form.display_name.trim().is_empty() {
@@ -240,30 +349,23 @@ pub async fn register(
         Ok((name, display))
     })();
     let created = match checked {
-        Ok((name, display)) => {
-            match store::create_user(
-                &state.db,
-                &name,
-                &display,
-                &form.password,
-                false,
-                state.clock.now(),
-            )
-            .await
-            {
-                Ok(account) => Ok(account),
-                Err(AccountError::NameTaken(_)) => {
-                    Err("that login name is taken; pick another".to_owned())
-                }
-                Err(AccountError::Db(e)) => return Err(e.into()),
-                Err(AccountError::Other(e)) => return Err(PageError::Internal(e)),
-            }
-        }
-        Err(e) => Err(e),
+        // Only a registration that could make an account is counted: a
+        // typo costs nothing, and each counted one costs a hash.
+        Ok((name, display)) => match count_registration(&state, &address).await {
+            Err(wait) => Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many accounts were registered from your address. Try again in {} minute(s).",
+                    minutes(wait)
+                ),
+            )),
+            Ok(()) => create(&state, &name, &display, &form.password).await?,
+        },
+        Err(e) => Err((StatusCode::BAD_REQUEST, e)),
     };
     match created {
         Ok(account) => start_session(&state, &account, &next).await,
-        Err(error) => {
+        Err((status, error)) => {
             let page = RegisterPage {
                 nav: Nav::from(&viewer),
                 csrf: &form.csrf,
@@ -272,10 +374,35 @@ pub async fn register(
                 next: &next,
                 error: Some(&error),
             };
-            Ok(HttpResponse::BadRequest()
+            Ok(HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
                 .body(page.render()?))
         }
+    }
+}
+
+/// Makes the account, hashing its password in the pool: the account, or
+/// what the form should say and with which status.
+async fn create(
+    state: &AppState,
+    name: &LoginName,
+    display: &UserName,
+    password: &str,
+) -> Result<Result<Account, (StatusCode, String)>, PageError> {
+    let hash = match state.accounts.passwords.hash(password).await {
+        Ok(hash) => hash,
+        Err(PasswordError::Busy) => {
+            return Ok(Err((StatusCode::SERVICE_UNAVAILABLE, BUSY.to_owned())))
+        }
+        Err(PasswordError::Failed(err)) => return Err(PageError::Internal(err)),
+    };
+    match store::insert_user(&state.db, name, display, hash, false, state.clock.now()).await {
+        Ok(account) => Ok(Ok(account)),
+        Err(AccountError::NameTaken(_)) => Ok(Err((
+            StatusCode::BAD_REQUEST,
+            "that login name is taken; pick another".to_owned(),
+        ))),
+        Err(err) => Err(account_error(err)),
     }
 }
 
@@ -377,14 +504,46 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next(Some("/rooms/lobby")), "/rooms/lobby");
+        assert_eq!(
+            safe_next(Some("/games?q=hollow%20knight&sort=price")),
+            "/games?q=hollow%20knight&sort=price"
+        );
+        assert_eq!(
+            safe_next(Some("/jeux/café")),
+            "/jeux/caf%C3%A9",
+            "sent as ASCII"
+        );
         for away in [
             "https://evil.example/",
             "//evil.example",
             "/\\evil.example",
+            "\\\\evil.example",
             "rooms",
+            "",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            " //evil.example",
+            "/ /evil.example",
+            "/%2F/evil.example",
+            "/%2f/evil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/rooms/%0d%0aSet-Cookie:x=1",
+            "/%2F%2Fevil.example?q=1",
+            "javascript:alert(1)",
+            "/\u{0}evil",
+            "/\u{2028}/evil.example",
         ] {
-            assert_eq!(safe_next(Some(away)), "/", "{away}");
+            assert_eq!(safe_next(Some(away)), "/", "{away:?}");
         }
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn percent_decoding_leaves_stray_percent_signs() {
+        assert_eq!(percent_decoded("/a%2Fb%zz%4"), "/a/b%zz%4");
+        assert_eq!(percent_decoded("%E2%82%AC"), "€");
     }
 }

@@ -2,49 +2,36 @@
 //! times per `window`, counted from the key's first use in the window.
 //! Per node, like the login throttle: behind a load balancer each node
 //! allows the limit, which bounds abuse without shared state. Admin
-//! actions are counted for the whole cluster on the bus, and here only
-//! while the bus is down.
+//! actions and registrations are counted for the whole cluster on the bus,
+//! and here only while the bus is down (or there is none).
+//!
+//! The keys are the callers' (addresses, names), so they are kept in
+//! bounded memory: `accounts::throttle::WindowCounts`.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Keys kept before expired ones are swept out.
-const SWEEP_AT: usize = 10_000;
+use crate::accounts::throttle::{relock, WindowCounts, KEYS};
 
 pub struct RateLimit {
-    limit: u32,
-    window: Duration,
-    uses: Mutex<HashMap<String, (u32, Instant)>>,
+    uses: Mutex<WindowCounts>,
 }
 
 impl RateLimit {
     pub fn new(limit: u32, window: Duration) -> RateLimit {
         RateLimit {
-            limit,
-            window,
-            uses: Mutex::new(HashMap::new()),
+            uses: Mutex::new(WindowCounts::new(limit, window, KEYS)),
         }
     }
 
     /// Counts a use of `key`; `Err(wait)` if it is over the limit, and then
     /// it is not counted.
     pub fn hit(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let Ok(mut uses) = self.uses.lock() else {
-            return Ok(());
-        };
-        if uses.len() >= SWEEP_AT {
-            uses.retain(|_, (_, since)| now.duration_since(*since) < self.window);
+        let mut uses = relock(&self.uses);
+        if let Some(wait) = uses.over(key, now) {
+            return Err(wait);
         }
-        let entry = uses.entry(key.to_owned()).or_insert((0, now));
-        if now.duration_since(entry.1) >= self.window {
-            *entry = (0, now);
-        }
-        if entry.0 >= self.limit {
-            let wait = self.window.saturating_sub(now.duration_since(entry.1));
-            return Err(wait.max(Duration::from_secs(1)));
-        }
-        entry.0 += 1;
+        uses.count(key, now);
         Ok(())
     }
 }
@@ -63,5 +50,26 @@ mod tests {
         assert_eq!(wait, Duration::from_secs(50));
         assert!(limit.hit("b", now).is_ok());
         assert!(limit.hit("a", now + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn a_poisoned_lock_keeps_the_limit() {
+        // Arrange: "a" used its one; then a thread panics holding the lock.
+        let limit = std::sync::Arc::new(RateLimit::new(1, Duration::from_secs(60)));
+        let now = Instant::now();
+        assert!(limit.hit("a", now).is_ok());
+        let holder = limit.clone();
+        let panicked = std::thread::spawn(move || {
+            let _uses = holder.uses.lock();
+            panic!("a panic while counting");
+        })
+        .join();
+        assert!(panicked.is_err() && limit.uses.is_poisoned());
+
+        // Act
+        let again = limit.hit("a", now);
+
+        // Assert
+        assert_eq!(again, Err(Duration::from_secs(60)));
     }
 }

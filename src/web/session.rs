@@ -13,8 +13,10 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
 use super::auth::constant_time_eq;
 use super::error::PageError;
+use super::rate::RateLimit;
 use super::AppState;
 use crate::accounts::hub::SessionHub;
+use crate::accounts::password::Passwords;
 use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{store, token, Account};
 
@@ -28,6 +30,11 @@ pub struct Accounts {
     /// Cookies get `Secure` when the public URL is https.
     pub secure: bool,
     pub throttle: LoginThrottle,
+    /// Where argon2 runs, a bounded number at once.
+    pub passwords: Passwords,
+    /// Registrations per client address, on this node: when there is no
+    /// bus to count them for the whole cluster, or it is down.
+    pub registrations: RateLimit,
     pub hub: Addr<SessionHub>,
 }
 
@@ -57,6 +64,8 @@ impl Accounts {
 pub struct Viewer {
     pub account: Account,
     pub csrf: String,
+    /// When the login session ends.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The viewer, if the request carries a live session cookie.
@@ -80,7 +89,11 @@ pub async fn viewer(req: &HttpRequest, state: &AppState) -> Result<Option<Viewer
         state.clock.now(),
     )
     .await?;
-    Ok(found.map(|(account, csrf)| Viewer { account, csrf }))
+    Ok(found.map(|live| Viewer {
+        account: live.account,
+        csrf: live.csrf,
+        expires_at: live.expires_at,
+    }))
 }
 
 impl FromRequest for MaybeViewer {
