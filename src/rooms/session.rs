@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use bytestring::ByteString;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::detached;
@@ -28,6 +29,9 @@ use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
 /// The largest `signal` payload relayed, in bytes of JSON.
 pub const MAX_SIGNAL: usize = 16 << 10;
 
+/// Closes a socket whose login session expired (docs/protocol.md §4).
+pub const SESSION_EXPIRED: CloseCode = CloseCode::Other(4401);
+
 /// Numbers connections on this node: `c-1`, `c-2`, …
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -46,6 +50,9 @@ pub struct ClientSession {
     hub: Addr<SessionHub>,
     /// The account logged out: this socket may only ping until it reconnects.
     signed_out: bool,
+    /// When the login session the socket opened with ends: the socket is
+    /// then closed (docs/protocol.md §4). `None` for a guest.
+    session_ends: Option<DateTime<Utc>>,
 }
 
 /// What every client session on a node shares.
@@ -78,7 +85,39 @@ impl ClientSession {
             last_seen: now,
             hub: deps.hub,
             signed_out: false,
+            session_ends: None,
         }
+    }
+
+    /// The socket's login session ends at `at`.
+    pub fn session_ending_at(mut self, at: DateTime<Utc>) -> ClientSession {
+        self.session_ends = Some(at);
+        self
+    }
+
+    /// Once the login session is over, the socket is signed out as on a
+    /// logout and closed: it would otherwise go on as the account for as
+    /// long as it stays open. Reconnecting finds no session. Whether it
+    /// was closed.
+    fn end_expired_session(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.session_ends.is_none_or(|ends| self.clock.now() < ends) {
+            return false;
+        }
+        if !self.signed_out {
+            self.sign_out(ctx);
+        }
+        self.out.close(SESSION_EXPIRED, "login session expired");
+        ctx.stop();
+        true
+    }
+
+    /// Leaves every topic and tells the client `session: null`; then only
+    /// `ping` is answered.
+    fn sign_out(&mut self, ctx: &mut Context<Self>) {
+        self.leave_all();
+        self.detach();
+        self.signed_out = true;
+        self.push(client::session(None), ctx);
     }
 
     fn push(&self, frame: ByteString, ctx: &mut Context<Self>) {
@@ -474,7 +513,17 @@ impl Actor for ClientSession {
                 socket: ctx.address().recipient(),
             });
         }
+        if let Some(ends) = self.session_ends {
+            let left = (ends - self.clock.now()).to_std().unwrap_or_default();
+            ctx.run_later(left, |act, ctx| {
+                act.end_expired_session(ctx);
+            });
+        }
         ctx.run_interval(self.ws.ping_every, |act, ctx| {
+            // Also here, in case the clock was moved forward.
+            if act.end_expired_session(ctx) {
+                return;
+            }
             if act.last_seen.elapsed() > act.ws.idle_timeout {
                 act.out.close(CloseCode::Away, "idle timeout");
                 ctx.stop();
@@ -539,12 +588,7 @@ impl Handler<AccountEvent> for ClientSession {
                 }
                 self.push(frame, ctx);
             }
-            AccountEvent::LoggedOut => {
-                self.leave_all();
-                self.detach();
-                self.signed_out = true;
-                self.push(client::session(None), ctx);
-            }
+            AccountEvent::LoggedOut => self.sign_out(ctx),
             AccountEvent::Frame(frame) => self.push(frame, ctx),
         }
     }

@@ -192,10 +192,10 @@ pub async fn upgrade(
             "error": {"code": "forbidden_origin", "message": "pages from this origin may not open a socket here"}
         })));
     }
-    let identity = match super::session::viewer(&req, &state).await? {
-        Some(viewer) => Identity::of_account(viewer.account),
+    let (identity, session_ends) = match super::session::viewer(&req, &state).await? {
+        Some(viewer) => (Identity::of_account(viewer.account), Some(viewer.expires_at)),
         None => match identify_guest(&req) {
-            Ok(identity) => identity,
+            Ok(identity) => (identity, None),
             Err(err) => {
                 let code = match err {
                     IdentityError::Missing => "unauthorized",
@@ -227,7 +227,10 @@ pub async fn upgrade(
         &state.leaving,
         open,
         move |out, incoming| {
-            let client = ClientSession::new(identity, out, deps);
+            let mut client = ClientSession::new(identity, out, deps);
+            if let Some(ends) = session_ends {
+                client = client.session_ending_at(ends);
+            }
             ClientSession::create(|ctx| {
                 ctx.add_stream(incoming);
                 client

@@ -5,19 +5,20 @@
 
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use futures_util::StreamExt;
+use futures_util::{future, StreamExt};
 use serde::Serialize;
 
 use super::page::{frame, Frame};
 use super::{fleet_of, AdminViewer};
+use crate::accounts::store;
 use crate::admin::dashboard::{self, Bar, Snapshot};
 use crate::admin::fleet::Fleet;
 use crate::bus::NodeWorker;
 use crate::domain::topic::Topic;
 use crate::web::error::PageError;
-use crate::web::session::MaybeViewer;
+use crate::web::session::{MaybeViewer, SESSION_COOKIE};
 use crate::web::{html, AppState, Nav};
 
 #[derive(Template)]
@@ -109,31 +110,30 @@ pub async fn dashboard(
 }
 
 /// `GET /admin/events`: a dashboard snapshot every second as server-sent
-/// events, until the page goes away or the server shuts down. Each carries
-/// the database's snapshot, which is the cluster's, and every node's
-/// workers and rooms, so the page shows the whole cluster whichever node
-/// serves it.
-pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse {
+/// events, until the page goes away, the server shuts down, or the viewer
+/// is no longer an admin. Each carries the database's snapshot, which is
+/// the cluster's, and every node's workers and rooms, so the page shows
+/// the whole cluster whichever node serves it.
+///
+/// Each tick looks the login session up again: a logout, an expired
+/// session or admin rights taken away end the stream within a second,
+/// and the page's EventSource, reconnecting, is turned away.
+pub async fn events(_: AdminViewer, req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let leaving = state.leaving.clone();
+    // AdminViewer found the session through this cookie; without one the
+    // first tick finds no session and the stream ends.
+    let cookie = req
+        .cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
     let ticks = tokio_stream_interval(Duration::from_secs(1));
     let stream = ticks
         .then(move |()| {
-            let state = state.clone();
-            async move {
-                let snapshot = dashboard::snapshot(&state.db, state.clock.now()).await;
-                let fleet = fleet_of(&state).await.ok();
-                let frame = match snapshot {
-                    Ok(snapshot) => format!("data: {}\n\n", event(&snapshot, fleet.as_ref())),
-                    // A comment line keeps the connection open; the next
-                    // tick tries again.
-                    Err(err) => {
-                        tracing::warn!(error = %err, "dashboard snapshot failed");
-                        ": snapshot failed\n\n".to_owned()
-                    }
-                };
-                Ok::<_, actix_web::Error>(web::Bytes::from(frame))
-            }
+            let (state, cookie) = (state.clone(), cookie.clone());
+            async move { tick(&state, &cookie).await }
         })
+        .take_while(|frame| future::ready(frame.is_some()))
+        .filter_map(|frame| future::ready(frame.map(Ok::<_, actix_web::Error>)))
         .take_until(async move { leaving.cancelled().await });
     HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -141,6 +141,34 @@ pub async fn events(_: AdminViewer, state: web::Data<AppState>) -> HttpResponse 
         // Compression would hold events back until a buffer fills.
         .insert_header(actix_web::http::header::ContentEncoding::Identity)
         .streaming(stream)
+}
+
+/// One tick's frame, or `None` to end the stream: the session behind
+/// `cookie` is over, or its account is no longer an admin.
+async fn tick(state: &AppState, cookie: &str) -> Option<web::Bytes> {
+    let session = store::session(&state.db, &state.accounts.key, cookie, state.clock.now()).await;
+    match session {
+        Ok(Some(live)) if live.account.is_admin => {}
+        Ok(_) => return None,
+        // Nothing is sent that the session check did not allow; the
+        // connection stays open (a comment line) and the next tick looks
+        // again.
+        Err(err) => {
+            tracing::warn!(error = %err, "dashboard events could not check the session");
+            return Some(web::Bytes::from_static(b": session check failed\n\n"));
+        }
+    }
+    let snapshot = dashboard::snapshot(&state.db, state.clock.now()).await;
+    let fleet = fleet_of(state).await.ok();
+    Some(match snapshot {
+        Ok(snapshot) => format!("data: {}\n\n", event(&snapshot, fleet.as_ref())).into(),
+        // A comment line keeps the connection open; the next tick tries
+        // again.
+        Err(err) => {
+            tracing::warn!(error = %err, "dashboard snapshot failed");
+            web::Bytes::from_static(b": snapshot failed\n\n")
+        }
+    })
 }
 
 /// One event's data. Without `fleet` (this node's actors did not answer)
