@@ -1,15 +1,17 @@
 //! The JSON API: crawls, games, the cluster's workers, and the demo stores'
 //! price seed.
-//! Reads are public; writes need the API token.
+//! Reads are public (the workers' addresses excepted); writes need the API
+//! token.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::api::workers_body;
+use super::admin::api::{public_workers_body, workers_body};
 use super::admin::fleet_of;
 use super::auth::has_token;
 use super::error::ApiError;
+use super::session::viewer;
 use super::AppState;
 use crate::crawl::browse::{self, Sort};
 use crate::crawl::scheduler::StartCrawl;
@@ -105,11 +107,32 @@ pub async fn show_game(
 }
 
 /// `GET /api/workers`: the workers connected to every node of the cluster
-/// and their counters, each with its `node`, as `/api/admin/workers` lists
-/// them: whichever node nginx picks, a script sees the whole fleet.
-pub async fn list_workers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// and their counters, each with its `node`: whichever node nginx picks, a
+/// script sees the whole fleet. With the API token or an admin's session
+/// it is `/api/admin/workers`' list; anyone else sees no addresses, tasks
+/// or bus errors.
+pub async fn list_workers(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let fleet = fleet_of(&state).await?;
-    Ok(HttpResponse::Ok().json(workers_body(&fleet)))
+    let body = if is_operator(&req, &state).await? {
+        workers_body(&fleet)
+    } else {
+        public_workers_body(&fleet)
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Whether the caller shows the API token or an admin's session cookie.
+async fn is_operator(req: &HttpRequest, state: &AppState) -> Result<bool, ApiError> {
+    if has_token(req, &state.api_token) {
+        return Ok(true);
+    }
+    let viewer = viewer(req, state)
+        .await
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err}")))?;
+    Ok(viewer.is_some_and(|v| v.account.is_admin))
 }
 
 #[derive(Debug, Deserialize)]

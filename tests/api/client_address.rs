@@ -69,7 +69,7 @@ async fn audited_address(app: &TestApp, forwarded_for: &str) -> Value {
 }
 
 /// Connects a worker by hand, sending `X-Forwarded-For: forwarded_for`;
-/// the address `/api/workers` lists it at.
+/// the address `/api/workers` lists it at for the API token.
 async fn listed_worker_address(app: &TestApp, forwarded_for: &str) -> Value {
     let (_, mut socket) = awc::Client::new()
         .ws(format!("{}/ws/worker", app.ws))
@@ -84,8 +84,16 @@ async fn listed_worker_address(app: &TestApp, forwarded_for: &str) -> Value {
     )
     .await;
     recv_op(&mut socket, "welcome").await;
-    let (status, body) = app.get_json("/api/workers").await;
-    assert_eq!(status, 200);
+    // Only operators see workers' addresses.
+    let mut listed = app
+        .client
+        .get(format!("{}/api/workers", app.base))
+        .bearer_auth(&app.api_token)
+        .send()
+        .await
+        .expect("workers");
+    assert_eq!(listed.status().as_u16(), 200);
+    let body: Value = listed.json().await.expect("workers json");
     let address = body["workers"][0]["address"].clone();
     let _ = futures_util::SinkExt::send(&mut socket, Message::Close(None)).await;
     address

@@ -269,12 +269,59 @@ pub async fn workers(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(workers_body(&fleet)))
 }
 
-/// The body of both worker lists, the admin API's and the public one, so
-/// that they cannot drift apart.
+/// The body of the worker lists operators see: the admin API's, and the
+/// public one's when an operator asks.
 pub(crate) fn workers_body(fleet: &Fleet) -> serde_json::Value {
     json!({
         "workers": fleet.listed_workers(),
         "unreachable": fleet.unreachable,
+    })
+}
+
+/// A worker as anyone may see it: what it is and how it is doing, not
+/// where it runs (`address`) or which tasks it holds.
+#[derive(Debug, serde::Serialize)]
+struct PublicWorker<'a> {
+    node: &'a str,
+    id: u64,
+    name: &'a str,
+    version: &'a str,
+    slots: u32,
+    credits: u32,
+    in_flight: usize,
+    done: u64,
+    failed: u64,
+    scraper_restarts: u64,
+    connected_at: chrono::DateTime<chrono::Utc>,
+    last_heartbeat: chrono::DateTime<chrono::Utc>,
+    draining: bool,
+}
+
+/// The worker list for anyone else: each worker's public fields, and
+/// whether other nodes could not be listed without saying why (the bus's
+/// error names hosts).
+pub(crate) fn public_workers_body(fleet: &Fleet) -> serde_json::Value {
+    let workers: Vec<PublicWorker<'_>> = fleet
+        .workers()
+        .map(|(node, w)| PublicWorker {
+            node,
+            id: w.id,
+            name: &w.name,
+            version: &w.version,
+            slots: w.slots,
+            credits: w.credits,
+            in_flight: w.in_flight,
+            done: w.done,
+            failed: w.failed,
+            scraper_restarts: w.scraper_restarts,
+            connected_at: w.connected_at,
+            last_heartbeat: w.last_heartbeat,
+            draining: w.draining,
+        })
+        .collect();
+    json!({
+        "workers": workers,
+        "unreachable": fleet.unreachable.as_ref().map(|_| "other nodes could not be listed"),
     })
 }
 
