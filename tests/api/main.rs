@@ -27,6 +27,7 @@ mod cluster_helpers;
 mod cluster_rooms;
 mod crawl;
 mod faults;
+mod hardening_accounts;
 mod helpers;
 mod mail;
 mod metrics;
