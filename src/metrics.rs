@@ -153,6 +153,9 @@ pub struct Gathered {
     /// Chat rooms and lots with members on this node.
     pub chat_topics: u64,
     pub auction_topics: u64,
+    /// Room actors running on this node, with members or not.
+    pub chat_rooms: u64,
+    pub auction_rooms: u64,
     /// Scraper restarts, summed over the workers connected to this node.
     pub scraper_restarts: u64,
 }
@@ -225,6 +228,14 @@ impl Metrics {
             &[
                 (&[("kind", "chat")], gathered.chat_topics),
                 (&[("kind", "auction")], gathered.auction_topics),
+            ],
+        );
+        text.gauge(
+            "bazaar_rooms",
+            "Rooms running on this node, by kind, with members or not: an empty room closes once it has stored what was said.",
+            &[
+                (&[("kind", "chat")], gathered.chat_rooms),
+                (&[("kind", "auction")], gathered.auction_rooms),
             ],
         );
         text.counter(
@@ -398,6 +409,8 @@ mod tests {
             bids: 4,
             chat_topics: 2,
             auction_topics: 1,
+            chat_rooms: 3,
+            auction_rooms: 1,
             scraper_restarts: 5,
         }
     }
@@ -522,12 +535,13 @@ mod tests {
             let family = families.last().unwrap();
             assert!(name.starts_with(family), "{name} outside {family}");
         }
-        assert_eq!(families.len(), 10);
+        assert_eq!(families.len(), 11);
         assert!(text.contains("bazaar_tasks{state=\"done\"} 7\n"));
         assert!(text.contains("bazaar_mails{status=\"failed\"} 1\n"));
         assert!(text.contains("bazaar_leases_expired_total 3\n"));
         assert!(text.contains("bazaar_task_attempt_duration_seconds_count 1\n"));
         assert!(text.contains("bazaar_scraper_restarts 5\n"));
         assert!(text.contains("bazaar_topics{kind=\"chat\"} 2\n"));
+        assert!(text.contains("bazaar_rooms{kind=\"chat\"} 3\n"));
     }
 }

@@ -59,6 +59,9 @@ pub struct AuctionRoom {
     cached: Option<Cached>,
     /// Display names of bidders seen, by account id.
     names: HashMap<i64, String>,
+    /// Joins still loading the lot: the room is not empty while one may
+    /// yet add a member, so it does not close under them.
+    joining: usize,
 }
 
 impl AuctionRoom {
@@ -84,6 +87,7 @@ impl AuctionRoom {
             presence: Presence::default(),
             cached: None,
             names: HashMap::new(),
+            joining: 0,
         }
     }
 
@@ -102,14 +106,26 @@ impl AuctionRoom {
         };
         self.presence.left(conn, &member.user);
         presence::changed(self, ctx);
-        if self.members.is_empty() {
-            // Watchers on other nodes still need the last leaves.
-            presence::flush(self);
-            self.registry.do_send(VacantLot {
-                lot_id: self.lot_id,
-                room: ctx.address(),
-            });
+        self.maybe_vacant(ctx);
+    }
+
+    /// Asks the registry to close the room once nobody is in it or on the
+    /// way in: after the last member left, and after a join that failed (a
+    /// lot that does not exist), so that no room outlives its use.
+    fn maybe_vacant(&mut self, ctx: &mut Context<Self>) {
+        if !self.vacant() {
+            return;
         }
+        // Watchers on other nodes still need the last leaves.
+        presence::flush(self);
+        self.registry.do_send(VacantLot {
+            lot_id: self.lot_id,
+            room: ctx.address(),
+        });
+    }
+
+    fn vacant(&self) -> bool {
+        self.members.is_empty() && self.joining == 0
     }
 }
 
@@ -199,7 +215,7 @@ impl From<&BidRecord> for BidView {
 }
 
 /// A connection joins the lot's room.
-#[derive(Message)]
+#[derive(Clone, Message)]
 #[rtype(result = "Result<Value, Refusal>")]
 pub struct JoinLot {
     pub conn: String,
@@ -212,6 +228,7 @@ impl Handler<JoinLot> for AuctionRoom {
     type Result = ResponseActFuture<Self, Result<Value, Refusal>>;
 
     fn handle(&mut self, msg: JoinLot, _: &mut Context<Self>) -> Self::Result {
+        self.joining += 1;
         let db = self.db.clone();
         let lot_id = self.lot_id;
         let now = self.clock.now();
@@ -234,17 +251,25 @@ impl Handler<JoinLot> for AuctionRoom {
             }
             .into_actor(self)
             .map(move |loaded, act, ctx| {
-                let (stored, lot, bids, elsewhere) = match loaded {
-                    Ok(Some(found)) => found,
-                    Ok(None) => {
-                        return Err((
-                            "no_such_topic",
-                            format!("there is no lot behind auction:{lot_id}"),
-                        ))
-                    }
+                act.joining -= 1;
+                let found = match loaded {
+                    Ok(Some(found)) => Ok(found),
+                    Ok(None) => Err((
+                        "no_such_topic",
+                        format!("there is no lot behind auction:{lot_id}"),
+                    )),
                     Err(err) => {
                         tracing::error!(lot = lot_id, error = %err, "could not load a lot");
-                        return Err(("internal", "the lot could not be loaded; try again".into()));
+                        Err(("internal", "the lot could not be loaded; try again".into()))
+                    }
+                };
+                let (stored, lot, bids, elsewhere) = match found {
+                    Ok(found) => found,
+                    Err(refusal) => {
+                        // A failed join leaves nothing behind: a room nobody
+                        // else is in or joining closes at once.
+                        act.maybe_vacant(ctx);
+                        return Err(refusal);
                     }
                 };
                 let seq = stored.state.version;
@@ -374,10 +399,11 @@ impl Handler<TryCloseLot> for AuctionRoom {
     type Result = bool;
 
     fn handle(&mut self, _: TryCloseLot, ctx: &mut Context<Self>) -> bool {
-        if self.members.is_empty() {
+        let vacant = self.vacant();
+        if vacant {
             ctx.stop();
         }
-        self.members.is_empty()
+        vacant
     }
 }
 

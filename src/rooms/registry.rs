@@ -8,11 +8,12 @@ use std::sync::Arc;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use sea_orm::DatabaseConnection;
+use serde_json::Value;
 
 use super::room::{CountMembers, Post, Room, RoomError, Said, TryClose};
 use super::writer::MessageStore;
 use crate::accounts::hub::SessionHub;
-use crate::auction::room::{AuctionRoom, CountLotMembers, TryCloseLot};
+use crate::auction::room::{AuctionRoom, CountLotMembers, JoinLot, Refusal, TryCloseLot};
 use crate::bus::Bus;
 use crate::bus::Inbound;
 use crate::clock::Clock;
@@ -127,6 +128,27 @@ impl Handler<LotRoomFor> for RoomRegistry {
         self.lots.insert(msg.lot_id, room.clone());
         MessageResult(room)
     }
+}
+
+/// Joins a lot's room through the registry. A room that closed between the
+/// lookup and the join (its last member left, or a join of a lot that does
+/// not exist emptied it) is replaced once, so a join never fails for
+/// arriving while a room stops.
+pub async fn join_lot(
+    registry: &Addr<RoomRegistry>,
+    lot_id: i64,
+    join: JoinLot,
+) -> Result<(Addr<AuctionRoom>, Value), Refusal> {
+    for _ in 0..2 {
+        let room = registry
+            .send(LotRoomFor { lot_id })
+            .await
+            .map_err(|_| ("internal", "the rooms are restarting; try again".to_owned()))?;
+        if let Ok(joined) = room.send(join.clone()).await {
+            return joined.map(|state| (room, state));
+        }
+    }
+    Err(("internal", "the lot's room closed; join again".to_owned()))
 }
 
 /// A message another service posts into a chat room: the room is opened
@@ -327,10 +349,22 @@ impl Handler<OpenChatRooms> for RoomRegistry {
     }
 }
 
-/// Topics with members on this node, and how many.
+/// Every room running on this node, and its members (0 for a room that
+/// is closing).
 #[derive(Message)]
 #[rtype(result = "Vec<(Topic, usize)>")]
 pub struct ListRooms;
+
+/// Rooms running on this node in a `ListRooms` answer, chat and lots, with
+/// members or not: a room outlives its last member only while it stores
+/// what was said, so more than a few without members is a leak.
+pub fn running(topics: &[(Topic, usize)]) -> (usize, usize) {
+    let chats = topics
+        .iter()
+        .filter(|(t, _)| matches!(t, Topic::Chat(_)))
+        .count();
+    (chats, topics.len() - chats)
+}
 
 /// Chat rooms and lots with members, in a `ListRooms` answer. A room stays
 /// registered a moment after its last member leaves; it is not counted.
@@ -346,6 +380,10 @@ impl Handler<ListRooms> for RoomRegistry {
     type Result = ResponseFuture<Vec<(Topic, usize)>>;
 
     fn handle(&mut self, _: ListRooms, _: &mut Context<Self>) -> Self::Result {
+        // A room that stopped on its own (it could not load) is forgotten
+        // here rather than asked and left in the map.
+        self.rooms.retain(|_, room| room.connected());
+        self.lots.retain(|_, room| room.connected());
         let rooms: Vec<(Topic, Addr<Room>)> = self
             .rooms
             .iter()

@@ -463,7 +463,8 @@ impl Handler<Join> for Room {
         // Talk follows joins: the first message said should not wait for
         // the mark to go up.
         self.reserve_ahead(ctx);
-        if !self.members.contains_key(&msg.conn) {
+        let fresh = !self.members.contains_key(&msg.conn);
+        if fresh {
             self.presence.joined(&msg.conn, &msg.user);
             self.members.insert(
                 msg.conn.clone(),
@@ -534,8 +535,18 @@ impl Handler<Join> for Room {
                 Ok((local, elsewhere.unwrap_or_default(), history, truncated))
             }
             .into_actor(self)
-            .map(move |loaded, act, _| {
-                let (mut members, elsewhere, history, truncated) = loaded?;
+            .map(move |loaded, act, ctx| {
+                let (mut members, elsewhere, history, truncated) = match loaded {
+                    Ok(loaded) => loaded,
+                    Err(err) => {
+                        // The socket is told it did not join, so it must not
+                        // stay a member that never leaves.
+                        if fresh {
+                            act.remove(&conn, ctx);
+                        }
+                        return Err(err);
+                    }
+                };
                 // The joiner's list is the newest telling: what it says of
                 // the other nodes is what this room's members were told.
                 act.heard_elsewhere(&elsewhere, &[]);

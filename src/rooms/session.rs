@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::detached;
 use super::identity::Identity;
 use super::rate::{TokenBucket, Verdict};
-use super::registry::{LotRoomFor, RoomFor, RoomRegistry};
+use super::registry::{join_lot, RoomFor, RoomRegistry};
 use super::room::{Join, Joined, Leave, Rename, Room, RoomError, Say, Signal, Typing};
 use crate::accounts::hub::{AccountEvent, Attach, Detach, SessionHub};
 use crate::auction::room::{AuctionRoom, JoinLot, LeaveLot, PlaceBid};
@@ -285,26 +285,16 @@ impl ClientSession {
         };
         let registry = self.registry.clone();
         // As for chat: later frames (a bid) wait for the join.
-        async move {
-            let room = registry
-                .send(LotRoomFor { lot_id })
-                .await
-                .map_err(|_| ("internal", "the rooms are restarting; try again".to_owned()))?;
-            let joined = room
-                .send(join)
-                .await
-                .map_err(|_| ("internal", "the lot's room closed; join again".to_owned()))??;
-            Ok::<_, (&'static str, String)>((room, joined))
-        }
-        .into_actor(self)
-        .map(move |joined, act, ctx| {
-            let outcome = joined.map(|(room, body)| {
-                act.lots.insert(topic, room);
-                body
-            });
-            act.answer(reference.as_deref(), outcome, ctx);
-        })
-        .wait(ctx);
+        async move { join_lot(&registry, lot_id, join).await }
+            .into_actor(self)
+            .map(move |joined, act, ctx| {
+                let outcome = joined.map(|(room, body)| {
+                    act.lots.insert(topic, room);
+                    body
+                });
+                act.answer(reference.as_deref(), outcome, ctx);
+            })
+            .wait(ctx);
     }
 
     fn join(

@@ -21,7 +21,7 @@ use crate::admin::{outbox, tasks};
 use crate::crawl::dispatcher::ListWorkers;
 use crate::db::stmt;
 use crate::metrics::{Gathered, Histogram, Metrics, CONTENT_TYPE, TASK_BUCKETS};
-use crate::rooms::registry::{occupied, ListRooms};
+use crate::rooms::registry::{occupied, running, ListRooms};
 
 /// Headers a reverse proxy adds. A request carrying one came from
 /// elsewhere, even when its TCP peer is a proxy on loopback.
@@ -111,6 +111,7 @@ async fn gather(state: &AppState) -> Result<Gathered, ApiError> {
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let (chats, lots) = occupied(&topics);
+    let (chat_rooms, lot_rooms) = running(&topics);
     Ok(Gathered {
         tasks: tasks::counts(&state.db).await?,
         attempts: attempt_durations(&state.db).await?,
@@ -119,6 +120,8 @@ async fn gather(state: &AppState) -> Result<Gathered, ApiError> {
         bids: bids::Entity::find().count(&state.db).await?,
         chat_topics: chats as u64,
         auction_topics: lots as u64,
+        chat_rooms: chat_rooms as u64,
+        auction_rooms: lot_rooms as u64,
         scraper_restarts: workers.iter().map(|w| w.scraper_restarts).sum(),
     })
 }

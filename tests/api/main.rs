@@ -32,6 +32,7 @@ mod helpers;
 mod mail;
 mod metrics;
 mod politeness;
+mod room_limits;
 mod smtp;
 mod subscriptions;
 mod worker_protocol;

@@ -1,0 +1,145 @@
+//! Rooms that do not outlive their use, over a real server: joins that fail
+//! leave nothing running, and a room closes once nobody is in it.
+
+use std::time::{Duration, Instant};
+
+use bazaar::auction::store::{create_lot, Listing};
+use bazaar::auction::{Increments, LotSpec};
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+
+use crate::chat_client::ChatClient;
+use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+
+/// A sample of `/metrics`, read from its text line `name{labels} value`.
+async fn metric(app: &TestApp, series: &str) -> f64 {
+    let (status, body) = app.get_html("/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{body}"))
+        .parse()
+        .expect("a number")
+}
+
+/// Scrapes until `series` reads `want`, or fails with what it read.
+async fn metric_until(app: &TestApp, series: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = metric(app, series).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} stayed {got}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The rooms `/rooms?page=N` lists, by name, in order.
+async fn listed(app: &TestApp, page: u64) -> (Vec<String>, String) {
+    let (status, html) = app.get_html(&format!("/rooms?page={page}")).await;
+    assert_eq!(status, 200, "{html}");
+    let names = html
+        .split("<td><a href=\"/rooms/")
+        .skip(1)
+        .filter_map(|row| row.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    (names, html)
+}
+
+/// A running lot, so that joins of a real lot have something to find.
+async fn running_lot(app: &TestApp) -> i64 {
+    let starts_at = Utc::now() - TimeDelta::seconds(1);
+    let listing = Listing {
+        title: "A boxed cartridge".into(),
+        description: "Mint.".into(),
+        spec: LotSpec {
+            currency: "EUR".into(),
+            starting_cents: 1_000,
+            reserve_cents: None,
+            increments: Increments::default(),
+            starts_at,
+            ends_at: starts_at + TimeDelta::minutes(10),
+            hard_end: starts_at + TimeDelta::minutes(20),
+            soft_close: TimeDelta::zero(),
+        },
+    };
+    create_lot(&app.db, &listing, None, Utc::now())
+        .await
+        .expect("lot")
+        .id
+}
+
+#[actix_web::test]
+async fn joins_of_lots_that_do_not_exist_leave_no_room_running() {
+    // Arrange: a real lot with a watcher, and a guest allowed to ask fast.
+    let options = AppOptions {
+        env: vec![("BAZAAR_WS__BURST".into(), "1000".into())],
+        ..AppOptions::default()
+    };
+    let app = spawn_app(Backend::Sqlite, options).await;
+    let lot = running_lot(&app).await;
+    let mut watcher = ChatClient::connect(&app, Some("watcher"))
+        .await
+        .expect("watcher");
+    watcher.join(&format!("auction:{lot}"), None).await;
+    let auction_rooms = "bazaar_rooms{kind=\"auction\"}";
+    metric_until(&app, auction_rooms, 1.0).await;
+    let (rooms_before, _) = listed(&app, 1).await;
+    let mut guest = ChatClient::connect(&app, Some("prober"))
+        .await
+        .expect("guest");
+
+    // Act: 300 joins of lots that do not exist.
+    for n in 0..300 {
+        let missing = lot + 1_000 + n;
+        let reply = guest
+            .request(json!({"op":"join","topic":format!("auction:{missing}")}))
+            .await;
+        assert_eq!(reply["body"]["code"], "no_such_topic", "{reply}");
+    }
+
+    // Assert: only the real lot's room runs, and the rooms list is as it
+    // was; the guest can still join the real lot, which it could not if the
+    // failures had counted against it.
+    metric_until(&app, auction_rooms, 1.0).await;
+    assert_eq!(metric(&app, "bazaar_topics{kind=\"auction\"}").await, 1.0);
+    assert_eq!(listed(&app, 1).await.0, rooms_before);
+    let joined = guest.join(&format!("auction:{lot}"), None).await;
+    assert_eq!(joined["lot"]["id"], lot);
+    assert_eq!(joined["members"].as_array().map(Vec::len), Some(2));
+}
+
+#[actix_web::test]
+async fn a_lot_room_its_last_watcher_left_closes_and_a_later_join_finds_the_lot() {
+    // Arrange
+    let options = AppOptions {
+        env: vec![("BAZAAR_WS__BURST".into(), "1000".into())],
+        ..AppOptions::default()
+    };
+    let app = spawn_app(Backend::Sqlite, options).await;
+    let lot = running_lot(&app).await;
+    let topic = format!("auction:{lot}");
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join(&topic, None).await;
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+
+    // Act: ana leaves and bob joins at once, over and over: each join may
+    // arrive while the room ana emptied is closing.
+    for round in 0..40 {
+        ana.send(json!({"op":"leave","topic":topic})).await;
+        let joined = bob.request(json!({"op":"join","topic":topic})).await;
+        assert_eq!(joined["status"], "ok", "round {round}: {joined}");
+        bob.send(json!({"op":"leave","topic":topic})).await;
+        let joined = ana.request(json!({"op":"join","topic":topic})).await;
+        assert_eq!(joined["status"], "ok", "round {round}: {joined}");
+    }
+    ana.close().await;
+
+    // Assert: nobody is left, so no room runs.
+    metric_until(&app, "bazaar_rooms{kind=\"auction\"}", 0.0).await;
+}
