@@ -83,6 +83,8 @@ pub struct ChatSettings {
     /// How long a typing indicator lasts without another `typing`.
     #[serde(with = "humantime_serde")]
     pub typing_ttl: Duration,
+    /// The most topics one client socket may have joined at once.
+    pub max_topics_per_socket: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -346,6 +348,7 @@ impl Default for ChatSettings {
             resume_cap: 1000,
             max_text: 2000,
             typing_ttl: Duration::from_secs(5),
+            max_topics_per_socket: 32,
         }
     }
 }

@@ -266,6 +266,21 @@ impl ClientSession {
         }
     }
 
+    /// Refuses a topic past `chat.max_topics_per_socket`: every topic is a
+    /// room's member list entry and a subscription, so one socket must not
+    /// hold them without bound. Joining a topic again is always fine.
+    fn may_join(&self, topic: &Topic) -> Result<(), (&'static str, String)> {
+        let joined = self.rooms.len() + self.lots.len();
+        let max = self.chat.max_topics_per_socket;
+        if joined < max || self.rooms.contains_key(topic) || self.lots.contains_key(topic) {
+            return Ok(());
+        }
+        Err((
+            "too_many_topics",
+            format!("a connection may join at most {max} topics; leave one first"),
+        ))
+    }
+
     fn join_lot(
         &mut self,
         reference: Option<String>,
@@ -304,12 +319,16 @@ impl ClientSession {
         since: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
-        let room_name = match Topic::parse(raw) {
-            Ok(Topic::Chat(room)) => room,
-            Ok(topic @ Topic::Auction(id)) => {
-                return self.join_lot(reference, topic, id, ctx);
-            }
+        let topic = match Topic::parse(raw) {
+            Ok(topic) => topic,
             Err(e) => return self.answer(reference.as_deref(), Err(("bad_topic", e)), ctx),
+        };
+        if let Err(refusal) = self.may_join(&topic) {
+            return self.answer(reference.as_deref(), Err(refusal), ctx);
+        }
+        let room_name = match &topic {
+            Topic::Chat(room) => room.clone(),
+            &Topic::Auction(id) => return self.join_lot(reference, topic, id, ctx),
         };
         let join = Join {
             conn: self.conn.clone(),
@@ -318,7 +337,6 @@ impl ClientSession {
             since,
         };
         let registry = self.registry.clone();
-        let topic = Topic::Chat(room_name.clone());
         // Later frames wait for the join, so a `say` right after it finds
         // the topic joined.
         async move { join_room(&registry, room_name, join).await }

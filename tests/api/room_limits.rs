@@ -1,5 +1,6 @@
 //! Rooms that do not outlive their use, over a real server: joins that fail
-//! leave nothing running, and a room closes once nobody is in it.
+//! leave nothing running, a room closes once nobody is in it, and one
+//! socket holds a bounded number of topics.
 
 use std::time::{Duration, Instant};
 
@@ -142,4 +143,49 @@ async fn a_lot_room_its_last_watcher_left_closes_and_a_later_join_finds_the_lot(
 
     // Assert: nobody is left, so no room runs.
     metric_until(&app, "bazaar_rooms{kind=\"auction\"}", 0.0).await;
+}
+
+#[actix_web::test]
+async fn a_socket_past_its_topic_cap_is_refused_and_its_topics_still_work() {
+    // Arrange: three topics a socket.
+    let options = AppOptions {
+        env: vec![("BAZAAR_CHAT__MAX_TOPICS_PER_SOCKET".into(), "3".into())],
+        ..AppOptions::default()
+    };
+    let app = spawn_app(Backend::Sqlite, options).await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    for topic in ["chat:one", "chat:two", "chat:three"] {
+        ana.join(topic, None).await;
+    }
+
+    // Act
+    let refused = ana.request(json!({"op":"join","topic":"chat:four"})).await;
+    let again = ana.request(json!({"op":"join","topic":"chat:two"})).await;
+    let said = ana.say("chat:three", "still here").await;
+    ana.send(json!({"op":"join","topic":"chat:five"})).await;
+    let unreferenced = ana.recv_op("error").await;
+
+    // Assert: the fourth topic is refused with a code, with or without a
+    // ref; joining a held topic again and speaking in one still work.
+    assert_eq!(refused["status"], "error", "{refused}");
+    assert_eq!(refused["body"]["code"], "too_many_topics");
+    assert!(
+        refused["body"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains('3')),
+        "{refused}"
+    );
+    assert_eq!(unreferenced["code"], "too_many_topics");
+    assert_eq!(again["status"], "ok", "{again}");
+    assert_eq!(said["seq"], 1);
+    let (rooms_now, _) = listed(&app, 1).await;
+    assert!(!rooms_now.contains(&"four".to_owned()), "{rooms_now:?}");
+
+    // Act: leaving one makes room for another.
+    let left = ana.request(json!({"op":"leave","topic":"chat:one"})).await;
+    assert_eq!(left["status"], "ok", "{left}");
+    let joined = ana.join("chat:four", None).await;
+
+    // Assert
+    assert_eq!(joined["seq"], 0);
 }
