@@ -497,7 +497,8 @@ impl Handler<Join> for Room {
                     Box::pin(future::ready(Ok((history, false))))
                 }
                 // Everything missed is still in memory.
-                Some(since) if since + 1 >= oldest_kept || since >= seq => {
+                // A `since` past every seq (up to u64::MAX) missed nothing.
+                Some(since) if since.saturating_add(1) >= oldest_kept || since >= seq => {
                     let missed = self.recent.iter().filter(|m| m.seq > since);
                     // Counted, not worked out from seqs: a crash leaves a gap
                     // in them, and messages not in `recent` yet reach the

@@ -1,6 +1,6 @@
 //! Rooms that do not outlive their use, over a real server: joins that fail
-//! leave nothing running, a room closes once nobody is in it, and one
-//! socket holds a bounded number of topics.
+//! leave nothing running, a room closes once nobody is in it, one socket
+//! holds a bounded number of topics, and any `since` is answered.
 
 use std::time::{Duration, Instant};
 
@@ -188,4 +188,33 @@ async fn a_socket_past_its_topic_cap_is_refused_and_its_topics_still_work() {
 
     // Assert
     assert_eq!(joined["seq"], 0);
+}
+
+#[actix_web::test]
+async fn a_join_with_the_largest_since_is_answered_and_the_room_numbers_on() {
+    // Arrange: a room with two messages.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    ana.join("chat:far", None).await;
+    ana.say("chat:far", "one").await;
+    ana.say("chat:far", "two").await;
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+
+    // Act
+    let reply = bob
+        .request(json!({"op":"join","topic":"chat:far","since":u64::MAX}))
+        .await;
+    let said = ana.say("chat:far", "three").await;
+
+    // Assert: nothing was missed past every seq; the room goes on
+    // numbering, and bob hears the next message.
+    assert_eq!(reply["status"], "ok", "{reply}");
+    assert_eq!(reply["body"]["history"], json!([]));
+    assert_eq!(reply["body"]["seq"], 2);
+    assert_eq!(said["seq"], 3);
+    let heard = bob.recv_op("message").await;
+    assert_eq!(
+        (heard["seq"].as_u64(), heard["text"].as_str()),
+        (Some(3), Some("three"))
+    );
 }
