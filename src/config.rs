@@ -85,6 +85,10 @@ pub struct ChatSettings {
     pub typing_ttl: Duration,
     /// The most topics one client socket may have joined at once.
     pub max_topics_per_socket: usize,
+    /// How long `/rooms` lists a room nobody is in after it was created or
+    /// last spoken in.
+    #[serde(with = "humantime_serde")]
+    pub rooms_listed_for: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -349,6 +353,7 @@ impl Default for ChatSettings {
             max_text: 2000,
             typing_ttl: Duration::from_secs(5),
             max_topics_per_socket: 32,
+            rooms_listed_for: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

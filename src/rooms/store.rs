@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::{messages, rooms};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::db::stmt;
@@ -222,19 +222,80 @@ pub struct RoomStats {
     pub messages: i64,
 }
 
-/// Every room, by name, with its message count (seqs are gap-free, so the
-/// highest is the count; a crash that lost messages members had seen
-/// leaves a gap, and those count too).
-pub async fn list_rooms(db: &impl ConnectionTrait) -> Result<Vec<RoomStats>, DbErr> {
-    RoomStats::find_by_statement(stmt(
-        db.get_database_backend(),
-        "SELECT r.name AS name, COALESCE(MAX(m.seq), 0) AS messages \
-         FROM rooms r LEFT JOIN messages m ON m.topic = 'chat:' || r.name \
-         GROUP BY r.name ORDER BY r.name",
-        vec![],
-    ))
-    .all(db)
-    .await
+/// Which rooms the rooms list shows: any joining creates a room, and most
+/// are never used again, so only rooms in use are listed.
+#[derive(Debug, Clone)]
+pub struct Listed<'a> {
+    /// Rooms with members now.
+    pub live: &'a [String],
+    /// Rooms created or last spoken in at or after this.
+    pub since: DateTime<Utc>,
+}
+
+impl Listed<'_> {
+    /// The condition on `rooms r`, with `$1` for `since` and `$2` for
+    /// `live` (a JSON array of names, one parameter however many).
+    fn filter(backend: DatabaseBackend) -> String {
+        let live = match backend {
+            DatabaseBackend::Postgres => "SELECT json_array_elements_text($2::json)",
+            _ => "SELECT value FROM json_each($2)",
+        };
+        // The last message by seq is one step down the (topic, seq) index.
+        format!(
+            "r.created_at >= $1 \
+             OR (SELECT m.at FROM messages m WHERE m.topic = 'chat:' || r.name \
+                 ORDER BY m.seq DESC LIMIT 1) >= $1 \
+             OR r.name IN ({live})"
+        )
+    }
+
+    fn values(&self) -> Result<Vec<sea_orm::Value>, DbErr> {
+        let live = serde_json::to_string(self.live).map_err(|e| DbErr::Custom(e.to_string()))?;
+        Ok(vec![self.since.into(), live.into()])
+    }
+}
+
+/// How many rooms `listed` takes in.
+pub async fn count_listed(db: &impl ConnectionTrait, listed: &Listed<'_>) -> Result<u64, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        n: i64,
+    }
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM rooms r WHERE {}",
+        Listed::filter(backend)
+    );
+    let row = Row::find_by_statement(stmt(backend, &sql, listed.values()?))
+        .one(db)
+        .await?;
+    Ok(row.map_or(0, |r| u64::try_from(r.n).unwrap_or(0)))
+}
+
+/// Rooms `listed` takes in, by name, `limit` of them from `offset`, each
+/// with its message count (seqs are gap-free, so the highest is the count;
+/// a crash that lost messages members had seen leaves a gap, and those
+/// count too).
+pub async fn list_rooms(
+    db: &impl ConnectionTrait,
+    listed: &Listed<'_>,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<RoomStats>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT r.name AS name, \
+         COALESCE((SELECT MAX(m.seq) FROM messages m WHERE m.topic = 'chat:' || r.name), 0) \
+         AS messages \
+         FROM rooms r WHERE {} ORDER BY r.name LIMIT $3 OFFSET $4",
+        Listed::filter(backend)
+    );
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut values = listed.values()?;
+    values.extend([int(limit).into(), int(offset).into()]);
+    RoomStats::find_by_statement(stmt(backend, &sql, values))
+        .all(db)
+        .await
 }
 
 #[cfg(test)]

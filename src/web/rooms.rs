@@ -3,6 +3,7 @@
 //! the client WebSocket `/ws`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use actix::{Actor, AsyncContext};
 use actix_web::http::header;
@@ -14,6 +15,7 @@ use serde_json::json;
 use super::error::{ApiError, PageError};
 use super::session::MaybeViewer;
 use super::{html, AppState, Nav};
+use crate::clock::delta;
 use crate::domain::topic::{RoomName, Topic};
 use crate::metrics::Connection;
 use crate::rooms::identity::{identify_guest, Identity, IdentityError};
@@ -25,11 +27,18 @@ use crate::ws::Limits;
 /// The most messages one history page returns.
 const MAX_PAGE: usize = 200;
 
+/// Rooms per page of `/rooms`.
+const ROOMS_PER_PAGE: u64 = 50;
+
 #[derive(Template)]
 #[template(path = "rooms.html")]
 struct RoomsPage {
     nav: Nav,
     rooms: Vec<RoomRow>,
+    page: u64,
+    pages: u64,
+    /// How long an empty room stays listed, for people.
+    listed_for: String,
     error: Option<String>,
     name: String,
 }
@@ -40,9 +49,13 @@ struct RoomRow {
     messages: i64,
 }
 
+/// Page `page` of the rooms list (the last one past its end): rooms with
+/// members on this node, and rooms created or spoken in within
+/// `chat.rooms_listed_for`.
 async fn rooms_page(
     state: &AppState,
     nav: Nav,
+    page: u64,
     error: Option<String>,
     name: String,
 ) -> Result<String, PageError> {
@@ -53,11 +66,20 @@ async fn rooms_page(
         .map_err(|e| PageError::Internal(e.into()))?
         .into_iter()
         .filter_map(|(topic, n)| match topic {
-            Topic::Chat(room) => Some((room.to_string(), n)),
-            Topic::Auction(_) => None,
+            Topic::Chat(room) if n > 0 => Some((room.to_string(), n)),
+            _ => None,
         })
         .collect();
-    let rooms = store::list_rooms(&state.db)
+    let names: Vec<String> = live.keys().cloned().collect();
+    let listed = store::Listed {
+        live: &names,
+        since: state.clock.now() - delta(state.chat.rooms_listed_for),
+    };
+    let total = store::count_listed(&state.db, &listed).await?;
+    let pages = total.div_ceil(ROOMS_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let offset = (page - 1) * ROOMS_PER_PAGE;
+    let rooms = store::list_rooms(&state.db, &listed, offset, ROOMS_PER_PAGE)
         .await?
         .into_iter()
         .map(|r| RoomRow {
@@ -69,19 +91,41 @@ async fn rooms_page(
     Ok(RoomsPage {
         nav,
         rooms,
+        page,
+        pages,
+        listed_for: for_people(state.chat.rooms_listed_for),
         error,
         name,
     }
     .render()?)
 }
 
-/// `GET /rooms`
+/// A duration in its largest whole unit, as the rooms page says it.
+fn for_people(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(unit, _)| secs >= *unit && secs.is_multiple_of(*unit))
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[derive(Deserialize)]
+pub struct RoomsQuery {
+    page: Option<u64>,
+}
+
+/// `GET /rooms?page=N`
 pub async fn index(
+    query: web::Query<RoomsQuery>,
     viewer: MaybeViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let nav = Nav::from(&viewer);
-    Ok(html(rooms_page(&state, nav, None, String::new()).await?))
+    let page = query.page.unwrap_or(1);
+    Ok(html(
+        rooms_page(&state, nav, page, None, String::new()).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -102,7 +146,7 @@ pub async fn open(
             .insert_header((header::LOCATION, format!("/rooms/{room}")))
             .finish()),
         Err(reason) => {
-            let body = rooms_page(&state, Nav::from(&viewer), Some(reason), raw).await?;
+            let body = rooms_page(&state, Nav::from(&viewer), 1, Some(reason), raw).await?;
             Ok(HttpResponse::BadRequest()
                 .content_type("text/html; charset=utf-8")
                 .body(body))
@@ -193,7 +237,10 @@ pub async fn upgrade(
         })));
     }
     let (identity, session_ends) = match super::session::viewer(&req, &state).await? {
-        Some(viewer) => (Identity::of_account(viewer.account), Some(viewer.expires_at)),
+        Some(viewer) => (
+            Identity::of_account(viewer.account),
+            Some(viewer.expires_at),
+        ),
         None => match identify_guest(&req) {
             Ok(identity) => (identity, None),
             Err(err) => {
@@ -237,4 +284,18 @@ pub async fn upgrade(
             });
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_reads_in_its_largest_whole_unit() {
+        assert_eq!(for_people(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(for_people(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(for_people(Duration::from_secs(36 * 3_600)), "36 hours");
+        assert_eq!(for_people(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(for_people(Duration::ZERO), "0 seconds");
+    }
 }

@@ -1,16 +1,20 @@
 //! Rooms that do not outlive their use, over a real server: joins that fail
-//! leave nothing running, a room closes once nobody is in it, one socket
-//! holds a bounded number of topics, and any `since` is answered.
+//! leave nothing running, one socket holds a bounded number of topics, and
+//! `/rooms` pages through the rooms in use and lets empty old ones go.
 
 use std::time::{Duration, Instant};
 
 use bazaar::auction::store::{create_lot, Listing};
 use bazaar::auction::{Increments, LotSpec};
 use chrono::{TimeDelta, Utc};
+use entity::{messages, rooms};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+use crate::on_both_backends;
 
 /// A sample of `/metrics`, read from its text line `name{labels} value`.
 async fn metric(app: &TestApp, series: &str) -> f64 {
@@ -217,4 +221,95 @@ async fn a_join_with_the_largest_since_is_answered_and_the_room_numbers_on() {
         (heard["seq"].as_u64(), heard["text"].as_str()),
         (Some(3), Some("three"))
     );
+}
+
+on_both_backends!(the_rooms_page_lists_fifty_rooms_a_page_with_links_between_pages);
+async fn the_rooms_page_lists_fifty_rooms_a_page_with_links_between_pages(backend: Backend) {
+    // Arrange: 120 rooms opened just now.
+    let app = spawn_app(backend, AppOptions::default()).await;
+    let now = Utc::now();
+    let names: Vec<String> = (0..120).map(|i| format!("room-{i:03}")).collect();
+    rooms::Entity::insert_many(names.iter().map(|name| rooms::ActiveModel {
+        name: Set(name.clone()),
+        created_at: Set(now),
+        seq_reserved: Set(0),
+    }))
+    .exec(&app.db)
+    .await
+    .expect("rooms");
+
+    // Act
+    let (first, first_html) = listed(&app, 1).await;
+    let (last, last_html) = listed(&app, 3).await;
+    let (past_the_end, _) = listed(&app, 99).await;
+    let (status, default_page) = app.get_html("/rooms").await;
+
+    // Assert: fifty a page, by name, and links both ways.
+    assert_eq!(first, names[..50].to_vec());
+    assert!(first_html.contains("<a rel=\"next\" href=\"/rooms?page=2\">"));
+    assert!(!first_html.contains("rel=\"prev\""));
+    assert!(first_html.contains("Page 1 of 3"));
+    assert_eq!(last, names[100..].to_vec());
+    assert!(last_html.contains("<a rel=\"prev\" href=\"/rooms?page=2\">"));
+    assert!(!last_html.contains("rel=\"next\""));
+    assert_eq!(past_the_end, last);
+    assert_eq!(status, 200);
+    assert!(default_page.contains("Page 1 of 3"));
+}
+
+on_both_backends!(an_empty_room_nobody_spoke_in_for_a_week_leaves_the_list);
+async fn an_empty_room_nobody_spoke_in_for_a_week_leaves_the_list(backend: Backend) {
+    // Arrange: four rooms opened eight days ago. Nobody ever spoke in
+    // "quiet"; "stale" was last spoken in eight days ago, "chatty" just now;
+    // bob is in "occupied".
+    let app = spawn_app(backend, AppOptions::default()).await;
+    let mut ana = ChatClient::connect(&app, Some("ana")).await.expect("ana");
+    for room in ["quiet", "stale", "chatty", "occupied"] {
+        ana.join(&format!("chat:{room}"), None).await;
+    }
+    ana.say("chat:stale", "long ago").await;
+    for room in ["quiet", "stale", "chatty", "occupied"] {
+        let left = ana
+            .request(json!({"op":"leave","topic":format!("chat:{room}")}))
+            .await;
+        assert_eq!(left["status"], "ok", "{left}");
+    }
+    let mut bob = ChatClient::connect(&app, Some("bob")).await.expect("bob");
+    bob.join("chat:occupied", None).await;
+    let week_ago = Utc::now() - TimeDelta::days(8);
+    rooms::Entity::update_many()
+        .col_expr(rooms::Column::CreatedAt, Expr::value(week_ago))
+        .exec(&app.db)
+        .await
+        .expect("age the rooms");
+    messages::Entity::update_many()
+        .col_expr(messages::Column::At, Expr::value(week_ago))
+        .filter(messages::Column::Topic.eq("chat:stale"))
+        .exec(&app.db)
+        .await
+        .expect("age the message");
+    let (before, _) = listed(&app, 1).await;
+    let mut carol = ChatClient::connect(&app, Some("carol"))
+        .await
+        .expect("carol");
+    carol.join("chat:chatty", None).await;
+    carol.say("chat:chatty", "fresh").await;
+    carol.close().await;
+
+    // Act
+    let (after, html) = listed(&app, 1).await;
+
+    // Assert: only the room in use and the one spoken in lately are left,
+    // and the page says for how long an empty room stays.
+    assert_eq!(before, ["occupied"]);
+    assert_eq!(after, ["chatty", "occupied"]);
+    assert!(html.contains("over the last 7 days"), "{html}");
+
+    // Act: someone opens the quiet room again.
+    let mut dave = ChatClient::connect(&app, Some("dave")).await.expect("dave");
+    dave.join("chat:quiet", None).await;
+
+    // Assert: it is listed while someone is in it.
+    let (reopened, _) = listed(&app, 1).await;
+    assert_eq!(reopened, ["chatty", "occupied", "quiet"]);
 }
