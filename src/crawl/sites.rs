@@ -111,6 +111,14 @@ impl Sites {
             for raw in &entry.start {
                 let url = Url::parse(raw)
                     .with_context(|| format!("site {:?}: start URL {raw:?}", entry.name))?;
+                // Workers fetch only http(s); any other start URL would
+                // fail every crawl instead of failing here.
+                if !matches!(url.scheme(), "http" | "https") {
+                    bail!(
+                        "site {:?}: start URL {raw} is not an http or https URL",
+                        entry.name
+                    );
+                }
                 let host = host_key(&url).unwrap_or_default();
                 if !entry.allowed_hosts.contains(&host) {
                     bail!(
@@ -204,6 +212,38 @@ mod tests {
         "#;
         let err = Sites::parse(text, "http://127.0.0.1:8080").unwrap_err();
         assert!(format!("{err:#}").contains("allowed_hosts"), "{err:#}");
+    }
+
+    /// Found by fuzzing: the start URL's host was checked, its scheme not.
+    #[test]
+    fn a_start_url_that_is_not_http_is_refused() {
+        let text = r#"
+            [[site]]
+            name = "mystore"
+            start = ["httpvs://shop.example.com/games/"]
+            allowed_hosts = ["shop.example.com", "cdn.example.com:8443"]
+            [site.politeness]
+            concurrency = 1
+            [site.profile]
+            extract = "css"
+            store = "MyStore"
+            links = "a.game"
+        "#;
+        let refusal = |text: &str| {
+            let err = Sites::parse(text, "http://127.0.0.1:8080").unwrap_err();
+            format!("{err:#}")
+        };
+        let err = refusal(text);
+        assert!(
+            err.contains("start URL httpvs://shop.example.com/games/ is not an http or https URL"),
+            "{err}"
+        );
+        // A URL without a host matched an empty allowed host.
+        let no_host = text
+            .replace("httpvs://shop.example.com/games/", "file:///etc/passwd")
+            .replace(r#""shop.example.com","#, r#""","#);
+        let err = refusal(&no_host);
+        assert!(err.contains("is not an http or https URL"), "{err}");
     }
 
     #[test]
