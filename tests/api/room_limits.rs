@@ -13,6 +13,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::chat_client::ChatClient;
+use crate::cluster_helpers::{ws, Cluster, ClusterOptions};
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 use crate::on_both_backends;
 
@@ -117,6 +118,56 @@ async fn joins_of_lots_that_do_not_exist_leave_no_room_running() {
     let joined = guest.join(&format!("auction:{lot}"), None).await;
     assert_eq!(joined["lot"]["id"], lot);
     assert_eq!(joined["members"].as_array().map(Vec::len), Some(2));
+}
+
+/// The topic channels some node of the cluster is subscribed to in Redis.
+fn subscribed_channels(cluster: &Cluster) -> Vec<String> {
+    let url = format!("redis://127.0.0.1:{}/", cluster.redis_port());
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client.get_connection().expect("connect to redis");
+    let mut channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("bazaar:topic:*")
+        .query(&mut conn)
+        .expect("PUBSUB CHANNELS");
+    channels.sort();
+    channels
+}
+
+#[actix_web::test]
+async fn in_a_cluster_joins_of_lots_that_do_not_exist_leave_no_subscription() {
+    // Arrange: two nodes; a member in a chat room keeps its channel.
+    let options = ClusterOptions {
+        env: vec![("BAZAAR_WS__BURST".into(), "1000".into())],
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(2, options);
+    let mut watcher = ChatClient::connect_to(&ws(cluster.url()), "watcher")
+        .await
+        .expect("watcher");
+    watcher.join("chat:control", None).await;
+    let mut guest = ChatClient::connect_to(&ws(cluster.url()), "prober")
+        .await
+        .expect("guest");
+
+    // Act
+    for n in 1..=100 {
+        let reply = guest
+            .request(json!({"op":"join","topic":format!("auction:{}", 1_000_000 + n)}))
+            .await;
+        assert_eq!(reply["body"]["code"], "no_such_topic", "{reply}");
+    }
+
+    // Assert: Redis carries the chat room's channel and nothing else.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let channels = subscribed_channels(&cluster);
+        if channels == ["bazaar:topic:chat:control"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still subscribed: {channels:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[actix_web::test]
