@@ -336,6 +336,15 @@ impl Text {
     fn histogram(&mut self, name: &str, help: &str, series: &[(Labels, &Histogram)]) {
         self.family(name, "histogram", help);
         let bucket = format!("{name}_bucket");
+        let restarts: Vec<_> = crate::supervision::restarts()
+            .map(|(actor, n)| ([("actor", actor.as_str())], n))
+            .collect();
+        let restarts: Vec<_> = restarts.iter().map(|(l, n)| (&l[..], *n)).collect();
+        text.counter(
+            "bazaar_actor_restarts_total",
+            "Restarts of this node's supervised actors, after a panic or a stop, by actor.",
+            &restarts,
+        );
         for (labels, histogram) in series {
             let mut below = 0;
             for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {

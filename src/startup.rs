@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Supervisor};
+use actix::{Actor, Addr};
 use actix_http::HttpService;
 use actix_server::ServerHandle;
 use actix_service::map_config;
@@ -38,6 +38,7 @@ use crate::roles::Leadership;
 use crate::rooms::ids::MessageIds;
 use crate::rooms::registry::{OpenChatRooms, RoomRegistry};
 use crate::rooms::writer::{MessageStore, MessageWriter};
+use crate::supervision::{self, Name, Restart};
 use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
 use crate::web::subscriptions::Subscriptions;
@@ -51,6 +52,13 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// Runs `bazaar serve` until the process is told to stop.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // A drill that names no actor would silently test nothing.
+    if let Some(actor) = supervision::drill_target().map_err(anyhow::Error::msg)? {
+        tracing::warn!(
+            actor = actor.as_str(),
+            "fault drill: this actor will panic once"
+        );
+    }
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "could not create the data dir {}",
@@ -91,7 +99,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let merger = {
         let (db, clock) = (db.clone(), clock.clone());
-        Supervisor::start(move |_| Merger::new(db, clock))
+        supervision::start(Name::Merger, Restart::Always, move |_| {
+            Merger::new(db, clock)
+        })
     };
     let node = NodeId::generate();
     let bus: Arc<dyn Bus> = match &settings.bus.redis_url {
@@ -109,7 +119,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             sites.clone(),
             metrics.clone(),
         );
-        Supervisor::start(move |_| Dispatcher::new(db, bus, clock, sites, policy, metrics))
+        supervision::start(Name::Dispatcher, Restart::Always, move |_| {
+            Dispatcher::new(db, bus, clock, sites, policy, metrics)
+        })
     };
     // Taken before the Scheduler starts, so that a single node runs its
     // schedule from the first tick.
@@ -124,7 +136,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             leadership.clone(),
         );
         let every = settings.crawl.every;
-        Supervisor::start(move |_| {
+        supervision::start(Name::Scheduler, Restart::Always, move |_| {
             let duties = Duties {
                 retry,
                 every,
@@ -139,12 +151,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let store_db = db::open_store(&db, &url).await?;
         MessageStore {
             ids: Arc::new(MessageIds::new(db.clone())),
-            writer: Supervisor::start(move |_| MessageWriter::new(store_db)),
+            writer: supervision::start(Name::Writer, Restart::Always, move |_| {
+                MessageWriter::new(store_db)
+            }),
         }
     };
     let hub = {
         let bus = bus.clone();
-        Supervisor::start(move |_| SessionHub::new(bus))
+        supervision::start(Name::Hub, Restart::Always, move |_| SessionHub::new(bus))
     };
     let registry = {
         let (db, clock, bus, chat, hub) = (
@@ -154,8 +168,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             chat.clone(),
             hub.clone(),
         );
-        Supervisor::start(move |_| RoomRegistry::new(db, clock, bus, chat, store, hub))
+        supervision::start(Name::Registry, Restart::Always, move |_| {
+            RoomRegistry::new(db, clock, bus, chat, store, hub)
+        })
     };
+
+    // Routed here rather than in their `started`, which runs again after
+    // a restart: a second route would deliver everything twice.
+    bus.route_inbox(registry.clone().recipient());
+    bus.route_accounts(hub.clone().recipient());
+    bus.route_control(dispatcher.clone().recipient());
 
     let session_key = secrets::load_or_create(
         settings.accounts.session_key.as_deref(),
@@ -308,7 +330,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             slots: settings.workers.slots.max(1),
             json_logs: settings.log.format == LogFormat::Json,
         };
-        Some(Supervisor::start(move |_| LocalWorkers::new(config)))
+        Some(supervision::start(
+            Name::LocalWorkers,
+            Restart::Always,
+            move |_| LocalWorkers::new(config),
+        ))
     } else {
         None
     };

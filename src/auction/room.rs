@@ -30,6 +30,7 @@ use crate::rooms::room::Rename;
 use crate::ws::Outbound;
 
 mod bidding;
+mod restart;
 
 pub use bidding::{Cached, PlaceBid};
 
@@ -62,6 +63,8 @@ pub struct AuctionRoom {
     /// Joins still loading the lot: the room is not empty while one may
     /// yet add a member, so it does not close under them.
     joining: usize,
+    /// Subscribed to its topic: a restart does not subscribe again.
+    subscribed: bool,
 }
 
 impl AuctionRoom {
@@ -88,6 +91,7 @@ impl AuctionRoom {
             cached: None,
             names: HashMap::new(),
             joining: 0,
+            subscribed: false,
         }
     }
 
@@ -144,6 +148,11 @@ impl Actor for AuctionRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Started again after a panic: subscribed already.
+        if self.subscribed {
+            return self.reload(ctx);
+        }
+        self.subscribed = true;
         // Lot events carry the whole lot: one missed while subscribing is
         // made good by the next, or by the join reply's state.
         drop(self.bus.subscribe(&self.topic, ctx.address().recipient()));

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
+use crate::supervision::{self, Name, Restart};
 
 pub struct RoomRegistry {
     db: DatabaseConnection,
@@ -56,10 +57,6 @@ impl RoomRegistry {
 
 impl Actor for RoomRegistry {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.bus.route_inbox(ctx.address().recipient());
-    }
 }
 
 impl Supervised for RoomRegistry {
@@ -83,20 +80,17 @@ impl Handler<RoomFor> for RoomRegistry {
     type Result = MessageResult<RoomFor>;
 
     fn handle(&mut self, msg: RoomFor, ctx: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Registry);
         let topic = Topic::Chat(msg.room.clone());
         if let Some(room) = self.rooms.get(&topic).filter(|r| r.connected()) {
             return MessageResult(room.clone());
         }
-        let room = Room::new(
-            msg.room,
-            self.db.clone(),
-            self.clock.clone(),
-            self.bus.clone(),
-            self.settings.clone(),
-            ctx.address(),
-            self.store.clone(),
-        )
-        .start();
+        let (db, clock, bus) = (self.db.clone(), self.clock.clone(), self.bus.clone());
+        let (settings, registry, store) =
+            (self.settings.clone(), ctx.address(), self.store.clone());
+        let room = supervision::start(Name::Room, Restart::OnPanic, move |_| {
+            Room::new(msg.room, db, clock, bus, settings, registry, store)
+        });
         self.rooms.insert(topic, room.clone());
         MessageResult(room)
     }
@@ -113,18 +107,15 @@ impl Handler<LotRoomFor> for RoomRegistry {
     type Result = MessageResult<LotRoomFor>;
 
     fn handle(&mut self, msg: LotRoomFor, ctx: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Registry);
         if let Some(room) = self.lots.get(&msg.lot_id).filter(|r| r.connected()) {
             return MessageResult(room.clone());
         }
-        let room = AuctionRoom::new(
-            msg.lot_id,
-            self.db.clone(),
-            self.clock.clone(),
-            self.bus.clone(),
-            self.hub.clone(),
-            ctx.address(),
-        )
-        .start();
+        let (db, clock, bus) = (self.db.clone(), self.clock.clone(), self.bus.clone());
+        let (hub, registry, lot_id) = (self.hub.clone(), ctx.address(), msg.lot_id);
+        let room = supervision::start(Name::Lot, Restart::OnPanic, move |_| {
+            AuctionRoom::new(lot_id, db, clock, bus, hub, registry)
+        });
         self.lots.insert(msg.lot_id, room.clone());
         MessageResult(room)
     }

@@ -27,9 +27,11 @@ use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, MemberView, MessageView};
+use crate::supervision::{self, Name};
 use crate::ws::{Outbound, SendError};
 
 mod catch_up;
+mod restart;
 mod storing;
 
 use storing::{SayReply, Unstored, UNSTORED_MAX};
@@ -86,6 +88,8 @@ pub struct Room {
     /// (join replies and diffs), by connection: after the bus was away, what
     /// they missed is the difference from the list in Redis.
     elsewhere: HashMap<String, MemberView>,
+    /// Subscribed and loaded: a restart only reloads the marks.
+    loaded: bool,
     /// Events that arrived while missed messages were being read.
     held: VecDeque<TopicEvents>,
     /// Messages some node numbered never reached this one (the bus was away):
@@ -158,6 +162,7 @@ impl Room {
             typing: BTreeMap::new(),
             typing_by_node: BTreeMap::new(),
             elsewhere: HashMap::new(),
+            loaded: false,
             held: VecDeque::new(),
             catching_up: false,
         }
@@ -360,6 +365,18 @@ impl Actor for Room {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(TYPING_SWEEP, |act, _| {
+            let now = Instant::now();
+            let before = act.typing.len();
+            act.typing.retain(|_, until| *until > now);
+            if act.typing.len() != before {
+                act.publish_typing();
+            }
+        });
+        // Started again after a panic: subscribed and loaded already.
+        if self.loaded {
+            return self.reload(ctx);
+        }
         let db = self.db.clone();
         let key = self.key.clone();
         let name = self.name.clone();
@@ -409,6 +426,7 @@ impl Actor for Room {
                 };
                 act.reserved = reserved.max(act.last_seq);
                 act.recent = recent.iter().map(store::view).collect();
+                act.loaded = true;
             }
             Err(err) => {
                 tracing::error!(topic = %act.key, error = %err, "room could not load; closing it");
@@ -416,14 +434,6 @@ impl Actor for Room {
             }
         })
         .wait(ctx);
-        ctx.run_interval(TYPING_SWEEP, |act, _| {
-            let now = Instant::now();
-            let before = act.typing.len();
-            act.typing.retain(|_, until| *until > now);
-            if act.typing.len() != before {
-                act.publish_typing();
-            }
-        });
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
@@ -620,6 +630,7 @@ impl Handler<Say> for Room {
     type Result = ResponseFuture<Result<Said, RoomError>>;
 
     fn handle(&mut self, msg: Say, ctx: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Room);
         let Some(member) = self.members.get(&msg.conn) else {
             return Box::pin(async { Err(RoomError::NotJoined) });
         };
@@ -726,6 +737,7 @@ impl Handler<Post> for Room {
     type Result = ResponseFuture<Result<Said, RoomError>>;
 
     fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) -> Self::Result {
+        supervision::drill(Name::Room);
         if self.unstored.len() >= UNSTORED_MAX {
             return Box::pin(async { Err(RoomError::Backlog) });
         }

@@ -250,7 +250,11 @@ impl ClientSession {
             .into_actor(self)
             .map(move |placed, act, ctx| {
                 let outcome = placed.unwrap_or_else(|_| {
-                    Err(("internal", "the lot's room closed; join again".to_owned()))
+                    // It panicked and restarted (members kept), or closed.
+                    Err((
+                        "internal",
+                        "the lot's room failed before answering; try again".to_owned(),
+                    ))
                 });
                 act.answer(reference.as_deref(), outcome, ctx);
             })
@@ -448,7 +452,8 @@ pub fn read_request(text: &str, soft_frame_limit: usize) -> Result<Envelope, Byt
 }
 
 /// A Room's answer as a reply body or an error code and message; an error
-/// outside it means the room stopped before answering.
+/// outside it means the room failed before answering (it panicked and was
+/// restarted, keeping its members, or it stopped).
 fn room_outcome<T, E>(
     answer: Result<Result<T, RoomError>, E>,
     body: impl FnOnce(T) -> Value,
@@ -456,7 +461,10 @@ fn room_outcome<T, E>(
     match answer {
         Ok(Ok(value)) => Ok(body(value)),
         Ok(Err(err)) => Err((err.code(), err.to_string())),
-        Err(_) => Err(("internal", "the room closed; join again".to_owned())),
+        Err(_) => Err((
+            "internal",
+            "the room failed before answering; try again".to_owned(),
+        )),
     }
 }
 

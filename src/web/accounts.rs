@@ -15,7 +15,7 @@ use super::session::{
     check_csrf, form_token, with_csrf_cookie, CsrfForm, MaybeViewer, SESSION_COOKIE,
 };
 use super::{html, see_other, AppState, Nav};
-use crate::accounts::hub::{AccountEvent, Notify};
+use crate::accounts::hub::{self, AccountEvent};
 use crate::accounts::password::PasswordError;
 use crate::accounts::store::{self, AccountError};
 use crate::accounts::{check_new_password, Account, LoginName, PASSWORD_LEN};
@@ -419,10 +419,7 @@ pub async fn logout(
     };
     check_csrf(&req, &viewer, &form.csrf)?;
     store::end_sessions(&state.db, v.account.id).await?;
-    state.accounts.hub.do_send(Notify {
-        user_id: v.account.id,
-        event: AccountEvent::LoggedOut,
-    });
+    hub::notify(&state.accounts.hub, v.account.id, AccountEvent::LoggedOut);
     tracing::info!(user = %v.account.name, "logged out");
     let mut response = see_other("/");
     let _ = response.add_cookie(&state.accounts.cookie(SESSION_COOKIE, None));
@@ -489,10 +486,11 @@ pub async fn update_account(
     let updated =
         store::set_display_name(&state.db, v.account.id, &display, state.clock.now()).await?;
     if let Some(account) = updated {
-        state.accounts.hub.do_send(Notify {
-            user_id: account.id,
-            event: AccountEvent::Changed(account),
-        });
+        hub::notify(
+            &state.accounts.hub,
+            account.id,
+            AccountEvent::Changed(account),
+        );
     }
     Ok(see_other("/account?saved=1"))
 }

@@ -36,7 +36,8 @@ pub async fn create_crawl(
         .scheduler
         .send(StartCrawl { trigger: "api" })
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        // It failed on this request and has restarted: asking again works.
+        .map_err(|_| ApiError::Unavailable("the scheduler restarted; try again".into()))?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
     match outcome {
         StartOutcome::Started(id) => Ok(HttpResponse::Created().json(json!({"id": id}))),

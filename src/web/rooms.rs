@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext};
+use actix::AsyncContext;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -278,7 +278,7 @@ pub async fn upgrade(
             if let Some(ends) = session_ends {
                 client = client.session_ending_at(ends);
             }
-            ClientSession::create(|ctx| {
+            crate::supervision::start_session(|ctx| {
                 ctx.add_stream(incoming);
                 client
             });

@@ -1,7 +1,7 @@
 //! `GET /ws/worker`: checks the worker token, then hands the socket to a
 //! WorkerSession actor.
 
-use actix::{Actor, AsyncContext};
+use actix::AsyncContext;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -36,7 +36,7 @@ pub async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     );
     ws::accept(&req, limits, &state.leaving, open, move |out, incoming| {
         let worker = WorkerSession::new(dispatcher, merger, sites, out, peer, timing);
-        WorkerSession::create(|ctx| {
+        crate::supervision::start_session(|ctx| {
             ctx.add_stream(incoming);
             worker
         });

@@ -35,4 +35,5 @@ mod politeness;
 mod room_limits;
 mod smtp;
 mod subscriptions;
+mod supervision;
 mod worker_protocol;
