@@ -7,7 +7,7 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use super::{Page, PER_PAGE};
+use super::{offset, Page, PER_PAGE};
 use crate::db::truncate;
 
 /// Who acts: an admin account, or the API token.
@@ -55,7 +55,7 @@ pub async fn list(db: &impl ConnectionTrait, page: u64) -> Result<Page<audit_log
     let total = audit_log::Entity::find().count(db).await?;
     let items = audit_log::Entity::find()
         .order_by_desc(audit_log::Column::Id)
-        .offset((page - 1) * PER_PAGE)
+        .offset(offset(page))
         .limit(PER_PAGE)
         .all(db)
         .await?;

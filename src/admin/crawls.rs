@@ -9,7 +9,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::{Page, PER_PAGE};
+use super::{offset, Page, PER_PAGE};
 use crate::crawl::lease::TaskState;
 use crate::crawl::store::CrawlReport;
 
@@ -19,7 +19,7 @@ pub async fn list(db: &impl ConnectionTrait, page: u64) -> Result<Page<CrawlRepo
     let total = crawls::Entity::find().count(db).await?;
     let rows = crawls::Entity::find()
         .order_by_desc(crawls::Column::Id)
-        .offset((page - 1) * PER_PAGE)
+        .offset(offset(page))
         .limit(PER_PAGE)
         .all(db)
         .await?;

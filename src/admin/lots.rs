@@ -7,7 +7,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::{Page, PER_PAGE};
+use super::{offset, Page, PER_PAGE};
 use crate::accounts;
 use crate::auction::store::{rules_and_state, StoreError, StoredLot};
 use crate::auction::LotStatus;
@@ -63,7 +63,7 @@ pub async fn list(
     let total = query.clone().count(db).await?;
     let rows = query
         .order_by_desc(lots::Column::Id)
-        .offset((page - 1) * PER_PAGE)
+        .offset(offset(page))
         .limit(PER_PAGE)
         .all(db)
         .await?;

@@ -29,6 +29,16 @@ pub struct Page<T> {
 /// Rows per page on the admin lists.
 pub const PER_PAGE: u64 = 50;
 
+/// The rows before `page` (from 1). A page number is whatever the query
+/// string says, so the product saturates, and stays within what a database
+/// takes as an OFFSET (a signed 64-bit integer): a page past the end is
+/// empty, never an overflow.
+pub fn offset(page: u64) -> u64 {
+    page.saturating_sub(1)
+        .saturating_mul(PER_PAGE)
+        .min(i64::MAX as u64)
+}
+
 /// The one of `all` that a list's `field` parameter names, `None` when it is
 /// empty, or a message listing the choices.
 pub fn one_of<T: Copy>(
@@ -73,8 +83,16 @@ impl<T> Page<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::one_of;
+    use super::{offset, one_of, PER_PAGE};
     use crate::crawl::lease::TaskState;
+
+    #[test]
+    fn a_page_number_of_any_size_is_an_offset_a_database_takes() {
+        assert_eq!(offset(0), 0);
+        assert_eq!(offset(1), 0);
+        assert_eq!(offset(3), 2 * PER_PAGE);
+        assert_eq!(offset(u64::MAX), i64::MAX as u64);
+    }
 
     #[test]
     fn a_choice_is_found_by_name_and_a_wrong_one_lists_the_choices() {

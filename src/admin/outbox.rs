@@ -7,7 +7,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::{Page, PER_PAGE};
+use super::{offset, Page, PER_PAGE};
 use crate::db::stmt;
 use crate::mail::MailStatus;
 
@@ -38,7 +38,7 @@ pub async fn list(
     let total = query.clone().count(db).await?;
     let items = query
         .order_by_desc(outbox::Column::Id)
-        .offset((page - 1) * PER_PAGE)
+        .offset(offset(page))
         .limit(PER_PAGE)
         .all(db)
         .await?;

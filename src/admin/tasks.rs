@@ -12,7 +12,7 @@ use sea_orm::{
 use serde::Deserialize;
 
 use super::actions::ActionError;
-use super::{Page, PER_PAGE};
+use super::{offset, Page, PER_PAGE};
 use crate::crawl::lease::TaskState;
 use crate::crawl::store;
 
@@ -120,11 +120,7 @@ pub async fn list(
             .order_by_asc(tasks::Column::Url)
             .order_by_asc(tasks::Column::Id),
     };
-    let items = query
-        .offset((page - 1) * PER_PAGE)
-        .limit(PER_PAGE)
-        .all(db)
-        .await?;
+    let items = query.offset(offset(page)).limit(PER_PAGE).all(db).await?;
     Ok(Page::new(items, page, total))
 }
 

@@ -601,3 +601,28 @@ async fn retrying_an_older_crawls_dead_tasks_while_a_newer_one_runs_keeps_one_cr
 on_both_backends!(
     retrying_an_older_crawls_dead_tasks_while_a_newer_one_runs_keeps_one_crawl_running
 );
+
+#[actix_web::test]
+async fn admin_lists_answer_a_page_far_past_the_end_with_an_empty_page() {
+    // Arrange
+    let (app, _) = crawled_app().await;
+    let mut admin = account(&app, "root", true).await;
+
+    for list in [
+        "/admin/tasks",
+        "/admin/audit",
+        "/admin/mail",
+        "/admin/crawls",
+        "/admin/auctions",
+    ] {
+        // Act: the largest page number a query string can carry.
+        let page = admin
+            .get(&format!("{list}?page=18446744073709551615"))
+            .await;
+
+        // Assert: a page, not an error, and the server is still there.
+        assert_eq!(page.status, 200, "{list}: {}", page.body);
+    }
+    let (status, _) = app.get_html("/healthz").await;
+    assert_eq!(status, 200, "log:\n{}", app.log());
+}

@@ -68,7 +68,12 @@ pub(crate) async fn next(client: &mut ChatClient, op: &str, within: Duration) ->
     }
 }
 
-pub(crate) async fn bid(client: &mut ChatClient, topic: &str, amount: i64, max: Option<i64>) -> Value {
+pub(crate) async fn bid(
+    client: &mut ChatClient,
+    topic: &str,
+    amount: i64,
+    max: Option<i64>,
+) -> Value {
     let mut frame = json!({"op": "bid", "topic": topic, "amount_cents": amount});
     if let Some(max) = max {
         frame["max_cents"] = json!(max);
