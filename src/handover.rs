@@ -81,6 +81,10 @@ impl Actor for Handover {
     type Context = Context<Self>;
 }
 
+/// Holds nothing but handles: a restart keeps them, and a drain it
+/// panicked on can be asked for again.
+impl Supervised for Handover {}
+
 /// An admin drains a node from any node's admin pages.
 impl Handler<Control> for Handover {
     type Result = ();

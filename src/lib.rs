@@ -33,7 +33,7 @@
 //! │        restart: rounds run as tasks of their own, so none is cut short
 //! ├─ ↻ Notifier                   mail/notifier.rs        digests and price alerts (scheduler node only)
 //! ├─ Leadership                   roles.rs                the scheduler role: one node's timed duties
-//! ├─ Handover                     handover.rs             SIGTERM or Drain node: workers, clients move on
+//! ├─ ↻ Handover                   handover.rs             SIGTERM or Drain node: workers, clients move on
 //! ├─ Bus                          bus/                    LocalBus, or RedisBus between nodes (cluster)
 //! └─ ↻ LocalWorkers               crawl/local_workers.rs  `bazaar worker` children, started again
 //!                                                         with backoff when they exit

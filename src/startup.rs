@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Addr;
 use actix_http::HttpService;
 use actix_server::ServerHandle;
 use actix_service::map_config;
@@ -236,7 +236,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         spread: bus.shared(),
     };
-    bus.route_control(handover.clone().start().recipient());
+    let drains = {
+        let handover = handover.clone();
+        supervision::start(Name::Handover, Restart::Always, move |_| handover)
+    };
+    bus.route_control(drains.recipient());
     let sockets = metrics.clone();
     let rooms = registry.clone();
     let state = web::Data::new(AppState {

@@ -41,11 +41,12 @@ pub enum Name {
     Hub,
     Mailer,
     Notifier,
+    Handover,
     LocalWorkers,
 }
 
 impl Name {
-    pub const ALL: [Name; 11] = [
+    pub const ALL: [Name; 12] = [
         Name::Dispatcher,
         Name::Merger,
         Name::Scheduler,
@@ -56,6 +57,7 @@ impl Name {
         Name::Hub,
         Name::Mailer,
         Name::Notifier,
+        Name::Handover,
         Name::LocalWorkers,
     ];
 
@@ -71,6 +73,7 @@ impl Name {
             Name::Hub => "hub",
             Name::Mailer => "mailer",
             Name::Notifier => "notifier",
+            Name::Handover => "handover",
             Name::LocalWorkers => "local_workers",
         }
     }
