@@ -282,7 +282,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .wrap_fn(move |req, service| crate::web::metrics::time_request(&metrics, req, service))
             .app_data(state.clone())
             .app_data(demo.clone())
-            .app_data(web::JsonConfig::default().limit(64 << 10))
+            .app_data(crate::web::error::json_config())
+            .app_data(crate::web::error::query_config())
+            .app_data(crate::web::error::path_config())
+            .app_data(crate::web::error::form_config())
             .configure(crate::web::configure)
     };
     let listeners = listen(&settings.server.bind)

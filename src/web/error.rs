@@ -159,3 +159,58 @@ impl ResponseError for ApiError {
         HttpResponse::build(self.status_code()).json(body)
     }
 }
+
+/// A request an extractor refused (a query string, path segment, form or
+/// JSON body that does not parse) answered as the rest of the site answers:
+/// the API's JSON error under `/api/`, an error page elsewhere, rather
+/// than actix's plain text. The status is the extractor's (400, or 413 for
+/// a body over its limit).
+fn refused(req: &actix_web::HttpRequest, status: StatusCode, message: String) -> actix_web::Error {
+    let response = if req.path().starts_with("/api/") {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "bad_request",
+        };
+        HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
+    } else {
+        let mut page = PageError::BadRequest(message.clone()).error_response();
+        *page.status_mut() = status;
+        page
+    };
+    actix_web::error::InternalError::from_response(message, response).into()
+}
+
+/// Query strings: `?before=abc` is a 400 that says which field is wrong.
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|err, req| {
+        let message = format!(
+            "the query string {:?} does not parse: {}",
+            req.query_string(),
+            err.to_string()
+                .trim_start_matches("Query deserialize error: ")
+        );
+        refused(req, StatusCode::BAD_REQUEST, message)
+    })
+}
+
+/// Path segments: `/api/crawls/abc`.
+pub fn path_config() -> actix_web::web::PathConfig {
+    actix_web::web::PathConfig::default().error_handler(|err, req| {
+        let message = format!("{:?} is not an address here: {err}", req.path());
+        refused(req, StatusCode::BAD_REQUEST, message)
+    })
+}
+
+/// Forms: a field missing or of the wrong type.
+pub fn form_config() -> actix_web::web::FormConfig {
+    actix_web::web::FormConfig::default()
+        .error_handler(|err, req| refused(req, err.status_code(), err.to_string()))
+}
+
+/// JSON bodies, up to 64 KiB.
+pub fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(64 << 10)
+        .error_handler(|err, req| refused(req, err.status_code(), err.to_string()))
+}

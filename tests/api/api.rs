@@ -145,3 +145,39 @@ async fn a_visitor_on_a_stale_catalog_starts_a_crawl_and_a_fresh_one_does_not() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM crawls").await, 1);
 }
+
+#[actix_web::test]
+async fn requests_that_do_not_parse_get_the_api_error_or_an_error_page() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+
+    // Act
+    let (query, query_body) = app.get_json("/api/rooms/lobby/messages?before=abc").await;
+    let (path, path_body) = app.get_json("/api/crawls/abc").await;
+    let mut form = app
+        .client
+        .post(format!("{}/login", app.base))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .send_body(format!("name={}", "a".repeat(20 << 10)))
+        .await
+        .expect("POST /login");
+
+    // Assert: JSON that says which field, as every API error does, and an
+    // HTML page for a form over its size.
+    assert_eq!(query, 400);
+    assert_eq!(query_body["error"]["code"], "bad_request", "{query_body}");
+    assert!(
+        query_body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("before=abc")),
+        "{query_body}"
+    );
+    assert_eq!(path, 400);
+    assert_eq!(path_body["error"]["code"], "bad_request", "{path_body}");
+    assert_eq!(form.status().as_u16(), 413);
+    let page = String::from_utf8_lossy(&form.body().await.expect("body")).into_owned();
+    assert!(
+        page.contains("<html") && page.contains("Bad request"),
+        "{page}"
+    );
+}
