@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-/// Refills at `rate` tokens per second up to `burst`; each request takes one.
+/// Refills at `rate` tokens per second up to `burst`; each frame takes what
+/// it costs (a request one token).
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     rate: f64,
@@ -40,11 +41,11 @@ impl TokenBucket {
         }
     }
 
-    pub fn take(&mut self, now: Instant, grace: Duration) -> Verdict {
+    pub fn take(&mut self, now: Instant, grace: Duration, cost: f64) -> Verdict {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
+        if self.tokens >= cost {
             // A token earned back between refusals does not end a flood; a
             // second without a refusal shows the client slowed down.
             if self
@@ -53,7 +54,7 @@ impl TokenBucket {
             {
                 self.dry_since = None;
             }
-            self.tokens -= 1.0;
+            self.tokens -= cost;
             return Verdict::Allow;
         }
         self.last_refused = Some(now);
@@ -79,7 +80,7 @@ mod tests {
         let mut verdicts = Vec::new();
         for _ in 0..400 {
             t += Duration::from_millis(5);
-            verdicts.push(bucket.take(t, grace));
+            verdicts.push(bucket.take(t, grace, 1.0));
         }
         assert!(verdicts.contains(&Verdict::Allow));
         assert!(verdicts.contains(&Verdict::Abuse));
@@ -91,13 +92,24 @@ mod tests {
         let grace = Duration::from_secs(5);
         let mut bucket = TokenBucket::new(10.0, 5, t0);
         for _ in 0..5 {
-            assert_eq!(bucket.take(t0, grace), Verdict::Allow);
+            assert_eq!(bucket.take(t0, grace, 1.0), Verdict::Allow);
         }
-        assert_eq!(bucket.take(t0, grace), Verdict::Refuse);
+        assert_eq!(bucket.take(t0, grace, 1.0), Verdict::Refuse);
         // 100 ms at 10/s buys one more.
         let t1 = t0 + Duration::from_millis(100);
-        assert_eq!(bucket.take(t1, grace), Verdict::Allow);
-        assert_eq!(bucket.take(t1, grace), Verdict::Refuse);
+        assert_eq!(bucket.take(t1, grace, 1.0), Verdict::Allow);
+        assert_eq!(bucket.take(t1, grace, 1.0), Verdict::Refuse);
+    }
+
+    #[test]
+    fn cheap_frames_take_a_share_of_a_token() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(5);
+        let mut bucket = TokenBucket::new(1.0, 1, t0);
+        for _ in 0..4 {
+            assert_eq!(bucket.take(t0, grace, 0.25), Verdict::Allow);
+        }
+        assert_eq!(bucket.take(t0, grace, 0.25), Verdict::Refuse);
     }
 
     #[test]
@@ -105,12 +117,12 @@ mod tests {
         let t0 = Instant::now();
         let grace = Duration::from_secs(1);
         let mut bucket = TokenBucket::new(1.0, 1, t0);
-        assert_eq!(bucket.take(t0, grace), Verdict::Allow);
+        assert_eq!(bucket.take(t0, grace, 1.0), Verdict::Allow);
         let mut t = t0;
         let mut verdict = Verdict::Allow;
         for _ in 0..30 {
             t += Duration::from_millis(100);
-            verdict = bucket.take(t, grace);
+            verdict = bucket.take(t, grace, 1.0);
             if verdict == Verdict::Abuse {
                 break;
             }

@@ -29,6 +29,12 @@ use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
 /// The largest `signal` payload relayed, in bytes of JSON.
 pub const MAX_SIGNAL: usize = 16 << 10;
 
+/// What a frame costs from a connection's bucket: a whole token for text
+/// or binary, parsed or not; a quarter for a ping or a pong, which cost the
+/// server little but are not free.
+const FRAME_COST: f64 = 1.0;
+const CONTROL_FRAME_COST: f64 = 0.25;
+
 /// Closes a socket whose login session expired (docs/protocol.md §4).
 pub const SESSION_EXPIRED: CloseCode = CloseCode::Other(4401);
 
@@ -140,22 +146,52 @@ impl ClientSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        let envelope = match read_request(text, self.ws.soft_frame_limit) {
-            Ok(envelope) => envelope,
-            Err(refusal) => return self.push(refusal, ctx),
+        match read_request(text, self.ws.soft_frame_limit) {
+            Ok(envelope) => self.on_request(envelope, ctx),
+            Err(refusal) => self.push(refusal, ctx),
+        }
+    }
+
+    /// Takes what `frame` costs from the bucket. Every frame costs, a
+    /// request or not, so that a flood of binary, malformed or ping frames
+    /// is limited as a flood of requests is. `false` when the frame is not
+    /// to be handled: refused, or the socket is closing.
+    fn charge(&mut self, frame: &Frame, ctx: &mut Context<Self>) -> bool {
+        let cost = match frame {
+            Frame::Ping(_) | Frame::Pong(_) => CONTROL_FRAME_COST,
+            _ => FRAME_COST,
         };
-        match self.bucket.take(Instant::now(), self.ws.rate_grace) {
-            Verdict::Allow => self.on_request(envelope, ctx),
+        match self.bucket.take(Instant::now(), self.ws.rate_grace, cost) {
+            Verdict::Allow => true,
             Verdict::Refuse => {
-                let outcome = Err(("rate_limited", "slow down: too many requests".to_owned()));
-                self.answer(envelope.reference.as_deref(), outcome, ctx);
+                self.refuse(frame, ctx);
+                false
             }
             Verdict::Abuse => {
-                tracing::warn!(conn = %self.conn, user = %self.identity.user, "rate limit exceeded; closing");
+                tracing::debug!(conn = %self.conn, user = %self.identity.user, "rate limit exceeded");
                 self.out.close(CloseCode::Policy, "rate limit exceeded");
                 ctx.stop();
+                false
             }
         }
+    }
+
+    /// Answers a frame over the rate with `rate_limited`, as the reply to
+    /// its `ref` when it is a request that has one. A ping or a pong gets
+    /// nothing: answering would cost as much as the flood.
+    fn refuse(&self, frame: &Frame, ctx: &mut Context<Self>) {
+        let reference = match frame {
+            Frame::Text(text) if text.len() <= self.ws.soft_frame_limit => {
+                match client::parse(text) {
+                    Ok(envelope) => envelope.reference,
+                    Err(refusal) => refusal.reference,
+                }
+            }
+            Frame::Text(_) | Frame::Binary(_) => None,
+            Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) => return,
+        };
+        let outcome = Err(("rate_limited", "slow down: too many requests".to_owned()));
+        self.answer(reference.as_deref(), outcome, ctx);
     }
 
     fn on_request(&mut self, envelope: Envelope, ctx: &mut Context<Self>) {
@@ -613,23 +649,29 @@ impl Handler<AccountEvent> for ClientSession {
 impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
     fn handle(&mut self, msg: Result<Frame, ReadError>, ctx: &mut Context<Self>) {
         self.last_seen = Instant::now();
-        match msg {
-            Ok(Frame::Text(text)) => self.on_text(&text, ctx),
-            Ok(Frame::Binary(_)) => {
-                self.push(client::error("bad_frame", "frames must be JSON text"), ctx)
-            }
-            Ok(Frame::Ping(bytes)) => self.out.pong(bytes),
-            Ok(Frame::Pong(_)) => {}
+        let frame = match msg {
             Ok(Frame::Close(_)) => {
                 self.out.close(CloseCode::Normal, "bye");
-                ctx.stop();
+                return ctx.stop();
             }
+            Ok(frame) => frame,
             Err(err) => {
                 tracing::debug!(conn = %self.conn, error = %err, "client protocol error");
                 let (code, reason) = err.close();
                 self.out.close(code, reason);
-                ctx.stop();
+                return ctx.stop();
             }
+        };
+        if !self.charge(&frame, ctx) {
+            return;
+        }
+        match frame {
+            Frame::Text(text) => self.on_text(&text, ctx),
+            Frame::Binary(_) => {
+                self.push(client::error("bad_frame", "frames must be JSON text"), ctx)
+            }
+            Frame::Ping(bytes) => self.out.pong(bytes),
+            Frame::Pong(_) | Frame::Close(_) => {}
         }
     }
 
