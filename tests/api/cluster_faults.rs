@@ -630,3 +630,72 @@ async fn a_member_who_leaves_while_redis_is_down_leaves_every_list_once_it_is_ba
     .await;
     eprintln!("late sees {:?}", late.list.0);
 }
+
+#[actix_web::test]
+async fn a_room_that_panics_on_each_node_numbers_on_from_the_cluster_counter() {
+    // Arrange: every node's rooms panic once, at their first message; a
+    // member on each of two nodes.
+    let cluster = crate::cluster_helpers::Cluster::start_with(
+        2,
+        crate::cluster_helpers::ClusterOptions {
+            env: vec![("BAZAAR_FAULT_PANIC_ONCE_IN".into(), "room".into())],
+            ..Default::default()
+        },
+    );
+    let urls = cluster.node_urls();
+    let mut ana = ChatClient::connect_to(&ws(&urls[0]), "ana")
+        .await
+        .expect("ana");
+    let mut bob = ChatClient::connect_to(&ws(&urls[1]), "bob")
+        .await
+        .expect("bob");
+    ana.join(TOPIC, None).await;
+    bob.join(TOPIC, None).await;
+
+    // Act: each node's room panics on the first say it takes.
+    let lost = [
+        ana.request(json!({"op":"say","topic":TOPIC,"text":"lost a"}))
+            .await,
+        bob.request(json!({"op":"say","topic":TOPIC,"text":"lost b"}))
+            .await,
+    ];
+    let mut seqs = Vec::new();
+    for (i, text) in ["one", "two", "three", "four"].iter().enumerate() {
+        let speaker = if i % 2 == 0 { &mut ana } else { &mut bob };
+        seqs.push(speaker.say(TOPIC, text).await["seq"].as_u64().expect("seq"));
+    }
+
+    // Assert: both senders heard; seqs go on from the cluster's counter
+    // with no gap or repeat, and each member sees them in that order.
+    for reply in &lost {
+        assert_eq!(reply["status"], "error", "{reply}");
+        assert_eq!(reply["body"]["code"], "internal", "{reply}");
+    }
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    for member in [&mut ana, &mut bob] {
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let message = member.recv_op("message").await;
+            seen.push((
+                message["seq"].as_u64().expect("seq"),
+                message["text"].clone(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            [
+                (1, json!("one")),
+                (2, json!("two")),
+                (3, json!("three")),
+                (4, json!("four"))
+            ]
+        );
+    }
+    for node in 0..2 {
+        assert!(
+            cluster.log(node).contains("panic in an actor"),
+            "node {node}:\n{}",
+            cluster.log(node)
+        );
+    }
+}
