@@ -43,9 +43,16 @@ pub struct ServerSettings {
     /// Proxies whose `X-Forwarded-For` names the client; empty trusts
     /// nobody, since anyone can send the header.
     pub trusted_proxies: TrustedProxies,
+    /// WebSockets of either kind this node holds at once; more are
+    /// answered 503.
+    pub max_connections: usize,
+    /// Client WebSockets one client address (an IPv6 client: its /64)
+    /// holds at once; more are answered 429.
+    pub max_connections_per_address: usize,
 }
 
-/// Client WebSockets (`/ws`): liveness, buffers and limits per connection.
+/// Client WebSockets (`/ws`): liveness, buffers and limits per connection;
+/// the queue's bound and the time for a message hold for `/ws/worker` too.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WsSettings {
@@ -55,8 +62,13 @@ pub struct WsSettings {
     /// A client silent for this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
-    /// Frames queued for a client before it counts as a slow consumer.
-    pub outbound_queue: usize,
+    /// Bytes queued for a socket (either kind) before it counts as a slow
+    /// consumer.
+    pub max_queued_bytes: usize,
+    /// How long a message may take to arrive, from its first byte to its
+    /// last (either kind of socket).
+    #[serde(with = "humantime_serde")]
+    pub message_timeout: Duration,
     /// Frames above this many bytes get an `error` frame.
     pub soft_frame_limit: usize,
     /// Frames above this many bytes close the connection with 1009.
@@ -326,6 +338,11 @@ impl Default for ServerSettings {
             public_url: "http://127.0.0.1:8080".to_owned(),
             origins: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
+            // About 110 MiB of sockets at 4.5 KiB each (README, bench idle).
+            max_connections: 25_000,
+            // Generous for a household, a LAN party or an office behind one
+            // NAT; one host alone cannot fill the node.
+            max_connections_per_address: 128,
         }
     }
 }
@@ -335,7 +352,8 @@ impl Default for WsSettings {
         WsSettings {
             ping_every: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
-            outbound_queue: 256,
+            max_queued_bytes: 1 << 20,
+            message_timeout: Duration::from_secs(10),
             soft_frame_limit: 64 << 10,
             hard_frame_limit: 1 << 20,
             rate: 20.0,

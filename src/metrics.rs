@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
+
+use crate::ws::Refusal;
 
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -107,6 +109,25 @@ impl Open {
     pub fn kind(&self) -> Connection {
         self.kind
     }
+
+    /// The server closed this connection with `code`.
+    pub fn closed(&self, code: u16) {
+        let mut closes = self
+            .metrics
+            .ws_closes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *closes.entry(code).or_default() += 1;
+    }
+
+    /// This connection was refused at its upgrade, over a cap.
+    pub fn refused(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::NodeFull => &self.metrics.ws_refused_node_full,
+            Refusal::AddressFull => &self.metrics.ws_refused_address_full,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Open {
@@ -136,7 +157,16 @@ pub struct Metrics {
     /// A std Mutex: it is held for a lookup and an add, never across an
     /// `.await`.
     http: Mutex<BTreeMap<HttpSeries, Histogram>>,
+    /// WebSocket closes the server began, by close code.
+    ws_closes: Mutex<BTreeMap<u16, u64>>,
+    /// WebSocket upgrades refused for a cap: the node's, an address's.
+    ws_refused_node_full: AtomicU64,
+    ws_refused_address_full: AtomicU64,
 }
+
+/// The close codes the server sends (docs/protocol.md §4), listed at 0
+/// before any such close, so that a rate over them starts from the start.
+const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1007, 1008, 1009, 1013, 4401];
 
 /// What a scrape read from the database, the same on every node, and from
 /// this node's actors.
@@ -222,6 +252,42 @@ impl Metrics {
                 (&[("kind", "worker")], self.open_now(Connection::Worker)),
             ],
         );
+        let mut closes = self
+            .ws_closes
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        for code in CLOSE_CODES {
+            closes.entry(code).or_default();
+        }
+        let codes: Vec<_> = closes
+            .iter()
+            .map(|(code, n)| (code.to_string(), *n))
+            .collect();
+        let codes: Vec<_> = codes
+            .iter()
+            .map(|(code, n)| ([("code", code.as_str())], *n))
+            .collect();
+        let codes: Vec<_> = codes.iter().map(|(l, n)| (&l[..], *n)).collect();
+        text.counter(
+            "bazaar_ws_closes_total",
+            "WebSocket closes this node began (a slow consumer, a flood, a bad frame, silence, shutdown...), by close code.",
+            &codes,
+        );
+        text.counter(
+            "bazaar_ws_refusals_total",
+            "WebSocket upgrades this node refused for a cap: server.max_connections (node_full) or server.max_connections_per_address (address_full).",
+            &[
+                (
+                    &[("reason", "node_full")],
+                    self.ws_refused_node_full.load(Ordering::Relaxed),
+                ),
+                (
+                    &[("reason", "address_full")],
+                    self.ws_refused_address_full.load(Ordering::Relaxed),
+                ),
+            ],
+        );
         text.gauge(
             "bazaar_topics",
             "Topics with members on this node, by kind.",
@@ -269,6 +335,15 @@ impl Metrics {
             "bazaar_scraper_restarts",
             "Scraper restarts reported by the workers connected to this node, summed.",
             &[(&[], gathered.scraper_restarts)],
+        );
+        let restarts: Vec<_> = crate::supervision::restarts()
+            .map(|(actor, n)| ([("actor", actor.as_str())], n))
+            .collect();
+        let restarts: Vec<_> = restarts.iter().map(|(l, n)| (&l[..], *n)).collect();
+        text.counter(
+            "bazaar_actor_restarts_total",
+            "Restarts of this node's supervised actors, after a panic or a stop, by actor.",
+            &restarts,
         );
         let mails: Vec<_> = gathered
             .mails
@@ -336,15 +411,6 @@ impl Text {
     fn histogram(&mut self, name: &str, help: &str, series: &[(Labels, &Histogram)]) {
         self.family(name, "histogram", help);
         let bucket = format!("{name}_bucket");
-        let restarts: Vec<_> = crate::supervision::restarts()
-            .map(|(actor, n)| ([("actor", actor.as_str())], n))
-            .collect();
-        let restarts: Vec<_> = restarts.iter().map(|(l, n)| (&l[..], *n)).collect();
-        text.counter(
-            "bazaar_actor_restarts_total",
-            "Restarts of this node's supervised actors, after a panic or a stop, by actor.",
-            &restarts,
-        );
         for (labels, histogram) in series {
             let mut below = 0;
             for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {
@@ -498,6 +564,22 @@ mod tests {
     }
 
     #[test]
+    fn websocket_closes_count_by_code_and_every_code_the_server_sends_starts_at_zero() {
+        let metrics = Arc::new(Metrics::default());
+        let open = metrics.open(Connection::Client);
+        open.closed(1008);
+        open.closed(1008);
+        open.closed(1001);
+        open.refused(Refusal::AddressFull);
+        let text = metrics.render(&gathered());
+        assert!(text.contains("bazaar_ws_closes_total{code=\"1008\"} 2\n"));
+        assert!(text.contains("bazaar_ws_closes_total{code=\"1001\"} 1\n"));
+        assert!(text.contains("bazaar_ws_closes_total{code=\"1009\"} 0\n"));
+        assert!(text.contains("bazaar_ws_refusals_total{reason=\"address_full\"} 1\n"));
+        assert!(text.contains("bazaar_ws_refusals_total{reason=\"node_full\"} 0\n"));
+    }
+
+    #[test]
     fn http_series_are_bounded_by_route_method_and_status_class() {
         let metrics = Metrics::default();
         let took = Duration::from_millis(30);
@@ -544,7 +626,7 @@ mod tests {
             let family = families.last().unwrap();
             assert!(name.starts_with(family), "{name} outside {family}");
         }
-        assert_eq!(families.len(), 11);
+        assert_eq!(families.len(), 14);
         assert!(text.contains("bazaar_tasks{state=\"done\"} 7\n"));
         assert!(text.contains("bazaar_mails{status=\"failed\"} 1\n"));
         assert!(text.contains("bazaar_leases_expired_total 3\n"));

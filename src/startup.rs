@@ -43,7 +43,7 @@ use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
 use crate::web::subscriptions::Subscriptions;
 use crate::web::AppState;
-use crate::ws::Leaving;
+use crate::ws::{Caps, Leaving, Sockets};
 use crate::{accounts, db, secrets};
 
 /// Scripts only inline from our own origin; no CDN, no inline scripts.
@@ -258,6 +258,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         worker_token: worker_token.clone(),
         api_token,
         leaving: leaving.clone(),
+        sockets: Sockets::new(Caps {
+            node: settings.server.max_connections,
+            per_address: settings.server.max_connections_per_address,
+        }),
         accounts,
         subscriptions,
         admin_limit: Arc::new(RateLimit::new(
@@ -288,6 +292,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .app_data(crate::web::error::form_config())
             .configure(crate::web::configure)
     };
+    check_open_files(settings.server.max_connections);
     let listeners = listen(&settings.server.bind)
         .with_context(|| format!("could not listen on {}", settings.server.bind))?;
     let addr = listeners[0].local_addr()?;
@@ -476,6 +481,26 @@ fn listen(bind: &str) -> anyhow::Result<Vec<std::net::TcpListener>> {
 
 /// Connections waiting to be accepted, per listening socket.
 const BACKLOG: i32 = 1024;
+
+/// Files a node keeps open besides its sockets: the database, logs, HTTP
+/// connections that are not sockets, local workers' pipes.
+const OTHER_FILES: u64 = 1024;
+
+/// Every socket is a file: raises the open-file limit as far as the system
+/// allows, and warns when `server.max_connections` sockets would not fit,
+/// since past the limit connections fail rather than get a clear 503.
+fn check_open_files(max_connections: usize) {
+    let limit = crate::bench::raise_nofile_limit();
+    let needed = max_connections as u64 + OTHER_FILES;
+    if needed > limit {
+        tracing::warn!(
+            limit,
+            needed,
+            "server.max_connections needs more open files than this process may have; \
+             raise its limit (ulimit -n, LimitNOFILE=) or lower the setting"
+        );
+    }
+}
 
 /// Where local workers reach a server bound to `addr` (a wildcard bind is
 /// reached on loopback).

@@ -393,7 +393,6 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
                 let child = ChildServer::start(&[
                     ("BAZAAR_WS__RATE", "1000000".to_owned()),
                     ("BAZAAR_WS__BURST", "1000000".to_owned()),
-                    ("BAZAAR_WS__OUTBOUND_QUEUE", "4096".to_owned()),
                 ])
                 .await?;
                 let db_url = format!(

@@ -309,7 +309,6 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
             ChildServer::start(&[
                 ("BAZAAR_WS__RATE", "1000000".to_owned()),
                 ("BAZAAR_WS__BURST", "1000000".to_owned()),
-                ("BAZAAR_WS__OUTBOUND_QUEUE", "4096".to_owned()),
             ])
             .await?,
         ),

@@ -76,6 +76,10 @@ impl ChildServer {
             .env("BAZAAR_SERVER__PUBLIC_URL", &base)
             .env("BAZAAR_WORKERS__LOCAL", "0")
             .env("BAZAAR_CRAWL__EVERY", "0s")
+            // All of a benchmark's sockets come from this machine, and may
+            // be more than a node takes by default.
+            .env("BAZAAR_SERVER__MAX_CONNECTIONS", "1000000")
+            .env("BAZAAR_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000000")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);

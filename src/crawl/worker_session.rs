@@ -517,7 +517,7 @@ impl StreamHandler<Result<Frame, ReadError>> for WorkerSession {
             Ok(Frame::Ping(bytes)) => self.out.pong(bytes),
             Ok(Frame::Pong(_)) => {}
             Ok(Frame::Close(_)) => {
-                self.out.close(CloseCode::Normal, "bye");
+                self.out.bye();
                 self.close(ctx);
             }
             Err(err) => {

@@ -383,8 +383,9 @@ impl ClientSession {
             .into_actor(self)
             .map(move |joined, act, ctx| {
                 let outcome = match joined {
-                    Ok((room, state)) => {
+                    Ok((room, mut state)) => {
                         act.rooms.insert(topic, room);
+                        fit_history(&mut state, since.is_some(), act.out.max_bytes() / 2);
                         Ok(serde_json::to_value(state).unwrap_or_default())
                     }
                     Err(err) => Err((err.code(), err.to_string())),
@@ -502,6 +503,52 @@ fn room_outcome<T, E>(
             "the room failed before answering; try again".to_owned(),
         )),
     }
+}
+
+/// Cuts a join reply's history to `budget` bytes of JSON, so that the reply
+/// stays well within the socket's queue (`ws.max_queued_bytes`): a resume
+/// of a thousand long messages would be megabytes in one frame. A resume
+/// keeps the oldest and says `truncated`, and the client joins again from
+/// the last one it got; a plain join keeps the newest. One message always
+/// stays, so that a resume moves on.
+fn fit_history(joined: &mut Joined, resume: bool, budget: usize) {
+    let sizes: Vec<usize> = joined.history.iter().map(json_len).collect();
+    if sizes.iter().sum::<usize>() <= budget {
+        return;
+    }
+    let fitting = |sizes: &mut dyn Iterator<Item = &usize>| {
+        let mut used = 0;
+        sizes
+            .take_while(|&&size| {
+                used += size;
+                used <= budget
+            })
+            .count()
+            .max(1)
+    };
+    if resume {
+        joined.history.truncate(fitting(&mut sizes.iter()));
+        joined.truncated = true;
+    } else {
+        let keep = fitting(&mut sizes.iter().rev());
+        joined.history.drain(..sizes.len() - keep);
+    }
+}
+
+/// The length of `value` in JSON, counted without writing it anywhere.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(usize::MAX, |()| count.0)
 }
 
 /// Joins through the registry; a room that closed between the lookup and
@@ -651,7 +698,7 @@ impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
         self.last_seen = Instant::now();
         let frame = match msg {
             Ok(Frame::Close(_)) => {
-                self.out.close(CloseCode::Normal, "bye");
+                self.out.bye();
                 return ctx.stop();
             }
             Ok(frame) => frame,
@@ -683,6 +730,58 @@ impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::client::MessageView;
+
+    fn joined(messages: u64) -> Joined {
+        Joined {
+            conn: "c-1".into(),
+            members: Vec::new(),
+            history: (1..=messages)
+                .map(|seq| MessageView {
+                    id: seq as i64,
+                    seq,
+                    user: "ana".into(),
+                    text: "x".repeat(1000),
+                    at: "2026-11-23T19:00:00.000Z".into(),
+                })
+                .collect(),
+            seq: messages,
+            truncated: false,
+        }
+    }
+
+    fn seqs(joined: &Joined) -> Vec<u64> {
+        joined.history.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn a_long_resume_keeps_its_oldest_messages_that_fit_and_says_it_was_cut() {
+        let mut resume = joined(10);
+        fit_history(&mut resume, true, 3500);
+        assert_eq!(seqs(&resume), [1, 2, 3]);
+        assert!(resume.truncated);
+        assert!(json_len(&resume.history) <= 3500);
+    }
+
+    #[test]
+    fn a_long_plain_join_keeps_its_newest_messages_that_fit() {
+        let mut join = joined(10);
+        fit_history(&mut join, false, 3500);
+        assert_eq!(seqs(&join), [8, 9, 10]);
+        assert!(!join.truncated);
+    }
+
+    #[test]
+    fn a_history_that_fits_is_left_alone_and_one_too_large_keeps_one_message() {
+        let mut short = joined(3);
+        fit_history(&mut short, true, 1 << 20);
+        assert_eq!(seqs(&short), [1, 2, 3]);
+        assert!(!short.truncated);
+        let mut tight = joined(3);
+        fit_history(&mut tight, true, 10);
+        assert_eq!(seqs(&tight), [1]);
+        assert!(tight.truncated);
+    }
 
     #[test]
     fn texts_are_checked_for_blankness_length_and_control_characters() {

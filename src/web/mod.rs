@@ -52,6 +52,8 @@ pub struct AppState {
     pub api_token: String,
     /// Cancelled when the server begins to shut down: sockets close with 1001.
     pub leaving: crate::ws::Leaving,
+    /// The sockets open on this node, against its caps.
+    pub sockets: Arc<crate::ws::Sockets>,
     pub accounts: Arc<session::Accounts>,
     pub subscriptions: Arc<subscriptions::Subscriptions>,
     /// Admin actions per admin (or the API token) and minute, counted on

@@ -12,6 +12,7 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::client_addr::client_addr;
 use super::error::{ApiError, PageError};
 use super::session::MaybeViewer;
 use super::{html, AppState, Nav};
@@ -22,7 +23,7 @@ use crate::rooms::identity::{identify_guest, Identity, IdentityError};
 use crate::rooms::registry::ListRooms;
 use crate::rooms::session::{ClientSession, SessionDeps};
 use crate::rooms::store;
-use crate::ws::Limits;
+use crate::ws::{Door, Limits};
 
 /// The most messages one history page returns.
 const MAX_PAGE: usize = 200;
@@ -256,8 +257,9 @@ pub async fn upgrade(
     };
     let ws = state.ws.clone();
     let limits = Limits {
-        queue: ws.outbound_queue,
+        max_queued_bytes: ws.max_queued_bytes,
         max_message: ws.hard_frame_limit,
+        message_timeout: ws.message_timeout,
     };
     let open = state.metrics.open(Connection::Client);
     let deps = SessionDeps {
@@ -268,10 +270,15 @@ pub async fn upgrade(
         hub: state.accounts.hub.clone(),
         node: state.bus.node().clone(),
     };
+    let door = Door {
+        leaving: &state.leaving,
+        sockets: &state.sockets,
+        client: client_addr(&req),
+    };
     Ok(crate::ws::accept(
         &req,
         limits,
-        &state.leaving,
+        door,
         open,
         move |out, incoming| {
             let mut client = ClientSession::new(identity, out, deps);

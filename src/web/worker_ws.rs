@@ -6,11 +6,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::auth::has_token;
-use super::client_addr::client_addr_text;
+use super::client_addr::client_addr;
 use super::AppState;
 use crate::crawl::worker_session::{SessionTiming, WorkerSession, HARD_FRAME_LIMIT};
 use crate::metrics::Connection;
-use crate::ws::{self, Limits, OUTBOUND_CAPACITY};
+use crate::ws::{self, Door, Limits};
 
 pub async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     // Refused before the upgrade: no socket for a wrong or missing token.
@@ -21,10 +21,12 @@ pub async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     }
     let open = state.metrics.open(Connection::Worker);
     let limits = Limits {
-        queue: OUTBOUND_CAPACITY,
+        max_queued_bytes: state.ws.max_queued_bytes,
         max_message: HARD_FRAME_LIMIT,
+        message_timeout: state.ws.message_timeout,
     };
-    let peer = client_addr_text(&req);
+    let client = client_addr(&req);
+    let peer = client.map_or_else(|| "unknown".to_owned(), |addr| addr.to_string());
     let timing = SessionTiming {
         heartbeat: state.settings.workers.heartbeat,
         lease: state.settings.workers.lease,
@@ -34,7 +36,12 @@ pub async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         state.merger.clone(),
         state.sites.clone(),
     );
-    ws::accept(&req, limits, &state.leaving, open, move |out, incoming| {
+    let door = Door {
+        leaving: &state.leaving,
+        sockets: &state.sockets,
+        client,
+    };
+    ws::accept(&req, limits, door, open, move |out, incoming| {
         let worker = WorkerSession::new(dispatcher, merger, sites, out, peer, timing);
         crate::supervision::start_session(|ctx| {
             ctx.add_stream(incoming);

@@ -9,6 +9,7 @@
 //! draining the [`Outbound`] queue; none of them holds a buffer while the
 //! socket is idle. Tens of thousands of idle sockets depend on that.
 
+mod admit;
 mod leaving;
 mod read;
 mod shared;
@@ -16,7 +17,8 @@ mod upgrade;
 mod write;
 
 pub use actix_http::ws::CloseCode;
+pub use admit::{Caps, Refusal, Sockets};
 pub use leaving::Leaving;
 pub use read::{Frame, Incoming, ReadError};
-pub use upgrade::{accept, handover, Limits};
-pub use write::{Outbound, SendError, OUTBOUND_CAPACITY};
+pub use upgrade::{accept, handover, Door, Limits};
+pub use write::{Outbound, SendError};

@@ -1,11 +1,13 @@
 //! The reading half of a socket: a stream of whole messages, polled by the
 //! connection's actor, that holds no buffer while the client is quiet.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use actix_codec::Decoder;
 use actix_http::ws::{self, CloseCode, CloseReason, Codec, Item, ProtocolError};
@@ -13,6 +15,7 @@ use actix_web::rt::net::TcpStream;
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
+use tokio::time::Sleep;
 
 use super::shared::{Abort, Shared};
 
@@ -36,6 +39,8 @@ pub enum ReadError {
     TooLarge,
     /// A text message that is not UTF-8.
     NotUtf8,
+    /// A message begun and not finished within the socket's time for one.
+    Unfinished,
     Protocol(ProtocolError),
 }
 
@@ -45,6 +50,7 @@ impl ReadError {
         match self {
             ReadError::TooLarge => (CloseCode::Size, "frame over the hard size limit"),
             ReadError::NotUtf8 => (CloseCode::Invalid, "text frames must be UTF-8"),
+            ReadError::Unfinished => (CloseCode::Policy, "message not finished in time"),
             ReadError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
         }
     }
@@ -55,6 +61,7 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::TooLarge => f.write_str("message over the size limit"),
             ReadError::NotUtf8 => f.write_str("text message that is not UTF-8"),
+            ReadError::Unfinished => f.write_str("message not finished in time"),
             ReadError::Protocol(err) => err.fmt(f),
         }
     }
@@ -68,21 +75,55 @@ pub struct Incoming {
     /// its bytes so far.
     partial: Option<(bool, BytesMut)>,
     max: usize,
+    /// How long a message may take from its first byte to its last.
+    timeout: Duration,
+    /// Runs while a message is unfinished: one frame arriving in pieces, or
+    /// one in continuation frames. Control frames between continuations do
+    /// not put it off, so a message cannot be held open with pings.
+    deadline: Option<Pin<Box<Sleep>>>,
     shared: Arc<Shared>,
     done: bool,
 }
 
 impl Incoming {
-    pub(super) fn new(io: Rc<TcpStream>, early: BytesMut, shared: Arc<Shared>, max: usize) -> Self {
+    pub(super) fn new(
+        io: Rc<TcpStream>,
+        early: BytesMut,
+        shared: Arc<Shared>,
+        max: usize,
+        timeout: Duration,
+    ) -> Self {
         Incoming {
             io,
             buf: early,
             codec: Codec::new().max_size(max),
             partial: None,
             max,
+            timeout,
+            deadline: None,
             shared,
             done: false,
         }
+    }
+
+    /// Whether a message has begun and not ended: the deadline runs.
+    fn unfinished(&self) -> bool {
+        self.partial.is_some() || !self.buf.is_empty()
+    }
+
+    /// Starts the deadline of an unfinished message, or stops it when
+    /// there is none; `true` once it has passed.
+    fn late(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.unfinished() {
+            self.deadline = None;
+            return false;
+        }
+        let timeout = self.timeout;
+        self.deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)))
+            .as_mut()
+            .poll(cx)
+            .is_ready()
     }
 
     /// The client is gone: the writer need not finish its queue.
@@ -180,11 +221,19 @@ impl Stream for Incoming {
                 return Poll::Ready(None);
             }
             match this.codec.decode(&mut this.buf) {
-                Ok(Some(frame)) => match this.assemble(frame) {
-                    Some(Err(err)) => return this.fail(err),
-                    Some(message) => return Poll::Ready(Some(message)),
-                    None => continue,
-                },
+                Ok(Some(frame)) => {
+                    let message = this.assemble(frame);
+                    // A frame came whole outside a fragmented message: the
+                    // next bytes begin a new message, with its own time.
+                    if this.partial.is_none() {
+                        this.deadline = None;
+                    }
+                    match message {
+                        Some(Err(err)) => return this.fail(err),
+                        Some(message) => return Poll::Ready(Some(message)),
+                        None => continue,
+                    }
+                }
                 // The codec checks a frame's size only once all of it is
                 // here; a client declaring a gigabyte would have it buffered.
                 Ok(None) if declared_length(&this.buf).is_some_and(|n| n > this.max as u64) => {
@@ -193,6 +242,9 @@ impl Stream for Incoming {
                 Ok(None) => {}
                 Err(ProtocolError::Overflow) => return this.fail(ReadError::TooLarge),
                 Err(err) => return this.fail(ReadError::Protocol(err)),
+            }
+            if this.late(cx) {
+                return this.fail(ReadError::Unfinished);
             }
             if this.buf.is_empty() && this.buf.capacity() > 0 {
                 this.buf = BytesMut::new();

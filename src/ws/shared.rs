@@ -1,10 +1,11 @@
 //! What the two halves of a socket tell each other.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use actix_http::ws::CloseReason;
 use futures_util::task::AtomicWaker;
+
+use super::write::Closing;
 
 /// Shared by a socket's reader, writer and every [`super::Outbound`].
 #[derive(Default)]
@@ -16,10 +17,12 @@ pub(super) struct Shared {
     /// The writer is done; the reader ends too, so its actor stops.
     written: AtomicBool,
     pub(super) reader: AtomicWaker,
+    /// Bytes queued and not yet taken by the writer.
+    pub(super) queued: AtomicUsize,
 }
 
 pub(super) enum Abort {
-    Close(CloseReason),
+    Close(Closing),
     Gone,
 }
 

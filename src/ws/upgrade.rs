@@ -1,7 +1,9 @@
 //! The handshake, and the moment a socket leaves the HTTP connection.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_codec::Framed;
 use actix_http::body::{BodySize, BoxBody, MessageBody};
@@ -16,31 +18,46 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::admit::{Refusal, Sockets};
 use super::leaving::Leaving;
 use super::read::Incoming;
 use super::shared::Shared;
-use super::write::{self, Outbound};
+use super::write::{self, Outbound, Peer};
 use crate::metrics::{Connection, Open};
 
 /// The limits of one socket.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Frames queued for the client before it counts as a slow consumer.
-    pub queue: usize,
+    /// Bytes queued for the client before it counts as a slow consumer.
+    pub max_queued_bytes: usize,
     /// The largest message read, continuations included; above it the
     /// stream yields [`ReadError::TooLarge`].
     pub max_message: usize,
+    /// How long a message may take from its first byte to its last; past
+    /// it the stream yields [`ReadError::Unfinished`].
+    pub message_timeout: Duration,
+}
+
+/// What a socket opens into: the node's state, and who asks.
+pub struct Door<'a> {
+    /// Closes the socket with 1001 when the server shuts down (in its
+    /// wave); once it has begun, no socket opens.
+    pub leaving: &'a Leaving,
+    /// The node's count of sockets, and its caps.
+    pub sockets: &'a Arc<Sockets>,
+    /// The client address (through trusted proxies); `None` only for a
+    /// request with no peer.
+    pub client: Option<IpAddr>,
 }
 
 /// Answers a WebSocket handshake. When the response reaches the client the
-/// socket opens, with `limits`, and `start` gets its two halves. `leaving`
-/// closes it with 1001 when the server shuts down (in its wave), and once
-/// it has begun no socket opens; `open` counts it for `/metrics` until the
-/// socket is gone.
+/// socket opens, with `limits`, and `start` gets its two halves. `open`
+/// counts it for `/metrics` until the socket is gone, and so does its slot
+/// in the node's caps: a client socket counts for its address too.
 pub fn accept(
     req: &HttpRequest,
     limits: Limits,
-    leaving: &Leaving,
+    door: Door<'_>,
     open: Open,
     start: impl FnOnce(Outbound, Incoming) + 'static,
 ) -> HttpResponse {
@@ -61,25 +78,73 @@ pub fn accept(
     };
     // A node handing over takes no new socket: the load balancer tries
     // another node on a 503, and a client connecting directly retries.
-    if leaving.is_cancelled() {
+    if door.leaving.is_cancelled() {
         return HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
             .json(json!({
                 "error": {"code": "draining", "message": "this node is going away; connect again"}
             }));
     }
+    // Worker sockets hold the worker token, and a machine running several
+    // workers shows one address: only the node's cap is theirs.
+    let counted = match open.kind() {
+        Connection::Client => door.client,
+        Connection::Worker => None,
+    };
+    let slot = match door.sockets.admit(counted) {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(refusal, door.sockets, &open),
+    };
     let leaving = match open.kind() {
-        Connection::Client => leaving.for_socket(),
-        Connection::Worker => leaving.for_worker(),
+        Connection::Client => door.leaving.for_socket(),
+        Connection::Worker => door.leaving.for_worker(),
+    };
+    let peer = Peer {
+        open,
+        _slot: slot,
+        address: door
+            .client
+            .map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
     };
     let mut response = HttpResponse::from(handshake.finish()).map_into_boxed_body();
     response
         .extensions_mut()
         .insert(Handoff(Box::new(move |socket: Socket| {
-            let (out, incoming) = socket.open(limits, leaving, open);
+            let (out, incoming) = socket.open(limits, leaving, peer);
             start(out, incoming);
         })));
     response
+}
+
+/// The answer to a socket over a cap: 503 sends it to another node (a
+/// load balancer retries there), 429 tells a client it holds too many.
+fn refused(refusal: Refusal, sockets: &Sockets, open: &Open) -> HttpResponse {
+    open.refused(refusal);
+    let caps = sockets.caps();
+    match refusal {
+        Refusal::NodeFull => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(json!({
+                "error": {
+                    "code": "server_full",
+                    "message": format!(
+                        "this node holds as many sockets as it takes ({}); try again later",
+                        caps.node
+                    ),
+                }
+            })),
+        Refusal::AddressFull => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "5"))
+            .json(json!({
+                "error": {
+                    "code": "too_many_sockets",
+                    "message": format!(
+                        "your address holds as many sockets as it may ({}); close one first",
+                        caps.per_address
+                    ),
+                }
+            })),
+    }
 }
 
 /// What a handler's 101 carries to [`handover`]: who takes the socket.
@@ -181,11 +246,23 @@ where
 }
 
 impl Socket {
-    fn open(self, limits: Limits, leaving: CancellationToken, open: Open) -> (Outbound, Incoming) {
+    fn open(self, limits: Limits, leaving: CancellationToken, peer: Peer) -> (Outbound, Incoming) {
         let io = Rc::new(self.io);
         let shared = Arc::new(Shared::default());
-        let out = write::start(io.clone(), shared.clone(), limits.queue, leaving, open);
-        let incoming = Incoming::new(io, self.early, shared, limits.max_message);
+        let out = write::start(
+            io.clone(),
+            shared.clone(),
+            limits.max_queued_bytes,
+            leaving,
+            peer,
+        );
+        let incoming = Incoming::new(
+            io,
+            self.early,
+            shared,
+            limits.max_message,
+            limits.message_timeout,
+        );
         (out, incoming)
     }
 }

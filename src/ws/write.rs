@@ -1,18 +1,23 @@
-//! The writing half of a socket: a bounded outbound queue, drained in order
-//! by one task straight into the TCP stream. A connection whose queue
-//! overflows is a slow consumer: it is closed with 1008, and whoever sends
-//! to it is never blocked.
+//! The writing half of a socket: an outbound queue bounded in bytes, drained
+//! in order by one task straight into the TCP stream. A connection whose
+//! queue would grow past its bound is a slow consumer: it is closed with
+//! 1008, and whoever sends to it is never blocked.
+//!
+//! The bound counts what a socket holds, in the bytes its frames take on
+//! the wire: a broadcast shared by a thousand members counts in full for
+//! each of them, since each would keep it alive if it stopped reading.
 //!
 //! A broadcast to a thousand members is a thousand frames per event, so a
-//! frame costs one `try_send`, and every frame waiting when the task wakes
-//! is encoded into one buffer and written with one syscall. The buffer is
-//! let go whenever it empties: an idle socket holds none.
+//! frame costs one send and one atomic add, and every frame waiting when the
+//! task wakes is encoded into one buffer and written with one syscall. The
+//! buffer is let go whenever it empties: an idle socket holds none.
 
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,11 +31,12 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use super::admit::Slot;
 use super::shared::{Abort, Shared};
-use crate::metrics::Open;
+use crate::metrics::{Connection, Open};
 
-/// The soft cap on a connection's queued sends.
-pub const OUTBOUND_CAPACITY: usize = 256;
+/// The reason a slow consumer hears (docs/protocol.md §4).
+const SLOW_CONSUMER: &str = "slow consumer: too much waiting to be read";
 
 /// Bytes encoded before they are written.
 const CHUNK: usize = 64 * 1024;
@@ -48,14 +54,42 @@ enum Outgoing {
     Batch(Arc<[ByteString]>),
     Ping,
     Pong(Bytes),
-    Close(Option<CloseReason>),
+    /// The server's close, or its answer to the client's.
+    Close(Closing),
+}
+
+/// A close frame and who began the close.
+pub(super) struct Closing {
+    reason: CloseReason,
+    /// The server closes, rather than answers the client's close: logged
+    /// and counted.
+    ours: bool,
+}
+
+impl Closing {
+    pub(super) fn ours(code: CloseCode, reason: &str) -> Closing {
+        Closing {
+            reason: CloseReason {
+                code,
+                description: Some(reason.to_owned()),
+            },
+            ours: true,
+        }
+    }
+}
+
+/// An item in the queue and the bytes it counts for.
+struct Queued {
+    item: Outgoing,
+    bytes: usize,
 }
 
 /// The sending half of a connection's outbound queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbound {
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::UnboundedSender<Queued>,
     shared: Arc<Shared>,
+    max_bytes: usize,
 }
 
 /// The queue was full, or the connection is gone.
@@ -65,15 +99,24 @@ pub enum SendError {
     Closed,
 }
 
+/// Who a socket is, for the log line and the count of its close.
+pub(super) struct Peer {
+    pub(super) open: Open,
+    /// Held for its drop: the node and the address get the place back.
+    pub(super) _slot: Slot,
+    /// The client address, as the log shows it.
+    pub(super) address: String,
+}
+
 /// Starts the writer of `io`.
 pub(super) fn start(
     io: Rc<TcpStream>,
     shared: Arc<Shared>,
-    capacity: usize,
+    max_bytes: usize,
     leaving: CancellationToken,
-    open: Open,
+    peer: Peer,
 ) -> Outbound {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (tx, rx) = mpsc::unbounded_channel();
     actix_web::rt::spawn(Writer {
         io,
         rx,
@@ -83,9 +126,13 @@ pub(super) fn start(
         state: State::Open,
         leaving: Box::pin(leaving.cancelled_owned()),
         grace: None,
-        _open: open,
+        peer,
     });
-    Outbound { tx, shared }
+    Outbound {
+        tx,
+        shared,
+        max_bytes,
+    }
 }
 
 impl Outbound {
@@ -93,58 +140,109 @@ impl Outbound {
     /// `Full` the connection is already being closed with 1008; the caller
     /// only forgets it.
     pub fn text(&self, text: impl Into<ByteString>) -> Result<(), SendError> {
-        self.send(Outgoing::Text(text.into()))
+        let text = text.into();
+        let bytes = frame_len(text.len());
+        self.send(Outgoing::Text(text), bytes)
     }
 
-    /// Queues several frames as one send, so a burst costs a member one
-    /// slot in its queue.
+    /// Queues several frames as one send.
     pub fn batch(&self, frames: Arc<[ByteString]>) -> Result<(), SendError> {
-        self.send(Outgoing::Batch(frames))
+        let bytes = frames.iter().map(|f| frame_len(f.len())).sum();
+        self.send(Outgoing::Batch(frames), bytes)
     }
 
-    fn send(&self, item: Outgoing) -> Result<(), SendError> {
-        self.tx.try_send(item).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                self.close_now(
-                    CloseCode::Policy,
-                    "slow consumer: too many frames waiting to be read",
-                );
-                SendError::Full
-            }
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+    /// The bound of this socket's queue, in bytes: what one frame should
+    /// stay well within.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    fn send(&self, item: Outgoing, bytes: usize) -> Result<(), SendError> {
+        // What a finished writer left in the queue still counts; the socket
+        // is gone, not slow.
+        if self.tx.is_closed() {
+            return Err(SendError::Closed);
+        }
+        if !self.reserve(bytes) {
+            self.close_now(CloseCode::Policy, SLOW_CONSUMER);
+            return Err(SendError::Full);
+        }
+        self.push(item, bytes)
+    }
+
+    /// Counts `bytes` as queued, unless they would take the queue past its
+    /// bound. An empty queue takes anything: a lone frame larger than the
+    /// bound (a join reply listing a crowd) is not a slow reader's fault.
+    fn reserve(&self, bytes: usize) -> bool {
+        let before = self.shared.queued.fetch_add(bytes, Ordering::AcqRel);
+        if before > 0 && before + bytes > self.max_bytes {
+            self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn push(&self, item: Outgoing, bytes: usize) -> Result<(), SendError> {
+        self.tx.send(Queued { item, bytes }).map_err(|_| {
+            self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+            SendError::Closed
         })
     }
 
     /// Asks the client to show it is alive; a full queue already says it is
     /// not keeping up, so the ping is skipped.
     pub fn ping(&self) {
-        let _ = self.tx.try_send(Outgoing::Ping);
-    }
-
-    pub fn pong(&self, bytes: Bytes) {
-        let _ = self.tx.try_send(Outgoing::Pong(bytes));
-    }
-
-    /// Closes after the frames already queued have been written.
-    pub fn close(&self, code: CloseCode, reason: &str) {
-        let item = Outgoing::Close(Some(close_reason(code, reason)));
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(item) {
-            self.close_now(code, reason);
+        let bytes = frame_len(0);
+        if self.reserve(bytes) {
+            let _ = self.push(Outgoing::Ping, bytes);
         }
+    }
+
+    /// Answers a ping, unless the queue is full.
+    pub fn pong(&self, payload: Bytes) {
+        let bytes = frame_len(payload.len());
+        if self.reserve(bytes) {
+            let _ = self.push(Outgoing::Pong(payload), bytes);
+        }
+    }
+
+    /// Closes after the frames already queued have been written. The close
+    /// is logged and counted as the server's.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.close_with(Closing::ours(code, reason));
+    }
+
+    /// Answers the client's close with 1000.
+    pub fn bye(&self) {
+        self.close_with(Closing {
+            ours: false,
+            ..Closing::ours(CloseCode::Normal, "bye")
+        });
+    }
+
+    fn close_with(&self, closing: Closing) {
+        // Never refused for its size: it is the last frame, and tiny.
+        let bytes = frame_len(closing.reason.description.as_ref().map_or(0, String::len) + 2);
+        self.shared.queued.fetch_add(bytes, Ordering::AcqRel);
+        let _ = self.push(Outgoing::Close(closing), bytes);
     }
 
     /// Closes without writing what is still queued: the way out for a
     /// connection that stopped reading.
     pub fn close_now(&self, code: CloseCode, reason: &str) {
-        self.shared.abort(Abort::Close(close_reason(code, reason)));
+        self.shared.abort(Abort::Close(Closing::ours(code, reason)));
     }
 }
 
-fn close_reason(code: CloseCode, reason: &str) -> CloseReason {
-    CloseReason {
-        code,
-        description: Some(reason.to_owned()),
-    }
+/// The bytes a server frame with `payload` bytes takes on the wire: the
+/// payload and its header, unmasked (RFC 6455 §5.2).
+fn frame_len(payload: usize) -> usize {
+    let header = match payload {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    };
+    payload + header
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +260,7 @@ enum State {
 /// The task that writes a socket's queue.
 struct Writer {
     io: Rc<TcpStream>,
-    rx: mpsc::Receiver<Outgoing>,
+    rx: mpsc::UnboundedReceiver<Queued>,
     shared: Arc<Shared>,
     codec: Codec,
     buf: BytesMut,
@@ -171,8 +269,9 @@ struct Writer {
     /// Runs from the moment the socket starts closing.
     grace: Option<Pin<Box<Sleep>>>,
     /// The writer lives exactly as long as the socket, whichever side ends
-    /// it, so the connection counts as open until the writer is done.
-    _open: Open,
+    /// it, so the connection counts as open, and holds its slot, until the
+    /// writer is done.
+    peer: Peer,
 }
 
 impl Writer {
@@ -182,7 +281,8 @@ impl Writer {
         let _ = self.codec.encode(message, &mut self.buf);
     }
 
-    fn encode_item(&mut self, item: Outgoing) {
+    fn encode_item(&mut self, Queued { item, bytes }: Queued) {
+        self.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
         match item {
             Outgoing::Text(text) => self.encode(Message::Text(text)),
             Outgoing::Batch(frames) => {
@@ -192,16 +292,37 @@ impl Writer {
             }
             Outgoing::Ping => self.encode(Message::Ping(Bytes::new())),
             Outgoing::Pong(bytes) => self.encode(Message::Pong(bytes)),
-            Outgoing::Close(reason) => self.finish(reason),
+            Outgoing::Close(closing) => self.finish(closing),
         }
     }
 
     /// A close frame is the last thing written. Frames already encoded go
     /// before it, so the client never sees half a frame.
-    fn finish(&mut self, reason: Option<CloseReason>) {
-        self.encode(Message::Close(reason.map(fit_control_frame)));
+    fn finish(&mut self, closing: Closing) {
+        if closing.ours {
+            self.log_close(&closing.reason);
+        }
+        self.encode(Message::Close(Some(fit_control_frame(closing.reason))));
         self.rx.close();
         self.closing();
+    }
+
+    /// Every close the server begins passes here, whatever its cause: one
+    /// line at info and one count, so that no socket ends unexplained.
+    fn log_close(&self, reason: &CloseReason) {
+        let code = u16::from(reason.code);
+        let kind = match self.peer.open.kind() {
+            Connection::Client => "client",
+            Connection::Worker => "worker",
+        };
+        tracing::info!(
+            code,
+            reason = reason.description.as_deref().unwrap_or_default(),
+            kind,
+            peer = %self.peer.address,
+            "closing a socket"
+        );
+        self.peer.open.closed(code);
     }
 
     /// Writes what is buffered and nothing more, within the grace.
@@ -219,10 +340,10 @@ impl Writer {
                 Poll::Ready(None) => self.closing(),
                 Poll::Pending => {
                     if self.leaving.as_mut().poll(cx).is_ready() {
-                        self.finish(Some(close_reason(
+                        self.finish(Closing::ours(
                             CloseCode::Away,
                             "the server is shutting down",
-                        )));
+                        ));
                     }
                     break;
                 }
@@ -295,7 +416,7 @@ impl Future for Writer {
             this.shared.writer.register(cx.waker());
             match this.shared.take_abort() {
                 Some(Abort::Gone) => return this.done(),
-                Some(Abort::Close(reason)) => this.finish(Some(reason)),
+                Some(Abort::Close(closing)) => this.finish(closing),
                 None => {}
             }
         }
@@ -333,11 +454,24 @@ mod tests {
     #[test]
     fn close_reasons_fit_a_control_frame() {
         let long = "é".repeat(100);
-        let fitted = fit_control_frame(close_reason(CloseCode::Policy, &long));
+        let fitted = fit_control_frame(Closing::ours(CloseCode::Policy, &long).reason);
         let text = fitted.description.unwrap();
         assert!(text.len() <= 123);
         assert!(text.chars().all(|c| c == 'é'));
-        let short = fit_control_frame(close_reason(CloseCode::Normal, "bye"));
+        let short = fit_control_frame(Closing::ours(CloseCode::Normal, "bye").reason);
         assert_eq!(short.description.as_deref(), Some("bye"));
+    }
+
+    #[test]
+    fn frames_count_with_their_headers() {
+        let mut encoded = BytesMut::new();
+        for payload in [0, 125, 126, 0xffff, 0x10000] {
+            encoded.clear();
+            let text = ByteString::from("x".repeat(payload));
+            Codec::new()
+                .encode(Message::Text(text), &mut encoded)
+                .unwrap();
+            assert_eq!(frame_len(payload), encoded.len(), "{payload}");
+        }
     }
 }

@@ -476,11 +476,12 @@ async fn presence_stays_right_when_one_user_has_several_tabs() {
 
 #[actix_web::test]
 async fn a_slow_consumer_is_closed_and_the_others_stay_fast() {
-    // Arrange: a short outbound queue, no rate limit, large messages.
+    // Arrange: a short outbound queue (16 of the messages), no rate
+    // limit, large messages.
     let app = spawn_app(
         Backend::Sqlite,
         unlimited(vec![
-            ("BAZAAR_WS__OUTBOUND_QUEUE", "16"),
+            ("BAZAAR_WS__MAX_QUEUED_BYTES", "524288"),
             ("BAZAAR_CHAT__MAX_TEXT", "60000"),
         ]),
     )

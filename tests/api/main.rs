@@ -37,3 +37,4 @@ mod smtp;
 mod subscriptions;
 mod supervision;
 mod worker_protocol;
+mod ws_limits;
