@@ -268,9 +268,16 @@ impl ClientSession {
         };
         let room = match Topic::parse(raw) {
             Err(e) => return self.answer(reference.as_deref(), Err(("bad_topic", e)), ctx),
-            Ok(topic) => match self.lots.get(&topic) {
-                Some(room) => room.clone(),
-                None => {
+            Ok(topic) => match (self.lots.get(&topic), &topic) {
+                (Some(room), _) => room.clone(),
+                (None, Topic::Chat(_)) => {
+                    let outcome = Err((
+                        "bad_topic",
+                        format!("{topic} is a chat room: bids go to auction topics"),
+                    ));
+                    return self.answer(reference.as_deref(), outcome, ctx);
+                }
+                (None, Topic::Auction(_)) => {
                     let outcome = Err(("not_joined", format!("join {topic} first")));
                     return self.answer(reference.as_deref(), outcome, ctx);
                 }
@@ -300,9 +307,14 @@ impl ClientSession {
     /// The Room of a topic this connection has joined.
     fn joined(&self, raw: &str) -> Result<(Topic, Addr<Room>), (&'static str, String)> {
         let topic = Topic::parse(raw).map_err(|e| ("bad_topic", e))?;
-        match self.rooms.get(&topic) {
-            Some(room) => Ok((topic, room.clone())),
-            None => Err(("not_joined", format!("join {topic} first"))),
+        match (self.rooms.get(&topic), &topic) {
+            (Some(room), _) => Ok((topic, room.clone())),
+            // "Join first" would send a member of the lot round in circles.
+            (None, Topic::Auction(_)) => Err((
+                "bad_topic",
+                format!("{topic} is a lot: it takes bids, not chat"),
+            )),
+            (None, Topic::Chat(_)) => Err(("not_joined", format!("join {topic} first"))),
         }
     }
 

@@ -464,3 +464,37 @@ async fn watchers_see_an_admin_cancel_the_lot() {
     assert_eq!(event["lot"]["status"], "cancelled", "{event}");
     assert!(event["seq"].as_u64() > Some(seq));
 }
+
+#[actix_web::test]
+async fn a_request_of_the_wrong_kind_for_a_topic_says_so_instead_of_join_first() {
+    // Arrange: Ana is in a running lot and in a chat room.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let id = lot(
+        &app,
+        TimeDelta::milliseconds(-100),
+        TimeDelta::seconds(60),
+        TimeDelta::zero(),
+        None,
+    )
+    .await;
+    let topic = format!("auction:{id}");
+    let mut ana = bidder(&app, "ana").await;
+    ana.join(&topic, None).await;
+    ana.join("chat:lobby", None).await;
+
+    // Act
+    let said = ana
+        .request(json!({"op": "say", "topic": topic, "text": "mine!"}))
+        .await;
+    let bid_in_chat = bid(&mut ana, "chat:lobby", 1_000, None).await;
+
+    // Assert
+    assert_eq!(said["body"]["code"], "bad_topic", "{said}");
+    assert!(
+        said["body"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("takes bids")),
+        "{said}"
+    );
+    assert_eq!(bid_in_chat["body"]["code"], "bad_topic", "{bid_in_chat}");
+}
