@@ -126,14 +126,8 @@ where
     A: Supervised + Actor<Context = Context<A>>,
     F: FnOnce(&mut Context<A>) -> A,
 {
-    let mut ctx = Context::new();
-    let act = f(&mut ctx);
-    let addr = ctx.address();
-    actix::spawn(Supervisor {
-        fut: ctx.into_future(act),
-        name,
-        restart,
-    });
+    let (fut, addr) = context(f);
+    actix::spawn(Supervisor { fut, name, restart });
     addr
 }
 
@@ -147,14 +141,25 @@ where
     A: Actor<Context = Context<A>>,
     F: FnOnce(&mut Context<A>) -> A,
 {
-    let mut ctx = Context::new();
-    let act = f(&mut ctx);
-    let addr = ctx.address();
+    let (fut, addr) = context(f);
     actix::spawn(Session {
-        fut: ctx.into_future(act),
+        fut,
         panicked: false,
     });
     addr
+}
+
+/// `f`'s actor in a context of its own, as `Actor::create` builds it, for
+/// a wrapper to poll.
+fn context<A, F>(f: F) -> (ContextFut<A, Context<A>>, Addr<A>)
+where
+    A: Actor<Context = Context<A>>,
+    F: FnOnce(&mut Context<A>) -> A,
+{
+    let mut ctx = Context::new();
+    let act = f(&mut ctx);
+    let addr = ctx.address();
+    (ctx.into_future(act), addr)
 }
 
 struct Session<A: Actor<Context = Context<A>>> {

@@ -43,6 +43,19 @@ pub(crate) async fn lot(
         .id
 }
 
+/// The topic of a lot that opened a moment ago and runs for a minute.
+pub(crate) async fn running_lot(app: &TestApp) -> String {
+    let id = lot(
+        app,
+        TimeDelta::milliseconds(-100),
+        TimeDelta::seconds(60),
+        TimeDelta::zero(),
+        None,
+    )
+    .await;
+    format!("auction:{id}")
+}
+
 /// A logged-in account's socket.
 pub(crate) async fn bidder(app: &TestApp, name: &str) -> ChatClient {
     let mut visitor = Visitor::new(app);
@@ -469,15 +482,7 @@ async fn watchers_see_an_admin_cancel_the_lot() {
 async fn a_request_of_the_wrong_kind_for_a_topic_says_so_instead_of_join_first() {
     // Arrange: Ana is in a running lot and in a chat room.
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
-    let id = lot(
-        &app,
-        TimeDelta::milliseconds(-100),
-        TimeDelta::seconds(60),
-        TimeDelta::zero(),
-        None,
-    )
-    .await;
-    let topic = format!("auction:{id}");
+    let topic = running_lot(&app).await;
     let mut ana = bidder(&app, "ana").await;
     ana.join(&topic, None).await;
     ana.join("chat:lobby", None).await;

@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use chrono::TimeDelta;
-
 use crate::accounts::{hidden, Visitor};
-use crate::auctions::{bid, bidder, lot, next};
+use crate::auctions::{bid, bidder, next, running_lot};
 use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, spawn_store, AppOptions, Backend, TestApp};
 use crate::smtp::{Received, SmtpSink};
@@ -232,15 +230,7 @@ async fn a_lot_room_that_panics_refuses_that_bid_and_takes_the_next_in_order() {
         },
     )
     .await;
-    let id = lot(
-        &app,
-        TimeDelta::milliseconds(-100),
-        TimeDelta::seconds(60),
-        TimeDelta::zero(),
-        None,
-    )
-    .await;
-    let topic = format!("auction:{id}");
+    let topic = running_lot(&app).await;
     let mut ana = bidder(&app, "ana").await;
     let mut bob = bidder(&app, "bob").await;
     let mut guest = ChatClient::connect(&app, Some("gus")).await.expect("guest");
