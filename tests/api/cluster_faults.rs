@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
 use crate::chat_client::{ChatClient, Ended, MemberList};
-use crate::cluster_helpers::{health, node_of, running, ws, Cluster};
+use crate::cluster_helpers::{health, node_of, running, ws, Cluster, ClusterOptions};
 
 /// The room every member of these tests is in.
 const TOPIC: &str = "chat:floor";
@@ -635,9 +635,9 @@ async fn a_member_who_leaves_while_redis_is_down_leaves_every_list_once_it_is_ba
 async fn a_room_that_panics_on_each_node_numbers_on_from_the_cluster_counter() {
     // Arrange: every node's rooms panic once, at their first message; a
     // member on each of two nodes.
-    let cluster = crate::cluster_helpers::Cluster::start_with(
+    let cluster = Cluster::start_with(
         2,
-        crate::cluster_helpers::ClusterOptions {
+        ClusterOptions {
             env: vec![("BAZAAR_FAULT_PANIC_ONCE_IN".into(), "room".into())],
             ..Default::default()
         },
