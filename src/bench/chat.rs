@@ -234,6 +234,9 @@ async fn member_loop(mut m: Member, plan: Rc<Plan>, stats: Rc<RefCell<Stats>>) {
                         }
                         Event::Reply { ok: true } => s.acked += 1,
                         Event::Reply { ok: false } => {
+                            // A refused say never comes back as a message:
+                            // its place in the window is free again.
+                            in_flight = in_flight.saturating_sub(1);
                             s.rejected += 1;
                             if s.first_error.is_none() {
                                 s.first_error = Some(text.chars().take(300).collect());
