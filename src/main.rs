@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use url::Url;
 
 use bazaar::accounts::{check_new_password, store, LoginName};
-use bazaar::chat_cli::ChatOptions;
+use bazaar::chat_cli::{ChatOptions, StunServer};
 use bazaar::config::{LogFormat, Settings};
 use bazaar::domain::user_name::UserName;
 use bazaar::worker::WorkerOptions;
@@ -66,7 +66,7 @@ enum Command {
     Migrate,
     /// Measure a scenario (see `bazaar bench --help`).
     Bench(bench::BenchArgs),
-    /// Chat in a room from the terminal (/who, /join ROOM, /quit).
+    /// Chat in a room from the terminal (/who, /join ROOM, /direct NAME, /quit).
     Chat {
         /// The server, e.g. http://127.0.0.1:8080 or ws://127.0.0.1:8080.
         #[arg(long)]
@@ -77,6 +77,10 @@ enum Command {
         /// The room to join first.
         #[arg(long, default_value = "lobby")]
         room: String,
+        /// A STUN server for direct conversations behind NAT, as
+        /// stun:host[:port]; may be given more than once.
+        #[arg(long = "stun", value_name = "URL", value_parser = StunServer::parse)]
+        stun: Vec<StunServer>,
     },
     /// Administration from the command line.
     #[command(subcommand)]
@@ -160,8 +164,19 @@ fn main() -> anyhow::Result<()> {
                 display_name,
                 admin,
             }) => create_user(&settings, &name, display_name.as_deref(), admin).await,
-            Command::Chat { server, name, room } => {
-                let code = chat_cli::run(ChatOptions { server, name, room }).await?;
+            Command::Chat {
+                server,
+                name,
+                room,
+                stun,
+            } => {
+                let options = ChatOptions {
+                    server,
+                    name,
+                    room,
+                    stun,
+                };
+                let code = chat_cli::run(options).await?;
                 if code != 0 {
                     std::process::exit(code);
                 }

@@ -3,10 +3,19 @@
 //! history, messages and presence on stdout, sends each stdin line as `say`,
 //! and understands `/who`, `/join ROOM` and `/quit`. A dropped connection is
 //! re-opened with backoff and the room re-joined with `since`, so nothing is
-//! missed.
+//! missed. Direct conversations with other members, peer to peer, are in
+//! direct.rs.
 //!
 //! One plain async loop: stdin is read on a std thread and forwarded through
-//! a channel, so the actix system never blocks on the terminal.
+//! a channel, so the actix system never blocks on the terminal; each direct
+//! conversation runs as a task of its own and reports through a channel.
+
+mod direct;
+#[cfg(feature = "p2p")]
+mod link;
+mod stun;
+
+pub use stun::StunServer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -22,6 +31,7 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::domain::topic::RoomName;
+use direct::{Directs, Event, LinkOptions, Outbox};
 
 /// The first wait before reconnecting.
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -31,7 +41,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const MAX_FRAME: usize = 8 << 20;
 
 const HELP: &str = "commands: /who (members), /join ROOM (change room), /quit (leave); \
-                    any other line is said in the room";
+    direct, peer to peer: /direct NAME (ask, then lines go to them), /room (lines go to the room), \
+    /msg NAME TEXT, /accept NAME, /reject NAME, /close NAME; any other line is said in the room";
 
 /// What `bazaar chat` was asked to do.
 #[derive(Debug, Clone)]
@@ -40,6 +51,8 @@ pub struct ChatOptions {
     pub server: Url,
     pub name: String,
     pub room: String,
+    /// STUN servers for direct conversations behind NAT.
+    pub stun: Vec<StunServer>,
 }
 
 /// The `/ws?name=` URL for a server given as http(s) or ws(s).
@@ -66,7 +79,10 @@ pub async fn run(options: ChatOptions) -> anyhow::Result<i32> {
         .map_err(|e| anyhow::anyhow!("invalid room name {:?}: {e}", options.room))?;
     let url = endpoint(&options.server, &options.name)?;
     let mut lines = stdin_lines();
-    let mut chat = Chat::new(room);
+    let (directs, mut events) = Directs::new(LinkOptions {
+        stun: options.stun.clone(),
+    });
+    let mut chat = Chat::new(room, directs);
     let mut backoff = BACKOFF_START;
     let mut connected_before = false;
     loop {
@@ -81,9 +97,17 @@ pub async fn run(options: ChatOptions) -> anyhow::Result<i32> {
         match connecting {
             Ok((_, socket)) => {
                 backoff = BACKOFF_START;
-                match chat.session(socket, &mut lines, connected_before).await {
+                match chat
+                    .session(socket, &mut lines, &mut events, connected_before)
+                    .await
+                {
                     Ended::Quit => return Ok(0),
-                    Ended::Dropped => connected_before = true,
+                    Ended::Dropped => {
+                        connected_before = true;
+                        // This connection's id is gone: peers see it leave.
+                        chat.directs
+                            .end_all("the connection to the server was lost", false);
+                    }
                 }
             }
             Err(awc::error::WsClientError::InvalidResponseStatus(status))
@@ -114,6 +138,8 @@ pub async fn run(options: ChatOptions) -> anyhow::Result<i32> {
                     Some("") => {}
                     Some(_) => println!("! not connected; that line was not sent"),
                 },
+                // Conversations ended above; their tasks' last words.
+                Some(_) = events.recv() => {}
             }
         }
     }
@@ -140,9 +166,14 @@ enum Ended {
 
 /// What a reply answers.
 enum Pending {
-    Join { room: RoomName, resume: bool },
+    Join {
+        room: RoomName,
+        resume: bool,
+    },
     Leave,
     Say,
+    /// Signal data for this connection.
+    Signal(String),
 }
 
 struct Chat {
@@ -157,12 +188,15 @@ struct Chat {
     pending: HashMap<String, Pending>,
     /// A room to leave once the reply that switched rooms is handled.
     leave_later: Option<String>,
+    directs: Directs,
+    /// Signals to send: (topic, connection, data).
+    outbox: Vec<(String, String, Value)>,
 }
 
 type Socket = Framed<BoxedSocket, Codec>;
 
 impl Chat {
-    fn new(room: RoomName) -> Chat {
+    fn new(room: RoomName, directs: Directs) -> Chat {
         Chat {
             room,
             conn: None,
@@ -171,7 +205,30 @@ impl Chat {
             next_ref: 1,
             pending: HashMap::new(),
             leave_later: None,
+            directs,
+            outbox: Vec::new(),
         }
+    }
+
+    /// Queues signals for peers in the current room.
+    fn queue(&mut self, outbox: Outbox) {
+        let topic = self.topic();
+        self.outbox.extend(
+            outbox
+                .into_iter()
+                .map(|(to, data)| (topic.clone(), to, data)),
+        );
+    }
+
+    /// Sends the queued signals; false when the socket is gone.
+    async fn flush(&mut self, socket: &mut Socket) -> bool {
+        for (topic, to, data) in std::mem::take(&mut self.outbox) {
+            let signal = json!({"op": "signal", "topic": topic, "to": to, "data": data});
+            if !self.request(socket, signal, Pending::Signal(to)).await {
+                return false;
+            }
+        }
+        true
     }
 
     fn topic(&self) -> String {
@@ -183,6 +240,7 @@ impl Chat {
         &mut self,
         mut socket: Socket,
         lines: &mut mpsc::UnboundedReceiver<String>,
+        events: &mut mpsc::UnboundedReceiver<(u64, Event)>,
         resume: bool,
     ) -> Ended {
         self.pending.clear();
@@ -204,6 +262,9 @@ impl Chat {
                     Some(Ok(Frame::Text(bytes))) => match serde_json::from_slice::<Value>(&bytes) {
                         Ok(value) => {
                             self.on_frame(&value);
+                            if !self.flush(&mut socket).await {
+                                return Ended::Dropped;
+                            }
                             if let Some(old) = self.leave_later.take() {
                                 let leave = json!({"op": "leave", "topic": old});
                                 if !self.request(&mut socket, leave, Pending::Leave).await {
@@ -231,11 +292,21 @@ impl Chat {
                 },
                 line = lines.recv() => {
                     let Some(line) = line else {
-                        close(&mut socket).await;
+                        self.quit(&mut socket).await;
                         return Ended::Quit;
                     };
                     if let Some(ended) = self.on_line(&mut socket, &line).await {
                         return ended;
+                    }
+                    if !self.flush(&mut socket).await {
+                        return Ended::Dropped;
+                    }
+                }
+                Some((link, event)) = events.recv() => {
+                    let outbox = self.directs.on_event(link, event);
+                    self.queue(outbox);
+                    if !self.flush(&mut socket).await {
+                        return Ended::Dropped;
                     }
                 }
             }
@@ -249,13 +320,43 @@ impl Chat {
             return None;
         }
         let Some(command) = line.strip_prefix('/') else {
+            if let Some(peer) = self.directs.focus.clone() {
+                self.directs.say(&peer, line);
+                return None;
+            }
             let say = json!({"op": "say", "topic": self.topic(), "text": line});
             return (!self.request(socket, say, Pending::Say).await).then_some(Ended::Dropped);
         };
+        // Names may hold spaces: a direct command's name is the rest of the line.
+        let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
+        let name = rest.trim();
+        match verb {
+            "direct" | "accept" | "reject" | "close" if !name.is_empty() => {
+                let outbox = match verb {
+                    "direct" => self
+                        .directs
+                        .direct(&self.members, self.conn.as_deref(), name),
+                    "accept" => self.directs.accept(name),
+                    "reject" => self.directs.reject(name),
+                    _ => self.directs.close(name),
+                };
+                self.queue(outbox);
+                return None;
+            }
+            "msg" if !name.is_empty() => {
+                self.direct_message(name);
+                return None;
+            }
+            "room" if name.is_empty() => {
+                self.directs.room(self.room.as_str());
+                return None;
+            }
+            _ => {}
+        }
         let mut words = command.split_whitespace();
         match (words.next(), words.next(), words.next()) {
             (Some("quit"), None, _) => {
-                close(socket).await;
+                self.quit(socket).await;
                 Some(Ended::Quit)
             }
             (Some("who"), None, _) => {
@@ -285,6 +386,33 @@ impl Chat {
                 println!("* {HELP}");
                 None
             }
+        }
+    }
+
+    /// `/msg NAME TEXT`: the longest name of a conversation that starts the
+    /// line is the name.
+    fn direct_message(&mut self, rest: &str) {
+        let found = self.directs.names().into_iter().find_map(|name| {
+            let text = rest.strip_prefix(name.as_str())?.strip_prefix(' ')?.trim();
+            Some((name, text.to_owned()))
+        });
+        match found {
+            Some((_, text)) if text.is_empty() => println!("! /msg NAME TEXT: the text is missing"),
+            Some((name, text)) => {
+                if let Some(conn) = self.directs.conn_of(&name) {
+                    self.directs.say(&conn, &text);
+                }
+            }
+            None => println!("! no direct conversation with that name; /direct NAME asks for one"),
+        }
+    }
+
+    /// Says goodbye to every peer, then closes the socket.
+    async fn quit(&mut self, socket: &mut Socket) {
+        let outbox = self.directs.end_all("you quit", true);
+        self.queue(outbox);
+        if self.flush(socket).await {
+            close(socket).await;
         }
     }
 
@@ -335,9 +463,17 @@ impl Chat {
         }
         for (conn, before) in changed {
             match (before, self.members.get(&conn)) {
-                (Some(user), None) => println!("* {user} left"),
+                (Some(user), None) => {
+                    println!("* {user} left");
+                    let outbox = self.directs.on_left(&conn);
+                    self.queue(outbox);
+                }
                 (None, Some(user)) => println!("* {user} joined"),
-                (Some(old), Some(now)) if old != *now => println!("* {old} is now {now}"),
+                (Some(old), Some(now)) if old != *now => {
+                    println!("* {old} is now {now}");
+                    let now = now.clone();
+                    self.directs.on_renamed(&conn, &now);
+                }
                 _ => {}
             }
         }
@@ -349,9 +485,24 @@ impl Chat {
             Some("reply") => self.on_reply(frame),
             Some("message") if frame["topic"] == topic.as_str() => self.print_message(frame),
             Some("presence") if frame["topic"] == topic.as_str() => self.on_presence(frame),
+            Some("signal") if frame["topic"] == topic.as_str() => self.on_signal(frame),
             Some("error") => print_error(frame),
             _ => {}
         }
+    }
+
+    fn on_signal(&mut self, frame: &Value) {
+        let Some(from) = frame["from"].as_str() else {
+            return;
+        };
+        // Only a member can signal: the server relays within the room.
+        let Some(user) = self.members.get(from).cloned() else {
+            return;
+        };
+        let outbox = self
+            .directs
+            .on_signal(self.conn.as_deref(), from, &user, &frame["data"]);
+        self.queue(outbox);
     }
 
     fn on_reply(&mut self, frame: &Value) {
@@ -365,7 +516,12 @@ impl Chat {
                     print!("! could not join #{room}: ");
                     print_error(body);
                 }
-                Pending::Say | Pending::Leave => print_error(body),
+                // The peer left between its last presence and this signal.
+                Pending::Signal(conn) if body["code"] == "not_in_topic" => {
+                    let outbox = self.directs.on_left(&conn);
+                    self.queue(outbox);
+                }
+                Pending::Say | Pending::Leave | Pending::Signal(_) => print_error(body),
             }
             return;
         }
@@ -374,6 +530,9 @@ impl Chat {
         };
         if room != self.room {
             // Switched rooms: leave the old one now that the new one is joined.
+            // Direct conversations were with members of the old one.
+            let outbox = self.directs.end_all("you left the room", true);
+            self.queue(outbox);
             let old = std::mem::replace(&mut self.room, room);
             self.leave_later = Some(format!("chat:{old}"));
             self.seq = None;
@@ -435,6 +594,8 @@ impl Chat {
             .map(|(conn, user)| {
                 if self.conn.as_deref() == Some(conn) {
                     format!("{user} (you)")
+                } else if self.directs.is_open(conn) {
+                    format!("{user} (direct)")
                 } else {
                     user.clone()
                 }

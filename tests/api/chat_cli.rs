@@ -11,17 +11,24 @@ use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend};
 
 /// The CLI process; killed when dropped, whatever the test did.
-struct Cli {
-    child: Child,
+pub(crate) struct Cli {
+    pub(crate) child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    /// Lines read while waiting for others.
+    pub(crate) seen: Vec<String>,
 }
 
 impl Cli {
     fn spawn(base: &str) -> Cli {
+        Cli::spawn_as(base, "cli", &[])
+    }
+
+    /// `bazaar chat` in the lobby as `name`, with `extra` arguments.
+    pub(crate) fn spawn_as(base: &str, name: &str, extra: &[&str]) -> Cli {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
-            .args(["chat", "--server", base, "--name", "cli", "--room", "lobby"])
+            .args(["chat", "--server", base, "--name", name, "--room", "lobby"])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -46,14 +53,14 @@ impl Cli {
         }
     }
 
-    fn write_line(&mut self, line: &str) {
+    pub(crate) fn write_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").expect("write to the CLI");
         stdin.flush().expect("flush the CLI's stdin");
     }
 
     /// Waits for a stdout line containing `needle`.
-    fn expect_line(&mut self, needle: &str, within: Duration) -> String {
+    pub(crate) fn expect_line(&mut self, needle: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -65,7 +72,7 @@ impl Cli {
         }
     }
 
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -26,6 +26,8 @@ mod cluster_faults;
 mod cluster_helpers;
 mod cluster_rooms;
 mod crawl;
+#[cfg(feature = "p2p")]
+mod direct;
 mod faults;
 mod hardening_accounts;
 mod helpers;
