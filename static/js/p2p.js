@@ -1,24 +1,41 @@
 // Direct conversations: two members of a room talk over a WebRTC data channel
 // that the server does not carry. The server only relays the negotiation
-// (`signal` frames, docs/protocol.md §1) between the two connections; what is
-// said goes browser to browser, and each panel says so.
+// (`signal` frames, docs/protocol.md §1, "Direct conversations") between the
+// two connections; what is said goes browser to browser, and each panel says
+// so.
 //
 // Signal data, one of:
 //   {"kind":"offer","sdp":...}   {"kind":"answer","sdp":...}
-//   {"kind":"ice","candidate":{...}}   {"kind":"bye"}
-// The callee accepts an offer automatically.
+//   {"kind":"ice","candidate":{...}}   {"kind":"reject"}   {"kind":"bye"}
+// Nobody is connected to without saying yes: an offer only shows a prompt,
+// and the callee's browser makes no peer connection (so gathers and reveals
+// no address of its own) until Accept.
+//
+// A panel's states: closed; waiting (we called, they have not answered);
+// asking (they called, we have not answered); connecting; open.
 
 import { messageItem } from "./message_view.js";
 
-/** No STUN or TURN: host candidates only, so that it works offline and on
- * loopback; peers behind different NATs will not find a route. */
-const RTC_CONFIG = { iceServers: [] };
-/** Give up on a connection that has not opened by then, in ms. */
+/** How long a call waits for the callee to accept or decline, in ms. */
+const ASK_TIMEOUT_MS = 60_000;
+/** Give up on a connection that has not opened by then, in ms, counted from
+ * the answer: waiting for a person to decide is not a network problem. */
 const CONNECT_TIMEOUT_MS = 20_000;
 /** The same limit as room messages, in characters. */
 const MAX_TEXT = 2000;
+/** ICE candidates kept for an offer not yet accepted (or an answer not yet
+ * applied); a peer cannot make a page hoard more than this. */
+const MAX_EARLY = 100;
+/** The data channel's label; any other channel a peer opens is refused. */
+const CHANNEL = "chat";
 
-const STATE_TEXT = { connecting: "connecting", open: "direct connection open", closed: "closed" };
+const STATE_TEXT = {
+  closed: () => "closed",
+  waiting: (user) => `waiting for ${user} to accept`,
+  asking: (user) => `${user} wants to talk directly`,
+  connecting: () => "connecting",
+  open: () => "direct connection open",
+};
 
 /** All direct conversations of one page, one per peer connection. */
 export class DirectTalks {
@@ -34,6 +51,9 @@ export class DirectTalks {
     this.topic = topic;
     this.container = container;
     this.userOf = userOf;
+    // No STUN or TURN: host candidates only, so that it works offline and
+    // on loopback; peers behind different NATs will not find a route.
+    this.rtcConfig = { iceServers: [] };
     this.myConn = null;
     /** peer conn → Talk */
     this.talks = new Map();
@@ -42,19 +62,30 @@ export class DirectTalks {
     });
   }
 
+  /** Our connection id, new after every reconnect. An offer or a call
+   * addressed to (or sent from) the old id can no longer be answered, and
+   * its peer saw the old id leave; so both end here too. */
   setMyConn(conn) {
+    const changed = this.myConn !== null && conn !== this.myConn;
     this.myConn = conn;
+    if (!changed) return;
+    for (const talk of this.talks.values()) {
+      if (talk.state === "asking" || talk.state === "waiting") talk.end("The room connection dropped; call again.", false);
+    }
   }
 
-  /** Open (or bring back) the conversation with `peer` and call it. */
+  /** Open (or bring back) the conversation with `peer`: call them, or say
+   * yes to their call when they are already asking. */
   open(peer) {
     if (peer === this.myConn) return;
     const talk = this.talkWith(peer);
     if (talk.state === "closed") talk.call();
+    else if (talk.state === "asking") talk.accept();
     talk.focus();
   }
 
-  /** The peer left the room: its end of the channel is gone or going. */
+  /** The peer left the room: its end of the channel is gone or going, and
+   * an offer of theirs can no longer be answered. */
   peerLeft(peer) {
     this.talks.get(peer)?.end("They left the room.", false);
   }
@@ -75,14 +106,15 @@ export class DirectTalks {
 
   receive(from, data) {
     if (data.kind === "offer" && typeof data.sdp === "string") {
-      this.talkWith(from).answer(data.sdp);
+      this.talkWith(from).offered(data.sdp);
       return;
     }
     const talk = this.talks.get(from);
     if (!talk) return;
     if (data.kind === "answer" && typeof data.sdp === "string") talk.acceptAnswer(data.sdp);
-    else if (data.kind === "ice" && data.candidate) talk.addCandidate(data.candidate);
-    else if (data.kind === "bye") talk.end("They closed the conversation.", false);
+    else if (data.kind === "ice" && data.candidate && typeof data.candidate === "object") talk.addCandidate(data.candidate);
+    else if (data.kind === "reject") talk.rejected();
+    else if (data.kind === "bye") talk.bye();
   }
 
   forget(peer) {
@@ -98,14 +130,21 @@ class Talk {
     this.pc = null;
     this.channel = null;
     this.state = "closed";
-    /** ICE candidates that came before the offer or answer they belong to. */
+    /** The offer waiting for Accept (state asking). */
+    this.offer = null;
+    /** ICE candidates that came before the offer or answer they belong to
+     * was applied, or while the offer waits for Accept. */
     this.early = [];
     this.timer = null;
+    /** The peer's name when last seen: it is gone from the member list by
+     * the time their leaving is told. */
+    this.name = null;
     this.buildPanel();
   }
 
   get user() {
-    return this.owner.userOf(this.peer) ?? "someone";
+    this.name = this.owner.userOf(this.peer) ?? this.name;
+    return this.name ?? "someone";
   }
 
   buildPanel() {
@@ -132,6 +171,23 @@ class Talk {
     close.setAttribute("aria-label", `Close the direct conversation with ${this.user}`);
     close.addEventListener("click", () => this.dismiss());
     head.append(name, " ", label, " ", this.stateEl, close);
+
+    // The question an incoming offer asks; the state line says who asks.
+    this.ask = document.createElement("div");
+    this.ask.className = "p2p-ask";
+    this.ask.setAttribute("role", "group");
+    this.ask.setAttribute("aria-label", `Talk directly with ${this.user}?`);
+    const accept = document.createElement("button");
+    accept.type = "button";
+    accept.className = "p2p-accept";
+    accept.textContent = "Accept";
+    accept.addEventListener("click", () => this.accept());
+    const decline = document.createElement("button");
+    decline.type = "button";
+    decline.className = "p2p-decline";
+    decline.textContent = "Decline";
+    decline.addEventListener("click", () => this.decline());
+    this.ask.append(accept, decline);
 
     this.note = document.createElement("p");
     this.note.className = "p2p-note";
@@ -162,7 +218,7 @@ class Talk {
       this.send();
     });
 
-    panel.append(head, this.note, this.messages, this.form);
+    panel.append(head, this.ask, this.note, this.messages, this.form);
     this.panel = panel;
     this.setState("closed");
   }
@@ -174,9 +230,10 @@ class Talk {
 
   setState(state, note = "") {
     this.state = state;
-    this.stateEl.textContent = STATE_TEXT[state];
+    this.stateEl.textContent = STATE_TEXT[state](this.user);
     this.stateEl.dataset.state = state;
     this.panel.dataset.state = state;
+    this.ask.hidden = state !== "asking";
     this.note.textContent = note;
     this.note.hidden = !note;
     // Typing is only possible while the channel is open, so nothing typed
@@ -185,29 +242,38 @@ class Talk {
   }
 
   /** A fresh RTCPeerConnection; any previous one is dropped. */
-  connect() {
+  connect(state) {
     this.teardown();
-    const pc = new RTCPeerConnection(RTC_CONFIG);
+    const pc = new RTCPeerConnection(this.owner.rtcConfig);
     this.pc = pc;
-    this.early = [];
     pc.addEventListener("icecandidate", (event) => {
       if (event.candidate) this.owner.signal(this.peer, { kind: "ice", candidate: event.candidate.toJSON() });
     });
     pc.addEventListener("connectionstatechange", () => {
       if (this.pc === pc && pc.connectionState === "failed") this.end("No direct route to them was found.", true);
     });
-    this.timer = setTimeout(() => {
-      if (this.pc === pc && this.state !== "open") this.end("No direct route to them was found.", true);
-    }, CONNECT_TIMEOUT_MS);
-    this.setState("connecting");
+    this.setState(state);
     return pc;
   }
 
+  /** Ends the attempt with `note` (and a bye) unless it opened by then. */
+  giveUpAfter(ms, note) {
+    clearTimeout(this.timer);
+    const pc = this.pc;
+    this.timer = setTimeout(() => {
+      if (this.pc === pc && this.state !== "open") this.end(note, true);
+    }, ms);
+  }
+
   async call() {
-    const pc = this.connect();
-    this.attach(pc.createDataChannel("chat"));
+    this.early = [];
+    const pc = this.connect("waiting");
+    this.giveUpAfter(ASK_TIMEOUT_MS, `${this.user} did not answer.`);
+    this.attach(pc.createDataChannel(CHANNEL));
     try {
       await pc.setLocalDescription(await pc.createOffer());
+      // Their offer may have crossed ours and replaced this connection.
+      if (this.pc !== pc) return;
       if (!this.owner.signal(this.peer, { kind: "offer", sdp: pc.localDescription.sdp })) {
         this.end("Not connected to the room right now.", false);
       }
@@ -216,18 +282,52 @@ class Talk {
     }
   }
 
-  async answer(sdp) {
-    // Both sides called at once: the connection with the smaller id keeps its
-    // offer, the other one drops its own and answers ("polite peer").
-    const calling = this.pc && this.pc.signalingState === "have-local-offer";
-    if (calling && (this.owner.myConn ?? "") < this.peer) return;
-    const pc = this.connect();
+  /** An offer came: ask, unless we are calling them at the same time. */
+  offered(sdp) {
+    if (this.state === "waiting") {
+      // Both called at once, so both said yes. The connection with the
+      // smaller id keeps its offer, the other one drops its own and answers
+      // ("polite peer").
+      const calling = this.pc?.signalingState === "have-local-offer";
+      if (calling && (this.owner.myConn ?? "") < this.peer) return;
+      this.answer(sdp, []);
+      return;
+    }
+    // A new offer replaces whatever was going on with this peer: they
+    // started over, so their old connection is gone on their side.
+    this.teardown();
+    this.offer = sdp;
+    this.early = [];
+    this.setState("asking");
+  }
+
+  accept() {
+    if (this.state !== "asking") return;
+    const sdp = this.offer;
+    this.offer = null;
+    this.answer(sdp, this.early.splice(0));
+  }
+
+  decline() {
+    if (this.state !== "asking") return;
+    this.offer = null;
+    this.early = [];
+    this.owner.signal(this.peer, { kind: "reject" });
+    this.setState("closed", "You declined.");
+  }
+
+  /** Answers `sdp` with a new connection; `kept` are candidates that came
+   * with the offer before there was a connection to give them to. */
+  async answer(sdp, kept) {
+    const pc = this.connect("connecting");
+    this.early = kept;
+    this.giveUpAfter(CONNECT_TIMEOUT_MS, "No direct route to them was found.");
     pc.addEventListener("datachannel", (event) => this.attach(event.channel));
     try {
       await pc.setRemoteDescription({ type: "offer", sdp });
       this.flushEarly();
       await pc.setLocalDescription(await pc.createAnswer());
-      this.owner.signal(this.peer, { kind: "answer", sdp: pc.localDescription.sdp });
+      if (this.pc === pc) this.owner.signal(this.peer, { kind: "answer", sdp: pc.localDescription.sdp });
     } catch {
       if (this.pc === pc) this.end("Their offer could not be used.", true);
     }
@@ -235,7 +335,9 @@ class Talk {
 
   async acceptAnswer(sdp) {
     const pc = this.pc;
-    if (!pc || pc.signalingState !== "have-local-offer") return;
+    if (!pc || this.state !== "waiting" || pc.signalingState !== "have-local-offer") return;
+    this.setState("connecting");
+    this.giveUpAfter(CONNECT_TIMEOUT_MS, "No direct route to them was found.");
     try {
       await pc.setRemoteDescription({ type: "answer", sdp });
       this.flushEarly();
@@ -244,10 +346,29 @@ class Talk {
     }
   }
 
+  /** They said no to our call. */
+  rejected() {
+    if (this.state === "waiting") this.end(`${this.user} declined.`, false);
+  }
+
+  /** They ended the conversation, or took back their offer. */
+  bye() {
+    if (this.state === "asking") {
+      this.offer = null;
+      this.early = [];
+      this.setState("closed", `${this.user} withdrew the offer.`);
+    } else if (this.state !== "closed") {
+      this.end("They closed the conversation.", false);
+    }
+  }
+
   addCandidate(candidate) {
-    if (!this.pc) return;
-    if (!this.pc.remoteDescription) this.early.push(candidate);
-    else this.pc.addIceCandidate(candidate).catch(() => {}); // a stale one
+    const keep = this.state === "asking" || (this.pc && !this.pc.remoteDescription);
+    if (keep) {
+      if (this.early.length < MAX_EARLY) this.early.push(candidate);
+    } else if (this.pc) {
+      this.pc.addIceCandidate(candidate).catch(() => {}); // a stale one
+    }
   }
 
   flushEarly() {
@@ -255,6 +376,10 @@ class Talk {
   }
 
   attach(channel) {
+    if (channel.label !== CHANNEL) {
+      channel.close();
+      return;
+    }
     this.channel = channel;
     channel.addEventListener("open", () => {
       if (this.channel !== channel) return;
@@ -303,17 +428,21 @@ class Talk {
     pc?.close();
   }
 
-  /** Close the connection, keep the panel (and what was said) on screen.
-   * `tell` sends a bye so the peer closes its side at once. */
+  /** Close the connection (or drop the offer), keep the panel and what was
+   * said on screen. `tell` sends a bye so the peer closes its side at once. */
   end(note, tell) {
     if (tell && this.pc) this.owner.signal(this.peer, { kind: "bye" });
     this.teardown();
+    this.offer = null;
+    this.early = [];
     this.setState("closed", note);
   }
 
-  /** The close button: end the conversation and remove the panel. */
+  /** The close button: end the conversation and remove the panel. Closing
+   * an offer's prompt declines it. */
   dismiss() {
-    this.end("", this.state !== "closed");
+    if (this.state === "asking") this.decline();
+    else this.end("", this.state !== "closed");
     this.panel.remove();
     this.owner.forget(this.peer);
   }

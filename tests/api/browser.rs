@@ -1,11 +1,15 @@
 //! The chat page in real headless Chromium: two users in two windows chat,
 //! see each other come and go, ride out a server restart, and talk directly
-//! over WebRTC without the server.
+//! over WebRTC without the server, once the one called says yes.
 
 use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
 
 use crate::accounts::Visitor;
-use crate::browser_helpers::{Browser, Page};
+use crate::browser_helpers::{
+    Browser, Page, P2P_ACCEPT, P2P_CLOSE, P2P_DECLINE, P2P_INPUT, P2P_MESSAGES, P2P_NOTE,
+    P2P_PANEL, P2P_STATE,
+};
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
 
 /// The room's composer; Enter sends.
@@ -82,19 +86,101 @@ async fn p2p_message_bypasses_the_server() {
     let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
     ana.send(COMPOSER, "said in the room").await;
     bob.wait_for_text(MESSAGES, "said in the room").await;
+    ana.watch_peer_connections().await;
+    bob.watch_peer_connections().await;
+
+    // Act: ana calls; bob is asked, and nothing connects until he accepts.
+    ana.call_directly("bob").await;
+    ana.wait_for_text(P2P_STATE, "waiting for bob to accept")
+        .await;
+    bob.wait_for_text(P2P_STATE, "ana wants to talk directly")
+        .await;
+    assert!(bob.peer_connections().await.is_empty());
+    bob.click(P2P_ACCEPT).await;
+    ana.wait_for_text(P2P_STATE, "direct connection open").await;
+    bob.wait_for_text(P2P_STATE, "direct connection open").await;
+    ana.send(P2P_INPUT, "just between us").await;
+
+    // Assert: bob reads it; the server's table never saw it. Each page made
+    // one connection, with no STUN server.
+    bob.wait_for_text(P2P_MESSAGES, "just between us").await;
+    assert_eq!(stored_texts(&app).await, ["said in the room"]);
+    for page in [&ana, &bob] {
+        assert_eq!(page.peer_connections().await, [json!({"iceServers": []})]);
+    }
+}
+
+#[actix_web::test]
+async fn a_declined_offer_opens_nothing_and_tells_the_caller() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut browser = Browser::start().await;
+    let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
+    bob.watch_peer_connections().await;
+    ana.call_directly("bob").await;
+    bob.wait_for_p2p_state("asking").await;
 
     // Act
-    ana.click("#members [data-conn] button.talk").await;
-    let state = ".p2p-panel[data-peer] .p2p-state";
-    ana.wait_for_text(state, "direct connection open").await;
-    bob.wait_for_text(state, "direct connection open").await;
-    ana.send(".p2p-composer input[name=text]", "just between us")
-        .await;
+    bob.click(P2P_DECLINE).await;
 
-    // Assert: bob reads it; the server's table never saw it.
-    bob.wait_for_text(".message.p2p .text", "just between us")
-        .await;
-    assert_eq!(stored_texts(&app).await, ["said in the room"]);
+    // Assert: ana's call ends with the reason; bob never made a connection.
+    ana.wait_for_p2p_state("closed").await;
+    ana.wait_for_text(P2P_NOTE, "bob declined.").await;
+    assert_eq!(bob.texts(P2P_NOTE).await, ["You declined."]);
+    assert_eq!(bob.texts(P2P_STATE).await, ["closed"]);
+    assert!(bob.peer_connections().await.is_empty());
+    for page in [&ana, &bob] {
+        assert!(page
+            .texts(&format!("{P2P_PANEL}[data-state=open]"))
+            .await
+            .is_empty());
+        assert!(page.texts(P2P_MESSAGES).await.is_empty());
+    }
+    assert!(stored_texts(&app).await.is_empty());
+}
+
+#[actix_web::test]
+async fn the_prompt_goes_away_when_the_caller_hangs_up_first() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut browser = Browser::start().await;
+    let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
+    bob.watch_peer_connections().await;
+    ana.call_directly("bob").await;
+    bob.wait_for(P2P_ACCEPT).await;
+
+    // Act: ana closes her panel before bob answers, which sends a bye.
+    ana.click(P2P_CLOSE).await;
+
+    // Assert
+    bob.wait_for_text(P2P_NOTE, "ana withdrew the offer.").await;
+    assert_eq!(bob.texts(P2P_STATE).await, ["closed"]);
+    assert!(!bob.is_displayed(P2P_ACCEPT).await);
+    assert!(!bob.is_displayed(P2P_DECLINE).await);
+    assert!(bob.peer_connections().await.is_empty());
+    assert!(ana.texts(P2P_PANEL).await.is_empty(), "ana's panel is gone");
+}
+
+#[actix_web::test]
+async fn two_calling_each_other_connect_without_a_prompt() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut browser = Browser::start().await;
+    let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
+
+    // Act: both ask at once. When the offers cross, both said yes and one
+    // answers the other's; when one arrives first, the other's click on
+    // "talk directly" is the yes.
+    tokio::join!(ana.call_directly("bob"), bob.call_directly("ana"));
+
+    // Assert
+    ana.wait_for_text(P2P_STATE, "direct connection open").await;
+    bob.wait_for_text(P2P_STATE, "direct connection open").await;
+    bob.send(P2P_INPUT, "we both asked").await;
+    ana.wait_for_text(P2P_MESSAGES, "we both asked").await;
+    for page in [&ana, &bob] {
+        assert_eq!(page.texts(P2P_PANEL).await.len(), 1, "one panel each");
+    }
 }
 
 #[actix_web::test]

@@ -28,6 +28,27 @@ const DRIVER_START: Duration = Duration::from_secs(10);
 /// How much of the page a failed wait prints.
 const EXCERPT_CHARS: usize = 4000;
 
+/// A direct conversation's panel on a room page (static/js/p2p.js): its
+/// `data-state` is `closed`, `waiting` (we called), `asking` (they called),
+/// `connecting` or `open`.
+pub const P2P_PANEL: &str = ".p2p-panel";
+/// The panel's state line: "waiting for NAME to accept", "NAME wants to talk
+/// directly", "connecting", "direct connection open" or "closed".
+pub const P2P_STATE: &str = ".p2p-panel .p2p-state";
+/// Why the conversation closed: "NAME declined.", "NAME did not answer.",
+/// "NAME withdrew the offer.", "You declined.", "They closed the
+/// conversation.", "They left the room.", ...
+pub const P2P_NOTE: &str = ".p2p-panel .p2p-note";
+/// The answers to an incoming offer, shown only while it asks.
+pub const P2P_ACCEPT: &str = ".p2p-panel button.p2p-accept";
+pub const P2P_DECLINE: &str = ".p2p-panel button.p2p-decline";
+/// The panel's close button; on a waiting call it withdraws the offer.
+pub const P2P_CLOSE: &str = ".p2p-panel button.p2p-close";
+/// The direct composer (Enter sends), enabled only while the channel is open.
+pub const P2P_INPUT: &str = ".p2p-panel .p2p-composer input[name=text]";
+/// The text of every direct message, sent or received.
+pub const P2P_MESSAGES: &str = ".p2p-panel .message.p2p .text";
+
 /// A chromedriver process and every browser it started. It runs in a process
 /// group of its own, so dropping it kills the Chromium processes too, even
 /// when a test panics before closing its pages.
@@ -212,6 +233,21 @@ impl Page {
         }
     }
 
+    /// Whether an element matching `css` is displayed now.
+    pub async fn is_displayed(&self, css: &str) -> bool {
+        for element in self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap_or_default()
+        {
+            if element.is_displayed().await.unwrap_or(false) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Waits until an element matching `css` has text containing `text`.
     pub async fn wait_for_text(&self, css: &str, text: &str) {
         self.wait_until(&format!("{css} to show {text:?}"), css, |texts| {
@@ -277,6 +313,75 @@ impl Page {
             .execute(script, vec![])
             .await
             .unwrap_or_else(|err| panic!("run {script:?} in the page: {err}"))
+    }
+
+    /// Clicks "talk directly" next to `user` in the room's member list,
+    /// once they are listed.
+    pub async fn call_directly(&self, user: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            for member in self
+                .client
+                .find_all(Locator::Css("#members [data-conn]"))
+                .await
+                .unwrap_or_default()
+            {
+                let Ok(name) = member.find(Locator::Css(".user")).await else {
+                    continue;
+                };
+                if name.text().await.ok().as_deref() != Some(user) {
+                    continue;
+                }
+                if let Ok(talk) = member.find(Locator::Css("button.talk")).await {
+                    talk.click()
+                        .await
+                        .unwrap_or_else(|err| panic!("click talk directly with {user}: {err}"));
+                    return;
+                }
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("no \"talk directly\" button next to {user}"))
+                    .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until a direct conversation's panel is in `state` (see
+    /// `P2P_PANEL`).
+    pub async fn wait_for_p2p_state(&self, state: &str) {
+        let css = format!("{P2P_PANEL}[data-state={state}]");
+        self.wait_until(
+            &format!("a direct conversation to be {state}"),
+            &css,
+            |panels| !panels.is_empty(),
+        )
+        .await;
+    }
+
+    /// From now on, counts the RTCPeerConnections the page makes and keeps
+    /// the configuration each was made with (`peer_connections`). The page's
+    /// script looks the constructor up when it connects, so this sees every
+    /// one made after the call.
+    pub async fn watch_peer_connections(&self) {
+        self.run(
+            "window.bazaarPeerConnections = [];
+             const Native = window.RTCPeerConnection;
+             window.RTCPeerConnection = new Proxy(Native, {
+               construct(target, args) {
+                 window.bazaarPeerConnections.push(args[0] ?? null);
+                 return new target(...args);
+               },
+             });",
+        )
+        .await;
+    }
+
+    /// The configuration of every RTCPeerConnection made since
+    /// `watch_peer_connections`, in order.
+    pub async fn peer_connections(&self) -> Vec<Value> {
+        let made = self.run("return window.bazaarPeerConnections;").await;
+        serde_json::from_value(made).expect("watch_peer_connections first")
     }
 
     /// Ends this browser session; the window closes as when a user closes it.
