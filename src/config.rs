@@ -101,6 +101,11 @@ pub struct ChatSettings {
     /// last spoken in.
     #[serde(with = "humantime_serde")]
     pub rooms_listed_for: Duration,
+    /// STUN servers (`stun:host[:port]` or `stuns:host[:port]`) the room
+    /// page's direct conversations ask for a route through NAT. Empty uses
+    /// host candidates only, which reach peers on the same network.
+    #[serde(deserialize_with = "stun_urls")]
+    pub stun_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -372,6 +377,7 @@ impl Default for ChatSettings {
             typing_ttl: Duration::from_secs(5),
             max_topics_per_socket: 32,
             rooms_listed_for: Duration::from_secs(7 * 24 * 3600),
+            stun_urls: Vec::new(),
         }
     }
 }
@@ -480,6 +486,94 @@ impl Settings {
     }
 }
 
+/// `chat.stun_urls`: a list of strings (TOML, or `["stun:a", "stun:b"]` in
+/// the environment), or one comma-separated string
+/// (`BAZAAR_CHAT__STUN_URLS=stun:a,stun:b`), as `server.trusted_proxies`
+/// takes them. Every entry is checked here, at start: a browser refuses
+/// the whole peer connection over one malformed URL, so a typo would
+/// otherwise break every direct conversation, and only in the pages.
+fn stun_urls<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::{self, SeqAccess, Visitor};
+
+    struct Urls;
+
+    impl<'de> Visitor<'de> for Urls {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of stun: or stuns: URLs, or one comma-separated string")
+        }
+
+        fn visit_str<E: de::Error>(self, list: &str) -> Result<Vec<String>, E> {
+            let entries = list.split(',').map(str::trim).filter(|e| !e.is_empty());
+            entries
+                .map(checked_stun_url)
+                .collect::<Result<_, _>>()
+                .map_err(E::custom)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut urls = Vec::new();
+            while let Some(entry) = seq.next_element::<String>()? {
+                urls.push(checked_stun_url(entry.trim()).map_err(de::Error::custom)?);
+            }
+            Ok(urls)
+        }
+    }
+
+    deserializer.deserialize_any(Urls)
+}
+
+/// A STUN server URL as RFC 7064 writes it: `stun:` or `stuns:`, a host (a
+/// name, an IPv4 address or an IPv6 one in brackets), and an optional port.
+/// The error names the entry and what is wrong with it.
+fn checked_stun_url(url: &str) -> Result<String, String> {
+    let wrong = |why: &str| {
+        format!("{url:?} is not a STUN server URL ({why}; e.g. stun:stun.example.org:3478)")
+    };
+    let rest = url
+        .strip_prefix("stun:")
+        .or_else(|| url.strip_prefix("stuns:"))
+        .ok_or_else(|| wrong("it must start with stun: or stuns:"))?;
+    if rest.starts_with("//") {
+        return Err(wrong("a STUN URL has no //"));
+    }
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| wrong("an IPv6 address needs its closing ]"))?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(wrong("the address in brackets is not an IPv6 address"));
+            }
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(wrong("only a :port may follow the host")),
+                },
+            }
+        }
+        None => match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(wrong("it names no host"));
+    }
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if !rest.starts_with('[') && !host.chars().all(name_char) {
+        return Err(wrong("a host is letters, digits, - and ."));
+    }
+    if let Some(port) = port {
+        if !matches!(port.parse::<u16>(), Ok(1..)) {
+            return Err(wrong("the port must be a number from 1 to 65535"));
+        }
+    }
+    Ok(url.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,5 +606,87 @@ mod tests {
             settings.database_url(),
             "sqlite://./data/bazaar.db?mode=rwc"
         );
+    }
+
+    #[test]
+    fn stun_urls_with_a_host_and_an_optional_port_are_taken() {
+        for url in [
+            "stun:stun.example.org:3478",
+            "stun:stun.example.org",
+            "stuns:192.0.2.7:5349",
+            "stun:[2001:db8::1]:3478",
+            "stun:[::1]",
+        ] {
+            assert_eq!(checked_stun_url(url).as_deref(), Ok(url));
+        }
+    }
+
+    #[test]
+    fn stun_urls_without_the_scheme_or_a_host_are_refused_by_name() {
+        for (url, why) in [
+            ("stun.example.org:3478", "must start with stun: or stuns:"),
+            ("turn:turn.example.org", "must start with stun: or stuns:"),
+            ("stun:", "names no host"),
+            ("stun::3478", "names no host"),
+            ("stun://stun.example.org", "has no //"),
+            ("stun:stun.example.org:0", "port"),
+            ("stun:stun.example.org:http", "port"),
+            ("stun:stun example.org", "letters, digits"),
+            ("stun:stun.example.org/path", "letters, digits"),
+            ("stun:[2001:db8::1", "closing ]"),
+            ("stun:[nonsense]", "not an IPv6 address"),
+            ("stun:[::1]3478", "only a :port"),
+        ] {
+            let error = checked_stun_url(url).expect_err(url);
+            assert!(error.contains(&format!("{url:?}")), "{error}");
+            assert!(error.contains(why), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    // figment's test jail returns its own (large) error type.
+    #[allow(clippy::result_large_err)]
+    fn stun_urls_come_as_a_list_or_a_comma_separated_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bazaar.toml",
+                "[chat]\nstun_urls = [\"stun:a.example.org\", \"stuns:b.example.org:5349\"]\n",
+            )?;
+            let settings = Settings::load(Path::new("bazaar.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.chat.stun_urls,
+                ["stun:a.example.org", "stuns:b.example.org:5349"]
+            );
+            jail.set_env("BAZAAR_CHAT__STUN_URLS", "stun:c.example.org:3478, stun:d");
+            let settings = Settings::load(Path::new("bazaar.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.chat.stun_urls,
+                ["stun:c.example.org:3478", "stun:d"]
+            );
+            jail.set_env("BAZAAR_CHAT__STUN_URLS", "[\"stun:e.example.org\"]");
+            let settings = Settings::load(Path::new("bazaar.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(settings.chat.stun_urls, ["stun:e.example.org"]);
+            Ok(())
+        });
+        assert!(Settings::default().chat.stun_urls.is_empty());
+    }
+
+    #[test]
+    // figment's test jail returns its own (large) error type.
+    #[allow(clippy::result_large_err)]
+    fn a_bad_stun_url_stops_the_settings_from_loading() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "BAZAAR_CHAT__STUN_URLS",
+                "stun:good.example.org,http://bad.example.org",
+            );
+            let error = Settings::load(Path::new("bazaar.toml")).expect_err("a bad STUN URL");
+            let error = format!("{error:#}");
+            assert!(
+                error.contains("\"http://bad.example.org\" is not a STUN server URL"),
+                "{error}"
+            );
+            Ok(())
+        });
     }
 }

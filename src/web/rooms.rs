@@ -162,16 +162,23 @@ struct RoomPage {
     name: String,
     topic: String,
     user: Option<String>,
+    /// `chat.stun_urls` as a JSON list, for the page's direct conversations.
+    stun_urls: String,
 }
 
 /// `GET /rooms/{name}`: the chat page; the room exists once someone joins.
-pub async fn show(path: web::Path<String>, viewer: MaybeViewer) -> Result<HttpResponse, PageError> {
+pub async fn show(
+    path: web::Path<String>,
+    viewer: MaybeViewer,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
     let room = RoomName::parse(&path).map_err(|_| PageError::NotFound)?;
     let page = RoomPage {
         topic: Topic::Chat(room.clone()).to_string(),
         name: room.to_string(),
         user: viewer.account().map(|a| a.display_name.clone()),
         nav: Nav::from(&viewer),
+        stun_urls: json!(state.settings.chat.stun_urls).to_string(),
     };
     Ok(html(page.render()?))
 }

@@ -53,7 +53,19 @@ const talks = new DirectTalks({
   topic,
   container: $("p2p-panels"),
   userOf: (conn) => members.get(conn)?.user,
+  stunUrls: stunUrls(),
 });
+
+/** The STUN servers the server is configured with (chat.stun_urls), which
+ * the page carries as a JSON list. */
+function stunUrls() {
+  try {
+    const urls = JSON.parse(root.dataset.stun ?? "[]");
+    return Array.isArray(urls) ? urls.filter((url) => typeof url === "string") : [];
+  } catch {
+    return [];
+  }
+}
 
 // ---- Identity -------------------------------------------------------------
 

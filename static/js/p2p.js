@@ -45,15 +45,16 @@ export class DirectTalks {
    * @param {string} options.topic the room's topic, which scopes the signals
    * @param {HTMLElement} options.container where panels go
    * @param {(conn: string) => string | undefined} options.userOf a member's name
+   * @param {string[]} [options.stunUrls] STUN servers (chat.stun_urls)
    */
-  constructor({ socket, topic, container, userOf }) {
+  constructor({ socket, topic, container, userOf, stunUrls = [] }) {
     this.socket = socket;
     this.topic = topic;
     this.container = container;
     this.userOf = userOf;
-    // No STUN or TURN: host candidates only, so that it works offline and
-    // on loopback; peers behind different NATs will not find a route.
-    this.rtcConfig = { iceServers: [] };
+    // Without STUN, host candidates only: that works offline and on a LAN,
+    // but peers behind different NATs will not find a route.
+    this.rtcConfig = { iceServers: stunUrls.length ? [{ urls: stunUrls }] : [] };
     this.myConn = null;
     /** peer conn → Talk */
     this.talks = new Map();

@@ -3,7 +3,7 @@
 //! over WebRTC without the server, once the one called says yes.
 
 use sea_orm::{ConnectionTrait, Statement};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::accounts::Visitor;
 use crate::browser_helpers::{
@@ -102,7 +102,7 @@ async fn p2p_message_bypasses_the_server() {
     ana.send(P2P_INPUT, "just between us").await;
 
     // Assert: bob reads it; the server's table never saw it. Each page made
-    // one connection, with no STUN server.
+    // one connection, with no STUN server: chat.stun_urls is empty.
     bob.wait_for_text(P2P_MESSAGES, "just between us").await;
     assert_eq!(stored_texts(&app).await, ["said in the room"]);
     for page in [&ana, &bob] {
@@ -184,6 +184,53 @@ async fn two_calling_each_other_connect_without_a_prompt() {
 }
 
 #[actix_web::test]
+async fn the_room_page_carries_the_configured_stun_servers() {
+    // Arrange
+    let stun = ["stun:stun.example.org:3478", "stuns:[2001:db8::1]:5349"];
+    let options = AppOptions {
+        env: vec![("BAZAAR_CHAT__STUN_URLS".into(), json!(stun).to_string())],
+        ..AppOptions::default()
+    };
+    let app = spawn_app(Backend::Sqlite, options).await;
+
+    // Act
+    let (status, html) = app.get_html("/rooms/lobby").await;
+
+    // Assert: the attribute holds the list as JSON, escaped for HTML.
+    assert_eq!(status, 200);
+    assert_eq!(data_stun(&html), json!(stun));
+    let default = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    assert_eq!(
+        data_stun(&default.get_html("/rooms/lobby").await.1),
+        json!([])
+    );
+}
+
+#[actix_web::test]
+async fn a_call_asks_the_configured_stun_servers() {
+    // Arrange: a STUN server on loopback, so that no name is looked up.
+    let stun = "stun:127.0.0.1:3478";
+    let options = AppOptions {
+        env: vec![("BAZAAR_CHAT__STUN_URLS".into(), stun.into())],
+        ..AppOptions::default()
+    };
+    let app = spawn_app(Backend::Sqlite, options).await;
+    let mut browser = Browser::start().await;
+    let (ana, bob) = two_in_the_lobby(&app, &mut browser).await;
+    ana.watch_peer_connections().await;
+
+    // Act
+    ana.call_directly("bob").await;
+    bob.wait_for_p2p_state("asking").await;
+
+    // Assert
+    assert_eq!(
+        ana.peer_connections().await,
+        [json!({"iceServers": [{"urls": [stun]}]})]
+    );
+}
+
+#[actix_web::test]
 async fn a_rename_shows_in_every_member_list_and_drops_no_one() {
     // Arrange: Ana logged in on the lobby's page, and a guest beside her.
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
@@ -245,4 +292,15 @@ async fn stored_texts(app: &TestApp) -> Vec<String> {
     rows.iter()
         .map(|row| row.try_get_by_index::<String>(0).expect("a text"))
         .collect()
+}
+
+/// The room page's `data-stun` attribute, read back as the JSON it holds.
+fn data_stun(html: &str) -> Value {
+    let value = html
+        .split_once("data-stun=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .unwrap_or_else(|| panic!("no data-stun attribute in:\n{html}"))
+        .0;
+    let value = value.replace("&#34;", "\"").replace("&#38;", "&");
+    serde_json::from_str(&value).unwrap_or_else(|err| panic!("data-stun {value:?}: {err}"))
 }
