@@ -3,6 +3,7 @@
 
 use super::markup::{element_text, selector};
 use super::page::Page;
+use super::trace::Field;
 use super::{parse_price, ExtractError};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::{digits_only, STEAM};
@@ -27,34 +28,114 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
     let steam_sel = optional("css.steam_id", &css.steam_id)?;
 
     let doc = page.doc;
-    let title = doc
+    let rec = page.rec;
+    rec.product(|| "the css profile's selectors".to_owned());
+    let count = |sel: &scraper::Selector| doc.select(sel).count();
+    let Some(title) = doc
         .select(&title_sel)
         .map(element_text)
         .find(|t| !t.is_empty())
-        .ok_or_else(|| page.no_product())?;
+    else {
+        rec.looked(Field::Title, || {
+            format!(
+                "css.title {:?} ({} matches, none with text)",
+                css.title,
+                count(&title_sel)
+            )
+        });
+        return Err(page.no_product());
+    };
+    rec.found(Field::Title, || {
+        format!("css.title {:?} text {title:?}", css.title)
+    });
     let currency = &page.profile.currency;
-    let price_text = doc
+    let Some((price_text, from)) = doc
         .select(&price_sel)
         .map(|el| match el.value().attr("content") {
-            Some(content) => content.trim().to_owned(),
-            None => element_text(el),
+            Some(content) => (content.trim().to_owned(), "content"),
+            None => (element_text(el), "text"),
         })
-        .find(|t| !t.is_empty())
-        .ok_or_else(|| page.no_price(title.clone()))?;
-    let price = parse_price(&price_text, currency).map_err(|source| ExtractError::BadPrice {
-        title: title.clone(),
-        source,
+        .find(|(t, _)| !t.is_empty())
+    else {
+        rec.looked(Field::Price, || {
+            format!(
+                "css.price {:?} ({} matches, none with text)",
+                css.price,
+                count(&price_sel)
+            )
+        });
+        return Err(page.no_price(title.clone()));
+    };
+    let price = parse_price(&price_text, currency).map_err(|source| {
+        rec.looked(Field::Price, || {
+            format!("css.price {:?} {from} {price_text:?}: {source}", css.price)
+        });
+        ExtractError::BadPrice {
+            title: title.clone(),
+            source,
+        }
     })?;
-    // A garbled strikethrough price should not cost us the offer itself.
-    let regular = regular_sel.and_then(|sel| {
-        let text = doc.select(&sel).map(element_text).find(|t| !t.is_empty())?;
-        let regular = parse_price(&text, currency).ok()?;
-        (regular.currency == price.currency).then_some(regular.cents)
+    rec.found(Field::Price, || {
+        format!("css.price {:?} {from} {price_text:?}", css.price)
     });
-    let available = unavailable_sel.is_none_or(|sel| doc.select(&sel).next().is_none());
+    rec.found(Field::Currency, || {
+        if price.currency.eq_ignore_ascii_case(currency) {
+            format!("profile currency {currency:?} (or the same named in the price text)")
+        } else {
+            format!("the price text {price_text:?}")
+        }
+    });
+    // A garbled strikethrough price should not cost us the offer itself.
+    let regular = match (&regular_sel, &css.regular_price) {
+        (Some(sel), Some(text)) => {
+            let found = doc.select(sel).map(element_text).find(|t| !t.is_empty());
+            let cents = found.as_ref().and_then(|t| {
+                let regular = parse_price(t, currency).ok()?;
+                (regular.currency == price.currency).then_some(regular.cents)
+            });
+            match (&found, cents) {
+                (Some(t), Some(_)) => rec.found(Field::RegularPrice, || {
+                    format!("css.regular_price {text:?} text {t:?}")
+                }),
+                (Some(t), None) => rec.looked(Field::RegularPrice, || {
+                    format!(
+                        "css.regular_price {text:?} text {t:?} (not a price in {})",
+                        price.currency
+                    )
+                }),
+                (None, _) => rec.looked(Field::RegularPrice, || {
+                    format!("css.regular_price {text:?} (no match with text)")
+                }),
+            }
+            cents
+        }
+        _ => {
+            rec.looked(Field::RegularPrice, || {
+                "css.regular_price (not set)".to_owned()
+            });
+            None
+        }
+    };
+    let available = match (&unavailable_sel, &css.unavailable) {
+        (Some(sel), Some(text)) => {
+            let out = doc.select(sel).next().is_some();
+            rec.found(Field::Availability, || match out {
+                true => format!("css.unavailable {text:?} matches: unavailable"),
+                false => format!("css.unavailable {text:?} matches nothing: available"),
+            });
+            !out
+        }
+        _ => {
+            rec.found(Field::Availability, || {
+                "css.unavailable not set: available".to_owned()
+            });
+            true
+        }
+    };
     let steam = steam_sel
+        .as_ref()
         .and_then(|sel| {
-            doc.select(&sel).find_map(|el| {
+            let found = doc.select(sel).find_map(|el| {
                 let text = element_text(el);
                 // "App ID: 620" as well as "620".
                 let digits: String = text
@@ -62,8 +143,18 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
                     .skip_while(|c| !c.is_ascii_digit())
                     .take_while(char::is_ascii_digit)
                     .collect();
-                digits_only(&digits)
-            })
+                Some((digits_only(&digits)?, text))
+            });
+            let selector = css.steam_id.as_deref().unwrap_or("");
+            match &found {
+                Some((_, text)) => rec.found(Field::ExternalId, || {
+                    format!("css.steam_id {selector:?} text {text:?}")
+                }),
+                None => rec.looked(Field::ExternalId, || {
+                    format!("css.steam_id {selector:?} (no match with an app id)")
+                }),
+            }
+            found.map(|(id, _)| id)
         })
         .or_else(|| page.steam_link());
 
@@ -73,13 +164,14 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
     if let Some(id) = steam {
         item.external_ids.insert(STEAM.to_owned(), id);
     }
+    rec.item(0);
     Ok(vec![item])
 }
 
 #[cfg(test)]
 mod tests {
     use crate::protocol::worker::{CssSelectors, Extractor, Item, Profile};
-    use crate::scrape::{extract_page, fixtures::profile, ExtractError};
+    use crate::scrape::{extract_page, extract_page_traced, fixtures::profile, ExtractError};
     use url::Url;
 
     fn retroshelf() -> Profile {
@@ -142,6 +234,27 @@ mod tests {
         assert_eq!(
             run(&html, &retroshelf()).unwrap()[0].external_ids["steam"],
             "620"
+        );
+    }
+
+    #[test]
+    fn the_trace_names_the_selectors_and_what_they_matched() {
+        let url = Url::parse("https://retroshelf.example/item/42").unwrap();
+        let html = PAGE.replace(r#"<span class="was">1.499,00&nbsp;€</span>"#, "");
+        let (_, trace) = extract_page_traced(&html, &url, &retroshelf());
+        let lines = trace.lines();
+        assert_eq!(
+            lines[..4],
+            [
+                "product 1: the css profile's selectors -> item 1",
+                r#"  title: css.title "h1.title" text "Baldur's Gate & Friends""#,
+                r#"  price: css.price ".price .now" text "1.299,00 €""#,
+                r#"  regular price: not found; looked at css.regular_price ".price .was" (no match with text)"#,
+            ]
+        );
+        assert_eq!(
+            lines[6],
+            r#"  external id: css.steam_id ".steam-id" text "App 1086940""#
         );
     }
 

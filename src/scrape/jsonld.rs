@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::markup::{clean_text, machine_price, static_selector};
 use super::page::Page;
+use super::trace::Field;
 use super::{ExtractError, Price};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::{digits_only, steam_app_id, STEAM};
@@ -16,38 +17,65 @@ type Object = Map<String, Value>;
 const MAX_DEPTH: usize = 6;
 
 pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
-    let mut products: Vec<Object> = Vec::new();
+    let rec = page.rec;
+    // (block number, product), blocks counted from 1 in page order.
+    let mut products: Vec<(usize, Object)> = Vec::new();
     if let Some(sel) = static_selector("script[type]") {
+        let mut block = 0;
         for script in page.doc.select(&sel) {
             let kind = script.value().attr("type").unwrap_or("");
             let kind = kind.split(';').next().unwrap_or("").trim();
             if !kind.eq_ignore_ascii_case("application/ld+json") {
                 continue;
             }
+            block += 1;
             let text: String = script.text().collect();
             // One broken block (a CMS template bug) must not hide the others.
-            if let Ok(value) = serde_json::from_str::<Value>(strip_wrappers(&text)) {
-                collect_products(value, 0, &mut products);
+            match serde_json::from_str::<Value>(strip_wrappers(&text)) {
+                Ok(value) => {
+                    let before = products.len();
+                    let mut found = Vec::new();
+                    collect_products(value, 0, &mut found);
+                    products.extend(found.into_iter().map(|p| (block, p)));
+                    rec.page(|| {
+                        let names: Vec<String> =
+                            products[before..].iter().map(|(_, p)| label(p)).collect();
+                        match names.is_empty() {
+                            true => format!("JSON-LD block {block}: no Product, VideoGame or SoftwareApplication"),
+                            false => format!("JSON-LD block {block}: {}", names.join(", ")),
+                        }
+                    });
+                }
+                Err(e) => rec.page(|| format!("JSON-LD block {block}: not JSON ({e})")),
             }
+        }
+        if block == 0 {
+            rec.page(|| "no JSON-LD blocks (script type=application/ld+json)".to_owned());
         }
     }
 
     let mut items: Vec<Item> = Vec::new();
     let mut first_failure: Option<ExtractError> = None;
-    for product in &products {
-        match product_item(page, product) {
+    for (block, product) in &products {
+        rec.product(|| format!("JSON-LD block {block}, {}", label(product)));
+        match product_item(page, *block, product) {
             Ok(Some(item)) => {
-                let duplicate = items.iter().any(|i| {
+                let duplicate = items.iter().position(|i| {
                     i.title == item.title
                         && i.price_cents == item.price_cents
                         && i.currency == item.currency
                 });
-                if !duplicate {
-                    items.push(item);
+                match duplicate {
+                    Some(i) => rec.note(|| format!("same offer as item {}", i + 1)),
+                    None => {
+                        rec.item(items.len());
+                        items.push(item);
+                    }
                 }
             }
             Ok(None) => {}
             Err(e) => {
+                rec.note(|| e.to_string());
                 first_failure.get_or_insert(e);
             }
         }
@@ -56,6 +84,18 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
         return Ok(items);
     }
     Err(first_failure.unwrap_or_else(|| page.no_product()))
+}
+
+/// A product as a trace names it: its type and name.
+fn label(product: &Object) -> String {
+    let kind = types(product)
+        .first()
+        .map_or("Product", |t| short_name(t))
+        .to_owned();
+    match product.get("name").and_then(text_of) {
+        Some(name) => format!("{kind} {:?}", clean_text(&decode_entities(&name))),
+        None => kind,
+    }
 }
 
 /// Some sites wrap the JSON in an HTML comment or CDATA section.
@@ -127,31 +167,50 @@ fn has_type(obj: &Object, name: &str) -> bool {
     types(obj).iter().any(|t| short_name(t) == name)
 }
 
-/// `Ok(None)`: a product without offers (a related-game teaser, say), which
+/// `Ok(None)`: a product without a name (a fragment of markup), which
 /// is only worth an error when nothing else on the page works.
-fn product_item(page: &Page<'_>, product: &Object) -> Result<Option<Item>, ExtractError> {
-    let Some(title) = product
-        .get("name")
-        .and_then(text_of)
-        .map(|t| decode_entities(&t))
-    else {
+fn product_item(
+    page: &Page<'_>,
+    block: usize,
+    product: &Object,
+) -> Result<Option<Item>, ExtractError> {
+    let rec = page.rec;
+    let kind = types(product).first().map_or("Product", |t| short_name(t));
+    let at = |path: &str| format!("JSON-LD block {block}, {kind} > {path}");
+    let Some(raw) = product.get("name").and_then(text_of) else {
+        rec.looked(Field::Title, || at("name (absent)"));
+        rec.note(|| "no name".to_owned());
         return Ok(None);
     };
-    let title = clean_text(&title);
+    let title = clean_text(&decode_entities(&raw));
     if title.is_empty() {
+        rec.looked(Field::Title, || at("name (empty)"));
+        rec.note(|| "no name".to_owned());
         return Ok(None);
     }
+    rec.found(Field::Title, || at(&format!("name {raw:?}")));
     let offers = objects(product.get("offers"));
     if offers.is_empty() {
+        rec.looked(Field::Price, || at("offers (absent)"));
         return Err(page.no_price(title));
     }
     let mut found: Vec<Offer> = Vec::new();
     let mut first_error = None;
-    for offer in offers {
+    for (n, offer) in offers.iter().enumerate() {
+        let path = if offers.len() == 1 {
+            "offers".to_owned()
+        } else {
+            format!("offers[{n}]")
+        };
         match read_offer(offer, &page.profile.currency) {
-            Ok(Some(o)) => found.push(o),
-            Ok(None) => {}
+            Ok(Some(o)) => found.push(Offer { path, ..o }),
+            Ok(None) => rec.looked(Field::Price, || {
+                at(&format!(
+                    "{path} (no price, lowPrice or priceSpecification price)"
+                ))
+            }),
             Err(source) => {
+                rec.looked(Field::Price, || at(&format!("{path}: {source}")));
                 first_error.get_or_insert(source);
             }
         }
@@ -169,11 +228,42 @@ fn product_item(page: &Page<'_>, product: &Object) -> Result<Option<Item>, Extra
             None => page.no_price(title),
         });
     };
+    let choice = if found.len() > 1 {
+        format!(" (the cheapest available of {} offers)", found.len())
+    } else {
+        String::new()
+    };
+    rec.found(Field::Price, || {
+        at(&format!(
+            "{} > {} {:?}{choice}",
+            offer.path, offer.price_key, offer.amount
+        ))
+    });
+    rec.found(Field::Currency, || match &offer.currency_key {
+        Some(key) => at(&format!("{} > {key}", offer.path)),
+        None => format!("profile currency {:?}", page.profile.currency),
+    });
+    match offer.regular {
+        Some(_) => rec.found(Field::RegularPrice, || {
+            at(&format!("{} > priceSpecification (ListPrice or StrikethroughPrice)", offer.path))
+        }),
+        None => rec.looked(Field::RegularPrice, || {
+            at(&format!("{} > priceSpecification (no ListPrice or StrikethroughPrice in the offer's currency)", offer.path))
+        }),
+    }
+    match &offer.availability {
+        Some(a) => rec.found(Field::Availability, || {
+            at(&format!("{} > availability {a:?}", offer.path))
+        }),
+        None => rec.found(Field::Availability, || {
+            at(&format!("{} > availability absent: available", offer.path))
+        }),
+    }
 
     let mut item = page.item(title, offer.price);
     item.regular_cents = offer.regular;
     item.available = offer.available;
-    if let Some(id) = steam_id(product).or_else(|| page.steam_link()) {
+    if let Some(id) = steam_id(page, block, product).or_else(|| page.steam_link()) {
         item.external_ids.insert(STEAM.to_owned(), id);
     }
     Ok(Some(item))
@@ -184,42 +274,63 @@ struct Offer {
     price: Price,
     regular: Option<i64>,
     available: bool,
+    /// Where the offer is in its product, for traces.
+    path: String,
+    /// The key the amount came from (`price`, `lowPrice`, ...) and its text.
+    price_key: &'static str,
+    amount: String,
+    currency_key: Option<&'static str>,
+    availability: Option<String>,
 }
 
 fn read_offer(offer: &Object, default_currency: &str) -> Result<Option<Offer>, super::PriceError> {
     let specs = objects(offer.get("priceSpecification"));
-    let currency = offer
-        .get("priceCurrency")
-        .and_then(text_of)
-        .or_else(|| {
-            specs
-                .iter()
-                .find_map(|s| s.get("priceCurrency").and_then(text_of))
-        })
-        .unwrap_or_else(|| default_currency.to_owned());
+    let (currency, currency_key) = match offer.get("priceCurrency").and_then(text_of) {
+        Some(c) => (c, Some("priceCurrency")),
+        None => match specs
+            .iter()
+            .find_map(|s| s.get("priceCurrency").and_then(text_of))
+        {
+            Some(c) => (c, Some("priceSpecification > priceCurrency")),
+            None => (default_currency.to_owned(), None),
+        },
+    };
 
     let aggregate = has_type(offer, "AggregateOffer");
-    let amount = if aggregate {
-        offer.get("lowPrice").or_else(|| offer.get("price"))
+    let own = if aggregate {
+        [
+            ("lowPrice", offer.get("lowPrice")),
+            ("price", offer.get("price")),
+        ]
     } else {
-        offer.get("price")
-    }
-    .and_then(text_of)
-    // No price of its own: the sale price may sit in an untyped specification.
-    .or_else(|| {
-        specs
-            .iter()
-            .filter(|s| !is_regular_spec(s))
-            .find_map(|s| s.get("price").and_then(text_of))
-    });
-    let Some(amount) = amount else {
+        [("price", offer.get("price")), ("price", None)]
+    };
+    let amount = own
+        .into_iter()
+        .find_map(|(key, v)| Some((key, text_of(v?)?)))
+        // No price of its own: the sale price may sit in an untyped specification.
+        .or_else(|| {
+            specs.iter().filter(|s| !is_regular_spec(s)).find_map(|s| {
+                Some((
+                    "priceSpecification > price",
+                    s.get("price").and_then(text_of)?,
+                ))
+            })
+        });
+    let Some((price_key, amount)) = amount else {
         if aggregate {
             // An AggregateOffer without lowPrice may still list its offers.
             let nested: Vec<Offer> = objects(offer.get("offers"))
                 .into_iter()
                 .filter_map(|o| read_offer(o, &currency).ok().flatten())
                 .collect();
-            return Ok(nested.into_iter().min_by_key(|o| o.price.cents));
+            return Ok(nested
+                .into_iter()
+                .min_by_key(|o| o.price.cents)
+                .map(|o| Offer {
+                    price_key: "offers > price",
+                    ..o
+                }));
         }
         return Ok(None);
     };
@@ -235,14 +346,17 @@ fn read_offer(offer: &Object, default_currency: &str) -> Result<Option<Offer>, s
         // A list price in another currency cannot be compared with the offer.
         (regular.currency == price.currency).then_some(regular.cents)
     });
-    let available = !offer
-        .get("availability")
-        .and_then(text_of)
-        .is_some_and(|a| is_unavailable(&a));
+    let availability = offer.get("availability").and_then(text_of);
+    let available = !availability.as_deref().is_some_and(is_unavailable);
     Ok(Some(Offer {
         price,
         regular,
         available,
+        path: String::new(),
+        price_key,
+        amount,
+        currency_key,
+        availability,
     }))
 }
 
@@ -261,16 +375,22 @@ pub(super) fn is_unavailable(availability: &str) -> bool {
         .any(|s| name.ends_with(s))
 }
 
-fn steam_id(product: &Object) -> Option<String> {
+fn steam_id(page: &Page<'_>, block: usize, product: &Object) -> Option<String> {
     let same_as = match product.get("sameAs") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a.iter().filter_map(text_of).collect(),
         _ => vec![],
     };
-    if let Some(id) = same_as.iter().find_map(|u| steam_app_id(u)) {
+    if let Some((url, id)) = same_as.iter().find_map(|u| Some((u, steam_app_id(u)?))) {
+        page.rec.found(Field::ExternalId, || {
+            format!("JSON-LD block {block}, sameAs {url:?}")
+        });
         return Some(id);
     }
-    objects(product.get("identifier"))
+    page.rec.looked(Field::ExternalId, || {
+        format!("JSON-LD block {block}, sameAs (no Steam store URL)")
+    });
+    let id = objects(product.get("identifier"))
         .into_iter()
         .find_map(|pv| {
             let property = pv.get("propertyID").and_then(text_of)?;
@@ -278,7 +398,16 @@ fn steam_id(product: &Object) -> Option<String> {
                 return None;
             }
             digits_only(&pv.get("value").and_then(text_of)?)
-        })
+        });
+    match &id {
+        Some(id) => page.rec.found(Field::ExternalId, || {
+            format!("JSON-LD block {block}, identifier propertyID \"Steam\" value {id:?}")
+        }),
+        None => page.rec.looked(Field::ExternalId, || {
+            format!("JSON-LD block {block}, identifier (no propertyID \"Steam\")")
+        }),
+    }
+    id
 }
 
 /// The objects in a value that may be one object or an array of them.

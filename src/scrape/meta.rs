@@ -8,19 +8,28 @@ use scraper::ElementRef;
 use super::jsonld::is_unavailable;
 use super::markup::{clean_text, element_text, machine_price, static_selector};
 use super::page::Page;
+use super::trace::Field;
 use super::{parse_price, ExtractError};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::STEAM;
 
 pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
     let og = opengraph(page)?;
-    let mut items = match og {
-        OpenGraph::Item(item) => vec![*item],
+    let mut items = match &og {
+        OpenGraph::Item(item) => vec![(**item).clone()],
         OpenGraph::TitleOnly(title) => {
             // The microdata may carry the price the meta tags lack.
             match microdata(page)? {
                 items if !items.is_empty() => items,
-                _ => return Err(page.no_price(title)),
+                _ => {
+                    page.rec.product(|| "OpenGraph tags".to_owned());
+                    page.rec
+                        .found(Field::Title, || format!("OpenGraph og:title {title:?}"));
+                    page.rec.looked(Field::Price, || {
+                        "OpenGraph product:price:amount, og:price:amount (absent); schema.org microdata (no product with a price)".to_owned()
+                    });
+                    return Err(page.no_price(title.clone()));
+                }
             }
         }
         OpenGraph::Nothing => microdata(page)?,
@@ -34,6 +43,9 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
                 .entry(STEAM.to_owned())
                 .or_insert_with(|| id.clone());
         }
+    }
+    if let OpenGraph::Item(_) = og {
+        page.rec.item(0);
     }
     Ok(items)
 }
@@ -58,30 +70,102 @@ fn opengraph(page: &Page<'_>) -> Result<OpenGraph, ExtractError> {
                 .or_insert_with(|| content.trim().to_owned());
         }
     }
-    let get = |keys: &[&str]| {
+    let rec = page.rec;
+    rec.page(|| {
+        let mut keys: Vec<&String> = tags
+            .keys()
+            .filter(|k| k.starts_with("og:") || k.starts_with("product:"))
+            .collect();
+        keys.sort();
+        match keys.is_empty() {
+            true => "no OpenGraph tags".to_owned(),
+            false => format!(
+                "OpenGraph tags: {}",
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    });
+    // The first of `keys` with a value, and that key.
+    let get = |keys: &[&'static str]| {
         keys.iter()
-            .find_map(|k| tags.get(*k).filter(|v| !v.is_empty()))
-            .cloned()
+            .find_map(|k| Some((*k, tags.get(*k).filter(|v| !v.is_empty())?.clone())))
     };
-    let Some(title) = get(&["og:title"]).map(|t| clean_text(&t)) else {
+    let absent = |keys: &[&str]| format!("OpenGraph {} (absent)", keys.join(", "));
+    let Some((_, raw_title)) = get(&["og:title"]) else {
         return Ok(OpenGraph::Nothing);
     };
-    let Some(amount) = get(&["product:price:amount", "og:price:amount"]) else {
+    let title = clean_text(&raw_title);
+    const AMOUNT: [&str; 2] = ["product:price:amount", "og:price:amount"];
+    let Some((amount_key, amount)) = get(&AMOUNT) else {
         return Ok(OpenGraph::TitleOnly(title));
     };
-    let currency = get(&["product:price:currency", "og:price:currency"])
-        .unwrap_or_else(|| page.profile.currency.clone());
-    let price = machine_price(&amount, &currency).map_err(|source| ExtractError::BadPrice {
-        title: title.clone(),
-        source,
+    rec.product(|| "OpenGraph tags".to_owned());
+    rec.found(Field::Title, || format!("OpenGraph og:title {raw_title:?}"));
+    const CURRENCY: [&str; 2] = ["product:price:currency", "og:price:currency"];
+    let currency = match get(&CURRENCY) {
+        Some((key, c)) => {
+            rec.found(Field::Currency, || format!("OpenGraph {key} {c:?}"));
+            c
+        }
+        None => {
+            rec.looked(Field::Currency, || absent(&CURRENCY));
+            rec.found(Field::Currency, || {
+                format!("profile currency {:?}", page.profile.currency)
+            });
+            page.profile.currency.clone()
+        }
+    };
+    let price = machine_price(&amount, &currency).map_err(|source| {
+        rec.looked(Field::Price, || {
+            format!("OpenGraph {amount_key} {amount:?}: {source}")
+        });
+        ExtractError::BadPrice {
+            title: title.clone(),
+            source,
+        }
     })?;
-    let regular = get(&["product:original_price:amount"]).and_then(|amount| {
-        let currency = get(&["product:original_price:currency"]).unwrap_or(currency.clone());
-        let regular = machine_price(&amount, &currency).ok()?;
-        (regular.currency == price.currency).then_some(regular.cents)
+    rec.found(Field::Price, || {
+        format!("OpenGraph {amount_key} {amount:?}")
     });
-    let available = !get(&["product:availability", "og:availability"])
-        .is_some_and(|a| availability_says_out(&a));
+    const REGULAR: [&str; 1] = ["product:original_price:amount"];
+    let regular = get(&REGULAR).and_then(|(key, amount)| {
+        let currency = get(&["product:original_price:currency"])
+            .map(|(_, c)| c)
+            .unwrap_or(currency.clone());
+        let regular = machine_price(&amount, &currency).ok()?;
+        let same = regular.currency == price.currency;
+        match same {
+            true => rec.found(Field::RegularPrice, || {
+                format!("OpenGraph {key} {amount:?}")
+            }),
+            false => rec.looked(Field::RegularPrice, || {
+                format!(
+                    "OpenGraph {key} {amount:?} (in {}, not {})",
+                    regular.currency, price.currency
+                )
+            }),
+        }
+        same.then_some(regular.cents)
+    });
+    if get(&REGULAR).is_none() {
+        rec.looked(Field::RegularPrice, || absent(&REGULAR));
+    }
+    const AVAILABILITY: [&str; 2] = ["product:availability", "og:availability"];
+    let available = match get(&AVAILABILITY) {
+        Some((key, a)) => {
+            rec.found(Field::Availability, || format!("OpenGraph {key} {a:?}"));
+            !availability_says_out(&a)
+        }
+        None => {
+            rec.found(Field::Availability, || {
+                format!("{} absent: available", AVAILABILITY.join(", "))
+            });
+            true
+        }
+    };
     let mut item = page.item(title, price);
     item.regular_cents = regular;
     item.available = available;
@@ -117,8 +201,10 @@ fn microdata(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
         .iter()
         .any(|p| t.contains(p))
     };
+    let rec = page.rec;
     let mut items = Vec::new();
     let mut first_failure = None;
+    let mut count = 0;
     for scope in page.doc.select(&scope_sel).filter(is_product) {
         // A product nested in another (a bundle's parts) belongs to its parent.
         let nested = scope
@@ -128,13 +214,31 @@ fn microdata(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
         if nested {
             continue;
         }
+        count += 1;
+        rec.product(|| {
+            format!(
+                "microdata item {count} (<{} itemtype={:?}>)",
+                scope.value().name(),
+                scope.value().attr("itemtype").unwrap_or("")
+            )
+        });
         match microdata_item(page, scope) {
-            Ok(Some(item)) => items.push(item),
-            Ok(None) => {}
+            Ok(Some(item)) => {
+                rec.item(items.len());
+                items.push(item);
+            }
+            Ok(None) => rec.note(|| "no name".to_owned()),
             Err(e) => {
+                rec.note(|| e.to_string());
                 first_failure.get_or_insert(e);
             }
         }
+    }
+    if count == 0 {
+        rec.page(|| {
+            "no schema.org microdata products (itemtype Product, VideoGame or SoftwareApplication)"
+                .to_owned()
+        });
     }
     match (items.is_empty(), first_failure) {
         (true, Some(e)) => Err(e),
@@ -143,27 +247,74 @@ fn microdata(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
 }
 
 fn microdata_item(page: &Page<'_>, scope: ElementRef<'_>) -> Result<Option<Item>, ExtractError> {
+    let rec = page.rec;
     let Some(title) = prop(scope, "name")
         .map(|t| clean_text(&t))
         .filter(|t| !t.is_empty())
     else {
+        rec.looked(Field::Title, || {
+            "microdata itemprop=name (absent or empty)".to_owned()
+        });
         return Ok(None);
     };
-    let currency = prop(scope, "priceCurrency")
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| page.profile.currency.clone());
+    rec.found(Field::Title, || {
+        format!("microdata itemprop=name {title:?}")
+    });
+    let currency = match prop(scope, "priceCurrency").filter(|c| !c.is_empty()) {
+        Some(c) => {
+            rec.found(Field::Currency, || {
+                format!("microdata itemprop=priceCurrency {c:?}")
+            });
+            c
+        }
+        None => {
+            rec.looked(Field::Currency, || {
+                "microdata itemprop=priceCurrency (absent)".to_owned()
+            });
+            rec.found(Field::Currency, || {
+                format!("profile currency {:?}", page.profile.currency)
+            });
+            page.profile.currency.clone()
+        }
+    };
     let price = match prop_element(scope, "price") {
-        None => return Err(page.no_price(title)),
+        None => {
+            rec.looked(Field::Price, || {
+                "microdata itemprop=price (absent)".to_owned()
+            });
+            return Err(page.no_price(title));
+        }
         Some(el) => match el.value().attr("content") {
-            Some(content) => machine_price(content, &currency),
-            None => parse_price(&element_text(el), &currency),
+            Some(content) => {
+                rec.found(Field::Price, || {
+                    format!("microdata itemprop=price content={content:?}")
+                });
+                machine_price(content, &currency)
+            }
+            None => {
+                let text = element_text(el);
+                rec.found(Field::Price, || {
+                    format!("microdata itemprop=price text {text:?}")
+                });
+                parse_price(&text, &currency)
+            }
         },
     };
     let price = price.map_err(|source| ExtractError::BadPrice {
         title: title.clone(),
         source,
     })?;
-    let available = !prop(scope, "availability").is_some_and(|a| availability_says_out(&a));
+    rec.looked(Field::RegularPrice, || "microdata: not read".to_owned());
+    let availability = prop(scope, "availability");
+    match &availability {
+        Some(a) => rec.found(Field::Availability, || {
+            format!("microdata itemprop=availability {a:?}")
+        }),
+        None => rec.found(Field::Availability, || {
+            "microdata itemprop=availability absent: available".to_owned()
+        }),
+    }
+    let available = !availability.is_some_and(|a| availability_says_out(&a));
     let mut item = page.item(title, price);
     item.available = available;
     Ok(Some(item))
@@ -207,7 +358,9 @@ fn prop(scope: ElementRef<'_>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use crate::protocol::worker::{Extractor, Item};
-    use crate::scrape::{extract_page, fixtures::profile, ExtractError};
+    use crate::scrape::{
+        extract_page, extract_page_traced, fixtures::profile, ExtractError, Field,
+    };
     use url::Url;
 
     fn run(html: &str) -> Result<Vec<Item>, ExtractError> {
@@ -243,6 +396,36 @@ mod tests {
         assert_eq!(item.currency, "EUR");
         assert!(item.available);
         assert_eq!(item.external_ids["steam"], "620");
+    }
+
+    #[test]
+    fn the_trace_names_the_opengraph_tags_each_field_came_from() {
+        let url = Url::parse("https://gamevault.example/p/portal-2").unwrap();
+        let (items, trace) = extract_page_traced(OPENGRAPH, &url, &profile(Extractor::Meta));
+        assert_eq!(items.unwrap()[0].price_cents, 799);
+        let product = &trace.products[0];
+        assert_eq!(product.source, "OpenGraph tags");
+        let rule = |f| product.field(f).and_then(|t| t.rule.clone());
+        assert_eq!(
+            rule(Field::Title).as_deref(),
+            Some(r#"OpenGraph og:title "Portal 2 & Co™""#)
+        );
+        assert_eq!(
+            rule(Field::Price).as_deref(),
+            Some(r#"OpenGraph product:price:amount "7.99""#)
+        );
+        assert_eq!(
+            rule(Field::RegularPrice).as_deref(),
+            Some(r#"OpenGraph product:original_price:amount "9.99""#)
+        );
+        assert_eq!(
+            rule(Field::Currency).as_deref(),
+            Some(r#"OpenGraph product:price:currency "EUR""#)
+        );
+        assert_eq!(
+            rule(Field::Availability).as_deref(),
+            Some(r#"OpenGraph product:availability "instock""#)
+        );
     }
 
     #[test]

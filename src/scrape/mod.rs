@@ -13,13 +13,15 @@ mod page;
 pub mod price;
 pub mod robots;
 pub mod steam;
+mod trace;
 
 pub use error::ExtractError;
 pub use listing::extract_listing;
-pub use page::extract_page;
+pub use page::{extract_page, extract_page_traced};
 pub use price::{parse_amount, parse_price, Price, PriceError};
 pub use robots::Robots;
 pub use steam::steam_app_id;
+pub use trace::{Field, FieldTrace, ProductTrace, Trace};
 
 #[cfg(test)]
 mod fixtures;

@@ -7,6 +7,7 @@ use scraper::Html;
 use url::Url;
 
 use super::markup::{ensure_html, static_selector};
+use super::trace::{Field, Recorder, Trace};
 use super::{css, jsonld, meta, steam_app_id, ExtractError, Price};
 use crate::protocol::worker::{Extractor, Item, Profile};
 
@@ -17,13 +18,39 @@ pub fn extract_page(
     page_url: &Url,
     profile: &Profile,
 ) -> Result<Vec<Item>, ExtractError> {
-    ensure_html(html)?;
+    extract(html, page_url, profile, &Recorder::off())
+}
+
+/// [`extract_page`], also telling which rule produced each field of each
+/// offer, and where the extractor looked when nothing did (see [`Trace`]).
+/// The offers are the ones `extract_page` returns.
+pub fn extract_page_traced(
+    html: &str,
+    page_url: &Url,
+    profile: &Profile,
+) -> (Result<Vec<Item>, ExtractError>, Trace) {
+    let rec = Recorder::on();
+    let result = extract(html, page_url, profile, &rec);
+    (result, rec.into_trace())
+}
+
+fn extract(
+    html: &str,
+    page_url: &Url,
+    profile: &Profile,
+    rec: &Recorder,
+) -> Result<Vec<Item>, ExtractError> {
+    if let Err(e) = ensure_html(html) {
+        rec.page(|| "not an HTML page".to_owned());
+        return Err(e);
+    }
     let doc = Html::parse_document(html);
     let page = Page {
         doc: &doc,
         url: canonical_url(&doc, page_url),
         base: page_url,
         profile,
+        rec,
     };
     let items = match profile.extract {
         Extractor::Jsonld => jsonld::extract(&page)?,
@@ -47,6 +74,8 @@ pub(super) struct Page<'a> {
     /// The URL the page was fetched from, for resolving relative links.
     base: &'a Url,
     pub(super) profile: &'a Profile,
+    /// Where the extractor says how it read the page, when tracing.
+    pub(super) rec: &'a Recorder,
 }
 
 impl Page<'_> {
@@ -80,15 +109,29 @@ impl Page<'_> {
 
     /// The Steam app id of the first Steam store link on the page.
     pub(super) fn steam_link(&self) -> Option<String> {
-        static_selector("a[href], link[href]").and_then(|sel| {
-            self.doc
-                .select(&sel)
-                .filter_map(|el| el.value().attr("href"))
-                .find_map(|href| {
-                    let url = self.base.join(href.trim()).ok()?;
-                    steam_app_id(url.as_str())
-                })
-        })
+        let sel = static_selector("a[href], link[href]")?;
+        let found = self.doc.select(&sel).find_map(|el| {
+            let href = el.value().attr("href")?;
+            let url = self.base.join(href.trim()).ok()?;
+            Some((steam_app_id(url.as_str())?, el, href))
+        });
+        match found {
+            Some((id, el, href)) => {
+                self.rec.found(Field::ExternalId, || {
+                    format!(
+                        "first Steam store link, <{} href={href:?}>",
+                        el.value().name()
+                    )
+                });
+                Some(id)
+            }
+            None => {
+                self.rec.looked(Field::ExternalId, || {
+                    "Steam store links (a[href], link[href]): none".to_owned()
+                });
+                None
+            }
+        }
     }
 }
 
@@ -127,7 +170,55 @@ fn canonical_url(doc: &Html, page_url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrape::fixtures::base;
+    use crate::scrape::fixtures::{base, profile};
+
+    const PORTAL: &str = r#"<html><head><script type="application/ld+json">{"@context":"https://schema.org","@type":"VideoGame","name":"Portal 2","offers":{"@type":"Offer","price":"7.99","availability":"https://schema.org/InStock"}}</script></head>
+<body><a href="https://store.steampowered.com/app/620/">Steam</a></body></html>"#;
+
+    #[test]
+    fn a_traced_extraction_returns_the_same_offers_and_names_each_fields_rule() {
+        let p = profile(Extractor::Jsonld);
+        let (items, trace) = extract_page_traced(PORTAL, &base(), &p);
+        assert_eq!(items, extract_page(PORTAL, &base(), &p));
+        assert_eq!(
+            trace.lines(),
+            vec![
+                r#"page: JSON-LD block 1: VideoGame "Portal 2""#,
+                r#"product 1: JSON-LD block 1, VideoGame "Portal 2" -> item 1"#,
+                r#"  title: JSON-LD block 1, VideoGame > name "Portal 2""#,
+                r#"  price: JSON-LD block 1, VideoGame > offers > price "7.99""#,
+                "  regular price: not found; looked at JSON-LD block 1, VideoGame > offers > \
+                 priceSpecification (no ListPrice or StrikethroughPrice in the offer's currency)",
+                r#"  currency: profile currency "EUR""#,
+                r#"  availability: JSON-LD block 1, VideoGame > offers > availability "https://schema.org/InStock""#,
+                "  external id: first Steam store link, <a href=\"https://store.steampowered.com/app/620/\"> \
+                 (after JSON-LD block 1, sameAs (no Steam store URL); \
+                 JSON-LD block 1, identifier (no propertyID \"Steam\"))",
+            ]
+        );
+        assert_eq!(trace.to_string(), trace.lines().join("\n") + "\n");
+    }
+
+    #[test]
+    fn a_failed_extraction_is_traced_with_where_it_looked() {
+        let html = PORTAL.replace(r#""price":"7.99","#, "");
+        let (result, trace) = extract_page_traced(&html, &base(), &profile(Extractor::Jsonld));
+        let err = result.unwrap_err();
+        assert!(matches!(err, ExtractError::NoPrice { .. }), "{err}");
+        let product = &trace.products[0];
+        assert_eq!(product.item, None);
+        assert_eq!(product.note.as_deref(), Some(err.to_string().as_str()));
+        let price = product.field(Field::Price).unwrap();
+        assert_eq!(price.rule, None);
+        assert_eq!(
+            price.looked_at,
+            vec!["JSON-LD block 1, VideoGame > offers (no price, lowPrice or priceSpecification price)"]
+        );
+
+        let (result, trace) = extract_page_traced("{}", &base(), &profile(Extractor::Jsonld));
+        assert_eq!(result, Err(ExtractError::NotHtml));
+        assert_eq!(trace.lines(), vec!["page: not an HTML page"]);
+    }
 
     #[test]
     fn canonical_url_is_used_only_on_the_same_host() {
