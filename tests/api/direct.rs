@@ -11,6 +11,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::browser_helpers::{
+    Browser, P2P_ACCEPT, P2P_CLOSE, P2P_INPUT, P2P_MESSAGES, P2P_NOTE, P2P_STATE,
+};
 use crate::chat_cli::Cli;
 use crate::chat_client::ChatClient;
 use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
@@ -147,6 +150,63 @@ async fn an_offer_to_nobody_or_to_yourself_is_refused_on_the_spot() {
     ana.expect_line("! no direct conversation with bob", SOON);
     ana.write_line("/room");
     ana.expect_line("* lines already go to #lobby", SOON);
+}
+
+/// The terminal client and the browser page speak the same convention: a
+/// page asks the terminal, then the terminal asks the page, and each time
+/// a line goes each way on the channel.
+#[actix_web::test]
+async fn the_terminal_client_and_a_browser_page_talk_directly_both_ways() {
+    // Arrange: ana in Chromium, bob in the terminal.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let mut browser = Browser::start().await;
+    let mut bob = Cli::spawn_as(&app.base, "bob", &[]);
+    bob.expect_line("* in #lobby", SOON);
+    let ana = browser.page().await;
+    ana.enter_room(&app.base, "lobby", "ana").await;
+    bob.expect_line("* ana joined", SOON);
+
+    // Act: the page asks; the terminal says yes.
+    ana.call_directly("bob").await;
+    bob.expect_line("* ana wants to talk directly: /accept ana", SOON);
+    bob.write_line("/accept ana");
+
+    // Assert: open on both ends, and a line each way.
+    ana.wait_for_text(P2P_STATE, "direct connection open").await;
+    bob.expect_line("* direct conversation with ana open", OPEN);
+    ana.send(P2P_INPUT, "hello from Chromium").await;
+    bob.expect_line("ana → you (direct): hello from Chromium", SOON);
+    bob.write_line("/msg ana hello from the terminal");
+    ana.wait_for_text(P2P_MESSAGES, "hello from the terminal")
+        .await;
+
+    // Act: the page closes its panel; then the terminal asks the page.
+    ana.click(P2P_CLOSE).await;
+    bob.expect_line("* ana closed the direct conversation", SOON);
+    bob.write_line("/direct ana");
+    ana.wait_for_text(P2P_STATE, "bob wants to talk directly")
+        .await;
+    ana.click(P2P_ACCEPT).await;
+
+    // Assert
+    bob.expect_line("* direct conversation with ana open", OPEN);
+    ana.wait_for_text(P2P_STATE, "direct connection open").await;
+    bob.write_line("the terminal asked this time");
+    ana.wait_for_text(P2P_MESSAGES, "the terminal asked this time")
+        .await;
+    ana.send(P2P_INPUT, "and the page answers").await;
+    bob.expect_line("ana → you (direct): and the page answers", SOON);
+
+    // Act: the terminal leaves.
+    bob.write_line("/quit");
+
+    // Assert: the page says the conversation is over.
+    ana.wait_for_text(P2P_STATE, "closed").await;
+    let why = ana.texts(P2P_NOTE).await;
+    let told = ["They closed the conversation.", "They left the room."];
+    assert!(why.iter().any(|w| told.contains(&w.as_str())), "{why:?}");
+    let stored = stored_texts(&app).await;
+    assert!(stored.is_empty(), "no direct line was stored: {stored:?}");
 }
 
 /// `--stun` adds the address a STUN server reports to the offer, as a
