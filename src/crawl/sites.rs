@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use url::Url;
 
-use crate::protocol::worker::Profile;
+use crate::protocol::worker::{Extractor, Profile};
 
 /// The built-in configuration: the three demo stores this server serves.
 const DEMO_SITES: &str = include_str!("../demo/sites.toml");
@@ -90,55 +90,17 @@ impl Sites {
         })
     }
 
+    /// Reads a sites file, refusing it with every problem it has (each on
+    /// a line of its own). Keys nothing reads are logged, not refused.
     pub fn parse(text: &str, public_url: &str) -> anyhow::Result<Sites> {
-        let public = Url::parse(public_url).context("server.public_url is not a URL")?;
-        let text = text
-            .replace("{public_url}", public_url.trim_end_matches('/'))
-            .replace("{public_host}", &host_key(&public).unwrap_or_default());
-        let file: SitesFile = toml::from_str(&text)?;
-        let mut sites = Sites::default();
-        for entry in file.site {
-            if sites.by_name.contains_key(&entry.name) {
-                bail!("site {:?} is configured twice", entry.name);
-            }
-            if entry.politeness.concurrency == 0 {
-                bail!(
-                    "site {:?}: politeness.concurrency must be at least 1",
-                    entry.name
-                );
-            }
-            let mut start = Vec::new();
-            for raw in &entry.start {
-                let url = Url::parse(raw)
-                    .with_context(|| format!("site {:?}: start URL {raw:?}", entry.name))?;
-                // Workers fetch only http(s); any other start URL would
-                // fail every crawl instead of failing here.
-                if !matches!(url.scheme(), "http" | "https") {
-                    bail!(
-                        "site {:?}: start URL {raw} is not an http or https URL",
-                        entry.name
-                    );
-                }
-                let host = host_key(&url).unwrap_or_default();
-                if !entry.allowed_hosts.contains(&host) {
-                    bail!(
-                        "site {:?}: start URL {raw} is on {host}, which allowed_hosts does not list",
-                        entry.name
-                    );
-                }
-                start.push(url);
-            }
-            let mut profile = entry.profile;
-            profile.allowed_hosts = entry.allowed_hosts;
-            sites.by_name.insert(entry.name.clone(), sites.sites.len());
-            sites.sites.push(Site {
-                name: entry.name,
-                start,
-                politeness: entry.politeness,
-                profile,
-            });
+        let checked = check(text, public_url)?;
+        for key in &checked.unknown_keys {
+            tracing::warn!(key = %key, "the sites file has a key nothing reads (a typo?)");
         }
-        Ok(sites)
+        if !checked.problems.is_empty() {
+            bail!("{}", checked.problems.join("\n"));
+        }
+        Ok(checked.sites)
     }
 
     pub fn get(&self, name: &str) -> Option<&Site> {
@@ -162,6 +124,122 @@ impl Sites {
             })
             .unwrap_or_default()
     }
+}
+
+/// A sites file read as far as it goes, for [`Sites::parse`] and for
+/// `bazaar sites lint`.
+pub struct Checked {
+    /// The sites without problems.
+    pub sites: Sites,
+    /// What makes the file unusable, one line each, naming the site.
+    pub problems: Vec<String>,
+    /// Keys nothing reads, as paths (`site.0.profile.extrct`).
+    pub unknown_keys: Vec<String>,
+}
+
+/// Reads a sites file and checks every site; `Err` only when the text is
+/// not a sites file at all (TOML syntax, wrong types, missing keys).
+pub fn check(text: &str, public_url: &str) -> anyhow::Result<Checked> {
+    let public = Url::parse(public_url).context("server.public_url is not a URL")?;
+    let text = text
+        .replace("{public_url}", public_url.trim_end_matches('/'))
+        .replace("{public_host}", &host_key(&public).unwrap_or_default());
+    let mut unknown_keys = Vec::new();
+    let file: SitesFile = serde_ignored::deserialize(toml::Deserializer::new(&text), |path| {
+        unknown_keys.push(path.to_string());
+    })?;
+    let mut checked = Checked {
+        sites: Sites::default(),
+        problems: Vec::new(),
+        unknown_keys,
+    };
+    for entry in file.site {
+        let problems = site_problems(&entry, &checked.sites);
+        if !problems.is_empty() {
+            let name = &entry.name;
+            checked
+                .problems
+                .extend(problems.into_iter().map(|p| format!("site {name:?}: {p}")));
+            continue;
+        }
+        let start = entry
+            .start
+            .iter()
+            .filter_map(|raw| Url::parse(raw).ok())
+            .collect();
+        let mut profile = entry.profile;
+        profile.allowed_hosts = entry.allowed_hosts;
+        let sites = &mut checked.sites;
+        sites.by_name.insert(entry.name.clone(), sites.sites.len());
+        sites.sites.push(Site {
+            name: entry.name,
+            start,
+            politeness: entry.politeness,
+            profile,
+        });
+    }
+    Ok(checked)
+}
+
+/// What is wrong with one site, given the sites read before it.
+fn site_problems(entry: &SiteEntry, before: &Sites) -> Vec<String> {
+    let mut problems = Vec::new();
+    if before.by_name.contains_key(&entry.name) {
+        problems.push("configured twice".to_owned());
+    }
+    if entry.politeness.concurrency == 0 {
+        problems.push("politeness.concurrency must be at least 1".to_owned());
+    }
+    if entry.start.is_empty() {
+        problems.push("start lists no URL, so a crawl would find nothing".to_owned());
+    }
+    for raw in &entry.start {
+        let url = match Url::parse(raw) {
+            Ok(url) => url,
+            Err(err) => {
+                problems.push(format!("start URL {raw:?} is not a URL: {err}"));
+                continue;
+            }
+        };
+        // Workers fetch only http(s); any other start URL would fail
+        // every crawl instead of failing here.
+        if !matches!(url.scheme(), "http" | "https") {
+            problems.push(format!("start URL {raw} is not an http or https URL"));
+            continue;
+        }
+        let host = host_key(&url).unwrap_or_default();
+        if !entry.allowed_hosts.contains(&host) {
+            problems.push(format!(
+                "start URL {raw} is on {host}, which allowed_hosts does not list"
+            ));
+        }
+    }
+    // A selector that does not parse would fail every task of the site.
+    let profile = &entry.profile;
+    let mut selectors = vec![
+        ("profile.links", Some(&profile.links)),
+        ("profile.next", profile.next.as_ref()),
+    ];
+    if let Some(css) = &profile.css {
+        selectors.extend([
+            ("profile.css.title", Some(&css.title)),
+            ("profile.css.price", Some(&css.price)),
+            ("profile.css.regular_price", css.regular_price.as_ref()),
+            ("profile.css.unavailable", css.unavailable.as_ref()),
+            ("profile.css.steam_id", css.steam_id.as_ref()),
+        ]);
+    } else if profile.extract == Extractor::Css {
+        problems.push("extract = \"css\" needs a [site.profile.css] table of selectors".to_owned());
+    }
+    for (key, text) in selectors {
+        let Some(text) = text.filter(|t| !t.trim().is_empty() || key == "profile.links") else {
+            continue;
+        };
+        if let Err(err) = scraper::Selector::parse(text) {
+            problems.push(format!("{key} {text:?} is not a CSS selector: {err}"));
+        }
+    }
+    problems
 }
 
 /// `host[:port]`: the unit of politeness and of the allowed-host lists.
@@ -244,6 +322,63 @@ mod tests {
             .replace(r#""shop.example.com","#, r#""","#);
         let err = refusal(&no_host);
         assert!(err.contains("is not an http or https URL"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_of_every_site_is_named_at_once() {
+        let text = r#"
+            [[site]]
+            name = "one"
+            start = ["http://elsewhere.example/", "not a url"]
+            allowed_hosts = ["store.example"]
+            [site.politeness]
+            concurrency = 0
+            [site.profile]
+            extract = "css"
+            store = "One"
+            links = "a.game["
+            next = "a[rel=next]"
+
+            [[site]]
+            name = "two"
+            start = ["https://two.example/games"]
+            allowed_hosts = ["two.example"]
+            [site.profile]
+            extrct = "jsonld"
+            extract = "jsonld"
+            store = "Two"
+            links = "a.game"
+            next = ">>"
+        "#;
+        let checked = check(text, "http://127.0.0.1:8080").expect("a sites file");
+        let problems = checked.problems.join("\n");
+        for expected in [
+            r#"site "one": politeness.concurrency must be at least 1"#,
+            r#"site "one": start URL http://elsewhere.example/ is on elsewhere.example"#,
+            r#"site "one": start URL "not a url" is not a URL"#,
+            r#"site "one": extract = "css" needs a [site.profile.css] table"#,
+            r#"site "one": profile.links "a.game[" is not a CSS selector"#,
+            r#"site "two": profile.next ">>" is not a CSS selector"#,
+        ] {
+            assert!(problems.contains(expected), "{expected} in:\n{problems}");
+        }
+        assert_eq!(checked.problems.len(), 6, "{problems}");
+        assert_eq!(checked.unknown_keys, ["site.1.profile.extrct"]);
+        assert_eq!(checked.sites.iter().count(), 0);
+        // The server refuses the file with the same lines.
+        let refusal = format!(
+            "{:#}",
+            Sites::parse(text, "http://127.0.0.1:8080").unwrap_err()
+        );
+        assert_eq!(refusal, problems);
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_refused_with_where() {
+        let err = check("[[site]\nname = 1", "http://127.0.0.1:8080")
+            .err()
+            .expect("refused");
+        assert!(format!("{err:#}").contains("line 1"), "{err:#}");
     }
 
     #[test]
