@@ -87,6 +87,7 @@ pub mod roles;
 pub mod rooms;
 pub mod scrape;
 pub mod secrets;
+pub mod sites_cli;
 pub mod startup;
 pub mod supervision;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 //! The `bazaar` command: serve (the default), worker, migrate, bench, chat,
-//! admin.
+//! admin, sites.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,8 @@ use bazaar::accounts::{check_new_password, store, LoginName};
 use bazaar::chat_cli::{ChatOptions, StunServer};
 use bazaar::config::{LogFormat, Settings};
 use bazaar::domain::user_name::UserName;
+use bazaar::protocol::worker::TaskKind;
+use bazaar::sites_cli::{self, CheckOptions};
 use bazaar::worker::WorkerOptions;
 use bazaar::{bench, chat_cli, db, startup, telemetry, worker};
 
@@ -85,6 +87,48 @@ enum Command {
     /// Administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Check the sites file and its profiles against real pages.
+    #[command(subcommand)]
+    Sites(SitesCommand),
+}
+
+#[derive(Subcommand)]
+enum SitesCommand {
+    /// Read one page with a site's profile, as a worker would, and print what
+    /// it finds and which rule found each field. Exits 0 when it found
+    /// something, 1 when not, 2 when the page could not be read.
+    Check {
+        /// The sites file (default: crawl.sites_file, else the demo stores).
+        #[arg(long)]
+        sites: Option<PathBuf>,
+        /// Read this saved page instead of fetching URL.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Read the page as a listing (game links and the next page) or a
+        /// game page (its offer); by default a start URL is a listing and
+        /// any other URL a game page.
+        #[arg(long = "as", value_name = "KIND", value_parser = parse_kind)]
+        kind: Option<TaskKind>,
+        /// The site's name in the sites file.
+        site: String,
+        /// The page.
+        url: String,
+    },
+    /// List every problem in a sites file: unknown keys, selectors that do
+    /// not parse, start URLs outside allowed_hosts. Exits 1 when it finds any.
+    Lint {
+        /// The sites file (default: crawl.sites_file, else the demo stores).
+        #[arg(long)]
+        sites: Option<PathBuf>,
+    },
+}
+
+fn parse_kind(kind: &str) -> Result<TaskKind, String> {
+    match kind {
+        "listing" => Ok(TaskKind::Listing),
+        "page" => Ok(TaskKind::Page),
+        _ => Err("KIND is listing or page".to_owned()),
+    }
 }
 
 #[derive(Subcommand)]
@@ -164,6 +208,29 @@ fn main() -> anyhow::Result<()> {
                 display_name,
                 admin,
             }) => create_user(&settings, &name, display_name.as_deref(), admin).await,
+            Command::Sites(SitesCommand::Check {
+                sites,
+                html,
+                kind,
+                site,
+                url,
+            }) => {
+                let options = CheckOptions {
+                    sites_file: sites.or(settings.crawl.sites_file.clone()),
+                    public_url: settings.public_url().to_owned(),
+                    site,
+                    url,
+                    html,
+                    kind,
+                };
+                let code = sites_cli::check(options).await?;
+                std::process::exit(code);
+            }
+            Command::Sites(SitesCommand::Lint { sites }) => {
+                let file = sites.or(settings.crawl.sites_file.clone());
+                let code = sites_cli::lint(file.as_deref(), settings.public_url())?;
+                std::process::exit(code);
+            }
             Command::Chat {
                 server,
                 name,

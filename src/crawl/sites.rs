@@ -12,7 +12,7 @@ use url::Url;
 use crate::protocol::worker::{Extractor, Profile};
 
 /// The built-in configuration: the three demo stores this server serves.
-const DEMO_SITES: &str = include_str!("../demo/sites.toml");
+pub const DEMO_SITES: &str = include_str!("../demo/sites.toml");
 
 /// One configured site.
 #[derive(Debug, Clone)]

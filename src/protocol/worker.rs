@@ -182,6 +182,17 @@ pub enum Extractor {
     Css,
 }
 
+impl Extractor {
+    /// Its name in a sites file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Extractor::Jsonld => "jsonld",
+            Extractor::Meta => "meta",
+            Extractor::Css => "css",
+        }
+    }
+}
+
 /// Selectors for the `css` profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CssSelectors {

@@ -35,6 +35,7 @@ mod mail;
 mod metrics;
 mod politeness;
 mod room_limits;
+mod sites_cli;
 mod smtp;
 mod subscriptions;
 mod supervision;
