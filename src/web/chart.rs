@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use entity::price_points;
 
 use crate::domain::money::Money;
@@ -13,23 +14,46 @@ const PAD_LEFT: i64 = 64;
 const PAD_RIGHT: i64 = 16;
 const PAD_Y: i64 = 20;
 
-/// One store's line.
+/// One store's line, and a dot per price it had.
 pub struct Series {
     pub store: String,
-    /// SVG `points`: "x,y x,y ...".
+    /// SVG `points`: "x,y x,y ...". Empty when the line would have no
+    /// length (a store seen once, at the last moment): the dot shows it.
     pub points: String,
+    pub markers: Vec<Marker>,
     /// Index into the palette in site.css (`series-0` ...).
     pub class: String,
+}
+
+/// A point of the history. A line needs two points, so without the dots a
+/// game seen by one crawl (one point per store) would show an empty frame.
+pub struct Marker {
+    pub x: i64,
+    pub y: i64,
+    /// Store, price and time, for the dot's tooltip.
+    pub label: String,
+}
+
+/// A date under the time axis.
+pub struct AxisLabel {
+    pub x: i64,
+    /// SVG `text-anchor`: `start`, `middle` or `end`.
+    pub anchor: &'static str,
+    pub text: String,
 }
 
 pub struct Chart {
     pub series: Vec<Series>,
     /// (y, label) for the price axis.
     pub y_labels: Vec<(i64, String)>,
-    /// (x, label) for the first and last dates.
-    pub x_labels: Vec<(i64, String)>,
+    /// The first and last dates, or the one date when every point shares it.
+    pub x_labels: Vec<AxisLabel>,
     pub width: i64,
     pub height: i64,
+}
+
+fn stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// Draws the history; `None` when there is nothing to draw.
@@ -37,8 +61,9 @@ pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
     let currency = history.first()?.currency.clone();
     let points: Vec<&price_points::Model> =
         history.iter().filter(|p| p.currency == currency).collect();
-    let t0 = points.iter().map(|p| p.at.timestamp()).min()?;
-    let t1 = points.iter().map(|p| p.at.timestamp()).max()?;
+    let first = points.iter().map(|p| p.at).min()?;
+    let last = points.iter().map(|p| p.at).max()?;
+    let (t0, t1) = (first.timestamp(), last.timestamp());
     let lo = points.iter().map(|p| p.price_cents).min()?;
     let hi = points.iter().map(|p| p.price_cents).max()?;
     // A flat line or a single moment still gets a readable frame.
@@ -47,10 +72,14 @@ pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
     } else {
         (lo, hi)
     };
-    let span_t = (t1 - t0).max(1);
     let plot_w = WIDTH - PAD_LEFT - PAD_RIGHT;
     let plot_h = HEIGHT - 2 * PAD_Y;
-    let x = |t: i64| PAD_LEFT + (t - t0) * plot_w / span_t;
+    let single_moment = t1 == t0;
+    // Every point at one moment stands in the middle, not against the axis.
+    let x = |t: i64| match single_moment {
+        true => PAD_LEFT + plot_w / 2,
+        false => PAD_LEFT + (t - t0) * plot_w / (t1 - t0),
+    };
     let y = |c: i64| PAD_Y + (hi - c) * plot_h / (hi - lo).max(1);
     let mut by_store: BTreeMap<&str, Vec<&price_points::Model>> = BTreeMap::new();
     for p in &points {
@@ -61,23 +90,41 @@ pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
         .enumerate()
         .map(|(i, (store, pts))| {
             // A step line: a price holds until the next point, and up to now.
-            let mut coords = Vec::new();
+            let mut coords: Vec<(i64, i64)> = Vec::new();
             for (j, p) in pts.iter().enumerate() {
                 if j > 0 {
-                    coords.push(format!(
-                        "{},{}",
-                        x(p.at.timestamp()),
-                        y(pts[j - 1].price_cents)
-                    ));
+                    coords.push((x(p.at.timestamp()), y(pts[j - 1].price_cents)));
                 }
-                coords.push(format!("{},{}", x(p.at.timestamp()), y(p.price_cents)));
+                coords.push((x(p.at.timestamp()), y(p.price_cents)));
             }
             if let Some(last) = pts.last() {
-                coords.push(format!("{},{}", x(t1), y(last.price_cents)));
+                coords.push((x(t1), y(last.price_cents)));
             }
+            coords.dedup();
+            let points = match coords.len() {
+                0 | 1 => String::new(),
+                _ => coords
+                    .iter()
+                    .map(|(x, y)| format!("{x},{y}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            let markers = pts
+                .iter()
+                .map(|p| Marker {
+                    x: x(p.at.timestamp()),
+                    y: y(p.price_cents),
+                    label: format!(
+                        "{store}: {} on {} UTC",
+                        Money::new(p.price_cents, &currency),
+                        stamp(p.at)
+                    ),
+                })
+                .collect();
             Series {
                 store: store.to_owned(),
-                points: coords.join(" "),
+                points,
+                markers,
                 class: format!("series-{}", i % 6),
             }
         })
@@ -86,12 +133,25 @@ pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
         .into_iter()
         .map(|c| (y(c), Money::new(c, &currency).to_string()))
         .collect();
-    let first = points.iter().map(|p| p.at).min()?;
-    let last = points.iter().map(|p| p.at).max()?;
-    let x_labels = vec![
-        (PAD_LEFT, first.format("%Y-%m-%d %H:%M").to_string()),
-        (WIDTH - PAD_RIGHT, last.format("%Y-%m-%d %H:%M").to_string()),
-    ];
+    let x_labels = match single_moment {
+        true => vec![AxisLabel {
+            x: x(t0),
+            anchor: "middle",
+            text: stamp(first),
+        }],
+        false => vec![
+            AxisLabel {
+                x: PAD_LEFT,
+                anchor: "start",
+                text: stamp(first),
+            },
+            AxisLabel {
+                x: WIDTH - PAD_RIGHT,
+                anchor: "end",
+                text: stamp(last),
+            },
+        ],
+    };
     Some(Chart {
         series,
         y_labels,
@@ -103,18 +163,39 @@ pub fn price_chart(history: &[price_points::Model]) -> Option<Chart> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeDelta, Utc};
+    use chrono::{TimeDelta, TimeZone, Utc};
 
     use super::*;
 
     fn point(store: &str, cents: i64, minutes: i64) -> price_points::Model {
+        let start = Utc.with_ymd_and_hms(2026, 12, 6, 10, 0, 0).unwrap();
         price_points::Model {
             id: 0,
             game_id: 1,
             store: store.into(),
             price_cents: cents,
             currency: "EUR".into(),
-            at: Utc::now() + TimeDelta::minutes(minutes),
+            at: start + TimeDelta::minutes(minutes),
+        }
+    }
+
+    fn inside_the_frame(chart: &Chart) {
+        for s in &chart.series {
+            let line = s.points.split(' ').filter(|xy| !xy.is_empty()).map(|xy| {
+                let (x, y) = xy.split_once(',').expect("x,y");
+                (x.parse().expect("x"), y.parse().expect("y"))
+            });
+            let dots = s.markers.iter().map(|m| (m.x, m.y));
+            for (x, y) in line.chain(dots) {
+                assert!(
+                    (0..=WIDTH).contains(&x) && (0..=HEIGHT).contains(&y),
+                    "{}: {x},{y}",
+                    s.store
+                );
+            }
+        }
+        for (y, label) in &chart.y_labels {
+            assert!((0..=HEIGHT).contains(y), "{label} at {y}");
         }
     }
 
@@ -123,17 +204,96 @@ mod tests {
         let history = [point("A", 999, 0), point("B", 799, 0), point("A", 499, 60)];
         let chart = price_chart(&history).expect("chart");
         assert_eq!(chart.series.len(), 2);
-        for s in &chart.series {
-            for xy in s.points.split(' ') {
-                let (x, y) = xy.split_once(',').expect("x,y");
-                let (x, y): (i64, i64) = (x.parse().expect("x"), y.parse().expect("y"));
-                assert!(
-                    (0..=WIDTH).contains(&x) && (0..=HEIGHT).contains(&y),
-                    "{xy}"
-                );
-            }
-        }
+        inside_the_frame(&chart);
         assert_eq!(chart.y_labels[0].1, "9.99 €");
+        // B was seen once, at the start: its price holds to the end.
+        let b = &chart.series[1];
+        assert_eq!(
+            b.points,
+            format!(
+                "{PAD_LEFT},{y} {},{y}",
+                WIDTH - PAD_RIGHT,
+                y = b.markers[0].y
+            )
+        );
+        let labels: Vec<&str> = chart.x_labels.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(labels, ["2026-12-06 10:00", "2026-12-06 11:00"]);
+    }
+
+    #[test]
+    fn one_point_per_store_at_one_moment_is_a_dot_each_in_the_middle() {
+        let history = [point("PixelBay", 999, 0), point("GameVault", 799, 0)];
+        let chart = price_chart(&history).expect("chart");
+        inside_the_frame(&chart);
+        let middle = PAD_LEFT + (WIDTH - PAD_LEFT - PAD_RIGHT) / 2;
+        let dots: Vec<(&str, i64, &str)> = chart
+            .series
+            .iter()
+            .flat_map(|s| {
+                s.markers
+                    .iter()
+                    .map(|m| (s.store.as_str(), m.x, m.label.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            dots,
+            [
+                (
+                    "GameVault",
+                    middle,
+                    "GameVault: 7.99 € on 2026-12-06 10:00 UTC"
+                ),
+                (
+                    "PixelBay",
+                    middle,
+                    "PixelBay: 9.99 € on 2026-12-06 10:00 UTC"
+                ),
+            ]
+        );
+        // A line of no length is not drawn at all.
+        assert!(chart.series.iter().all(|s| s.points.is_empty()));
+        // The cheaper store's dot is lower.
+        assert!(chart.series[0].markers[0].y > chart.series[1].markers[0].y);
+        assert_eq!(chart.x_labels.len(), 1);
+        assert_eq!(chart.x_labels[0].x, middle);
+        assert_eq!(chart.x_labels[0].anchor, "middle");
+        assert_eq!(chart.x_labels[0].text, "2026-12-06 10:00");
+    }
+
+    #[test]
+    fn one_point_in_all_is_a_dot_in_a_frame_around_its_price() {
+        let chart = price_chart(&[point("RetroShelf", 1499, 0)]).expect("chart");
+        inside_the_frame(&chart);
+        let labels: Vec<&str> = chart.y_labels.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["15.99 €", "14.99 €", "13.99 €"]);
+        let dot = &chart.series[0].markers[0];
+        assert_eq!(dot.y, chart.y_labels[1].0, "the price sits mid-frame");
+    }
+
+    #[test]
+    fn a_price_that_never_changed_is_a_flat_line_with_a_dot_per_point() {
+        let history = [point("A", 999, 0), point("A", 999, 30)];
+        let chart = price_chart(&history).expect("chart");
+        inside_the_frame(&chart);
+        let a = &chart.series[0];
+        assert_eq!(a.markers.len(), 2);
+        assert_eq!(a.markers[0].y, a.markers[1].y);
+        assert_eq!(
+            a.points,
+            format!(
+                "{PAD_LEFT},{y} {},{y}",
+                WIDTH - PAD_RIGHT,
+                y = a.markers[0].y
+            )
+        );
+    }
+
+    #[test]
+    fn a_free_game_keeps_its_frame_above_zero() {
+        let chart = price_chart(&[point("A", 0, 0)]).expect("chart");
+        inside_the_frame(&chart);
+        let labels: Vec<&str> = chart.y_labels.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["1.00 €", "0.50 €", "0.00 €"]);
     }
 
     #[test]

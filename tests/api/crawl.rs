@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bazaar::demo::expected_catalog;
+use bazaar::domain::money::Money;
+use entity::price_points;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::helpers::{spawn_app, AppOptions, Backend};
 use crate::on_both_backends;
@@ -97,7 +100,27 @@ async fn a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_ca
             "Portal 2 should be offered by {store}"
         );
     }
-    assert!(html.contains("<polyline"), "the price chart is drawn");
+    // One crawl gave one point per store: each is a dot that names it.
+    let points = price_points::Entity::find()
+        .filter(price_points::Column::GameId.eq(portal))
+        .all(&app.db)
+        .await
+        .expect("price points");
+    let stores: BTreeMap<&str, ()> = points.iter().map(|p| (p.store.as_str(), ())).collect();
+    assert_eq!(stores.len(), 3, "{points:?}");
+    assert_eq!(points.len(), 3, "{points:?}");
+    for p in &points {
+        let label = format!(
+            "{}: {} on {} UTC",
+            p.store,
+            Money::new(p.price_cents, &p.currency),
+            p.at.format("%Y-%m-%d %H:%M")
+        );
+        assert!(
+            html.contains(&format!("r=\"4\"><title>{label}</title></circle>")),
+            "no dot for {label}: {html}"
+        );
+    }
 }
 on_both_backends!(a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_catalog);
 
