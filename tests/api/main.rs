@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod admin_auctions;
 mod admin_browser;
+mod admin_crawls;
 mod admin_fleet;
 mod api;
 mod auction_browser;

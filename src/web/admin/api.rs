@@ -394,6 +394,28 @@ pub async fn crawls(
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
+/// One crawl, site by site: pages read and failed, why, and the first
+/// failed tasks, as `/admin/crawls/{id}` shows them.
+pub async fn crawl(
+    _: AdminCaller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let detail = crawls::detail(&state.db, id_of(&path)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let sites: Vec<serde_json::Value> = detail
+        .sites
+        .iter()
+        .map(|site| {
+            let mut body = json!(site);
+            body["verdict"] = json!(site.verdict());
+            body
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "crawl": detail.report, "sites": sites })))
+}
+
 pub async fn start_crawl(
     caller: AdminCaller,
     state: web::Data<AppState>,

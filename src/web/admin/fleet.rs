@@ -174,7 +174,7 @@ pub struct CrawlRow {
 }
 
 impl CrawlRow {
-    fn from(report: &CrawlReport, now: DateTime<Utc>) -> CrawlRow {
+    pub(super) fn from(report: &CrawlReport, now: DateTime<Utc>) -> CrawlRow {
         let crawl = &report.crawl;
         let duration = match crawl.finished_at {
             Some(end) => span(end - crawl.started_at),

@@ -8,6 +8,7 @@
 pub mod api;
 mod auctions;
 mod audit;
+mod crawl;
 mod dashboard;
 pub mod fleet;
 mod mail;
@@ -170,6 +171,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/crawls", web::get().to(fleet::crawls))
         .route("/admin/crawls/start", web::post().to(fleet::start_crawl))
+        .route("/admin/crawls/{id}", web::get().to(crawl::crawl))
         .route("/admin/rooms", web::get().to(fleet::rooms))
         .route("/admin/nodes", web::get().to(nodes::nodes))
         .route("/admin/nodes/{id}/drain", web::post().to(nodes::drain))
@@ -196,6 +198,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/workers/{id}/disconnect", web::post().to(api::disconnect))
                 .route("/crawls", web::get().to(api::crawls))
                 .route("/crawls/start", web::post().to(api::start_crawl))
+                .route("/crawls/{id}", web::get().to(api::crawl))
                 .route("/rooms", web::get().to(api::rooms))
                 .route("/nodes", web::get().to(api::nodes))
                 .route("/nodes/{id}/drain", web::post().to(api::drain_node))
