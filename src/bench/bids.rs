@@ -26,6 +26,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::pin::Pinning;
 use super::{percentile, proc_status_kib, raise_nofile_limit, ChildServer};
 use crate::accounts::{store as accounts, LoginName};
 use crate::auction::store::{create_lot, Listing};
@@ -61,6 +62,8 @@ pub struct BidsBench {
     /// writes it to DIR/session_key).
     #[arg(long)]
     session_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pinning: Pinning,
 }
 
 type Socket = Framed<BoxedSocket, Codec>;
@@ -381,6 +384,9 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     if total as u64 + 64 > limit {
         bail!("{total} connections need more open files than the {limit} this process may open");
     }
+    let starts_server =
+        bench.server.is_none() || bench.database_url.is_none() || bench.session_key.is_none();
+    bench.pinning.apply(starts_server)?;
     let (child, base, db_url, key_file) =
         match (&bench.server, &bench.database_url, &bench.session_key) {
             (Some(server), Some(db_url), Some(key_file)) => (
@@ -390,10 +396,13 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
                 key_file.clone(),
             ),
             _ => {
-                let child = ChildServer::start(&[
-                    ("BAZAAR_WS__RATE", "1000000".to_owned()),
-                    ("BAZAAR_WS__BURST", "1000000".to_owned()),
-                ])
+                let child = ChildServer::start(
+                    &[
+                        ("BAZAAR_WS__RATE", "1000000".to_owned()),
+                        ("BAZAAR_WS__BURST", "1000000".to_owned()),
+                    ],
+                    bench.pinning.server(),
+                )
                 .await?;
                 let db_url = format!(
                     "sqlite://{}?mode=rwc",

@@ -20,6 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use url::Url;
 
+use super::pin::{cpu_seconds, Pinning};
 use super::{percentile, proc_status_kib, raise_nofile_limit, ChildServer};
 
 #[derive(Debug, Clone, Args)]
@@ -48,6 +49,8 @@ pub struct ChatBench {
     /// Bytes of text per message (at least the embedded send time).
     #[arg(long, default_value_t = 32)]
     text_bytes: usize,
+    #[command(flatten)]
+    pinning: Pinning,
 }
 
 impl ChatBench {
@@ -306,13 +309,17 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
             total + 64
         );
     }
+    bench.pinning.apply(bench.server.is_none())?;
     let child = match &bench.server {
         Some(_) => None,
         None => Some(
-            ChildServer::start(&[
-                ("BAZAAR_WS__RATE", "1000000".to_owned()),
-                ("BAZAAR_WS__BURST", "1000000".to_owned()),
-            ])
+            ChildServer::start(
+                &[
+                    ("BAZAAR_WS__RATE", "1000000".to_owned()),
+                    ("BAZAAR_WS__BURST", "1000000".to_owned()),
+                ],
+                bench.pinning.server(),
+            )
             .await?,
         ),
     };
@@ -356,6 +363,7 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     );
 
     let t0 = Instant::now();
+    let cpu_before = child.as_ref().map(|c| cpu_seconds(c.pid));
     let plan = Rc::new(Plan {
         t0,
         end: t0 + Duration::from_secs_f64(bench.duration),
@@ -399,6 +407,11 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     let peak_rss_kib = child
         .as_ref()
         .map_or(0, |c| proc_status_kib(c.pid, "VmHWM"));
+    // The server's CPU time from the first send to the last delivery.
+    let server_cpu_s = match (&child, cpu_before) {
+        (Some(c), Some(before)) => Some(cpu_seconds(c.pid) - before),
+        _ => None,
+    };
     if let Some(child) = child {
         child.stop().await;
     }
@@ -425,10 +438,20 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     } else {
         "n/a".to_owned()
     };
+    // CPU cost of the server per 1,000 deliveries, in ms.
+    let cpu_per_k = server_cpu_s
+        .filter(|_| s.deliveries > 0)
+        .map(|cpu| cpu * 1e6 / s.deliveries as f64);
+    let cpu = match (server_cpu_s, cpu_per_k) {
+        (Some(cpu), Some(per_k)) => {
+            format!("  server CPU {cpu:.2} s ({per_k:.1} ms per 1,000 deliveries)")
+        }
+        _ => String::new(),
+    };
     println!(
         "rooms {} × members {} (senders {} at {rate}, window {})  sent {} acked {}  \
          {:.0} deliveries/s ({} in {:.2} s)  latency p50 {p50:.2} ms p99 {p99:.2} ms max {max:.2} ms  \
-         loss {loss}  seq gaps {}  peak RSS {rss}",
+         loss {loss}  seq gaps {}  peak RSS {rss}{cpu}",
         bench.rooms,
         bench.members,
         bench.senders,
@@ -440,9 +463,10 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         seconds,
         s.gaps,
     );
-    println!("\nrooms,members,senders,rate,window,text_bytes,sent,acked,rejected,deliveries,seconds,deliveries_per_s,p50_ms,p99_ms,max_ms,loss,seq_gaps,peak_rss_kib");
+    println!("\nrooms,members,senders,rate,window,text_bytes,sent,acked,rejected,deliveries,seconds,deliveries_per_s,p50_ms,p99_ms,max_ms,loss,seq_gaps,peak_rss_kib,server_cpu_s,server_cpu_ms_per_1000");
+    let csv_cpu = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
     println!(
-        "{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{p50:.3},{p99:.3},{max:.3},{loss},{},{peak_rss_kib}",
+        "{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{p50:.3},{p99:.3},{max:.3},{loss},{},{peak_rss_kib},{},{}",
         bench.rooms,
         bench.members,
         bench.senders,
@@ -456,6 +480,8 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         seconds,
         s.deliveries as f64 / seconds,
         s.gaps,
+        csv_cpu(server_cpu_s),
+        csv_cpu(cpu_per_k),
     );
     if let Some(e) = &s.first_error {
         eprintln!("first error: {e}");
@@ -510,6 +536,7 @@ mod tests {
             window: 100,
             duration: 1.0,
             text_bytes: 32,
+            pinning: Pinning::default(),
         };
         assert!(ok.validate().is_ok());
         assert!(ChatBench {

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use url::Url;
 
+use super::pin::Pinning;
 use super::{proc_status_kib, raise_nofile_limit, ChildServer};
 
 #[derive(Debug, Clone, Args)]
@@ -29,6 +30,8 @@ pub struct IdleBench {
     /// Seconds to hold the connections open before measuring.
     #[arg(long, default_value_t = 3.0)]
     hold: f64,
+    #[command(flatten)]
+    pinning: Pinning,
 }
 
 /// Connections opened at once.
@@ -93,9 +96,10 @@ pub async fn run(bench: IdleBench) -> anyhow::Result<()> {
         );
     }
     eprintln!("open-file limit: {limit} (raised to the hard limit; a child server inherits it)");
+    bench.pinning.apply(bench.server.is_none())?;
     let child = match &bench.server {
         Some(_) => None,
-        None => Some(ChildServer::start(&[]).await?),
+        None => Some(ChildServer::start(&[], bench.pinning.server()).await?),
     };
     let server = match (&bench.server, &child) {
         (Some(url), _) => url.clone(),

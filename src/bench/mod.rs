@@ -6,6 +6,7 @@ pub mod chat;
 pub mod crawl;
 pub mod idle;
 pub mod mail;
+pub mod pin;
 pub mod store;
 
 use std::process::Stdio;
@@ -60,9 +61,12 @@ pub(crate) struct ChildServer {
 }
 
 impl ChildServer {
-    /// Starts the server with these extra `BAZAAR_*` variables and waits
-    /// until it answers HTTP.
-    pub async fn start(env: &[(&str, String)]) -> anyhow::Result<ChildServer> {
+    /// Starts the server with these extra `BAZAAR_*` variables, on `cpus`
+    /// when given, and waits until it answers HTTP.
+    pub async fn start(
+        env: &[(&str, String)],
+        cpus: Option<&pin::CpuSet>,
+    ) -> anyhow::Result<ChildServer> {
         let exe = std::env::current_exe().context("could not find the bazaar binary")?;
         let dir = tempfile::tempdir().context("could not make a temp dir")?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -85,6 +89,9 @@ impl ChildServer {
             .kill_on_drop(true);
         for (key, value) in env {
             cmd.env(key, value);
+        }
+        if let Some(cpus) = cpus {
+            cpus.apply_to(&mut cmd);
         }
         let mut child = cmd.spawn().context("could not start bazaar serve")?;
         let pid = child.id().unwrap_or(0);
