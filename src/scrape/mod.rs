@@ -18,7 +18,7 @@ mod trace;
 pub use error::ExtractError;
 pub use listing::extract_listing;
 pub use page::{extract_page, extract_page_traced};
-pub use price::{parse_amount, parse_price, Price, PriceError};
+pub use price::{parse_amount, parse_currency, parse_price, Price, PriceError};
 pub use robots::Robots;
 pub use steam::steam_app_id;
 pub use trace::{Field, FieldTrace, ProductTrace, Trace};

@@ -39,6 +39,15 @@ pub enum PriceError {
     TooLarge(String),
     #[error("\"{0}\" is not a currency code")]
     InvalidCurrency(String),
+    #[error(
+        "\"{text}\" names {sign}, which is the currency of several countries ({codes}); \
+         the site's currency must be one of them"
+    )]
+    AmbiguousCurrency {
+        text: String,
+        sign: String,
+        codes: String,
+    },
 }
 
 /// Error messages quote the input; a page can put anything in there.
@@ -51,63 +60,193 @@ fn snippet(text: &str) -> String {
     out
 }
 
-/// Words a store uses instead of "0.00".
+/// Words a store uses instead of "0.00", compared once lowercased, with
+/// dashes read as spaces and a trailing "!" dropped.
 const FREE_WORDS: &[&str] = &[
     "free",
     "free to play",
-    "free-to-play",
+    "play for free",
+    "free download",
     "gratis",
-    "kostenlos",
+    "grátis",
+    "gratuito",
     "gratuit",
+    "kostenlos",
 ];
+
+fn is_free_word(text: &str) -> bool {
+    let lower = text
+        .to_lowercase()
+        .replace(['-', '\u{2010}', '\u{2011}'], " ");
+    let lower = lower.trim_end_matches(['!', '*']).trim_matches(is_space);
+    let words: Vec<&str> = lower.split(is_space).filter(|w| !w.is_empty()).collect();
+    FREE_WORDS.contains(&words.join(" ").as_str())
+}
 
 const ISO_CODES: &[&str] = &[
-    "EUR", "USD", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK",
-    "HUF", "RON", "BGN", "RUB", "UAH", "TRY", "BRL", "MXN", "ARS", "CLP", "COP", "CNY", "HKD",
-    "TWD", "KRW", "INR", "IDR", "SGD", "MYR", "THB", "PHP", "VND", "ZAR", "ILS", "AED", "SAR",
+    "EUR", "USD", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "ISK", "PLN",
+    "CZK", "HUF", "RON", "BGN", "RUB", "UAH", "KZT", "TRY", "BRL", "MXN", "ARS", "CLP", "COP",
+    "PEN", "UYU", "CNY", "HKD", "TWD", "KRW", "INR", "IDR", "SGD", "MYR", "THB", "PHP", "VND",
+    "ZAR", "ILS", "AED", "SAR", "QAR", "EGP", "NGN",
 ];
 
-fn symbol_currency(c: char) -> Option<&'static str> {
+/// A currency sign, or a sign shared by several currencies: a store's `$`
+/// is its own dollar (or peso), and `kr` names four crowns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sign {
+    Code(&'static str),
+    /// The currencies using the sign, and the one it means on a page that
+    /// says nothing else (none for `kr`: no crown is the obvious one).
+    Shared {
+        sign: &'static str,
+        codes: &'static [&'static str],
+        usual: Option<&'static str>,
+    },
+}
+
+const DOLLAR: Sign = Sign::Shared {
+    sign: "$",
+    codes: &[
+        "USD", "CAD", "AUD", "NZD", "MXN", "ARS", "CLP", "COP", "UYU", "HKD", "SGD", "TWD",
+    ],
+    usual: Some("USD"),
+};
+const YEN: Sign = Sign::Shared {
+    sign: "¥",
+    codes: &["JPY", "CNY"],
+    usual: Some("JPY"),
+};
+const CROWN: Sign = Sign::Shared {
+    sign: "kr",
+    codes: &["SEK", "NOK", "DKK", "ISK"],
+    usual: None,
+};
+
+fn symbol_currency(c: char) -> Option<Sign> {
     Some(match c {
-        '€' => "EUR",
-        '$' => "USD",
-        '£' => "GBP",
-        '¥' => "JPY",
-        '₽' => "RUB",
-        '₹' => "INR",
-        '₩' => "KRW",
-        '₺' => "TRY",
-        '₴' => "UAH",
+        '$' => DOLLAR,
+        '¥' | '￥' => YEN,
+        '€' => Sign::Code("EUR"),
+        '£' => Sign::Code("GBP"),
+        '₽' => Sign::Code("RUB"),
+        '₹' => Sign::Code("INR"),
+        '₩' => Sign::Code("KRW"),
+        '₺' => Sign::Code("TRY"),
+        '₴' => Sign::Code("UAH"),
+        '₸' => Sign::Code("KZT"),
+        '₱' => Sign::Code("PHP"),
+        '฿' => Sign::Code("THB"),
+        '₪' => Sign::Code("ILS"),
+        '₫' => Sign::Code("VND"),
+        '₦' => Sign::Code("NGN"),
+        '円' => Sign::Code("JPY"),
+        '元' => Sign::Code("CNY"),
         _ => return None,
     })
 }
 
-/// A letter run in front of `$` that says which dollar it is ("US$", "C$").
+/// A letter run in front of `$` that says which dollar it is ("US$", "C$",
+/// "CDN$", "ARS$").
 fn dollar_prefix(word: &str) -> Option<&'static str> {
-    Some(match word {
+    let upper = word.to_uppercase();
+    Some(match upper.as_str() {
         "US" => "USD",
-        "C" | "CA" | "CAD" => "CAD",
-        "A" | "AU" | "AUD" => "AUD",
+        "C" | "CA" | "CDN" => "CAD",
+        "A" | "AU" => "AUD",
         "NZ" => "NZD",
         "R" => "BRL",
         "HK" => "HKD",
         "S" | "SG" => "SGD",
         "MX" => "MXN",
-        _ => return None,
+        "NT" => "TWD",
+        "COL" => "COP",
+        _ => {
+            let Sign::Shared { codes, .. } = DOLLAR else {
+                return None;
+            };
+            return codes.iter().find(|c| **c == upper).copied();
+        }
     })
 }
 
-fn word_currency(word: &str) -> Option<String> {
+/// A currency written as a word: an ISO code, or the local abbreviation.
+fn word_currency(word: &str) -> Option<Sign> {
     let upper = word.to_uppercase();
-    if ISO_CODES.contains(&upper.as_str()) {
-        return Some(upper);
+    if let Some(code) = ISO_CODES.iter().find(|c| **c == upper) {
+        return Some(Sign::Code(code));
     }
-    match word.to_lowercase().as_str() {
-        "zł" | "zl" => Some("PLN".to_owned()),
-        "kč" => Some("CZK".to_owned()),
-        "ft" => Some("HUF".to_owned()),
-        _ => None,
+    Some(Sign::Code(match word.to_lowercase().as_str() {
+        "zł" | "zl" => "PLN",
+        "kč" => "CZK",
+        "ft" => "HUF",
+        "lei" => "RON",
+        "лв" => "BGN",
+        "руб" | "р" => "RUB",
+        "грн" => "UAH",
+        "tl" => "TRY",
+        "rp" => "IDR",
+        "rm" => "MYR",
+        "fr" | "chf" => "CHF",
+        "kr" => return Some(CROWN),
+        _ => return None,
+    }))
+}
+
+/// Words written with an abbreviation dot ("руб.", "Fr.", "kr.").
+fn takes_a_dot(word: &str) -> bool {
+    matches!(
+        word.to_lowercase().as_str(),
+        "руб" | "р" | "грн" | "fr" | "kr" | "лв"
+    )
+}
+
+/// The currency a sign in `text` means, given the code the text names
+/// elsewhere (`named`) and the site's currency.
+fn resolve(
+    sign: Sign,
+    named: Option<&str>,
+    default: &str,
+    text: &str,
+) -> Result<String, PriceError> {
+    match sign {
+        Sign::Code(code) => Ok(code.to_owned()),
+        Sign::Shared { sign, codes, usual } => {
+            let default = default.trim().to_ascii_uppercase();
+            named
+                .filter(|n| codes.contains(n))
+                .or_else(|| codes.iter().find(|c| **c == default).copied())
+                .or(usual)
+                .map(str::to_owned)
+                .ok_or_else(|| PriceError::AmbiguousCurrency {
+                    text: snippet(text),
+                    sign: sign.to_owned(),
+                    codes: codes.join(", "),
+                })
+        }
     }
+}
+
+/// The ISO code for a currency as markup states it: three letters in any
+/// case ("eur"), or a sign or local word ("€", "R$", "zł"; "$" is the
+/// site's own dollar when its currency is one).
+pub fn parse_currency(text: &str, default_currency: &str) -> Result<String, PriceError> {
+    let trimmed = text.trim_matches(is_space);
+    if trimmed.len() == 3 && trimmed.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Ok(trimmed.to_ascii_uppercase());
+    }
+    let mut chars = trimmed.chars();
+    let sign = match (chars.next(), chars.next()) {
+        (Some(c), None) => symbol_currency(c),
+        _ => {
+            let word = trimmed.strip_suffix('.').unwrap_or(trimmed);
+            match word.strip_suffix('$') {
+                Some(prefix) if !prefix.is_empty() => dollar_prefix(prefix).map(Sign::Code),
+                _ => word_currency(word),
+            }
+        }
+    };
+    let sign = sign.ok_or_else(|| PriceError::InvalidCurrency(snippet(trimmed)))?;
+    resolve(sign, None, default_currency, trimmed)
 }
 
 fn is_space(c: char) -> bool {
@@ -129,51 +268,44 @@ fn check_currency(code: &str) -> Result<String, PriceError> {
 }
 
 /// Parses a price as a store displays it: "1.299,00 €", "€19.99", "$19.99",
-/// "£5", "USD 19.99", "1,299.00", "Free".
+/// "£5", "USD 19.99", "1,299.00", "R$ 49,90", "199 kr", "Free".
 ///
 /// Separators are read the way a human would: with both `.` and `,` the last
 /// one is the decimal point; a lone separator followed by exactly three
 /// digits groups thousands ("1.299" is 1299.00, and so is "19.999", since no
 /// store prices to a tenth of a cent); one or two digits after a lone
 /// separator are decimals; anything else is rejected rather than guessed.
-/// A text without a currency symbol or code gets `default_currency`.
+/// A text without a currency symbol or code gets `default_currency`. A sign
+/// several currencies share ("$", "¥", "kr") means the code written next to
+/// it, else `default_currency` when that is one of them, else the usual one
+/// ("$" is USD); "kr" has no usual one and is an error on other sites.
 pub fn parse_price(text: &str, default_currency: &str) -> Result<Price, PriceError> {
     let trimmed = text.trim_matches(is_space);
     if trimmed.is_empty() {
         return Err(PriceError::Empty);
     }
-    let lower = trimmed.to_lowercase();
-    if FREE_WORDS.contains(&lower.as_str()) {
+    if is_free_word(trimmed) {
         return Ok(Price {
             cents: 0,
             currency: check_currency(default_currency)?,
         });
     }
+    // A footnote mark ("€19.99*": "*incl. VAT" further down) is not the price.
+    let trimmed = trimmed
+        .trim_end_matches(['*', '†'])
+        .trim_end_matches(is_space);
 
     let chars: Vec<char> = trimmed.chars().collect();
-    let mut currency: Option<String> = None;
+    let mut signs: Vec<Sign> = Vec::new();
     let mut number: Option<String> = None;
-    let mut note_currency = |code: String| -> Result<(), PriceError> {
-        match &currency {
-            Some(existing) if *existing != code => Err(PriceError::MixedCurrencies {
-                text: snippet(trimmed),
-                first: existing.clone(),
-                second: code,
-            }),
-            _ => {
-                currency = Some(code);
-                Ok(())
-            }
-        }
-    };
 
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         if is_space(c) {
             i += 1;
-        } else if let Some(code) = symbol_currency(c) {
-            note_currency(code.to_owned())?;
+        } else if let Some(sign) = symbol_currency(c) {
+            signs.push(sign);
             i += 1;
         } else if c.is_alphabetic() {
             let start = i;
@@ -183,14 +315,24 @@ pub fn parse_price(text: &str, default_currency: &str) -> Result<Price, PriceErr
             let word: String = chars[start..i].iter().collect();
             if i < chars.len() && chars[i] == '$' {
                 match dollar_prefix(&word) {
-                    Some(code) => note_currency(code.to_owned())?,
+                    Some(code) => signs.push(Sign::Code(code)),
                     None => return Err(PriceError::NotAPrice(snippet(trimmed))),
                 }
                 i += 1;
+            } else if word == "S" && chars.get(i) == Some(&'/') {
+                // Peru's sol: "S/ 49.90", "S/. 49.90".
+                signs.push(Sign::Code("PEN"));
+                i += 1;
+                if chars.get(i) == Some(&'.') {
+                    i += 1;
+                }
             } else {
                 match word_currency(&word) {
-                    Some(code) => note_currency(code)?,
+                    Some(sign) => signs.push(sign),
                     None => return Err(PriceError::NotAPrice(snippet(trimmed))),
+                }
+                if chars.get(i) == Some(&'.') && takes_a_dot(&word) {
+                    i += 1;
                 }
             }
         } else if matches!(c, '-' | '−' | '–') && number.is_none() {
@@ -244,11 +386,37 @@ pub fn parse_price(text: &str, default_currency: &str) -> Result<Price, PriceErr
         return Err(PriceError::NotAPrice(snippet(trimmed)));
     };
     let cents = grouped_to_cents(&raw).map_err(|e| e.with_text(trimmed))?;
-    let currency = match currency {
-        Some(code) => code,
-        None => check_currency(default_currency)?,
+    let currency = match signs.is_empty() {
+        true => check_currency(default_currency)?,
+        false => text_currency(&signs, trimmed, default_currency)?,
     };
     Ok(Price { cents, currency })
+}
+
+/// The one currency the signs in `text` agree on. A shared sign ("$")
+/// means the code written next to it ("$19.99 CAD"), else the site's
+/// currency when that uses the sign, else its usual meaning.
+fn text_currency(signs: &[Sign], text: &str, default: &str) -> Result<String, PriceError> {
+    let named = signs.iter().find_map(|s| match s {
+        Sign::Code(code) => Some(*code),
+        Sign::Shared { .. } => None,
+    });
+    let mut first: Option<String> = None;
+    for sign in signs {
+        let code = resolve(*sign, named, default, text)?;
+        match &first {
+            Some(existing) if *existing != code => {
+                return Err(PriceError::MixedCurrencies {
+                    text: snippet(text),
+                    first: existing.clone(),
+                    second: code,
+                })
+            }
+            Some(_) => {}
+            None => first = Some(code),
+        }
+    }
+    first.ok_or_else(|| PriceError::NotAPrice(snippet(text)))
 }
 
 /// Which way a number's separators failed; the caller adds the text.
@@ -647,6 +815,117 @@ mod tests {
             parse_amount("1000000000000", "EUR"),
             Err(PriceError::TooLarge(_))
         ));
+    }
+
+    fn in_currency(text: &str, default: &str) -> (i64, String) {
+        let p = parse_price(text, default).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        (p.cents, p.currency)
+    }
+
+    #[test]
+    fn a_dollar_sign_is_the_sites_own_dollar_or_the_one_named_beside_it() {
+        assert_eq!(in_currency("$19.99", "CAD"), (1999, "CAD".to_owned()));
+        assert_eq!(in_currency("$19.99", "AUD"), (1999, "AUD".to_owned()));
+        assert_eq!(in_currency("$19.99", "EUR"), (1999, "USD".to_owned()));
+        assert_eq!(in_currency("$19.99 CAD", "USD"), (1999, "CAD".to_owned()));
+        assert_eq!(
+            in_currency("$ 1.999,99", "ARS"),
+            (199_999, "ARS".to_owned())
+        );
+        assert_eq!(in_currency("CDN$ 19.99", "EUR"), (1999, "CAD".to_owned()));
+        assert_eq!(
+            in_currency("ARS$ 1.999,99", "EUR"),
+            (199_999, "ARS".to_owned())
+        );
+        assert_eq!(in_currency("NT$ 390", "EUR"), (39_000, "TWD".to_owned()));
+        assert_eq!(in_currency("R$ 49,90", "EUR"), (4990, "BRL".to_owned()));
+        let err = parse_price("$19.99 EUR", "EUR").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"$19.99 EUR\" names two currencies (USD and EUR)"
+        );
+    }
+
+    #[test]
+    fn yen_and_crowns_follow_the_sites_currency() {
+        assert_eq!(in_currency("¥ 1,980", "EUR"), (198_000, "JPY".to_owned()));
+        assert_eq!(in_currency("¥ 98", "CNY"), (9800, "CNY".to_owned()));
+        assert_eq!(in_currency("￥1,980", "EUR"), (198_000, "JPY".to_owned()));
+        assert_eq!(in_currency("1980円", "EUR"), (198_000, "JPY".to_owned()));
+        assert_eq!(in_currency("199 kr", "SEK"), (19_900, "SEK".to_owned()));
+        assert_eq!(in_currency("kr. 149,00", "DKK"), (14_900, "DKK".to_owned()));
+        assert_eq!(in_currency("199,- kr", "NOK"), (19_900, "NOK".to_owned()));
+        assert_eq!(in_currency("199 kr SEK", "EUR"), (19_900, "SEK".to_owned()));
+        let err = parse_price("199 kr", "EUR").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"199 kr\" names kr, which is the currency of several countries \
+             (SEK, NOK, DKK, ISK); the site's currency must be one of them"
+        );
+    }
+
+    #[test]
+    fn local_currency_words_and_signs_are_read() {
+        for (text, cents, code) in [
+            ("Rp 129.999", 12_999_900, "IDR"),
+            ("Rp 129 999", 12_999_900, "IDR"),
+            ("299,99 TL", 29_999, "TRY"),
+            ("RM 39.00", 3900, "MYR"),
+            ("1 980 руб.", 198_000, "RUB"),
+            ("Fr. 19.90", 1990, "CHF"),
+            ("S/ 49.90", 4990, "PEN"),
+            ("S/. 49.90", 4990, "PEN"),
+            ("₱ 499.95", 49_995, "PHP"),
+            ("฿ 399", 39_900, "THB"),
+            ("₪ 99.90", 9990, "ILS"),
+            ("99.000 ₫", 9_900_000, "VND"),
+            ("1 299 ₸", 129_900, "KZT"),
+            ("49,90 zł", 4990, "PLN"),
+            ("1’299.00 CHF", 129_900, "CHF"),
+        ] {
+            assert_eq!(in_currency(text, "EUR"), (cents, code.to_owned()), "{text}");
+        }
+    }
+
+    #[test]
+    fn free_wordings_and_footnote_marks_are_understood() {
+        for text in [
+            "Free!",
+            "Free To Play",
+            "Free-to-Play",
+            "free download",
+            "Play for Free",
+            "Grátis",
+        ] {
+            assert_eq!(ok(text), eur(0), "{text}");
+        }
+        assert_eq!(ok("€19.99*"), eur(1999));
+        assert!(matches!(
+            parse_price("Free weekend", "EUR"),
+            Err(PriceError::NotAPrice(_))
+        ));
+    }
+
+    #[test]
+    fn currencies_in_markup_may_be_codes_signs_or_words() {
+        let c = |text: &str, default: &str| parse_currency(text, default);
+        assert_eq!(c(" usd ", "EUR"), Ok("USD".to_owned()));
+        assert_eq!(c("KWD", "EUR"), Ok("KWD".to_owned()));
+        assert_eq!(c("€", "USD"), Ok("EUR".to_owned()));
+        assert_eq!(c("US$", "EUR"), Ok("USD".to_owned()));
+        assert_eq!(c("R$", "EUR"), Ok("BRL".to_owned()));
+        assert_eq!(c("zł", "EUR"), Ok("PLN".to_owned()));
+        assert_eq!(c("$", "CAD"), Ok("CAD".to_owned()));
+        assert_eq!(c("руб.", "EUR"), Ok("RUB".to_owned()));
+        assert_eq!(
+            c("Euro", "EUR"),
+            Err(PriceError::InvalidCurrency("Euro".to_owned()))
+        );
+        assert!(matches!(
+            c("kr", "EUR"),
+            Err(PriceError::AmbiguousCurrency { .. })
+        ));
+        assert_eq!(c("kr", "NOK"), Ok("NOK".to_owned()));
     }
 
     #[test]
