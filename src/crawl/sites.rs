@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use url::Url;
 
+use crate::domain::title::TitlePattern;
 use crate::protocol::worker::{Extractor, Profile};
 
 /// The built-in configuration: the three demo stores this server serves.
@@ -239,6 +240,12 @@ fn site_problems(entry: &SiteEntry, before: &Sites) -> Vec<String> {
             problems.push(format!("{key} {text:?} is not a CSS selector: {err}"));
         }
     }
+    // A pattern that cannot match would leave titles unstripped unnoticed.
+    for pattern in &profile.title_strip {
+        if let Err(err) = TitlePattern::parse(pattern) {
+            problems.push(format!("profile.title_strip: {err}"));
+        }
+    }
     problems
 }
 
@@ -371,6 +378,44 @@ mod tests {
             Sites::parse(text, "http://127.0.0.1:8080").unwrap_err()
         );
         assert_eq!(refusal, problems);
+    }
+
+    #[test]
+    fn title_strip_patterns_are_checked_and_sent_with_the_profile() {
+        let text = r#"
+            [[site]]
+            name = "mystore"
+            start = ["https://shop.example.com/games/"]
+            allowed_hosts = ["shop.example.com"]
+            [site.profile]
+            extract = "jsonld"
+            store = "MyStore"
+            links = "a.game"
+            title_strip = ["Buy {title}", "{title} | MyStore"]
+        "#;
+        let sites = Sites::parse(text, "http://127.0.0.1:8080").expect("valid");
+        let site = sites.get("mystore").expect("the site");
+        assert_eq!(
+            site.profile.title_strip,
+            ["Buy {title}", "{title} | MyStore"]
+        );
+
+        let bad = text.replace(
+            r#"["Buy {title}", "{title} | MyStore"]"#,
+            r#"["Buy", "{title}", "{title} on {title}"]"#,
+        );
+        let checked = check(&bad, "http://127.0.0.1:8080").expect("a sites file");
+        assert_eq!(
+            checked.problems,
+            [
+                "site \"mystore\": profile.title_strip: \"Buy\" has no {title} placeholder; \
+                 write where the title goes, as in \"Buy {title}\" or \"{title} on Steam\"",
+                "site \"mystore\": profile.title_strip: \"{title}\" has no text around \
+                 {title}, so it would strip nothing",
+                "site \"mystore\": profile.title_strip: \"{title} on {title}\" has {title} \
+                 more than once",
+            ]
+        );
     }
 
     #[test]

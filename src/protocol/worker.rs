@@ -164,6 +164,11 @@ pub struct Profile {
     /// `css` profile: selectors on a game page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub css: Option<CssSelectors>,
+    /// Text the store puts around its game titles, removed from every
+    /// title read: patterns such as "Buy {title}" or "{title} on Steam"
+    /// (see [`crate::domain::title::TitlePattern`]), applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub title_strip: Vec<String>,
 }
 
 fn default_currency() -> String {
@@ -206,4 +211,39 @@ pub struct CssSelectors {
     /// An element whose text is the Steam app id, when the store shows one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steam_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::doc_examples;
+
+    /// The `assign` of a css site in docs/protocol.md §2.
+    fn documented_profile() -> (serde_json::Value, Profile) {
+        let doc = doc_examples::protocol();
+        let line =
+            doc_examples::block_after(doc_examples::section(&doc, 2), "### Server to worker")
+                .into_iter()
+                .find(|l| l.contains("\"title_strip\""))
+                .expect("an assign with title_strip")
+                .to_owned();
+        let shown = doc_examples::json(&line)["profile"].clone();
+        let profile: Profile = serde_json::from_value(shown.clone()).expect("a profile");
+        (shown, profile)
+    }
+
+    #[test]
+    fn title_strip_is_read_as_documented_and_left_out_when_empty() {
+        let (shown, profile) = documented_profile();
+        assert_eq!(profile.title_strip, ["Buy {title}", "{title} | MyStore"]);
+        let written = serde_json::to_value(&profile).expect("written");
+        assert!(doc_examples::shows(&written, &shown), "{written}");
+
+        let mut older = profile.clone();
+        older.title_strip.clear();
+        let written = serde_json::to_value(&older).expect("written");
+        assert!(written.get("title_strip").is_none(), "{written}");
+        let read: Profile = serde_json::from_value(written).expect("read back");
+        assert_eq!(read, older);
+    }
 }

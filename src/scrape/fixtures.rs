@@ -14,6 +14,7 @@ pub(super) fn profile(extract: Extractor) -> Profile {
         links: "a.game-link".to_owned(),
         next: Some("a[rel=next]".to_owned()),
         css: None,
+        title_strip: Vec::new(),
     }
 }
 

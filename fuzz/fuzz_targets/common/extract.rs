@@ -19,6 +19,7 @@ pub fn setup(extract: Extractor, css: Option<CssSelectors>) -> (Url, Profile) {
         links: "a.game".to_owned(),
         next: Some("a[rel=next]".to_owned()),
         css,
+        title_strip: vec!["Buy {title}".to_owned(), "{title} | Shop".to_owned()],
     };
     (url, profile)
 }
