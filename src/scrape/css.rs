@@ -31,11 +31,18 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
     let rec = page.rec;
     rec.product(|| "the css profile's selectors".to_owned());
     let count = |sel: &scraper::Selector| doc.select(sel).count();
-    let Some(title) = doc
+    // A `<meta content>` has no text: `meta[property="og:title"]` works too.
+    let title = doc
         .select(&title_sel)
-        .map(element_text)
-        .find(|t| !t.is_empty())
-    else {
+        .map(|el| match el.value().attr("content") {
+            Some(content) if el.value().name() == "meta" => (content.to_owned(), "content"),
+            _ => (element_text(el), "text"),
+        })
+        .find_map(|(raw, from)| {
+            let rule = || format!("css.title {:?} {from} {raw:?}", css.title);
+            page.title(&raw, rule)
+        });
+    let Some(title) = title else {
         rec.looked(Field::Title, || {
             format!(
                 "css.title {:?} ({} matches, none with text)",
@@ -45,9 +52,6 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
         });
         return Err(page.no_product());
     };
-    rec.found(Field::Title, || {
-        format!("css.title {:?} text {title:?}", css.title)
-    });
     let currency = &page.profile.currency;
     let Some((price_text, from)) = doc
         .select(&price_sel)
@@ -171,7 +175,8 @@ pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
 #[cfg(test)]
 mod tests {
     use crate::protocol::worker::{CssSelectors, Extractor, Item, Profile};
-    use crate::scrape::{extract_page, extract_page_traced, fixtures::profile, ExtractError};
+    use crate::scrape::fixtures::{profile, STEAM_APP};
+    use crate::scrape::{extract_page, extract_page_traced, ExtractError};
     use url::Url;
 
     fn retroshelf() -> Profile {
@@ -188,8 +193,11 @@ mod tests {
     }
 
     fn run(html: &str, p: &Profile) -> Result<Vec<Item>, ExtractError> {
-        let url = Url::parse("https://retroshelf.example/item/42").unwrap();
-        extract_page(html, &url, p)
+        let url = match p.store.as_str() {
+            "Steam" => STEAM_URL,
+            _ => "https://retroshelf.example/item/42",
+        };
+        extract_page(html, &Url::parse(url).unwrap(), p)
     }
 
     const PAGE: &str = r#"<!doctype html><html><body>
@@ -307,6 +315,56 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "could not read the price of \"Baldur's Gate & Friends\": \"Call us\" is not a price"
+        );
+    }
+
+    fn steam() -> Profile {
+        let mut p = profile(Extractor::Css);
+        p.store = "Steam".to_owned();
+        p.css = Some(CssSelectors {
+            title: "#appHubAppName".to_owned(),
+            price: ".game_purchase_action .discount_final_price, \
+                    .game_purchase_action .game_purchase_price"
+                .to_owned(),
+            regular_price: Some(".game_purchase_action .discount_original_price".to_owned()),
+            unavailable: None,
+            steam_id: None,
+        });
+        p
+    }
+
+    const STEAM_URL: &str = "https://store.steampowered.com/app/620/Portal_2/?l=english";
+
+    #[test]
+    fn steam_page_gives_the_first_package_and_the_canonical_app_id() {
+        let items = run(STEAM_APP, &steam());
+        let item = &items.unwrap()[0];
+        assert_eq!(item.title, "Portal 2");
+        assert_eq!(item.url, "https://store.steampowered.com/app/620/Portal_2/");
+        assert_eq!(
+            (item.price_cents, item.regular_cents, item.currency.as_str()),
+            (199, Some(799), "EUR")
+        );
+        assert_eq!(item.external_ids["steam"], "620");
+
+        let free = STEAM_APP.replace("1,99€", "Free To Play");
+        assert_eq!(run(&free, &steam()).unwrap()[0].price_cents, 0);
+    }
+
+    #[test]
+    fn a_title_may_come_from_a_meta_tag_with_the_stores_text_stripped() {
+        let mut p = steam();
+        if let Some(css) = p.css.as_mut() {
+            css.title = r#"meta[property="og:title"]"#.to_owned();
+        }
+        p.title_strip = vec!["{title} on Steam".to_owned()];
+        let html = STEAM_APP.replace("Save 75% on Portal 2 on Steam", "Portal 2 on Steam");
+        let url = Url::parse(STEAM_URL).unwrap();
+        let (items, trace) = extract_page_traced(&html, &url, &p);
+        assert_eq!(items.unwrap()[0].title, "Portal 2");
+        assert_eq!(
+            trace.lines()[1],
+            r#"  title: css.title "meta[property=\"og:title\"]" content "Portal 2 on Steam", title_strip "{title} on Steam""#
         );
     }
 }

@@ -1,100 +1,90 @@
-//! The `jsonld` extractor: schema.org `Product`/`VideoGame`/
-//! `SoftwareApplication` nodes with `offers`, from `<script
-//! type="application/ld+json">` blocks.
+//! The `jsonld` extractor: schema.org products with offers (see
+//! `schema.rs`) from `<script type="application/ld+json">` blocks. What a
+//! product lacks (a price, a currency, the availability) comes from the
+//! page's OpenGraph tags when they are about the same product.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::markup::{clean_text, machine_price, static_selector};
+use super::markup::static_selector;
+use super::meta::OpenGraph;
 use super::page::Page;
-use super::trace::Field;
-use super::{ExtractError, Price};
+use super::schema::{self, Block};
+use super::ExtractError;
 use crate::protocol::worker::Item;
-use crate::scrape::steam::{digits_only, steam_app_id, STEAM};
-
-type Object = Map<String, Value>;
-
-/// Nesting we follow through `@graph`/`mainEntity`; real pages use one or two.
-const MAX_DEPTH: usize = 6;
 
 pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
     let rec = page.rec;
-    // (block number, product), blocks counted from 1 in page order.
-    let mut products: Vec<(usize, Object)> = Vec::new();
+    let mut values: Vec<(usize, Value)> = Vec::new();
+    let mut count = 0;
     if let Some(sel) = static_selector("script[type]") {
-        let mut block = 0;
         for script in page.doc.select(&sel) {
             let kind = script.value().attr("type").unwrap_or("");
             let kind = kind.split(';').next().unwrap_or("").trim();
             if !kind.eq_ignore_ascii_case("application/ld+json") {
                 continue;
             }
-            block += 1;
+            count += 1;
             let text: String = script.text().collect();
             // One broken block (a CMS template bug) must not hide the others.
             match serde_json::from_str::<Value>(strip_wrappers(&text)) {
-                Ok(value) => {
-                    let before = products.len();
-                    let mut found = Vec::new();
-                    collect_products(value, 0, &mut found);
-                    products.extend(found.into_iter().map(|p| (block, p)));
-                    rec.page(|| {
-                        let names: Vec<String> =
-                            products[before..].iter().map(|(_, p)| label(p)).collect();
-                        match names.is_empty() {
-                            true => format!("JSON-LD block {block}: no Product, VideoGame or SoftwareApplication"),
-                            false => format!("JSON-LD block {block}: {}", names.join(", ")),
-                        }
-                    });
-                }
-                Err(e) => rec.page(|| format!("JSON-LD block {block}: not JSON ({e})")),
+                Ok(value) => values.push((count, value)),
+                Err(e) => rec.page(|| format!("JSON-LD block {count}: not JSON ({e})")),
             }
         }
-        if block == 0 {
-            rec.page(|| "no JSON-LD blocks (script type=application/ld+json)".to_owned());
-        }
+    }
+    if count == 0 {
+        rec.page(|| "no JSON-LD blocks (script type=application/ld+json)".to_owned());
+    }
+    let blocks: Vec<Block<'_>> = values
+        .iter()
+        .map(|(n, value)| Block::new(format!("JSON-LD block {n}"), true, value))
+        .collect();
+    let mut nodes = Vec::new();
+    for (block, (_, value)) in blocks.iter().zip(&values) {
+        let found = schema::products(block, value, rec.is_on());
+        rec.page(|| {
+            let labels: Vec<String> = found
+                .iter()
+                .map(|n| schema::label(n.product, true))
+                .collect();
+            match labels.is_empty() {
+                true => format!("{}: no product ({})", block.name, top_types(value)),
+                false => format!("{}: {}", block.name, labels.join(", ")),
+            }
+        });
+        nodes.extend(found);
     }
 
-    let mut items: Vec<Item> = Vec::new();
-    let mut first_failure: Option<ExtractError> = None;
-    for (block, product) in &products {
-        rec.product(|| format!("JSON-LD block {block}, {}", label(product)));
-        match product_item(page, *block, product) {
-            Ok(Some(item)) => {
-                let duplicate = items.iter().position(|i| {
-                    i.title == item.title
-                        && i.price_cents == item.price_cents
-                        && i.currency == item.currency
-                });
-                match duplicate {
-                    Some(i) => rec.note(|| format!("same offer as item {}", i + 1)),
-                    None => {
-                        rec.item(items.len());
-                        items.push(item);
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                rec.note(|| e.to_string());
-                first_failure.get_or_insert(e);
-            }
-        }
+    // The page's OpenGraph tags fill what a JSON-LD product lacks. A page
+    // without JSON-LD products is not read from them alone: that is the
+    // meta profile's job, and a site checked with the wrong profile should
+    // say so.
+    let og = OpenGraph::read(page);
+    match schema::read_products(page, &nodes, Some(&og))? {
+        items if items.is_empty() => Err(page.no_product()),
+        items => Ok(items),
     }
-    if !items.is_empty() {
-        return Ok(items);
-    }
-    Err(first_failure.unwrap_or_else(|| page.no_product()))
 }
 
-/// A product as a trace names it: its type and name.
-fn label(product: &Object) -> String {
-    let kind = types(product)
-        .first()
-        .map_or("Product", |t| short_name(t))
-        .to_owned();
-    match product.get("name").and_then(text_of) {
-        Some(name) => format!("{kind} {:?}", clean_text(&decode_entities(&name))),
-        None => kind,
+/// The types of a block's top-level nodes, for a trace of a block without
+/// products.
+fn top_types(value: &Value) -> String {
+    let nodes: Vec<&Value> = match value {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(o) => match o.get("@graph") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            _ => vec![value],
+        },
+        _ => vec![],
+    };
+    let types: Vec<&str> = nodes
+        .iter()
+        .filter_map(|v| v.as_object())
+        .map(schema::type_name)
+        .collect();
+    match types.is_empty() {
+        true => "no typed nodes".to_owned(),
+        false => format!("types {}", types.join(", ")),
     }
 }
 
@@ -113,374 +103,15 @@ fn strip_wrappers(text: &str) -> &str {
     t
 }
 
-fn collect_products(value: Value, depth: usize, out: &mut Vec<Object>) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    match value {
-        Value::Array(values) => {
-            for v in values {
-                collect_products(v, depth + 1, out);
-            }
-        }
-        Value::Object(mut obj) => {
-            let graph = obj.remove("@graph");
-            let main = if is_product(&obj) {
-                None
-            } else {
-                obj.remove("mainEntity")
-            };
-            if is_product(&obj) {
-                out.push(obj);
-            }
-            for nested in [graph, main].into_iter().flatten() {
-                collect_products(nested, depth + 1, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn is_product(obj: &Object) -> bool {
-    types(obj).iter().any(|t| {
-        matches!(
-            short_name(t),
-            "Product" | "VideoGame" | "SoftwareApplication"
-        )
-    })
-}
-
-fn types(obj: &Object) -> Vec<&str> {
-    match obj.get("@type") {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    }
-}
-
-/// "https://schema.org/InStock" and "schema:InStock" both mean "InStock".
-fn short_name(value: &str) -> &str {
-    value.trim().rsplit(['/', ':', '#']).next().unwrap_or(value)
-}
-
-fn has_type(obj: &Object, name: &str) -> bool {
-    types(obj).iter().any(|t| short_name(t) == name)
-}
-
-/// `Ok(None)`: a product without a name (a fragment of markup), which
-/// is only worth an error when nothing else on the page works.
-fn product_item(
-    page: &Page<'_>,
-    block: usize,
-    product: &Object,
-) -> Result<Option<Item>, ExtractError> {
-    let rec = page.rec;
-    let kind = types(product).first().map_or("Product", |t| short_name(t));
-    let at = |path: &str| format!("JSON-LD block {block}, {kind} > {path}");
-    let Some(raw) = product.get("name").and_then(text_of) else {
-        rec.looked(Field::Title, || at("name (absent)"));
-        rec.note(|| "no name".to_owned());
-        return Ok(None);
-    };
-    let title = clean_text(&decode_entities(&raw));
-    if title.is_empty() {
-        rec.looked(Field::Title, || at("name (empty)"));
-        rec.note(|| "no name".to_owned());
-        return Ok(None);
-    }
-    rec.found(Field::Title, || at(&format!("name {raw:?}")));
-    let offers = objects(product.get("offers"));
-    if offers.is_empty() {
-        rec.looked(Field::Price, || at("offers (absent)"));
-        return Err(page.no_price(title));
-    }
-    let mut found: Vec<Offer> = Vec::new();
-    let mut first_error = None;
-    for (n, offer) in offers.iter().enumerate() {
-        let path = if offers.len() == 1 {
-            "offers".to_owned()
-        } else {
-            format!("offers[{n}]")
-        };
-        match read_offer(offer, &page.profile.currency) {
-            Ok(Some(o)) => found.push(Offer { path, ..o }),
-            Ok(None) => rec.looked(Field::Price, || {
-                at(&format!(
-                    "{path} (no price, lowPrice or priceSpecification price)"
-                ))
-            }),
-            Err(source) => {
-                rec.looked(Field::Price, || at(&format!("{path}: {source}")));
-                first_error.get_or_insert(source);
-            }
-        }
-    }
-    // Several offers (editions, sellers): the cheapest one we can buy.
-    let best = found
-        .iter()
-        .filter(|o| o.available)
-        .min_by_key(|o| o.price.cents)
-        .or_else(|| found.iter().min_by_key(|o| o.price.cents))
-        .cloned();
-    let Some(offer) = best else {
-        return Err(match first_error {
-            Some(source) => ExtractError::BadPrice { title, source },
-            None => page.no_price(title),
-        });
-    };
-    let choice = if found.len() > 1 {
-        format!(" (the cheapest available of {} offers)", found.len())
-    } else {
-        String::new()
-    };
-    rec.found(Field::Price, || {
-        at(&format!(
-            "{} > {} {:?}{choice}",
-            offer.path, offer.price_key, offer.amount
-        ))
-    });
-    rec.found(Field::Currency, || match &offer.currency_key {
-        Some(key) => at(&format!("{} > {key}", offer.path)),
-        None => format!("profile currency {:?}", page.profile.currency),
-    });
-    match offer.regular {
-        Some(_) => rec.found(Field::RegularPrice, || {
-            at(&format!("{} > priceSpecification (ListPrice or StrikethroughPrice)", offer.path))
-        }),
-        None => rec.looked(Field::RegularPrice, || {
-            at(&format!("{} > priceSpecification (no ListPrice or StrikethroughPrice in the offer's currency)", offer.path))
-        }),
-    }
-    match &offer.availability {
-        Some(a) => rec.found(Field::Availability, || {
-            at(&format!("{} > availability {a:?}", offer.path))
-        }),
-        None => rec.found(Field::Availability, || {
-            at(&format!("{} > availability absent: available", offer.path))
-        }),
-    }
-
-    let mut item = page.item(title, offer.price);
-    item.regular_cents = offer.regular;
-    item.available = offer.available;
-    if let Some(id) = steam_id(page, block, product).or_else(|| page.steam_link()) {
-        item.external_ids.insert(STEAM.to_owned(), id);
-    }
-    Ok(Some(item))
-}
-
-#[derive(Clone)]
-struct Offer {
-    price: Price,
-    regular: Option<i64>,
-    available: bool,
-    /// Where the offer is in its product, for traces.
-    path: String,
-    /// The key the amount came from (`price`, `lowPrice`, ...) and its text.
-    price_key: &'static str,
-    amount: String,
-    currency_key: Option<&'static str>,
-    availability: Option<String>,
-}
-
-fn read_offer(offer: &Object, default_currency: &str) -> Result<Option<Offer>, super::PriceError> {
-    let specs = objects(offer.get("priceSpecification"));
-    let (currency, currency_key) = match offer.get("priceCurrency").and_then(text_of) {
-        Some(c) => (c, Some("priceCurrency")),
-        None => match specs
-            .iter()
-            .find_map(|s| s.get("priceCurrency").and_then(text_of))
-        {
-            Some(c) => (c, Some("priceSpecification > priceCurrency")),
-            None => (default_currency.to_owned(), None),
-        },
-    };
-
-    let aggregate = has_type(offer, "AggregateOffer");
-    let own = if aggregate {
-        [
-            ("lowPrice", offer.get("lowPrice")),
-            ("price", offer.get("price")),
-        ]
-    } else {
-        [("price", offer.get("price")), ("price", None)]
-    };
-    let amount = own
-        .into_iter()
-        .find_map(|(key, v)| Some((key, text_of(v?)?)))
-        // No price of its own: the sale price may sit in an untyped specification.
-        .or_else(|| {
-            specs.iter().filter(|s| !is_regular_spec(s)).find_map(|s| {
-                Some((
-                    "priceSpecification > price",
-                    s.get("price").and_then(text_of)?,
-                ))
-            })
-        });
-    let Some((price_key, amount)) = amount else {
-        if aggregate {
-            // An AggregateOffer without lowPrice may still list its offers.
-            let nested: Vec<Offer> = objects(offer.get("offers"))
-                .into_iter()
-                .filter_map(|o| read_offer(o, &currency).ok().flatten())
-                .collect();
-            return Ok(nested
-                .into_iter()
-                .min_by_key(|o| o.price.cents)
-                .map(|o| Offer {
-                    price_key: "offers > price",
-                    ..o
-                }));
-        }
-        return Ok(None);
-    };
-    let price = machine_price(&amount, &currency)?;
-
-    let regular = specs.iter().filter(|s| is_regular_spec(s)).find_map(|s| {
-        let amount = s.get("price").and_then(text_of)?;
-        let currency = s
-            .get("priceCurrency")
-            .and_then(text_of)
-            .unwrap_or(currency.clone());
-        let regular = machine_price(&amount, &currency).ok()?;
-        // A list price in another currency cannot be compared with the offer.
-        (regular.currency == price.currency).then_some(regular.cents)
-    });
-    let availability = offer.get("availability").and_then(text_of);
-    let available = !availability.as_deref().is_some_and(is_unavailable);
-    Ok(Some(Offer {
-        price,
-        regular,
-        available,
-        path: String::new(),
-        price_key,
-        amount,
-        currency_key,
-        availability,
-    }))
-}
-
-fn is_regular_spec(spec: &Object) -> bool {
-    spec.get("priceType").and_then(text_of).is_some_and(|t| {
-        let t = short_name(&t).to_owned();
-        t.ends_with("ListPrice") || t.ends_with("StrikethroughPrice")
-    })
-}
-
-/// schema.org availability values (or their bare names) that mean "cannot buy".
-pub(super) fn is_unavailable(availability: &str) -> bool {
-    let name = short_name(availability).to_ascii_lowercase();
-    ["outofstock", "soldout", "discontinued"]
-        .iter()
-        .any(|s| name.ends_with(s))
-}
-
-fn steam_id(page: &Page<'_>, block: usize, product: &Object) -> Option<String> {
-    let same_as = match product.get("sameAs") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(text_of).collect(),
-        _ => vec![],
-    };
-    if let Some((url, id)) = same_as.iter().find_map(|u| Some((u, steam_app_id(u)?))) {
-        page.rec.found(Field::ExternalId, || {
-            format!("JSON-LD block {block}, sameAs {url:?}")
-        });
-        return Some(id);
-    }
-    page.rec.looked(Field::ExternalId, || {
-        format!("JSON-LD block {block}, sameAs (no Steam store URL)")
-    });
-    let id = objects(product.get("identifier"))
-        .into_iter()
-        .find_map(|pv| {
-            let property = pv.get("propertyID").and_then(text_of)?;
-            if !property.trim().eq_ignore_ascii_case(STEAM) {
-                return None;
-            }
-            digits_only(&pv.get("value").and_then(text_of)?)
-        });
-    match &id {
-        Some(id) => page.rec.found(Field::ExternalId, || {
-            format!("JSON-LD block {block}, identifier propertyID \"Steam\" value {id:?}")
-        }),
-        None => page.rec.looked(Field::ExternalId, || {
-            format!("JSON-LD block {block}, identifier (no propertyID \"Steam\")")
-        }),
-    }
-    id
-}
-
-/// The objects in a value that may be one object or an array of them.
-fn objects(value: Option<&Value>) -> Vec<&Object> {
-    match value {
-        Some(Value::Object(o)) => vec![o],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_object).collect(),
-        _ => vec![],
-    }
-}
-
-/// Strings as they are, numbers as their JSON text ("7.99", "8").
-fn text_of(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// JSON-LD is raw script text, so entities the CMS escaped stay escaped; the
-/// common ones are undone here (unknown ones are left alone).
-fn decode_entities(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find('&') {
-        out.push_str(&rest[..pos]);
-        rest = &rest[pos..];
-        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
-            let name = &rest[1..end];
-            let c = match name {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                "nbsp" => ' ',
-                _ => {
-                    let code = match name.strip_prefix('#') {
-                        Some(hex) if hex.starts_with(['x', 'X']) => {
-                            u32::from_str_radix(&hex[1..], 16).ok()
-                        }
-                        Some(dec) => dec.parse().ok(),
-                        None => None,
-                    };
-                    char::from_u32(code?)?
-                }
-            };
-            Some((c, end))
-        });
-        match decoded {
-            Some((c, end)) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::title::normalize_title;
     use crate::protocol::worker::{Extractor, Profile};
-    use crate::scrape::{extract_page, fixtures::profile};
+    use crate::scrape::fixtures::{
+        profile, EPIC_STORE, GOG_GAME, HUMBLE_STORE, INSTANT_GAMING, PIXEL_CRATE,
+    };
+    use crate::scrape::{extract_page, extract_page_traced, Field, Trace};
     use url::Url;
 
     fn run(html: &str) -> Result<Vec<Item>, ExtractError> {
@@ -617,12 +248,220 @@ mod tests {
     }
 
     #[test]
-    fn commented_json_and_entities_are_tolerated() {
+    fn commented_json_is_tolerated() {
         assert_eq!(strip_wrappers(" <!-- {\"a\":1} --> "), "{\"a\":1}");
+        assert_eq!(strip_wrappers("//<![CDATA[\n{\"a\":1}\n//]]>"), "{\"a\":1}");
+    }
+
+    fn store_page(html: &str, url: &str, p: &Profile) -> (Vec<Item>, Trace) {
+        let url = Url::parse(url).unwrap();
+        let (items, trace) = extract_page_traced(html, &url, p);
+        (items.unwrap_or_else(|e| panic!("{e}\n{trace}")), trace)
+    }
+
+    fn rule(trace: &Trace, product: usize, field: Field) -> String {
+        trace.products[product]
+            .field(field)
+            .and_then(|f| f.rule.clone())
+            .unwrap_or_else(|| panic!("no rule for {field:?} in\n{trace}"))
+    }
+
+    #[test]
+    fn gog_offers_per_region_give_the_one_in_the_sites_currency() {
+        let url = "https://www.gog.example/en/game/the_witcher_3";
+        let (items, trace) = store_page(GOG_GAME, url, &profile(Extractor::Jsonld));
+        assert_eq!(items.len(), 1);
+        let item = &items[0];
         assert_eq!(
-            decode_entities("Tom &amp; Jerry&#39;s &#x2122; & co &bogus;"),
-            "Tom & Jerry's ™ & co &bogus;"
+            item.title,
+            "The Witcher 3: Wild Hunt - Game of the Year Edition"
         );
-        assert_eq!(decode_entities("a &#99999999; b"), "a &#99999999; b");
+        assert_eq!(
+            item.url,
+            "https://www.gog.example/en/game/the_witcher_3_wild_hunt_game_of_the_year_edition"
+        );
+        assert_eq!(
+            (item.price_cents, item.regular_cents, item.currency.as_str()),
+            (1249, Some(4999), "EUR")
+        );
+        assert!(item.available);
+        assert_eq!(
+            rule(&trace, 0, Field::Price),
+            r#"JSON-LD block 1, Product > offers[1] > price "12.49" (the one offer in EUR of 2)"#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::RegularPrice),
+            r#"JSON-LD block 1, Product > offers[1] > priceSpecification (StrikethroughPrice) > price "49.99""#
+        );
+
+        let mut usd = profile(Extractor::Jsonld);
+        usd.currency = "USD".to_owned();
+        let (items, _) = store_page(GOG_GAME, url, &usd);
+        assert_eq!(
+            (items[0].price_cents, items[0].currency.as_str()),
+            (999, "USD")
+        );
+    }
+
+    #[test]
+    fn humble_product_without_offers_takes_its_price_from_the_opengraph_tags() {
+        let url = "https://www.humble.example/store/hades";
+        let mut p = profile(Extractor::Jsonld);
+        p.currency = "EUR".to_owned();
+        let (items, trace) = store_page(HUMBLE_STORE, url, &p);
+        let item = &items[0];
+        assert_eq!(item.title, "Hades");
+        assert_eq!(
+            (item.price_cents, item.regular_cents, item.currency.as_str()),
+            (1249, Some(2499), "USD")
+        );
+        assert!(item.available);
+        assert_eq!(
+            rule(&trace, 0, Field::Title),
+            r#"JSON-LD block 1, Product > name "Hades""#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::Price),
+            r#"OpenGraph product:sale_price:amount "12.49""#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::RegularPrice),
+            r#"OpenGraph product:price:amount "24.99""#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::Currency),
+            r#"OpenGraph product:sale_price:currency "USD""#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::Availability),
+            r#"OpenGraph product:availability "in stock""#
+        );
+        let price = trace.products[0].field(Field::Price).unwrap();
+        assert_eq!(
+            price.looked_at,
+            ["JSON-LD block 1, Product > offers (absent)"]
+        );
+
+        // Without the tags, the product is a page without a price.
+        let bare = HUMBLE_STORE.replace("product:", "x-product:");
+        let err = extract_page(&bare, &Url::parse(url).unwrap(), &p).unwrap_err();
+        assert!(matches!(err, ExtractError::NoPrice { .. }), "{err}");
+    }
+
+    #[test]
+    fn opengraph_tags_about_another_product_fill_nothing() {
+        // Two products, and the tags name neither: no price for either.
+        let html = page(&[
+            r#"{"@type":"VideoGame","name":"Hades"}"#,
+            r#"{"@type":"VideoGame","name":"Hades II"}"#,
+        ])
+        .replace(
+            "<title>",
+            r#"<meta property="og:title" content="Bastion"><meta property="product:price:amount" content="9.99"><title>"#,
+        );
+        assert!(matches!(run(&html), Err(ExtractError::NoPrice { .. })));
+        // Naming one of them (store text aside) fills that one.
+        let mut p = profile(Extractor::Jsonld);
+        p.title_strip = vec!["Buy {title}".to_owned()];
+        let html = html.replace(r#"content="Bastion""#, r#"content="Buy HADES™""#);
+        let url = Url::parse("https://pixelbay.example/hades").unwrap();
+        let items = extract_page(&html, &url, &p).unwrap();
+        let got: Vec<(&str, i64)> = items
+            .iter()
+            .map(|i| (i.title.as_str(), i.price_cents))
+            .collect();
+        assert_eq!(got, [("Hades", 999)]);
+    }
+
+    #[test]
+    fn epic_free_game_after_an_unrelated_block_costs_nothing() {
+        let url = "https://store.epicgames.example/en-US/p/fortnite";
+        let (items, trace) = store_page(EPIC_STORE, url, &profile(Extractor::Jsonld));
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].title, "Fortnite");
+        assert_eq!(
+            (items[0].price_cents, items[0].currency.as_str()),
+            (0, "USD")
+        );
+        assert!(items[0].available);
+        assert_eq!(
+            trace.page[..2],
+            [
+                "JSON-LD block 1: no product (types WebSite)",
+                r#"JSON-LD block 2: VideoGame "Fortnite""#,
+            ]
+        );
+        // Stores write "Free" where the number goes, too.
+        for free in [r#""Free""#, r#""Free to Play""#, r#""0.00""#] {
+            let html = EPIC_STORE.replace(r#""price":0"#, &format!(r#""price":{free}"#));
+            let (items, _) = store_page(&html, url, &profile(Extractor::Jsonld));
+            assert_eq!(items[0].price_cents, 0, "{free}");
+        }
+    }
+
+    #[test]
+    fn instant_gaming_offer_is_found_by_its_id_and_the_title_stripped() {
+        let url = "https://www.instant-gaming.example/fr/7872-acheter-elden-ring-pc-steam-europe/";
+        let mut p = profile(Extractor::Jsonld);
+        p.title_strip = vec!["{title} (PC) - Steam".to_owned()];
+        let (items, trace) = store_page(INSTANT_GAMING, url, &p);
+        let item = &items[0];
+        assert_eq!(item.title, "Elden Ring");
+        assert_eq!(
+            (item.price_cents, item.regular_cents, item.currency.as_str()),
+            (3599, Some(5999), "EUR")
+        );
+        assert!(item.available);
+        assert_eq!(item.external_ids["steam"], "1245620");
+        assert_eq!(
+            rule(&trace, 0, Field::Title),
+            r#"JSON-LD block 1, @graph[2] > Product > name "Elden Ring (PC) - Steam", title_strip "{title} (PC) - Steam""#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::Price),
+            r#"JSON-LD block 1, @graph[2] > Product > offers > price "35,99""#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::Availability),
+            r#"JSON-LD block 1, @graph[2] > Product > offers > availability "InStock""#
+        );
+        assert_eq!(
+            rule(&trace, 0, Field::ExternalId),
+            r#"JSON-LD block 1, @graph[2] > Product > identifier (propertyID "Steam App ID") > value "1245620""#
+        );
+        // The offer node itself is not a product; nothing else is read.
+        assert_eq!(trace.products.len(), 1);
+    }
+
+    #[test]
+    fn shopify_variants_are_one_offer_each_and_editions_stay_apart() {
+        let url = "https://pixelcrate.example/products/hades";
+        let (items, trace) = store_page(PIXEL_CRATE, url, &profile(Extractor::Jsonld));
+        let got: Vec<(&str, i64, &str, bool)> = items
+            .iter()
+            .map(|i| {
+                (
+                    i.title.as_str(),
+                    i.price_cents,
+                    i.currency.as_str(),
+                    i.available,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Hades - Standard Edition", 2499, "USD", true),
+                ("Hades - Deluxe Edition", 3499, "USD", false),
+            ]
+        );
+        assert_ne!(
+            normalize_title(&items[0].title),
+            normalize_title(&items[1].title)
+        );
+        assert_eq!(
+            trace.products[1].source,
+            r#"JSON-LD block 1, ProductGroup > hasVariant[1] > Product "Hades - Deluxe Edition""#
+        );
     }
 }

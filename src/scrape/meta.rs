@@ -1,366 +1,299 @@
 //! The `meta` extractor: OpenGraph product tags (`og:title`,
-//! `product:price:*`), falling back to schema.org microdata (`itemprop`).
+//! `product:price:*`), falling back to schema.org microdata (`itemprop`),
+//! which the OpenGraph tags complete. The `jsonld` extractor fills a JSON-LD
+//! product's gaps from the same tags.
 
 use std::collections::HashMap;
 
-use scraper::ElementRef;
-
-use super::jsonld::is_unavailable;
-use super::markup::{clean_text, element_text, machine_price, static_selector};
+use super::markup::machine_price;
+use super::microdata;
 use super::page::Page;
+use super::price::parse_currency;
+use super::schema::{self, says_unavailable, Block, Fallback, Offer};
 use super::trace::Field;
-use super::{parse_price, ExtractError};
+use super::{ExtractError, PriceError};
+use crate::domain::title::{normalize_title, strip_title};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::STEAM;
 
 pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
-    let og = opengraph(page)?;
-    let mut items = match &og {
-        OpenGraph::Item(item) => vec![(**item).clone()],
-        OpenGraph::TitleOnly(title) => {
-            // The microdata may carry the price the meta tags lack.
-            match microdata(page)? {
-                items if !items.is_empty() => items,
-                _ => {
-                    page.rec.product(|| "OpenGraph tags".to_owned());
-                    page.rec
-                        .found(Field::Title, || format!("OpenGraph og:title {title:?}"));
-                    page.rec.looked(Field::Price, || {
-                        "OpenGraph product:price:amount, og:price:amount (absent); schema.org microdata (no product with a price)".to_owned()
-                    });
-                    return Err(page.no_price(title.clone()));
-                }
+    let rec = page.rec;
+    let og = &OpenGraph::read(page);
+    if og.get(&TITLE).is_some() && og.has_price() {
+        rec.product(|| "OpenGraph tags".to_owned());
+        let Some(title) = og.title(page) else {
+            rec.note(|| "og:title has no text".to_owned());
+            return Err(page.no_product());
+        };
+        let fallback = og.currency(page).unwrap_or_else(|| page.profile_currency());
+        let offer = match og.offer(page, &fallback) {
+            Some(Ok(offer)) => offer,
+            Some(Err(source)) => {
+                let err = ExtractError::BadPrice { title, source };
+                rec.note(|| err.to_string());
+                return Err(err);
             }
+            None => return Err(page.no_price(title)),
+        };
+        let mut item = page.offer_item(title, offer);
+        if let Some(id) = page.steam_link() {
+            item.external_ids.insert(STEAM.to_owned(), id);
         }
-        OpenGraph::Nothing => microdata(page)?,
-    };
-    if items.is_empty() {
+        rec.item(0);
+        return Ok(vec![item]);
+    }
+
+    // The microdata may carry the price the meta tags lack.
+    let top = microdata::read(page);
+    let blocks: Vec<Block<'_>> = top
+        .iter()
+        .enumerate()
+        .map(|(i, item)| Block::new(format!("microdata item {}", i + 1), false, &item.value))
+        .collect();
+    let nodes: Vec<_> = blocks
+        .iter()
+        .zip(&top)
+        .flat_map(|(block, item)| schema::products(block, &item.value, rec.is_on()))
+        .collect();
+    rec.page(|| match top.is_empty() {
+        true => "no schema.org microdata items".to_owned(),
+        false => {
+            let listed: Vec<String> = blocks
+                .iter()
+                .zip(&top)
+                .map(|(block, item)| {
+                    let el = item.element.value();
+                    let found: Vec<String> = nodes
+                        .iter()
+                        .filter(|n| std::ptr::eq(n.block, block))
+                        .map(|n| schema::label(n.product, false))
+                        .collect();
+                    format!(
+                        "{} (<{} itemtype={:?}>): {}",
+                        block.name,
+                        el.name(),
+                        el.attr("itemtype").unwrap_or(""),
+                        match found.is_empty() {
+                            true => "no product".to_owned(),
+                            false => found.join(", "),
+                        }
+                    )
+                })
+                .collect();
+            listed.join("; ")
+        }
+    });
+    let items = schema::read_products(page, &nodes, Some(og))?;
+    if !items.is_empty() {
+        return Ok(items);
+    }
+    if og.get(&TITLE).is_none() {
         return Err(page.no_product());
     }
-    if let Some(id) = page.steam_link() {
-        for item in &mut items {
-            item.external_ids
-                .entry(STEAM.to_owned())
-                .or_insert_with(|| id.clone());
-        }
-    }
-    if let OpenGraph::Item(_) = og {
-        page.rec.item(0);
-    }
-    Ok(items)
-}
-
-enum OpenGraph {
-    Item(Box<Item>),
-    TitleOnly(String),
-    Nothing,
-}
-
-fn opengraph(page: &Page<'_>) -> Result<OpenGraph, ExtractError> {
-    // One pass over the meta tags; the first occurrence of a key wins.
-    let mut tags: HashMap<String, String> = HashMap::new();
-    if let Some(sel) = static_selector("meta[content]") {
-        for el in page.doc.select(&sel) {
-            let v = el.value();
-            let Some(key) = v.attr("property").or_else(|| v.attr("name")) else {
-                continue;
-            };
-            let content = v.attr("content").unwrap_or("");
-            tags.entry(key.trim().to_ascii_lowercase())
-                .or_insert_with(|| content.trim().to_owned());
-        }
-    }
-    let rec = page.rec;
-    rec.page(|| {
-        let mut keys: Vec<&String> = tags
-            .keys()
-            .filter(|k| k.starts_with("og:") || k.starts_with("product:"))
-            .collect();
-        keys.sort();
-        match keys.is_empty() {
-            true => "no OpenGraph tags".to_owned(),
-            false => format!(
-                "OpenGraph tags: {}",
-                keys.iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    });
-    // The first of `keys` with a value, and that key.
-    let get = |keys: &[&'static str]| {
-        keys.iter()
-            .find_map(|k| Some((*k, tags.get(*k).filter(|v| !v.is_empty())?.clone())))
-    };
-    let absent = |keys: &[&str]| format!("OpenGraph {} (absent)", keys.join(", "));
-    let Some((_, raw_title)) = get(&["og:title"]) else {
-        return Ok(OpenGraph::Nothing);
-    };
-    let title = clean_text(&raw_title);
-    const AMOUNT: [&str; 2] = ["product:price:amount", "og:price:amount"];
-    let Some((amount_key, amount)) = get(&AMOUNT) else {
-        return Ok(OpenGraph::TitleOnly(title));
-    };
     rec.product(|| "OpenGraph tags".to_owned());
-    rec.found(Field::Title, || format!("OpenGraph og:title {raw_title:?}"));
-    const CURRENCY: [&str; 2] = ["product:price:currency", "og:price:currency"];
-    let currency = match get(&CURRENCY) {
-        Some((key, c)) => {
-            rec.found(Field::Currency, || format!("OpenGraph {key} {c:?}"));
-            c
-        }
-        None => {
-            rec.looked(Field::Currency, || absent(&CURRENCY));
-            rec.found(Field::Currency, || {
-                format!("profile currency {:?}", page.profile.currency)
-            });
-            page.profile.currency.clone()
-        }
-    };
-    let price = machine_price(&amount, &currency).map_err(|source| {
-        rec.looked(Field::Price, || {
-            format!("OpenGraph {amount_key} {amount:?}: {source}")
-        });
-        ExtractError::BadPrice {
-            title: title.clone(),
-            source,
-        }
-    })?;
-    rec.found(Field::Price, || {
-        format!("OpenGraph {amount_key} {amount:?}")
-    });
-    const REGULAR: [&str; 1] = ["product:original_price:amount"];
-    let regular = get(&REGULAR).and_then(|(key, amount)| {
-        let currency = get(&["product:original_price:currency"])
-            .map(|(_, c)| c)
-            .unwrap_or(currency.clone());
-        let regular = machine_price(&amount, &currency).ok()?;
-        let same = regular.currency == price.currency;
-        match same {
-            true => rec.found(Field::RegularPrice, || {
-                format!("OpenGraph {key} {amount:?}")
-            }),
-            false => rec.looked(Field::RegularPrice, || {
-                format!(
-                    "OpenGraph {key} {amount:?} (in {}, not {})",
-                    regular.currency, price.currency
-                )
-            }),
-        }
-        same.then_some(regular.cents)
-    });
-    if get(&REGULAR).is_none() {
-        rec.looked(Field::RegularPrice, || absent(&REGULAR));
-    }
-    const AVAILABILITY: [&str; 2] = ["product:availability", "og:availability"];
-    let available = match get(&AVAILABILITY) {
-        Some((key, a)) => {
-            rec.found(Field::Availability, || format!("OpenGraph {key} {a:?}"));
-            !availability_says_out(&a)
-        }
-        None => {
-            rec.found(Field::Availability, || {
-                format!("{} absent: available", AVAILABILITY.join(", "))
-            });
-            true
-        }
-    };
-    let mut item = page.item(title, price);
-    item.regular_cents = regular;
-    item.available = available;
-    Ok(OpenGraph::Item(Box::new(item)))
-}
-
-/// OpenGraph availability is free text in practice: "instock", "in stock",
-/// "oos", "out of stock", "preorder", or a schema.org URL.
-fn availability_says_out(value: &str) -> bool {
-    let squashed: String = value
-        .to_ascii_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '/')
-        .collect();
-    squashed == "oos" || is_unavailable(&squashed) || squashed.ends_with("unavailable")
-}
-
-fn microdata(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
-    let Some(scope_sel) = static_selector("[itemtype]") else {
-        return Ok(vec![]);
-    };
-    let is_product = |el: &ElementRef<'_>| {
-        let t = el
-            .value()
-            .attr("itemtype")
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        [
-            "schema.org/product",
-            "schema.org/videogame",
-            "schema.org/softwareapplication",
-        ]
-        .iter()
-        .any(|p| t.contains(p))
-    };
-    let rec = page.rec;
-    let mut items = Vec::new();
-    let mut first_failure = None;
-    let mut count = 0;
-    for scope in page.doc.select(&scope_sel).filter(is_product) {
-        // A product nested in another (a bundle's parts) belongs to its parent.
-        let nested = scope
-            .ancestors()
-            .filter_map(ElementRef::wrap)
-            .any(|a| is_product(&a));
-        if nested {
-            continue;
-        }
-        count += 1;
-        rec.product(|| {
-            format!(
-                "microdata item {count} (<{} itemtype={:?}>)",
-                scope.value().name(),
-                scope.value().attr("itemtype").unwrap_or("")
-            )
-        });
-        match microdata_item(page, scope) {
-            Ok(Some(item)) => {
-                rec.item(items.len());
-                items.push(item);
-            }
-            Ok(None) => rec.note(|| "no name".to_owned()),
-            Err(e) => {
-                rec.note(|| e.to_string());
-                first_failure.get_or_insert(e);
-            }
-        }
-    }
-    if count == 0 {
-        rec.page(|| {
-            "no schema.org microdata products (itemtype Product, VideoGame or SoftwareApplication)"
-                .to_owned()
-        });
-    }
-    match (items.is_empty(), first_failure) {
-        (true, Some(e)) => Err(e),
-        _ => Ok(items),
-    }
-}
-
-fn microdata_item(page: &Page<'_>, scope: ElementRef<'_>) -> Result<Option<Item>, ExtractError> {
-    let rec = page.rec;
-    let Some(title) = prop(scope, "name")
-        .map(|t| clean_text(&t))
-        .filter(|t| !t.is_empty())
-    else {
-        rec.looked(Field::Title, || {
-            "microdata itemprop=name (absent or empty)".to_owned()
-        });
-        return Ok(None);
-    };
-    rec.found(Field::Title, || {
-        format!("microdata itemprop=name {title:?}")
-    });
-    let currency = match prop(scope, "priceCurrency").filter(|c| !c.is_empty()) {
-        Some(c) => {
-            rec.found(Field::Currency, || {
-                format!("microdata itemprop=priceCurrency {c:?}")
-            });
-            c
-        }
-        None => {
-            rec.looked(Field::Currency, || {
-                "microdata itemprop=priceCurrency (absent)".to_owned()
-            });
-            rec.found(Field::Currency, || {
-                format!("profile currency {:?}", page.profile.currency)
-            });
-            page.profile.currency.clone()
-        }
-    };
-    let price = match prop_element(scope, "price") {
-        None => {
+    match og.title(page) {
+        Some(title) => {
             rec.looked(Field::Price, || {
-                "microdata itemprop=price (absent)".to_owned()
+                "OpenGraph product:price:amount, og:price:amount (absent); \
+                 schema.org microdata (no product)"
+                    .to_owned()
             });
-            return Err(page.no_price(title));
+            let err = page.no_price(title);
+            rec.note(|| err.to_string());
+            Err(err)
         }
-        Some(el) => match el.value().attr("content") {
-            Some(content) => {
-                rec.found(Field::Price, || {
-                    format!("microdata itemprop=price content={content:?}")
-                });
-                machine_price(content, &currency)
+        None => {
+            rec.note(|| "og:title has no text".to_owned());
+            Err(page.no_product())
+        }
+    }
+}
+
+const TITLE: [&str; 1] = ["og:title"];
+const AMOUNT: [&str; 2] = ["product:price:amount", "og:price:amount"];
+const CURRENCY: [&str; 2] = ["product:price:currency", "og:price:currency"];
+const SALE_AMOUNT: [&str; 1] = ["product:sale_price:amount"];
+const SALE_CURRENCY: [&str; 1] = ["product:sale_price:currency"];
+const ORIGINAL_AMOUNT: [&str; 1] = ["product:original_price:amount"];
+const ORIGINAL_CURRENCY: [&str; 1] = ["product:original_price:currency"];
+const AVAILABILITY: [&str; 2] = ["product:availability", "og:availability"];
+
+/// A page's `<meta property|name=... content=...>` tags, by lowercased key;
+/// the first occurrence of a key wins.
+pub(super) struct OpenGraph {
+    tags: HashMap<String, String>,
+}
+
+impl OpenGraph {
+    pub(super) fn read(page: &Page<'_>) -> OpenGraph {
+        let mut tags: HashMap<String, String> = HashMap::new();
+        if let Some(sel) = super::markup::static_selector("meta[content]") {
+            for el in page.doc.select(&sel) {
+                let v = el.value();
+                let Some(key) = v.attr("property").or_else(|| v.attr("name")) else {
+                    continue;
+                };
+                let content = v.attr("content").unwrap_or("");
+                tags.entry(key.trim().to_ascii_lowercase())
+                    .or_insert_with(|| content.trim().to_owned());
             }
+        }
+        page.rec.page(|| {
+            let mut keys: Vec<&str> = tags
+                .keys()
+                .map(String::as_str)
+                .filter(|k| k.starts_with("og:") || k.starts_with("product:"))
+                .collect();
+            keys.sort_unstable();
+            match keys.is_empty() {
+                true => "no OpenGraph tags".to_owned(),
+                false => format!("OpenGraph tags: {}", keys.join(", ")),
+            }
+        });
+        OpenGraph { tags }
+    }
+
+    /// The first of `keys` with a value, and that key.
+    fn get(&self, keys: &[&'static str]) -> Option<(&'static str, &str)> {
+        keys.iter().find_map(|k| {
+            let v = self.tags.get(*k).filter(|v| !v.is_empty())?;
+            Some((*k, v.as_str()))
+        })
+    }
+
+    fn has_price(&self) -> bool {
+        self.get(&AMOUNT)
+            .or_else(|| self.get(&SALE_AMOUNT))
+            .is_some()
+    }
+
+    /// The `og:title`, cleaned and stripped; recorded as the title's rule.
+    pub(super) fn title(&self, page: &Page<'_>) -> Option<String> {
+        match self.get(&TITLE) {
+            Some((key, raw)) => page.title(raw, || format!("OpenGraph {key} {raw:?}")),
             None => {
-                let text = element_text(el);
-                rec.found(Field::Price, || {
-                    format!("microdata itemprop=price text {text:?}")
-                });
-                parse_price(&text, &currency)
+                page.rec
+                    .looked(Field::Title, || "OpenGraph og:title (absent)".to_owned());
+                None
             }
-        },
-    };
-    let price = price.map_err(|source| ExtractError::BadPrice {
-        title: title.clone(),
-        source,
-    })?;
-    rec.looked(Field::RegularPrice, || "microdata: not read".to_owned());
-    let availability = prop(scope, "availability");
-    match &availability {
-        Some(a) => rec.found(Field::Availability, || {
-            format!("microdata itemprop=availability {a:?}")
-        }),
-        None => rec.found(Field::Availability, || {
-            "microdata itemprop=availability absent: available".to_owned()
-        }),
-    }
-    let available = !availability.is_some_and(|a| availability_says_out(&a));
-    let mut item = page.item(title, price);
-    item.available = available;
-    Ok(Some(item))
-}
-
-/// The first element carrying `itemprop=name` inside `scope`, preferring one
-/// that belongs to `scope` itself over one in a nested item (an offer's
-/// seller has a name too).
-fn prop_element<'a>(scope: ElementRef<'a>, name: &str) -> Option<ElementRef<'a>> {
-    let sel = static_selector("[itemprop]")?;
-    let mut fallback = None;
-    for el in scope.select(&sel) {
-        let props = el.value().attr("itemprop").unwrap_or("");
-        if !props.split_whitespace().any(|p| p == name) {
-            continue;
         }
-        let owner = el
-            .ancestors()
-            .filter_map(ElementRef::wrap)
-            .find(|a| a.value().attr("itemscope").is_some());
-        if owner.is_none_or(|o| o.id() == scope.id()) {
-            return Some(el);
-        }
-        fallback.get_or_insert(el);
     }
-    fallback
-}
 
-/// An itemprop's value: `content`, else `href` on links, else the text.
-fn prop(scope: ElementRef<'_>, name: &str) -> Option<String> {
-    let el = prop_element(scope, name)?;
-    let v = el.value();
-    let value = v
-        .attr("content")
-        .or_else(|| v.attr("href"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| element_text(el));
-    Some(value.trim().to_owned())
+    /// Whether the tags are about the product titled `title` (a page with
+    /// several products has tags about one of them at most).
+    pub(super) fn describes(&self, title: &str, page: &Page<'_>) -> bool {
+        self.get(&TITLE).is_some_and(|(_, raw)| {
+            let (og, _) = strip_title(&super::markup::clean_text(raw), &page.profile.title_strip);
+            normalize_title(&og) == normalize_title(title)
+        })
+    }
+
+    /// The currency the tags state, as an offer's fallback.
+    pub(super) fn currency(&self, page: &Page<'_>) -> Option<Fallback> {
+        let (key, text) = self.get(&CURRENCY)?;
+        let code = parse_currency(text, &page.profile.currency).ok()?;
+        Some(Fallback {
+            code,
+            rule: page.rec.describe(|| format!("OpenGraph {key} {text:?}")),
+        })
+    }
+
+    /// The offer the tags state: the sale price when there is one (the
+    /// price is then the regular one), else the price. `None` without
+    /// either.
+    pub(super) fn offer(
+        &self,
+        page: &Page<'_>,
+        fallback: &Fallback,
+    ) -> Option<Result<Offer, PriceError>> {
+        let sale = self.get(&SALE_AMOUNT);
+        let ((key, amount), currency_keys) = match sale {
+            Some(found) => (found, &SALE_CURRENCY[..]),
+            None => (self.get(&AMOUNT)?, &CURRENCY[..]),
+        };
+        Some(self.read_offer(page, fallback, key, amount, currency_keys))
+    }
+
+    fn read_offer(
+        &self,
+        page: &Page<'_>,
+        fallback: &Fallback,
+        key: &'static str,
+        amount: &str,
+        currency_keys: &[&'static str],
+    ) -> Result<Offer, PriceError> {
+        let rec = page.rec;
+        let (currency, currency_rule) = match self.get(currency_keys) {
+            Some((ckey, text)) => (
+                parse_currency(text, &fallback.code)?,
+                rec.describe(|| format!("OpenGraph {ckey} {text:?}")),
+            ),
+            None => (fallback.code.clone(), fallback.rule.clone()),
+        };
+        let price = machine_price(amount, &currency)?;
+        let currency_rule = match price.currency == currency {
+            true => currency_rule,
+            false => rec.describe(|| format!("the price text {amount:?}")),
+        };
+        let mut offer = Offer {
+            price_rule: rec.describe(|| format!("OpenGraph {key} {amount:?}")),
+            price,
+            currency_rule,
+            regular: None,
+            regular_rule: None,
+            regular_looked: Vec::new(),
+            available: None,
+            availability_rule: None,
+        };
+        self.fill(page, &mut offer);
+        Ok(offer)
+    }
+
+    /// Fills what an offer lacks from the tags: the regular price (the
+    /// original price, or the price when the offer is the sale price) and
+    /// the availability.
+    pub(super) fn fill(&self, page: &Page<'_>, offer: &mut Offer) {
+        let rec = page.rec;
+        if offer.regular.is_none() {
+            let original = match self.get(&SALE_AMOUNT) {
+                Some(_) => self.get(&AMOUNT).map(|found| (found, &CURRENCY[..])),
+                None => self
+                    .get(&ORIGINAL_AMOUNT)
+                    .map(|found| (found, &ORIGINAL_CURRENCY[..])),
+            };
+            match original {
+                Some(((key, amount), currency_keys)) => {
+                    let currency = self
+                        .get(currency_keys)
+                        .and_then(|(_, c)| parse_currency(c, &offer.price.currency).ok())
+                        .unwrap_or_else(|| offer.price.currency.clone());
+                    match machine_price(amount, &currency) {
+                        Ok(regular) => offer
+                            .set_regular(page, regular, || format!("OpenGraph {key} {amount:?}")),
+                        Err(e) => offer
+                            .regular_looked
+                            .extend(rec.describe(|| format!("OpenGraph {key} {amount:?}: {e}"))),
+                    }
+                }
+                None => offer.regular_looked.extend(
+                    rec.describe(|| "OpenGraph product:original_price:amount (absent)".to_owned()),
+                ),
+            }
+        }
+        if offer.available.is_none() {
+            if let Some((key, text)) = self.get(&AVAILABILITY) {
+                offer.available = Some(!says_unavailable(text));
+                offer.availability_rule = rec.describe(|| format!("OpenGraph {key} {text:?}"));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::protocol::worker::{Extractor, Item};
-    use crate::scrape::{
-        extract_page, extract_page_traced, fixtures::profile, ExtractError, Field,
-    };
+    use crate::protocol::worker::{Extractor, Item, Profile};
+    use crate::scrape::fixtures::{profile, EURO_MICRODATA, HUMBLE_STORE, NUUVEM_GAME};
+    use crate::scrape::{extract_page, extract_page_traced, ExtractError, Field};
     use url::Url;
 
     fn run(html: &str) -> Result<Vec<Item>, ExtractError> {
@@ -510,5 +443,162 @@ mod tests {
     fn unreadable_opengraph_price_is_reported() {
         let html = OPENGRAPH.replace(r#"content="7.99""#, r#"content="call us""#);
         assert!(matches!(run(&html), Err(ExtractError::BadPrice { .. })));
+    }
+
+    fn read(html: &str, url: &str, p: &Profile) -> Item {
+        let url = Url::parse(url).unwrap();
+        let (items, trace) = extract_page_traced(html, &url, p);
+        let mut items = items.unwrap_or_else(|e| panic!("{e}\n{trace}"));
+        assert_eq!(items.len(), 1, "{items:?}");
+        items.remove(0)
+    }
+
+    #[test]
+    fn nuuvem_microdata_aggregate_offer_reads_its_low_price_text() {
+        let url = "https://www.nuuvem.example/br-pt/item/hollow-knight";
+        let mut p = profile(Extractor::Meta);
+        p.currency = "BRL".to_owned();
+        let item = read(NUUVEM_GAME, url, &p);
+        // The seller's name is the seller's, not the game's.
+        assert_eq!(item.title, "Hollow Knight");
+        assert_eq!((item.price_cents, item.currency.as_str()), (2799, "BRL"));
+        assert_eq!(item.regular_cents, None);
+        assert!(item.available);
+        assert_eq!(item.external_ids["steam"], "367520");
+
+        // A site in euros reads the reais the text names.
+        let url = Url::parse(url).unwrap();
+        p.currency = "EUR".to_owned();
+        let (items, trace) = extract_page_traced(NUUVEM_GAME, &url, &p);
+        assert_eq!(items.unwrap()[0].currency, "BRL");
+        let rule = |f| trace.products[0].field(f).and_then(|t| t.rule.clone());
+        assert_eq!(
+            rule(Field::Price).as_deref(),
+            Some(r#"microdata item 1, Product > offers > lowPrice "R$ 27,99""#)
+        );
+        assert_eq!(
+            rule(Field::Currency).as_deref(),
+            Some(r#"the price text "R$ 27,99""#)
+        );
+        assert_eq!(
+            rule(Field::ExternalId).as_deref(),
+            Some(
+                r#"microdata item 1, Product > sameAs "https://store.steampowered.com/app/367520/Hollow_Knight/""#
+            )
+        );
+        assert_eq!(
+            trace.page[1],
+            r#"microdata item 1 (<div itemtype="http://schema.org/Product">): Product "Hollow Knight""#
+        );
+
+        // No offers left: sold out.
+        let html = NUUVEM_GAME
+            .replace(r#"content="2""#, r#"content="0""#)
+            .replace(
+                r#"<link itemprop="availability" href="http://schema.org/InStock">"#,
+                "",
+            );
+        assert!(!read(&html, url.as_str(), &p).available);
+    }
+
+    #[test]
+    fn german_microdata_prices_in_specifications_and_a_steam_identifier() {
+        let url = "https://spielekiste.example/spiele/baldurs-gate-3";
+        let mut p = profile(Extractor::Meta);
+        p.title_strip = vec![
+            "{title} kaufen".to_owned(),
+            "{title} | Spielekiste".to_owned(),
+        ];
+        let item = read(EURO_MICRODATA, url, &p);
+        assert_eq!(item.title, "Baldur's Gate 3");
+        assert_eq!(
+            (item.price_cents, item.regular_cents, item.currency.as_str()),
+            (4499, Some(5999), "EUR")
+        );
+        assert!(item.available);
+        assert_eq!(item.external_ids["steam"], "1086940");
+
+        // A page without JSON-LD has nothing for the jsonld profile.
+        let err = extract_page(
+            EURO_MICRODATA,
+            &Url::parse(url).unwrap(),
+            &profile(Extractor::Jsonld),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExtractError::NoProduct { .. }), "{err}");
+    }
+
+    #[test]
+    fn humble_sale_price_tags_and_the_stores_title_text() {
+        let mut p = profile(Extractor::Meta);
+        p.title_strip = vec!["Buy {title} from the Humble Store".to_owned()];
+        let item = read(HUMBLE_STORE, "https://www.humble.example/store/hades", &p);
+        assert_eq!(item.title, "Hades");
+        assert_eq!(
+            (item.price_cents, item.regular_cents, item.currency.as_str()),
+            (1249, Some(2499), "USD")
+        );
+    }
+
+    #[test]
+    fn microdata_offers_in_several_shapes_are_read() {
+        let page = |offers: &str| {
+            format!(
+                r#"<html><body><div itemscope itemtype="https://schema.org/Product">
+                <h1 itemprop="name">Celeste</h1>{offers}</div></body></html>"#
+            )
+        };
+        let offer = |offers: &str| {
+            run(&page(offers)).map(|items| {
+                let i = &items[0];
+                (
+                    i.price_cents,
+                    i.regular_cents,
+                    i.currency.clone(),
+                    i.available,
+                )
+            })
+        };
+        // Two offers: the cheapest one to buy.
+        assert_eq!(
+            offer(
+                r#"<div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+                     <meta itemprop="price" content="12.99"><meta itemprop="priceCurrency" content="USD">
+                   </div>
+                   <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+                     <meta itemprop="price" content="9.99"><meta itemprop="priceCurrency" content="USD">
+                     <link itemprop="availability" href="https://schema.org/OutOfStock">
+                   </div>"#
+            ),
+            Ok((1299, None, "USD".to_owned(), true))
+        );
+        // An itemprop named by its full URL; a currency as a sign.
+        assert_eq!(
+            offer(
+                r#"<div itemprop="http://schema.org/offers" itemscope itemtype="http://schema.org/Offer">
+                     <span itemprop="http://schema.org/price">4,99</span>
+                     <meta itemprop="priceCurrency" content="£">
+                   </div>"#
+            ),
+            Ok((499, None, "GBP".to_owned(), true))
+        );
+        // An aggregate of one offer gives its highest price.
+        assert_eq!(
+            offer(
+                r#"<div itemprop="offers" itemscope itemtype="https://schema.org/AggregateOffer">
+                     <meta itemprop="highPrice" content="19.99"><meta itemprop="offerCount" content="1">
+                   </div>"#
+            ),
+            Ok((1999, None, "EUR".to_owned(), true))
+        );
+        // An aggregate of several without a low price: not a price.
+        assert!(matches!(
+            offer(
+                r#"<div itemprop="offers" itemscope itemtype="https://schema.org/AggregateOffer">
+                     <meta itemprop="highPrice" content="19.99"><meta itemprop="offerCount" content="3">
+                   </div>"#
+            ),
+            Err(ExtractError::NoPrice { .. })
+        ));
     }
 }

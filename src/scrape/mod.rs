@@ -9,9 +9,11 @@ mod jsonld;
 mod listing;
 mod markup;
 mod meta;
+mod microdata;
 mod page;
 pub mod price;
 pub mod robots;
+mod schema;
 pub mod steam;
 mod trace;
 

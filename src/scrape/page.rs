@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use scraper::Html;
 use url::Url;
 
-use super::markup::{ensure_html, static_selector};
+use super::markup::{clean_text, ensure_html, static_selector};
+use super::schema::{Fallback, Offer};
 use super::trace::{Field, Recorder, Trace};
 use super::{css, jsonld, meta, steam_app_id, ExtractError, Price};
+use crate::domain::title::strip_title;
 use crate::protocol::worker::{Extractor, Item, Profile};
 
 /// Extracts the offers on a game page with the profile's extractor. Returns at
@@ -89,6 +91,66 @@ impl Page<'_> {
             currency: price.currency,
             available: true,
             external_ids: BTreeMap::new(),
+        }
+    }
+
+    /// The item for an offer read from structured data, its fields' rules
+    /// recorded.
+    pub(super) fn offer_item(&self, title: String, offer: Offer) -> Item {
+        let rec = self.rec;
+        if let Some(rule) = offer.price_rule {
+            rec.found(Field::Price, || rule);
+        }
+        if let Some(rule) = offer.currency_rule {
+            rec.found(Field::Currency, || rule);
+        }
+        for place in offer.regular_looked {
+            rec.looked(Field::RegularPrice, || place);
+        }
+        if let Some(rule) = offer.regular_rule {
+            rec.found(Field::RegularPrice, || rule);
+        }
+        match offer.availability_rule {
+            Some(rule) => rec.found(Field::Availability, || rule),
+            None => rec.found(Field::Availability, || "not stated: available".to_owned()),
+        }
+        let mut item = self.item(title, offer.price);
+        item.regular_cents = offer.regular;
+        item.available = offer.available.unwrap_or(true);
+        item
+    }
+
+    /// A title as read from the page: whitespace collapsed and the profile's
+    /// `title_strip` patterns applied. `None` when nothing is left; else
+    /// `rule` (and the patterns that applied) becomes the title's rule.
+    pub(super) fn title(&self, raw: &str, rule: impl FnOnce() -> String) -> Option<String> {
+        let cleaned = clean_text(raw);
+        let (title, applied) = strip_title(&cleaned, &self.profile.title_strip);
+        if title.is_empty() {
+            return None;
+        }
+        self.rec.found(Field::Title, || match applied.is_empty() {
+            true => rule(),
+            false => format!(
+                "{}, title_strip {}",
+                rule(),
+                applied
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" then ")
+            ),
+        });
+        Some(title)
+    }
+
+    /// The profile's currency, as an offer's fallback.
+    pub(super) fn profile_currency(&self) -> Fallback {
+        Fallback {
+            code: self.profile.currency.clone(),
+            rule: self
+                .rec
+                .describe(|| format!("profile currency {:?}", self.profile.currency)),
         }
     }
 
@@ -184,16 +246,18 @@ mod tests {
             trace.lines(),
             vec![
                 r#"page: JSON-LD block 1: VideoGame "Portal 2""#,
+                "page: no OpenGraph tags",
                 r#"product 1: JSON-LD block 1, VideoGame "Portal 2" -> item 1"#,
                 r#"  title: JSON-LD block 1, VideoGame > name "Portal 2""#,
                 r#"  price: JSON-LD block 1, VideoGame > offers > price "7.99""#,
                 "  regular price: not found; looked at JSON-LD block 1, VideoGame > offers > \
-                 priceSpecification (no ListPrice or StrikethroughPrice in the offer's currency)",
+                 priceSpecification (no ListPrice, StrikethroughPrice or MSRP); \
+                 OpenGraph product:original_price:amount (absent)",
                 r#"  currency: profile currency "EUR""#,
                 r#"  availability: JSON-LD block 1, VideoGame > offers > availability "https://schema.org/InStock""#,
                 "  external id: first Steam store link, <a href=\"https://store.steampowered.com/app/620/\"> \
-                 (after JSON-LD block 1, sameAs (no Steam store URL); \
-                 JSON-LD block 1, identifier (no propertyID \"Steam\"))",
+                 (after JSON-LD block 1, VideoGame > sameAs, url (no Steam store URL), \
+                 identifier (no Steam propertyID))",
             ]
         );
         assert_eq!(trace.to_string(), trace.lines().join("\n") + "\n");
@@ -212,7 +276,10 @@ mod tests {
         assert_eq!(price.rule, None);
         assert_eq!(
             price.looked_at,
-            vec!["JSON-LD block 1, VideoGame > offers (no price, lowPrice or priceSpecification price)"]
+            vec![
+                "JSON-LD block 1, VideoGame > offers (no price, lowPrice or priceSpecification price)",
+                "OpenGraph product:price:amount, og:price:amount (absent)",
+            ]
         );
 
         let (result, trace) = extract_page_traced("{}", &base(), &profile(Extractor::Jsonld));

@@ -151,6 +151,15 @@ impl Recorder {
         }
     }
 
+    pub(super) fn is_on(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// A description, built only when tracing.
+    pub(super) fn describe(&self, text: impl FnOnce() -> String) -> Option<String> {
+        self.is_on().then(text)
+    }
+
     pub(super) fn into_trace(self) -> Trace {
         self.trace.map(RefCell::into_inner).unwrap_or_default()
     }
