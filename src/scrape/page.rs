@@ -157,7 +157,7 @@ impl Page<'_> {
     pub(super) fn no_price(&self, title: String) -> ExtractError {
         ExtractError::NoPrice {
             title,
-            profile: profile_name(self.profile.extract),
+            profile: self.profile.extract.as_str(),
             store: self.profile.store.clone(),
             looked_for: looked_for(self.profile.extract).to_owned(),
         }
@@ -194,14 +194,6 @@ impl Page<'_> {
                 None
             }
         }
-    }
-}
-
-fn profile_name(extract: Extractor) -> &'static str {
-    match extract {
-        Extractor::Jsonld => "jsonld",
-        Extractor::Meta => "meta",
-        Extractor::Css => "css",
     }
 }
 
