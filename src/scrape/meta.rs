@@ -235,16 +235,8 @@ impl OpenGraph {
             true => currency_rule,
             false => rec.describe(|| format!("the price text {amount:?}")),
         };
-        let mut offer = Offer {
-            price_rule: rec.describe(|| format!("OpenGraph {key} {amount:?}")),
-            price,
-            currency_rule,
-            regular: None,
-            regular_rule: None,
-            regular_looked: Vec::new(),
-            available: None,
-            availability_rule: None,
-        };
+        let price_rule = rec.describe(|| format!("OpenGraph {key} {amount:?}"));
+        let mut offer = Offer::priced(price, price_rule, currency_rule);
         self.fill(page, &mut offer);
         Ok(offer)
     }

@@ -343,6 +343,24 @@ pub(super) struct Offer {
 }
 
 impl Offer {
+    /// An offer of `price`, its regular price and availability not read yet.
+    pub(super) fn priced(
+        price: Price,
+        price_rule: Option<String>,
+        currency_rule: Option<String>,
+    ) -> Offer {
+        Offer {
+            price,
+            price_rule,
+            currency_rule,
+            regular: None,
+            regular_rule: None,
+            regular_looked: Vec::new(),
+            available: None,
+            availability_rule: None,
+        }
+    }
+
     /// Sets the regular price when it is one: in the offer's currency, and
     /// not below its price.
     pub(super) fn set_regular(
@@ -635,16 +653,8 @@ fn read_offer(
     if price.currency != currency {
         currency_rule = rec.describe(|| format!("the price text {amount:?}"));
     }
-    let mut read = Offer {
-        price_rule: rec.describe(|| format!("{at}{key} {amount:?}")),
-        price,
-        currency_rule,
-        regular: None,
-        regular_rule: None,
-        regular_looked: Vec::new(),
-        available: None,
-        availability_rule: None,
-    };
+    let price_rule = rec.describe(|| format!("{at}{key} {amount:?}"));
+    let mut read = Offer::priced(price, price_rule, currency_rule);
 
     let regular = specs.iter().filter(|s| is_regular_spec(s)).find_map(|s| {
         let amount = s.get("price").and_then(text_of)?;
