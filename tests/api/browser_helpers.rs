@@ -216,15 +216,8 @@ impl Page {
     pub async fn wait_for(&self, css: &str) -> Element {
         let deadline = Instant::now() + WAIT;
         loop {
-            for element in self
-                .client
-                .find_all(Locator::Css(css))
-                .await
-                .unwrap_or_default()
-            {
-                if element.is_displayed().await.unwrap_or(false) {
-                    return element;
-                }
+            if let Some(element) = self.displayed(css).await {
+                return element;
             }
             if Instant::now() >= deadline {
                 self.fail(&format!("nothing displayed matched {css}")).await;
@@ -235,17 +228,18 @@ impl Page {
 
     /// Whether an element matching `css` is displayed now.
     pub async fn is_displayed(&self, css: &str) -> bool {
-        for element in self
-            .client
-            .find_all(Locator::Css(css))
-            .await
-            .unwrap_or_default()
-        {
+        self.displayed(css).await.is_some()
+    }
+
+    /// The first displayed element matching `css`, now.
+    async fn displayed(&self, css: &str) -> Option<Element> {
+        let elements = self.client.find_all(Locator::Css(css)).await;
+        for element in elements.unwrap_or_default() {
             if element.is_displayed().await.unwrap_or(false) {
-                return true;
+                return Some(element);
             }
         }
-        false
+        None
     }
 
     /// Waits until an element matching `css` has text containing `text`.
