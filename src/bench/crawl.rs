@@ -5,33 +5,43 @@
 //! came to the rate the delays allow. With `--cluster N`, each run crawls
 //! with a fresh cluster of N nodes behind nginx (`deploy/cluster.sh`), and
 //! the workers are `bazaar worker` processes connected through nginx.
+//! With `--store serial`, the store's listings link only to the next one,
+//! and nginx serves it as static files, adding no latency of its own.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::Service;
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use super::store::{self, GeneratedStore};
+use super::store::{self, GeneratedStore, SerialStore};
 
 #[derive(Debug, Args)]
 pub struct CrawlBench {
     /// Game pages in the generated store.
     #[arg(long, default_value_t = 2000)]
     pages: usize,
+    /// How the store's listings link to each other.
+    #[arg(long, value_enum, default_value_t = Shape::Paginated)]
+    store: Shape,
+    /// The nginx that serves `--store serial`.
+    #[arg(long, default_value = "/usr/sbin/nginx")]
+    nginx: PathBuf,
     /// Worker counts to measure.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4])]
     workers: Vec<u32>,
     /// Slots per worker.
     #[arg(long, default_value_t = 8)]
     slots: u32,
-    /// Store latencies to measure, in milliseconds per page.
-    #[arg(long, value_delimiter = ',', default_values_t = [0, 50])]
+    /// Store latencies to measure, in milliseconds per page [default: 0,50;
+    /// with `--store serial`, which nginx serves as it is: 0].
+    #[arg(long, value_delimiter = ',')]
     latency_ms: Vec<u64>,
     /// Hosts the game pages are spread over, each its own site.
     #[arg(long, default_value_t = 1)]
@@ -49,8 +59,27 @@ pub struct CrawlBench {
     cluster_script: PathBuf,
 }
 
-/// Games per generated listing page.
-const PER_LISTING: usize = 20;
+/// The generated store's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Shape {
+    /// 20 games per listing and a paginator (the first and last pages and
+    /// five either side), served by this process with the latency asked
+    /// for: the crawl finds many listings at once.
+    Paginated,
+    /// 40 games per listing and a link to the next listing only, served by
+    /// nginx as static files: each listing is found on the one before.
+    Serial,
+}
+
+impl Shape {
+    /// Games per listing page.
+    fn per_listing(self) -> usize {
+        match self {
+            Shape::Paginated => 20,
+            Shape::Serial => 40,
+        }
+    }
+}
 
 struct Run {
     latency_ms: u64,
@@ -58,7 +87,6 @@ struct Run {
     requests: u64,
     workers: u32,
     tasks: u64,
-    pages: u64,
     seconds: f64,
     peak_rss_kib: u64,
 }
@@ -67,40 +95,45 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
     if bench.hosts == 0 {
         bail!("--hosts must be at least 1");
     }
+    let latencies = match (bench.store, bench.latency_ms.is_empty()) {
+        (Shape::Paginated, true) => vec![0, 50],
+        (Shape::Serial, true) => vec![0],
+        (Shape::Serial, false) if bench.latency_ms.iter().any(|&ms| ms > 0) => {
+            bail!("--store serial is served by nginx as it is, with no latency: --latency-ms must be 0")
+        }
+        (_, false) => bench.latency_ms.clone(),
+    };
     let exe = std::env::current_exe().context("could not find the bazaar binary")?;
+    let per_listing = bench.store.per_listing();
+    let listings = bench.pages.div_ceil(bench.hosts).div_ceil(per_listing);
     // With delays, the delays bound the rate: hosts × 1000 / delay_ms.
     let allowed = (bench.delay_ms > 0).then(|| bench.hosts as f64 * 1000.0 / bench.delay_ms as f64);
+    // Every task but the listings is a game page.
+    let pages = |run: &Run| {
+        run.tasks
+            .saturating_sub(run.tasks.div_ceil(per_listing as u64 + 1))
+    };
     let mut runs = Vec::new();
-    for &latency_ms in &bench.latency_ms {
-        let store = GeneratedStore {
-            pages: bench.pages.div_ceil(bench.hosts).div_ceil(PER_LISTING),
-            latency: Duration::from_millis(latency_ms),
-            per_listing: PER_LISTING,
-            crawl_delay: None,
+    for &latency_ms in &latencies {
+        let mut stores = match bench.store {
+            Shape::Paginated => Stores::in_process(
+                GeneratedStore {
+                    pages: listings,
+                    latency: Duration::from_millis(latency_ms),
+                    per_listing,
+                    crawl_delay: None,
+                },
+                bench.hosts,
+            )?,
+            Shape::Serial => {
+                let store = SerialStore {
+                    listings,
+                    per_listing,
+                };
+                Stores::nginx(&bench.nginx, store, bench.hosts).await?
+            }
         };
-        let requests = Arc::new(Requests::default());
-        let counter = requests.clone();
-        let mut server = HttpServer::new(move || {
-            let counter = counter.clone();
-            App::new()
-                .wrap_fn(move |req, srv| {
-                    counter.arrived();
-                    srv.call(req)
-                })
-                .configure(|cfg| store::configure(cfg, store))
-        })
-        .workers(1);
-        for _ in 0..bench.hosts {
-            server = server.bind("127.0.0.1:0")?;
-        }
-        let bases: Vec<String> = server
-            .addrs()
-            .iter()
-            .map(|addr| format!("http://{addr}"))
-            .collect();
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let bases = stores.bases.clone();
         for &workers in &bench.workers {
             // Without a delay, each host may be fetched by every slot at once.
             let concurrency = if bench.delay_ms > 0 {
@@ -109,7 +142,7 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
                 workers * bench.slots
             };
             let sites = store::sites_toml_for(&bases, concurrency, bench.delay_ms);
-            requests.reset();
+            stores.reset();
             let mut run = if bench.cluster > 0 {
                 let cluster = ClusterRun {
                     exe: &exe,
@@ -122,7 +155,7 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
             } else {
                 one_run(&exe, &sites, latency_ms, workers, bench.slots).await?
             };
-            let (count, rate) = requests.rate();
+            let (count, rate) = stores.requests()?;
             run.requests = count;
             let pace = allowed.map_or(String::new(), |allowed| {
                 format!(
@@ -137,11 +170,11 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
             println!(
                 "{nodes}latency {:>3} ms  workers {}×{}  {:>5} tasks in {:>6.2} s  {:>7.0} tasks/s  {:>7.0} game pages/s  peak RSS {} MiB{pace}",
                 run.latency_ms, run.workers, bench.slots, run.tasks, run.seconds,
-                run.tasks as f64 / run.seconds, run.pages as f64 / run.seconds, run.peak_rss_kib / 1024
+                run.tasks as f64 / run.seconds, pages(&run) as f64 / run.seconds, run.peak_rss_kib / 1024
             );
             runs.push(run);
         }
-        handle.stop(false).await;
+        stores.stop().await;
     }
     println!("\nlatency_ms,workers,slots,hosts,delay_ms,tasks,requests,seconds,tasks_per_s,pages_per_s,peak_rss_kib,nodes");
     for r in &runs {
@@ -156,7 +189,7 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
             r.requests,
             r.seconds,
             r.tasks as f64 / r.seconds,
-            r.pages as f64 / r.seconds,
+            pages(r) as f64 / r.seconds,
             r.peak_rss_kib,
             bench.cluster.max(1)
         );
@@ -194,13 +227,312 @@ impl Requests {
         let Ok(seen) = self.seen.lock() else {
             return (0, 0.0);
         };
-        match *seen {
-            (count, Some(first), Some(last)) if count > 1 && last > first => {
-                (count, (count - 1) as f64 / (last - first).as_secs_f64())
-            }
-            (count, ..) => (count, 0.0),
+        let (count, first, last) = *seen;
+        let span = first.zip(last).map(|(first, last)| last - first);
+        (count, per_second(count, span.map(|d| d.as_secs_f64())))
+    }
+}
+
+/// Requests a second, from the first of `count` to the last `seconds` later.
+fn per_second(count: u64, seconds: Option<f64>) -> f64 {
+    match seconds {
+        Some(seconds) if count > 1 && seconds > 0.0 => (count - 1) as f64 / seconds,
+        _ => 0.0,
+    }
+}
+
+/// The generated stores a run crawls, one per host, and the requests they
+/// see.
+struct Stores {
+    bases: Vec<String>,
+    server: StoreServer,
+}
+
+enum StoreServer {
+    /// The paginated store, served by this process.
+    InProcess {
+        handle: ServerHandle,
+        requests: Arc<Requests>,
+    },
+    /// The serial store's files, served by nginx.
+    Nginx(Nginx),
+}
+
+impl Stores {
+    /// `store` served by this process on `hosts` loopback ports.
+    fn in_process(store: GeneratedStore, hosts: usize) -> anyhow::Result<Stores> {
+        let requests = Arc::new(Requests::default());
+        let counter = requests.clone();
+        let mut server = HttpServer::new(move || {
+            let counter = counter.clone();
+            App::new()
+                .wrap_fn(move |req, srv| {
+                    counter.arrived();
+                    srv.call(req)
+                })
+                .configure(|cfg| store::configure(cfg, store))
+        })
+        .workers(1);
+        for _ in 0..hosts {
+            server = server.bind("127.0.0.1:0")?;
+        }
+        let bases = server
+            .addrs()
+            .iter()
+            .map(|addr| format!("http://{addr}"))
+            .collect();
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Ok(Stores {
+            bases,
+            server: StoreServer::InProcess { handle, requests },
+        })
+    }
+
+    /// `store` written to a temp dir and served by nginx on `hosts`
+    /// loopback ports, each the same store.
+    async fn nginx(exe: &Path, store: SerialStore, hosts: usize) -> anyhow::Result<Stores> {
+        let nginx = Nginx::start(exe, store, hosts).await?;
+        Ok(Stores {
+            bases: nginx.bases(),
+            server: StoreServer::Nginx(nginx),
+        })
+    }
+
+    /// Counts requests from now on.
+    fn reset(&mut self) {
+        match &mut self.server {
+            StoreServer::InProcess { requests, .. } => requests.reset(),
+            StoreServer::Nginx(nginx) => nginx.reset(),
         }
     }
+
+    /// Requests since `reset`, and how many a second from the first to the
+    /// last.
+    fn requests(&self) -> anyhow::Result<(u64, f64)> {
+        match &self.server {
+            StoreServer::InProcess { requests, .. } => Ok(requests.rate()),
+            StoreServer::Nginx(nginx) => nginx.requests(),
+        }
+    }
+
+    async fn stop(self) {
+        match self.server {
+            StoreServer::InProcess { handle, .. } => handle.stop(false).await,
+            // Stopped when dropped.
+            StoreServer::Nginx(nginx) => drop(nginx),
+        }
+    }
+}
+
+/// nginx serving a [`SerialStore`] from a temp dir that holds its files,
+/// config, pid file and logs; a child of this process, stopped by its PID
+/// when dropped.
+struct Nginx {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    /// Where the access log stood at the last `reset`.
+    logged: u64,
+}
+
+impl Nginx {
+    async fn start(exe: &Path, store: SerialStore, hosts: usize) -> anyhow::Result<Nginx> {
+        if !exe.is_file() {
+            bail!(
+                "nginx not found at {} (Debian's package nginx); --nginx names another",
+                exe.display()
+            );
+        }
+        let dir = tempfile::tempdir().context("could not make a temp dir")?;
+        // Run as root, nginx's workers are another user, who must reach the
+        // pages (they are public anyway).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .context("could not open the temp dir to nginx's workers")?;
+        let root = dir.path().join("www");
+        store
+            .write(&root)
+            .with_context(|| format!("could not write the store to {}", root.display()))?;
+        let ports = (0..hosts)
+            .map(|_| free_port())
+            .collect::<anyhow::Result<Vec<u16>>>()?;
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, nginx_conf(dir.path(), &ports))?;
+        let log = dir.path().join("error.log");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log"))?;
+        let child = std::process::Command::new(exe)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("could not start {}", exe.display()))?;
+        let mut nginx = Nginx {
+            child,
+            dir,
+            ports,
+            logged: 0,
+        };
+        nginx.wait_ready().await?;
+        Ok(nginx)
+    }
+
+    fn bases(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|port| format!("http://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// Waits until every port serves the first listing; a refusal or an
+    /// early exit is an error that quotes nginx's log.
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .finish();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for base in self.bases() {
+            let url = format!("{base}/gen/list/1?probe=1");
+            loop {
+                if let Some(status) = self.child.try_wait()? {
+                    bail!("nginx exited ({status}):\n{}", self.log());
+                }
+                match client.get(&url).send().await {
+                    Ok(resp) if resp.status().is_success() => break,
+                    Ok(resp) => bail!(
+                        "nginx answered {url} with {}:\n{}",
+                        resp.status(),
+                        self.log()
+                    ),
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(err) => bail!(
+                        "nginx did not answer {url} within 10 s ({err}):\n{}",
+                        self.log()
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What nginx said on stderr and in its error log.
+    fn log(&self) -> String {
+        ["stderr.log", "error.log"]
+            .iter()
+            .filter_map(|name| std::fs::read_to_string(self.dir.path().join(name)).ok())
+            .collect::<Vec<_>>()
+            .join("")
+    }
+
+    fn access_log(&self) -> PathBuf {
+        self.dir.path().join("access.log")
+    }
+
+    fn reset(&mut self) {
+        self.logged = std::fs::metadata(self.access_log()).map_or(0, |m| m.len());
+    }
+
+    /// Requests logged since `reset` (a line each, the time it was served),
+    /// and how many a second from the first to the last.
+    fn requests(&self) -> anyhow::Result<(u64, f64)> {
+        let path = self.access_log();
+        let log = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let since = usize::try_from(self.logged).unwrap_or(usize::MAX);
+        let text = String::from_utf8_lossy(log.get(since..).unwrap_or_default());
+        let stamps: Vec<f64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let count = stamps.len() as u64;
+        let span = stamps.first().zip(stamps.last()).map(|(a, b)| b - a);
+        Ok((count, per_second(count, span)))
+    }
+}
+
+impl Drop for Nginx {
+    /// Stops nginx by its PID: a fast shutdown, in which the master stops
+    /// its workers; killed if it has not exited within 5 s.
+    fn drop(&mut self) {
+        // Exited already (and reaped): its PID may be another's by now.
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let Ok(pid) = libc::pid_t::try_from(self.child.id()) else {
+            return;
+        };
+        // SAFETY: kill(2) on a child this process has not reaped, so the
+        // PID is still its own.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        eprintln!("warning: nginx did not stop within 5 s; killed");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx's config for the serial store (`@DIR@` is the temp dir, and the
+/// line with `@PORT@` is repeated for each port): one worker, as static
+/// files at a few thousand requests a second take a sliver of a core; every
+/// path in the temp dir; the store's files as `text/html`; and an access log
+/// of the time each crawl request was served, to count them.
+const NGINX_CONF: &str = r#"daemon off;
+worker_processes 1;
+pid "@DIR@/nginx.pid";
+error_log "@DIR@/error.log" warn;
+events { worker_connections 1024; }
+http {
+    default_type text/html;
+    charset utf-8;
+    log_format stamps $msec;
+    # The bench's own probes (`?probe`) are not the crawl's requests.
+    map $arg_probe $crawled {
+        "" 1;
+        default 0;
+    }
+    access_log "@DIR@/access.log" stamps if=$crawled;
+    keepalive_requests 1000000;
+    client_body_temp_path "@DIR@/client_body";
+    proxy_temp_path "@DIR@/proxy";
+    fastcgi_temp_path "@DIR@/fastcgi";
+    uwsgi_temp_path "@DIR@/uwsgi";
+    scgi_temp_path "@DIR@/scgi";
+    server {
+        listen 127.0.0.1:@PORT@;
+        root "@DIR@/www";
+        location / { try_files $uri =404; }
+    }
+}
+"#;
+
+fn nginx_conf(dir: &Path, ports: &[u16]) -> String {
+    let dir = dir.display().to_string();
+    NGINX_CONF
+        .lines()
+        .flat_map(|line| {
+            if line.contains("@PORT@") {
+                ports
+                    .iter()
+                    .map(|port| line.replace("@PORT@", &port.to_string()))
+                    .collect()
+            } else {
+                vec![line.replace("@DIR@", &dir)]
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
 }
 
 async fn one_run(
@@ -258,7 +590,6 @@ async fn one_run(
         requests: 0,
         workers,
         tasks,
-        pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)),
         seconds,
         peak_rss_kib,
     })
@@ -402,7 +733,6 @@ impl ClusterRun<'_> {
             requests: 0,
             workers,
             tasks,
-            pages: tasks.saturating_sub(tasks.div_ceil(PER_LISTING as u64 + 1)),
             seconds,
             peak_rss_kib,
         })
@@ -493,4 +823,28 @@ fn peak_rss(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_listens_on_every_port_and_keeps_its_paths_in_its_dir() {
+        let conf = nginx_conf(Path::new("/tmp/bench-x"), &[8001, 8002]);
+        assert!(conf.contains("listen 127.0.0.1:8001;\n"));
+        assert!(conf.contains("listen 127.0.0.1:8002;\n"));
+        assert!(!conf.contains('@'), "{conf}");
+        // Every path is quoted, and in the dir.
+        let paths = conf.matches("\"/").count();
+        assert_eq!(paths, 9, "{conf}");
+        assert_eq!(conf.matches("\"/tmp/bench-x/").count(), paths, "{conf}");
+    }
+
+    #[test]
+    fn requests_a_second_run_from_the_first_to_the_last() {
+        assert_eq!(per_second(11, Some(2.0)), 5.0);
+        assert_eq!(per_second(1, Some(2.0)), 0.0);
+        assert_eq!(per_second(5, None), 0.0);
+    }
 }

@@ -1,9 +1,11 @@
 //! A synthetic game store for the crawl benchmark, served under `/gen/`.
 //!
-//! Pages are computed from their number on every request (no files, no state),
-//! so the store can be made as large as a benchmark needs, and an artificial
-//! latency simulates a remote shop.
+//! [`GeneratedStore`] computes pages from their number on every request (no
+//! files, no state), so the store can be made as large as a benchmark needs,
+//! and an artificial latency simulates a remote shop. [`SerialStore`] writes
+//! the same pages as files, for a web server of its own to serve.
 
+use std::path::Path;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
@@ -27,6 +29,42 @@ impl GeneratedStore {
     /// Total number of games (`/gen/g/1` ..= `/gen/g/{game_count}`).
     pub fn game_count(&self) -> usize {
         self.pages.saturating_mul(self.per_listing)
+    }
+}
+
+/// A store whose listings link only to their games and to the next listing:
+/// each listing is found on the one before, so a crawl walks them one after
+/// the other. Written as static files by [`SerialStore::write`].
+#[derive(Clone, Copy, Debug)]
+pub struct SerialStore {
+    /// Number of listing pages (`/gen/list/1` ..= `/gen/list/{listings}`).
+    pub listings: usize,
+    /// Game links per listing page.
+    pub per_listing: usize,
+}
+
+impl SerialStore {
+    /// Total number of games (`/gen/g/1` ..= `/gen/g/{game_count}`).
+    pub fn game_count(&self) -> usize {
+        self.listings.saturating_mul(self.per_listing)
+    }
+
+    /// Writes the store's pages under `root`, as `gen/list/{n}` and
+    /// `gen/g/{n}`: a web server serving `root` serves the store. The files
+    /// have no extension; serve them as `text/html`.
+    pub fn write(&self, root: &Path) -> std::io::Result<()> {
+        let lists = root.join("gen").join("list");
+        let games = root.join("gen").join("g");
+        std::fs::create_dir_all(&lists)?;
+        std::fs::create_dir_all(&games)?;
+        for page in 1..=self.listings {
+            let body = listing_page(page, self.listings, self.per_listing, false);
+            std::fs::write(lists.join(page.to_string()), body)?;
+        }
+        for n in 1..=self.game_count() {
+            std::fs::write(games.join(n.to_string()), game_page(n)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -76,6 +114,34 @@ pub fn configure(cfg: &mut web::ServiceConfig, store: GeneratedStore) {
             .route("/g/{n}", web::get().to(game))
             .default_service(web::to(missing)),
     );
+}
+
+/// Serves `store` under `/gen/`, each page as [`SerialStore::write`] writes
+/// it, computed on request as [`configure`] computes its pages. Call as
+/// `App::new().configure(|cfg| store::configure_serial(cfg, store))`.
+pub fn configure_serial(cfg: &mut web::ServiceConfig, store: SerialStore) {
+    cfg.service(
+        web::scope("/gen")
+            .app_data(web::Data::new(store))
+            .route("/list/{n}", web::get().to(serial_listing))
+            .route("/g/{n}", web::get().to(serial_game))
+            .default_service(web::to(|| async { not_found() })),
+    );
+}
+
+async fn serial_listing(store: web::Data<SerialStore>, n: web::Path<String>) -> HttpResponse {
+    match number_in(&n, store.listings) {
+        Some(page) => html(listing_page(page, store.listings, store.per_listing, false)),
+        None => not_found(),
+    }
+}
+
+async fn serial_game(store: web::Data<SerialStore>, n: web::Path<String>) -> HttpResponse {
+    match number_in(&n, store.game_count()).map(game_page) {
+        Some(Ok(body)) => html(body),
+        Some(Err(_)) => HttpResponse::InternalServerError().finish(),
+        None => not_found(),
+    }
 }
 
 /// The site configuration (see `src/demo/sites.toml` for the schema) that points the
@@ -216,34 +282,40 @@ async fn listing(store: web::Data<GeneratedStore>, n: web::Path<String>) -> Http
     let Some(page) = number_in(&n, store.pages) else {
         return not_found();
     };
+    html(listing_page(page, store.pages, store.per_listing, true))
+}
+
+/// Listing `page` of `pages`, with `per_listing` games. With `paginator`,
+/// it links to the first and last pages and a window around this one, as
+/// stores draw them, and crawlers fan out through it instead of walking the
+/// pages one "next" at a time; without, only to the next page.
+fn listing_page(page: usize, pages: usize, per_listing: usize, paginator: bool) -> String {
     // Saturating: absurd store sizes must not overflow (they are benchmark settings).
-    let first = (page - 1)
-        .saturating_mul(store.per_listing)
-        .saturating_add(1);
+    let first = (page - 1).saturating_mul(per_listing).saturating_add(1);
     let mut body = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>GenStore page {page}</title></head><body><h1>GenStore page {page}</h1><ul>\n"
     );
-    for g in first..first.saturating_add(store.per_listing) {
+    for g in first..first.saturating_add(per_listing) {
         body.push_str(&format!(
             "<li><a class=\"g\" href=\"/gen/g/{g}\">Generated Game {g}</a></li>\n"
         ));
     }
-    body.push_str("</ul>\n<nav class=\"pages\">");
-    // A paginator as stores draw it: the first and last pages and a window
-    // around this one. Crawlers fan out through it instead of walking the
-    // pages one "next" at a time.
-    for p in pagination(page, store.pages) {
-        body.push_str(&format!(" <a href=\"/gen/list/{p}\">{p}</a>"));
+    body.push_str("</ul>\n");
+    if paginator {
+        body.push_str("<nav class=\"pages\">");
+        for p in pagination(page, pages) {
+            body.push_str(&format!(" <a href=\"/gen/list/{p}\">{p}</a>"));
+        }
+        body.push_str("</nav>\n");
     }
-    body.push_str("</nav>\n");
-    if page < store.pages {
+    if page < pages {
         body.push_str(&format!(
             "<a class=\"next\" href=\"/gen/list/{}\">Next</a>\n",
             page + 1
         ));
     }
     body.push_str("</body></html>\n");
-    html(body)
+    body
 }
 
 #[derive(Serialize)]
@@ -290,6 +362,15 @@ async fn game(store: web::Data<GeneratedStore>, n: web::Path<String>) -> HttpRes
     let Some(n) = number_in(&n, store.game_count()) else {
         return not_found();
     };
+    match game_page(n) {
+        Ok(body) => html(body),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// The page of game `n`: its offer as JSON-LD, as the crawler's `jsonld`
+/// profile reads it.
+fn game_page(n: usize) -> serde_json::Result<String> {
     let g = generated_game(n);
     let ld = VideoGameLd {
         context: "https://schema.org",
@@ -312,13 +393,11 @@ async fn game(store: web::Data<GeneratedStore>, n: web::Path<String>) -> HttpRes
             },
         },
     };
-    let Ok(json) = serde_json::to_string(&ld) else {
-        return HttpResponse::InternalServerError().finish();
-    };
+    let json = serde_json::to_string(&ld)?;
     // Titles are generated ("Generated Game N"), but escape anyway so the
     // script element can never be closed early.
     let json = json.replace("</", "<\\/");
-    html(format!(
+    Ok(format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
          <script type=\"application/ld+json\">{json}</script></head>\
          <body><h1>{title}</h1><p>{price} EUR</p></body></html>\n",
@@ -441,6 +520,66 @@ mod tests {
         .await;
         assert_eq!(resp.status(), 200);
         assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_serial_store_links_each_listing_to_its_games_and_the_next_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SerialStore {
+            listings: 3,
+            per_listing: 4,
+        };
+        store.write(dir.path()).unwrap();
+        let read = |path: &str| std::fs::read_to_string(dir.path().join(path)).unwrap();
+        let first = read("gen/list/1");
+        assert_eq!(first.matches("class=\"g\"").count(), 4);
+        assert!(first.contains("href=\"/gen/g/4\""));
+        assert!(!first.contains("href=\"/gen/g/5\""));
+        assert!(first.contains("<a class=\"next\" href=\"/gen/list/2\">"));
+        assert_eq!(first.matches("/gen/list/").count(), 1, "{first}");
+        let last = read("gen/list/3");
+        assert!(last.contains("href=\"/gen/g/12\""));
+        assert!(!last.contains("/gen/list/"), "{last}");
+        let games = std::fs::read_dir(dir.path().join("gen/g")).unwrap().count();
+        assert_eq!(games, 12);
+        assert!(!dir.path().join("gen/list/4").exists());
+        let game = read("gen/g/12");
+        assert!(game.contains("application/ld+json"));
+        assert!(game.contains(&format!(
+            "\"price\":\"{}\"",
+            decimal(generated_game(12).price_cents)
+        )));
+    }
+
+    #[actix_rt::test]
+    async fn a_served_serial_store_answers_with_the_files_it_writes() {
+        let store = SerialStore {
+            listings: 2,
+            per_listing: 3,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        store.write(dir.path()).unwrap();
+        let app =
+            actix_test::init_service(App::new().configure(|c| configure_serial(c, store))).await;
+        for path in ["gen/list/1", "gen/list/2", "gen/g/1", "gen/g/6"] {
+            let body = actix_test::call_and_read_body(
+                &app,
+                actix_test::TestRequest::get()
+                    .uri(&format!("/{path}"))
+                    .to_request(),
+            )
+            .await;
+            let file = std::fs::read(dir.path().join(path)).unwrap();
+            assert_eq!(body, file, "{path}");
+        }
+        for uri in ["/gen/list/3", "/gen/g/7", "/gen/g/0", "/gen/nope"] {
+            let resp = actix_test::call_service(
+                &app,
+                actix_test::TestRequest::get().uri(uri).to_request(),
+            )
+            .await;
+            assert_eq!(resp.status(), 404, "{uri}");
+        }
     }
 
     #[test]
