@@ -29,7 +29,7 @@ use url::Url;
 
 use super::lease::{LeaseToken, RetryPolicy, Setback};
 use super::sites::Sites;
-use super::store::{self, HostLease, Leased, Pace};
+use super::store::{self, HostLease, Leased, Pace, Share};
 use super::worker_session::{AssignTask, WorkerSession};
 use crate::bus::{Bus, Control};
 use crate::clock::{delta, Clock};
@@ -181,22 +181,7 @@ impl Dispatcher {
                         Vec::new()
                     }
                 };
-                let db = act.db.clone();
-                async move {
-                    let mut leased = Vec::new();
-                    for step in plan {
-                        let got = store::lease(&db, &step.host, step.count, step.pace.clone(), &step.worker_name, lease_until, now).await;
-                        match got {
-                            Ok(got) => leased.push((step, got)),
-                            Err(err) => {
-                                tracing::error!(error = %err, host = %step.host, "could not lease tasks");
-                                leased.push((step, HostLease::default()));
-                            }
-                        }
-                    }
-                    leased
-                }
-                .into_actor(act)
+                lease_plan(act.db.clone(), plan, lease_until, now).into_actor(act)
             })
             .map(move |leased, act, ctx| {
                 for (step, got) in leased {
@@ -212,8 +197,9 @@ impl Dispatcher {
 
     /// Splits the free credits over the ready hosts, within this node's
     /// view of their politeness; the database holds each host to it for
-    /// the cluster (`store::lease`). Credits and host slots are reserved now
-    /// and settled in `hand_out`.
+    /// the cluster (`store::lease`). Each host is leased once a pass, for
+    /// every worker with a share of it. Credits and host slots are reserved
+    /// now and settled in `hand_out`.
     ///
     /// A host with a delay gets one task a pass, leased up to `LEAD` before
     /// its next fetch is due and handed out when it is; a host due later
@@ -262,6 +248,8 @@ impl Dispatcher {
                 self.rotation = (self.rotation + 1) % ids.len();
                 ids.rotate_left(self.rotation);
             }
+            let mut workers = Vec::new();
+            let mut shares = Vec::new();
             for id in ids {
                 if room == 0 {
                     break;
@@ -276,12 +264,18 @@ impl Dispatcher {
                 worker.credits -= count;
                 room -= count;
                 *self.in_flight.entry(host.clone()).or_default() += count;
-                plan.push(Step {
-                    host: host.clone(),
-                    worker: id,
-                    worker_name: worker.name.clone(),
+                workers.push(id);
+                shares.push(Share {
+                    worker: worker.name.clone(),
                     count,
-                    pace: pace.clone(),
+                });
+            }
+            if !shares.is_empty() {
+                plan.push(Step {
+                    host,
+                    workers,
+                    shares,
+                    pace,
                 });
             }
         }
@@ -323,14 +317,21 @@ impl Dispatcher {
     ) {
         let HostLease {
             rows,
+            taken,
             start_at,
             due,
         } = got;
-        let unused = step
-            .count
-            .saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
-        self.release_slots(&step.host, unused);
-        self.return_credits(step.worker, unused);
+        // Each row's worker: the shares took their rows in order.
+        let mut owners = Vec::with_capacity(rows.len());
+        for (i, (&worker, share)) in step.workers.iter().zip(&step.shares).enumerate() {
+            let got = taken.get(i).copied().unwrap_or(0);
+            owners.extend(std::iter::repeat_n(worker, got));
+            let unused = share
+                .count
+                .saturating_sub(u32::try_from(got).unwrap_or(u32::MAX));
+            self.release_slots(&step.host, unused);
+            self.return_credits(worker, unused);
+        }
         // The host's delay, as the database planned it on whichever node
         // leased last: no pass asks for the host again before it is due.
         let now = (Instant::now(), self.clock.now());
@@ -345,7 +346,7 @@ impl Dispatcher {
             self.wake_at(next.checked_sub(LEAD).unwrap_or(next), ctx);
         }
         let start_at = start_at.map(instant);
-        for row in rows {
+        for (row, worker) in rows.into_iter().zip(owners) {
             let Some(token) = LeaseToken::parse(&row.lease_token) else {
                 continue;
             };
@@ -356,7 +357,7 @@ impl Dispatcher {
             };
             if let Some(refusal) = refusal {
                 self.release_slots(&row.host, 1);
-                self.return_credits(step.worker, 1);
+                self.return_credits(worker, 1);
                 match refusal {
                     Refusal::Paused => {
                         self.give_back(token, Setback::Disconnected, "the queue was paused", ctx)
@@ -368,7 +369,7 @@ impl Dispatcher {
             self.leases.insert(
                 token.clone(),
                 LeaseEntry {
-                    worker: step.worker,
+                    worker,
                     host: row.host.clone(),
                     listing: row.kind == "listing",
                     fetching: true,
@@ -376,7 +377,7 @@ impl Dispatcher {
                 },
             );
             let assign = Assignment {
-                worker: step.worker,
+                worker,
                 token,
                 row,
                 lease_until,
@@ -563,13 +564,37 @@ impl Dispatcher {
     }
 }
 
+/// What a pass leases of one host: for each of `workers`, its share, the
+/// credits reserved for it.
 #[derive(Debug, Clone)]
 struct Step {
     host: String,
-    worker: u64,
-    worker_name: String,
-    count: u32,
+    workers: Vec<u64>,
+    shares: Vec<Share>,
     pace: Pace,
+}
+
+/// Leases each step of a pass's plan. A host the database refuses leases
+/// nothing, and the others are leased all the same.
+async fn lease_plan(
+    db: DatabaseConnection,
+    plan: Vec<Step>,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<(Step, HostLease)> {
+    let mut leased = Vec::with_capacity(plan.len());
+    for step in plan {
+        let pace = step.pace.clone();
+        let got = store::lease(&db, &step.host, &step.shares, pace, lease_until, now).await;
+        match got {
+            Ok(got) => leased.push((step, got)),
+            Err(err) => {
+                tracing::error!(error = %err, host = %step.host, "could not lease tasks");
+                leased.push((step, HostLease::default()));
+            }
+        }
+    }
+    leased
 }
 
 /// Why a leased task is not handed out.

@@ -243,7 +243,7 @@ mod tests {
     use crate::crawl::lease::LeaseToken;
     use std::time::Duration;
 
-    use crate::crawl::store::{cancel, lease, mark_done, HostLease, Leased, Pace};
+    use crate::crawl::store::{cancel, lease, mark_done, HostLease, Leased, Pace, Share};
 
     async fn crawl_with_tasks(
         urls: &[&str],
@@ -299,10 +299,75 @@ mod tests {
         pace: Pace,
         now: DateTime<Utc>,
     ) -> HostLease {
+        let shares = [Share {
+            worker: "w".to_owned(),
+            count: n,
+        }];
+        lease_shares(db, &shares, pace, now).await
+    }
+
+    async fn lease_shares(
+        db: &sea_orm::DatabaseConnection,
+        shares: &[Share],
+        pace: Pace,
+        now: DateTime<Utc>,
+    ) -> HostLease {
         let until = now + chrono::Duration::seconds(30);
-        lease(db, "a.test", n, pace, "w", until, now)
+        lease(db, "a.test", shares, pace, until, now)
             .await
             .expect("lease")
+    }
+
+    #[actix_web::test]
+    async fn one_lease_of_a_host_gives_each_worker_its_share_in_its_name() {
+        let urls: Vec<String> = (0..6).map(|i| format!("https://a.test/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (_dir, db, _) = crawl_with_tasks(&urls).await;
+        let pace = Pace {
+            concurrency: 5,
+            delay: Duration::ZERO,
+            lead: Duration::ZERO,
+            fetched: Vec::new(),
+        };
+        let share = |worker: &str, count| Share {
+            worker: worker.to_owned(),
+            count,
+        };
+        let shares = [share("one", 2), share("two", 2), share("three", 2)];
+        let got = lease_shares(&db, &shares, pace, Utc::now()).await;
+        // Five fit the host's concurrency: the last share gets what is left.
+        assert_eq!(got.taken, vec![2, 2, 1]);
+        let mut holders: Vec<(i64, Option<String>)> = entity::tasks::Entity::find()
+            .filter(entity::tasks::Column::State.eq("leased"))
+            .all(&db)
+            .await
+            .expect("tasks")
+            .into_iter()
+            .map(|t| (t.id, t.worker))
+            .collect();
+        holders.sort();
+        let names = ["one", "one", "two", "two", "three"];
+        let mut expected: Vec<(i64, Option<String>)> = got
+            .rows
+            .iter()
+            .zip(names)
+            .map(|(row, name)| (row.id, Some(name.to_owned())))
+            .collect();
+        expected.sort();
+        assert_eq!(holders, expected);
+        let attempts: Vec<(String, String)> = entity::task_attempts::Entity::find()
+            .all(&db)
+            .await
+            .expect("attempts")
+            .into_iter()
+            .map(|a| (a.lease_token, a.worker))
+            .collect();
+        for (row, name) in got.rows.iter().zip(names) {
+            assert!(
+                attempts.contains(&(row.lease_token.clone(), name.to_owned())),
+                "{attempts:?}"
+            );
+        }
     }
 
     #[actix_web::test]

@@ -57,10 +57,21 @@ pub struct Pace {
     pub fetched: Vec<String>,
 }
 
+/// A worker's share of what is leased of a host: up to `count` tasks, leased
+/// in its name.
+#[derive(Debug, Clone)]
+pub struct Share {
+    pub worker: String,
+    pub count: u32,
+}
+
 /// What leasing found for a host.
 #[derive(Debug, Clone, Default)]
 pub struct HostLease {
+    /// The tasks leased, share by share, in the order of the shares.
     pub rows: Vec<Leased>,
+    /// How many of `rows` each share got.
+    pub taken: Vec<usize>,
     /// When the leased tasks may be handed out: the start the host's delay
     /// gave them. `None` for a host without a delay (at once).
     pub start_at: Option<DateTime<Utc>>,
@@ -68,8 +79,8 @@ pub struct HostLease {
     pub due: Option<DateTime<Utc>>,
 }
 
-/// Leases up to `limit` ready tasks of `host`, within its politeness across
-/// every node, in one transaction.
+/// Leases ready tasks of `host` for each of `shares`, within its politeness
+/// across every node, in one transaction.
 ///
 /// The host's row in `crawl_hosts` is locked first, so every node leasing
 /// for the host waits its turn: the count of its leased tasks and the start
@@ -79,9 +90,8 @@ pub struct HostLease {
 pub async fn lease(
     db: &(impl ConnectionTrait + TransactionTrait),
     host: &str,
-    limit: u32,
+    shares: &[Share],
     pace: Pace,
-    worker: &str,
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<HostLease, DbErr> {
@@ -128,22 +138,20 @@ pub async fn lease(
         .transpose()?
         .unwrap_or(0);
     let fetching = u32::try_from(fetching).unwrap_or(u32::MAX);
-    let mut limit = limit.min(pace.concurrency.saturating_sub(fetching));
+    let wanted = shares.iter().fold(0u32, |n, s| n.saturating_add(s.count));
+    let mut room = wanted.min(pace.concurrency.saturating_sub(fetching));
     let mut start_at = None;
     if !pace.delay.is_zero() {
         if next_start > now + delta(pace.lead) {
             txn.commit().await?;
             return Ok(HostLease {
+                taken: vec![0; shares.len()],
                 due: Some(next_start),
                 ..HostLease::default()
             });
         }
-        limit = limit.min(1);
+        room = room.min(1);
         start_at = Some(next_start.max(now));
-    }
-    if limit == 0 {
-        txn.commit().await?;
-        return Ok(HostLease::default());
     }
     // Listings first: each one found feeds the queue, so discovery stays
     // ahead of the workers instead of waiting behind the pages it found.
@@ -158,19 +166,32 @@ pub async fn lease(
            ORDER BY kind, id LIMIT $5{lock_tasks}) \
          RETURNING id, crawl_id, kind, site, url, host, attempts, lease_token"
     );
-    let rows = Leased::find_by_statement(stmt(
-        backend,
-        &sql,
-        vec![
-            lease_until.into(),
-            worker.into(),
-            now.into(),
-            host.into(),
-            i64::from(limit).into(),
-        ],
-    ))
-    .all(db)
-    .await?;
+    let mut rows = Vec::new();
+    let mut taken = Vec::with_capacity(shares.len());
+    for share in shares {
+        let limit = share.count.min(room);
+        if limit == 0 {
+            taken.push(0);
+            continue;
+        }
+        let got = Leased::find_by_statement(stmt(
+            backend,
+            &sql,
+            vec![
+                lease_until.into(),
+                share.worker.as_str().into(),
+                now.into(),
+                host.into(),
+                i64::from(limit).into(),
+            ],
+        ))
+        .all(db)
+        .await?;
+        record_attempts(db, &got, &share.worker, now).await?;
+        room = room.saturating_sub(u32::try_from(got.len()).unwrap_or(u32::MAX));
+        taken.push(got.len());
+        rows.extend(got);
+    }
     if let (Some(start), false) = (start_at, rows.is_empty()) {
         db.execute(stmt(
             backend,
@@ -179,11 +200,11 @@ pub async fn lease(
         ))
         .await?;
     }
-    record_attempts(db, &rows, worker, now).await?;
     txn.commit().await?;
     Ok(HostLease {
         start_at: start_at.filter(|_| !rows.is_empty()),
         rows,
+        taken,
         due: None,
     })
 }

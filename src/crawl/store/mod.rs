@@ -19,6 +19,6 @@ pub use crawls::{
 pub(crate) use leases::cancelling;
 pub use leases::{
     cancel, current_leases, expire_leases, extend_leases, lease, mark_done, release, HostLease,
-    Leased, Pace, Released,
+    Leased, Pace, Released, Share,
 };
 pub use queue::{insert_tasks, ready_hosts, NewTask};
