@@ -29,7 +29,7 @@ use url::Url;
 
 use super::lease::{LeaseToken, RetryPolicy, Setback};
 use super::sites::Sites;
-use super::store::{self, HostLease, Leased, Pace, Share};
+use super::store::{self, HostLease, Leased, Pace, Share, Writer};
 use super::worker_session::{AssignTask, WorkerSession};
 use crate::bus::{Bus, Control};
 use crate::clock::{delta, Clock};
@@ -157,6 +157,11 @@ impl Dispatcher {
 
     /// Leases what can be leased now. Runs one pass at a time; a request during
     /// a pass schedules another.
+    ///
+    /// A pass waits for the Dispatcher's turn to write (`store::turn`)
+    /// before it reads the queue and plans: it then plans with the credits
+    /// granted and the tasks queued meanwhile (a listing just merged, say),
+    /// and leases them all in that one turn.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         if self.dispatching {
             self.again = true;
@@ -169,11 +174,21 @@ impl Dispatcher {
         self.again = false;
         self.pause_heard = false;
         let db = self.db.clone();
-        let now = self.clock.now();
-        let lease_until = now + delta(self.policy.lease);
-        async move { store::ready_hosts(&db, now).await }
+        async move { store::turn(&db, Writer::Dispatcher).await }
             .into_actor(self)
-            .then(move |hosts, act, ctx| {
+            .then(|turn, act, _| {
+                // What was asked for while waiting, this pass sees: it reads
+                // the queue and the credits from here on.
+                act.again = false;
+                let db = act.db.clone();
+                let now = act.clock.now();
+                async move {
+                    let hosts = store::ready_hosts(&db, now).await;
+                    (turn, now, hosts)
+                }
+                .into_actor(act)
+            })
+            .then(|(turn, now, hosts), act, ctx| {
                 let plan = match hosts {
                     Ok(hosts) => act.plan(hosts, ctx),
                     Err(err) => {
@@ -181,9 +196,12 @@ impl Dispatcher {
                         Vec::new()
                     }
                 };
-                lease_plan(act.db.clone(), plan, lease_until, now).into_actor(act)
+                let lease_until = now + delta(act.policy.lease);
+                lease_plan(act.db.clone(), turn, plan, lease_until, now)
+                    .into_actor(act)
+                    .map(move |leased, _, _| (leased, lease_until))
             })
-            .map(move |leased, act, ctx| {
+            .map(|(leased, lease_until), act, ctx| {
                 for (step, got) in leased {
                     act.hand_out(step, got, lease_until, ctx);
                 }
@@ -574,10 +592,11 @@ struct Step {
     pace: Pace,
 }
 
-/// Leases each step of a pass's plan. A host the database refuses leases
-/// nothing, and the others are leased all the same.
+/// Leases each step of a pass's plan, in the pass's `turn`. A host the
+/// database refuses leases nothing, and the others are leased all the same.
 async fn lease_plan(
     db: DatabaseConnection,
+    turn: store::Turn,
     plan: Vec<Step>,
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -585,7 +604,7 @@ async fn lease_plan(
     let mut leased = Vec::with_capacity(plan.len());
     for step in plan {
         let pace = step.pace.clone();
-        let got = store::lease(&db, &step.host, &step.shares, pace, lease_until, now).await;
+        let got = store::lease(&db, &turn, &step.host, &step.shares, pace, lease_until, now).await;
         match got {
             Ok(got) => leased.push((step, got)),
             Err(err) => {

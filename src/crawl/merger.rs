@@ -1,5 +1,6 @@
 //! The Merger actor: applies workers' results to the catalog and the queue.
-//! Results that arrive while a write is in progress are merged together in the
+//! Results that arrive while a write is in progress, or while the Merger
+//! waits for its turn to write (`store::turn`), are merged together in the
 //! next transaction, so throughput grows with load instead of queueing on
 //! commits.
 
@@ -11,9 +12,10 @@ use tokio::sync::oneshot;
 
 use super::catalog::{merge_items, MergeStats};
 use super::lease::LeaseToken;
-use super::store::{complete_if_done, current_leases, insert_tasks, mark_done, NewTask};
+use super::store::{
+    self, complete_if_done, current_leases, insert_tasks, mark_done, NewTask, Turn, Writer,
+};
 use crate::clock::Clock;
-use crate::db::begin_write;
 use crate::protocol::worker::Item;
 use crate::supervision::{self, Name};
 
@@ -68,51 +70,66 @@ impl Merger {
             return;
         }
         self.flushing = true;
-        let batch = std::mem::take(&mut self.pending);
         let db = self.db.clone();
-        let clock = self.clock.clone();
-        async move {
-            let (results, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let outcomes = match merge_batch(&db, &clock, &results).await {
-                Ok(outcomes) => outcomes,
-                // One bad result must not sink the others: retry one by one.
-                Err(err) => {
-                    tracing::warn!(error = %err, size = results.len(), "batch merge failed; merging one by one");
-                    let mut outcomes = Vec::with_capacity(results.len());
-                    for result in &results {
-                        let one = merge_batch(&db, &clock, std::slice::from_ref(result)).await;
-                        outcomes.push(match one {
-                            Ok(mut o) => o.pop().unwrap_or(Err(MergeFailed("empty".into()))),
-                            Err(err) => Err(MergeFailed(err.to_string())),
-                        });
-                    }
-                    outcomes
-                }
-            };
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                // The session may have gone; its lease then expires as usual.
-                let _ = reply.send(outcome);
-            }
-        }
-        .into_actor(self)
-        .map(|(), actor, ctx| {
-            actor.flushing = false;
-            actor.flush(ctx);
-        })
-        .spawn(ctx);
+        // The batch is what has arrived once the turn comes, not when it was
+        // asked for.
+        async move { store::turn(&db, Writer::Merger).await }
+            .into_actor(self)
+            .then(|turn, act, _| {
+                let batch = std::mem::take(&mut act.pending);
+                merge_and_reply(act.db.clone(), act.clock.clone(), batch, turn).into_actor(act)
+            })
+            .map(|(), actor, ctx| {
+                actor.flushing = false;
+                actor.flush(ctx);
+            })
+            .spawn(ctx);
     }
 }
 
-/// Merges a batch in one transaction. A stale lease is an outcome, not an error.
+/// Merges `batch` in `turn` and answers each result.
+async fn merge_and_reply(
+    db: DatabaseConnection,
+    clock: Clock,
+    batch: Vec<(MergeResult, Reply)>,
+    turn: Turn,
+) {
+    let (results, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    let outcomes = match merge_batch(&db, &clock, &results, turn).await {
+        Ok(outcomes) => outcomes,
+        // One bad result must not sink the others: retry one by one.
+        Err(err) => {
+            tracing::warn!(error = %err, size = results.len(), "batch merge failed; merging one by one");
+            let mut outcomes = Vec::with_capacity(results.len());
+            for result in &results {
+                let turn = store::turn(&db, Writer::Merger).await;
+                let one = merge_batch(&db, &clock, std::slice::from_ref(result), turn).await;
+                outcomes.push(match one {
+                    Ok(mut o) => o.pop().unwrap_or(Err(MergeFailed("empty".into()))),
+                    Err(err) => Err(MergeFailed(err.to_string())),
+                });
+            }
+            outcomes
+        }
+    };
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        // The session may have gone; its lease then expires as usual.
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Merges a batch in one transaction, in `turn`. A stale lease is an
+/// outcome, not an error.
 async fn merge_batch(
     db: &DatabaseConnection,
     clock: &Clock,
     results: &[MergeResult],
+    turn: Turn,
 ) -> Result<Vec<Result<MergeOutcome, MergeFailed>>, DbErr> {
     let now = clock.now();
     // A writer from the start: on SQLite, a transaction that reads first
     // cannot become one if another wrote meanwhile.
-    let txn = begin_write(db).await?;
+    let txn = turn.begin(db).await?;
     let tokens: Vec<&LeaseToken> = results.iter().map(|r| &r.lease).collect();
     // Links go in first, in URL order, one statement per crawl, before the
     // tasks are marked done. Marking a task done writes a new entry in the

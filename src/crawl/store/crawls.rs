@@ -243,7 +243,9 @@ mod tests {
     use crate::crawl::lease::LeaseToken;
     use std::time::Duration;
 
-    use crate::crawl::store::{cancel, lease, mark_done, HostLease, Leased, Pace, Share};
+    use crate::crawl::store::{
+        cancel, lease, mark_done, turn, HostLease, Leased, Pace, Share, Writer,
+    };
 
     async fn crawl_with_tasks(
         urls: &[&str],
@@ -313,7 +315,8 @@ mod tests {
         now: DateTime<Utc>,
     ) -> HostLease {
         let until = now + chrono::Duration::seconds(30);
-        lease(db, "a.test", shares, pace, until, now)
+        let turn = turn(db, Writer::Dispatcher).await;
+        lease(db, &turn, "a.test", shares, pace, until, now)
             .await
             .expect("lease")
     }

@@ -8,15 +8,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QuerySelect, TransactionTrait, UpdateMany, Value,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QuerySelect, UpdateMany, Value,
 };
 
 use super::attempts::{end_attempts, record_attempts};
 use super::crawls::finish_if_done;
+use super::turns::{turn, Turn, Writer};
 use crate::clock::delta;
 use crate::crawl::lease::{LeaseToken, RetryPolicy, Setback, TaskState};
-use crate::db::{begin_write, stmt, truncate};
+use crate::db::{stmt, truncate};
 
 /// A task just leased to a worker.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -80,7 +81,7 @@ pub struct HostLease {
 }
 
 /// Leases ready tasks of `host` for each of `shares`, within its politeness
-/// across every node, in one transaction.
+/// across every node, in one transaction in the caller's `turn`.
 ///
 /// The host's row in `crawl_hosts` is locked first, so every node leasing
 /// for the host waits its turn: the count of its leased tasks and the start
@@ -88,7 +89,8 @@ pub struct HostLease {
 /// task, planned to start when the delay after the last planned start has
 /// passed; the caller hands it out then.
 pub async fn lease(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    db: &DatabaseConnection,
+    turn: &Turn,
     host: &str,
     shares: &[Share],
     pace: Pace,
@@ -96,7 +98,7 @@ pub async fn lease(
     now: DateTime<Utc>,
 ) -> Result<HostLease, DbErr> {
     let backend = db.get_database_backend();
-    let txn = begin_write(db).await?;
+    let txn = turn.begin(db).await?;
     let db = &txn;
     db.execute(stmt(
         backend,
@@ -281,14 +283,15 @@ pub async fn mark_done(
 /// The task and its attempt change together: nobody sees the task queued
 /// again while its attempt still looks open, and a crash loses neither.
 pub async fn release(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    db: &DatabaseConnection,
     token: &LeaseToken,
     setback: &Setback,
     error: &str,
     policy: &RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<Released>, DbErr> {
-    let txn = begin_write(db).await?;
+    let turn = turn(db, Writer::Dispatcher).await;
+    let txn = turn.begin(db).await?;
     let db = &txn;
     let Some(task) = tasks::Entity::find_by_id(token.task())
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
@@ -354,13 +357,14 @@ pub(crate) fn cancelling(reason: &str, now: DateTime<Utc>) -> UpdateMany<tasks::
 /// be its crawl's last, so the crawl is finished here if it is. The task,
 /// its attempt and its crawl change together.
 pub async fn cancel(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    db: &DatabaseConnection,
     token: &LeaseToken,
     crawl_id: i64,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let txn = begin_write(db).await?;
+    let turn = turn(db, Writer::Dispatcher).await;
+    let txn = turn.begin(db).await?;
     let db = &txn;
     let res = cancelling(reason, now)
         .filter(tasks::Column::Id.eq(token.task()))
@@ -386,7 +390,7 @@ pub async fn cancel(
 
 /// Returns every lease that ran out to the queue (or makes it `dead`).
 pub async fn expire_leases(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    db: &DatabaseConnection,
     policy: &RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Released>, DbErr> {

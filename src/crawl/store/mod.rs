@@ -4,12 +4,13 @@
 //!
 //! `crawls` starts, reads and finishes crawls; `queue` adds tasks and finds
 //! the hosts with work; `leases` takes and ends leases; `attempts` records
-//! each lease's history.
+//! each lease's history; `turns` lines up this process's writers on SQLite.
 
 mod attempts;
 mod crawls;
 mod leases;
 mod queue;
+mod turns;
 
 pub(crate) use attempts::end_attempts;
 pub use crawls::{
@@ -22,3 +23,4 @@ pub use leases::{
     Leased, Pace, Released, Share,
 };
 pub use queue::{insert_tasks, ready_hosts, NewTask};
+pub use turns::{turn, Turn, Writer};
