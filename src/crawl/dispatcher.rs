@@ -49,7 +49,8 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// How long before a host's next fetch is due its task is leased. The lease
 /// is a database round trip; taken ahead, it is not added to every delay,
-/// and the task is handed out the moment the delay has passed.
+/// and the task is handed out the moment the delay has passed. A delay
+/// shorter than this has several starts within it, leased in one pass.
 const LEAD: Duration = Duration::from_millis(20);
 
 /// Lease timing and retries, from the settings.
@@ -219,9 +220,9 @@ impl Dispatcher {
     /// every worker with a share of it. Credits and host slots are reserved
     /// now and settled in `hand_out`.
     ///
-    /// A host with a delay gets one task a pass, leased up to `LEAD` before
-    /// its next fetch is due and handed out when it is; a host due later
-    /// sets the timer for the pass that will lease it.
+    /// A host with a delay gets a task for each of its next starts that falls
+    /// within `LEAD`, each handed out at its start; a host due later sets the
+    /// timer for the pass that will lease it.
     fn plan(&mut self, hosts: Vec<String>, ctx: &mut Context<Self>) -> Vec<Step> {
         let mut plan = Vec::new();
         let now = Instant::now();
@@ -240,13 +241,13 @@ impl Dispatcher {
             }
             let delay = self.delay_for(&host);
             if !delay.is_zero() {
-                if let Some(&due) = self.due.get(&host) {
-                    if due > now + LEAD {
-                        wake = Some(wake.map_or(due - LEAD, |w| w.min(due - LEAD)));
-                        continue;
-                    }
+                let due = self.due.get(&host).copied();
+                if let Some(due) = due.filter(|&due| due > now + LEAD) {
+                    wake = Some(wake.map_or(due - LEAD, |w| w.min(due - LEAD)));
+                    continue;
                 }
-                room = 1;
+                let wait = due.map_or(Duration::ZERO, |due| due.saturating_duration_since(now));
+                room = room.min(store::starts_in_lead(wait, LEAD, delay));
             }
             let fetched = self
                 .leases
@@ -355,7 +356,7 @@ impl Dispatcher {
         let now = (Instant::now(), self.clock.now());
         let instant = |at: DateTime<Utc>| now.0 + (at - now.1).to_std().unwrap_or_default();
         let next = match (start_at, due) {
-            (Some(start), _) => Some(start + delta(step.pace.delay)),
+            (Some(start), _) => Some(start + delta(store::spaced(step.pace.delay, rows.len()))),
             (None, Some(due)) => Some(due),
             (None, None) => None,
         };
@@ -364,7 +365,7 @@ impl Dispatcher {
             self.wake_at(next.checked_sub(LEAD).unwrap_or(next), ctx);
         }
         let start_at = start_at.map(instant);
-        for (row, worker) in rows.into_iter().zip(owners) {
+        for (i, (row, worker)) in rows.into_iter().zip(owners).enumerate() {
             let Some(token) = LeaseToken::parse(&row.lease_token) else {
                 continue;
             };
@@ -400,6 +401,8 @@ impl Dispatcher {
                 row,
                 lease_until,
             };
+            // One delay after the one before, on the grid the database planned.
+            let start_at = start_at.map(|first| first + store::spaced(step.pace.delay, i));
             match start_at {
                 Some(at) if at > Instant::now() => {
                     ctx.run_later(at - Instant::now(), move |act, ctx| act.assign(assign, ctx));

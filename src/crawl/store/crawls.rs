@@ -244,7 +244,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::crawl::store::{
-        cancel, lease, mark_done, turn, HostLease, Leased, Pace, Share, Writer,
+        cancel, lease, mark_done, starts_in_lead, turn, HostLease, Leased, Pace, Share, Writer,
     };
 
     async fn crawl_with_tasks(
@@ -436,6 +436,43 @@ mod tests {
             third.start_at,
             Some(now + chrono::Duration::milliseconds(500))
         );
+    }
+
+    #[actix_web::test]
+    async fn a_delay_shorter_than_the_lead_has_its_starts_leased_together() {
+        let urls: Vec<String> = (0..8).map(|i| format!("https://a.test/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (_dir, db, _) = crawl_with_tasks(&urls).await;
+        let pace = Pace {
+            concurrency: 8,
+            delay: Duration::from_millis(5),
+            lead: Duration::from_millis(20),
+            fetched: Vec::new(),
+        };
+        let now = Utc::now();
+        let ms = chrono::Duration::milliseconds;
+        // Now, +5, +10, +15 and +20 ms: five starts within the lead.
+        let first = lease_paced(&db, 8, pace.clone(), now).await;
+        assert_eq!(first.rows.len(), 5);
+        assert_eq!(first.start_at, Some(now));
+        // The next start is +25 ms: not yet within the lead at +1 ms...
+        let early = lease_paced(&db, 8, pace.clone(), now + ms(1)).await;
+        assert!(early.rows.is_empty());
+        assert_eq!(early.due, Some(now + ms(25)));
+        // ...and the only one within it at +6 ms.
+        let next = lease_paced(&db, 8, pace, now + ms(6)).await;
+        assert_eq!(next.rows.len(), 1);
+        assert_eq!(next.start_at, Some(now + ms(25)));
+    }
+
+    #[test]
+    fn the_starts_in_the_lead_are_those_it_spans_and_at_least_one() {
+        let ms = Duration::from_millis;
+        assert_eq!(starts_in_lead(ms(0), ms(20), ms(5)), 5);
+        assert_eq!(starts_in_lead(ms(19), ms(20), ms(5)), 1);
+        assert_eq!(starts_in_lead(ms(0), ms(20), ms(500)), 1);
+        assert_eq!(starts_in_lead(ms(30), ms(20), ms(5)), 1);
+        assert_eq!(starts_in_lead(ms(0), ms(20), Duration::ZERO), u32::MAX);
     }
 
     fn token(row: &Leased) -> LeaseToken {

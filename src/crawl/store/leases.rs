@@ -58,6 +58,22 @@ pub struct Pace {
     pub fetched: Vec<String>,
 }
 
+/// How many fetches one `delay` apart may be leased at once, the first
+/// starting after `wait`: those that start within `lead`, and at least one,
+/// as a host is only asked for once its next start is that close.
+pub fn starts_in_lead(wait: Duration, lead: Duration, delay: Duration) -> u32 {
+    if delay.is_zero() {
+        return u32::MAX;
+    }
+    let more = lead.saturating_sub(wait).as_nanos() / delay.as_nanos();
+    u32::try_from(more).unwrap_or(u32::MAX).saturating_add(1)
+}
+
+/// `n` delays: how long after the first of `n` fetches the next may start.
+pub fn spaced(delay: Duration, n: usize) -> Duration {
+    delay.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 /// A worker's share of what is leased of a host: up to `count` tasks, leased
 /// in its name.
 #[derive(Debug, Clone)]
@@ -73,8 +89,10 @@ pub struct HostLease {
     pub rows: Vec<Leased>,
     /// How many of `rows` each share got.
     pub taken: Vec<usize>,
-    /// When the leased tasks may be handed out: the start the host's delay
-    /// gave them. `None` for a host without a delay (at once).
+    /// When the first of the leased tasks may be handed out, the start the
+    /// host's delay gave it; each of the others starts one delay after the
+    /// one before, in the order of `rows`. `None` for a host without a delay
+    /// (all at once).
     pub start_at: Option<DateTime<Utc>>,
     /// Nothing was leased because the host's delay runs until then.
     pub due: Option<DateTime<Utc>>,
@@ -85,9 +103,10 @@ pub struct HostLease {
 ///
 /// The host's row in `crawl_hosts` is locked first, so every node leasing
 /// for the host waits its turn: the count of its leased tasks and the start
-/// of its next fetch hold until the commit. A host with a delay gets one
-/// task, planned to start when the delay after the last planned start has
-/// passed; the caller hands it out then.
+/// of its next fetch hold until the commit. A host with a delay gets a task
+/// for each start that falls within the lead: the first when the delay after
+/// the last planned start has passed, the others one delay apart; the caller
+/// hands each out at its start.
 pub async fn lease(
     db: &DatabaseConnection,
     turn: &Turn,
@@ -152,8 +171,10 @@ pub async fn lease(
                 ..HostLease::default()
             });
         }
-        room = room.min(1);
-        start_at = Some(next_start.max(now));
+        let first = next_start.max(now);
+        let wait = (first - now).to_std().unwrap_or_default();
+        room = room.min(starts_in_lead(wait, pace.lead, pace.delay));
+        start_at = Some(first);
     }
     // Listings first: each one found feeds the queue, so discovery stays
     // ahead of the workers instead of waiting behind the pages it found.
@@ -198,7 +219,10 @@ pub async fn lease(
         db.execute(stmt(
             backend,
             "UPDATE crawl_hosts SET next_start_at = $1 WHERE host = $2",
-            vec![(start + delta(pace.delay)).into(), host.into()],
+            vec![
+                (start + delta(spaced(pace.delay, rows.len()))).into(),
+                host.into(),
+            ],
         ))
         .await?;
     }
