@@ -207,3 +207,83 @@ fn same_game(shown: &str, canonical: &str) -> bool {
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A store whose listings link only to their games and to the next listing:
+/// each listing is found with the pages of the one before, and leased
+/// first, however few slots the host allows.
+async fn a_store_whose_listings_link_only_to_the_next_is_crawled_listing_first(backend: Backend) {
+    use std::collections::HashMap;
+
+    use actix_web::{App, HttpServer};
+    use bazaar::bench::store::{self, SerialStore};
+    use chrono::{DateTime, Utc};
+    use entity::{task_attempts, tasks};
+    use sea_orm::EntityTrait;
+
+    // Arrange: 4 listings of 5 games, a host that allows 2 fetches at once,
+    // and two workers, so a pass leases for both, and never all that is
+    // ready.
+    let serial = SerialStore {
+        listings: 4,
+        per_listing: 5,
+    };
+    let server =
+        HttpServer::new(move || App::new().configure(|cfg| store::configure_serial(cfg, serial)))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .expect("bind store");
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let app = spawn_app(
+        backend,
+        AppOptions {
+            local_workers: 2,
+            slots: 2,
+            sites: Some(store::sites_toml(&base, 2)),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // Act
+    let id = app.start_crawl().await;
+    let report = app.wait_crawl(id, Duration::from_secs(60)).await;
+    handle.stop(false).await;
+
+    // Assert: every page read once.
+    assert_eq!(report["tasks"]["done"], 24, "{report}");
+    assert_eq!(report["tasks"]["dead"], 0, "{report}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM games").await, 20);
+    assert_eq!(app.count("SELECT COUNT(*) FROM task_attempts").await, 24);
+    // When each task was leased, by its path.
+    let paths: HashMap<i64, String> = tasks::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("tasks")
+        .into_iter()
+        .map(|t| (t.id, t.url.trim_start_matches(&base).to_owned()))
+        .collect();
+    let leased: HashMap<String, DateTime<Utc>> = task_attempts::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| (paths[&a.task_id].clone(), a.started_at))
+        .collect();
+    // Listing n+1 and the games of listing n became ready together, in one
+    // merge: the listing was leased no later than any of them.
+    for n in 1..4 {
+        let next = leased[&format!("/gen/list/{}", n + 1)];
+        for g in (n - 1) * 5 + 1..=n * 5 {
+            let game = leased[&format!("/gen/g/{g}")];
+            assert!(
+                next <= game,
+                "/gen/list/{} leased at {next}, after /gen/g/{g} at {game}",
+                n + 1
+            );
+        }
+    }
+}
+on_both_backends!(a_store_whose_listings_link_only_to_the_next_is_crawled_listing_first);
