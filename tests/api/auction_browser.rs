@@ -19,6 +19,11 @@ const HISTORY: &str = "#bids li[data-seq]";
 /// form the "Log in to bid" link leads to, and waits until it is live.
 async fn bidder(app: &TestApp, browser: &mut Browser, lot: i64, name: &str) -> Page {
     let page = browser.page().await;
+    log_in_on_lot(app, page, lot, name).await
+}
+
+/// Opens the lot in `page` and logs `name` in from it.
+async fn log_in_on_lot(app: &TestApp, page: Page, lot: i64, name: &str) -> Page {
     page.goto(&format!("{}/auctions/{lot}", app.base)).await;
     page.click("#login-to-bid a").await;
     page.type_into("#login-form input[name=name]", name).await;
@@ -124,18 +129,21 @@ async fn two_bidders_see_each_others_bids_live_and_the_one_outbid_is_told() {
 
 #[actix_web::test]
 async fn the_page_switches_to_the_outcome_when_the_lot_ends() {
-    // Arrange: a lot that runs for a few seconds, and ana on it.
+    // Arrange: a lot that runs for a few seconds, and ana on it. The
+    // browser starts first: on a loaded machine its start alone can take
+    // longer than the lot runs.
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
     let mut root = account(&app, "root", true).await;
+    crate::auction_pages::create_account(&app, "ana", false);
+    let mut browser = Browser::start().await;
+    let page = browser.page().await;
     let lot = list_lot(
         &mut root,
-        &lot_fields("Snatcher", TimeDelta::seconds(-1), TimeDelta::seconds(8)),
+        &lot_fields("Snatcher", TimeDelta::seconds(-1), TimeDelta::seconds(10)),
     )
     .await;
     wait_status(&app, lot, "running").await;
-    crate::auction_pages::create_account(&app, "ana", false);
-    let mut browser = Browser::start().await;
-    let ana = bidder(&app, &mut browser, lot, "ana").await;
+    let ana = log_in_on_lot(&app, page, lot, "ana").await;
     ana.wait_for_text("#countdown", "Ends in").await;
 
     // Act: ana bids, and the lot runs out.
