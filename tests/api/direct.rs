@@ -62,7 +62,7 @@ async fn two_terminal_clients_talk_directly_and_the_server_carries_none_of_it() 
 
     // Assert: the room line went through the server, the direct ones did not.
     bob.expect_line("] ana: back in the room", SOON);
-    assert_eq!(stored_texts(&app).await, ["back in the room"]);
+    assert_eq!(stored_once_committed(&app).await, ["back in the room"]);
     for (who, bytes) in [("ana", &from_server_to_ana), ("bob", &from_server_to_bob)] {
         let bytes = String::from_utf8_lossy(&bytes.lock().expect("recording")).into_owned();
         assert!(
@@ -244,6 +244,19 @@ fn two_clients(ana_server: &str, bob_server: &str) -> (Cli, Cli) {
     bob.expect_line("* in #lobby", SOON);
     ana.expect_line("* bob joined", SOON);
     (ana, bob)
+}
+
+/// The stored texts once there is one: members see a message before its
+/// commit.
+async fn stored_once_committed(app: &TestApp) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        let stored = stored_texts(app).await;
+        if !stored.is_empty() || tokio::time::Instant::now() > deadline {
+            return stored;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn stored_texts(app: &TestApp) -> Vec<String> {
