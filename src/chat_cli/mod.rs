@@ -360,7 +360,12 @@ impl Chat {
                 Some(Ended::Quit)
             }
             (Some("who"), None, _) => {
-                self.print_members();
+                // Before the join reply there is no member list to show.
+                if self.conn.is_some() {
+                    self.print_members();
+                } else {
+                    println!("* still joining #{}", self.room);
+                }
                 None
             }
             (Some("join"), Some(room), None) => {
