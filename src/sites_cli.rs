@@ -10,8 +10,10 @@ use anyhow::Context;
 use url::Url;
 
 use crate::crawl::sites::{check as check_sites, host_key, Sites};
+use crate::domain::money::Money;
 use crate::protocol::worker::{Item, Profile, TaskKind};
 use crate::scrape::fetch::Fetcher;
+use crate::scrape::robots::path_and_query;
 use crate::scrape::{
     extract_listing, extract_page_traced, Field, FieldTrace, ProductTrace, Robots,
 };
@@ -106,10 +108,7 @@ async fn fetch(url: &Url, profile: &Profile, robots: bool) -> Result<(String, Ur
                 Robots::allow_all()
             }
         };
-        let path = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
+        let path = path_and_query(url);
         if !rules.allows(&path) {
             return Err(format!(
                 "{robots_url} disallows {path} for bazaar, so a crawl would skip it; \
@@ -199,7 +198,7 @@ fn check_page(html: &str, url: &Url, profile: &Profile) -> bool {
 
 /// One offer, each field with the rule that read it.
 fn print_item(item: &Item, product: Option<&ProductTrace>) {
-    let money = |cents: i64| format!("{}.{:02} {}", cents / 100, cents % 100, item.currency);
+    let money = |cents: i64| Money::new(cents, &item.currency).with_code();
     let external = item
         .external_ids
         .iter()

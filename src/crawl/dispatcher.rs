@@ -496,11 +496,7 @@ impl Dispatcher {
         }
         if site.politeness.robots {
             if let Some(RobotsEntry::Ready { robots, .. }) = self.robots.get(&row.host) {
-                let path = match url.query() {
-                    Some(q) => format!("{}?{q}", url.path()),
-                    None => url.path().to_owned(),
-                };
-                if !robots.allows(&path) {
+                if !robots.allows(&crate::scrape::robots::path_and_query(&url)) {
                     return Some("disallowed by robots.txt".to_owned());
                 }
             }

@@ -3,6 +3,16 @@
 
 use std::time::Duration;
 
+use url::Url;
+
+/// What robots.txt rules are matched against: `/games?page=2`.
+pub fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
 /// The rules of one robots.txt that apply to our user agent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Robots {
