@@ -225,19 +225,9 @@ impl Directs {
 
     /// `/accept NAME`.
     pub fn accept(&mut self, name: &str) -> Outbox {
-        let asked = self
-            .talks
-            .iter()
-            .find(|(_, t)| t.user == name && matches!(t.state, State::Asked { .. }));
-        match asked {
-            Some((conn, _)) => {
-                let conn = conn.clone();
-                self.accept_conn(&conn)
-            }
-            None => {
-                println!("! {name} has not asked to talk directly");
-                Vec::new()
-            }
+        match self.asked_by(name) {
+            Some(conn) => self.accept_conn(&conn),
+            None => Vec::new(),
         }
     }
 
@@ -259,15 +249,22 @@ impl Directs {
         Vec::new()
     }
 
-    /// `/reject NAME`.
-    pub fn reject(&mut self, name: &str) -> Outbox {
+    /// The connection of `name`'s offer not yet answered; says so when
+    /// there is none.
+    fn asked_by(&self, name: &str) -> Option<String> {
         let asked = self
             .talks
             .iter()
-            .find(|(_, t)| t.user == name && matches!(t.state, State::Asked { .. }))
-            .map(|(conn, _)| conn.clone());
-        let Some(conn) = asked else {
+            .find(|(_, t)| t.user == name && matches!(t.state, State::Asked { .. }));
+        if asked.is_none() {
             println!("! {name} has not asked to talk directly");
+        }
+        asked.map(|(conn, _)| conn.clone())
+    }
+
+    /// `/reject NAME`.
+    pub fn reject(&mut self, name: &str) -> Outbox {
+        let Some(conn) = self.asked_by(name) else {
             return Vec::new();
         };
         self.talks.remove(&conn);
@@ -277,12 +274,7 @@ impl Directs {
 
     /// `/close NAME`.
     pub fn close(&mut self, name: &str) -> Outbox {
-        let found = self
-            .talks
-            .iter()
-            .find(|(_, t)| t.user == name)
-            .map(|(conn, _)| conn.clone());
-        let Some(conn) = found else {
+        let Some(conn) = self.conn_of(name) else {
             println!("! no direct conversation with {name}");
             return Vec::new();
         };
