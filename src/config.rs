@@ -28,6 +28,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub log: LogSettings,
     pub demo: DemoSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,6 +270,95 @@ pub struct DemoSettings {
     pub seed: u64,
 }
 
+/// What the pruner keeps (README, "Retention").
+/// Everything not named here, and everything within these limits, is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// How often a pass runs, on the node holding the scheduler role;
+    /// `0s` turns the background passes off (`bazaar admin prune` still
+    /// runs one).
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+    /// Rows removed per statement, each batch a short transaction of its
+    /// own.
+    pub batch: u64,
+    /// Messages kept per chat room: its last this many.
+    pub chat_messages: u64,
+    /// If set, messages older than this many days go too, however few a
+    /// room has.
+    pub chat_days: Option<u32>,
+    /// Every price point is kept for this many days; older ones thin out
+    /// to one per offer and day, the day's lowest.
+    pub prices_full_days: u32,
+    /// Tasks and attempts of this many of the latest crawls are kept; of
+    /// older crawls, only the dead tasks (and the crawl's own row).
+    pub crawls_kept: u32,
+    /// Sent and cancelled mail is deleted this many days after it was
+    /// sent or queued; failed mail is kept.
+    pub outbox_days: u32,
+    /// Audit rows are deleted this many days after the action.
+    pub audit_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            every: Duration::from_secs(3600),
+            batch: 500,
+            // About 17 MB of SQLite per busy room (750,000 messages take
+            // 128 MB); a quiet room's history stays whole.
+            chat_messages: 100_000,
+            chat_days: None,
+            prices_full_days: 90,
+            crawls_kept: 20,
+            outbox_days: 30,
+            audit_days: 365,
+        }
+    }
+}
+
+/// The largest `retention.batch`: a delete of more rows holds SQLite's
+/// write lock long enough for chat to feel it.
+pub const RETENTION_BATCH_MAX: u64 = 10_000;
+
+impl RetentionSettings {
+    /// Refuses settings that would keep nothing, or make a pass hold the
+    /// write lock for long; the message names the key and what it takes.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=RETENTION_BATCH_MAX).contains(&self.batch) {
+            return Err(format!(
+                "retention.batch must be from 1 to {RETENTION_BATCH_MAX} rows (it is {})",
+                self.batch
+            ));
+        }
+        if !self.every.is_zero() && self.every < Duration::from_secs(1) {
+            return Err(format!(
+                "retention.every must be at least 1s, or 0s to turn the passes off (it is {:?})",
+                self.every
+            ));
+        }
+        if self.chat_messages == 0 {
+            return Err("retention.chat_messages must be at least 1 (it is 0): \
+                 every room keeps its last messages"
+                .to_owned());
+        }
+        let days = [
+            ("retention.chat_days", self.chat_days.unwrap_or(1)),
+            ("retention.prices_full_days", self.prices_full_days),
+            ("retention.crawls_kept", self.crawls_kept),
+            ("retention.outbox_days", self.outbox_days),
+            ("retention.audit_days", self.audit_days),
+        ];
+        for (key, value) in days {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1 (it is 0)"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -285,6 +375,7 @@ impl Default for Settings {
             api: ApiSettings::default(),
             log: LogSettings::default(),
             demo: DemoSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -463,10 +554,14 @@ impl Settings {
         if file.exists() {
             figment = figment.merge(Toml::file(file));
         }
-        figment
+        let settings: Settings = figment
             .merge(Env::prefixed("BAZAAR_").split("__"))
             .extract()
-            .with_context(|| format!("invalid configuration (file {})", file.display()))
+            .with_context(|| format!("invalid configuration (file {})", file.display()))?;
+        settings.retention.check().map_err(|why| {
+            anyhow::anyhow!("invalid configuration (file {}): {why}", file.display())
+        })?;
+        Ok(settings)
     }
 
     /// The database URL, defaulting to SQLite in the data dir.
@@ -688,5 +783,75 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    // figment's test jail returns its own (large) error type.
+    #[allow(clippy::result_large_err)]
+    fn retention_settings_that_would_keep_nothing_stop_the_start() {
+        figment::Jail::expect_with(|jail| {
+            for (key, value, says) in [
+                (
+                    "BAZAAR_RETENTION__BATCH",
+                    "0",
+                    "retention.batch must be from 1 to 10000 rows (it is 0)",
+                ),
+                ("BAZAAR_RETENTION__BATCH", "10001", "(it is 10001)"),
+                (
+                    "BAZAAR_RETENTION__EVERY",
+                    "10ms",
+                    "retention.every must be at least 1s",
+                ),
+                (
+                    "BAZAAR_RETENTION__CHAT_MESSAGES",
+                    "0",
+                    "retention.chat_messages must be at least 1",
+                ),
+                (
+                    "BAZAAR_RETENTION__CHAT_DAYS",
+                    "0",
+                    "retention.chat_days must be at least 1",
+                ),
+                (
+                    "BAZAAR_RETENTION__PRICES_FULL_DAYS",
+                    "0",
+                    "retention.prices_full_days must be",
+                ),
+                (
+                    "BAZAAR_RETENTION__CRAWLS_KEPT",
+                    "0",
+                    "retention.crawls_kept must be",
+                ),
+                (
+                    "BAZAAR_RETENTION__OUTBOX_DAYS",
+                    "0",
+                    "retention.outbox_days must be",
+                ),
+                (
+                    "BAZAAR_RETENTION__AUDIT_DAYS",
+                    "0",
+                    "retention.audit_days must be",
+                ),
+            ] {
+                jail.clear_env();
+                jail.set_env(key, value);
+                let error = Settings::load(Path::new("bazaar.toml")).expect_err(key);
+                let error = format!("{error:#}");
+                assert!(error.contains(says), "{key}={value}: {error}");
+            }
+            jail.clear_env();
+            jail.create_file(
+                "bazaar.toml",
+                "[retention]\nevery = \"0s\"\nchat_days = 30\nbatch = 10000\n",
+            )?;
+            let settings = Settings::load(Path::new("bazaar.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(settings.retention.every, Duration::ZERO);
+            assert_eq!(settings.retention.chat_days, Some(30));
+            assert_eq!(settings.retention.batch, 10_000);
+            assert_eq!(settings.retention.chat_messages, 100_000);
+            Ok(())
+        });
+        assert!(Settings::default().retention.check().is_ok());
+        assert_eq!(Settings::default().retention.chat_days, None);
     }
 }
