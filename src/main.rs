@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use url::Url;
 
 use bazaar::accounts::{check_new_password, store, LoginName};
+use bazaar::admin::backup;
 use bazaar::chat_cli::{ChatOptions, StunServer};
 use bazaar::config::{LogFormat, Settings};
 use bazaar::domain::user_name::UserName;
@@ -145,6 +146,22 @@ enum AdminCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Copies the SQLite database, with the secrets files of the data dir,
+    /// into FILE while the server runs (see "Backups" in the README).
+    Backup {
+        /// The backup to write.
+        file: PathBuf,
+        /// Replaces FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Puts a backup in place of the SQLite database and the secrets files
+    /// of the data dir; the server must be stopped. What it replaces is
+    /// renamed, never deleted.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -208,6 +225,14 @@ fn main() -> anyhow::Result<()> {
                 display_name,
                 admin,
             }) => create_user(&settings, &name, display_name.as_deref(), admin).await,
+            Command::Admin(AdminCommand::Backup { file, force }) => {
+                print!("{}", backup::backup(&settings, &file, force).await?);
+                Ok(())
+            }
+            Command::Admin(AdminCommand::Restore { file }) => {
+                print!("{}", backup::restore(&settings, &file).await?);
+                Ok(())
+            }
             Command::Sites(SitesCommand::Check {
                 sites,
                 html,

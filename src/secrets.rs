@@ -7,6 +7,10 @@ use std::path::Path;
 use anyhow::Context;
 use rand::Rng;
 
+/// The files `load_or_create` keeps in the data dir: what a restored server
+/// needs besides its database to keep sessions, links and workers valid.
+pub const FILES: [&str; 3] = ["session_key", "worker_token", "api_token"];
+
 /// The configured secret, else the one in `data_dir/name`, else a new one
 /// written there (readable by the owner only).
 pub fn load_or_create(

@@ -65,6 +65,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
+    // Held until the server stops: `bazaar admin restore` refuses to run
+    // while it is.
+    let _serving = crate::admin::backup::lock_for_serving(&settings.data_dir)?;
     let worker_token = secrets::load_or_create(
         settings.workers.token.as_deref(),
         &settings.data_dir,

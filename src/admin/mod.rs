@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod backup;
 pub mod crawls;
 pub mod dashboard;
 pub mod fleet;
