@@ -83,17 +83,18 @@ const DRAIN: Duration = Duration::from_secs(10);
 const CONNECT_CONCURRENCY: usize = 32;
 
 #[derive(Default)]
-struct Stats {
-    sent: u64,
-    acked: u64,
-    rejected: u64,
-    deliveries: u64,
-    gaps: u64,
+pub(super) struct Stats {
+    pub sent: u64,
+    pub acked: u64,
+    pub rejected: u64,
+    pub deliveries: u64,
+    pub gaps: u64,
+    /// Empty unless the plan keeps them.
     latencies_us: Vec<u64>,
     last_delivery: Option<Instant>,
     senders_active: usize,
     closed: usize,
-    first_error: Option<String>,
+    pub first_error: Option<String>,
 }
 
 /// What a frame from the server is, as far as this benchmark cares.
@@ -178,20 +179,49 @@ async fn connect_and_join(client: &awc::Client, url: Url, topic: String) -> anyh
     bail!("the server closed the socket before answering the join")
 }
 
-struct Member {
+pub(super) struct Member {
     ws: Socket,
     topic: String,
     /// This member's sender id, if it sends.
     sender: Option<usize>,
 }
 
-struct Plan {
+/// What the members do: from `t0` to `end`, each sender says a message
+/// every `period` (or as fast as its window allows).
+pub(super) struct Plan {
     t0: Instant,
     end: Instant,
     period: Option<Duration>,
     window: usize,
     text_bytes: usize,
     senders: usize,
+    /// Whether to keep every delivery's latency: a long run at a steady
+    /// rate would keep millions it does not report.
+    keep_latencies: bool,
+}
+
+impl Plan {
+    /// Starting now, for `duration` seconds, `rate` messages a second per
+    /// sender (0: as fast as the window allows).
+    pub(super) fn new(
+        duration: f64,
+        rate: f64,
+        window: usize,
+        text_bytes: usize,
+        senders: usize,
+        keep_latencies: bool,
+    ) -> Plan {
+        let t0 = Instant::now();
+        Plan {
+            t0,
+            end: t0 + Duration::from_secs_f64(duration),
+            period: (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate)),
+            window,
+            text_bytes,
+            senders,
+            keep_latencies,
+        }
+    }
 }
 
 async fn member_loop(mut m: Member, plan: Rc<Plan>, stats: Rc<RefCell<Stats>>) {
@@ -227,8 +257,10 @@ async fn member_loop(mut m: Member, plan: Rc<Plan>, stats: Rc<RefCell<Stats>>) {
                             last_seq = seq.or(last_seq);
                             if let Some(sent_ns) = sent_ns {
                                 s.deliveries += 1;
-                                let now_ns = (now - plan.t0).as_nanos() as u64;
-                                s.latencies_us.push(now_ns.saturating_sub(sent_ns) / 1000);
+                                if plan.keep_latencies {
+                                    let now_ns = (now - plan.t0).as_nanos() as u64;
+                                    s.latencies_us.push(now_ns.saturating_sub(sent_ns) / 1000);
+                                }
                                 s.last_delivery = Some(now);
                                 if sender.is_some() && sender == m.sender.map(|id| id as u64) {
                                     in_flight = in_flight.saturating_sub(1);
@@ -298,6 +330,102 @@ async fn member_loop(mut m: Member, plan: Rc<Plan>, stats: Rc<RefCell<Stats>>) {
     }
 }
 
+/// The server's limits on messages per connection, lifted: the benchmark
+/// sets the pace.
+pub(super) fn unthrottled() -> [(&'static str, String); 2] {
+    [
+        ("BAZAAR_WS__RATE", "1000000".to_owned()),
+        ("BAZAAR_WS__BURST", "1000000".to_owned()),
+    ]
+}
+
+/// `rooms` rooms (`chat:bench-<i>`) of `members` members each, connected
+/// and joined to `server`; the first `senders` of each room send.
+pub(super) async fn join(
+    server: &Url,
+    rooms: usize,
+    members: usize,
+    senders: usize,
+) -> anyhow::Result<Vec<Member>> {
+    let mut plans = Vec::with_capacity(rooms * members);
+    for room in 0..rooms {
+        for i in 0..members {
+            let url = crate::chat_cli::endpoint(server, &format!("b{room}-{i}"))?;
+            let sender = (i < senders).then_some(room * senders + i);
+            plans.push((url, format!("chat:bench-{room}"), sender));
+        }
+    }
+    // One client for all: building one per connection costs a TLS context
+    // each (tens of ms). No pool limit: upgraded sockets would count in it.
+    let client = awc::Client::builder()
+        .connector(crate::net::connector().limit(0))
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let client = &client;
+    futures_util::stream::iter(plans)
+        .map(|(url, topic, sender)| async move {
+            let ws = connect_and_join(client, url, topic.clone()).await?;
+            Ok::<_, anyhow::Error>(Member { ws, topic, sender })
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()
+        .context("could not set up the members")
+}
+
+/// Members at work on a plan, counting what they send and receive.
+pub(super) struct Load {
+    plan: Rc<Plan>,
+    stats: Rc<RefCell<Stats>>,
+    tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Each member in its own task, on this thread.
+    pub(super) fn start(members: Vec<Member>, plan: Plan) -> Load {
+        let plan = Rc::new(plan);
+        let stats = Rc::new(RefCell::new(Stats {
+            senders_active: plan.senders,
+            ..Stats::default()
+        }));
+        let tasks = members
+            .into_iter()
+            .map(|m| actix_web::rt::spawn(member_loop(m, plan.clone(), stats.clone())))
+            .collect();
+        Load { plan, stats, tasks }
+    }
+
+    /// Waits out the plan, then for the last copies to reach the rooms'
+    /// `members` each (at most [`DRAIN`]); stops the members.
+    pub(super) async fn finish(self, members: usize) -> Stats {
+        tokio::time::sleep_until(self.plan.end).await;
+        let drain_until = self.plan.end + DRAIN;
+        loop {
+            {
+                let s = self.stats.borrow();
+                let done = s.senders_active == 0 && s.acked + s.rejected >= s.sent;
+                if done && s.deliveries >= s.acked * members as u64 {
+                    break;
+                }
+                if s.closed == self.tasks.len() {
+                    break;
+                }
+            }
+            if Instant::now() > drain_until {
+                eprintln!("warning: gave up waiting for the last deliveries after {DRAIN:?}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.stats.take()
+    }
+}
+
 pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     bench.validate()?;
     let total = bench.rooms * bench.members;
@@ -312,16 +440,7 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     bench.pinning.apply(bench.server.is_none())?;
     let child = match &bench.server {
         Some(_) => None,
-        None => Some(
-            ChildServer::start(
-                &[
-                    ("BAZAAR_WS__RATE", "1000000".to_owned()),
-                    ("BAZAAR_WS__BURST", "1000000".to_owned()),
-                ],
-                bench.pinning.server(),
-            )
-            .await?,
-        ),
+        None => Some(ChildServer::start(&unthrottled(), bench.pinning.server()).await?),
     };
     let server = match (&bench.server, &child) {
         (Some(url), _) => url.clone(),
@@ -329,81 +448,26 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         (None, None) => unreachable!(),
     };
 
-    let mut plans = Vec::with_capacity(total);
-    for room in 0..bench.rooms {
-        for i in 0..bench.members {
-            let url = crate::chat_cli::endpoint(&server, &format!("b{room}-{i}"))?;
-            let sender = (i < bench.senders).then_some(room * bench.senders + i);
-            plans.push((url, format!("chat:bench-{room}"), sender));
-        }
-    }
     let setup = std::time::Instant::now();
-    // One client for all: building one per connection costs a TLS context
-    // each (tens of ms). No pool limit: upgraded sockets would count in it.
-    let client = awc::Client::builder()
-        .connector(crate::net::connector().limit(0))
-        .timeout(Duration::from_secs(30))
-        .finish();
-    let client = &client;
-    let members: Vec<Member> = futures_util::stream::iter(plans)
-        .map(|(url, topic, sender)| async move {
-            let ws = connect_and_join(client, url, topic.clone()).await?;
-            Ok::<_, anyhow::Error>(Member { ws, topic, sender })
-        })
-        .buffer_unordered(CONNECT_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()
-        .context("could not set up the members")?;
+    let members = join(&server, bench.rooms, bench.members, bench.senders).await?;
     eprintln!(
         "{total} members joined in {:.2} s; sending for {} s",
         setup.elapsed().as_secs_f64(),
         bench.duration
     );
 
-    let t0 = Instant::now();
     let cpu_before = child.as_ref().map(|c| cpu_seconds(c.pid));
-    let plan = Rc::new(Plan {
-        t0,
-        end: t0 + Duration::from_secs_f64(bench.duration),
-        period: (bench.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / bench.rate)),
-        window: bench.window,
-        text_bytes: bench.text_bytes,
-        senders: bench.rooms * bench.senders,
-    });
-    let stats = Rc::new(RefCell::new(Stats {
-        senders_active: bench.rooms * bench.senders,
-        ..Stats::default()
-    }));
-    let tasks: Vec<_> = members
-        .into_iter()
-        .map(|m| actix_web::rt::spawn(member_loop(m, plan.clone(), stats.clone())))
-        .collect();
-
-    // Wait out the window, then for the last copies to arrive.
-    tokio::time::sleep_until(plan.end).await;
-    let drain_until = plan.end + DRAIN;
-    loop {
-        {
-            let s = stats.borrow();
-            let done = s.senders_active == 0 && s.acked + s.rejected >= s.sent;
-            if done && s.deliveries >= s.acked * bench.members as u64 {
-                break;
-            }
-            if s.closed == total {
-                break;
-            }
-        }
-        if Instant::now() > drain_until {
-            eprintln!("warning: gave up waiting for the last deliveries after {DRAIN:?}");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for task in &tasks {
-        task.abort();
-    }
+    let plan = Plan::new(
+        bench.duration,
+        bench.rate,
+        bench.window,
+        bench.text_bytes,
+        bench.rooms * bench.senders,
+        true,
+    );
+    let t0 = plan.t0;
+    let load = Load::start(members, plan);
+    let mut s = load.finish(bench.members).await;
     let peak_rss_kib = child
         .as_ref()
         .map_or(0, |c| proc_status_kib(c.pid, "VmHWM"));
@@ -416,7 +480,6 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         child.stop().await;
     }
 
-    let mut s = stats.take();
     s.latencies_us.sort_unstable();
     let seconds = s
         .last_delivery

@@ -20,7 +20,9 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use super::pin::CpuSet;
 use super::store::{self, GeneratedStore, SerialStore};
+use super::ChildServer;
 
 #[derive(Debug, Args)]
 pub struct CrawlBench {
@@ -153,7 +155,7 @@ pub async fn run(bench: CrawlBench) -> anyhow::Result<()> {
                     .run(&sites, latency_ms, workers, bench.slots)
                     .await?
             } else {
-                one_run(&exe, &sites, latency_ms, workers, bench.slots).await?
+                one_run(&sites, latency_ms, workers, bench.slots).await?
             };
             let (count, rate) = stores.requests()?;
             run.requests = count;
@@ -243,8 +245,8 @@ fn per_second(count: u64, seconds: Option<f64>) -> f64 {
 
 /// The generated stores a run crawls, one per host, and the requests they
 /// see.
-struct Stores {
-    bases: Vec<String>,
+pub(super) struct Stores {
+    pub bases: Vec<String>,
     server: StoreServer,
 }
 
@@ -260,7 +262,7 @@ enum StoreServer {
 
 impl Stores {
     /// `store` served by this process on `hosts` loopback ports.
-    fn in_process(store: GeneratedStore, hosts: usize) -> anyhow::Result<Stores> {
+    pub(super) fn in_process(store: GeneratedStore, hosts: usize) -> anyhow::Result<Stores> {
         let requests = Arc::new(Requests::default());
         let counter = requests.clone();
         let mut server = HttpServer::new(move || {
@@ -317,7 +319,7 @@ impl Stores {
         }
     }
 
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         match self.server {
             StoreServer::InProcess { handle, .. } => handle.stop(false).await,
             // Stopped when dropped.
@@ -536,55 +538,19 @@ fn nginx_conf(dir: &Path, ports: &[u16]) -> String {
 }
 
 async fn one_run(
-    exe: &Path,
     sites_toml: &str,
     latency_ms: u64,
     workers: u32,
     slots: u32,
 ) -> anyhow::Result<Run> {
-    let dir = tempfile::tempdir().context("could not make a temp dir")?;
-    let sites = dir.path().join("sites.toml");
-    std::fs::write(&sites, sites_toml)?;
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(exe)
-        .arg("serve")
-        .env("BAZAAR_DATA_DIR", dir.path())
-        .env("BAZAAR_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("BAZAAR_SERVER__PUBLIC_URL", &base)
-        .env("BAZAAR_WORKERS__LOCAL", workers.to_string())
-        .env("BAZAAR_WORKERS__SLOTS", slots.to_string())
-        .env("BAZAAR_CRAWL__EVERY", "0s")
-        .env("BAZAAR_CRAWL__SITES_FILE", &sites)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("could not start bazaar serve")?;
-    let pid = child.id().unwrap_or(0);
+    let server = start_crawl_server(sites_toml, workers, slots, &[], None).await?;
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = get_json(&client, &format!("{base}/api/workers")).await.ok();
-        let connected = ready
-            .as_ref()
-            .and_then(|v| v["workers"].as_array())
-            .map_or(0, |w| w.len());
-        if connected as u32 == workers {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the server or its {workers} workers did not come up within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token = read_secret(dir.path(), "api_token")?;
-    let (tasks, seconds) = time_crawl(&client, &base, &token).await?;
-    let peak_rss_kib = peak_rss(pid);
-    let _ = child.kill().await;
+    let token = read_secret(server.data_dir(), "api_token")?;
+    let (tasks, seconds) = time_crawl(&client, &server.base, &token).await?;
+    let peak_rss_kib = peak_rss(server.pid);
+    server.stop().await;
     Ok(Run {
         latency_ms,
         requests: 0,
@@ -595,9 +561,55 @@ async fn one_run(
     })
 }
 
+/// A `bazaar serve` child with `workers` local workers of `slots` slots
+/// that crawl the sites of `sites_toml`, and these extra `BAZAAR_*`
+/// variables, on `cpus` when given; returned once every worker is connected.
+pub(super) async fn start_crawl_server(
+    sites_toml: &str,
+    workers: u32,
+    slots: u32,
+    env: &[(&str, String)],
+    cpus: Option<&CpuSet>,
+) -> anyhow::Result<ChildServer> {
+    let dir = tempfile::tempdir().context("could not make a temp dir")?;
+    let sites = dir.path().join("sites.toml");
+    std::fs::write(&sites, sites_toml)?;
+    let mut env = env.to_vec();
+    env.extend([
+        ("BAZAAR_WORKERS__LOCAL", workers.to_string()),
+        ("BAZAAR_WORKERS__SLOTS", slots.to_string()),
+        ("BAZAAR_CRAWL__SITES_FILE", sites.display().to_string()),
+    ]);
+    let server = ChildServer::start_in(dir, &env, cpus).await?;
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = get_json(&client, &format!("{}/api/workers", server.base))
+            .await
+            .ok();
+        let connected = ready
+            .as_ref()
+            .and_then(|v| v["workers"].as_array())
+            .map_or(0, |w| w.len());
+        if connected as u32 == workers {
+            return Ok(server);
+        }
+        if Instant::now() > deadline {
+            bail!("the server's {workers} workers did not connect within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Starts a crawl through the API at `base` and waits for it to finish;
 /// returns the tasks done and the seconds from its start to its end.
-async fn time_crawl(client: &awc::Client, base: &str, token: &str) -> anyhow::Result<(u64, f64)> {
+pub(super) async fn time_crawl(
+    client: &awc::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
     let mut resp = client
         .post(format!("{base}/api/crawls"))
@@ -629,7 +641,7 @@ async fn time_crawl(client: &awc::Client, base: &str, token: &str) -> anyhow::Re
     Ok((tasks, seconds))
 }
 
-fn read_secret(dir: &Path, name: &str) -> anyhow::Result<String> {
+pub(super) fn read_secret(dir: &Path, name: &str) -> anyhow::Result<String> {
     let path = dir.join(name);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -67,8 +67,18 @@ impl ChildServer {
         env: &[(&str, String)],
         cpus: Option<&pin::CpuSet>,
     ) -> anyhow::Result<ChildServer> {
-        let exe = std::env::current_exe().context("could not find the bazaar binary")?;
         let dir = tempfile::tempdir().context("could not make a temp dir")?;
+        ChildServer::start_in(dir, env, cpus).await
+    }
+
+    /// Like [`ChildServer::start`], with `dir` as the data dir: files the
+    /// server reads as it starts (a sites file) can be written there first.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        env: &[(&str, String)],
+        cpus: Option<&pin::CpuSet>,
+    ) -> anyhow::Result<ChildServer> {
+        let exe = std::env::current_exe().context("could not find the bazaar binary")?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
