@@ -17,6 +17,12 @@ pub struct Model {
     /// When the Notifier queued this crawl's digest (or found it owed none).
     #[serde(skip)]
     pub digested_at: Option<DateTimeUtc>,
+    /// `done` tasks retention removed; the crawl's counts add them back.
+    #[serde(skip)]
+    pub pruned_done: i64,
+    /// `cancelled` tasks retention removed.
+    #[serde(skip)]
+    pub pruned_cancelled: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -51,7 +51,7 @@ pub async fn list(db: &impl ConnectionTrait, page: u64) -> Result<Page<CrawlRepo
             for (_, state, n) in counts.iter().filter(|(id, _, _)| *id == crawl.id) {
                 tasks.insert(state.clone(), u64::try_from(*n).unwrap_or(0));
             }
-            CrawlReport { crawl, tasks }
+            CrawlReport::new(crawl, tasks)
         })
         .collect();
     Ok(Page::new(items, page, total))

@@ -41,6 +41,19 @@ pub struct CrawlReport {
 }
 
 impl CrawlReport {
+    /// The report of `crawl` from the counts of its tasks still stored,
+    /// with those retention removed added back.
+    pub fn new(crawl: crawls::Model, mut tasks: BTreeMap<String, u64>) -> CrawlReport {
+        for (state, pruned) in [
+            (TaskState::Done, crawl.pruned_done),
+            (TaskState::Cancelled, crawl.pruned_cancelled),
+        ] {
+            *tasks.entry(state.as_str().to_owned()).or_default() +=
+                u64::try_from(pruned).unwrap_or(0);
+        }
+        CrawlReport { crawl, tasks }
+    }
+
     pub fn total(&self) -> u64 {
         self.tasks.values().sum()
     }
@@ -163,7 +176,7 @@ pub async fn crawl_report(
         return Ok(None);
     };
     let tasks = task_counts(db, Some(id)).await?.into_iter().collect();
-    Ok(Some(CrawlReport { crawl, tasks }))
+    Ok(Some(CrawlReport::new(crawl, tasks)))
 }
 
 /// Flips a crawl to `finished` once no task of it is left to do. Returns
