@@ -194,6 +194,23 @@ pub async fn after(
     Ok((rows, truncated))
 }
 
+/// Whether `topic` still stores a message at or below `seq`. A resume
+/// whose first stored message is not `since + 1`, in a room that stores
+/// nothing at or below `since`, lost messages to retention: the room keeps
+/// its newest, so what goes is always its oldest.
+pub async fn holds_at_or_below(
+    db: &impl ConnectionTrait,
+    topic: &str,
+    seq_at_most: u64,
+) -> Result<bool, DbErr> {
+    let found = messages::Entity::find()
+        .filter(messages::Column::Topic.eq(topic))
+        .filter(messages::Column::Seq.lte(seq(seq_at_most)))
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Up to `limit` messages before `before`, oldest first; `true` when older
 /// ones exist.
 pub async fn before(

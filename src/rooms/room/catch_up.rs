@@ -76,7 +76,7 @@ pub(super) async fn history(
     kept: Vec<MessageView>,
     shared: bool,
 ) -> Result<(Vec<MessageView>, bool), RoomError> {
-    until_stored(|| async {
+    let found = until_stored(|| async {
         let (rows, truncated) = store::after(&db, &key, since, cap).await.map_err(|err| {
             tracing::error!(error = %err, "could not read history");
             RoomError::Unavailable
@@ -92,7 +92,21 @@ pub(super) async fn history(
         let whole = history.last().map_or(since, |m| m.seq) >= upto;
         Ok(((history, truncated), truncated || whole || !shared))
     })
-    .await
+    .await?;
+    let (history, truncated) = found;
+    // Messages right after `since` are missing: retention removed them if
+    // the room stores nothing at or below `since` either.
+    let gap = history.first().map_or(upto > since, |m| m.seq > since + 1);
+    if truncated || !gap {
+        return Ok((history, truncated));
+    }
+    let pruned = !store::holds_at_or_below(&db, &key, since)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "could not read history");
+            RoomError::Unavailable
+        })?;
+    Ok((history, pruned))
 }
 
 /// Reads with `read` until it says it has all it waited for, or until
