@@ -12,6 +12,7 @@ mod auction_browser;
 mod auction_pages;
 mod auction_store;
 mod auctions;
+mod backup;
 mod browser;
 mod browser_helpers;
 mod chat;
