@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteAutoVacuum, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, Statement, TransactionTrait, Value,
@@ -125,7 +125,12 @@ async fn open_with(
             // small pages quarter what is written (40 MB/s of log for busy
             // chat at 4 KiB, the default) and with it the checkpoints' and
             // the kernel's work. Applies to new databases only.
+            // Pages that retention frees can then go back to the file
+            // system a few at a time (`retention::storage::reclaim`), with
+            // no `VACUUM` rewriting the whole file under a lock. Like the
+            // page size, it applies to new databases only.
             let opts = opts
+                .auto_vacuum(SqliteAutoVacuum::Incremental)
                 .page_size(1024)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

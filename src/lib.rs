@@ -83,6 +83,7 @@ pub mod mail;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod retention;
 pub mod roles;
 pub mod rooms;
 pub mod scrape;

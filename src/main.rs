@@ -134,6 +134,15 @@ fn parse_kind(kind: &str) -> Result<TaskKind, String> {
 
 #[derive(Subcommand)]
 enum AdminCommand {
+    /// Runs a retention pass now, as the server does every
+    /// `retention.every`; safe while the server runs (short transactions,
+    /// as its own). With --dry-run, prints each table's rows and size and
+    /// what a pass would remove, and removes nothing.
+    Prune {
+        /// Only report what a pass would remove.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Creates an account; the password is read from the first line of
     /// standard input (so it stays out of the shell history).
     CreateUser {
@@ -210,6 +219,21 @@ fn main() -> anyhow::Result<()> {
                     name,
                 })
                 .await
+            }
+            Command::Admin(AdminCommand::Prune { dry_run }) => {
+                let file = settings.data_dir.join("bazaar.db");
+                if settings.database.url.is_none() && !file.exists() {
+                    anyhow::bail!(
+                        "no database at {}: nothing to prune (is data_dir right?)",
+                        file.display()
+                    );
+                }
+                let db = db::connect(&settings.database_url()).await?;
+                print!(
+                    "{}",
+                    bazaar::retention::prune_command(&db, &settings.retention, dry_run).await?
+                );
+                Ok(())
             }
             Command::Migrate => {
                 let url = settings.database_url();

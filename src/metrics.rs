@@ -22,6 +22,11 @@ pub const HTTP_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Upper bounds of the retention pass duration buckets, in seconds: a pass
+/// with little to do takes milliseconds; the first on a large database,
+/// with its pauses between batches, minutes.
+pub const RETENTION_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+
 /// Upper bounds of the task attempt duration buckets, in seconds: a page
 /// from the demo stores takes milliseconds, one from a real store up to a
 /// few seconds, and an attempt whose lease expired lasted the lease.
@@ -162,6 +167,10 @@ pub struct Metrics {
     /// WebSocket upgrades refused for a cap: the node's, an address's.
     ws_refused_node_full: AtomicU64,
     ws_refused_address_full: AtomicU64,
+    /// Rows this node's retention passes removed, by table.
+    retention_deleted: Mutex<BTreeMap<&'static str, u64>>,
+    /// How long this node's retention passes took.
+    retention_passes: Mutex<Option<Histogram>>,
 }
 
 /// The close codes the server sends (docs/protocol.md §4), listed at 0
@@ -210,6 +219,23 @@ impl Metrics {
             Connection::Client => &self.clients,
             Connection::Worker => &self.workers,
         }
+    }
+
+    /// Counts what a retention pass removed, and how long it took.
+    pub fn retention_pass(&self, removed: &[crate::retention::Removal], took: Duration) {
+        let mut deleted = self
+            .retention_deleted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for removal in removed {
+            *deleted.entry(removal.table).or_default() += removal.rows;
+        }
+        drop(deleted);
+        self.retention_passes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| Histogram::new(RETENTION_BUCKETS))
+            .observe(took.as_secs_f64());
     }
 
     pub fn leases_expired(&self, count: usize) {
@@ -344,6 +370,35 @@ impl Metrics {
             "bazaar_actor_restarts_total",
             "Restarts of this node's supervised actors, after a panic or a stop, by actor.",
             &restarts,
+        );
+        let mut deleted = self
+            .retention_deleted
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        for table in crate::retention::TABLES {
+            deleted.entry(table).or_default();
+        }
+        let deleted: Vec<_> = deleted
+            .iter()
+            .map(|(table, n)| ([("table", *table)], *n))
+            .collect();
+        let deleted: Vec<_> = deleted.iter().map(|(l, n)| (&l[..], *n)).collect();
+        text.counter(
+            "bazaar_retention_deleted_total",
+            "Rows this node's retention passes removed, by table (confirmation_tokens: links cleared from subscriptions that stay).",
+            &deleted,
+        );
+        let passes = self
+            .retention_passes
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+            .unwrap_or_else(|| Histogram::new(RETENTION_BUCKETS));
+        text.histogram(
+            "bazaar_retention_pass_duration_seconds",
+            "How long this node's retention passes took, batches and pauses included.",
+            &[(&[], &passes)],
         );
         let mails: Vec<_> = gathered
             .mails

@@ -216,6 +216,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         hub,
     });
     spawn_session_sweep(db.clone(), clock.clone());
+    // Once per cluster: on the node holding the scheduler role.
+    crate::retention::spawn(
+        db.clone(),
+        settings.retention.clone(),
+        clock.clone(),
+        leadership.clone(),
+        metrics.clone(),
+    );
     // Held for as long as the server runs: the Mailer sends the outbox.
     let _mailer = crate::mail::start(db.clone(), clock.clone(), &settings)
         .context("could not start the Mailer")?;

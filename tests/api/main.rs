@@ -36,6 +36,7 @@ mod helpers;
 mod mail;
 mod metrics;
 mod politeness;
+mod retention;
 mod room_limits;
 mod sites_cli;
 mod smtp;

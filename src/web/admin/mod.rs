@@ -14,6 +14,7 @@ pub mod fleet;
 mod mail;
 mod nodes;
 mod page;
+mod storage;
 mod tasks;
 
 pub(crate) use page::action_error;
@@ -163,6 +164,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/mail", web::get().to(mail::mail))
         .route("/admin/mail/{id}/retry", web::post().to(mail::retry_mail))
         .route("/admin/audit", web::get().to(audit::audit))
+        .route("/admin/storage", web::get().to(storage::storage))
         .route("/admin/workers", web::get().to(fleet::workers))
         .route("/admin/workers/{id}/drain", web::post().to(fleet::drain))
         .route(

@@ -1,0 +1,669 @@
+//! Retention: what grows forever is pruned to what `[retention]` keeps.
+//!
+//! A pass works through rules, one per table. Each rule is a condition on
+//! the table's rows; the pass reads up to `retention.batch` matching keys
+//! (a read, no lock), then deletes those rows in one short transaction
+//! whose statement checks the condition again, pauses, and goes on from
+//! the last key it read. So SQLite's write lock is held for one batch at a
+//! time, writers in between take their turn, and a pass cut short (a crash,
+//! the role moving) has committed whole batches only: the next pass goes on
+//! from where the rows stand.
+//!
+//! Passes run on the node holding the scheduler role, once per cluster
+//! (`spawn`), or from `bazaar admin prune`; a pass beside another one only
+//! finds fewer rows to delete.
+
+pub mod report;
+pub mod storage;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Value};
+
+use crate::clock::{delta, Clock};
+use crate::config::RetentionSettings;
+use crate::crawl::store::{turn, Writer};
+use crate::db::{begin_write, stmt};
+use crate::metrics::Metrics;
+use crate::roles::Leadership;
+
+/// What a pass removes, as `/metrics` labels it: the tables, and the
+/// confirmation links cleared from subscriptions that stay.
+pub const TABLES: [&str; 9] = [
+    "messages",
+    "price_points",
+    "tasks",
+    "task_attempts",
+    "outbox",
+    "sessions",
+    "subscriptions",
+    "confirmation_tokens",
+    "audit_log",
+];
+
+/// How long a confirmation link is kept after it expired: meanwhile the
+/// link still says "expired" and offers a new one, rather than "invalid".
+pub const TOKEN_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The pause between two batches: writers waiting for the lock (chat, a
+/// bid, the crawl) get it before the next batch does.
+const PAUSE: Duration = Duration::from_millis(10);
+
+/// What one rule removes or would remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    pub table: &'static str,
+    pub rows: u64,
+}
+
+/// What a pass removed, table by table in `TABLES` order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    pub removed: Vec<Removal>,
+    pub took: Duration,
+    /// Whether the pass ran through every rule (not stopped halfway).
+    pub complete: bool,
+}
+
+impl PassReport {
+    pub fn rows(&self, table: &str) -> u64 {
+        self.removed
+            .iter()
+            .filter(|r| r.table == table)
+            .map(|r| r.rows)
+            .sum()
+    }
+
+    /// `messages=3 price_points=0 ...`, for the log.
+    pub fn summary(&self) -> String {
+        summary(&self.removed)
+    }
+}
+
+/// `table=rows` pairs, in `TABLES` order.
+pub fn summary(removed: &[Removal]) -> String {
+    let mut out = String::new();
+    for table in TABLES {
+        let rows: u64 = removed
+            .iter()
+            .filter(|r| r.table == table)
+            .map(|r| r.rows)
+            .sum();
+        let _ = write!(
+            out,
+            "{}{table}={rows}",
+            if out.is_empty() { "" } else { " " }
+        );
+    }
+    out
+}
+
+/// The instants the settings turn into, from `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Messages before it go; `None` keeps them by age.
+    pub chat: Option<DateTime<Utc>>,
+    /// Price points before it thin out.
+    pub prices: DateTime<Utc>,
+    /// Sent and cancelled mail before it goes.
+    pub outbox: DateTime<Utc>,
+    /// Confirmation links that expired before it go.
+    pub tokens: DateTime<Utc>,
+    /// Audit rows before it go.
+    pub audit: DateTime<Utc>,
+    /// Sessions that end at or before it go.
+    pub now: DateTime<Utc>,
+}
+
+impl Cutoffs {
+    /// Each limit counted back from `now`: a row exactly at a limit is
+    /// within it, and kept.
+    pub fn at(settings: &RetentionSettings, now: DateTime<Utc>) -> Cutoffs {
+        let days = |n: u32| now - chrono::Duration::days(i64::from(n));
+        Cutoffs {
+            chat: settings.chat_days.map(days),
+            prices: days(settings.prices_full_days),
+            outbox: days(settings.outbox_days),
+            tokens: now - delta(TOKEN_GRACE),
+            audit: days(settings.audit_days),
+            now,
+        }
+    }
+}
+
+/// How a rule's rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Delete,
+    /// Tasks: their attempts go first, and the crawl counts them.
+    DeleteTasks,
+    /// Subscriptions that stay lose their used or expired link.
+    ClearToken,
+}
+
+/// The type of a table's key, for paging through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Int,
+    Text,
+}
+
+/// Rows of `table` (as `t`) matching `condition`, with `values` bound to
+/// its `$1`, `$2`...
+#[derive(Debug, Clone)]
+struct Rule {
+    label: &'static str,
+    table: &'static str,
+    key: Key,
+    condition: String,
+    values: Vec<Value>,
+    action: Action,
+}
+
+/// The day of a timestamp column, in UTC, as each backend writes it.
+fn day(backend: DatabaseBackend, column: &str) -> String {
+    match backend {
+        // SQLite stores UTC times as text starting `YYYY-MM-DD`.
+        DatabaseBackend::Sqlite => format!("substr({column}, 1, 10)"),
+        _ => format!("(({column}) AT TIME ZONE 'UTC')::date"),
+    }
+}
+
+/// The rules for `settings` at `now`, from what the database holds: the
+/// rooms over their count and where each is cut, the oldest crawl kept.
+async fn rules(
+    db: &impl ConnectionTrait,
+    settings: &RetentionSettings,
+    now: DateTime<Utc>,
+) -> Result<Vec<Rule>, DbErr> {
+    let backend = db.get_database_backend();
+    let cut = Cutoffs::at(settings, now);
+    let mut rules = Vec::new();
+
+    // Messages: each room's last `chat_messages`, and (if set) none older
+    // than `chat_days`.
+    let mut terms = Vec::new();
+    let mut values = Vec::new();
+    if let Some(chat) = cut.chat {
+        values.push(chat.into());
+        terms.push("t.at < $1".to_owned());
+    }
+    for (topic, seq) in rooms_over(db, settings.chat_messages).await? {
+        let n = values.len();
+        terms.push(format!("(t.topic = ${} AND t.seq <= ${})", n + 1, n + 2));
+        values.push(topic.into());
+        values.push(seq.into());
+    }
+    if !terms.is_empty() {
+        rules.push(Rule {
+            label: "messages",
+            table: "messages",
+            key: Key::Int,
+            condition: terms.join(" OR "),
+            values,
+            action: Action::Delete,
+        });
+    }
+
+    // Price points: older than `prices_full_days`, all but the lowest of
+    // its offer's day (the latest of equal ones), and never an offer's
+    // latest point: the chart draws it up to now.
+    rules.push(Rule {
+        label: "price_points",
+        table: "price_points",
+        key: Key::Int,
+        condition: format!(
+            "t.at < $1 \
+             AND EXISTS (SELECT 1 FROM price_points q \
+                 WHERE q.game_id = t.game_id AND q.store = t.store \
+                 AND q.currency = t.currency AND q.at < $1 AND {} = {} \
+                 AND (q.price_cents < t.price_cents \
+                      OR (q.price_cents = t.price_cents AND q.id > t.id))) \
+             AND t.id <> (SELECT MAX(r.id) FROM price_points r \
+                 WHERE r.game_id = t.game_id AND r.store = t.store)",
+            day(backend, "q.at"),
+            day(backend, "t.at"),
+        ),
+        values: vec![cut.prices.into()],
+        action: Action::Delete,
+    });
+
+    // Tasks of crawls older than the last `crawls_kept`, once final, but
+    // dead ones: they wait for an admin.
+    if let Some(oldest) = oldest_crawl_kept(db, settings.crawls_kept).await? {
+        rules.push(Rule {
+            label: "tasks",
+            table: "tasks",
+            key: Key::Int,
+            condition: "t.crawl_id < $1 AND t.state IN ('done', 'cancelled')".to_owned(),
+            values: vec![oldest.into()],
+            action: Action::DeleteTasks,
+        });
+    }
+
+    rules.push(Rule {
+        label: "outbox",
+        table: "outbox",
+        key: Key::Int,
+        condition: "t.status IN ('sent', 'cancelled') \
+                    AND COALESCE(t.sent_at, t.created_at) < $1"
+            .to_owned(),
+        values: vec![cut.outbox.into()],
+        action: Action::Delete,
+    });
+    rules.push(Rule {
+        label: "sessions",
+        table: "sessions",
+        key: Key::Text,
+        condition: "t.expires_at <= $1".to_owned(),
+        values: vec![cut.now.into()],
+        action: Action::Delete,
+    });
+    // A subscription never confirmed, whose link expired: nobody wanted it.
+    rules.push(Rule {
+        label: "subscriptions",
+        table: "subscriptions",
+        key: Key::Int,
+        condition: "t.status = 'pending' AND t.token_expires_at < $1".to_owned(),
+        values: vec![cut.tokens.into()],
+        action: Action::Delete,
+    });
+    // A confirmed or ended subscription's link, used or expired.
+    rules.push(Rule {
+        label: "confirmation_tokens",
+        table: "subscriptions",
+        key: Key::Int,
+        condition: "t.status <> 'pending' AND t.token_hash IS NOT NULL \
+                    AND t.token_expires_at < $1"
+            .to_owned(),
+        values: vec![cut.tokens.into()],
+        action: Action::ClearToken,
+    });
+    rules.push(Rule {
+        label: "audit_log",
+        table: "audit_log",
+        key: Key::Int,
+        condition: "t.at < $1".to_owned(),
+        values: vec![cut.audit.into()],
+        action: Action::Delete,
+    });
+    Ok(rules)
+}
+
+/// Rooms with more than `keep` messages, each with the highest seq that
+/// goes: the one just below its last `keep`.
+async fn rooms_over(db: &impl ConnectionTrait, keep: u64) -> Result<Vec<(String, i64)>, DbErr> {
+    let backend = db.get_database_backend();
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let rows = db
+        .query_all(stmt(
+            backend,
+            "SELECT topic FROM messages GROUP BY topic HAVING COUNT(*) > $1 ORDER BY topic",
+            vec![keep.into()],
+        ))
+        .await?;
+    let mut rooms = Vec::with_capacity(rows.len());
+    for row in rows {
+        let topic: String = row.try_get("", "topic")?;
+        let cut = db
+            .query_one(stmt(
+                backend,
+                "SELECT seq FROM messages WHERE topic = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2",
+                vec![topic.clone().into(), keep.into()],
+            ))
+            .await?;
+        if let Some(cut) = cut {
+            rooms.push((topic, cut.try_get("", "seq")?));
+        }
+    }
+    Ok(rooms)
+}
+
+/// The id of the oldest of the last `kept` crawls; `None` while there
+/// are no more than that.
+async fn oldest_crawl_kept(db: &impl ConnectionTrait, kept: u32) -> Result<Option<i64>, DbErr> {
+    let row = db
+        .query_one(stmt(
+            db.get_database_backend(),
+            "SELECT id FROM crawls ORDER BY id DESC LIMIT 1 OFFSET $1",
+            vec![i64::from(kept).into()],
+        ))
+        .await?;
+    // Fewer crawls than `kept` + 1: none is old enough.
+    let Some(row) = row else { return Ok(None) };
+    let id: i64 = row.try_get("", "id")?;
+    Ok(Some(id + 1))
+}
+
+/// What a pass would remove now, table by table in `TABLES` order.
+pub async fn plan(
+    db: &impl ConnectionTrait,
+    settings: &RetentionSettings,
+    now: DateTime<Utc>,
+) -> Result<Vec<Removal>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut removed: Vec<Removal> = TABLES
+        .iter()
+        .map(|&table| Removal { table, rows: 0 })
+        .collect();
+    for rule in rules(db, settings, now).await? {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {} t WHERE {}",
+            rule.table, rule.condition
+        );
+        let rows = count(db, stmt(backend, &sql, rule.values.clone())).await?;
+        add(&mut removed, rule.label, rows);
+        if rule.action == Action::DeleteTasks {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM task_attempts a WHERE a.task_id IN \
+                 (SELECT t.id FROM tasks t WHERE {})",
+                rule.condition
+            );
+            let rows = count(db, stmt(backend, &sql, rule.values)).await?;
+            add(&mut removed, "task_attempts", rows);
+        }
+    }
+    Ok(removed)
+}
+
+async fn count(db: &impl ConnectionTrait, statement: sea_orm::Statement) -> Result<u64, DbErr> {
+    let n: i64 = match db.query_one(statement).await? {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn add(removed: &mut [Removal], table: &str, rows: u64) {
+    if let Some(slot) = removed.iter_mut().find(|r| r.table == table) {
+        slot.rows += rows;
+    }
+}
+
+/// Runs one pass: every rule, batch by batch, while `go_on` says so (it is
+/// asked before each batch). Returns what went.
+pub async fn pass(
+    db: &DatabaseConnection,
+    settings: &RetentionSettings,
+    now: DateTime<Utc>,
+    go_on: impl Fn() -> bool,
+) -> Result<PassReport, DbErr> {
+    let started = Instant::now();
+    let mut removed: Vec<Removal> = TABLES
+        .iter()
+        .map(|&table| Removal { table, rows: 0 })
+        .collect();
+    let mut complete = true;
+    'rules: for rule in rules(db, settings, now).await? {
+        let mut after: Option<Value> = None;
+        loop {
+            if !go_on() {
+                complete = false;
+                break 'rules;
+            }
+            let keys = next_keys(db, &rule, after.clone(), settings.batch).await?;
+            let Some(last) = keys.last().cloned() else {
+                break;
+            };
+            let full = keys.len() as u64 == settings.batch;
+            for (table, rows) in remove(db, &rule, keys).await? {
+                add(&mut removed, table, rows);
+            }
+            after = Some(last);
+            if !full {
+                break;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+    Ok(PassReport {
+        removed,
+        took: started.elapsed(),
+        complete,
+    })
+}
+
+/// Up to `batch` keys of rows matching `rule`, after `after`, in order.
+async fn next_keys(
+    db: &impl ConnectionTrait,
+    rule: &Rule,
+    after: Option<Value>,
+    batch: u64,
+) -> Result<Vec<Value>, DbErr> {
+    let mut values = rule.values.clone();
+    let mut sql = format!(
+        "SELECT t.id FROM {} t WHERE ({})",
+        rule.table, rule.condition
+    );
+    if let Some(after) = after {
+        values.push(after);
+        let _ = write!(sql, " AND t.id > ${}", values.len());
+    }
+    values.push(i64::try_from(batch).unwrap_or(i64::MAX).into());
+    let _ = write!(sql, " ORDER BY t.id LIMIT ${}", values.len());
+    let rows = db
+        .query_all(stmt(db.get_database_backend(), &sql, values))
+        .await?;
+    rows.iter()
+        .map(|row| match rule.key {
+            Key::Int => row.try_get::<i64>("", "id").map(Value::from),
+            Key::Text => row.try_get::<String>("", "id").map(Value::from),
+        })
+        .collect()
+}
+
+/// Removes the rows of `rule` with `keys` that still match it, in one
+/// transaction; what went, by label.
+async fn remove(
+    db: &DatabaseConnection,
+    rule: &Rule,
+    keys: Vec<Value>,
+) -> Result<Vec<(&'static str, u64)>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut values = rule.values.clone();
+    let first = values.len() + 1;
+    let list: Vec<String> = (first..first + keys.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    values.extend(keys);
+    let matching = format!("t.id IN ({}) AND ({})", list.join(", "), rule.condition);
+    // On SQLite, in line with the crawl's writers rather than racing them
+    // for the lock.
+    let _turn = turn(db, Writer::Merger).await;
+    let txn = begin_write(db).await?;
+    let mut went = Vec::new();
+    match rule.action {
+        Action::Delete => {
+            let sql = format!("DELETE FROM {} AS t WHERE {matching}", rule.table);
+            let done = txn.execute(stmt(backend, &sql, values)).await?;
+            went.push((rule.label, done.rows_affected()));
+        }
+        Action::ClearToken => {
+            let sql = format!(
+                "UPDATE {} AS t SET token_hash = NULL, token_expires_at = NULL, \
+                 pending_target_cents = NULL WHERE {matching}",
+                rule.table
+            );
+            let done = txn.execute(stmt(backend, &sql, values)).await?;
+            went.push((rule.label, done.rows_affected()));
+        }
+        Action::DeleteTasks => {
+            // What goes, counted on each crawl's row first, so that its
+            // summary still adds up.
+            let counted = txn
+                .query_all(stmt(
+                    backend,
+                    &format!(
+                        "SELECT t.crawl_id, t.state, COUNT(*) AS n FROM tasks t \
+                         WHERE {matching} GROUP BY t.crawl_id, t.state"
+                    ),
+                    values.clone(),
+                ))
+                .await?;
+            for row in counted {
+                let crawl: i64 = row.try_get("", "crawl_id")?;
+                let state: String = row.try_get("", "state")?;
+                let n: i64 = row.try_get("", "n")?;
+                let column = match state.as_str() {
+                    "done" => "pruned_done",
+                    _ => "pruned_cancelled",
+                };
+                txn.execute(stmt(
+                    backend,
+                    &format!("UPDATE crawls SET {column} = {column} + $1 WHERE id = $2"),
+                    vec![n.into(), crawl.into()],
+                ))
+                .await?;
+            }
+            let attempts = txn
+                .execute(stmt(
+                    backend,
+                    &format!(
+                        "DELETE FROM task_attempts WHERE task_id IN \
+                         (SELECT t.id FROM tasks t WHERE {matching})"
+                    ),
+                    values.clone(),
+                ))
+                .await?;
+            let tasks = txn
+                .execute(stmt(
+                    backend,
+                    &format!("DELETE FROM tasks AS t WHERE {matching}"),
+                    values,
+                ))
+                .await?;
+            went.push(("task_attempts", attempts.rows_affected()));
+            went.push((rule.label, tasks.rows_affected()));
+        }
+    }
+    txn.commit().await?;
+    Ok(went)
+}
+
+/// `bazaar admin prune`: with `dry_run`, the overview of what a pass would
+/// remove; otherwise a pass now, and what it removed. Safe beside a
+/// running server: a pass is short transactions, as the server's own.
+pub async fn prune_command(
+    db: &DatabaseConnection,
+    settings: &RetentionSettings,
+    dry_run: bool,
+) -> Result<String, DbErr> {
+    let now = Utc::now();
+    if dry_run {
+        return Ok(report::overview(db, settings, now).await?.text());
+    }
+    let report = pass(db, settings, now, || true).await?;
+    log_pass(&report, settings);
+    let pages = storage::reclaim(db).await?;
+    let mut out = String::new();
+    for removal in &report.removed {
+        let _ = writeln!(out, "{:<20} {:>12} removed", removal.table, removal.rows);
+    }
+    let _ = writeln!(
+        out,
+        "pass took {} ms; {pages} free pages given back",
+        report.took.as_millis()
+    );
+    Ok(out)
+}
+
+/// Runs a pass every `retention.every` while this node holds the
+/// scheduler role, then gives SQLite's free pages back to the file system.
+/// Each pass is logged and counted in `/metrics`.
+pub fn spawn(
+    db: DatabaseConnection,
+    settings: RetentionSettings,
+    clock: Clock,
+    leadership: Leadership,
+    metrics: std::sync::Arc<Metrics>,
+) {
+    if settings.every.is_zero() {
+        tracing::info!("retention passes are off (retention.every = 0s)");
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(settings.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !leadership.held() {
+                continue;
+            }
+            let held = || leadership.held();
+            match pass(&db, &settings, clock.now(), held).await {
+                Ok(report) => {
+                    metrics.retention_pass(&report.removed, report.took);
+                    log_pass(&report, &settings);
+                    if let Err(err) = storage::reclaim(&db).await {
+                        tracing::warn!(error = %err, "could not give free pages back");
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "retention pass failed"),
+            }
+        }
+    });
+}
+
+/// One line per pass with what went from each table; the audit log's
+/// removals get a line of their own, so that they are never silent.
+pub fn log_pass(report: &PassReport, settings: &RetentionSettings) {
+    tracing::info!(
+        took_ms = report.took.as_millis() as u64,
+        complete = report.complete,
+        "retention pass removed {}",
+        report.summary()
+    );
+    let audit = report.rows("audit_log");
+    if audit > 0 {
+        tracing::info!(
+            rows = audit,
+            days = settings.audit_days,
+            "removed {audit} audit rows older than {} days",
+            settings.audit_days
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_exactly_at_a_limit_is_within_it() {
+        let settings = RetentionSettings {
+            chat_days: Some(30),
+            ..RetentionSettings::default()
+        };
+        let now = "2026-12-07T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let cut = Cutoffs::at(&settings, now);
+        let day = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        // Rules delete strictly before the cutoff.
+        assert_eq!(cut.chat, Some(day("2026-11-07T12:00:00Z")));
+        assert_eq!(cut.prices, day("2026-09-08T12:00:00Z"));
+        assert_eq!(cut.outbox, day("2026-11-07T12:00:00Z"));
+        assert_eq!(cut.audit, day("2025-12-07T12:00:00Z"));
+        assert_eq!(cut.tokens, day("2026-11-30T12:00:00Z"));
+        assert_eq!(Cutoffs::at(&RetentionSettings::default(), now).chat, None);
+    }
+
+    #[test]
+    fn the_summary_names_every_table_in_order() {
+        let removed = [
+            Removal {
+                table: "audit_log",
+                rows: 2,
+            },
+            Removal {
+                table: "messages",
+                rows: 7,
+            },
+        ];
+        assert_eq!(
+            summary(&removed),
+            "messages=7 price_points=0 tasks=0 task_attempts=0 outbox=0 sessions=0 \
+             subscriptions=0 confirmation_tokens=0 audit_log=2"
+        );
+    }
+}

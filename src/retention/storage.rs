@@ -1,0 +1,160 @@
+//! The database's size per table, and giving the space a pass freed back
+//! to the file system.
+//!
+//! SQLite keeps the pages of deleted rows in the file, on a free list that
+//! later inserts reuse. A database created with `auto_vacuum = INCREMENTAL`
+//! (every database `db::open` creates) can hand them back in steps with
+//! `PRAGMA incremental_vacuum`; one created before has `auto_vacuum = NONE`
+//! until a `VACUUM` rewrites it (README, "Retention"). PostgreSQL's
+//! autovacuum makes the space reusable on its own.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
+
+/// The tables the storage page lists: those retention prunes, then the
+/// catalog and the rest that people make.
+pub const LISTED: [&str; 12] = [
+    "messages",
+    "price_points",
+    "tasks",
+    "task_attempts",
+    "crawls",
+    "outbox",
+    "sessions",
+    "subscriptions",
+    "audit_log",
+    "games",
+    "offers",
+    "bids",
+];
+
+/// Pages handed back per step: 2 MiB at the 1 KiB pages Bazaar's SQLite
+/// databases use, a write of a few milliseconds.
+const VACUUM_STEP: i64 = 2048;
+/// Steps per pass at most (4 GiB); the next pass goes on.
+const VACUUM_STEPS: usize = 2048;
+/// The pause between steps, for other writers' turn.
+const VACUUM_PAUSE: Duration = Duration::from_millis(10);
+
+/// One table: its rows and the bytes it and its indexes take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    pub table: &'static str,
+    pub rows: u64,
+    /// `None` where the backend cannot say.
+    pub bytes: Option<u64>,
+}
+
+/// The whole database: its tables, and the file (or database) in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    pub tables: Vec<TableSize>,
+    pub total_bytes: u64,
+    /// SQLite: bytes on the free list, reused by inserts or handed back
+    /// by an incremental vacuum.
+    pub free_bytes: Option<u64>,
+    /// SQLite: whether the file can shrink (`auto_vacuum = INCREMENTAL`).
+    pub incremental: Option<bool>,
+}
+
+async fn number(db: &impl ConnectionTrait, sql: &str) -> Result<i64, DbErr> {
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get_by_index::<i64>(0),
+        None => Ok(0),
+    }
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Reads the sizes: rows counted exactly, bytes from SQLite's `dbstat` or
+/// PostgreSQL's `pg_total_relation_size` (indexes included).
+pub async fn sizes(db: &impl ConnectionTrait) -> Result<Storage, DbErr> {
+    let backend = db.get_database_backend();
+    let mut tables = Vec::with_capacity(LISTED.len());
+    for table in LISTED {
+        let rows = unsigned(number(db, &format!("SELECT COUNT(*) FROM {table}")).await?);
+        let bytes = match backend {
+            DatabaseBackend::Sqlite => number(
+                db,
+                &format!(
+                    "SELECT COALESCE(SUM(s.pgsize), 0) FROM dbstat s \
+                     JOIN sqlite_master m ON m.name = s.name WHERE m.tbl_name = '{table}'"
+                ),
+            )
+            .await
+            .ok()
+            .map(unsigned),
+            _ => number(
+                db,
+                &format!("SELECT pg_total_relation_size('{table}')::bigint"),
+            )
+            .await
+            .ok()
+            .map(unsigned),
+        };
+        tables.push(TableSize { table, rows, bytes });
+    }
+    Ok(match backend {
+        DatabaseBackend::Sqlite => {
+            let page = number(db, "PRAGMA page_size").await?;
+            let pages = number(db, "PRAGMA page_count").await?;
+            let free = number(db, "PRAGMA freelist_count").await?;
+            let mode = number(db, "PRAGMA auto_vacuum").await?;
+            Storage {
+                tables,
+                total_bytes: unsigned(page * pages),
+                free_bytes: Some(unsigned(page * free)),
+                incremental: Some(mode == 2),
+            }
+        }
+        _ => Storage {
+            tables,
+            total_bytes: unsigned(
+                number(db, "SELECT pg_database_size(current_database())::bigint").await?,
+            ),
+            free_bytes: None,
+            incremental: None,
+        },
+    })
+}
+
+/// On SQLite with `auto_vacuum = INCREMENTAL`, hands the free pages back
+/// to the file system in small steps; returns the pages handed back.
+/// Elsewhere it does nothing: PostgreSQL's autovacuum does its part, and a
+/// SQLite database without incremental vacuum reuses its free pages.
+pub async fn reclaim(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return Ok(0);
+    }
+    if number(db, "PRAGMA auto_vacuum").await? != 2 {
+        return Ok(0);
+    }
+    let mut handed = 0;
+    for _ in 0..VACUUM_STEPS {
+        let free = number(db, "PRAGMA freelist_count").await?;
+        if free == 0 {
+            break;
+        }
+        let step = free.min(VACUUM_STEP);
+        db.execute_unprepared(&format!("PRAGMA incremental_vacuum({step})"))
+            .await?;
+        handed += unsigned(step);
+        tokio::time::sleep(VACUUM_PAUSE).await;
+    }
+    if handed > 0 {
+        tracing::info!(
+            pages = handed,
+            "gave free database pages back to the file system"
+        );
+    }
+    Ok(handed)
+}
