@@ -17,6 +17,7 @@ mod m20261124_000012_add_pending_alert_target;
 mod m20261125_000013_add_room_seq_reserved;
 mod m20261206_000014_create_cluster_tables;
 mod m20261207_000015_add_crawl_pruned_counts;
+mod m20261207_000016_create_retention_totals;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000013_add_room_seq_reserved::Migration),
             Box::new(m20261206_000014_create_cluster_tables::Migration),
             Box::new(m20261207_000015_add_crawl_pruned_counts::Migration),
+            Box::new(m20261207_000016_create_retention_totals::Migration),
         ]
     }
 }

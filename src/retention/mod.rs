@@ -455,7 +455,8 @@ async fn next_keys(
 }
 
 /// Removes the rows of `rule` with `keys` that still match it, in one
-/// transaction; what went, by label.
+/// transaction that also adds them to `retention_totals`; what went, by
+/// label.
 async fn remove(
     db: &DatabaseConnection,
     rule: &Rule,
@@ -538,8 +539,39 @@ async fn remove(
             went.push((rule.label, tasks.rows_affected()));
         }
     }
+    for (label, rows) in &went {
+        if *rows > 0 {
+            txn.execute(stmt(
+                backend,
+                "INSERT INTO retention_totals (name, removed) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET removed = retention_totals.removed + excluded.removed",
+                vec![
+                    (*label).into(),
+                    i64::try_from(*rows).unwrap_or(i64::MAX).into(),
+                ],
+            ))
+            .await?;
+        }
+    }
     txn.commit().await?;
     Ok(went)
+}
+
+/// Rows retention ever removed as `label` (a table), over every node.
+pub async fn removed_ever(db: &impl ConnectionTrait, label: &str) -> Result<u64, DbErr> {
+    let row = db
+        .query_one(stmt(
+            db.get_database_backend(),
+            "SELECT removed AS n FROM retention_totals WHERE name = $1",
+            vec![label.into()],
+        ))
+        .await?;
+    let n: i64 = match row {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// `bazaar admin prune`: with `dry_run`, the overview of what a pass would

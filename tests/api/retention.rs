@@ -661,6 +661,8 @@ async fn the_servers_passes_are_counted_in_metrics_and_logged(backend: Backend) 
     );
     assert!(passes.is_some_and(|n| n >= 1.0), "{scrape}");
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 2);
+    // Messages stored ever, those removed included: a counter never drops.
+    assert_eq!(sample(&scrape, "bazaar_messages_total", None), Some(6.0));
     let log = app.log();
     assert!(log.contains("retention pass removed messages=4"), "{log}");
     assert!(
