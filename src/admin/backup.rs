@@ -106,7 +106,7 @@ impl std::fmt::Display for Backup {
         if self.secrets.is_empty() {
             writeln!(
                 f,
-                "  no secrets files in the data dir (they come from the configuration)"
+                "  no secrets files in the data dir (a secret set in the configuration is not one)"
             )
         } else {
             writeln!(f, "  secrets files: {}", self.secrets.join(", "))
@@ -149,6 +149,11 @@ pub async fn backup(settings: &Settings, file: &Path, force: bool) -> anyhow::Re
         }
         if !force {
             bail!("{} exists; pass --force to replace it", file.display());
+        }
+    }
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("there is no directory {} to write into", dir.display());
         }
     }
     let partial = Partial::beside(file)?;
@@ -553,10 +558,12 @@ impl Partial {
         rename(&self.path, target)?;
         self.done = true;
         // The rename is durable once the directory is.
-        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(dir) = File::open(dir) {
-                dir.sync_all().ok();
-            }
+        let dir = match target.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if let Ok(dir) = File::open(dir) {
+            dir.sync_all().ok();
         }
         Ok(bytes)
     }

@@ -353,6 +353,18 @@ async fn a_backup_never_overwrites_a_file_without_force() {
     );
     assert_eq!(files_named(out.path(), ""), ["backup.db"]);
 
+    // A directory that is not there is named.
+    let missing = out.path().join("missing").join("backup.db");
+    let (code, _, stderr) = admin(&app, &["backup", missing.to_str().expect("path")]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "there is no directory {} to write into",
+            out.path().join("missing").display()
+        )),
+        "{stderr}"
+    );
+
     // With --force it is replaced by a database.
     let (code, stdout, stderr) = admin(&app, &["backup", "--force", path]);
     assert_eq!(code, 0, "{stdout}{stderr}");
