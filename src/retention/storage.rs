@@ -79,21 +79,23 @@ fn unsigned(n: i64) -> u64 {
 /// PostgreSQL's `pg_total_relation_size` (indexes included).
 pub async fn sizes(db: &impl ConnectionTrait) -> Result<Storage, DbErr> {
     let backend = db.get_database_backend();
+    // SQLite reads every page of the file for this, so once for all tables.
+    let sqlite_bytes = match backend {
+        DatabaseBackend::Sqlite => sqlite_table_bytes(db).await.ok(),
+        _ => None,
+    };
     let mut tables = Vec::with_capacity(LISTED.len());
     for table in LISTED {
         let rows = unsigned(number(db, &format!("SELECT COUNT(*) FROM {table}")).await?);
-        let bytes = match backend {
-            DatabaseBackend::Sqlite => number(
-                db,
-                &format!(
-                    "SELECT COALESCE(SUM(s.pgsize), 0) FROM dbstat s \
-                     JOIN sqlite_master m ON m.name = s.name WHERE m.tbl_name = '{table}'"
-                ),
-            )
-            .await
-            .ok()
-            .map(unsigned),
-            _ => number(
+        let bytes = match &sqlite_bytes {
+            Some(sizes) => Some(
+                sizes
+                    .iter()
+                    .find(|(name, _)| name == table)
+                    .map_or(0, |(_, bytes)| *bytes),
+            ),
+            None if backend == DatabaseBackend::Sqlite => None,
+            None => number(
                 db,
                 &format!("SELECT pg_total_relation_size('{table}')::bigint"),
             )
@@ -125,6 +127,24 @@ pub async fn sizes(db: &impl ConnectionTrait) -> Result<Storage, DbErr> {
             incremental: None,
         },
     })
+}
+
+/// Bytes per table on SQLite, its indexes included, from `dbstat`.
+async fn sqlite_table_bytes(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbErr> {
+    let rows = db
+        .query_all(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            "SELECT m.tbl_name AS name, SUM(s.pgsize) AS bytes FROM dbstat s \
+             JOIN sqlite_master m ON m.name = s.name GROUP BY m.tbl_name",
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let name: String = row.try_get("", "name")?;
+            let bytes: i64 = row.try_get("", "bytes")?;
+            Ok((name, unsigned(bytes)))
+        })
+        .collect()
 }
 
 /// On SQLite with `auto_vacuum = INCREMENTAL`, hands the free pages back

@@ -543,6 +543,16 @@ async fn the_dry_run_and_the_storage_page_show_what_a_pass_would_remove(backend:
     assert_eq!(dry_run_line(&out, "audit_log"), ("2".into(), "1".into()));
     assert_eq!(dry_run_line(&out, "price_points"), ("0".into(), "0".into()));
     assert!(out.contains("database: "), "{out}");
+    // Every table's size is read, indexes included.
+    let sizes: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("confirmation_tokens") && !l.starts_with("database: "))
+        .collect();
+    assert!(
+        sizes.iter().all(|l| l.contains("KiB") || l.contains("MiB")),
+        "{out}"
+    );
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.body
