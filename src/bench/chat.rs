@@ -397,6 +397,17 @@ impl Load {
         Load { plan, stats, tasks }
     }
 
+    /// When the plan started.
+    pub(super) fn t0(&self) -> Instant {
+        self.plan.t0
+    }
+
+    /// Messages sent and delivered so far.
+    pub(super) fn progress(&self) -> (u64, u64) {
+        let s = self.stats.borrow();
+        (s.sent, s.deliveries)
+    }
+
     /// Waits out the plan, then for the last copies to reach the rooms'
     /// `members` each (at most [`DRAIN`]); stops the members.
     pub(super) async fn finish(self, members: usize) -> Stats {

@@ -7,6 +7,7 @@ pub mod crawl;
 pub mod idle;
 pub mod mail;
 pub mod pin;
+pub mod soak;
 pub mod store;
 
 use std::process::Stdio;
@@ -39,6 +40,15 @@ enum Scenario {
     /// Digest mail for one crawl to N subscribers: the time to queue it and
     /// mails per second from the outbox to a local SMTP sink.
     Mail(mail::MailBench),
+    /// Whether the server's memory stays flat: a crawl, then chat at a
+    /// steady rate, with the server's RSS sampled throughout.
+    ///
+    /// The verdict is "flat" when the RSS grew over the second half of the
+    /// chat (from the last sample at or before half of --duration to the
+    /// sample at its end) by at most 4 MiB or 5 % of the RSS at the half,
+    /// whichever is more; otherwise "growing". The first half is left out:
+    /// caches, buffers and the allocator's arenas fill there.
+    Soak(soak::SoakBench),
 }
 
 pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
@@ -48,6 +58,7 @@ pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
         Scenario::Idle(bench) => idle::run(bench).await,
         Scenario::Bids(bench) => bids::run(bench).await,
         Scenario::Mail(bench) => mail::run(bench).await,
+        Scenario::Soak(bench) => soak::run(bench).await,
     }
 }
 

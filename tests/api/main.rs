@@ -40,6 +40,7 @@ mod retention;
 mod room_limits;
 mod sites_cli;
 mod smtp;
+mod soak;
 mod subscriptions;
 mod supervision;
 mod worker_protocol;
