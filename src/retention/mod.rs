@@ -143,11 +143,24 @@ enum Action {
     ClearToken,
 }
 
-/// The type of a table's key, for paging through it.
+/// The key a rule pages through its rows by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
+    /// `id`, an integer.
     Int,
+    /// `id`, text.
     Text,
+    /// `seq`, within one room's messages.
+    Seq,
+}
+
+impl Key {
+    fn column(self) -> &'static str {
+        match self {
+            Key::Int | Key::Text => "id",
+            Key::Seq => "seq",
+        }
+    }
 }
 
 /// Rows of `table` (as `t`) matching `condition`, with `values` bound to
@@ -183,25 +196,41 @@ async fn rules(
     let mut rules = Vec::new();
 
     // Messages: each room's last `chat_messages`, and (if set) none older
-    // than `chat_days`.
-    let mut terms = Vec::new();
-    let mut values = Vec::new();
+    // than `chat_days`. A room over its count is paged through by seq, in
+    // its own stretch of the (topic, seq) index: paged by id, every batch
+    // would read and sort all of the room's old messages again, and a pass
+    // over a million of them would take a core for minutes.
+    let over = rooms_over(db, settings.chat_messages).await?;
+    let mut counted = Vec::new();
+    let mut counted_values: Vec<Value> = Vec::new();
+    for (topic, seq) in over {
+        let n = counted_values.len();
+        counted.push(format!("(t.topic = ${} AND t.seq <= ${})", n + 2, n + 3));
+        counted_values.push(topic.clone().into());
+        counted_values.push(seq.into());
+        rules.push(Rule {
+            label: "messages",
+            table: "messages",
+            key: Key::Seq,
+            condition: "t.topic = $1 AND t.seq <= $2".to_owned(),
+            values: vec![topic.into(), seq.into()],
+            action: Action::Delete,
+        });
+    }
     if let Some(chat) = cut.chat {
-        values.push(chat.into());
-        terms.push("t.at < $1".to_owned());
-    }
-    for (topic, seq) in rooms_over(db, settings.chat_messages).await? {
-        let n = values.len();
-        terms.push(format!("(t.topic = ${} AND t.seq <= ${})", n + 1, n + 2));
-        values.push(topic.into());
-        values.push(seq.into());
-    }
-    if !terms.is_empty() {
+        // What the rooms' counts already remove is not counted twice.
+        let condition = if counted.is_empty() {
+            "t.at < $1".to_owned()
+        } else {
+            format!("t.at < $1 AND NOT ({})", counted.join(" OR "))
+        };
+        let mut values: Vec<Value> = vec![chat.into()];
+        values.extend(counted_values);
         rules.push(Rule {
             label: "messages",
             table: "messages",
             key: Key::Int,
-            condition: terms.join(" OR "),
+            condition,
             values,
             action: Action::Delete,
         });
@@ -433,43 +462,55 @@ async fn next_keys(
     batch: u64,
 ) -> Result<Vec<Value>, DbErr> {
     let mut values = rule.values.clone();
+    let key = rule.key.column();
     let mut sql = format!(
-        "SELECT t.id FROM {} t WHERE ({})",
+        "SELECT t.{key} AS id FROM {} t WHERE ({})",
         rule.table, rule.condition
     );
     if let Some(after) = after {
         values.push(after);
-        let _ = write!(sql, " AND t.id > ${}", values.len());
+        let _ = write!(sql, " AND t.{key} > ${}", values.len());
     }
     values.push(i64::try_from(batch).unwrap_or(i64::MAX).into());
-    let _ = write!(sql, " ORDER BY t.id LIMIT ${}", values.len());
+    let _ = write!(sql, " ORDER BY t.{key} LIMIT ${}", values.len());
     let rows = db
         .query_all(stmt(db.get_database_backend(), &sql, values))
         .await?;
     rows.iter()
         .map(|row| match rule.key {
-            Key::Int => row.try_get::<i64>("", "id").map(Value::from),
+            Key::Int | Key::Seq => row.try_get::<i64>("", "id").map(Value::from),
             Key::Text => row.try_get::<String>("", "id").map(Value::from),
         })
         .collect()
 }
 
-/// Removes the rows of `rule` with `keys` that still match it, in one
-/// transaction that also adds them to `retention_totals`; what went, by
-/// label.
+/// Removes the rows of `rule` from the first of `keys` to the last (the
+/// rows that matched when they were read, in key order) that still match
+/// it, in one transaction that also adds them to `retention_totals`; what
+/// went, by label. A row between them that matches now goes by the same
+/// rule. As a range, a batch reads only its own stretch of an index: a
+/// list of keys beside the room's `seq <= cut` would have SQLite read the
+/// whole of the room's old messages for every batch.
 async fn remove(
     db: &DatabaseConnection,
     rule: &Rule,
     keys: Vec<Value>,
 ) -> Result<Vec<(&'static str, u64)>, DbErr> {
     let backend = db.get_database_backend();
+    let (Some(first), Some(last)) = (keys.first().cloned(), keys.last().cloned()) else {
+        return Ok(Vec::new());
+    };
     let mut values = rule.values.clone();
-    let first = values.len() + 1;
-    let list: Vec<String> = (first..first + keys.len())
-        .map(|i| format!("${i}"))
-        .collect();
-    values.extend(keys);
-    let matching = format!("t.id IN ({}) AND ({})", list.join(", "), rule.condition);
+    let n = values.len();
+    values.push(first);
+    values.push(last);
+    let key = rule.key.column();
+    let matching = format!(
+        "t.{key} >= ${} AND t.{key} <= ${} AND ({})",
+        n + 1,
+        n + 2,
+        rule.condition
+    );
     // On SQLite, in line with the crawl's writers rather than racing them
     // for the lock.
     let _turn = turn(db, Writer::Merger).await;

@@ -246,6 +246,11 @@ async fn a_pass_keeps_exactly_what_the_settings_say(backend: Backend) {
     message(db, "chat:aged", 1, now - days(30) - ms(1)).await;
     message(db, "chat:aged", 2, now - days(30)).await;
     message(db, "chat:aged", 3, now - days(1)).await;
+    // Over the count and past the age: it goes once, and counts once.
+    message(db, "chat:both", 1, now - days(40)).await;
+    for seq in 2..=4 {
+        message(db, "chat:both", seq, now - TimeDelta::hours(5 - seq)).await;
+    }
 
     let g = game(db, now).await;
     let cutoff = now - days(90);
@@ -332,14 +337,14 @@ async fn a_pass_keeps_exactly_what_the_settings_say(backend: Backend) {
     // Assert: what went, table by table, and the plan said so beforehand.
     assert_eq!(
         report.summary(),
-        "messages=4 price_points=4 tasks=4 task_attempts=3 outbox=2 sessions=1 \
+        "messages=5 price_points=4 tasks=4 task_attempts=3 outbox=2 sessions=1 \
          subscriptions=1 confirmation_tokens=1 audit_log=1"
     );
     assert!(report.complete);
     assert_eq!(planned, report.removed);
 
     // Messages: the last 3 of a busy room, a room at exactly 3 whole, and
-    // one exactly 30 days old kept.
+    // one exactly 30 days old kept; a room over both limits keeps its last 3.
     let left = column(
         &app,
         "SELECT topic || ':' || CAST(seq AS TEXT) FROM messages ORDER BY topic, seq",
@@ -350,6 +355,9 @@ async fn a_pass_keeps_exactly_what_the_settings_say(backend: Backend) {
         [
             "chat:aged:2",
             "chat:aged:3",
+            "chat:both:2",
+            "chat:both:3",
+            "chat:both:4",
             "chat:busy:4",
             "chat:busy:5",
             "chat:busy:6",
