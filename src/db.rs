@@ -50,6 +50,36 @@ pub async fn open_store(db: &DatabaseConnection, url: &str) -> anyhow::Result<Da
     Ok(store)
 }
 
+/// The name of the thread retention's passes answer from.
+const PRUNE_THREAD: &str = "bazaar-prune";
+
+/// The connection retention's passes go through. On SQLite it answers from
+/// a thread of its own at the lowest normal priority (nice 19): a pass over
+/// a million old messages is minutes of work, and on a busy core it takes
+/// only what the delivering threads leave. Not idle priority, as the chat
+/// store's: each batch holds the write lock, and a thread that ran only on
+/// an idle core could hold it for as long as the core stays busy while
+/// bids and merges wait. At nice 19 it still gets its turn. On PostgreSQL
+/// the work runs in the server's processes: this is `db` itself.
+pub async fn open_pruner(db: &DatabaseConnection, url: &str) -> anyhow::Result<DatabaseConnection> {
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return Ok(db.clone());
+    }
+    let pruner = open_with(url, Some(PRUNE_THREAD)).await?;
+    for tid in threads_named(PRUNE_THREAD) {
+        // SAFETY: setpriority reads its plain integer arguments only; on
+        // Linux, PRIO_PROCESS with a thread id sets that thread's nice.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0 {
+            tracing::warn!(
+                thread = PRUNE_THREAD,
+                error = %std::io::Error::last_os_error(),
+                "could not lower a thread's priority"
+            );
+        }
+    }
+    Ok(pruner)
+}
+
 /// Puts this process's threads named `name` at idle priority (SCHED_IDLE).
 /// Lowering needs no privilege; where it fails, the threads keep their
 /// priority and only latency suffers.

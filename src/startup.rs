@@ -218,7 +218,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     spawn_session_sweep(db.clone(), clock.clone());
     // Once per cluster: on the node holding the scheduler role.
     crate::retention::spawn(
-        db.clone(),
+        db::open_pruner(&db, &url).await?,
         settings.retention.clone(),
         clock.clone(),
         leadership.clone(),
