@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::pin::{cpu_seconds, Pinning};
-use super::{percentile, proc_status_kib, raise_nofile_limit, ChildServer};
+use super::{percentile, prefill, proc_status_kib, raise_nofile_limit, ChildServer};
 
 #[derive(Debug, Clone, Args)]
 pub struct ChatBench {
@@ -49,6 +49,12 @@ pub struct ChatBench {
     /// Bytes of text per message (at least the embedded send time).
     #[arg(long, default_value_t = 32)]
     text_bytes: usize,
+    /// Before the server starts, fills its database with this many
+    /// year-old messages in a room nobody joins; past what
+    /// `retention.chat_messages` keeps, its first retention pass removes
+    /// them while the load runs.
+    #[arg(long, default_value_t = 0)]
+    old_messages: u64,
     #[command(flatten)]
     pinning: Pinning,
 }
@@ -72,6 +78,9 @@ impl ChatBench {
         }
         if !(self.duration.is_finite() && self.duration > 0.0) {
             bail!("--duration must be a positive number of seconds");
+        }
+        if self.old_messages > 0 && self.server.is_some() {
+            bail!("--old-messages fills the database of a server this benchmark starts, not --server's");
         }
         Ok(())
     }
@@ -451,7 +460,13 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     bench.pinning.apply(bench.server.is_none())?;
     let child = match &bench.server {
         Some(_) => None,
-        None => Some(ChildServer::start(&unthrottled(), bench.pinning.server()).await?),
+        None => {
+            let dir = tempfile::tempdir()?;
+            if bench.old_messages > 0 {
+                prefill::old_messages(dir.path(), bench.old_messages).await?;
+            }
+            Some(ChildServer::start_in(dir, &unthrottled(), bench.pinning.server()).await?)
+        }
     };
     let server = match (&bench.server, &child) {
         (Some(url), _) => url.clone(),
@@ -487,6 +502,14 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         (Some(c), Some(before)) => Some(cpu_seconds(c.pid) - before),
         _ => None,
     };
+    if let (Some(child), true) = (&child, bench.old_messages > 0) {
+        let left = prefill::old_messages_left(child.data_dir()).await?;
+        println!(
+            "the retention pass removed {} of the {} old messages by the end of the run",
+            bench.old_messages.saturating_sub(left),
+            bench.old_messages
+        );
+    }
     if let Some(child) = child {
         child.stop().await;
     }
@@ -610,9 +633,18 @@ mod tests {
             window: 100,
             duration: 1.0,
             text_bytes: 32,
+            old_messages: 0,
             pinning: Pinning::default(),
         };
         assert!(ok.validate().is_ok());
+        // Old messages go into the database of a server it starts.
+        assert!(ChatBench {
+            old_messages: 10,
+            server: Some(Url::parse("http://127.0.0.1:8080").unwrap()),
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
         assert!(ChatBench {
             senders: 11,
             ..ok.clone()

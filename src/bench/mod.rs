@@ -7,6 +7,7 @@ pub mod crawl;
 pub mod idle;
 pub mod mail;
 pub mod pin;
+mod prefill;
 pub mod soak;
 pub mod store;
 
