@@ -109,6 +109,16 @@ fn allowed_growth_kib(rss_at_half_kib: u64) -> u64 {
     (4 * 1024).max(rss_at_half_kib / 20)
 }
 
+/// The server's SQLite database and its log on disk, in KiB: what
+/// retention keeps in bounds.
+fn database_kib(data_dir: &std::path::Path) -> u64 {
+    ["bazaar.db", "bazaar.db-wal"]
+        .iter()
+        .filter_map(|name| std::fs::metadata(data_dir.join(name)).ok())
+        .map(|m| m.len() / 1024)
+        .sum()
+}
+
 /// One sample of the server during the chat.
 struct Sample {
     secs: f64,
@@ -206,19 +216,25 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
     );
     let load = Load::start(members, plan);
     let mut samples = Vec::new();
+    let mut db_samples = Vec::new();
     for secs in bench.sample_times() {
         tokio::time::sleep_until(load.t0() + Duration::from_secs_f64(secs)).await;
         let rss_kib = rss()?;
         let (sent, delivered) = load.progress();
+        let db_kib = database_kib(server.data_dir());
         eprintln!(
-            "{secs:>7.0} s  sent {sent:>9}  delivered {delivered:>10}  RSS {}",
-            mib(rss_kib)
+            "{secs:>7.0} s  sent {sent:>9}  delivered {delivered:>10}  RSS {}  database {}",
+            mib(rss_kib),
+            mib(db_kib)
         );
+        db_samples.push(db_kib);
         samples.push(Sample { secs, rss_kib });
     }
     let s = load.finish(bench.members).await;
     let peak = proc_status_kib(pid, "VmHWM");
     server.stop().await;
+    let db_first = db_samples.first().copied().unwrap_or(0);
+    let db_end = db_samples.last().copied().unwrap_or(0);
 
     let first = samples.first().map_or(0, |s| s.rss_kib);
     let end = samples.last().map_or(0, |s| s.rss_kib);
@@ -238,7 +254,8 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
         "crawl {crawled} of {games} game pages in {crawl_secs:.2} s  chat {} rooms × {} members at \
          {} messages/s for {} s: sent {} delivered {} loss {loss} seq gaps {}  RSS before {}, \
          after the crawl {}, first chat sample {}, peak {}, end {}  second half {growth:+} KiB \
-         ({growth_pct:+.1}%, flat up to {allowed} KiB): {verdict}",
+         ({growth_pct:+.1}%, flat up to {allowed} KiB): {verdict}  database at the first chat sample \
+         {}, at the end {}",
         bench.rooms,
         bench.members,
         bench.rate,
@@ -251,10 +268,12 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
         mib(first),
         mib(peak),
         mib(end),
+        mib(db_first),
+        mib(db_end),
     );
-    println!("\npages,crawled,crawl_seconds,rooms,members,rate,duration,sent,delivered,loss,seq_gaps,rss_before_kib,rss_after_crawl_kib,rss_first_chat_kib,rss_peak_kib,rss_end_kib,second_half_growth_kib,second_half_growth_pct,verdict");
+    println!("\npages,crawled,crawl_seconds,rooms,members,rate,duration,sent,delivered,loss,seq_gaps,rss_before_kib,rss_after_crawl_kib,rss_first_chat_kib,rss_peak_kib,rss_end_kib,second_half_growth_kib,second_half_growth_pct,verdict,database_first_chat_kib,database_end_kib");
     println!(
-        "{games},{crawled},{crawl_secs:.3},{},{},{},{},{},{},{loss},{},{rss_before},{rss_after_crawl},{first},{peak},{end},{growth},{growth_pct:.2},{verdict}",
+        "{games},{crawled},{crawl_secs:.3},{},{},{},{},{},{},{loss},{},{rss_before},{rss_after_crawl},{first},{peak},{end},{growth},{growth_pct:.2},{verdict},{db_first},{db_end}",
         bench.rooms, bench.members, bench.rate, bench.duration, s.sent, s.deliveries, s.gaps,
     );
     if let Some(e) = &s.first_error {
