@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::pin::{cpu_seconds, Pinning};
-use super::{percentile, prefill, proc_status_kib, raise_nofile_limit, ChildServer};
+use super::{ensure_open_files, percentile, prefill, proc_status_kib, ChildServer};
 
 #[derive(Debug, Clone, Args)]
 pub struct ChatBench {
@@ -449,14 +449,7 @@ impl Load {
 pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     bench.validate()?;
     let total = bench.rooms * bench.members;
-    let limit = raise_nofile_limit();
-    if total as u64 + 64 > limit {
-        bail!(
-            "{total} connections need about {} open files, but this process may open only {limit} \
-             (its RLIMIT_NOFILE hard limit); use fewer rooms or members, or raise the hard limit",
-            total + 64
-        );
-    }
+    ensure_open_files(total)?;
     bench.pinning.apply(bench.server.is_none())?;
     let child = match &bench.server {
         Some(_) => None,

@@ -168,6 +168,21 @@ pub(crate) fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Raises the open-file limit for a run of `connections` sockets, or says
+/// why it cannot hold them.
+pub(crate) fn ensure_open_files(connections: usize) -> anyhow::Result<()> {
+    let limit = raise_nofile_limit();
+    if connections as u64 + 64 > limit {
+        bail!(
+            "{connections} connections need about {} open files, but this process may open only \
+             {limit} (its RLIMIT_NOFILE hard limit); use fewer rooms or members, or raise the hard \
+             limit",
+            connections + 64
+        );
+    }
+    Ok(())
+}
+
 /// Raises this process's open-file limit to its hard limit (children such
 /// as the server inherit it); returns the soft limit now in force.
 pub(crate) fn raise_nofile_limit() -> u64 {

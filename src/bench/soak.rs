@@ -13,7 +13,7 @@ use super::chat::{self, Load, Plan};
 use super::crawl::{read_secret, start_crawl_server, time_crawl, Stores};
 use super::pin::Pinning;
 use super::store::{self, GeneratedStore};
-use super::{proc_status_kib, raise_nofile_limit};
+use super::{ensure_open_files, proc_status_kib};
 
 #[derive(Debug, Clone, Args)]
 pub struct SoakBench {
@@ -143,14 +143,7 @@ fn mib(kib: u64) -> String {
 pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
     bench.validate()?;
     let total = bench.rooms * bench.members;
-    let limit = raise_nofile_limit();
-    if total as u64 + 64 > limit {
-        bail!(
-            "{total} connections need about {} open files, but this process may open only {limit} \
-             (its RLIMIT_NOFILE hard limit); use fewer rooms or members, or raise the hard limit",
-            total + 64
-        );
-    }
+    ensure_open_files(total)?;
     bench.pinning.apply(true)?;
 
     let listings = bench.pages.div_ceil(PER_LISTING);
