@@ -44,7 +44,7 @@ use crate::web::session::Accounts;
 use crate::web::subscriptions::Subscriptions;
 use crate::web::AppState;
 use crate::ws::{Caps, Leaving, Sockets};
-use crate::{accounts, db, secrets};
+use crate::{db, secrets};
 
 /// Scripts only inline from our own origin; no CDN, no inline scripts.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -215,7 +215,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         ),
         hub,
     });
-    spawn_session_sweep(db.clone(), clock.clone());
     // Once per cluster: on the node holding the scheduler role.
     crate::retention::spawn(
         db::open_pruner(&db, &url).await?,
@@ -418,21 +417,6 @@ fn spawn_heartbeat(beat: Heartbeat) {
             };
             live.describe(&mut info);
             beat.bus.heartbeat(info);
-        }
-    });
-}
-
-/// Forgets expired login sessions, hourly.
-fn spawn_session_sweep(db: sea_orm::DatabaseConnection, clock: Clock) {
-    actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            match accounts::store::sweep_sessions(&db, clock.now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
-                Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
-            }
         }
     });
 }

@@ -207,12 +207,3 @@ pub async fn end_sessions(db: &impl ConnectionTrait, user_id: i64) -> Result<u64
         .await?;
     Ok(done.rows_affected)
 }
-
-/// Forgets sessions past their end.
-pub async fn sweep_sessions(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    let done = sessions::Entity::delete_many()
-        .filter(sessions::Column::ExpiresAt.lte(now))
-        .exec(db)
-        .await?;
-    Ok(done.rows_affected)
-}
