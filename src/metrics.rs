@@ -681,7 +681,12 @@ mod tests {
             let family = families.last().unwrap();
             assert!(name.starts_with(family), "{name} outside {family}");
         }
-        assert_eq!(families.len(), 14);
+        assert_eq!(families.len(), 16);
+        // Retention's families are there before any pass has run, every
+        // table at zero.
+        assert!(families.contains(&"bazaar_retention_deleted_total"));
+        assert!(families.contains(&"bazaar_retention_pass_duration_seconds"));
+        assert!(text.contains("bazaar_retention_deleted_total{table=\"messages\"} 0\n"));
         assert!(text.contains("bazaar_tasks{state=\"done\"} 7\n"));
         assert!(text.contains("bazaar_mails{status=\"failed\"} 1\n"));
         assert!(text.contains("bazaar_leases_expired_total 3\n"));
