@@ -221,16 +221,18 @@ impl Metrics {
         }
     }
 
-    /// Counts what a retention pass removed, and how long it took.
-    pub fn retention_pass(&self, removed: &[crate::retention::Removal], took: Duration) {
-        let mut deleted = self
+    /// Counts rows a retention pass removed, as each batch commits.
+    pub fn retention_removed(&self, table: &'static str, rows: u64) {
+        *self
             .retention_deleted
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for removal in removed {
-            *deleted.entry(removal.table).or_default() += removal.rows;
-        }
-        drop(deleted);
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(table)
+            .or_default() += rows;
+    }
+
+    /// Counts how long a retention pass took.
+    pub fn retention_pass_took(&self, took: Duration) {
         self.retention_passes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

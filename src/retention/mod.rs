@@ -419,6 +419,18 @@ pub async fn pass(
     now: DateTime<Utc>,
     go_on: impl Fn() -> bool,
 ) -> Result<PassReport, DbErr> {
+    pass_telling(db, settings, now, go_on, |_, _| {}).await
+}
+
+/// [`pass`], telling `went` what each batch removed as it commits: a pass
+/// over millions of rows takes minutes, and shows its progress meanwhile.
+pub async fn pass_telling(
+    db: &DatabaseConnection,
+    settings: &RetentionSettings,
+    now: DateTime<Utc>,
+    go_on: impl Fn() -> bool,
+    mut went: impl FnMut(&'static str, u64),
+) -> Result<PassReport, DbErr> {
     let started = Instant::now();
     let mut removed: Vec<Removal> = TABLES
         .iter()
@@ -439,6 +451,7 @@ pub async fn pass(
             let full = keys.len() as u64 == settings.batch;
             for (table, rows) in remove(db, &rule, keys).await? {
                 add(&mut removed, table, rows);
+                went(table, rows);
             }
             after = Some(last);
             if !full {
@@ -642,9 +655,13 @@ pub async fn prune_command(
     Ok(out)
 }
 
+/// How often a long pass says in the log how far it has got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
 /// Runs a pass every `retention.every` while this node holds the
 /// scheduler role, then gives SQLite's free pages back to the file system.
-/// Each pass is logged and counted in `/metrics`.
+/// What each batch removes is counted in `/metrics` as it commits; a pass
+/// is logged when it ends, and every `PROGRESS_EVERY` while it runs.
 pub fn spawn(
     db: DatabaseConnection,
     settings: RetentionSettings,
@@ -665,9 +682,25 @@ pub fn spawn(
                 continue;
             }
             let held = || leadership.held();
-            match pass(&db, &settings, clock.now(), held).await {
+            let mut so_far: Vec<Removal> = TABLES
+                .iter()
+                .map(|&table| Removal { table, rows: 0 })
+                .collect();
+            let mut told = Instant::now();
+            let went = |table: &'static str, rows: u64| {
+                metrics.retention_removed(table, rows);
+                add(&mut so_far, table, rows);
+                if told.elapsed() >= PROGRESS_EVERY {
+                    told = Instant::now();
+                    tracing::info!(
+                        "retention pass going on: removed {} so far",
+                        summary(&so_far)
+                    );
+                }
+            };
+            match pass_telling(&db, &settings, clock.now(), held, went).await {
                 Ok(report) => {
-                    metrics.retention_pass(&report.removed, report.took);
+                    metrics.retention_pass_took(report.took);
                     log_pass(&report, &settings);
                     if let Err(err) = storage::reclaim(&db).await {
                         tracing::warn!(error = %err, "could not give free pages back");

@@ -330,9 +330,16 @@ async fn a_pass_keeps_exactly_what_the_settings_say(backend: Backend) {
 
     // Act
     let planned = retention::plan(db, &settings, now).await.expect("plan");
-    let report = retention::pass(db, &settings, now, || true)
-        .await
-        .expect("pass");
+    let mut told: Vec<(&str, u64)> = Vec::new();
+    let report = retention::pass_telling(
+        db,
+        &settings,
+        now,
+        || true,
+        |table, rows| told.push((table, rows)),
+    )
+    .await
+    .expect("pass");
 
     // Assert: what went, table by table, and the plan said so beforehand.
     assert_eq!(
@@ -340,6 +347,16 @@ async fn a_pass_keeps_exactly_what_the_settings_say(backend: Backend) {
         "messages=5 price_points=4 tasks=4 task_attempts=3 outbox=2 sessions=1 \
          subscriptions=1 confirmation_tokens=1 audit_log=1"
     );
+    // Batch by batch (of 2), what was told as it went adds up to the same.
+    assert!(told.len() > 9, "{told:?}");
+    for removal in &report.removed {
+        let told_rows: u64 = told
+            .iter()
+            .filter(|(table, _)| *table == removal.table)
+            .map(|(_, rows)| rows)
+            .sum();
+        assert_eq!(told_rows, removal.rows, "{}", removal.table);
+    }
     assert!(report.complete);
     assert_eq!(planned, report.removed);
 
