@@ -48,6 +48,14 @@ async fn page_reconnects_after_server_restart_and_resumes() {
     bob.wait_for_text(MESSAGES, "before the crash").await;
     bob.send(COMPOSER, "seen it").await;
     ana.wait_for_text(MESSAGES, "seen it").await;
+    // Members see a message before its commit, and a crash may lose what
+    // is not committed (the resume then says so): this test is about what
+    // was stored, so the crash comes after the commit.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::direct::stored_texts(&app).await != ["before the crash", "seen it"] {
+        assert!(tokio::time::Instant::now() < deadline, "never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Act
     app.kill9();

@@ -259,7 +259,8 @@ async fn stored_once_committed(app: &TestApp) -> Vec<String> {
     }
 }
 
-async fn stored_texts(app: &TestApp) -> Vec<String> {
+/// The lobby's stored texts, in seq order.
+pub(crate) async fn stored_texts(app: &TestApp) -> Vec<String> {
     let sql = "SELECT text FROM messages WHERE topic = 'chat:lobby' ORDER BY seq";
     let statement = Statement::from_string(app.db.get_database_backend(), sql.to_owned());
     let rows = app
