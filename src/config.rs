@@ -568,10 +568,7 @@ impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("bazaar.db").display()
-            ),
+            None => sqlite_url(&self.data_dir),
         }
     }
 
@@ -667,6 +664,12 @@ fn checked_stun_url(url: &str) -> Result<String, String> {
         }
     }
     Ok(url.to_owned())
+}
+
+/// The SQLite database a server keeps in `data_dir` when no
+/// `database.url` is given.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("bazaar.db").display())
 }
 
 #[cfg(test)]

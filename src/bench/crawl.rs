@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::pin::CpuSet;
 use super::store::{self, GeneratedStore, SerialStore};
-use super::ChildServer;
+use super::{proc_status_kib, ChildServer};
 
 #[derive(Debug, Args)]
 pub struct CrawlBench {
@@ -549,7 +549,7 @@ async fn one_run(
         .finish();
     let token = read_secret(server.data_dir(), "api_token")?;
     let (tasks, seconds) = time_crawl(&client, &server.base, &token).await?;
-    let peak_rss_kib = peak_rss(server.pid);
+    let peak_rss_kib = proc_status_kib(server.pid, "VmHWM");
     server.stop().await;
     Ok(Run {
         latency_ms,
@@ -735,7 +735,7 @@ impl ClusterRun<'_> {
                 let pid = std::fs::read_to_string(dir.path().join(format!("pids/node-{i}.pid")));
                 pid.ok()?.trim().parse().ok()
             })
-            .map(peak_rss)
+            .map(|pid| proc_status_kib(pid, "VmHWM"))
             .max()
             .unwrap_or(0);
         drop(fleet);
@@ -826,17 +826,6 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// The server's peak resident memory (VmHWM), in KiB.
-fn peak_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

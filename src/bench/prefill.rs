@@ -10,6 +10,7 @@ use chrono::{Duration, Utc};
 use entity::messages;
 use sea_orm::ConnectionTrait;
 
+use crate::config::sqlite_url;
 use crate::db;
 use crate::domain::topic::RoomName;
 use crate::rooms::store;
@@ -20,18 +21,11 @@ pub(crate) const ROOM: &str = "bench-old";
 /// Rows per transaction while filling.
 const CHUNK: usize = 20_000;
 
-fn url(data_dir: &Path, mode: &str) -> String {
-    format!(
-        "sqlite://{}?mode={mode}",
-        data_dir.join("bazaar.db").display()
-    )
-}
-
 /// Writes `count` messages, a year old and a millisecond apart, into the
 /// database a server started on `data_dir` will use, migrating it first.
 pub(crate) async fn old_messages(data_dir: &Path, count: u64) -> anyhow::Result<()> {
     let started = Instant::now();
-    let db = db::connect(&url(data_dir, "rwc")).await?;
+    let db = db::connect(&sqlite_url(data_dir)).await?;
     let name = RoomName::parse(ROOM).map_err(anyhow::Error::msg)?;
     let first_at = Utc::now() - Duration::days(365);
     store::ensure_room(&db, &name, first_at).await?;
@@ -73,7 +67,7 @@ pub(crate) async fn old_messages(data_dir: &Path, count: u64) -> anyhow::Result<
 /// Opened as the server opens it: a read-only connection could not apply
 /// its settings.
 pub(crate) async fn old_messages_left(data_dir: &Path) -> anyhow::Result<u64> {
-    let db = db::open(&url(data_dir, "rw")).await?;
+    let db = db::open(&sqlite_url(data_dir)).await?;
     let row = db
         .query_one(db::stmt(
             db.get_database_backend(),

@@ -614,18 +614,15 @@ async fn remove(
 
 /// Rows retention ever removed as `label` (a table), over every node.
 pub async fn removed_ever(db: &impl ConnectionTrait, label: &str) -> Result<u64, DbErr> {
-    let row = db
-        .query_one(stmt(
+    count(
+        db,
+        stmt(
             db.get_database_backend(),
             "SELECT removed AS n FROM retention_totals WHERE name = $1",
             vec![label.into()],
-        ))
-        .await?;
-    let n: i64 = match row {
-        Some(row) => row.try_get("", "n")?,
-        None => 0,
-    };
-    Ok(u64::try_from(n).unwrap_or(0))
+        ),
+    )
+    .await
 }
 
 /// `bazaar admin prune`: with `dry_run`, the overview of what a pass would
