@@ -561,7 +561,8 @@ pub fn postgres() -> &'static Postgres {
 impl Postgres {
     /// initdb + postgres on a free port, as the `postgres` user when run as
     /// root (PostgreSQL refuses to run as root). A shell watchdog stops the
-    /// server when this test process exits.
+    /// server when this test process exits, and removes its folder unless
+    /// PostgreSQL had died on its own: then its log is worth keeping.
     fn start() -> Postgres {
         let bin = PathBuf::from(
             std::env::var("BAZAAR_TEST_PG_BIN")
@@ -606,7 +607,8 @@ impl Postgres {
             "{prefix}{bin}/postgres -D {data} -p {port} -k {root} -c listen_addresses=127.0.0.1 \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
              >{root}/postgres.log 2>&1 & pg=$!; \
-             while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill -INT $pg; wait $pg",
+             while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill -INT $pg; \
+             wait $pg && rm -rf {root}",
             bin = bin.display(),
             data = data.display(),
             root = root.display(),
