@@ -14,6 +14,7 @@
 //! │    │   back, every worker delivers and reconnects (credits afresh)
 //! │    └─ WorkerSession*          crawl/worker_session.rs one per /ws/worker socket
 //! ├─ ↻ Merger                     crawl/merger.rs         results → catalog; crawl completion
+//! │        (a batch.rs Batcher, like the MessageWriter: one transaction per batch)
 //! │        restart: merges in flight fail, their tasks are retried
 //! ├─ ↻ Scheduler                  crawl/scheduler.rs      crawl schedule, lease-expiry sweep, lots
 //! │        restart: timers set again; a crawl start in flight is refused
@@ -69,6 +70,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auction;
+pub mod batch;
 pub mod bench;
 pub mod bus;
 pub mod chat_cli;

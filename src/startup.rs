@@ -26,7 +26,7 @@ use crate::config::{LogFormat, Settings};
 use crate::crawl::dispatcher::{Dispatcher, QueuePolicy};
 use crate::crawl::lease::RetryPolicy;
 use crate::crawl::local_workers::{LocalWorkers, LocalWorkersConfig};
-use crate::crawl::merger::Merger;
+use crate::crawl::merger::{Merger, Merging};
 use crate::crawl::scheduler::{Duties, Scheduler};
 use crate::crawl::sites::Sites;
 use crate::demo::DemoState;
@@ -37,7 +37,7 @@ use crate::metrics::{Connection, Metrics};
 use crate::roles::Leadership;
 use crate::rooms::ids::MessageIds;
 use crate::rooms::registry::{OpenChatRooms, RoomRegistry};
-use crate::rooms::writer::{MessageStore, MessageWriter};
+use crate::rooms::writer::{MessageStore, MessageWriter, Messages};
 use crate::supervision::{self, Name, Restart};
 use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
@@ -103,7 +103,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let merger = {
         let (db, clock) = (db.clone(), clock.clone());
         supervision::start(Name::Merger, Restart::Always, move |_| {
-            Merger::new(db, clock)
+            Merger::new(Merging {
+                db: db.clone(),
+                clock: clock.clone(),
+            })
         })
     };
     let node = NodeId::generate();
@@ -155,7 +158,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         MessageStore {
             ids: Arc::new(MessageIds::new(db.clone())),
             writer: supervision::start(Name::Writer, Restart::Always, move |_| {
-                MessageWriter::new(store_db)
+                MessageWriter::new(Messages {
+                    db: store_db.clone(),
+                })
             }),
         }
     };

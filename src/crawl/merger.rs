@@ -1,27 +1,29 @@
-//! The Merger actor: applies workers' results to the catalog and the queue.
-//! Results that arrive while a write is in progress, or while the Merger
-//! waits for its turn to write (`store::turn`), are merged together in the
-//! next transaction, so throughput grows with load instead of queueing on
-//! commits.
+//! The Merger: applies workers' results to the catalog and the queue, in
+//! batches (see `batch`). Its turn to write comes from `store::turn`, so
+//! that results arriving while it waits join the same transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 use actix::prelude::*;
 use sea_orm::{DatabaseConnection, DbErr};
-use tokio::sync::oneshot;
 
 use super::catalog::{merge_items, MergeStats};
 use super::lease::LeaseToken;
 use super::store::{
     self, complete_if_done, current_leases, insert_tasks, mark_done, NewTask, Turn, Writer,
 };
+use crate::batch::{Batch, Batcher, WriteFailed};
 use crate::clock::Clock;
 use crate::protocol::worker::Item;
-use crate::supervision::{self, Name};
+use crate::supervision::Name;
+
+/// The Merger actor.
+pub type Merger = Batcher<Merging>;
 
 /// A validated result for one lease.
 #[derive(Message)]
-#[rtype(result = "Result<MergeOutcome, MergeFailed>")]
+#[rtype(result = "Result<MergeOutcome, WriteFailed>")]
 pub struct MergeResult {
     pub lease: LeaseToken,
     pub crawl_id: i64,
@@ -31,7 +33,8 @@ pub struct MergeResult {
     pub links: Vec<NewTask>,
 }
 
-/// What became of a result.
+/// What became of a result. When the database refuses it instead, the lease
+/// stays and expires back to the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeOutcome {
     /// Merged and committed.
@@ -40,81 +43,29 @@ pub enum MergeOutcome {
     Stale,
 }
 
-/// The database refused the write; the lease stays and will expire back to
-/// the queue.
-#[derive(Debug, thiserror::Error)]
-#[error("could not merge the result: {0}")]
-pub struct MergeFailed(String);
-
-type Reply = oneshot::Sender<Result<MergeOutcome, MergeFailed>>;
-
-pub struct Merger {
-    db: DatabaseConnection,
-    clock: Clock,
-    pending: Vec<(MergeResult, Reply)>,
-    flushing: bool,
+/// How the Merger writes.
+#[derive(Clone)]
+pub struct Merging {
+    pub db: DatabaseConnection,
+    pub clock: Clock,
 }
 
-impl Merger {
-    pub fn new(db: DatabaseConnection, clock: Clock) -> Merger {
-        Merger {
-            db,
-            clock,
-            pending: Vec::new(),
-            flushing: false,
-        }
+impl Batch for Merging {
+    type Item = MergeResult;
+    type Done = MergeOutcome;
+    type Turn = Turn;
+    const NAME: Name = Name::Merger;
+
+    fn turn(&self) -> impl Future<Output = Turn> {
+        store::turn(&self.db, Writer::Merger)
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.pending.is_empty() {
-            return;
-        }
-        self.flushing = true;
-        let db = self.db.clone();
-        // The batch is what has arrived once the turn comes, not when it was
-        // asked for.
-        async move { store::turn(&db, Writer::Merger).await }
-            .into_actor(self)
-            .then(|turn, act, _| {
-                let batch = std::mem::take(&mut act.pending);
-                merge_and_reply(act.db.clone(), act.clock.clone(), batch, turn).into_actor(act)
-            })
-            .map(|(), actor, ctx| {
-                actor.flushing = false;
-                actor.flush(ctx);
-            })
-            .spawn(ctx);
-    }
-}
-
-/// Merges `batch` in `turn` and answers each result.
-async fn merge_and_reply(
-    db: DatabaseConnection,
-    clock: Clock,
-    batch: Vec<(MergeResult, Reply)>,
-    turn: Turn,
-) {
-    let (results, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-    let outcomes = match merge_batch(&db, &clock, &results, turn).await {
-        Ok(outcomes) => outcomes,
-        // One bad result must not sink the others: retry one by one.
-        Err(err) => {
-            tracing::warn!(error = %err, size = results.len(), "batch merge failed; merging one by one");
-            let mut outcomes = Vec::with_capacity(results.len());
-            for result in &results {
-                let turn = store::turn(&db, Writer::Merger).await;
-                let one = merge_batch(&db, &clock, std::slice::from_ref(result), turn).await;
-                outcomes.push(match one {
-                    Ok(mut o) => o.pop().unwrap_or(Err(MergeFailed("empty".into()))),
-                    Err(err) => Err(MergeFailed(err.to_string())),
-                });
-            }
-            outcomes
-        }
-    };
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        // The session may have gone; its lease then expires as usual.
-        let _ = reply.send(outcome);
+    fn write(
+        &self,
+        turn: Turn,
+        results: &[MergeResult],
+    ) -> impl Future<Output = Result<Vec<MergeOutcome>, DbErr>> {
+        merge_batch(&self.db, &self.clock, results, turn)
     }
 }
 
@@ -125,7 +76,7 @@ async fn merge_batch(
     clock: &Clock,
     results: &[MergeResult],
     turn: Turn,
-) -> Result<Vec<Result<MergeOutcome, MergeFailed>>, DbErr> {
+) -> Result<Vec<MergeOutcome>, DbErr> {
     let now = clock.now();
     // A writer from the start: on SQLite, a transaction that reads first
     // cannot become one if another wrote meanwhile.
@@ -172,9 +123,9 @@ async fn merge_batch(
     for (result, fresh) in results.iter().zip(fresh) {
         if fresh {
             crawls.insert(result.crawl_id);
-            outcomes.push(Ok(MergeOutcome::Merged));
+            outcomes.push(MergeOutcome::Merged);
         } else {
-            outcomes.push(Ok(MergeOutcome::Stale));
+            outcomes.push(MergeOutcome::Stale);
         }
     }
     let mut finished = Vec::new();
@@ -188,33 +139,4 @@ async fn merge_batch(
         tracing::info!(crawl, "crawl finished");
     }
     Ok(outcomes)
-}
-
-impl Actor for Merger {
-    type Context = Context<Self>;
-}
-
-impl Supervised for Merger {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        // Everything durable is in the database; replies in flight are lost
-        // with the old state, and their leases expire back to the queue.
-        self.pending.clear();
-        self.flushing = false;
-        tracing::warn!("merger restarted");
-    }
-}
-
-impl Handler<MergeResult> for Merger {
-    type Result = ResponseFuture<Result<MergeOutcome, MergeFailed>>;
-
-    fn handle(&mut self, msg: MergeResult, ctx: &mut Context<Self>) -> Self::Result {
-        supervision::drill(Name::Merger);
-        let (tx, rx) = oneshot::channel();
-        self.pending.push((msg, tx));
-        self.flush(ctx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(MergeFailed("the merger restarted".into())))
-        })
-    }
 }

@@ -18,6 +18,7 @@ use super::lease::LeaseToken;
 use super::merger::{MergeOutcome, MergeResult, Merger};
 use super::sites::{is_allowed, Sites};
 use super::store::NewTask;
+use crate::batch::WriteFailed;
 use crate::protocol::worker::{Item, Link, ServerFrame, TaskKind, WorkerFrame};
 use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
 
@@ -290,7 +291,7 @@ impl WorkerSession {
     /// Tells the Dispatcher (and, for a stale lease, the worker) how a merge went.
     fn settle(
         &mut self,
-        res: Result<Result<MergeOutcome, super::merger::MergeFailed>, MailboxError>,
+        res: Result<Result<MergeOutcome, WriteFailed>, MailboxError>,
         worker: WorkerId,
         task: u64,
         token: LeaseToken,

@@ -187,7 +187,9 @@ impl Room {
             .into_actor(self)
             .map(|written, act, ctx| {
                 let batch = std::mem::take(&mut act.writing);
-                match written.map_err(|e| e.to_string()).and_then(|w| w) {
+                match written
+                    .map_err(|e| e.to_string())
+                    .and_then(|w| w.map_err(|e| e.to_string())) {
                     Ok(()) => {
                         act.store_failures = 0;
                         for stored in act.unstored.drain(..batch) {
