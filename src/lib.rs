@@ -70,6 +70,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auction;
+pub mod backoff;
 pub mod batch;
 pub mod bench;
 pub mod bus;

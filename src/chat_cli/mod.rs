@@ -25,18 +25,16 @@ use awc::ws::{CloseCode, CloseReason, Codec, Frame, Message};
 use awc::BoxedSocket;
 use chrono::{DateTime, Local};
 use futures_util::{SinkExt, StreamExt};
-use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::backoff::Backoff;
 use crate::domain::topic::RoomName;
 use direct::{Directs, Event, LinkOptions, Outbox};
 
-/// The first wait before reconnecting.
-const BACKOFF_START: Duration = Duration::from_millis(500);
-/// The longest wait between reconnects.
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The waits before reconnecting: 500 ms, doubling up to 10 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 /// The largest frame accepted from the server (a join's history).
 const MAX_FRAME: usize = 8 << 20;
 
@@ -83,7 +81,7 @@ pub async fn run(options: ChatOptions) -> anyhow::Result<i32> {
         stun: options.stun.clone(),
     });
     let mut chat = Chat::new(room, directs);
-    let mut backoff = BACKOFF_START;
+    let mut failures = 0;
     let mut connected_before = false;
     loop {
         tracing::info!(server = %url, "connecting");
@@ -96,7 +94,7 @@ pub async fn run(options: ChatOptions) -> anyhow::Result<i32> {
             .await;
         match connecting {
             Ok((_, socket)) => {
-                backoff = BACKOFF_START;
+                failures = 0;
                 match chat
                     .session(socket, &mut lines, &mut events, connected_before)
                     .await
@@ -124,9 +122,8 @@ pub async fn run(options: ChatOptions) -> anyhow::Result<i32> {
             Err(err) => tracing::warn!(error = %err, "could not connect"),
         }
         println!("* reconnecting…");
-        let jitter = rand::rng().random_range(0.5..1.5);
-        let wait = backoff.mul_f64(jitter);
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        failures += 1;
+        let wait = RECONNECT.jittered(failures);
         let sleep = tokio::time::sleep(wait);
         tokio::pin!(sleep);
         // Stay responsive to /quit while waiting.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::backoff::Backoff;
 use crate::clock::delta;
 
 /// Where a task is in its lifecycle.
@@ -144,8 +145,7 @@ impl RetryPolicy {
 
     /// The wait before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let exp = attempts.saturating_sub(1).min(20);
-        self.base.saturating_mul(1 << exp).min(self.max)
+        Backoff::new(self.base, self.max).after(attempts)
     }
 }
 

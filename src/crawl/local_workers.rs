@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::process::Command;
 
-/// The first wait before restarting a worker that exited.
-const BACKOFF_START: Duration = Duration::from_millis(500);
-/// The longest wait between restarts.
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+use crate::backoff::Backoff;
+
+/// The waits before restarting a worker that exited: 500 ms, doubling up
+/// to 30 s.
+const RESTART: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 /// A worker that ran this long before exiting restarts without delay growth.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -69,7 +70,7 @@ impl Actor for LocalWorkers {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         for index in 0..self.config.count {
-            let mut backoff = BACKOFF_START;
+            let mut exits = 0;
             let mut cmd = self.command(index);
             // Spawned on the actor's context, so stopping the actor drops the
             // loop and with it the child (kill_on_drop).
@@ -90,16 +91,18 @@ impl Actor for LocalWorkers {
                             tracing::error!(index, error = %err, "could not start a local worker")
                         }
                     }
-                    if started.elapsed() > HEALTHY_RUN {
-                        backoff = BACKOFF_START;
-                    }
+                    exits = if started.elapsed() > HEALTHY_RUN {
+                        1
+                    } else {
+                        exits + 1
+                    };
+                    let backoff = RESTART.after(exits);
                     tracing::info!(
                         index,
                         wait_ms = backoff.as_millis() as u64,
                         "restarting local worker"
                     );
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
             .into_actor(self)

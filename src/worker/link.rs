@@ -13,18 +13,16 @@ use actix::prelude::*;
 use awc::ws::{Codec, Frame, Message};
 use awc::BoxedSocket;
 use futures_util::stream::{SplitSink, StreamExt};
-use rand::Rng;
 use tokio::sync::oneshot;
 
 use super::scraper::{Scrape, ScrapeDone, ScrapeOutput, Scraper};
 use super::WorkerOptions;
+use crate::backoff::Backoff;
 use crate::protocol::worker::{ServerFrame, WorkerFrame};
 use crate::scrape::fetch::Fetcher;
 
-/// The first wait before reconnecting.
-const BACKOFF_START: Duration = Duration::from_millis(200);
-/// The longest wait between reconnects.
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The waits before reconnecting: 200 ms, doubling up to 10 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
 /// How long a drained worker waits for the server to answer its close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The largest frame the worker accepts from the server.
@@ -41,7 +39,8 @@ pub struct Link {
     held: HashMap<String, u64>,
     sink: Option<SinkWrite<Message, WsSink>>,
     heartbeat: Option<SpawnHandle>,
-    backoff: Duration,
+    /// Reconnects since the last connection that worked.
+    failures: u32,
     draining: bool,
     /// The server acknowledged the drain: no assignment can follow.
     drain_acked: bool,
@@ -60,7 +59,7 @@ impl Link {
             held: HashMap::new(),
             sink: None,
             heartbeat: None,
-            backoff: BACKOFF_START,
+            failures: 0,
             draining: false,
             drain_acked: false,
             moving: false,
@@ -113,9 +112,8 @@ impl Link {
 
     fn reconnect_later(&mut self, ctx: &mut Context<Self>) {
         // Jitter spreads a fleet's reconnects after a server restart.
-        let jitter = rand::rng().random_range(0.5..1.5);
-        let wait = self.backoff.mul_f64(jitter);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.failures = self.failures.saturating_add(1);
+        let wait = RECONNECT.jittered(self.failures);
         tracing::info!(wait_ms = wait.as_millis() as u64, "reconnecting later");
         ctx.run_later(wait, |act, ctx| act.connect(ctx));
     }
@@ -146,7 +144,7 @@ impl Link {
                 ..
             } => {
                 tracing::info!(worker, "connected");
-                self.backoff = BACKOFF_START;
+                self.failures = 0;
                 if let Some(handle) = self.heartbeat.take() {
                     ctx.cancel_future(handle);
                 }
@@ -345,7 +343,7 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for Link {
         if self.moving && !self.draining {
             self.moving = false;
             self.drain_acked = false;
-            self.backoff = BACKOFF_START;
+            self.failures = 0;
             tracing::info!("reconnecting to another node");
             self.reconnect_later(ctx);
             return;

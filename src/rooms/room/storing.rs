@@ -10,6 +10,7 @@ use entity::messages;
 use tokio::sync::oneshot;
 
 use super::{Room, RoomError, Said};
+use crate::backoff::Backoff;
 use crate::bus::{BusError, Draft};
 use crate::protocol::client;
 use crate::rooms::presence;
@@ -27,10 +28,8 @@ const SEQ_BLOCK: u64 = 1_000;
 const NUMBER_ATTEMPTS: u32 = 4;
 /// Attempts at storing a batch before its senders are told it failed.
 const STORE_ATTEMPTS: u32 = 8;
-/// The first pause between attempts; each next one doubles, up to
-/// `STORE_RETRY_MAX`.
-const STORE_RETRY: Duration = Duration::from_millis(100);
-const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// The pauses between attempts: 100 ms, doubling up to 5 s.
+const STORE_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 pub(super) type SayReply = oneshot::Sender<Result<Said, RoomError>>;
 
@@ -201,10 +200,8 @@ impl Room {
                         act.store(ctx);
                     }
                     Err(err) if act.store_failures + 1 < STORE_ATTEMPTS => {
-                        let pause = STORE_RETRY
-                            .saturating_mul(1 << act.store_failures.min(16))
-                            .min(STORE_RETRY_MAX);
                         act.store_failures += 1;
+                        let pause = STORE_RETRY.after(act.store_failures);
                         tracing::warn!(topic = %act.key, error = %err, ?pause, "could not store messages; trying again");
                         act.store_paused = true;
                         ctx.run_later(pause, |act, ctx| {
