@@ -296,6 +296,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("Referrer-Policy", "same-origin")),
             )
+            .wrap_fn(crate::web::request_id::echo)
             .wrap(TracingLogger::default())
             // Outermost, so that the time includes the other middleware.
             .wrap_fn(move |req, service| crate::web::metrics::time_request(&metrics, req, service))

@@ -14,6 +14,7 @@ pub mod games;
 pub mod health;
 pub mod metrics;
 pub mod rate;
+pub mod request_id;
 pub mod rooms;
 pub mod session;
 pub mod subscriptions;

@@ -29,6 +29,8 @@ pub struct Page {
     pub body: String,
     pub location: Option<String>,
     pub set_cookies: Vec<String>,
+    /// The `X-Request-Id` the server answered with.
+    pub request_id: Option<String>,
 }
 
 impl<'a> Visitor<'a> {
@@ -102,6 +104,10 @@ impl<'a> Visitor<'a> {
             .headers()
             .get(header::LOCATION)
             .map(|l| l.to_str().unwrap_or_default().to_owned());
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .map(|id| id.to_str().expect("ascii request id").to_owned());
         let status = resp.status().as_u16();
         let body = String::from_utf8(resp.body().await.expect("body").to_vec()).expect("utf-8");
         Page {
@@ -109,6 +115,7 @@ impl<'a> Visitor<'a> {
             body,
             location,
             set_cookies,
+            request_id,
         }
     }
 
@@ -257,6 +264,45 @@ async fn register_log_out_and_log_in_again_with_a_hashed_password() {
     let right = ana.login("ANA", "correct horse").await;
     assert_eq!(right.status, 303, "{}", right.body);
     assert_eq!(ana.get("/account").await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_response_names_its_request_and_the_log_lines_it_caused() {
+    // Arrange: JSON logs, as an operator following a request would read.
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            env: vec![("BAZAAR_LOG__FORMAT".into(), "json".into())],
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let registered = Visitor::new(&app)
+        .register("ana", "Ana", "correct horse")
+        .await;
+    assert_eq!(registered.status, 303, "{}", registered.body);
+
+    // Act
+    let mut ana = Visitor::new(&app);
+    let login = ana.login("ana", "correct horse").await;
+    let page = ana.get("/").await;
+
+    // Assert: each response has its own id, and the login's is on the
+    // line the login wrote.
+    assert_eq!(login.status, 303, "{}", login.body);
+    let id = login.request_id.expect("X-Request-Id on the login");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert_ne!(page.request_id.as_deref(), Some(id.as_str()));
+    let log = app.log();
+    let line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| {
+            line["fields"]["message"] == "logged in" && line["span"]["http.route"] == "/login"
+        })
+        .unwrap_or_else(|| panic!("no \"logged in\" line in:\n{log}"));
+    assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
+    assert_eq!(line["fields"]["user"], "ana", "{line}");
 }
 
 #[actix_web::test]
