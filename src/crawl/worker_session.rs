@@ -57,6 +57,9 @@ pub struct WorkerSession {
     /// The socket closed; stop once the results in flight are settled, so that
     /// a draining worker's last results are not requeued as abandoned.
     closing: bool,
+    /// Entered while the session handles anything: its log lines, and
+    /// those of the store calls it makes, name the worker.
+    span: tracing::Span,
 }
 
 struct Assigned {
@@ -74,6 +77,12 @@ impl WorkerSession {
         peer: String,
         timing: SessionTiming,
     ) -> WorkerSession {
+        let span = tracing::info_span!(
+            "worker_session",
+            %peer,
+            worker = tracing::field::Empty,
+            worker_name = tracing::field::Empty
+        );
         WorkerSession {
             dispatcher,
             merger,
@@ -87,6 +96,7 @@ impl WorkerSession {
             last_seen: Instant::now(),
             merging: 0,
             closing: false,
+            span,
         }
     }
 
@@ -191,6 +201,7 @@ impl WorkerSession {
             return self.error("bad_frame", "slots must be between 1 and 256", ctx);
         }
         self.name = name.clone();
+        self.span.record("worker_name", name.as_str());
         let connect = Connect {
             session: ctx.address(),
             name,
@@ -204,6 +215,7 @@ impl WorkerSession {
             .map(|res, act, ctx| match res {
                 Ok(id) => {
                     act.worker = Some(id);
+                    act.span.record("worker", id.0);
                     let welcome = ServerFrame::Welcome {
                         worker: id.0,
                         heartbeat_ms: millis(act.timing.heartbeat),
@@ -229,6 +241,7 @@ impl WorkerSession {
         links: Vec<Link>,
         ctx: &mut Context<Self>,
     ) {
+        let _result = tracing::info_span!("result", task, lease).entered();
         let Some(token) = LeaseToken::parse(lease).filter(|t| t.task() as u64 == task) else {
             return self.error("bad_frame", "lease does not name this task", ctx);
         };
@@ -318,7 +331,7 @@ impl WorkerSession {
                 });
             }
             Ok(Err(err)) => {
-                tracing::error!(error = %err, "merge failed; the task will be retried");
+                tracing::error!(worker = %self.name, task, lease = %token, error = %err, "merge failed; the task will be retried");
                 self.error(
                     "internal",
                     "the result could not be stored; the task will be retried",
@@ -511,6 +524,8 @@ impl Actor for WorkerSession {
 
 impl StreamHandler<Result<Frame, ReadError>> for WorkerSession {
     fn handle(&mut self, msg: Result<Frame, ReadError>, ctx: &mut Context<Self>) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.last_seen = Instant::now();
         match msg {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
@@ -553,6 +568,8 @@ impl Handler<AssignTask> for WorkerSession {
     type Result = ();
 
     fn handle(&mut self, msg: AssignTask, ctx: &mut Context<Self>) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         let Some(site) = self.sites.get(&msg.site) else {
             return;
         };

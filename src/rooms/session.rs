@@ -707,6 +707,11 @@ impl Handler<AccountEvent> for ClientSession {
 
 impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
     fn handle(&mut self, msg: Result<Frame, ReadError>, ctx: &mut Context<Self>) {
+        // At debug level: a span per frame of every socket costs too much to
+        // be on by default; the lines a session logs name its conn anyway.
+        let _frame =
+            tracing::debug_span!("client_frame", conn = %self.conn, user = %self.identity.user)
+                .entered();
         self.last_seen = Instant::now();
         let frame = match msg {
             Ok(Frame::Close(_)) => {

@@ -100,6 +100,7 @@ const ROWS_PER_INSERT: usize = 500;
 /// with one statement per `ROWS_PER_INSERT` rows whatever the number of
 /// topics. One statement is its own transaction: one trip to the database
 /// instead of three, and SQLite's write lock held only while it runs.
+#[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
 pub async fn insert(
     db: &(impl ConnectionTrait + TransactionTrait),
     rows: &[&messages::Model],
@@ -176,6 +177,7 @@ pub async fn recent(
 }
 
 /// Messages after `since`, oldest first, at most `cap`; `true` when more exist.
+#[tracing::instrument(level = "debug", skip_all, fields(topic = topic, since = since))]
 pub async fn after(
     db: &impl ConnectionTrait,
     topic: &str,
@@ -213,6 +215,7 @@ pub async fn holds_at_or_below(
 
 /// Up to `limit` messages before `before`, oldest first; `true` when older
 /// ones exist.
+#[tracing::instrument(level = "debug", skip_all, fields(topic = topic, before = before))]
 pub async fn before(
     db: &impl ConnectionTrait,
     topic: &str,

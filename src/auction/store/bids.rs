@@ -147,6 +147,7 @@ pub async fn place_bid(
 /// since, which for a lot's room on one node is nearly always. If the copy
 /// is stale or its rules refuse the bid, the row is read and the bid placed
 /// as usual, so a stale copy never refuses a bid on its own.
+#[tracing::instrument(level = "debug", skip_all, fields(lot = lot_id, bidder, amount_cents))]
 pub async fn place_bid_from(
     db: &DatabaseConnection,
     lot_id: i64,

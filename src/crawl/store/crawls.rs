@@ -68,6 +68,7 @@ impl CrawlReport {
 }
 
 /// Starts a crawl of every site, unless one is running already.
+#[tracing::instrument(level = "debug", skip_all, fields(trigger = trigger))]
 pub async fn start_crawl(
     db: &impl ConnectionTrait,
     sites: &Sites,
@@ -181,6 +182,7 @@ pub async fn crawl_report(
 
 /// Flips a crawl to `finished` once no task of it is left to do. Returns
 /// `true` only for the one call that flipped it.
+#[tracing::instrument(level = "debug", skip_all, fields(crawl = crawl_id))]
 pub async fn complete_if_done(
     db: &impl ConnectionTrait,
     crawl_id: i64,

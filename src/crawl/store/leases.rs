@@ -107,6 +107,7 @@ pub struct HostLease {
 /// for each start that falls within the lead: the first when the delay after
 /// the last planned start has passed, the others one delay apart; the caller
 /// hands each out at its start.
+#[tracing::instrument(level = "debug", skip_all, fields(host = host))]
 pub async fn lease(
     db: &DatabaseConnection,
     turn: &Turn,
@@ -236,6 +237,7 @@ pub async fn lease(
 }
 
 /// Extends the listed leases that are still current. Returns how many were.
+#[tracing::instrument(level = "debug", skip_all, fields(leases = tokens.len()))]
 pub async fn extend_leases(
     db: &impl ConnectionTrait,
     tokens: &[LeaseToken],
@@ -277,6 +279,7 @@ pub async fn current_leases(
 /// chunk. Returns the tokens that were current; the others were stale and
 /// changed nothing. The token stays on a done task: it names the attempt
 /// that finished it.
+#[tracing::instrument(level = "debug", skip_all, fields(leases = tokens.len()))]
 pub async fn mark_done(
     db: &impl ConnectionTrait,
     tokens: &[&LeaseToken],
@@ -306,6 +309,7 @@ pub async fn mark_done(
 ///
 /// The task and its attempt change together: nobody sees the task queued
 /// again while its attempt still looks open, and a crash loses neither.
+#[tracing::instrument(level = "debug", skip_all, fields(task = token.task(), lease = %token))]
 pub async fn release(
     db: &DatabaseConnection,
     token: &LeaseToken,
@@ -380,6 +384,7 @@ pub(crate) fn cancelling(reason: &str, now: DateTime<Utc>) -> UpdateMany<tasks::
 /// Cancels a leased task for good (robots.txt forbids it, say). The task may
 /// be its crawl's last, so the crawl is finished here if it is. The task,
 /// its attempt and its crawl change together.
+#[tracing::instrument(level = "debug", skip_all, fields(task = token.task(), lease = %token, crawl = crawl_id))]
 pub async fn cancel(
     db: &DatabaseConnection,
     token: &LeaseToken,
@@ -413,6 +418,7 @@ pub async fn cancel(
 }
 
 /// Returns every lease that ran out to the queue (or makes it `dead`).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn expire_leases(
     db: &DatabaseConnection,
     policy: &RetryPolicy,

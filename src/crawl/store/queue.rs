@@ -22,6 +22,7 @@ pub struct NewTask {
 
 /// Adds tasks to a crawl; a URL already in the crawl is skipped. Returns how
 /// many were new.
+#[tracing::instrument(level = "debug", skip_all, fields(crawl = crawl_id, tasks = new.len()))]
 pub async fn insert_tasks(
     db: &impl ConnectionTrait,
     crawl_id: i64,
