@@ -23,9 +23,9 @@ use crate::clock::Clock;
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, BidView, MemberView};
-use crate::rooms::members::{Member, Members};
+use crate::rooms::members::{CountMembers, Leave, Member, Members, TryClose};
 use crate::rooms::presence::{self, Announces, Presence};
-use crate::rooms::registry::{RoomRegistry, VacantLot};
+use crate::rooms::registry::{RoomRegistry, Vacant};
 use crate::rooms::room::Rename;
 use crate::ws::Outbound;
 
@@ -122,8 +122,8 @@ impl AuctionRoom {
         }
         // Watchers on other nodes still need the last leaves.
         presence::flush(self);
-        self.registry.do_send(VacantLot {
-            lot_id: self.lot_id,
+        self.registry.do_send(Vacant {
+            key: self.lot_id,
             room: ctx.address(),
         });
     }
@@ -328,17 +328,10 @@ impl Handler<JoinLot> for AuctionRoom {
     }
 }
 
-/// A connection leaves (or closed).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct LeaveLot {
-    pub conn: String,
-}
-
-impl Handler<LeaveLot> for AuctionRoom {
+impl Handler<Leave> for AuctionRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: LeaveLot, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
         self.remove(&msg.conn, ctx);
     }
 }
@@ -399,15 +392,10 @@ impl AuctionRoom {
     }
 }
 
-/// The registry asks an empty room to close.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct TryCloseLot;
-
-impl Handler<TryCloseLot> for AuctionRoom {
+impl Handler<TryClose> for AuctionRoom {
     type Result = bool;
 
-    fn handle(&mut self, _: TryCloseLot, ctx: &mut Context<Self>) -> bool {
+    fn handle(&mut self, _: TryClose, ctx: &mut Context<Self>) -> bool {
         let vacant = self.vacant();
         if vacant {
             ctx.stop();
@@ -416,15 +404,10 @@ impl Handler<TryCloseLot> for AuctionRoom {
     }
 }
 
-/// How many connections are in the room.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CountLotMembers;
-
-impl Handler<CountLotMembers> for AuctionRoom {
+impl Handler<CountMembers> for AuctionRoom {
     type Result = usize;
 
-    fn handle(&mut self, _: CountLotMembers, _: &mut Context<Self>) -> usize {
+    fn handle(&mut self, _: CountMembers, _: &mut Context<Self>) -> usize {
         self.members.len()
     }
 }

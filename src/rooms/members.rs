@@ -1,9 +1,11 @@
 //! A room's members on this node, as chat rooms and lot rooms both keep
-//! them: their views for join replies, and the fan-out of a topic's events.
+//! them: their views for join replies, the fan-out of a topic's events, and
+//! the messages both kinds of room answer about their members.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use actix::Message;
 use bytestring::ByteString;
 
 use crate::bus::TopicEvent;
@@ -88,3 +90,21 @@ impl Members {
         slow
     }
 }
+
+/// A connection leaves the room (or closed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub conn: String,
+}
+
+/// The registry asks a room with no members to close; it refuses (`false`)
+/// if someone joined meanwhile, or while it still has work to finish.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct TryClose;
+
+/// How many connections are in the room, for the rooms list.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountMembers;

@@ -10,10 +10,11 @@ use futures_util::future::join_all;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 
-use super::room::{CountMembers, Post, Room, RoomError, Said, TryClose};
+use super::members::{CountMembers, TryClose};
+use super::room::{Post, Room, RoomError, Said};
 use super::writer::MessageStore;
 use crate::accounts::hub::SessionHub;
-use crate::auction::room::{AuctionRoom, CountLotMembers, JoinLot, Refusal, TryCloseLot};
+use crate::auction::room::{AuctionRoom, JoinLot, Refusal};
 use crate::bus::Bus;
 use crate::bus::Inbound;
 use crate::clock::Clock;
@@ -267,62 +268,54 @@ impl Handler<LotChanged> for RoomRegistry {
     }
 }
 
-/// A lot's room has no members left.
+/// A room has no members left: a chat room (by topic) or a lot's (by lot id).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct VacantLot {
-    pub lot_id: i64,
-    pub room: Addr<AuctionRoom>,
+pub struct Vacant<K, R: Actor> {
+    pub key: K,
+    pub room: Addr<R>,
 }
 
-impl Handler<VacantLot> for RoomRegistry {
+impl Handler<Vacant<Topic, Room>> for RoomRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: VacantLot, ctx: &mut Context<Self>) {
-        if self.lots.get(&msg.lot_id) != Some(&msg.room) {
-            return;
-        }
-        // As for chat rooms: nothing is handed out while the room decides.
-        msg.room
-            .send(TryCloseLot)
-            .into_actor(self)
-            .map(move |closed, act, _| {
-                if closed.unwrap_or(true) {
-                    act.lots.remove(&msg.lot_id);
-                }
-            })
-            .wait(ctx);
+    fn handle(&mut self, msg: Vacant<Topic, Room>, ctx: &mut Context<Self>) {
+        close_if_vacant(self, |act| &mut act.rooms, msg, ctx);
     }
 }
 
-/// A room has no members left.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Vacant {
-    pub topic: Topic,
-    pub room: Addr<Room>,
-}
-
-impl Handler<Vacant> for RoomRegistry {
+impl Handler<Vacant<i64, AuctionRoom>> for RoomRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: Vacant, ctx: &mut Context<Self>) {
-        if self.rooms.get(&msg.topic) != Some(&msg.room) {
-            return;
-        }
-        // No room is handed out while the answer is awaited, so a join either
-        // reached the room before this (and it stays) or fails on the closed
-        // room and asks again.
-        msg.room
-            .send(TryClose)
-            .into_actor(self)
-            .map(move |closed, act, _| {
-                if closed.unwrap_or(true) {
-                    act.rooms.remove(&msg.topic);
-                }
-            })
-            .wait(ctx);
+    fn handle(&mut self, msg: Vacant<i64, AuctionRoom>, ctx: &mut Context<Self>) {
+        close_if_vacant(self, |act| &mut act.lots, msg, ctx);
     }
+}
+
+/// Asks a vacant room to close, and forgets it if it did. No room is handed
+/// out while the answer is awaited, so a join either reached the room before
+/// this (and it stays) or fails on the closed room and asks again.
+fn close_if_vacant<K, R>(
+    registry: &mut RoomRegistry,
+    rooms: fn(&mut RoomRegistry) -> &mut HashMap<K, Addr<R>>,
+    msg: Vacant<K, R>,
+    ctx: &mut Context<RoomRegistry>,
+) where
+    K: Eq + std::hash::Hash + Unpin + 'static,
+    R: Actor<Context = Context<R>> + Handler<TryClose>,
+{
+    if rooms(registry).get(&msg.key) != Some(&msg.room) {
+        return;
+    }
+    msg.room
+        .send(TryClose)
+        .into_actor(registry)
+        .map(move |closed, act, _| {
+            if closed.unwrap_or(true) {
+                rooms(act).remove(&msg.key);
+            }
+        })
+        .wait(ctx);
 }
 
 /// How many chat rooms are open on this node. A room closes only once it
@@ -387,7 +380,7 @@ impl Handler<ListRooms> for RoomRegistry {
             .collect();
         Box::pin(async move {
             let counts = join_all(rooms.iter().map(|(_, r)| r.send(CountMembers))).await;
-            let lot_counts = join_all(lots.iter().map(|(_, r)| r.send(CountLotMembers))).await;
+            let lot_counts = join_all(lots.iter().map(|(_, r)| r.send(CountMembers))).await;
             let chat = rooms.into_iter().map(|(t, _)| t).zip(counts);
             let auctions = lots.into_iter().map(|(t, _)| t).zip(lot_counts);
             chat.chain(auctions)

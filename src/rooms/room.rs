@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::detached::Detached;
-use super::members::{Member, Members};
+use super::members::{CountMembers, Leave, Member, Members, TryClose};
 use super::presence::{self, Announces, Presence};
 use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
@@ -334,7 +334,7 @@ impl Room {
             return;
         }
         self.registry.do_send(Vacant {
-            topic: self.topic.clone(),
+            key: self.topic.clone(),
             room: ctx.address(),
         });
     }
@@ -575,13 +575,6 @@ impl Handler<Join> for Room {
     }
 }
 
-/// A connection leaves the topic (or closed).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Leave {
-    pub conn: String,
-}
-
 impl Handler<Leave> for Room {
     type Result = ();
 
@@ -766,12 +759,6 @@ impl Handler<Delivery> for Room {
     }
 }
 
-/// The registry asks an empty room to close; it refuses if someone joined
-/// in the meantime.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct TryClose;
-
 impl Handler<TryClose> for Room {
     type Result = bool;
 
@@ -789,11 +776,6 @@ impl Handler<TryClose> for Room {
         true
     }
 }
-
-/// How many members the room has, for the rooms list.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CountMembers;
 
 impl Handler<CountMembers> for Room {
     type Result = usize;

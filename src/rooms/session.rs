@@ -14,11 +14,12 @@ use serde_json::{json, Value};
 
 use super::detached;
 use super::identity::Identity;
+use super::members::Leave;
 use super::rate::{TokenBucket, Verdict};
 use super::registry::{join_lot, RoomFor, RoomRegistry};
-use super::room::{Join, Joined, Leave, Rename, Room, RoomError, Say, Signal, Typing};
+use super::room::{Join, Joined, Rename, Room, RoomError, Say, Signal, Typing};
 use crate::accounts::hub::{AccountEvent, Attach, Detach, SessionHub};
-use crate::auction::room::{AuctionRoom, JoinLot, LeaveLot, PlaceBid};
+use crate::auction::room::{AuctionRoom, JoinLot, PlaceBid};
 use crate::bus::NodeId;
 use crate::clock::Clock;
 use crate::config::{ChatSettings, WsSettings};
@@ -207,7 +208,7 @@ impl ClientSession {
             Request::Join { topic, since } => self.join(reference, &topic, since, ctx),
             Request::Leave { topic } => {
                 if let Some((topic, room)) = self.joined_lot(&topic) {
-                    room.do_send(LeaveLot {
+                    room.do_send(Leave {
                         conn: self.conn.clone(),
                     });
                     self.lots.remove(&topic);
@@ -659,7 +660,7 @@ impl ClientSession {
             });
         }
         for (_, room) in self.lots.drain() {
-            room.do_send(LeaveLot {
+            room.do_send(Leave {
                 conn: self.conn.clone(),
             });
         }
