@@ -1,20 +1,25 @@
-//! Prometheus metrics: the counters only this node sees, a fixed-bucket
-//! histogram, and the text format a scrape of `/metrics` reads (exposition
-//! format 0.0.4). Figures the database holds are read at scrape time by
-//! `web::metrics`, so that every node of a cluster reports the same truth.
+//! Prometheus metrics, through `prometheus-client`: what only this node
+//! sees is kept in its counters, gauges and histograms; figures the
+//! database holds are read at scrape time by `web::metrics`, so that every
+//! node of a cluster reports the same truth, and encoded beside them. A
+//! scrape of `/metrics` reads the text format (exposition format 0.0.4).
 
-use std::collections::BTreeMap;
-use std::fmt::{Display, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram as Observed;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::ws::Refusal;
 
 /// The `Content-Type` of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the HTTP duration buckets, in seconds: Prometheus's
 /// defaults, from a cached page to a request stuck on the database.
@@ -40,7 +45,8 @@ const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
 ];
 
-/// Observations counted into fixed buckets, as a Prometheus histogram is.
+/// Observations counted into fixed buckets, as a Prometheus histogram is:
+/// the form of bucket counts the database computes at scrape time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
     bounds: &'static [f64],
@@ -103,6 +109,15 @@ pub enum Connection {
     Worker,
 }
 
+impl Connection {
+    fn label(self) -> [(&'static str, &'static str); 1] {
+        match self {
+            Connection::Client => [("kind", "client")],
+            Connection::Worker => [("kind", "worker")],
+        }
+    }
+}
+
 /// A connection counted as open until this is dropped, with the
 /// connection's response body.
 pub struct Open {
@@ -117,65 +132,92 @@ impl Open {
 
     /// The server closed this connection with `code`.
     pub fn closed(&self, code: u16) {
-        let mut closes = self
-            .metrics
+        self.metrics
             .ws_closes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *closes.entry(code).or_default() += 1;
+            .get_or_create(&[("code", code.to_string())])
+            .inc();
     }
 
     /// This connection was refused at its upgrade, over a cap.
     pub fn refused(&self, refusal: Refusal) {
-        let counter = match refusal {
-            Refusal::NodeFull => &self.metrics.ws_refused_node_full,
-            Refusal::AddressFull => &self.metrics.ws_refused_address_full,
+        let reason = match refusal {
+            Refusal::NodeFull => "node_full",
+            Refusal::AddressFull => "address_full",
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .ws_refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.metrics
-            .gauge(self.kind)
-            .fetch_sub(1, Ordering::Relaxed);
+        self.metrics.open.get_or_create(&self.kind.label()).dec();
     }
 }
 
-/// One series of the HTTP histogram. The route is the matched pattern,
-/// never the path, so the series are bounded by the routes there are.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct HttpSeries {
-    route: String,
-    method: &'static str,
-    status: &'static str,
+type Label = [(&'static str, &'static str); 1];
+type HttpLabels = [(&'static str, String); 3];
+
+fn http_histogram() -> Observed {
+    Observed::new(HTTP_BUCKETS.iter().copied())
 }
 
 /// What only this node sees: its sockets, its requests, the leases its
-/// sweep found expired. One per process, shared by every HTTP worker.
-#[derive(Debug, Default)]
+/// sweep found expired, its retention passes. One per process, shared by
+/// every HTTP worker.
+#[derive(Debug)]
 pub struct Metrics {
-    clients: AtomicU64,
-    workers: AtomicU64,
-    leases_expired: AtomicU64,
-    /// A std Mutex: it is held for a lookup and an add, never across an
-    /// `.await`.
-    http: Mutex<BTreeMap<HttpSeries, Histogram>>,
+    open: Family<Label, Gauge>,
     /// WebSocket closes the server began, by close code.
-    ws_closes: Mutex<BTreeMap<u16, u64>>,
+    ws_closes: Family<[(&'static str, String); 1], Counter>,
     /// WebSocket upgrades refused for a cap: the node's, an address's.
-    ws_refused_node_full: AtomicU64,
-    ws_refused_address_full: AtomicU64,
+    ws_refusals: Family<Label, Counter>,
+    leases_expired: Counter,
+    /// By route pattern, never path, so the series are bounded by the
+    /// routes there are.
+    http: Family<HttpLabels, Observed, fn() -> Observed>,
     /// Rows this node's retention passes removed, by table.
-    retention_deleted: Mutex<BTreeMap<&'static str, u64>>,
-    /// How long this node's retention passes took.
-    retention_passes: Mutex<Option<Histogram>>,
+    retention_deleted: Family<Label, Counter>,
+    retention_passes: Observed,
 }
 
 /// The close codes the server sends (docs/protocol.md §4), listed at 0
 /// before any such close, so that a rate over them starts from the start.
 const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1007, 1008, 1009, 1013, 4401];
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let metrics = Metrics {
+            open: Family::default(),
+            ws_closes: Family::default(),
+            ws_refusals: Family::default(),
+            leases_expired: Counter::default(),
+            http: Family::new_with_constructor(http_histogram),
+            retention_deleted: Family::default(),
+            retention_passes: Observed::new(RETENTION_BUCKETS.iter().copied()),
+        };
+        // Every series a dashboard plots is there from the start, at 0.
+        for kind in [Connection::Client, Connection::Worker] {
+            drop(metrics.open.get_or_create(&kind.label()));
+        }
+        for code in CLOSE_CODES {
+            drop(
+                metrics
+                    .ws_closes
+                    .get_or_create(&[("code", code.to_string())]),
+            );
+        }
+        for reason in ["node_full", "address_full"] {
+            drop(metrics.ws_refusals.get_or_create(&[("reason", reason)]));
+        }
+        for table in crate::retention::TABLES {
+            drop(metrics.retention_deleted.get_or_create(&[("table", table)]));
+        }
+        metrics
+    }
+}
 
 /// What a scrape read from the database, the same on every node, and from
 /// this node's actors.
@@ -202,7 +244,7 @@ pub struct Gathered {
 impl Metrics {
     /// Counts a connection of `kind` as open until the guard is dropped.
     pub fn open(self: &Arc<Self>, kind: Connection) -> Open {
-        self.gauge(kind).fetch_add(1, Ordering::Relaxed);
+        self.open.get_or_create(&kind.label()).inc();
         Open {
             metrics: self.clone(),
             kind,
@@ -211,38 +253,25 @@ impl Metrics {
 
     /// Connections of `kind` open on this node now.
     pub fn open_now(&self, kind: Connection) -> u64 {
-        self.gauge(kind).load(Ordering::Relaxed)
-    }
-
-    fn gauge(&self, kind: Connection) -> &AtomicU64 {
-        match kind {
-            Connection::Client => &self.clients,
-            Connection::Worker => &self.workers,
-        }
+        let open = self.open.get_or_create(&kind.label()).get();
+        u64::try_from(open).unwrap_or(0)
     }
 
     /// Counts rows a retention pass removed, as each batch commits.
     pub fn retention_removed(&self, table: &'static str, rows: u64) {
-        *self
-            .retention_deleted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(table)
-            .or_default() += rows;
+        self.retention_deleted
+            .get_or_create(&[("table", table)])
+            .inc_by(rows);
     }
 
     /// Counts how long a retention pass took.
     pub fn retention_pass_took(&self, took: Duration) {
-        self.retention_passes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert_with(|| Histogram::new(RETENTION_BUCKETS))
-            .observe(took.as_secs_f64());
+        self.retention_passes.observe(took.as_secs_f64());
     }
 
     pub fn leases_expired(&self, count: usize) {
         let count = u64::try_from(count).unwrap_or(u64::MAX);
-        self.leases_expired.fetch_add(count, Ordering::Relaxed);
+        self.leases_expired.inc_by(count);
     }
 
     /// Records one request; `route` is the pattern it matched, if any.
@@ -253,181 +282,213 @@ impl Metrics {
         status: StatusCode,
         took: Duration,
     ) {
-        let series = HttpSeries {
-            route: route.unwrap_or("unmatched").to_owned(),
-            method: METHODS
-                .into_iter()
-                .find(|m| *m == method.as_str())
-                .unwrap_or("other"),
-            status: status_class(status),
-        };
-        let Ok(mut http) = self.http.lock() else {
-            return;
-        };
-        http.entry(series)
-            .or_insert_with(|| Histogram::new(HTTP_BUCKETS))
-            .observe(took.as_secs_f64());
+        let method = METHODS
+            .into_iter()
+            .find(|m| *m == method.as_str())
+            .unwrap_or("other");
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", route.unwrap_or("unmatched").to_owned()),
+            ("status", status_class(status).to_owned()),
+        ];
+        self.http.get_or_create(&labels).observe(took.as_secs_f64());
     }
 
-    /// The whole scrape in the text format.
+    /// The whole scrape in the text format: this node's metrics and what
+    /// was gathered for this scrape, in one registry made for it.
     pub fn render(&self, gathered: &Gathered) -> String {
-        let mut text = Text::default();
-        text.gauge(
+        let mut registry = Registry::default();
+        let r = &mut registry;
+        add(
+            r,
             "bazaar_open_connections",
             "WebSocket connections open on this node, by kind (client: /ws, worker: /ws/worker).",
-            &[
-                (&[("kind", "client")], self.open_now(Connection::Client)),
-                (&[("kind", "worker")], self.open_now(Connection::Worker)),
-            ],
+            self.open.clone(),
         );
-        let mut closes = self
-            .ws_closes
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        for code in CLOSE_CODES {
-            closes.entry(code).or_default();
-        }
-        let codes: Vec<_> = closes
-            .iter()
-            .map(|(code, n)| (code.to_string(), *n))
-            .collect();
-        let codes: Vec<_> = codes
-            .iter()
-            .map(|(code, n)| ([("code", code.as_str())], *n))
-            .collect();
-        let codes: Vec<_> = codes.iter().map(|(l, n)| (&l[..], *n)).collect();
-        text.counter(
-            "bazaar_ws_closes_total",
+        add(
+            r,
+            "bazaar_ws_closes",
             "WebSocket closes this node began (a slow consumer, a flood, a bad frame, silence, shutdown...), by close code.",
-            &codes,
+            self.ws_closes.clone(),
         );
-        text.counter(
-            "bazaar_ws_refusals_total",
+        add(
+            r,
+            "bazaar_ws_refusals",
             "WebSocket upgrades this node refused for a cap: server.max_connections (node_full) or server.max_connections_per_address (address_full).",
-            &[
-                (
-                    &[("reason", "node_full")],
-                    self.ws_refused_node_full.load(Ordering::Relaxed),
-                ),
-                (
-                    &[("reason", "address_full")],
-                    self.ws_refused_address_full.load(Ordering::Relaxed),
-                ),
-            ],
+            self.ws_refusals.clone(),
         );
-        text.gauge(
+        add(
+            r,
             "bazaar_topics",
             "Topics with members on this node, by kind.",
-            &[
-                (&[("kind", "chat")], gathered.chat_topics),
-                (&[("kind", "auction")], gathered.auction_topics),
-            ],
+            Labelled::gauges(
+                "kind",
+                [
+                    ("chat", gathered.chat_topics),
+                    ("auction", gathered.auction_topics),
+                ],
+            ),
         );
-        text.gauge(
+        add(
+            r,
             "bazaar_rooms",
             "Rooms running on this node, by kind, with members or not: an empty room closes once it has stored what was said.",
-            &[
-                (&[("kind", "chat")], gathered.chat_rooms),
-                (&[("kind", "auction")], gathered.auction_rooms),
-            ],
+            Labelled::gauges(
+                "kind",
+                [("chat", gathered.chat_rooms), ("auction", gathered.auction_rooms)],
+            ),
         );
-        text.counter(
-            "bazaar_messages_total",
+        add(
+            r,
+            "bazaar_messages",
             "Chat messages stored (database).",
-            &[(&[], gathered.messages)],
+            ConstCounter::new(gathered.messages),
         );
-        text.counter(
-            "bazaar_bids_total",
+        add(
+            r,
+            "bazaar_bids",
             "Bids recorded on lots, typed and proxy (database).",
-            &[(&[], gathered.bids)],
+            ConstCounter::new(gathered.bids),
         );
-        let tasks: Vec<_> = gathered
-            .tasks
-            .iter()
-            .map(|(state, n)| ([("state", state.as_str())], *n))
-            .collect();
-        let tasks: Vec<_> = tasks.iter().map(|(l, n)| (&l[..], *n)).collect();
-        text.gauge("bazaar_tasks", "Crawl tasks by state (database).", &tasks);
-        text.histogram(
+        add(
+            r,
+            "bazaar_tasks",
+            "Crawl tasks by state (database).",
+            Labelled::gauges("state", gathered.tasks.clone()),
+        );
+        add(
+            r,
             "bazaar_task_attempt_duration_seconds",
             "How long finished task attempts took, from lease to outcome (database).",
-            &[(&[], &gathered.attempts)],
+            gathered.attempts.clone(),
         );
-        text.counter(
-            "bazaar_leases_expired_total",
+        add(
+            r,
+            "bazaar_leases_expired",
             "Task leases this node's sweep found expired and gave back to the queue.",
-            &[(&[], self.leases_expired.load(Ordering::Relaxed))],
+            self.leases_expired.clone(),
         );
-        text.gauge(
+        add(
+            r,
             "bazaar_scraper_restarts",
             "Scraper restarts reported by the workers connected to this node, summed.",
-            &[(&[], gathered.scraper_restarts)],
+            ConstGauge::new(i64::try_from(gathered.scraper_restarts).unwrap_or(i64::MAX)),
         );
-        let restarts: Vec<_> = crate::supervision::restarts()
-            .map(|(actor, n)| ([("actor", actor.as_str())], n))
-            .collect();
-        let restarts: Vec<_> = restarts.iter().map(|(l, n)| (&l[..], *n)).collect();
-        text.counter(
-            "bazaar_actor_restarts_total",
+        add(
+            r,
+            "bazaar_actor_restarts",
             "Restarts of this node's supervised actors, after a panic or a stop, by actor.",
-            &restarts,
+            Labelled::counters(
+                "actor",
+                crate::supervision::restarts().map(|(actor, n)| (actor.as_str(), n)),
+            ),
         );
-        let mut deleted = self
-            .retention_deleted
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        for table in crate::retention::TABLES {
-            deleted.entry(table).or_default();
-        }
-        let deleted: Vec<_> = deleted
-            .iter()
-            .map(|(table, n)| ([("table", *table)], *n))
-            .collect();
-        let deleted: Vec<_> = deleted.iter().map(|(l, n)| (&l[..], *n)).collect();
-        text.counter(
-            "bazaar_retention_deleted_total",
+        add(
+            r,
+            "bazaar_retention_deleted",
             "Rows this node's retention passes removed, by table (confirmation_tokens: links cleared from subscriptions that stay).",
-            &deleted,
+            self.retention_deleted.clone(),
         );
-        let passes = self
-            .retention_passes
-            .lock()
-            .map(|p| p.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
-            .unwrap_or_else(|| Histogram::new(RETENTION_BUCKETS));
-        text.histogram(
+        add(
+            r,
             "bazaar_retention_pass_duration_seconds",
             "How long this node's retention passes took, batches and pauses included.",
-            &[(&[], &passes)],
+            self.retention_passes.clone(),
         );
-        let mails: Vec<_> = gathered
-            .mails
-            .iter()
-            .map(|(status, n)| ([("status", status.as_str())], *n))
-            .collect();
-        let mails: Vec<_> = mails.iter().map(|(l, n)| (&l[..], *n)).collect();
-        text.gauge("bazaar_mails", "Mails by outbox status (database).", &mails);
-        // Copied out, so that requests are not held up while this renders.
-        let http = self.http.lock().map(|h| h.clone()).unwrap_or_default();
-        let labels: Vec<_> = http
-            .keys()
-            .map(|s| {
-                [
-                    ("method", s.method),
-                    ("route", s.route.as_str()),
-                    ("status", s.status),
-                ]
-            })
-            .collect();
-        let series: Vec<_> = labels.iter().map(|l| &l[..]).zip(http.values()).collect();
-        text.histogram(
+        add(
+            r,
+            "bazaar_mails",
+            "Mails by outbox status (database).",
+            Labelled::gauges("status", gathered.mails.clone()),
+        );
+        add(
+            r,
             "bazaar_http_request_duration_seconds",
             "Time to the response head on this node, by method, route pattern and status class.",
-            &series,
+            self.http.clone(),
         );
-        text.out
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry);
+        text
+    }
+}
+
+/// Registers `metric` for one scrape.
+fn add(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
+    // The registry ends every help with a full stop.
+    registry.register(name, help.trim_end_matches('.'), metric);
+}
+
+/// Values read at scrape time, one series per label value.
+#[derive(Debug)]
+struct Labelled {
+    label: &'static str,
+    kind: MetricType,
+    values: Vec<(String, u64)>,
+}
+
+impl Labelled {
+    fn gauges<V: Into<String>>(
+        label: &'static str,
+        values: impl IntoIterator<Item = (V, u64)>,
+    ) -> Labelled {
+        Labelled::new(label, MetricType::Gauge, values)
+    }
+
+    fn counters<V: Into<String>>(
+        label: &'static str,
+        values: impl IntoIterator<Item = (V, u64)>,
+    ) -> Labelled {
+        Labelled::new(label, MetricType::Counter, values)
+    }
+
+    fn new<V: Into<String>>(
+        label: &'static str,
+        kind: MetricType,
+        values: impl IntoIterator<Item = (V, u64)>,
+    ) -> Labelled {
+        Labelled {
+            label,
+            kind,
+            values: values.into_iter().map(|(v, n)| (v.into(), n)).collect(),
+        }
+    }
+}
+
+impl EncodeMetric for Labelled {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (value, n) in &self.values {
+            let labels = [(self.label, value.as_str())];
+            let mut series = encoder.encode_family(&labels)?;
+            match self.kind {
+                MetricType::Counter => series.encode_counter::<NoLabelSet, _, u64>(n, None)?,
+                _ => series.encode_gauge(n)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.kind
+    }
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // Per bucket, not cumulative: the encoder adds them up.
+        let buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(self.counts.iter().copied())
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -438,89 +499,6 @@ fn status_class(status: StatusCode) -> &'static str {
         3 => "3xx",
         4 => "4xx",
         _ => "5xx",
-    }
-}
-
-type Labels<'a> = &'a [(&'a str, &'a str)];
-
-/// Writes the text format: each family's HELP and TYPE once, then its
-/// samples, one `name{labels} value` a line.
-#[derive(Default)]
-struct Text {
-    out: String,
-}
-
-impl Text {
-    fn gauge(&mut self, name: &str, help: &str, samples: &[(Labels, u64)]) {
-        self.family(name, "gauge", help);
-        for (labels, value) in samples {
-            self.sample(name, labels, None, value);
-        }
-    }
-
-    fn counter(&mut self, name: &str, help: &str, samples: &[(Labels, u64)]) {
-        self.family(name, "counter", help);
-        for (labels, value) in samples {
-            self.sample(name, labels, None, value);
-        }
-    }
-
-    fn histogram(&mut self, name: &str, help: &str, series: &[(Labels, &Histogram)]) {
-        self.family(name, "histogram", help);
-        let bucket = format!("{name}_bucket");
-        for (labels, histogram) in series {
-            let mut below = 0;
-            for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {
-                below += count;
-                self.sample(&bucket, labels, Some(&bound.to_string()), below);
-            }
-            self.sample(&bucket, labels, Some("+Inf"), histogram.count());
-            self.sample(&format!("{name}_sum"), labels, None, float(histogram.sum));
-            self.sample(&format!("{name}_count"), labels, None, histogram.count());
-        }
-    }
-
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let help = help.replace('\\', r"\\").replace('\n', r"\n");
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    /// One line; `le` is a histogram bucket's bound, written last.
-    fn sample(&mut self, name: &str, labels: Labels, le: Option<&str>, value: impl Display) {
-        self.out.push_str(name);
-        let le = le.map(|bound| ("le", bound));
-        let mut labels = labels.iter().copied().chain(le).peekable();
-        if labels.peek().is_some() {
-            self.out.push('{');
-            for (i, (key, value)) in labels.enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{key}=\"{}\"", escape_label(value));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-}
-
-/// A label value with `\`, `"` and newlines escaped, as the format asks.
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
-}
-
-/// A float as the format spells it (`+Inf`, not Rust's `inf`).
-fn float(value: f64) -> String {
-    if value == f64::INFINITY {
-        "+Inf".to_owned()
-    } else if value == f64::NEG_INFINITY {
-        "-Inf".to_owned()
-    } else {
-        value.to_string()
     }
 }
 
@@ -568,39 +546,41 @@ mod tests {
         assert_eq!(h.sum(), 41.5);
     }
 
+    /// `metric` alone in a scrape, as `render` registers it.
+    fn scrape_of(help: &str, metric: impl Metric) -> String {
+        let mut registry = Registry::default();
+        add(&mut registry, "t_seconds", help, metric);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
     #[test]
     fn a_histogram_renders_cumulative_buckets_then_sum_and_count() {
         let mut h = Histogram::new(BOUNDS);
         for value in [0.0625, 0.5, 0.75, 3.0] {
             h.observe(value);
         }
-        let mut text = Text::default();
-        text.histogram("t_seconds", "Test.", &[(&[("route", "/a")], &h)]);
         assert_eq!(
-            text.out,
+            scrape_of("Test.", h),
             "# HELP t_seconds Test.\n\
              # TYPE t_seconds histogram\n\
-             t_seconds_bucket{route=\"/a\",le=\"0.1\"} 1\n\
-             t_seconds_bucket{route=\"/a\",le=\"1\"} 3\n\
-             t_seconds_bucket{route=\"/a\",le=\"+Inf\"} 4\n\
-             t_seconds_sum{route=\"/a\"} 4.3125\n\
-             t_seconds_count{route=\"/a\"} 4\n"
+             t_seconds_bucket{le=\"0.1\"} 1\n\
+             t_seconds_bucket{le=\"1\"} 3\n\
+             t_seconds_bucket{le=\"+Inf\"} 4\n\
+             t_seconds_sum 4.3125\n\
+             t_seconds_count 4\n"
         );
     }
 
     #[test]
     fn label_values_and_help_are_escaped() {
-        let mut text = Text::default();
-        text.gauge(
-            "g",
-            "Back\\slash\nand newline.",
-            &[(&[("l", "a\"b\\c\nd")], 1)],
-        );
+        let gauges = Labelled::gauges("l", [("a\"b\\c\nd", 1)]);
         assert_eq!(
-            text.out,
-            "# HELP g Back\\\\slash\\nand newline.\n\
-             # TYPE g gauge\n\
-             g{l=\"a\\\"b\\\\c\\nd\"} 1\n"
+            scrape_of("Back\\slash\nand newline.", gauges),
+            "# HELP t_seconds Back\\\\slash\\nand newline.\n\
+             # TYPE t_seconds gauge\n\
+             t_seconds{l=\"a\\\"b\\\\c\\nd\"} 1\n"
         );
     }
 
