@@ -269,14 +269,7 @@ async fn register_log_out_and_log_in_again_with_a_hashed_password() {
 #[actix_web::test]
 async fn a_response_names_its_request_and_the_log_lines_it_caused() {
     // Arrange: JSON logs, as an operator following a request would read.
-    let app = spawn_app(
-        Backend::Sqlite,
-        AppOptions {
-            env: vec![("BAZAAR_LOG__FORMAT".into(), "json".into())],
-            ..AppOptions::default()
-        },
-    )
-    .await;
+    let app = spawn_app(Backend::Sqlite, AppOptions::json_logs()).await;
     let registered = Visitor::new(&app)
         .register("ana", "Ana", "correct horse")
         .await;
@@ -293,14 +286,11 @@ async fn a_response_names_its_request_and_the_log_lines_it_caused() {
     let id = login.request_id.expect("X-Request-Id on the login");
     assert_eq!(id.len(), 36, "a UUID: {id}");
     assert_ne!(page.request_id.as_deref(), Some(id.as_str()));
-    let log = app.log();
-    let line = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|line| {
+    let line = app
+        .json_log_line(|line| {
             line["fields"]["message"] == "logged in" && line["span"]["http.route"] == "/login"
         })
-        .unwrap_or_else(|| panic!("no \"logged in\" line in:\n{log}"));
+        .await;
     assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
     assert_eq!(line["fields"]["user"], "ana", "{line}");
 }

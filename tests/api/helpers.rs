@@ -65,6 +65,17 @@ impl Default for AppOptions {
     }
 }
 
+impl AppOptions {
+    /// The defaults, with the server logging JSON lines, as an operator
+    /// following a request or a worker through the log would read them.
+    pub fn json_logs() -> AppOptions {
+        AppOptions {
+            env: vec![("BAZAAR_LOG__FORMAT".into(), "json".into())],
+            ..AppOptions::default()
+        }
+    }
+}
+
 /// A running server and what a test needs to reach it.
 pub struct TestApp {
     pub base: String,
@@ -252,6 +263,24 @@ impl TestApp {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The first JSON log line that `matches`, waiting up to 5 s for the
+    /// server to write it (see `AppOptions::json_logs`).
+    pub async fn json_log_line(&self, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|line| matches(line));
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no such line in:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {

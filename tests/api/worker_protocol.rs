@@ -346,14 +346,7 @@ async fn a_stopping_server_lets_its_worker_processes_hang_up_and_reconnect_at_on
 #[actix_web::test]
 async fn a_worker_sessions_log_lines_name_the_worker() {
     // Arrange: JSON logs, and a worker that said hello.
-    let app = spawn_app(
-        Backend::Sqlite,
-        AppOptions {
-            env: vec![("BAZAAR_LOG__FORMAT".into(), "json".into())],
-            ..AppOptions::default()
-        },
-    )
-    .await;
+    let app = spawn_app(Backend::Sqlite, AppOptions::json_logs()).await;
     let mut ws = connect(&app, &app.worker_token).await.expect("connect");
     let welcome = hello(&mut ws, 1).await;
 
@@ -369,19 +362,9 @@ async fn a_worker_sessions_log_lines_name_the_worker() {
 
     // Assert: the line carries the session's span, with the worker's id
     // and name.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let line = loop {
-        let found = app
-            .log()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|line| line["fields"]["message"] == "worker protocol error");
-        if let Some(line) = found {
-            break line;
-        }
-        assert!(Instant::now() < deadline, "no such line in:\n{}", app.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let line = app
+        .json_log_line(|line| line["fields"]["message"] == "worker protocol error")
+        .await;
     let span = &line["span"];
     assert_eq!(span["name"], "worker_session", "{line}");
     assert_eq!(span["worker"], welcome["worker"], "{line}");
