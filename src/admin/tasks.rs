@@ -93,7 +93,7 @@ pub async fn list(
 ) -> Result<Page<tasks::Model>, DbErr> {
     let mut cond = Condition::all();
     if let Ok(Some(state)) = filter.state() {
-        cond = cond.add(tasks::Column::State.eq(state.as_str()));
+        cond = cond.add(tasks::Column::State.eq(state));
     }
     if let Some(crawl) = filter.crawl {
         cond = cond.add(tasks::Column::CrawlId.eq(crawl));
@@ -159,11 +159,11 @@ pub async fn retry_now(
         .await?
         .ok_or(ActionError::NoSuchTask(id))?;
     let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Queued.as_str().into())
+        .col_expr(tasks::Column::State, TaskState::Queued.into())
         .col_expr(tasks::Column::NotBefore, now.into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(id))
-        .filter(tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Dead.as_str()]))
+        .filter(tasks::Column::State.is_in([TaskState::Queued, TaskState::Dead]))
         .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
@@ -193,9 +193,7 @@ pub async fn cancel(
         .ok_or(ActionError::NoSuchTask(id))?;
     let res = store::cancelling(reason, now)
         .filter(tasks::Column::Id.eq(id))
-        .filter(
-            tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Leased.as_str()]),
-        )
+        .filter(tasks::Column::State.is_in([TaskState::Queued, TaskState::Leased]))
         .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
@@ -204,10 +202,7 @@ pub async fn cancel(
             state: task.state,
         });
     }
-    if let Some(token) = task
-        .lease_token
-        .filter(|_| task.state == TaskState::Leased.as_str())
-    {
+    if let Some(token) = task.lease_token.filter(|_| task.state == TaskState::Leased) {
         store::end_attempts(&txn, [token], "cancelled", Some(reason), now).await?;
     }
     store::complete_if_done(&txn, task.crawl_id, now).await?;
@@ -225,15 +220,15 @@ pub async fn requeue_dead(
         .select_only()
         .column(tasks::Column::CrawlId)
         .distinct()
-        .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Dead))
         .into_tuple()
         .all(&txn)
         .await?;
     let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Queued.as_str().into())
+        .col_expr(tasks::Column::State, TaskState::Queued.into())
         .col_expr(tasks::Column::NotBefore, now.into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
-        .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Dead))
         .exec(&txn)
         .await?;
     reopen(&txn, &crawls).await?;

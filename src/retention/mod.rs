@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use entity::tasks::TaskState;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Value};
 
 use crate::clock::{delta, Clock};
@@ -559,10 +560,10 @@ async fn remove(
                 .await?;
             for row in counted {
                 let crawl: i64 = row.try_get("", "crawl_id")?;
-                let state: String = row.try_get("", "state")?;
+                let state: TaskState = row.try_get("", "state")?;
                 let n: i64 = row.try_get("", "n")?;
-                let column = match state.as_str() {
-                    "done" => "pruned_done",
+                let column = match state {
+                    TaskState::Done => "pruned_done",
                     _ => "pruned_cancelled",
                 };
                 txn.execute(stmt(

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use entity::crawls;
+use entity::crawls::{self, CrawlStatus};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
@@ -78,7 +78,7 @@ pub async fn start_crawl(
         return Ok(StartOutcome::AlreadyRunning(running.id));
     }
     let inserted = crawls::Entity::insert(crawls::ActiveModel {
-        status: Set("running".to_owned()),
+        status: Set(CrawlStatus::Running),
         trigger: Set(trigger.to_owned()),
         started_at: Set(now),
         ..Default::default()
@@ -111,7 +111,7 @@ pub async fn start_crawl(
 
 pub async fn running_crawl(db: &impl ConnectionTrait) -> Result<Option<crawls::Model>, DbErr> {
     crawls::Entity::find()
-        .filter(crawls::Column::Status.eq("running"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Running))
         .one(db)
         .await
 }
@@ -129,7 +129,7 @@ pub async fn last_finished_crawl(
     db: &impl ConnectionTrait,
 ) -> Result<Option<crawls::Model>, DbErr> {
     crawls::Entity::find()
-        .filter(crawls::Column::Status.eq("finished"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Finished))
         .order_by_desc(crawls::Column::Id)
         .one(db)
         .await
@@ -204,10 +204,10 @@ pub async fn complete_if_done(
         return Ok(false);
     }
     let res = crawls::Entity::update_many()
-        .col_expr(crawls::Column::Status, "finished".into())
+        .col_expr(crawls::Column::Status, CrawlStatus::Finished.into())
         .col_expr(crawls::Column::FinishedAt, Some(now).into())
         .filter(crawls::Column::Id.eq(crawl_id))
-        .filter(crawls::Column::Status.eq("running"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Running))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -236,7 +236,7 @@ pub async fn finish_idle_crawls(
     now: DateTime<Utc>,
 ) -> Result<Vec<i64>, DbErr> {
     let running = crawls::Entity::find()
-        .filter(crawls::Column::Status.eq("running"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Running))
         .all(db)
         .await?;
     let mut finished = Vec::new();
@@ -268,7 +268,7 @@ mod tests {
         let db = crate::db::connect(&url).await.expect("db");
         let now = Utc::now();
         let id = crawls::Entity::insert(crawls::ActiveModel {
-            status: Set("running".to_owned()),
+            status: Set(CrawlStatus::Running),
             trigger: Set("test".to_owned()),
             started_at: Set(now),
             ..Default::default()
@@ -289,7 +289,7 @@ mod tests {
         (dir, db, id)
     }
 
-    async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> String {
+    async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> CrawlStatus {
         crawls::Entity::find_by_id(id)
             .one(db)
             .await
@@ -354,7 +354,7 @@ mod tests {
         // Five fit the host's concurrency: the last share gets what is left.
         assert_eq!(got.taken, vec![2, 2, 1]);
         let mut holders: Vec<(i64, Option<String>)> = entity::tasks::Entity::find()
-            .filter(entity::tasks::Column::State.eq("leased"))
+            .filter(entity::tasks::Column::State.eq(TaskState::Leased))
             .all(&db)
             .await
             .expect("tasks")
@@ -506,13 +506,13 @@ mod tests {
             .expect("done")
             .contains(first.as_str()));
         assert!(!complete_if_done(&db, id, now).await.expect("check"));
-        assert_eq!(status(&db, id).await, "running");
+        assert_eq!(status(&db, id).await, CrawlStatus::Running);
 
         // ...then robots.txt cancels the last one: nothing is left to do.
         assert!(cancel(&db, &token(&leased[1]), id, "disallowed", now)
             .await
             .expect("cancel"));
-        assert_eq!(status(&db, id).await, "finished");
+        assert_eq!(status(&db, id).await, CrawlStatus::Finished);
     }
 
     #[actix_rt::test]
@@ -524,10 +524,10 @@ mod tests {
         // saw the other's task still open.
         let only = token(&leased[0]);
         assert_eq!(mark_done(&db, &[&only], now).await.expect("done").len(), 1);
-        assert_eq!(status(&db, id).await, "running");
+        assert_eq!(status(&db, id).await, CrawlStatus::Running);
 
         assert_eq!(finish_idle_crawls(&db, now).await.expect("sweep"), vec![id]);
-        assert_eq!(status(&db, id).await, "finished");
+        assert_eq!(status(&db, id).await, CrawlStatus::Finished);
         assert!(finish_idle_crawls(&db, now)
             .await
             .expect("again")

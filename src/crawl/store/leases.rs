@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::tasks;
+use entity::tasks::{self, TaskKind};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QuerySelect, UpdateMany, Value,
@@ -24,7 +24,7 @@ use crate::db::{stmt, truncate};
 pub struct Leased {
     pub id: i64,
     pub crawl_id: i64,
-    pub kind: String,
+    pub kind: TaskKind,
     pub site: String,
     pub url: String,
     pub host: String,
@@ -246,7 +246,7 @@ pub async fn extend_leases(
     }
     let res = tasks::Entity::update_many()
         .col_expr(tasks::Column::LeaseUntil, until.into())
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .filter(tasks::Column::LeaseToken.is_in(tokens.iter().map(|t| t.as_str())))
         .exec(db)
         .await?;
@@ -263,7 +263,7 @@ pub async fn current_leases(
         let rows = tasks::Entity::find()
             .select_only()
             .column(tasks::Column::LeaseToken)
-            .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+            .filter(tasks::Column::State.eq(TaskState::Leased))
             .filter(tasks::Column::LeaseToken.is_in(chunk.iter().map(|t| t.as_str())))
             .into_tuple::<Option<String>>()
             .all(db)
@@ -319,7 +319,7 @@ pub async fn release(
     let db = &txn;
     let Some(task) = tasks::Entity::find_by_id(token.task())
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .one(db)
         .await?
     else {
@@ -327,7 +327,7 @@ pub async fn release(
     };
     let next = policy.after(u32::try_from(task.attempts).unwrap_or(0), setback, now);
     let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, next.state.as_str().into())
+        .col_expr(tasks::Column::State, next.state.into())
         .col_expr(tasks::Column::NotBefore, next.not_before.into())
         .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
         .col_expr(
@@ -338,7 +338,7 @@ pub async fn release(
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(task.id))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
@@ -367,7 +367,7 @@ pub async fn release(
 /// lease; callers add which tasks, and from which states.
 pub(crate) fn cancelling(reason: &str, now: DateTime<Utc>) -> UpdateMany<tasks::Entity> {
     tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
+        .col_expr(tasks::Column::State, TaskState::Cancelled.into())
         .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
         .col_expr(
             tasks::Column::LeaseUntil,
@@ -393,7 +393,7 @@ pub async fn cancel(
     let res = cancelling(reason, now)
         .filter(tasks::Column::Id.eq(token.task()))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
@@ -419,7 +419,7 @@ pub async fn expire_leases(
     now: DateTime<Utc>,
 ) -> Result<Vec<Released>, DbErr> {
     let expired = tasks::Entity::find()
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .filter(tasks::Column::LeaseUntil.lt(now))
         .all(db)
         .await?;

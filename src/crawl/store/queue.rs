@@ -33,11 +33,11 @@ pub async fn insert_tasks(
         .filter_map(|t| {
             Some(tasks::ActiveModel {
                 crawl_id: Set(crawl_id),
-                kind: Set(t.kind.as_str().to_owned()),
+                kind: Set(t.kind),
                 site: Set(t.site.clone()),
                 url: Set(t.url.to_string()),
                 host: Set(host_key(&t.url)?),
-                state: Set(TaskState::Queued.as_str().to_owned()),
+                state: Set(TaskState::Queued),
                 attempts: Set(0),
                 not_before: Set(now),
                 created_at: Set(now),
