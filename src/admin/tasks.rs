@@ -3,6 +3,7 @@
 //! pause and resume).
 
 use chrono::{DateTime, Utc};
+use entity::crawls::CrawlStatus;
 use entity::{flags, task_attempts, tasks};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -247,10 +248,10 @@ async fn reopen(db: &impl ConnectionTrait, crawl_ids: &[i64]) -> Result<(), DbEr
     };
     db.execute(crate::db::stmt(
         db.get_database_backend(),
-        "UPDATE crawls SET status = 'running', finished_at = NULL \
+        "UPDATE crawls SET status = $2, finished_at = NULL \
          WHERE id = $1 AND id = (SELECT MAX(id) FROM crawls) \
-         AND NOT EXISTS (SELECT 1 FROM crawls WHERE status = 'running' AND id <> $1)",
-        vec![newest.into()],
+         AND NOT EXISTS (SELECT 1 FROM crawls WHERE status = $2 AND id <> $1)",
+        vec![newest.into(), CrawlStatus::Running.into()],
     ))
     .await?;
     Ok(())

@@ -249,10 +249,10 @@ pub async fn check_alerts(
     db.execute(stmt(
         backend,
         "UPDATE subscriptions SET armed = TRUE \
-         WHERE armed = FALSE AND status = 'confirmed' AND game_id IS NOT NULL \
+         WHERE armed = FALSE AND status = $1 AND game_id IS NOT NULL \
            AND EXISTS (SELECT 1 FROM games g WHERE g.id = subscriptions.game_id \
                        AND g.best_cents > subscriptions.target_cents)",
-        vec![],
+        vec![SubscriptionStatus::Confirmed.into()],
     ))
     .await?;
     let due = subscriptions::Entity::find()

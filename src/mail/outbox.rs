@@ -153,10 +153,10 @@ pub async fn lease_due(
     } else {
         ""
     };
-    let due = "((status = 'pending' AND next_attempt_at <= $2) \
-               OR (status = 'sending' AND leased_until <= $2))";
+    let due = "((status = $4 AND next_attempt_at <= $2) \
+               OR (status = $5 AND leased_until <= $2))";
     let sql = format!(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, leased_until = $1 \
+        "UPDATE outbox SET status = $5, attempts = attempts + 1, leased_until = $1 \
          WHERE {due} AND id IN (SELECT id FROM outbox WHERE {due} \
            ORDER BY next_attempt_at, id LIMIT $3{lock}) \
          RETURNING id"
@@ -168,6 +168,8 @@ pub async fn lease_due(
             (now + delta(lease)).into(),
             now.into(),
             i64::from(limit).into(),
+            MailStatus::Pending.into(),
+            MailStatus::Sending.into(),
         ],
     ))
     .all(db)

@@ -192,8 +192,12 @@ pub async fn complete_if_done(
             backend,
             // EXISTS stops at the first open task; it runs after every
             // merge, so it must not count the whole queue.
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE crawl_id = $1 AND state IN ('queued', 'leased')) AS open",
-            vec![crawl_id.into()],
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE crawl_id = $1 AND state IN ($2, $3)) AS open",
+            vec![
+                crawl_id.into(),
+                TaskState::Queued.into(),
+                TaskState::Leased.into(),
+            ],
         ))
         .await?;
     let open: bool = match row {

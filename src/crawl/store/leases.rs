@@ -143,11 +143,11 @@ pub async fn lease(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("crawl host {host}")))?
         .try_get("", "next_start_at")?;
-    let mut sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = 'leased' AND host = $1".to_owned();
-    let mut values: Vec<Value> = vec![host.into()];
+    let mut sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = $2 AND host = $1".to_owned();
+    let mut values: Vec<Value> = vec![host.into(), TaskState::Leased.into()];
     if !pace.fetched.is_empty() {
         let marks: Vec<String> = (0..pace.fetched.len())
-            .map(|i| format!("${}", i + 2))
+            .map(|i| format!("${}", i + 3))
             .collect();
         sql += &format!(" AND lease_token NOT IN ({})", marks.join(", "));
         values.extend(pace.fetched.iter().map(|t| Value::from(t.as_str())));
@@ -178,14 +178,14 @@ pub async fn lease(
     }
     // Listings first: each one found feeds the queue, so discovery stays
     // ahead of the workers instead of waiting behind the pages it found.
-    // 'listing' sorts before 'page', so `kind, id` is that order, and the
+    // `listing` sorts before `page`, so `kind, id` is that order, and the
     // index `tasks_lease_order` walks it without sorting the queue.
     let sql = format!(
-        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, \
+        "UPDATE tasks SET state = $6, attempts = attempts + 1, \
            lease_token = 't' || id || '-a' || (attempts + 1), \
            lease_until = $1, worker = $2, updated_at = $3 \
          WHERE id IN (SELECT id FROM tasks \
-           WHERE state = 'queued' AND host = $4 AND not_before <= $3 \
+           WHERE state = $7 AND host = $4 AND not_before <= $3 \
            ORDER BY kind, id LIMIT $5{lock_tasks}) \
          RETURNING id, crawl_id, kind, site, url, host, attempts, lease_token"
     );
@@ -206,6 +206,8 @@ pub async fn lease(
                 now.into(),
                 host.into(),
                 i64::from(limit).into(),
+                TaskState::Leased.into(),
+                TaskState::Queued.into(),
             ],
         ))
         .all(db)
@@ -285,13 +287,14 @@ pub async fn mark_done(
     let backend = db.get_database_backend();
     let mut current = HashSet::new();
     for chunk in tokens.chunks(200) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
-            "UPDATE tasks SET state = 'done', lease_until = NULL, updated_at = $1 \
-             WHERE state = 'leased' AND lease_token IN ({}) RETURNING lease_token",
+            "UPDATE tasks SET state = $2, lease_until = NULL, updated_at = $1 \
+             WHERE state = $3 AND lease_token IN ({}) RETURNING lease_token",
             marks.join(", ")
         );
-        let mut values: Vec<Value> = vec![now.into()];
+        let mut values: Vec<Value> =
+            vec![now.into(), TaskState::Done.into(), TaskState::Leased.into()];
         values.extend(chunk.iter().map(|t| Value::from(t.as_str())));
         for row in db.query_all(stmt(backend, &sql, values)).await? {
             current.insert(row.try_get::<String>("", "lease_token")?);

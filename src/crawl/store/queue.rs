@@ -78,14 +78,14 @@ pub async fn ready_hosts(
             // A loose index scan over `tasks_lease_order`: one probe per host
             // instead of reading every queued task on every dispatch pass.
             "WITH RECURSIVE hosts(host) AS ( \
-               SELECT MIN(host) FROM tasks WHERE state = 'queued' \
+               SELECT MIN(host) FROM tasks WHERE state = $2 \
                UNION ALL \
-               SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = 'queued' AND t.host > hosts.host) \
+               SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = $2 AND t.host > hosts.host) \
                FROM hosts WHERE hosts.host IS NOT NULL) \
              SELECT host FROM hosts WHERE host IS NOT NULL AND EXISTS ( \
-               SELECT 1 FROM tasks t WHERE t.state = 'queued' AND t.host = hosts.host AND t.not_before <= $1) \
+               SELECT 1 FROM tasks t WHERE t.state = $2 AND t.host = hosts.host AND t.not_before <= $1) \
              AND NOT EXISTS (SELECT 1 FROM flags WHERE name = 'queue_paused')",
-            vec![now.into()],
+            vec![now.into(), TaskState::Queued.into()],
         ))
         .await?;
     rows.iter().map(|r| r.try_get("", "host")).collect()
