@@ -125,11 +125,7 @@ enum SitesCommand {
 }
 
 fn parse_kind(kind: &str) -> Result<TaskKind, String> {
-    match kind {
-        "listing" => Ok(TaskKind::Listing),
-        "page" => Ok(TaskKind::Page),
-        _ => Err("KIND is listing or page".to_owned()),
-    }
+    TaskKind::parse(kind).ok_or_else(|| "KIND is listing or page".to_owned())
 }
 
 #[derive(Subcommand)]

@@ -11,11 +11,20 @@ pub struct Model {
     pub crawl_id: i64,
     pub game_id: i64,
     pub store: Option<String>,
-    /// `new_game`, `price_drop` or `back_in_stock`.
-    pub kind: String,
+    pub kind: ChangeKind,
     pub old_cents: Option<i64>,
     pub new_cents: Option<i64>,
     pub at: DateTimeUtc,
+}
+
+string_enum! {
+    /// A kind of change recorded for the digest.
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum ChangeKind {
+        NewGame = "new_game",
+        PriceDrop = "price_drop",
+        BackInStock = "back_in_stock",
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,8 +8,7 @@ use serde::Serialize;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// `running` or `finished`.
-    pub status: String,
+    pub status: CrawlStatus,
     /// What started it: `schedule`, `visitor`, `api` or `admin`.
     pub trigger: String,
     pub started_at: DateTimeUtc,
@@ -23,6 +22,15 @@ pub struct Model {
     /// `cancelled` tasks retention removed.
     #[serde(skip)]
     pub pruned_cancelled: i64,
+}
+
+string_enum! {
+    /// A crawl runs until its last task is final; one runs at a time.
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum CrawlStatus {
+        Running = "running",
+        Finished = "finished",
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,8 +26,7 @@ pub struct Model {
     /// Soft close never moves `ends_at` past this.
     pub hard_end: DateTimeUtc,
     pub soft_close_secs: i64,
-    /// `scheduled`, `running`, `finished` or `cancelled`.
-    pub status: String,
+    pub status: LotStatus,
     /// The visible price; the starting price before the first bid.
     pub current_cents: i64,
     pub leader_id: Option<i64>,
@@ -45,6 +44,21 @@ pub struct Model {
     pub created_by: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+}
+
+string_enum! {
+    /// Where a lot is in its life. Only a running lot takes bids. The name
+    /// is also the one sent on the wire.
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum LotStatus {
+        Scheduled = "scheduled",
+        Running = "running",
+        Finished = "finished",
+        /// Withdrawn by an admin before it ended: it takes no bids and
+        /// neither opens nor closes, because `place_bid`, `open` and `close`
+        /// each act on one other status only.
+        Cancelled = "cancelled",
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,8 +18,7 @@ pub struct Model {
     /// A new target asked for on a confirmed alert, applied when its
     /// confirmation link is followed.
     pub pending_target_cents: Option<i64>,
-    /// `pending`, `confirmed` or `unsubscribed`.
-    pub status: String,
+    pub status: SubscriptionStatus,
     /// The keyed hash of the latest confirmation token; the token itself is
     /// only in the mail.
     pub token_hash: Option<String>,
@@ -35,6 +34,17 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub confirmed_at: Option<DateTimeUtc>,
     pub unsubscribed_at: Option<DateTimeUtc>,
+}
+
+string_enum! {
+    /// Where a subscription stands: only a confirmed one gets mail.
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum SubscriptionStatus {
+        /// Its confirmation link has not been followed yet.
+        Pending = "pending",
+        Confirmed = "confirmed",
+        Unsubscribed = "unsubscribed",
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,14 +9,12 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub crawl_id: i64,
-    /// `listing` or `page`.
-    pub kind: String,
+    pub kind: TaskKind,
     pub site: String,
     pub url: String,
     /// `host[:port]` of the URL, the unit of politeness.
     pub host: String,
-    /// `queued`, `leased`, `done`, `dead` or `cancelled`.
-    pub state: String,
+    pub state: TaskState,
     pub attempts: i32,
     pub not_before: DateTimeUtc,
     pub lease_token: Option<String>,
@@ -25,6 +23,40 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+}
+
+string_enum! {
+    /// What a task's page is.
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum TaskKind {
+        /// Links to game pages and to the next listing page.
+        Listing = "listing",
+        /// One game page, which yields offers.
+        Page = "page",
+    }
+}
+
+string_enum! {
+    /// Where a task is in its lifecycle.
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+    pub enum TaskState {
+        Queued = "queued",
+        Leased = "leased",
+        Done = "done",
+        Dead = "dead",
+        Cancelled = "cancelled",
+    }
+}
+
+impl TaskState {
+    /// A final task needs no more work; a crawl whose tasks are all final is
+    /// complete.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskState::Done | TaskState::Dead | TaskState::Cancelled
+        )
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

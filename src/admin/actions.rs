@@ -16,6 +16,7 @@ use crate::bus::{Bus, BusError, Control, NodeId, WorkerAction};
 use crate::crawl::dispatcher::{
     Announce, CloseWorker, Dispatcher, StopAssigning, WorkerId, DISCONNECTED_BY_ADMIN,
 };
+use crate::crawl::lease::TaskState;
 use crate::crawl::scheduler::{Scheduler, StartCrawl};
 use crate::crawl::store::StartOutcome;
 use crate::rooms::registry::{LotChanged, RoomRegistry};
@@ -151,9 +152,9 @@ pub enum ActionError {
     #[error("there is no task {0}")]
     NoSuchTask(i64),
     #[error("task {id} is {state}: only queued and dead tasks can be retried now")]
-    NotRetriable { id: i64, state: String },
+    NotRetriable { id: i64, state: TaskState },
     #[error("task {id} is {state}: only queued and leased tasks can be cancelled")]
-    NotCancellable { id: i64, state: String },
+    NotCancellable { id: i64, state: TaskState },
     #[error("mail {0} is not failed: only failed mail can be retried")]
     MailNotFailed(i64),
     #[error("there is no worker {0} connected to this server")]

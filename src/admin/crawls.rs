@@ -77,8 +77,7 @@ pub struct Pages {
 /// Why tasks failed, and how many of one kind failed so.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reason {
-    /// `listing` or `page`.
-    pub kind: String,
+    pub kind: TaskKind,
     pub text: String,
     pub tasks: u64,
 }
@@ -138,7 +137,7 @@ impl SiteReport {
 
     /// ": <reason>" when all `tasks` of `kind` failed for one reason.
     fn why(&self, kind: TaskKind, tasks: u64) -> String {
-        let mut reasons = self.reasons.iter().filter(|r| r.kind == kind.as_str());
+        let mut reasons = self.reasons.iter().filter(|r| r.kind == kind);
         match (reasons.next(), reasons.next()) {
             (None, _) => String::new(),
             (Some(only), None) if only.tasks == tasks => format!(": {}", only.text),
@@ -158,14 +157,11 @@ pub fn plural(n: u64, noun: &str) -> String {
 /// A failed task: dead, cancelled, or not done after an error.
 fn failed() -> Condition {
     Condition::all()
-        .add(tasks::Column::State.ne(TaskState::Done.as_str()))
+        .add(tasks::Column::State.ne(TaskState::Done))
         .add(
             Condition::any()
                 .add(tasks::Column::LastError.is_not_null())
-                .add(
-                    tasks::Column::State
-                        .is_in([TaskState::Dead.as_str(), TaskState::Cancelled.as_str()]),
-                ),
+                .add(tasks::Column::State.is_in([TaskState::Dead, TaskState::Cancelled])),
         )
 }
 
@@ -175,7 +171,7 @@ pub async fn detail(db: &impl ConnectionTrait, id: i64) -> Result<Option<CrawlDe
         return Ok(None);
     };
     let of_crawl = || tasks::Entity::find().filter(tasks::Column::CrawlId.eq(id));
-    let counts: Vec<(String, String, String, i64)> = of_crawl()
+    let counts: Vec<(String, TaskKind, TaskState, i64)> = of_crawl()
         .select_only()
         .column(tasks::Column::Site)
         .column(tasks::Column::Kind)
@@ -198,7 +194,7 @@ pub async fn detail(db: &impl ConnectionTrait, id: i64) -> Result<Option<CrawlDe
         .into_tuple()
         .all(db)
         .await?;
-    let reasons: Vec<(String, String, String, i64)> = of_crawl()
+    let reasons: Vec<(String, TaskKind, String, i64)> = of_crawl()
         .filter(failed())
         .filter(tasks::Column::LastError.is_not_null())
         .select_only()
@@ -220,15 +216,15 @@ pub async fn detail(db: &impl ConnectionTrait, id: i64) -> Result<Option<CrawlDe
             ..SiteReport::default()
         });
         let n = count(n);
-        let pages = match kind.as_str() {
-            "listing" => &mut report.listings,
-            _ => &mut report.pages,
+        let pages = match kind {
+            TaskKind::Listing => &mut report.listings,
+            TaskKind::Page => &mut report.pages,
         };
         pages.total += n;
-        match TaskState::parse(&state) {
-            Some(TaskState::Done) => pages.done += n,
-            Some(TaskState::Queued | TaskState::Leased) => pages.open += n,
-            _ => {}
+        match state {
+            TaskState::Done => pages.done += n,
+            TaskState::Queued | TaskState::Leased => pages.open += n,
+            TaskState::Dead | TaskState::Cancelled => {}
         }
     }
     for (site, state, n) in failed_counts {
@@ -267,7 +263,7 @@ pub async fn detail(db: &impl ConnectionTrait, id: i64) -> Result<Option<CrawlDe
 mod tests {
     use super::*;
 
-    fn site(listings: Pages, pages: Pages, reasons: &[(&str, &str, u64)]) -> SiteReport {
+    fn site(listings: Pages, pages: Pages, reasons: &[(TaskKind, &str, u64)]) -> SiteReport {
         SiteReport {
             site: "gamevault".into(),
             listings,
@@ -275,7 +271,7 @@ mod tests {
             reasons: reasons
                 .iter()
                 .map(|&(kind, text, tasks)| Reason {
-                    kind: kind.into(),
+                    kind,
                     text: text.into(),
                     tasks,
                 })
@@ -296,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_site_whose_every_page_failed_for_one_reason_names_it() {
-        let s = site(read(2, 2), read(9, 0), &[("page", NO_PRODUCT, 9)]);
+        let s = site(read(2, 2), read(9, 0), &[(TaskKind::Page, NO_PRODUCT, 9)]);
         assert_eq!(
             s.verdict().as_deref(),
             Some(
@@ -308,7 +304,10 @@ mod tests {
 
     #[test]
     fn pages_that_failed_for_several_reasons_point_below() {
-        let reasons = [("page", NO_PRODUCT, 1), ("page", "HTTP 500", 1)];
+        let reasons = [
+            (TaskKind::Page, NO_PRODUCT, 1),
+            (TaskKind::Page, "HTTP 500", 1),
+        ];
         let s = site(read(1, 1), read(2, 0), &reasons);
         assert_eq!(
             s.verdict().as_deref(),
@@ -318,7 +317,11 @@ mod tests {
 
     #[test]
     fn listings_that_failed_or_linked_nowhere_say_so() {
-        let dead = site(read(1, 0), read(0, 0), &[("listing", "HTTP 404", 1)]);
+        let dead = site(
+            read(1, 0),
+            read(0, 0),
+            &[(TaskKind::Listing, "HTTP 404", 1)],
+        );
         assert_eq!(
             dead.verdict().as_deref(),
             Some("0 items: no game page found; every listing page failed: HTTP 404")
@@ -332,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_site_that_yielded_something_or_is_still_running_has_no_verdict() {
-        let partly = site(read(1, 1), read(3, 1), &[("page", NO_PRODUCT, 2)]);
+        let partly = site(read(1, 1), read(3, 1), &[(TaskKind::Page, NO_PRODUCT, 2)]);
         assert_eq!(partly.verdict(), None);
         let running = site(
             read(1, 1),
@@ -341,7 +344,7 @@ mod tests {
                 done: 0,
                 open: 1,
             },
-            &[("page", NO_PRODUCT, 2)],
+            &[(TaskKind::Page, NO_PRODUCT, 2)],
         );
         assert_eq!(running.verdict(), None);
     }

@@ -3,6 +3,7 @@
 //! events), so it stays live without reloading.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use entity::crawls::CrawlStatus;
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use serde::Serialize;
 
@@ -30,7 +31,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Serialize)]
 pub struct CrawlProgress {
     pub id: i64,
-    pub status: String,
+    pub status: CrawlStatus,
     pub done: u64,
     pub total: u64,
     pub percent: u64,
@@ -42,7 +43,7 @@ pub async fn snapshot(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<S
             let (done, total) = (report.finished_tasks(), report.total());
             CrawlProgress {
                 id: report.crawl.id,
-                status: report.crawl.status.clone(),
+                status: report.crawl.status,
                 done,
                 total,
                 percent: (done * 100).checked_div(total).unwrap_or(0),

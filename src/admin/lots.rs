@@ -58,7 +58,7 @@ pub async fn list(
     let page = page.max(1);
     let mut query = lots::Entity::find();
     if let Some(status) = status {
-        query = query.filter(lots::Column::Status.eq(status.as_str()));
+        query = query.filter(lots::Column::Status.eq(status));
     }
     let total = query.clone().count(db).await?;
     let rows = query

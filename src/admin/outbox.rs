@@ -33,7 +33,7 @@ pub async fn list(
     let page = page.max(1);
     let mut query = outbox::Entity::find();
     if let Some(status) = status {
-        query = query.filter(outbox::Column::Status.eq(status.as_str()));
+        query = query.filter(outbox::Column::Status.eq(status));
     }
     let total = query.clone().count(db).await?;
     let items = query
@@ -73,11 +73,11 @@ pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, u64)>, DbE
 /// was not failed.
 pub async fn retry(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
     let res = outbox::Entity::update_many()
-        .col_expr(outbox::Column::Status, MailStatus::Pending.as_str().into())
+        .col_expr(outbox::Column::Status, MailStatus::Pending.into())
         .col_expr(outbox::Column::Attempts, 0.into())
         .col_expr(outbox::Column::NextAttemptAt, now.into())
         .filter(outbox::Column::Id.eq(id))
-        .filter(outbox::Column::Status.eq(MailStatus::Failed.as_str()))
+        .filter(outbox::Column::Status.eq(MailStatus::Failed))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)

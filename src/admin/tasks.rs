@@ -3,6 +3,7 @@
 //! pause and resume).
 
 use chrono::{DateTime, Utc};
+use entity::crawls::CrawlStatus;
 use entity::{flags, task_attempts, tasks};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -93,7 +94,7 @@ pub async fn list(
 ) -> Result<Page<tasks::Model>, DbErr> {
     let mut cond = Condition::all();
     if let Ok(Some(state)) = filter.state() {
-        cond = cond.add(tasks::Column::State.eq(state.as_str()));
+        cond = cond.add(tasks::Column::State.eq(state));
     }
     if let Some(crawl) = filter.crawl {
         cond = cond.add(tasks::Column::CrawlId.eq(crawl));
@@ -159,11 +160,11 @@ pub async fn retry_now(
         .await?
         .ok_or(ActionError::NoSuchTask(id))?;
     let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Queued.as_str().into())
+        .col_expr(tasks::Column::State, TaskState::Queued.into())
         .col_expr(tasks::Column::NotBefore, now.into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(id))
-        .filter(tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Dead.as_str()]))
+        .filter(tasks::Column::State.is_in([TaskState::Queued, TaskState::Dead]))
         .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
@@ -193,9 +194,7 @@ pub async fn cancel(
         .ok_or(ActionError::NoSuchTask(id))?;
     let res = store::cancelling(reason, now)
         .filter(tasks::Column::Id.eq(id))
-        .filter(
-            tasks::Column::State.is_in([TaskState::Queued.as_str(), TaskState::Leased.as_str()]),
-        )
+        .filter(tasks::Column::State.is_in([TaskState::Queued, TaskState::Leased]))
         .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
@@ -204,10 +203,7 @@ pub async fn cancel(
             state: task.state,
         });
     }
-    if let Some(token) = task
-        .lease_token
-        .filter(|_| task.state == TaskState::Leased.as_str())
-    {
+    if let Some(token) = task.lease_token.filter(|_| task.state == TaskState::Leased) {
         store::end_attempts(&txn, [token], "cancelled", Some(reason), now).await?;
     }
     store::complete_if_done(&txn, task.crawl_id, now).await?;
@@ -225,15 +221,15 @@ pub async fn requeue_dead(
         .select_only()
         .column(tasks::Column::CrawlId)
         .distinct()
-        .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Dead))
         .into_tuple()
         .all(&txn)
         .await?;
     let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Queued.as_str().into())
+        .col_expr(tasks::Column::State, TaskState::Queued.into())
         .col_expr(tasks::Column::NotBefore, now.into())
         .col_expr(tasks::Column::UpdatedAt, now.into())
-        .filter(tasks::Column::State.eq(TaskState::Dead.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Dead))
         .exec(&txn)
         .await?;
     reopen(&txn, &crawls).await?;
@@ -252,10 +248,10 @@ async fn reopen(db: &impl ConnectionTrait, crawl_ids: &[i64]) -> Result<(), DbEr
     };
     db.execute(crate::db::stmt(
         db.get_database_backend(),
-        "UPDATE crawls SET status = 'running', finished_at = NULL \
+        "UPDATE crawls SET status = $2, finished_at = NULL \
          WHERE id = $1 AND id = (SELECT MAX(id) FROM crawls) \
-         AND NOT EXISTS (SELECT 1 FROM crawls WHERE status = 'running' AND id <> $1)",
-        vec![newest.into()],
+         AND NOT EXISTS (SELECT 1 FROM crawls WHERE status = $2 AND id <> $1)",
+        vec![newest.into(), CrawlStatus::Running.into()],
     ))
     .await?;
     Ok(())

@@ -2,10 +2,12 @@
 //! the public view of that state that events carry.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::increments::Increments;
 use crate::domain::money::Money;
+
+pub use entity::lots::LotStatus;
 
 /// Who bids: an account id. Guests cannot bid.
 pub type UserId = i64;
@@ -120,31 +122,6 @@ impl LotRules {
     /// An amount of this lot's currency.
     pub fn money(&self, cents: i64) -> Money {
         Money::new(cents, self.currency())
-    }
-}
-
-/// Where a lot is in its life. Only a running lot takes bids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LotStatus {
-    Scheduled,
-    Running,
-    Finished,
-    /// Withdrawn by an admin before it ended: it takes no bids and neither
-    /// opens nor closes, because `place_bid`, `open` and `close` each act on
-    /// one other status only.
-    Cancelled,
-}
-
-impl LotStatus {
-    /// The name stored in the database and sent on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LotStatus::Scheduled => "scheduled",
-            LotStatus::Running => "running",
-            LotStatus::Finished => "finished",
-            LotStatus::Cancelled => "cancelled",
-        }
     }
 }
 

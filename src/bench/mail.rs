@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Args;
+use entity::changes::ChangeKind;
+use entity::crawls::CrawlStatus;
+use entity::subscriptions::SubscriptionStatus;
 use entity::{changes, crawls, games, outbox, subscriptions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
@@ -144,7 +147,7 @@ async fn seed(
     });
     insert_chunked(db, games).await.context("seed games")?;
     let crawl = crawls::Entity::insert(crawls::ActiveModel {
-        status: Set("finished".into()),
+        status: Set(CrawlStatus::Finished),
         trigger: Set("api".into()),
         started_at: Set(now),
         finished_at: Set(Some(now)),
@@ -159,7 +162,7 @@ async fn seed(
         crawl_id: Set(crawl),
         game_id: Set(i64::from(i)),
         store: Set(Some("demo-store".into())),
-        kind: Set("price_drop".into()),
+        kind: Set(ChangeKind::PriceDrop),
         // Different depths, so the digest has an order to sort.
         old_cents: Set(Some(1999 + i64::from(i))),
         new_cents: Set(Some(999)),
@@ -172,7 +175,7 @@ async fn seed(
         topic: Set("digest".into()),
         game_id: Set(None),
         target_cents: Set(None),
-        status: Set("confirmed".into()),
+        status: Set(SubscriptionStatus::Confirmed),
         token_hash: Set(None),
         token_expires_at: Set(None),
         confirm_sent_at: Set(Some(now)),
@@ -230,7 +233,7 @@ async fn wait_until_sent(
     }
     loop {
         let sent = outbox::Entity::find()
-            .filter(outbox::Column::Status.eq(MailStatus::Sent.as_str()))
+            .filter(outbox::Column::Status.eq(MailStatus::Sent))
             .count(db)
             .await?;
         if sent >= expected {

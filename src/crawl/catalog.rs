@@ -14,23 +14,7 @@ use sea_orm::{
 use crate::domain::title::normalize_title;
 use crate::protocol::worker::Item;
 
-/// A kind of change recorded for the digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    NewGame,
-    PriceDrop,
-    BackInStock,
-}
-
-impl ChangeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::NewGame => "new_game",
-            ChangeKind::PriceDrop => "price_drop",
-            ChangeKind::BackInStock => "back_in_stock",
-        }
-    }
-}
+pub use entity::changes::ChangeKind;
 
 /// What merging one batch of items did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -356,7 +340,7 @@ impl Catalog {
             crawl_id: Set(crawl_id),
             game_id: Set(game_id),
             store: Set(Some(store.to_owned())),
-            kind: Set(kind.as_str().to_owned()),
+            kind: Set(kind),
             old_cents: Set(old_cents),
             new_cents: Set(Some(new_cents)),
             at: Set(now),

@@ -390,7 +390,7 @@ impl Dispatcher {
                 LeaseEntry {
                     worker,
                     host: row.host.clone(),
-                    listing: row.kind == "listing",
+                    listing: row.kind == TaskKind::Listing,
                     fetching: true,
                     delivered: false,
                 },
@@ -468,16 +468,11 @@ impl Dispatcher {
                 return;
             }
         };
-        let kind = if row.kind == "listing" {
-            TaskKind::Listing
-        } else {
-            TaskKind::Page
-        };
         worker.session.do_send(AssignTask {
             lease: token,
             crawl_id: row.crawl_id,
             attempt: u32::try_from(row.attempts).unwrap_or(1),
-            kind,
+            kind: row.kind,
             url: row.url,
             site: row.site,
             host: row.host.clone(),

@@ -9,54 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::backoff::Backoff;
 use crate::clock::delta;
 
-/// Where a task is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskState {
-    Queued,
-    Leased,
-    Done,
-    Dead,
-    Cancelled,
-}
-
-impl TaskState {
-    pub const ALL: [TaskState; 5] = [
-        TaskState::Queued,
-        TaskState::Leased,
-        TaskState::Done,
-        TaskState::Dead,
-        TaskState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Queued => "queued",
-            TaskState::Leased => "leased",
-            TaskState::Done => "done",
-            TaskState::Dead => "dead",
-            TaskState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TaskState> {
-        TaskState::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
-    /// A final task needs no more work; a crawl whose tasks are all final is
-    /// complete.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TaskState::Done | TaskState::Dead | TaskState::Cancelled
-        )
-    }
-}
-
-impl fmt::Display for TaskState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use entity::tasks::TaskState;
 
 /// A lease's fencing token, `t<task>-a<attempt>`: a result carrying an older
 /// token than the task's current one is stale.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use entity::crawls::CrawlStatus;
 use sea_orm::DatabaseConnection;
 
 use super::dispatcher::{Dispatcher, LeasesExpired};
@@ -127,7 +128,7 @@ impl Scheduler {
             let latest = store::latest_crawl(&db).await?;
             Ok::<_, sea_orm::DbErr>(match latest {
                 None => true,
-                Some(c) => c.status != "running" && c.started_at + every <= now,
+                Some(c) => c.status != CrawlStatus::Running && c.started_at + every <= now,
             })
         }
         .into_actor(self)

@@ -8,7 +8,7 @@ use entity::subscriptions;
 
 use super::address::EmailAddress;
 use super::header::{ExtraHeader, HeaderText};
-use super::outbox::NewMail;
+use super::outbox::{MailKind, NewMail};
 use crate::accounts::token::keyed_hash;
 use crate::web::auth::constant_time_eq;
 
@@ -205,7 +205,7 @@ pub fn confirmation(
         ),
     };
     Ok(NewMail {
-        kind: "confirm".to_owned(),
+        kind: MailKind::Confirm,
         key: format!(
             "confirm:sub-{}-{}:{to}",
             subscription.id, subscription.confirms_sent
@@ -314,7 +314,7 @@ pub fn digest(
     let home = links.home();
     let unsubscribe = links.unsubscribe(subscription.id);
     Ok(NewMail {
-        kind: "digest".to_owned(),
+        kind: MailKind::Digest,
         key: format!("digest:crawl-{}:{to}", digest.crawl),
         to: to.clone(),
         subject: subject_text(&digest.subject()),
@@ -371,7 +371,7 @@ pub fn alert(
     let game = links.game(alert.game_id);
     let unsubscribe = links.unsubscribe(subscription.id);
     Ok(NewMail {
-        kind: "alert".to_owned(),
+        kind: MailKind::Alert,
         key: format!(
             "alert:sub-{}-{}:{to}",
             subscription.id,
@@ -403,6 +403,8 @@ pub fn alert(
 
 #[cfg(test)]
 mod tests {
+    use entity::subscriptions::SubscriptionStatus;
+
     use super::*;
 
     fn links() -> Links {
@@ -452,7 +454,7 @@ mod tests {
             game_id: Some(9),
             target_cents: Some(500),
             pending_target_cents: None,
-            status: "confirmed".into(),
+            status: SubscriptionStatus::Confirmed,
             token_hash: None,
             token_expires_at: None,
             confirm_sent_at: None,

@@ -297,7 +297,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::outbox::{enqueue, enqueue_many, MailStatus, NewMail};
+    use crate::mail::outbox::{enqueue, enqueue_many, MailKind, MailStatus, NewMail};
     use crate::mail::transport::StubTransport;
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
@@ -311,7 +311,7 @@ mod tests {
     fn mails(n: u32) -> Vec<NewMail> {
         (0..n)
             .map(|i| NewMail {
-                kind: "digest".into(),
+                kind: MailKind::Digest,
                 key: format!("digest:crawl-1:user{i}@example.com"),
                 to: EmailAddress::parse(&format!("user{i}@example.com")).unwrap(),
                 subject: HeaderText::parse("New games").unwrap(),
@@ -328,7 +328,7 @@ mod tests {
         let deadline = Instant::now() + patience;
         loop {
             let sent = outbox::Entity::find()
-                .filter(outbox::Column::Status.eq(MailStatus::Sent.as_str()))
+                .filter(outbox::Column::Status.eq(MailStatus::Sent))
                 .count(db)
                 .await
                 .unwrap();
@@ -381,7 +381,7 @@ mod tests {
             ..MailSettings::default()
         };
         let mail = NewMail {
-            kind: "digest".into(),
+            kind: MailKind::Digest,
             key: "digest:crawl-1:ana@example.com".into(),
             to: EmailAddress::parse("ana@example.com").unwrap(),
             subject: HeaderText::parse("New games").unwrap(),

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use entity::changes::ChangeKind;
+use entity::crawls::CrawlStatus;
+use entity::subscriptions::SubscriptionStatus;
 use entity::{changes, crawls, games, subscriptions};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -105,7 +108,7 @@ pub async fn queue_digests(
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
     let owed = crawls::Entity::find()
-        .filter(crawls::Column::Status.eq("finished"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Finished))
         .filter(crawls::Column::DigestedAt.is_null())
         .order_by_asc(crawls::Column::Id)
         .all(db)
@@ -136,7 +139,7 @@ pub async fn digest_of(
 ) -> anyhow::Result<Option<Digest>> {
     let rows = changes::Entity::find()
         .filter(changes::Column::CrawlId.eq(crawl))
-        .filter(changes::Column::Kind.is_in(["new_game", "price_drop"]))
+        .filter(changes::Column::Kind.is_in([ChangeKind::NewGame, ChangeKind::PriceDrop]))
         .find_also_related(games::Entity)
         .order_by_asc(changes::Column::Id)
         .all(db)
@@ -153,8 +156,8 @@ pub async fn digest_of(
     let mut drops = Vec::new();
     for (change, game) in rows {
         let Some(game) = game else { continue };
-        match change.kind.as_str() {
-            "new_game" if seen_new.insert(game.id) => {
+        match change.kind {
+            ChangeKind::NewGame if seen_new.insert(game.id) => {
                 if digest.new_games.len() < DIGEST_ITEMS {
                     digest.new_games.push(NewGame {
                         url: links.game(game.id),
@@ -165,8 +168,8 @@ pub async fn digest_of(
                     digest.more_new += 1;
                 }
             }
-            "price_drop" => drops.push((change, game)),
-            _ => {}
+            ChangeKind::PriceDrop => drops.push((change, game)),
+            ChangeKind::NewGame | ChangeKind::BackInStock => {}
         }
     }
     // The deepest cuts first, so a long list that is cut short keeps them.
@@ -214,7 +217,7 @@ async fn queue_digest(
     let mut after = 0;
     loop {
         let page = subscriptions::Entity::find()
-            .filter(subscriptions::Column::Status.eq("confirmed"))
+            .filter(subscriptions::Column::Status.eq(SubscriptionStatus::Confirmed))
             .filter(subscriptions::Column::Topic.eq("digest"))
             .filter(subscriptions::Column::Id.gt(after))
             .order_by_asc(subscriptions::Column::Id)
@@ -246,14 +249,14 @@ pub async fn check_alerts(
     db.execute(stmt(
         backend,
         "UPDATE subscriptions SET armed = TRUE \
-         WHERE armed = FALSE AND status = 'confirmed' AND game_id IS NOT NULL \
+         WHERE armed = FALSE AND status = $1 AND game_id IS NOT NULL \
            AND EXISTS (SELECT 1 FROM games g WHERE g.id = subscriptions.game_id \
                        AND g.best_cents > subscriptions.target_cents)",
-        vec![],
+        vec![SubscriptionStatus::Confirmed.into()],
     ))
     .await?;
     let due = subscriptions::Entity::find()
-        .filter(subscriptions::Column::Status.eq("confirmed"))
+        .filter(subscriptions::Column::Status.eq(SubscriptionStatus::Confirmed))
         .filter(subscriptions::Column::Armed.eq(true))
         .find_also_related(games::Entity)
         .filter(

@@ -20,12 +20,13 @@ use super::header::{ExtraHeader, HeaderText};
 use crate::clock::delta;
 use crate::db::stmt;
 
+pub use entity::outbox::{MailKind, MailStatus};
+
 /// A mail to queue. Every field is already parsed, so queueing cannot fail
 /// on content, only on the database.
 #[derive(Debug, Clone)]
 pub struct NewMail {
-    /// What the mail is, e.g. `digest` or `alert`.
-    pub kind: String,
+    pub kind: MailKind,
     /// Unique per (kind, subject, recipient), e.g.
     /// `digest:crawl-12:ana@example.com`: a second mail with this key is
     /// never queued.
@@ -43,29 +44,6 @@ pub enum Enqueued {
     Queued,
     /// A mail with this key was queued before (and may be sent already).
     AlreadyQueued,
-}
-
-/// Where a mail stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailStatus {
-    Pending,
-    Sending,
-    Sent,
-    Failed,
-    /// Never to be sent: its subscriber unsubscribed before it went out.
-    Cancelled,
-}
-
-impl MailStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailStatus::Pending => "pending",
-            MailStatus::Sending => "sending",
-            MailStatus::Sent => "sent",
-            MailStatus::Failed => "failed",
-            MailStatus::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// A mail leased for sending. `attempts` (this send included) fences the
@@ -138,7 +116,7 @@ fn row(mail: NewMail, now: DateTime<Utc>) -> outbox::ActiveModel {
         text_body: Set(mail.text),
         html_body: Set(mail.html),
         headers: Set(Value::Object(headers)),
-        status: Set(MailStatus::Pending.as_str().to_owned()),
+        status: Set(MailStatus::Pending),
         attempts: Set(0),
         next_attempt_at: Set(now),
         leased_until: Set(None),
@@ -175,10 +153,10 @@ pub async fn lease_due(
     } else {
         ""
     };
-    let due = "((status = 'pending' AND next_attempt_at <= $2) \
-               OR (status = 'sending' AND leased_until <= $2))";
+    let due = "((status = $4 AND next_attempt_at <= $2) \
+               OR (status = $5 AND leased_until <= $2))";
     let sql = format!(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, leased_until = $1 \
+        "UPDATE outbox SET status = $5, attempts = attempts + 1, leased_until = $1 \
          WHERE {due} AND id IN (SELECT id FROM outbox WHERE {due} \
            ORDER BY next_attempt_at, id LIMIT $3{lock}) \
          RETURNING id"
@@ -190,6 +168,8 @@ pub async fn lease_due(
             (now + delta(lease)).into(),
             now.into(),
             i64::from(limit).into(),
+            MailStatus::Pending.into(),
+            MailStatus::Sending.into(),
         ],
     ))
     .all(db)
@@ -216,7 +196,7 @@ pub async fn mark_sent(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let res = fenced(leased)
-        .col_expr(outbox::Column::Status, MailStatus::Sent.as_str().into())
+        .col_expr(outbox::Column::Status, MailStatus::Sent.into())
         .col_expr(outbox::Column::SentAt, Some(now).into())
         .col_expr(outbox::Column::LeasedUntil, None::<DateTime<Utc>>.into())
         .col_expr(outbox::Column::LastError, None::<String>.into())
@@ -233,7 +213,7 @@ pub async fn mark_retry(
     next_at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let res = fenced(leased)
-        .col_expr(outbox::Column::Status, MailStatus::Pending.as_str().into())
+        .col_expr(outbox::Column::Status, MailStatus::Pending.into())
         .col_expr(outbox::Column::NextAttemptAt, next_at.into())
         .col_expr(outbox::Column::LeasedUntil, None::<DateTime<Utc>>.into())
         .col_expr(outbox::Column::LastError, Some(error.to_owned()).into())
@@ -249,7 +229,7 @@ pub async fn mark_failed(
     error: &str,
 ) -> Result<bool, DbErr> {
     let res = fenced(leased)
-        .col_expr(outbox::Column::Status, MailStatus::Failed.as_str().into())
+        .col_expr(outbox::Column::Status, MailStatus::Failed.into())
         .col_expr(outbox::Column::LeasedUntil, None::<DateTime<Utc>>.into())
         .col_expr(outbox::Column::LastError, Some(error.to_owned()).into())
         .exec(db)
@@ -261,6 +241,6 @@ pub async fn mark_failed(
 fn fenced(leased: &Leased) -> sea_orm::UpdateMany<outbox::Entity> {
     outbox::Entity::update_many()
         .filter(outbox::Column::Id.eq(leased.mail.id))
-        .filter(outbox::Column::Status.eq(MailStatus::Sending.as_str()))
+        .filter(outbox::Column::Status.eq(MailStatus::Sending))
         .filter(outbox::Column::Attempts.eq(leased.mail.attempts))
 }

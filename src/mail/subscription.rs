@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use entity::subscriptions::SubscriptionStatus;
 use entity::{games, subscriptions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
@@ -19,7 +20,7 @@ use sea_orm::{
 
 use super::address::EmailAddress;
 use super::compose::{self, About, AlertGame, Links};
-use super::outbox::{self, MailStatus};
+use super::outbox::{self, MailKind, MailStatus};
 use crate::accounts::token;
 use crate::clock::delta;
 use crate::domain::money::Money;
@@ -136,7 +137,9 @@ pub async fn subscribe(
         Topic::Alert { game, target_cents } => (Some(target_cents), Some(game)),
     };
     let (row, sent) = match existing {
-        Some(row) if row.status == "confirmed" && row.target_cents == target_cents => {
+        Some(row)
+            if row.status == SubscriptionStatus::Confirmed && row.target_cents == target_cents =>
+        {
             // Asking for what it is withdraws any change still unconfirmed.
             if row.pending_target_cents.is_some() {
                 subscriptions::Entity::update_many()
@@ -153,7 +156,7 @@ pub async fn subscribe(
             return Ok(Subscribed::AlreadyConfirmed(about));
         }
         Some(row) => {
-            let change = row.status == "confirmed";
+            let change = row.status == SubscriptionStatus::Confirmed;
             // A change is throttled only while another change is waiting:
             // the confirmation that made the alert may be minutes old.
             if !change || row.pending_target_cents.is_some() {
@@ -182,7 +185,10 @@ pub async fn subscribe(
                 )
             } else {
                 update
-                    .col_expr(subscriptions::Column::Status, "pending".into())
+                    .col_expr(
+                        subscriptions::Column::Status,
+                        SubscriptionStatus::Pending.into(),
+                    )
                     .col_expr(subscriptions::Column::TargetCents, target_cents.into())
                     .col_expr(
                         subscriptions::Column::PendingTargetCents,
@@ -222,7 +228,7 @@ pub async fn subscribe(
                 topic: Set(topic.key()),
                 game_id: Set(game_id),
                 target_cents: Set(target_cents),
-                status: Set("pending".to_owned()),
+                status: Set(SubscriptionStatus::Pending),
                 token_hash: Set(Some(links.token_hash(&token))),
                 token_expires_at: Set(Some(now + delta(policy.confirm_ttl))),
                 confirm_sent_at: Set(Some(now)),
@@ -279,10 +285,18 @@ pub async fn link_state(
     Ok(match found {
         None => LinkState::Invalid,
         // A confirmed alert's link confirms a change of target, if one waits.
-        Some(row) if row.status == "confirmed" && row.pending_target_cents.is_none() => {
+        Some(row)
+            if row.status == SubscriptionStatus::Confirmed
+                && row.pending_target_cents.is_none() =>
+        {
             LinkState::Confirmed(row)
         }
-        Some(row) if row.status != "pending" && row.status != "confirmed" => LinkState::Invalid,
+        Some(row)
+            if row.status != SubscriptionStatus::Pending
+                && row.status != SubscriptionStatus::Confirmed =>
+        {
+            LinkState::Invalid
+        }
         Some(row) if row.token_expires_at.is_none_or(|at| at <= now) => LinkState::Expired(row),
         Some(row) => LinkState::Pending(row),
     })
@@ -305,7 +319,7 @@ pub async fn confirm(
         .filter(subscriptions::Column::Id.eq(row.id));
     match row.pending_target_cents {
         // A new target: the alert watches for the price crossing it now.
-        Some(target) if row.status == "confirmed" => {
+        Some(target) if row.status == SubscriptionStatus::Confirmed => {
             confirming
                 .col_expr(subscriptions::Column::TargetCents, Some(target).into())
                 .col_expr(
@@ -318,9 +332,12 @@ pub async fn confirm(
         }
         _ => {
             confirming
-                .col_expr(subscriptions::Column::Status, "confirmed".into())
+                .col_expr(
+                    subscriptions::Column::Status,
+                    SubscriptionStatus::Confirmed.into(),
+                )
                 .col_expr(subscriptions::Column::ConfirmedAt, Some(now).into())
-                .filter(subscriptions::Column::Status.eq("pending"))
+                .filter(subscriptions::Column::Status.eq(SubscriptionStatus::Pending))
                 .exec(db)
                 .await?;
         }
@@ -355,12 +372,15 @@ pub async fn unsubscribe(
     now: DateTime<Utc>,
 ) -> Result<Option<subscriptions::Model>, DbErr> {
     subscriptions::Entity::update_many()
-        .col_expr(subscriptions::Column::Status, "unsubscribed".into())
+        .col_expr(
+            subscriptions::Column::Status,
+            SubscriptionStatus::Unsubscribed.into(),
+        )
         .col_expr(subscriptions::Column::UnsubscribedAt, Some(now).into())
         // The confirmation link dies with the subscription.
         .col_expr(subscriptions::Column::TokenHash, None::<String>.into())
         .filter(subscriptions::Column::Id.eq(id))
-        .filter(subscriptions::Column::Status.ne("unsubscribed"))
+        .filter(subscriptions::Column::Status.ne(SubscriptionStatus::Unsubscribed))
         .exec(db)
         .await?;
     let Some(row) = subscriptions::Entity::find_by_id(id).one(db).await? else {
@@ -370,21 +390,18 @@ pub async fn unsubscribe(
     // out after the subscriber said stop: a digest queued a moment ago, say.
     let own = match Topic::of(&row) {
         Topic::Digest => Condition::all()
-            .add(entity::outbox::Column::Kind.eq("digest"))
+            .add(entity::outbox::Column::Kind.eq(MailKind::Digest))
             .add(entity::outbox::Column::Recipient.eq(row.email.as_str())),
         Topic::Alert { .. } => Condition::all()
             .add(entity::outbox::Column::Key.starts_with(format!("alert:sub-{id}-"))),
     };
     entity::outbox::Entity::update_many()
-        .col_expr(
-            entity::outbox::Column::Status,
-            MailStatus::Cancelled.as_str().into(),
-        )
+        .col_expr(entity::outbox::Column::Status, MailStatus::Cancelled.into())
         .col_expr(
             entity::outbox::Column::LastError,
             Some("not sent: the subscriber unsubscribed".to_owned()).into(),
         )
-        .filter(entity::outbox::Column::Status.eq(MailStatus::Pending.as_str()))
+        .filter(entity::outbox::Column::Status.eq(MailStatus::Pending))
         .filter(
             Condition::any()
                 .add(own)
@@ -425,7 +442,7 @@ mod tests {
         (Links::new("http://bazaar.test", b"key"), policy)
     }
 
-    async fn statuses(db: &sea_orm::DatabaseConnection) -> Vec<(String, String)> {
+    async fn statuses(db: &sea_orm::DatabaseConnection) -> Vec<(MailKind, MailStatus)> {
         outbox_rows::Entity::find()
             .all(db)
             .await
@@ -470,14 +487,14 @@ mod tests {
         let gone = unsubscribe(&db, rows[0].id, now).await.unwrap().unwrap();
 
         // Assert
-        assert_eq!(gone.status, "unsubscribed");
+        assert_eq!(gone.status, SubscriptionStatus::Unsubscribed);
         assert_eq!(
             statuses(&db).await,
             [
-                ("confirm".to_owned(), "cancelled".to_owned()),
-                ("digest".to_owned(), "cancelled".to_owned()),
-                ("confirm".to_owned(), "pending".to_owned()),
-                ("digest".to_owned(), "pending".to_owned()),
+                (MailKind::Confirm, MailStatus::Cancelled),
+                (MailKind::Digest, MailStatus::Cancelled),
+                (MailKind::Confirm, MailStatus::Pending),
+                (MailKind::Digest, MailStatus::Pending),
             ]
         );
     }
@@ -497,7 +514,10 @@ mod tests {
             .unwrap()
             .unwrap();
         subscriptions::Entity::update_many()
-            .col_expr(subscriptions::Column::Status, "confirmed".into())
+            .col_expr(
+                subscriptions::Column::Status,
+                SubscriptionStatus::Confirmed.into(),
+            )
             .filter(subscriptions::Column::Id.eq(row.id))
             .exec(&db)
             .await
@@ -541,7 +561,10 @@ mod tests {
             .await
             .unwrap();
         subscriptions::Entity::update_many()
-            .col_expr(subscriptions::Column::Status, "confirmed".into())
+            .col_expr(
+                subscriptions::Column::Status,
+                SubscriptionStatus::Confirmed.into(),
+            )
             .exec(&db)
             .await
             .unwrap();
@@ -567,12 +590,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (
-                row.status.as_str(),
-                row.target_cents,
-                row.pending_target_cents
-            ),
-            ("confirmed", Some(1_000), Some(500))
+            (row.status, row.target_cents, row.pending_target_cents),
+            (SubscriptionStatus::Confirmed, Some(1_000), Some(500))
         );
         assert_eq!(statuses(&db).await.len(), 2, "a second confirmation mail");
     }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use entity::tasks::TaskKind;
+
 /// A frame a worker sends to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -86,25 +88,6 @@ pub enum ServerFrame {
         code: String,
         message: String,
     },
-}
-
-/// What a task's page is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    /// Links to game pages and to the next listing page.
-    Listing,
-    /// One game page, which yields offers.
-    Page,
-}
-
-impl TaskKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Listing => "listing",
-            TaskKind::Page => "page",
-        }
-    }
 }
 
 /// One store offer for one game, as extracted from a page.

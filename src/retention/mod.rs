@@ -20,6 +20,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use entity::outbox::MailStatus;
+use entity::subscriptions::SubscriptionStatus;
+use entity::tasks::TaskState;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Value};
 
 use crate::clock::{delta, Clock};
@@ -266,8 +269,12 @@ async fn rules(
             label: "tasks",
             table: "tasks",
             key: Key::Int,
-            condition: "t.crawl_id < $1 AND t.state IN ('done', 'cancelled')".to_owned(),
-            values: vec![oldest.into()],
+            condition: "t.crawl_id < $1 AND t.state IN ($2, $3)".to_owned(),
+            values: vec![
+                oldest.into(),
+                TaskState::Done.into(),
+                TaskState::Cancelled.into(),
+            ],
             action: Action::DeleteTasks,
         });
     }
@@ -276,10 +283,14 @@ async fn rules(
         label: "outbox",
         table: "outbox",
         key: Key::Int,
-        condition: "t.status IN ('sent', 'cancelled') \
+        condition: "t.status IN ($2, $3) \
                     AND COALESCE(t.sent_at, t.created_at) < $1"
             .to_owned(),
-        values: vec![cut.outbox.into()],
+        values: vec![
+            cut.outbox.into(),
+            MailStatus::Sent.into(),
+            MailStatus::Cancelled.into(),
+        ],
         action: Action::Delete,
     });
     rules.push(Rule {
@@ -295,8 +306,8 @@ async fn rules(
         label: "subscriptions",
         table: "subscriptions",
         key: Key::Int,
-        condition: "t.status = 'pending' AND t.token_expires_at < $1".to_owned(),
-        values: vec![cut.tokens.into()],
+        condition: "t.status = $2 AND t.token_expires_at < $1".to_owned(),
+        values: vec![cut.tokens.into(), SubscriptionStatus::Pending.into()],
         action: Action::Delete,
     });
     // A confirmed or ended subscription's link, used or expired.
@@ -304,10 +315,10 @@ async fn rules(
         label: "confirmation_tokens",
         table: "subscriptions",
         key: Key::Int,
-        condition: "t.status <> 'pending' AND t.token_hash IS NOT NULL \
+        condition: "t.status <> $2 AND t.token_hash IS NOT NULL \
                     AND t.token_expires_at < $1"
             .to_owned(),
-        values: vec![cut.tokens.into()],
+        values: vec![cut.tokens.into(), SubscriptionStatus::Pending.into()],
         action: Action::ClearToken,
     });
     rules.push(Rule {
@@ -559,10 +570,10 @@ async fn remove(
                 .await?;
             for row in counted {
                 let crawl: i64 = row.try_get("", "crawl_id")?;
-                let state: String = row.try_get("", "state")?;
+                let state: TaskState = row.try_get("", "state")?;
                 let n: i64 = row.try_get("", "n")?;
-                let column = match state.as_str() {
-                    "done" => "pruned_done",
+                let column = match state {
+                    TaskState::Done => "pruned_done",
                     _ => "pruned_cancelled",
                 };
                 txn.execute(stmt(

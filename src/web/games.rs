@@ -4,6 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use entity::crawls::CrawlStatus;
 use entity::games;
 
 use super::api::GamesQuery;
@@ -15,6 +16,7 @@ use super::{html, AppState, Nav};
 use crate::clock::delta;
 use crate::crawl::browse;
 use crate::crawl::catalog::discount_pct;
+use crate::crawl::lease::TaskState;
 use crate::crawl::scheduler::StartCrawl;
 use crate::crawl::store::{self, CrawlReport};
 use crate::domain::money::Money;
@@ -74,13 +76,17 @@ impl CrawlLine {
         let done = report.finished_tasks();
         CrawlLine {
             id: report.crawl.id,
-            running: report.crawl.status == "running",
+            running: report.crawl.status == CrawlStatus::Running,
             started: when(report.crawl.started_at),
             finished: report.crawl.finished_at.map(when).unwrap_or_default(),
             done,
             total,
             percent: (done * 100).checked_div(total).unwrap_or(0),
-            dead: report.tasks.get("dead").copied().unwrap_or(0),
+            dead: report
+                .tasks
+                .get(TaskState::Dead.as_str())
+                .copied()
+                .unwrap_or(0),
         }
     }
 }

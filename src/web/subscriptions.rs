@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use entity::subscriptions::SubscriptionStatus;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
@@ -411,7 +412,7 @@ pub async fn unsubscribe_page(
         return invalid_unsubscribe(&viewer);
     };
     let about = about_row(&state, &row).await?;
-    if row.status == "unsubscribed" {
+    if row.status == SubscriptionStatus::Unsubscribed {
         return message(
             &viewer,
             StatusCode::OK,

@@ -182,7 +182,7 @@ async fn a_listed_lot_reads_back_with_its_hidden_reserve_and_increments(backend:
     assert_eq!(read.row.title, "Boxed SNES, PAL");
     assert_eq!(read.row.description, "Two controllers, no scratches.");
     assert_eq!(read.row.created_by, Some(seller));
-    assert_eq!(read.row.status, "scheduled");
+    assert_eq!(read.row.status, LotStatus::Scheduled);
     let stored_increments: Increments =
         serde_json::from_str(&read.row.increments).expect("increments are JSON");
     assert_eq!(stored_increments, increments);

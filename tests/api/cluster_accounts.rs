@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bazaar::auction::store::{create_lot, Listing};
 use bazaar::auction::{Increments, LotSpec};
 use chrono::{TimeDelta, Utc};
+use entity::lots::LotStatus;
 use entity::{bids, lots};
 use sea_orm::{ColumnTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
@@ -272,7 +273,7 @@ async fn running_lot(db: &DatabaseConnection) -> lots::Model {
             .await
             .expect("read the lot")
             .expect("the lot");
-        if lot.status == "running" {
+        if lot.status == LotStatus::Running {
             return lot;
         }
         assert!(Instant::now() < deadline, "no node opened lot {id}");

@@ -12,7 +12,7 @@ use bazaar::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
 use bazaar::mail::{
     self, EmailAddress, Enqueued, ExtraHeader, HeaderText, Mailer, NewMail, Transport,
 };
-use entity::outbox;
+use entity::outbox::{self, MailKind, MailStatus};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
@@ -95,7 +95,7 @@ fn start_mailer(db: &DatabaseConnection, settings: &MailSettings) -> Addr<Mailer
 /// A digest for `to`, keyed by crawl.
 fn digest(crawl: u32, to: &str) -> NewMail {
     NewMail {
-        kind: "digest".into(),
+        kind: MailKind::Digest,
         key: format!("digest:crawl-{crawl}:{to}"),
         to: EmailAddress::parse(to).expect("address"),
         subject: HeaderText::parse(&format!("Bazaar: crawl {crawl} found price drops"))
@@ -148,7 +148,9 @@ async fn a_queued_mail_arrives_with_its_recipient_subject_parts_and_headers(back
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
     let row = db
-        .wait_row("digest:crawl-12:ana@example.com", |r| r.status == "sent")
+        .wait_row("digest:crawl-12:ana@example.com", |r| {
+            r.status == MailStatus::Sent
+        })
         .await;
     assert_eq!(row.attempts, 1);
     assert!(row.sent_at.is_some() && row.leased_until.is_none());
@@ -167,8 +169,10 @@ async fn a_mail_queued_twice_by_key_is_sent_once(backend: Backend) {
 
     // Act
     let _mailer = start_mailer(&db.db, &settings(sink.port));
-    db.wait_row("digest:crawl-3:ana@example.com", |r| r.status == "sent")
-        .await;
+    db.wait_row("digest:crawl-3:ana@example.com", |r| {
+        r.status == MailStatus::Sent
+    })
+    .await;
     // Queueing it again after it was sent changes nothing either.
     let third = mail::enqueue(&db.db, digest(3, "ana@example.com"), Clock::new().now()).await;
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
@@ -189,7 +193,7 @@ async fn mail_queued_while_the_smtp_server_is_down_arrives_when_it_comes_up(back
         .expect("enqueue");
     let _mailer = start_mailer(&db.db, &settings(port));
     let refused = db
-        .wait_row(key, |r| r.status == "pending" && r.attempts >= 1)
+        .wait_row(key, |r| r.status == MailStatus::Pending && r.attempts >= 1)
         .await;
     assert!(refused.last_error.is_some(), "{refused:?}");
 
@@ -199,7 +203,7 @@ async fn mail_queued_while_the_smtp_server_is_down_arrives_when_it_comes_up(back
     // Assert
     let received = sink.wait_for(1).await;
     assert!(received[0].contains("Subject: Bazaar: crawl 5 found price drops"));
-    let row = db.wait_row(key, |r| r.status == "sent").await;
+    let row = db.wait_row(key, |r| r.status == MailStatus::Sent).await;
     assert!(row.attempts > 1, "{row:?}");
 }
 on_both_backends!(mail_queued_while_the_smtp_server_is_down_arrives_when_it_comes_up);
@@ -220,7 +224,7 @@ async fn a_4xx_reply_is_retried_and_the_mail_arrives(backend: Backend) {
     // Assert
     let received = sink.wait_for(1).await;
     assert!(received[0].contains("Subject: Bazaar: crawl 7 found price drops"));
-    let row = db.wait_row(key, |r| r.status == "sent").await;
+    let row = db.wait_row(key, |r| r.status == MailStatus::Sent).await;
     assert_eq!(row.attempts, 2, "{row:?}");
 }
 on_both_backends!(a_4xx_reply_is_retried_and_the_mail_arrives);
@@ -239,7 +243,7 @@ async fn a_5xx_reply_marks_the_mail_failed_with_the_servers_reply(backend: Backe
     let _mailer = start_mailer(&db.db, &settings(sink.port));
 
     // Assert
-    let row = db.wait_row(key, |r| r.status == "failed").await;
+    let row = db.wait_row(key, |r| r.status == MailStatus::Failed).await;
     let error = row.last_error.as_deref().unwrap_or_default();
     assert!(error.contains("550"), "{error}");
     assert!(error.contains("No such user here"), "{error}");
@@ -266,7 +270,7 @@ async fn a_mail_whose_lease_ran_out_is_sent_again_and_a_live_lease_is_left_alone
             .row(&format!("digest:crawl-{crawl}:ana@example.com"))
             .await
             .into();
-        row.status = Set("sending".into());
+        row.status = Set(MailStatus::Sending);
         row.attempts = Set(1);
         row.leased_until = Set(Some(leased_until));
         row.update(&db.db).await.expect("simulate a lease");
@@ -279,13 +283,15 @@ async fn a_mail_whose_lease_ran_out_is_sent_again_and_a_live_lease_is_left_alone
     let received = sink.wait_for(1).await;
     assert!(received[0].contains("Subject: Bazaar: crawl 20 found price drops"));
     let row = db
-        .wait_row("digest:crawl-20:ana@example.com", |r| r.status == "sent")
+        .wait_row("digest:crawl-20:ana@example.com", |r| {
+            r.status == MailStatus::Sent
+        })
         .await;
     assert_eq!(row.attempts, 2);
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), 1);
     let live = db.row("digest:crawl-21:ana@example.com").await;
-    assert_eq!(live.status, "sending");
+    assert_eq!(live.status, MailStatus::Sending);
 }
 on_both_backends!(a_mail_whose_lease_ran_out_is_sent_again_and_a_live_lease_is_left_alone);
 

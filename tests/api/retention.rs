@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use bazaar::config::RetentionSettings;
 use bazaar::retention;
 use chrono::{DateTime, DurationRound, NaiveTime, TimeDelta, Utc};
+use entity::crawls::CrawlStatus;
+use entity::outbox::{MailKind, MailStatus};
+use entity::subscriptions::SubscriptionStatus;
+use entity::tasks::{TaskKind, TaskState};
 use entity::{
     audit_log, crawls, games, messages, outbox, price_points, sessions, subscriptions,
     task_attempts, tasks, users,
@@ -81,7 +85,7 @@ async fn point(db: &DatabaseConnection, game: i64, store: &str, cents: i64, at: 
 
 async fn crawl(db: &DatabaseConnection, at: DateTime<Utc>) -> i64 {
     crawls::ActiveModel {
-        status: Set("finished".to_owned()),
+        status: Set(CrawlStatus::Finished),
         trigger: Set("schedule".to_owned()),
         started_at: Set(at),
         finished_at: Set(Some(at)),
@@ -95,15 +99,15 @@ async fn crawl(db: &DatabaseConnection, at: DateTime<Utc>) -> i64 {
 }
 
 /// A task of `crawl` in `state`, with `attempts` attempt rows.
-async fn task(db: &DatabaseConnection, crawl: i64, n: u32, state: &str, attempts: i32) -> i64 {
+async fn task(db: &DatabaseConnection, crawl: i64, n: u32, state: TaskState, attempts: i32) -> i64 {
     let at = Utc::now();
     let id = tasks::ActiveModel {
         crawl_id: Set(crawl),
-        kind: Set("page".to_owned()),
+        kind: Set(TaskKind::Page),
         site: Set("pixelbay".to_owned()),
         url: Set(format!("http://127.0.0.1/demo/pixelbay/game/{n}")),
         host: Set("127.0.0.1".to_owned()),
-        state: Set(state.to_owned()),
+        state: Set(state),
         attempts: Set(attempts),
         not_before: Set(at),
         created_at: Set(at),
@@ -132,11 +136,11 @@ async fn task(db: &DatabaseConnection, crawl: i64, n: u32, state: &str, attempts
     id
 }
 
-async fn mail(db: &DatabaseConnection, key: &str, status: &str, created: DateTime<Utc>) {
-    let sent = (status == "sent").then_some(created);
+async fn mail(db: &DatabaseConnection, key: &str, status: MailStatus, created: DateTime<Utc>) {
+    let sent = (status == MailStatus::Sent).then_some(created);
     outbox::ActiveModel {
         key: Set(key.to_owned()),
-        kind: Set("digest".to_owned()),
+        kind: Set(MailKind::Digest),
         recipient: Set("ana@example.org".to_owned()),
         subject: Set("New prices".to_owned()),
         text_body: Set("Prices moved.".to_owned()),
@@ -154,7 +158,12 @@ async fn mail(db: &DatabaseConnection, key: &str, status: &str, created: DateTim
     .expect("insert a mail");
 }
 
-async fn subscription(db: &DatabaseConnection, email: &str, status: &str, expires: DateTime<Utc>) {
+async fn subscription(
+    db: &DatabaseConnection,
+    email: &str,
+    status: SubscriptionStatus,
+    expires: DateTime<Utc>,
+) {
     subscriptions::ActiveModel {
         email: Set(email.to_owned()),
         topic: Set("digest".to_owned()),
@@ -169,7 +178,7 @@ async fn subscription(db: &DatabaseConnection, email: &str, status: &str, expire
         armed: Set(true),
         fired: Set(0),
         created_at: Set(expires),
-        confirmed_at: Set((status == "confirmed").then_some(expires)),
+        confirmed_at: Set((status == SubscriptionStatus::Confirmed).then_some(expires)),
         unsubscribed_at: Set(None),
         ..Default::default()
     }
@@ -275,23 +284,28 @@ async fn a_pass_keeps_exactly_what_the_settings_say(backend: Backend) {
     point(db, g, "retroshelf", 1099, hour(day1, 15)).await;
 
     let old = crawl(db, now - days(3)).await;
-    for (n, (state, attempts)) in [("done", 1), ("done", 1), ("done", 1), ("cancelled", 0)]
-        .into_iter()
-        .enumerate()
+    for (n, (state, attempts)) in [
+        (TaskState::Done, 1),
+        (TaskState::Done, 1),
+        (TaskState::Done, 1),
+        (TaskState::Cancelled, 0),
+    ]
+    .into_iter()
+    .enumerate()
     {
         task(db, old, n as u32, state, attempts).await;
     }
-    let dead = task(db, old, 9, "dead", 2).await;
+    let dead = task(db, old, 9, TaskState::Dead, 2).await;
     let kept_crawl = crawl(db, now - days(2)).await;
-    task(db, kept_crawl, 1, "done", 1).await;
+    task(db, kept_crawl, 1, TaskState::Done, 1).await;
     let newest = crawl(db, now - days(1)).await;
-    task(db, newest, 1, "queued", 0).await;
+    task(db, newest, 1, TaskState::Queued, 0).await;
 
-    mail(db, "sent-old", "sent", now - days(30) - ms(1)).await;
-    mail(db, "sent-at-limit", "sent", now - days(30)).await;
-    mail(db, "cancelled-old", "cancelled", now - days(40)).await;
-    mail(db, "failed-old", "failed", now - days(400)).await;
-    mail(db, "queued-old", "queued", now - days(40)).await;
+    mail(db, "sent-old", MailStatus::Sent, now - days(30) - ms(1)).await;
+    mail(db, "sent-at-limit", MailStatus::Sent, now - days(30)).await;
+    mail(db, "cancelled-old", MailStatus::Cancelled, now - days(40)).await;
+    mail(db, "failed-old", MailStatus::Failed, now - days(400)).await;
+    mail(db, "queued-old", MailStatus::Pending, now - days(40)).await;
 
     let user = users::ActiveModel {
         name: Set("ana".to_owned()),
@@ -320,10 +334,34 @@ async fn a_pass_keeps_exactly_what_the_settings_say(backend: Backend) {
     }
 
     let grace = TimeDelta::from_std(retention::TOKEN_GRACE).unwrap();
-    subscription(db, "gone@example.org", "pending", now - grace - ms(1)).await;
-    subscription(db, "waits@example.org", "pending", now - grace).await;
-    subscription(db, "used@example.org", "confirmed", now - grace - ms(1)).await;
-    subscription(db, "fresh@example.org", "confirmed", now - grace).await;
+    subscription(
+        db,
+        "gone@example.org",
+        SubscriptionStatus::Pending,
+        now - grace - ms(1),
+    )
+    .await;
+    subscription(
+        db,
+        "waits@example.org",
+        SubscriptionStatus::Pending,
+        now - grace,
+    )
+    .await;
+    subscription(
+        db,
+        "used@example.org",
+        SubscriptionStatus::Confirmed,
+        now - grace - ms(1),
+    )
+    .await;
+    subscription(
+        db,
+        "fresh@example.org",
+        SubscriptionStatus::Confirmed,
+        now - grace,
+    )
+    .await;
 
     audit(db, now - days(365) - ms(1)).await;
     audit(db, now - days(365)).await;

@@ -37,7 +37,7 @@ pub struct Closed {
 /// this at once, each lot opens on exactly one of them.
 pub async fn open_due(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<Opened>, DbErr> {
     let due = lots::Entity::find()
-        .filter(lots::Column::Status.eq(LotStatus::Scheduled.as_str()))
+        .filter(lots::Column::Status.eq(LotStatus::Scheduled))
         .filter(lots::Column::StartsAt.lte(now))
         .order_by_asc(lots::Column::StartsAt)
         .limit(DUE_PER_CALL)
@@ -71,7 +71,7 @@ pub async fn close_due(
     now: DateTime<Utc>,
 ) -> Result<Vec<Closed>, DbErr> {
     let due = lots::Entity::find()
-        .filter(lots::Column::Status.eq(LotStatus::Running.as_str()))
+        .filter(lots::Column::Status.eq(LotStatus::Running))
         .filter(lots::Column::EndsAt.lte(now))
         .order_by_asc(lots::Column::EndsAt)
         .limit(DUE_PER_CALL)
@@ -106,7 +106,7 @@ async fn transition(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let mut changes = lots::ActiveModel {
-        status: Set(next.status.as_str().to_owned()),
+        status: Set(next.status),
         version: Set(to_i64(next.version)),
         updated_at: Set(now),
         ..Default::default()
@@ -129,7 +129,7 @@ async fn transition(
     let written = lots::Entity::update_many()
         .set(changes)
         .filter(lots::Column::Id.eq(row.id))
-        .filter(lots::Column::Status.eq(row.status.as_str()))
+        .filter(lots::Column::Status.eq(row.status))
         .filter(lots::Column::Version.eq(row.version))
         .exec(db)
         .await?

@@ -147,12 +147,8 @@ pub async fn cancel_lot(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<lots::Model, StoreError> {
-    let cancellable = [LotStatus::Scheduled, LotStatus::Running].map(LotStatus::as_str);
     let written = lots::Entity::update_many()
-        .col_expr(
-            lots::Column::Status,
-            Expr::value(LotStatus::Cancelled.as_str()),
-        )
+        .col_expr(lots::Column::Status, Expr::value(LotStatus::Cancelled))
         .col_expr(lots::Column::Outcome, Expr::value(CANCELLED))
         .col_expr(
             lots::Column::Version,
@@ -160,7 +156,7 @@ pub async fn cancel_lot(
         )
         .col_expr(lots::Column::UpdatedAt, Expr::value(now))
         .filter(lots::Column::Id.eq(id))
-        .filter(lots::Column::Status.is_in(cancellable))
+        .filter(lots::Column::Status.is_in([LotStatus::Scheduled, LotStatus::Running]))
         .exec(db)
         .await?
         .rows_affected;
@@ -184,7 +180,7 @@ pub async fn get_lot(db: &impl ConnectionTrait, id: i64) -> Result<Option<Stored
 
 /// Running, upcoming and recently ended lots.
 pub async fn list_lots(db: &impl ConnectionTrait) -> Result<LotLists, StoreError> {
-    let with_status = |status: LotStatus| lots::Column::Status.eq(status.as_str());
+    let with_status = |status: LotStatus| lots::Column::Status.eq(status);
     let running = lots::Entity::find()
         .filter(with_status(LotStatus::Running))
         .order_by_asc(lots::Column::EndsAt)
@@ -197,9 +193,8 @@ pub async fn list_lots(db: &impl ConnectionTrait) -> Result<LotLists, StoreError
         .order_by_asc(lots::Column::Id)
         .all(db)
         .await?;
-    let ended = [LotStatus::Finished, LotStatus::Cancelled].map(LotStatus::as_str);
     let finished = lots::Entity::find()
-        .filter(lots::Column::Status.is_in(ended))
+        .filter(lots::Column::Status.is_in([LotStatus::Finished, LotStatus::Cancelled]))
         .order_by_desc(lots::Column::EndsAt)
         .order_by_desc(lots::Column::Id)
         .limit(FINISHED_LISTED)

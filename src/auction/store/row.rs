@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use entity::lots;
 use sea_orm::ActiveValue::Set;
 
-use crate::auction::{Increments, Leader, LotRules, LotSpec, LotState, LotStatus};
+use crate::auction::{Increments, Leader, LotRules, LotSpec, LotState};
 
 /// A lot row that no longer reads back as valid rules and state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,15 +38,6 @@ pub fn rules_and_state(row: &lots::Model) -> Result<(LotRules, LotState), Corrup
         soft_close,
     })
     .map_err(|e| corrupt(format!("rules that do not hold: {e}")))?;
-    let status = [
-        LotStatus::Scheduled,
-        LotStatus::Running,
-        LotStatus::Finished,
-        LotStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == row.status)
-    .ok_or_else(|| corrupt(format!("the unknown status {:?}", row.status)))?;
     let leader = match (
         row.leader_id,
         row.leader_max_cents,
@@ -64,7 +55,7 @@ pub fn rules_and_state(row: &lots::Model) -> Result<(LotRules, LotState), Corrup
         u64::try_from(n).map_err(|_| corrupt(format!("a negative {what} ({n})")))
     };
     let state = LotState {
-        status,
+        status: row.status,
         ends_at: row.ends_at,
         current_cents: row.current_cents,
         leader,
@@ -76,7 +67,7 @@ pub fn rules_and_state(row: &lots::Model) -> Result<(LotRules, LotState), Corrup
 
 /// Sets the columns that hold a lot's state.
 pub(super) fn write_state(row: &mut lots::ActiveModel, state: &LotState) {
-    row.status = Set(state.status.as_str().to_owned());
+    row.status = Set(state.status);
     row.ends_at = Set(state.ends_at);
     row.current_cents = Set(state.current_cents);
     row.leader_id = Set(state.leader.map(|l| l.user_id));

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use entity::crawls;
+use entity::crawls::{self, CrawlStatus};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
@@ -79,7 +79,7 @@ pub async fn start_crawl(
         return Ok(StartOutcome::AlreadyRunning(running.id));
     }
     let inserted = crawls::Entity::insert(crawls::ActiveModel {
-        status: Set("running".to_owned()),
+        status: Set(CrawlStatus::Running),
         trigger: Set(trigger.to_owned()),
         started_at: Set(now),
         ..Default::default()
@@ -112,7 +112,7 @@ pub async fn start_crawl(
 
 pub async fn running_crawl(db: &impl ConnectionTrait) -> Result<Option<crawls::Model>, DbErr> {
     crawls::Entity::find()
-        .filter(crawls::Column::Status.eq("running"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Running))
         .one(db)
         .await
 }
@@ -130,7 +130,7 @@ pub async fn last_finished_crawl(
     db: &impl ConnectionTrait,
 ) -> Result<Option<crawls::Model>, DbErr> {
     crawls::Entity::find()
-        .filter(crawls::Column::Status.eq("finished"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Finished))
         .order_by_desc(crawls::Column::Id)
         .one(db)
         .await
@@ -194,8 +194,12 @@ pub async fn complete_if_done(
             backend,
             // EXISTS stops at the first open task; it runs after every
             // merge, so it must not count the whole queue.
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE crawl_id = $1 AND state IN ('queued', 'leased')) AS open",
-            vec![crawl_id.into()],
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE crawl_id = $1 AND state IN ($2, $3)) AS open",
+            vec![
+                crawl_id.into(),
+                TaskState::Queued.into(),
+                TaskState::Leased.into(),
+            ],
         ))
         .await?;
     let open: bool = match row {
@@ -206,10 +210,10 @@ pub async fn complete_if_done(
         return Ok(false);
     }
     let res = crawls::Entity::update_many()
-        .col_expr(crawls::Column::Status, "finished".into())
+        .col_expr(crawls::Column::Status, CrawlStatus::Finished.into())
         .col_expr(crawls::Column::FinishedAt, Some(now).into())
         .filter(crawls::Column::Id.eq(crawl_id))
-        .filter(crawls::Column::Status.eq("running"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Running))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -238,7 +242,7 @@ pub async fn finish_idle_crawls(
     now: DateTime<Utc>,
 ) -> Result<Vec<i64>, DbErr> {
     let running = crawls::Entity::find()
-        .filter(crawls::Column::Status.eq("running"))
+        .filter(crawls::Column::Status.eq(CrawlStatus::Running))
         .all(db)
         .await?;
     let mut finished = Vec::new();
@@ -270,7 +274,7 @@ mod tests {
         let db = crate::db::connect(&url).await.expect("db");
         let now = Utc::now();
         let id = crawls::Entity::insert(crawls::ActiveModel {
-            status: Set("running".to_owned()),
+            status: Set(CrawlStatus::Running),
             trigger: Set("test".to_owned()),
             started_at: Set(now),
             ..Default::default()
@@ -291,7 +295,7 @@ mod tests {
         (dir, db, id)
     }
 
-    async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> String {
+    async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> CrawlStatus {
         crawls::Entity::find_by_id(id)
             .one(db)
             .await
@@ -356,7 +360,7 @@ mod tests {
         // Five fit the host's concurrency: the last share gets what is left.
         assert_eq!(got.taken, vec![2, 2, 1]);
         let mut holders: Vec<(i64, Option<String>)> = entity::tasks::Entity::find()
-            .filter(entity::tasks::Column::State.eq("leased"))
+            .filter(entity::tasks::Column::State.eq(TaskState::Leased))
             .all(&db)
             .await
             .expect("tasks")
@@ -508,13 +512,13 @@ mod tests {
             .expect("done")
             .contains(first.as_str()));
         assert!(!complete_if_done(&db, id, now).await.expect("check"));
-        assert_eq!(status(&db, id).await, "running");
+        assert_eq!(status(&db, id).await, CrawlStatus::Running);
 
         // ...then robots.txt cancels the last one: nothing is left to do.
         assert!(cancel(&db, &token(&leased[1]), id, "disallowed", now)
             .await
             .expect("cancel"));
-        assert_eq!(status(&db, id).await, "finished");
+        assert_eq!(status(&db, id).await, CrawlStatus::Finished);
     }
 
     #[actix_rt::test]
@@ -526,10 +530,10 @@ mod tests {
         // saw the other's task still open.
         let only = token(&leased[0]);
         assert_eq!(mark_done(&db, &[&only], now).await.expect("done").len(), 1);
-        assert_eq!(status(&db, id).await, "running");
+        assert_eq!(status(&db, id).await, CrawlStatus::Running);
 
         assert_eq!(finish_idle_crawls(&db, now).await.expect("sweep"), vec![id]);
-        assert_eq!(status(&db, id).await, "finished");
+        assert_eq!(status(&db, id).await, CrawlStatus::Finished);
         assert!(finish_idle_crawls(&db, now)
             .await
             .expect("again")

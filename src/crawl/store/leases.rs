@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::tasks;
+use entity::tasks::{self, TaskKind};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QuerySelect, UpdateMany, Value,
@@ -24,7 +24,7 @@ use crate::db::{stmt, truncate};
 pub struct Leased {
     pub id: i64,
     pub crawl_id: i64,
-    pub kind: String,
+    pub kind: TaskKind,
     pub site: String,
     pub url: String,
     pub host: String,
@@ -144,11 +144,11 @@ pub async fn lease(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("crawl host {host}")))?
         .try_get("", "next_start_at")?;
-    let mut sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = 'leased' AND host = $1".to_owned();
-    let mut values: Vec<Value> = vec![host.into()];
+    let mut sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = $2 AND host = $1".to_owned();
+    let mut values: Vec<Value> = vec![host.into(), TaskState::Leased.into()];
     if !pace.fetched.is_empty() {
         let marks: Vec<String> = (0..pace.fetched.len())
-            .map(|i| format!("${}", i + 2))
+            .map(|i| format!("${}", i + 3))
             .collect();
         sql += &format!(" AND lease_token NOT IN ({})", marks.join(", "));
         values.extend(pace.fetched.iter().map(|t| Value::from(t.as_str())));
@@ -179,14 +179,14 @@ pub async fn lease(
     }
     // Listings first: each one found feeds the queue, so discovery stays
     // ahead of the workers instead of waiting behind the pages it found.
-    // 'listing' sorts before 'page', so `kind, id` is that order, and the
+    // `listing` sorts before `page`, so `kind, id` is that order, and the
     // index `tasks_lease_order` walks it without sorting the queue.
     let sql = format!(
-        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, \
+        "UPDATE tasks SET state = $6, attempts = attempts + 1, \
            lease_token = 't' || id || '-a' || (attempts + 1), \
            lease_until = $1, worker = $2, updated_at = $3 \
          WHERE id IN (SELECT id FROM tasks \
-           WHERE state = 'queued' AND host = $4 AND not_before <= $3 \
+           WHERE state = $7 AND host = $4 AND not_before <= $3 \
            ORDER BY kind, id LIMIT $5{lock_tasks}) \
          RETURNING id, crawl_id, kind, site, url, host, attempts, lease_token"
     );
@@ -207,6 +207,8 @@ pub async fn lease(
                 now.into(),
                 host.into(),
                 i64::from(limit).into(),
+                TaskState::Leased.into(),
+                TaskState::Queued.into(),
             ],
         ))
         .all(db)
@@ -248,7 +250,7 @@ pub async fn extend_leases(
     }
     let res = tasks::Entity::update_many()
         .col_expr(tasks::Column::LeaseUntil, until.into())
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .filter(tasks::Column::LeaseToken.is_in(tokens.iter().map(|t| t.as_str())))
         .exec(db)
         .await?;
@@ -265,7 +267,7 @@ pub async fn current_leases(
         let rows = tasks::Entity::find()
             .select_only()
             .column(tasks::Column::LeaseToken)
-            .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+            .filter(tasks::Column::State.eq(TaskState::Leased))
             .filter(tasks::Column::LeaseToken.is_in(chunk.iter().map(|t| t.as_str())))
             .into_tuple::<Option<String>>()
             .all(db)
@@ -288,13 +290,14 @@ pub async fn mark_done(
     let backend = db.get_database_backend();
     let mut current = HashSet::new();
     for chunk in tokens.chunks(200) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
-            "UPDATE tasks SET state = 'done', lease_until = NULL, updated_at = $1 \
-             WHERE state = 'leased' AND lease_token IN ({}) RETURNING lease_token",
+            "UPDATE tasks SET state = $2, lease_until = NULL, updated_at = $1 \
+             WHERE state = $3 AND lease_token IN ({}) RETURNING lease_token",
             marks.join(", ")
         );
-        let mut values: Vec<Value> = vec![now.into()];
+        let mut values: Vec<Value> =
+            vec![now.into(), TaskState::Done.into(), TaskState::Leased.into()];
         values.extend(chunk.iter().map(|t| Value::from(t.as_str())));
         for row in db.query_all(stmt(backend, &sql, values)).await? {
             current.insert(row.try_get::<String>("", "lease_token")?);
@@ -323,7 +326,7 @@ pub async fn release(
     let db = &txn;
     let Some(task) = tasks::Entity::find_by_id(token.task())
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .one(db)
         .await?
     else {
@@ -331,7 +334,7 @@ pub async fn release(
     };
     let next = policy.after(u32::try_from(task.attempts).unwrap_or(0), setback, now);
     let res = tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, next.state.as_str().into())
+        .col_expr(tasks::Column::State, next.state.into())
         .col_expr(tasks::Column::NotBefore, next.not_before.into())
         .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
         .col_expr(
@@ -342,7 +345,7 @@ pub async fn release(
         .col_expr(tasks::Column::UpdatedAt, now.into())
         .filter(tasks::Column::Id.eq(task.id))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
@@ -371,7 +374,7 @@ pub async fn release(
 /// lease; callers add which tasks, and from which states.
 pub(crate) fn cancelling(reason: &str, now: DateTime<Utc>) -> UpdateMany<tasks::Entity> {
     tasks::Entity::update_many()
-        .col_expr(tasks::Column::State, TaskState::Cancelled.as_str().into())
+        .col_expr(tasks::Column::State, TaskState::Cancelled.into())
         .col_expr(tasks::Column::LeaseToken, Option::<String>::None.into())
         .col_expr(
             tasks::Column::LeaseUntil,
@@ -398,7 +401,7 @@ pub async fn cancel(
     let res = cancelling(reason, now)
         .filter(tasks::Column::Id.eq(token.task()))
         .filter(tasks::Column::LeaseToken.eq(token.as_str()))
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .exec(db)
         .await?;
     if res.rows_affected != 1 {
@@ -425,7 +428,7 @@ pub async fn expire_leases(
     now: DateTime<Utc>,
 ) -> Result<Vec<Released>, DbErr> {
     let expired = tasks::Entity::find()
-        .filter(tasks::Column::State.eq(TaskState::Leased.as_str()))
+        .filter(tasks::Column::State.eq(TaskState::Leased))
         .filter(tasks::Column::LeaseUntil.lt(now))
         .all(db)
         .await?;

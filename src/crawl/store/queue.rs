@@ -34,11 +34,11 @@ pub async fn insert_tasks(
         .filter_map(|t| {
             Some(tasks::ActiveModel {
                 crawl_id: Set(crawl_id),
-                kind: Set(t.kind.as_str().to_owned()),
+                kind: Set(t.kind),
                 site: Set(t.site.clone()),
                 url: Set(t.url.to_string()),
                 host: Set(host_key(&t.url)?),
-                state: Set(TaskState::Queued.as_str().to_owned()),
+                state: Set(TaskState::Queued),
                 attempts: Set(0),
                 not_before: Set(now),
                 created_at: Set(now),
@@ -79,14 +79,14 @@ pub async fn ready_hosts(
             // A loose index scan over `tasks_lease_order`: one probe per host
             // instead of reading every queued task on every dispatch pass.
             "WITH RECURSIVE hosts(host) AS ( \
-               SELECT MIN(host) FROM tasks WHERE state = 'queued' \
+               SELECT MIN(host) FROM tasks WHERE state = $2 \
                UNION ALL \
-               SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = 'queued' AND t.host > hosts.host) \
+               SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = $2 AND t.host > hosts.host) \
                FROM hosts WHERE hosts.host IS NOT NULL) \
              SELECT host FROM hosts WHERE host IS NOT NULL AND EXISTS ( \
-               SELECT 1 FROM tasks t WHERE t.state = 'queued' AND t.host = hosts.host AND t.not_before <= $1) \
+               SELECT 1 FROM tasks t WHERE t.state = $2 AND t.host = hosts.host AND t.not_before <= $1) \
              AND NOT EXISTS (SELECT 1 FROM flags WHERE name = 'queue_paused')",
-            vec![now.into()],
+            vec![now.into(), TaskState::Queued.into()],
         ))
         .await?;
     rows.iter().map(|r| r.try_get("", "host")).collect()

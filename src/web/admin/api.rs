@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use entity::outbox::{MailKind, MailStatus};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -214,10 +215,10 @@ pub async fn resume(
 #[derive(serde::Serialize)]
 struct MailSummary {
     id: i64,
-    kind: String,
+    kind: MailKind,
     recipient: String,
     subject: String,
-    status: String,
+    status: MailStatus,
     attempts: i32,
     last_error: Option<String>,
     created_at: chrono::DateTime<chrono::Utc>,

@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use entity::tasks;
+use entity::tasks::{self, TaskKind};
 
 use super::fleet::CrawlRow;
 use super::page::{encode, frame, id_of, Frame};
@@ -49,18 +49,18 @@ pub struct SiteView {
 
 pub struct FailureRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: TaskKind,
     pub url: String,
-    pub state: String,
+    pub state: TaskState,
     pub attempts: i32,
     pub error: String,
 }
 
 /// "3 game pages", "1 listing page".
-fn pages(n: u64, kind: &str) -> String {
+fn pages(n: u64, kind: TaskKind) -> String {
     let noun = match kind {
-        "listing" => "listing page",
-        _ => "game page",
+        TaskKind::Listing => "listing page",
+        TaskKind::Page => "game page",
     };
     plural(n, noun)
 }
@@ -72,7 +72,7 @@ impl SiteView {
         let more = TaskState::ALL
             .into_iter()
             .filter_map(|state| {
-                let shown = site.failures.iter().filter(|t| t.state == state.as_str());
+                let shown = site.failures.iter().filter(|t| t.state == state);
                 let hidden = failed(state).saturating_sub(shown.count() as u64);
                 (hidden > 0).then(|| {
                     let state = state.as_str();
@@ -91,7 +91,7 @@ impl SiteView {
                 .reasons
                 .iter()
                 .take(REASONS_SHOWN)
-                .map(|r| (pages(r.tasks, &r.kind), r.text.clone()))
+                .map(|r| (pages(r.tasks, r.kind), r.text.clone()))
                 .collect(),
             other_reasons: site.reasons.len().saturating_sub(REASONS_SHOWN),
             failures: site.failures.iter().map(FailureRow::from).collect(),
@@ -113,9 +113,9 @@ impl FailureRow {
     fn from(task: &tasks::Model) -> FailureRow {
         FailureRow {
             id: task.id,
-            kind: task.kind.clone(),
+            kind: task.kind,
             url: task.url.clone(),
-            state: task.state.clone(),
+            state: task.state,
             attempts: task.attempts,
             error: task.last_error.clone().unwrap_or_default(),
         }

@@ -6,6 +6,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use entity::crawls::CrawlStatus;
 use serde::Deserialize;
 
 use super::page::{act, frame, maybe_when, when, Frame, PageQuery, Pager, SentQuery};
@@ -164,7 +165,7 @@ struct CrawlsPage {
 pub struct CrawlRow {
     pub id: i64,
     pub trigger: String,
-    pub status: String,
+    pub status: CrawlStatus,
     pub started: String,
     pub finished: String,
     pub duration: String,
@@ -183,7 +184,7 @@ impl CrawlRow {
         CrawlRow {
             id: crawl.id,
             trigger: crawl.trigger.clone(),
-            status: crawl.status.clone(),
+            status: crawl.status,
             started: when(crawl.started_at),
             finished: maybe_when(crawl.finished_at),
             duration,

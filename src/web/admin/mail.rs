@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use entity::outbox;
+use entity::outbox::{self, MailKind, MailStatus};
 
 use super::page::{act, encode, frame, id_of, maybe_when, when, Frame, Pager, StatusQuery};
 use super::AdminViewer;
@@ -26,10 +26,10 @@ struct MailPage {
 
 pub struct MailRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
     pub subject: String,
-    pub status: String,
+    pub status: MailStatus,
     pub attempts: i32,
     pub error: String,
     pub created: String,
@@ -40,10 +40,10 @@ impl MailRow {
     fn from(mail: &outbox::Model) -> MailRow {
         MailRow {
             id: mail.id,
-            kind: mail.kind.clone(),
+            kind: mail.kind,
             recipient: mail.recipient.clone(),
             subject: mail.subject.clone(),
-            status: mail.status.clone(),
+            status: mail.status,
             attempts: mail.attempts,
             error: mail.last_error.clone().unwrap_or_default(),
             created: when(mail.created_at),

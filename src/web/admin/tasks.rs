@@ -4,6 +4,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use entity::tasks::TaskKind;
 use entity::{task_attempts, tasks};
 use serde::Deserialize;
 
@@ -36,9 +37,9 @@ pub struct TaskRow {
     pub id: i64,
     pub crawl: i64,
     pub site: String,
-    pub kind: String,
+    pub kind: TaskKind,
     pub url: String,
-    pub state: String,
+    pub state: TaskState,
     pub attempts: i32,
     pub worker: String,
     pub error: String,
@@ -51,9 +52,9 @@ impl TaskRow {
             id: task.id,
             crawl: task.crawl_id,
             site: task.site.clone(),
-            kind: task.kind.clone(),
+            kind: task.kind,
             url: task.url.clone(),
-            state: task.state.clone(),
+            state: task.state,
             attempts: task.attempts,
             worker: task.worker.clone().unwrap_or_default(),
             error: task.last_error.clone().unwrap_or_default(),
@@ -165,8 +166,8 @@ pub async fn task(
         lease_until: maybe_when(task.lease_until),
         created: when(task.created_at),
         attempts: attempts.iter().map(AttemptRow::from).collect(),
-        retriable: task.state == "queued" || task.state == "dead",
-        cancellable: task.state == "queued" || task.state == "leased",
+        retriable: matches!(task.state, TaskState::Queued | TaskState::Dead),
+        cancellable: matches!(task.state, TaskState::Queued | TaskState::Leased),
         task: TaskRow::from(&task),
     }
     .render()?;
@@ -228,7 +229,7 @@ pub async fn requeue_confirm(
     let dead = queue::counts(&state.db)
         .await?
         .into_iter()
-        .find(|(s, _)| s == "dead")
+        .find(|(s, _)| s == TaskState::Dead.as_str())
         .map_or(0, |(_, n)| n);
     let body = RequeuePage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),

@@ -144,7 +144,7 @@ pub async fn index(
                     // it was listed to end.
                     ..row(
                         l,
-                        if l.status == LotStatus::Cancelled.as_str() {
+                        if l.status == LotStatus::Cancelled {
                             l.updated_at
                         } else {
                             l.ends_at
