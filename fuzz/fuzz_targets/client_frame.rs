@@ -6,6 +6,7 @@
 #![no_main]
 
 use bazaar::protocol::client::{self, MessageView, Request};
+use bazaar::protocol::ErrorCode;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -28,20 +29,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match client::parse(text) {
-        Err(refusal) => {
+        Err(unread) => {
+            let refusal = &unread.refusal;
             assert!(
-                matches!(refusal.code, "bad_frame" | "unknown_op"),
-                "{refusal:?}"
+                matches!(refusal.code, ErrorCode::BadFrame | ErrorCode::UnknownOp),
+                "{unread:?}"
             );
-            let frame = match refusal.reference.as_deref() {
+            let frame = match unread.reference.as_deref() {
                 Some(r) => {
-                    assert!(r.len() <= 64, "{refusal:?}");
-                    let frame = decode(&client::reply_error(r, refusal.code, &refusal.message));
+                    assert!(r.len() <= 64, "{unread:?}");
+                    let frame = decode(&client::reply_error(r, refusal));
                     assert_eq!(frame["ref"], r);
                     assert_eq!(frame["body"]["message"], refusal.message.as_str());
                     frame
                 }
-                None => decode(&client::error(refusal.code, &refusal.message)),
+                None => decode(&client::error(refusal)),
             };
             assert!(frame.is_object());
         }

@@ -7,7 +7,8 @@
 
 use bazaar::domain::topic::Topic;
 use bazaar::protocol::client::Request;
-use bazaar::rooms::session::{answer_frame, check_text, read_request};
+use bazaar::protocol::{ErrorCode, Refusal};
+use bazaar::rooms::session::{answer_frame, check_text, read_request, refused_frame};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
@@ -34,8 +35,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let envelope = match read_request(text, SOFT_FRAME_LIMIT) {
-        Err(refusal) => {
-            let frame = decode(&refusal);
+        Err(unread) => {
+            let frame = decode(&refused_frame(&unread));
             match frame["op"].as_str() {
                 Some("error") => assert!(frame["code"].is_string(), "{frame}"),
                 Some("reply") => {
@@ -80,7 +81,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Whatever a room answers, a request without a ref hears only failures.
-    let failure = answer_frame(reference, Err(("not_joined", "join chat:x first".into())));
+    let not_joined = Refusal::new(ErrorCode::NotJoined, "join chat:x first");
+    let failure = answer_frame(reference, Err(not_joined));
     let failure = decode(&failure.expect("a failure always makes a frame"));
     assert_eq!(failure["ref"].as_str(), reference);
 });

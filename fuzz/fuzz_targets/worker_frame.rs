@@ -11,6 +11,7 @@ use bazaar::crawl::lease::LeaseToken;
 use bazaar::crawl::sites::{is_allowed, Sites};
 use bazaar::crawl::worker_session::{parse_frame, validate_items, validate_links};
 use bazaar::protocol::worker::{ServerFrame, WorkerFrame};
+use bazaar::protocol::ErrorCode;
 use libfuzzer_sys::fuzz_target;
 use url::Url;
 
@@ -72,7 +73,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(back, frame);
                 check_result(frame);
             }
-            Err((code, _)) => assert!(matches!(code, "bad_frame" | "unknown_op"), "{code}"),
+            Err(refusal) => assert!(
+                matches!(refusal.code, ErrorCode::BadFrame | ErrorCode::UnknownOp),
+                "{refusal:?}"
+            ),
         }
     }
     // What a worker does with a server frame (`worker::link`).

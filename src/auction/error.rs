@@ -2,6 +2,7 @@
 //! (docs/protocol.md §1).
 
 use crate::domain::money::Money;
+use crate::protocol::ErrorCode;
 
 /// A bid the rules refuse. `code()` is the reply's `code`, the `Display` text
 /// its `message`.
@@ -29,13 +30,13 @@ pub enum BidError {
 
 impl BidError {
     /// The stable error code of docs/protocol.md §1.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            BidError::LotNotOpen => "lot_not_open",
-            BidError::InvalidAmount { .. } => "invalid_amount",
-            BidError::BidAboveMax { .. } => "bid_above_max",
-            BidError::BidTooLow { .. } => "bid_too_low",
-            BidError::OwnBidIsHighest { .. } => "own_bid_is_highest",
+            BidError::LotNotOpen => ErrorCode::LotNotOpen,
+            BidError::InvalidAmount { .. } => ErrorCode::InvalidAmount,
+            BidError::BidAboveMax { .. } => ErrorCode::BidAboveMax,
+            BidError::BidTooLow { .. } => ErrorCode::BidTooLow,
+            BidError::OwnBidIsHighest { .. } => ErrorCode::OwnBidIsHighest,
         }
     }
 }
@@ -50,7 +51,7 @@ mod tests {
 
     #[test]
     fn each_error_has_its_protocol_code() {
-        let codes: Vec<&str> = [
+        let codes: Vec<ErrorCode> = [
             BidError::LotNotOpen,
             BidError::InvalidAmount { cap: eur(1) },
             BidError::BidAboveMax {
@@ -67,11 +68,11 @@ mod tests {
         assert_eq!(
             codes,
             [
-                "lot_not_open",
-                "invalid_amount",
-                "bid_above_max",
-                "bid_too_low",
-                "own_bid_is_highest"
+                ErrorCode::LotNotOpen,
+                ErrorCode::InvalidAmount,
+                ErrorCode::BidAboveMax,
+                ErrorCode::BidTooLow,
+                ErrorCode::OwnBidIsHighest
             ]
         );
     }

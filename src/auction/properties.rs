@@ -16,6 +16,7 @@ use super::fixtures::{at, rules_from, running, spec};
 use super::increments::{Increments, Tier};
 use super::lifecycle::{close, Verdict};
 use super::lot::{LotRules, LotSpec, LotState, UserId, MAX_CENTS};
+use crate::protocol::ErrorCode;
 
 /// How an attempt picks its maximum.
 #[derive(Debug, Clone)]
@@ -183,20 +184,20 @@ fn expected_refusal(
     state: &LotState,
     request: &BidRequest,
     now: DateTime<Utc>,
-) -> Option<&'static str> {
+) -> Option<ErrorCode> {
     let in_range = |cents: i64| (1..=MAX_CENTS).contains(&cents);
     let max = request.max_cents.unwrap_or(request.amount_cents);
     let leads = state.leader.filter(|l| l.user_id == request.bidder);
     if !(rules.starts_at() <= now && now < state.ends_at) {
-        Some("lot_not_open")
+        Some(ErrorCode::LotNotOpen)
     } else if !in_range(request.amount_cents) || !in_range(max) {
-        Some("invalid_amount")
+        Some(ErrorCode::InvalidAmount)
     } else if max < request.amount_cents {
-        Some("bid_above_max")
+        Some(ErrorCode::BidAboveMax)
     } else if leads.is_some_and(|l| max <= l.max_cents) {
-        Some("own_bid_is_highest")
+        Some(ErrorCode::OwnBidIsHighest)
     } else if max < state.min_next_cents(rules) {
-        Some("bid_too_low")
+        Some(ErrorCode::BidTooLow)
     } else {
         None
     }

@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, BidView, MemberView};
+use crate::protocol::{ErrorCode, Refusal};
 use crate::rooms::members::{CountMembers, Leave, Member, Members, TryClose};
 use crate::rooms::presence::{self, Announces, Presence};
 use crate::rooms::registry::{RoomRegistry, Vacant};
@@ -36,9 +37,6 @@ pub use bidding::{Cached, PlaceBid};
 
 /// Bids a join reply lists, newest first.
 const HISTORY: u64 = 50;
-
-/// A refusal, as a protocol error code and a message for people.
-pub type Refusal = (&'static str, String);
 
 /// The topic of a lot (ids are positive).
 pub fn lot_topic(lot_id: i64) -> Topic {
@@ -263,13 +261,16 @@ impl Handler<JoinLot> for AuctionRoom {
                 act.joining -= 1;
                 let found = match loaded {
                     Ok(Some(found)) => Ok(found),
-                    Ok(None) => Err((
-                        "no_such_topic",
+                    Ok(None) => Err(Refusal::new(
+                        ErrorCode::NoSuchTopic,
                         format!("there is no lot behind auction:{lot_id}"),
                     )),
                     Err(err) => {
                         tracing::error!(lot = lot_id, error = %err, "could not load a lot");
-                        Err(("internal", "the lot could not be loaded; try again".into()))
+                        Err(Refusal::new(
+                            ErrorCode::Internal,
+                            "the lot could not be loaded; try again",
+                        ))
                     }
                 };
                 let (stored, lot, bids, elsewhere) = match found {

@@ -23,6 +23,7 @@ use awc::BoxedSocket;
 use chrono::{TimeDelta, Utc};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -32,6 +33,7 @@ use crate::accounts::{store as accounts, LoginName};
 use crate::auction::store::{create_lot, Listing};
 use crate::auction::{Increments, LotSpec};
 use crate::domain::user_name::UserName;
+use crate::protocol::ErrorCode;
 
 #[derive(Debug, Clone, Args)]
 pub struct BidsBench {
@@ -208,8 +210,11 @@ async fn bidder_loop(
                     }
                 } else {
                     s.refused += 1;
-                    let code = value["body"]["code"].as_str().unwrap_or_default();
-                    if !matches!(code, "bid_too_low" | "own_bid_is_highest") {
+                    let code = ErrorCode::deserialize(&value["body"]["code"]).ok();
+                    if !matches!(
+                        code,
+                        Some(ErrorCode::BidTooLow | ErrorCode::OwnBidIsHighest)
+                    ) {
                         s.first_error.get_or_insert_with(|| value.to_string());
                     }
                     // Someone else moved the price: ask one step higher.

@@ -31,6 +31,7 @@ use url::Url;
 
 use crate::backoff::Backoff;
 use crate::domain::topic::RoomName;
+use crate::protocol::ErrorCode;
 use direct::{Directs, Event, LinkOptions, Outbox};
 
 /// The waits before reconnecting: 500 ms, doubling up to 10 s.
@@ -519,7 +520,7 @@ impl Chat {
                     print_error(body);
                 }
                 // The peer left between its last presence and this signal.
-                Pending::Signal(conn) if body["code"] == "not_in_topic" => {
+                Pending::Signal(conn) if body["code"] == ErrorCode::NotInTopic.as_str() => {
                     let outbox = self.directs.on_left(&conn);
                     self.queue(outbox);
                 }

@@ -19,8 +19,9 @@ use super::merger::{MergeOutcome, MergeResult, Merger};
 use super::sites::{is_allowed, Sites};
 use super::store::NewTask;
 use crate::batch::WriteFailed;
-use crate::protocol::worker::{Item, Link, ServerFrame, TaskKind, WorkerFrame};
-use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
+use crate::protocol::worker::{self, Item, Link, ServerFrame, TaskKind, WorkerFrame};
+use crate::protocol::{ErrorCode, Refusal};
+use crate::ws::{self, CloseCode, Frame, Outbound, ReadError, Refs, SendError};
 
 /// Frames above this size get an `error` frame; the connection stays.
 pub const SOFT_FRAME_LIMIT: usize = 1 << 20;
@@ -114,35 +115,27 @@ impl WorkerSession {
         }
     }
 
-    fn error(&self, code: &str, message: impl Into<String>, ctx: &mut Context<Self>) {
-        let message = message.into();
-        tracing::debug!(worker = %self.name, code, message, "refused a worker frame");
-        self.send(
-            &ServerFrame::Error {
-                code: code.to_owned(),
-                message,
-            },
-            ctx,
-        );
+    fn error(&self, code: ErrorCode, message: impl Into<String>, ctx: &mut Context<Self>) {
+        self.refuse(Refusal::new(code, message), ctx);
+    }
+
+    fn refuse(&self, refusal: Refusal, ctx: &mut Context<Self>) {
+        let Refusal { code, message } = refusal;
+        tracing::debug!(worker = %self.name, code = code.as_str(), message, "refused a worker frame");
+        self.send(&ServerFrame::Error { code, message }, ctx);
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        if text.len() > SOFT_FRAME_LIMIT {
-            return self.error(
-                "frame_too_large",
-                format!("frames are limited to {SOFT_FRAME_LIMIT} bytes"),
-                ctx,
-            );
-        }
-        let frame = match parse_frame(text) {
+        let read = ws::within_soft_limit(text, SOFT_FRAME_LIMIT).and_then(|()| parse_frame(text));
+        let frame = match read {
             Ok(frame) => frame,
-            Err((code, message)) => return self.error(code, message, ctx),
+            Err(refusal) => return self.refuse(refusal, ctx),
         };
         let worker = match (self.worker, &frame) {
             (None, WorkerFrame::Hello { .. }) => None,
-            (None, _) => return self.error("hello_required", "send hello first", ctx),
+            (None, _) => return self.error(ErrorCode::HelloRequired, "send hello first", ctx),
             (Some(_), WorkerFrame::Hello { .. }) => {
-                return self.error("bad_frame", "hello was already received", ctx)
+                return self.error(ErrorCode::BadFrame, "hello was already received", ctx)
             }
             (Some(id), _) => Some(id),
         };
@@ -195,10 +188,14 @@ impl WorkerSession {
     fn on_hello(&mut self, name: String, version: String, slots: u32, ctx: &mut Context<Self>) {
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return self.error("bad_frame", "name must be 1-64 printable characters", ctx);
+            return self.error(
+                ErrorCode::BadFrame,
+                "name must be 1-64 printable characters",
+                ctx,
+            );
         }
         if !(1..=256).contains(&slots) {
-            return self.error("bad_frame", "slots must be between 1 and 256", ctx);
+            return self.error(ErrorCode::BadFrame, "slots must be between 1 and 256", ctx);
         }
         self.name = name.clone();
         self.span.record("worker_name", name.as_str());
@@ -243,7 +240,7 @@ impl WorkerSession {
     ) {
         let _result = tracing::info_span!("result", task, lease).entered();
         let Some(token) = LeaseToken::parse(lease).filter(|t| t.task() as u64 == task) else {
-            return self.error("bad_frame", "lease does not name this task", ctx);
+            return self.error(ErrorCode::BadFrame, "lease does not name this task", ctx);
         };
         let Some(assigned) = self.assigned.remove(&token) else {
             // Not a lease of this connection: an old one, or someone else's.
@@ -265,7 +262,7 @@ impl WorkerSession {
         let (items, links) = match validated {
             Ok(v) => v,
             Err(reason) => {
-                self.error("invalid_result", reason.clone(), ctx);
+                self.error(ErrorCode::InvalidResult, reason.clone(), ctx);
                 // A result that cannot be trusted is a permanent failure of the
                 // task, recorded with its reason; nothing of it is merged.
                 let failed = TaskFailed {
@@ -333,7 +330,7 @@ impl WorkerSession {
             Ok(Err(err)) => {
                 tracing::error!(worker = %self.name, task, lease = %token, error = %err, "merge failed; the task will be retried");
                 self.error(
-                    "internal",
+                    ErrorCode::Internal,
                     "the result could not be stored; the task will be retried",
                     ctx,
                 );
@@ -347,7 +344,7 @@ impl WorkerSession {
             }
             Err(_) => {
                 self.error(
-                    "internal",
+                    ErrorCode::Internal,
                     "the merger is restarting; the task will be retried",
                     ctx,
                 );
@@ -380,7 +377,7 @@ impl WorkerSession {
         ctx: &mut Context<Self>,
     ) {
         let Some(token) = LeaseToken::parse(lease).filter(|t| t.task() as u64 == task) else {
-            return self.error("bad_frame", "lease does not name this task", ctx);
+            return self.error(ErrorCode::BadFrame, "lease does not name this task", ctx);
         };
         if self.assigned.remove(&token).is_none() {
             return self.send(
@@ -415,24 +412,10 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Parses a frame, telling malformed JSON, unknown ops and wrong types apart.
-pub fn parse_frame(text: &str) -> Result<WorkerFrame, (&'static str, String)> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ("bad_frame", format!("malformed JSON: {e}")))?;
-    let op = value
-        .get("op")
-        .and_then(|op| op.as_str())
-        .ok_or((
-            "bad_frame",
-            "expected an object with an op field".to_owned(),
-        ))?
-        .to_owned();
-    if !matches!(
-        op.as_str(),
-        "hello" | "ready" | "heartbeat" | "result" | "failed" | "drain"
-    ) {
-        return Err(("unknown_op", format!("unknown op {op:?}")));
-    }
-    serde_json::from_value(value).map_err(|e| ("bad_frame", format!("invalid {op} frame: {e}")))
+pub fn parse_frame(text: &str) -> Result<WorkerFrame, Refusal> {
+    ws::parse_op_frame(text, &worker::OPS, Refs::Ignored)
+        .map(|read| read.frame)
+        .map_err(|unread| unread.refusal)
 }
 
 /// Checks a page's offers; the store name always comes from the site.
@@ -529,7 +512,7 @@ impl StreamHandler<Result<Frame, ReadError>> for WorkerSession {
         self.last_seen = Instant::now();
         match msg {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
-            Ok(Frame::Binary(_)) => self.error("bad_frame", "frames must be JSON text", ctx),
+            Ok(Frame::Binary(_)) => self.refuse(ws::binary_refused(), ctx),
             Ok(Frame::Ping(bytes)) => self.out.pong(bytes),
             Ok(Frame::Pong(_)) => {}
             Ok(Frame::Close(_)) => {
@@ -640,15 +623,13 @@ mod tests {
 
     #[test]
     fn malformed_unknown_and_mistyped_frames_are_told_apart() {
-        assert_eq!(parse_frame("{not json").unwrap_err().0, "bad_frame");
-        assert_eq!(parse_frame("[1,2]").unwrap_err().0, "bad_frame");
-        assert_eq!(
-            parse_frame(r#"{"op":"explode"}"#).unwrap_err().0,
-            "unknown_op"
-        );
+        let code = |text: &str| parse_frame(text).unwrap_err().code;
+        assert_eq!(code("{not json"), ErrorCode::BadFrame);
+        assert_eq!(code("[1,2]"), ErrorCode::BadFrame);
+        assert_eq!(code(r#"{"op":"explode"}"#), ErrorCode::UnknownOp);
         let err = parse_frame(r#"{"op":"ready","credits":"many"}"#).unwrap_err();
-        assert_eq!(err.0, "bad_frame");
-        assert!(err.1.contains("ready"), "{}", err.1);
+        assert_eq!(err.code, ErrorCode::BadFrame);
+        assert!(err.message.contains("ready"), "{}", err.message);
         assert_eq!(
             parse_frame(r#"{"op":"ready","credits":3}"#).unwrap(),
             WorkerFrame::Ready { credits: 3 }
@@ -704,7 +685,10 @@ mod tests {
                         assert!(as_server.is_some(), "{line}: the server read only {read}");
                     }
                 }
-                Err(("unknown_op", _)) => {}
+                Err(Refusal {
+                    code: ErrorCode::UnknownOp,
+                    ..
+                }) => {}
                 Err(e) => panic!("{line}: {e:?}"),
             }
             match serde_json::from_value::<ServerFrame>(shown.clone()) {
@@ -717,9 +701,12 @@ mod tests {
                 Err(e) => panic!("{line}: not a frame the server sends: {e}"),
             }
         }
-        let all_worker_ops = ["hello", "ready", "heartbeat", "result", "failed", "drain"];
         let all_server_ops = ["welcome", "assign", "cancel", "stale", "drain", "error"];
-        assert_eq!(worker_ops, BTreeSet::from(all_worker_ops));
+        assert_eq!(
+            worker_ops,
+            BTreeSet::from(worker::OPS),
+            "every op the parser knows, and no other"
+        );
         assert_eq!(server_ops, BTreeSet::from(all_server_ops));
     }
 }

@@ -7,6 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{ErrorCode, Refusal};
+use crate::ws::{self, Refs, Unread};
+
 /// A request, parsed from one text frame.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 // Written back only by the tests that hold docs/protocol.md to the parser.
@@ -52,67 +55,13 @@ pub struct Envelope {
     pub request: Request,
 }
 
-/// Why a frame is not a request; `reference` is set when the frame carried
-/// one, so the refusal can be its reply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    pub reference: Option<String>,
-    pub code: &'static str,
-    pub message: String,
-}
-
 /// Parses a frame, telling malformed JSON, unknown ops and wrong types apart.
-pub fn parse(text: &str) -> Result<Envelope, Refusal> {
-    let refuse = |reference: Option<String>, code, message: String| Refusal {
-        reference,
-        code,
-        message,
-    };
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| refuse(None, "bad_frame", format!("malformed JSON: {e}")))?;
-    let Value::Object(object) = &value else {
-        return Err(refuse(
-            None,
-            "bad_frame",
-            "expected an object with an op field".into(),
-        ));
-    };
-    let reference = match object.get("ref") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(r)) if r.len() <= 64 => Some(r.clone()),
-        Some(_) => {
-            return Err(refuse(
-                None,
-                "bad_frame",
-                "ref must be a string of at most 64 bytes".into(),
-            ))
-        }
-    };
-    let op = match object.get("op") {
-        Some(Value::String(op)) => op.clone(),
-        _ => {
-            return Err(refuse(
-                reference,
-                "bad_frame",
-                "expected an object with an op field".into(),
-            ))
-        }
-    };
-    if !OPS.contains(&op.as_str()) {
-        return Err(refuse(
-            reference,
-            "unknown_op",
-            format!("unknown op {op:?}"),
-        ));
-    }
-    match serde_json::from_value::<Request>(value) {
-        Ok(request) => Ok(Envelope { reference, request }),
-        Err(e) => Err(refuse(
-            reference,
-            "bad_frame",
-            format!("invalid {op} frame: {e}"),
-        )),
-    }
+pub fn parse(text: &str) -> Result<Envelope, Unread> {
+    let read = ws::parse_op_frame(text, &OPS, Refs::Read)?;
+    Ok(Envelope {
+        reference: read.reference,
+        request: read.frame,
+    })
 }
 
 /// A member of a topic, as presence lists show it.
@@ -154,7 +103,7 @@ struct Reply<'a, B: Serialize> {
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
-    code: &'a str,
+    code: ErrorCode,
     message: &'a str,
 }
 
@@ -167,27 +116,30 @@ pub fn reply_ok(reference: &str, body: &impl Serialize) -> ByteString {
     })
 }
 
-pub fn reply_error(reference: &str, code: &str, message: &str) -> ByteString {
+pub fn reply_error(reference: &str, refusal: &Refusal) -> ByteString {
     encode(&Reply {
         op: "reply",
         reference,
         status: "error",
-        body: ErrorBody { code, message },
+        body: ErrorBody {
+            code: refusal.code,
+            message: &refusal.message,
+        },
     })
 }
 
 /// An `error` frame: the answer to a frame that had no `ref`.
-pub fn error(code: &str, message: &str) -> ByteString {
+pub fn error(refusal: &Refusal) -> ByteString {
     #[derive(Serialize)]
     struct Frame<'a> {
         op: &'static str,
-        code: &'a str,
+        code: ErrorCode,
         message: &'a str,
     }
     encode(&Frame {
         op: "error",
-        code,
-        message,
+        code: refusal.code,
+        message: &refusal.message,
     })
 }
 
@@ -444,6 +396,11 @@ mod tests {
             .unwrap_or_else(|e| panic!("{key} in {shown}: {e}"))
     }
 
+    /// The `code` and `message` of `shown`.
+    fn refusal(shown: &Value) -> Refusal {
+        Refusal::new(field(shown, "code"), field::<String>(shown, "message"))
+    }
+
     /// The frame the server's encoder for `shown`'s op writes from the values
     /// `shown` holds.
     fn written_like(shown: &Value) -> ByteString {
@@ -463,14 +420,10 @@ mod tests {
                 let body = &shown["body"];
                 match text("status") {
                     "ok" => reply_ok(text("ref"), body),
-                    _ => reply_error(
-                        text("ref"),
-                        body["code"].as_str().expect("code"),
-                        body["message"].as_str().expect("message"),
-                    ),
+                    _ => reply_error(text("ref"), &refusal(body)),
                 }
             }
-            "error" => error(text("code"), text("message")),
+            "error" => error(&refusal(shown)),
             "message" => {
                 let view: MessageView = serde_json::from_value(shown.clone()).expect("a message");
                 message(topic(), &view)
@@ -558,23 +511,21 @@ mod tests {
 
     #[test]
     fn bad_frames_are_told_apart_and_keep_their_ref() {
-        assert_eq!(parse("{nope").unwrap_err().code, "bad_frame");
-        assert_eq!(parse("[1]").unwrap_err().code, "bad_frame");
+        let code = |text: &str| parse(text).unwrap_err().refusal.code;
+        assert_eq!(code("{nope"), ErrorCode::BadFrame);
+        assert_eq!(code("[1]"), ErrorCode::BadFrame);
         let unknown = parse(r#"{"op":"shout","ref":"9"}"#).unwrap_err();
-        assert_eq!(unknown.code, "unknown_op");
+        assert_eq!(unknown.refusal.code, ErrorCode::UnknownOp);
         assert_eq!(unknown.reference.as_deref(), Some("9"));
         let wrong = parse(r#"{"op":"say","topic":"chat:a","text":5,"ref":"3"}"#).unwrap_err();
-        assert_eq!(wrong.code, "bad_frame");
+        assert_eq!(wrong.refusal.code, ErrorCode::BadFrame);
         assert!(
-            wrong.message.contains("invalid say frame"),
+            wrong.refusal.message.contains("invalid say frame"),
             "{}",
-            wrong.message
+            wrong.refusal.message
         );
         assert_eq!(wrong.reference.as_deref(), Some("3"));
-        assert_eq!(
-            parse(r#"{"op":"ping","ref":7}"#).unwrap_err().code,
-            "bad_frame"
-        );
+        assert_eq!(code(r#"{"op":"ping","ref":7}"#), ErrorCode::BadFrame);
     }
 
     #[test]
@@ -590,8 +541,8 @@ mod tests {
         assert_eq!(frame["op"], "message");
         assert_eq!(frame["seq"], 1043);
         assert_eq!(frame["text"], "<b>hi</b>");
-        let reply: Value =
-            serde_json::from_str(&reply_error("7", "bid_too_low", "too low")).expect("json");
+        let too_low = Refusal::new(ErrorCode::BidTooLow, "too low");
+        let reply: Value = serde_json::from_str(&reply_error("7", &too_low)).expect("json");
         assert_eq!(reply["ref"], "7");
         assert_eq!(reply["status"], "error");
         assert_eq!(reply["body"]["code"], "bid_too_low");

@@ -1,6 +1,8 @@
 //! The example frames of `docs/protocol.md`, for the tests that hold the
 //! code to them: a reference that drifts from the code fails the build.
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
 /// `docs/protocol.md`, read from the repository.
@@ -55,6 +57,40 @@ pub fn shows(have: &Value, want: &Value) -> bool {
     }
 }
 
+/// The error codes the tables of `doc` list: the names in backquotes in
+/// the first column of every table whose first column is headed `code`.
+/// (The close codes table is headed so too, but names its codes in plain
+/// numbers.)
+pub fn error_codes(doc: &str) -> BTreeSet<String> {
+    let first_cell = |row: &str| {
+        row.trim()
+            .strip_prefix('|')
+            .and_then(|row| row.split('|').next())
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    let mut codes = BTreeSet::new();
+    let mut in_code_table = false;
+    for line in doc.lines() {
+        let Some(cell) = first_cell(line) else {
+            in_code_table = false;
+            continue;
+        };
+        if cell == "code" {
+            in_code_table = true;
+        } else if in_code_table {
+            codes.extend(
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+    }
+    codes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +104,20 @@ mod tests {
         assert!(!shows(&have, &json!({"op": "join", "extra": 1})));
         assert!(!shows(&have, &json!({"topic": "chat:b"})));
         assert!(!shows(&have, &json!({"list": [1]})));
+    }
+
+    #[test]
+    fn code_tables_give_their_first_column_names() {
+        let doc = concat!(
+            "| code | when |\n|---|---|\n",
+            "| `bad_frame` | a bad `op` |\n",
+            "| `empty_text`, `bad_text` | a text |\n",
+            "\nprose `not_a_code`\n\n",
+            "| field | type |\n|---|---|\n| `title` | string |\n",
+            "| code | socket | when |\n|---|---|---|\n| 1000 normal | both | `bye` |\n",
+        );
+        let codes: Vec<String> = error_codes(doc).into_iter().collect();
+        assert_eq!(codes, ["bad_frame", "bad_text", "empty_text"]);
     }
 
     #[test]

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 
 pub use entity::tasks::TaskKind;
 
+use super::ErrorCode;
+
+/// The ops a worker may send.
+pub const OPS: [&str; 6] = ["hello", "ready", "heartbeat", "result", "failed", "drain"];
+
 /// A frame a worker sends to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -85,7 +90,7 @@ pub enum ServerFrame {
         reconnect: bool,
     },
     Error {
-        code: String,
+        code: ErrorCode,
         message: String,
     },
 }

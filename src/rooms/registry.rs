@@ -14,13 +14,14 @@ use super::members::{CountMembers, TryClose};
 use super::room::{Post, Room, RoomError, Said};
 use super::writer::MessageStore;
 use crate::accounts::hub::SessionHub;
-use crate::auction::room::{AuctionRoom, JoinLot, Refusal};
+use crate::auction::room::{AuctionRoom, JoinLot};
 use crate::bus::Bus;
 use crate::bus::Inbound;
 use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
+use crate::protocol::{ErrorCode, Refusal};
 use crate::supervision::{self, Name, Restart};
 
 pub struct RoomRegistry {
@@ -132,15 +133,17 @@ pub async fn join_lot(
     join: JoinLot,
 ) -> Result<(Addr<AuctionRoom>, Value), Refusal> {
     for _ in 0..2 {
-        let room = registry
-            .send(LotRoomFor { lot_id })
-            .await
-            .map_err(|_| ("internal", "the rooms are restarting; try again".to_owned()))?;
+        let room = registry.send(LotRoomFor { lot_id }).await.map_err(|_| {
+            Refusal::new(ErrorCode::Internal, "the rooms are restarting; try again")
+        })?;
         if let Ok(joined) = room.send(join.clone()).await {
             return joined.map(|state| (room, state));
         }
     }
-    Err(("internal", "the lot's room closed; join again".to_owned()))
+    Err(Refusal::new(
+        ErrorCode::Internal,
+        "the lot's room closed; join again",
+    ))
 }
 
 /// A message another service posts into a chat room: the room is opened
@@ -225,7 +228,7 @@ pub fn inbound_post(
         Err(err) => return Err(err),
     };
     let user = UserName::parse_guest(user).map_err(|e| format!("user: {e}"))?;
-    super::session::check_text(text, max_text).map_err(|(_, message)| message)?;
+    super::session::check_text(text, max_text).map_err(|refusal| refusal.message)?;
     Ok(PostMessage {
         room,
         user,

@@ -27,6 +27,7 @@ use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, MemberView, MessageView};
+use crate::protocol::ErrorCode;
 use crate::supervision::{self, Name};
 use crate::ws::{Outbound, SendError};
 
@@ -115,12 +116,12 @@ pub enum RoomError {
 }
 
 impl RoomError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            RoomError::NotJoined => "not_joined",
-            RoomError::NotInTopic(_) => "not_in_topic",
-            RoomError::Store | RoomError::Backlog | RoomError::Unavailable => "internal",
-            RoomError::Cut => "unavailable",
+            RoomError::NotJoined => ErrorCode::NotJoined,
+            RoomError::NotInTopic(_) => ErrorCode::NotInTopic,
+            RoomError::Store | RoomError::Backlog | RoomError::Unavailable => ErrorCode::Internal,
+            RoomError::Cut => ErrorCode::Unavailable,
         }
     }
 }

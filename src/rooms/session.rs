@@ -25,7 +25,8 @@ use crate::clock::Clock;
 use crate::config::{ChatSettings, WsSettings};
 use crate::domain::topic::{RoomName, Topic};
 use crate::protocol::client::{self, Envelope, Request};
-use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
+use crate::protocol::{ErrorCode, Refusal};
+use crate::ws::{self, CloseCode, Frame, Outbound, ReadError, SendError, Unread};
 
 /// The largest `signal` payload relayed, in bytes of JSON.
 pub const MAX_SIGNAL: usize = 16 << 10;
@@ -138,7 +139,7 @@ impl ClientSession {
     fn answer(
         &self,
         reference: Option<&str>,
-        outcome: Result<Value, (&'static str, String)>,
+        outcome: Result<Value, Refusal>,
         ctx: &mut Context<Self>,
     ) {
         if let Some(frame) = answer_frame(reference, outcome) {
@@ -149,7 +150,7 @@ impl ClientSession {
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         match read_request(text, self.ws.soft_frame_limit) {
             Ok(envelope) => self.on_request(envelope, ctx),
-            Err(refusal) => self.push(refusal, ctx),
+            Err(unread) => self.push(refused_frame(&unread), ctx),
         }
     }
 
@@ -182,25 +183,26 @@ impl ClientSession {
     /// nothing: answering would cost as much as the flood.
     fn refuse(&self, frame: &Frame, ctx: &mut Context<Self>) {
         let reference = match frame {
-            Frame::Text(text) if text.len() <= self.ws.soft_frame_limit => {
-                match client::parse(text) {
-                    Ok(envelope) => envelope.reference,
-                    Err(refusal) => refusal.reference,
-                }
-            }
-            Frame::Text(_) | Frame::Binary(_) => None,
+            Frame::Text(text) => match read_request(text, self.ws.soft_frame_limit) {
+                Ok(envelope) => envelope.reference,
+                Err(unread) => unread.reference,
+            },
+            Frame::Binary(_) => None,
             Frame::Ping(_) | Frame::Pong(_) | Frame::Close(_) => return,
         };
-        let outcome = Err(("rate_limited", "slow down: too many requests".to_owned()));
+        let outcome = Err(Refusal::new(
+            ErrorCode::RateLimited,
+            "slow down: too many requests",
+        ));
         self.answer(reference.as_deref(), outcome, ctx);
     }
 
     fn on_request(&mut self, envelope: Envelope, ctx: &mut Context<Self>) {
         let reference = envelope.reference;
         if self.signed_out && !matches!(envelope.request, Request::Ping) {
-            let outcome = Err((
-                "not_logged_in",
-                "you logged out; reconnect to go on".to_owned(),
+            let outcome = Err(Refusal::new(
+                ErrorCode::NotLoggedIn,
+                "you logged out; reconnect to go on",
             ));
             return self.answer(reference.as_deref(), outcome, ctx);
         }
@@ -261,25 +263,31 @@ impl ClientSession {
         ctx: &mut Context<Self>,
     ) {
         let Some(account) = self.identity.account.as_ref().map(|a| a.id) else {
-            let outcome = Err((
-                "not_logged_in",
-                "only accounts may bid; log in first".to_owned(),
+            let outcome = Err(Refusal::new(
+                ErrorCode::NotLoggedIn,
+                "only accounts may bid; log in first",
             ));
             return self.answer(reference.as_deref(), outcome, ctx);
         };
         let room = match Topic::parse(raw) {
-            Err(e) => return self.answer(reference.as_deref(), Err(("bad_topic", e)), ctx),
+            Err(e) => {
+                let outcome = Err(Refusal::new(ErrorCode::BadTopic, e));
+                return self.answer(reference.as_deref(), outcome, ctx);
+            }
             Ok(topic) => match (self.lots.get(&topic), &topic) {
                 (Some(room), _) => room.clone(),
                 (None, Topic::Chat(_)) => {
-                    let outcome = Err((
-                        "bad_topic",
+                    let outcome = Err(Refusal::new(
+                        ErrorCode::BadTopic,
                         format!("{topic} is a chat room: bids go to auction topics"),
                     ));
                     return self.answer(reference.as_deref(), outcome, ctx);
                 }
                 (None, Topic::Auction(_)) => {
-                    let outcome = Err(("not_joined", format!("join {topic} first")));
+                    let outcome = Err(Refusal::new(
+                        ErrorCode::NotJoined,
+                        format!("join {topic} first"),
+                    ));
                     return self.answer(reference.as_deref(), outcome, ctx);
                 }
             },
@@ -295,9 +303,9 @@ impl ClientSession {
             .map(move |placed, act, ctx| {
                 let outcome = placed.unwrap_or_else(|_| {
                     // It panicked and restarted (members kept), or closed.
-                    Err((
-                        "internal",
-                        "the lot's room failed before answering; try again".to_owned(),
+                    Err(Refusal::new(
+                        ErrorCode::Internal,
+                        "the lot's room failed before answering; try again",
                     ))
                 });
                 act.answer(reference.as_deref(), outcome, ctx);
@@ -306,30 +314,33 @@ impl ClientSession {
     }
 
     /// The Room of a topic this connection has joined.
-    fn joined(&self, raw: &str) -> Result<(Topic, Addr<Room>), (&'static str, String)> {
-        let topic = Topic::parse(raw).map_err(|e| ("bad_topic", e))?;
+    fn joined(&self, raw: &str) -> Result<(Topic, Addr<Room>), Refusal> {
+        let topic = Topic::parse(raw).map_err(|e| Refusal::new(ErrorCode::BadTopic, e))?;
         match (self.rooms.get(&topic), &topic) {
             (Some(room), _) => Ok((topic, room.clone())),
             // "Join first" would send a member of the lot round in circles.
-            (None, Topic::Auction(_)) => Err((
-                "bad_topic",
+            (None, Topic::Auction(_)) => Err(Refusal::new(
+                ErrorCode::BadTopic,
                 format!("{topic} is a lot: it takes bids, not chat"),
             )),
-            (None, Topic::Chat(_)) => Err(("not_joined", format!("join {topic} first"))),
+            (None, Topic::Chat(_)) => Err(Refusal::new(
+                ErrorCode::NotJoined,
+                format!("join {topic} first"),
+            )),
         }
     }
 
     /// Refuses a topic past `chat.max_topics_per_socket`: every topic is a
     /// room's member list entry and a subscription, so one socket must not
     /// hold them without bound. Joining a topic again is always fine.
-    fn may_join(&self, topic: &Topic) -> Result<(), (&'static str, String)> {
+    fn may_join(&self, topic: &Topic) -> Result<(), Refusal> {
         let joined = self.rooms.len() + self.lots.len();
         let max = self.chat.max_topics_per_socket;
         if joined < max || self.rooms.contains_key(topic) || self.lots.contains_key(topic) {
             return Ok(());
         }
-        Err((
-            "too_many_topics",
+        Err(Refusal::new(
+            ErrorCode::TooManyTopics,
             format!("a connection may join at most {max} topics; leave one first"),
         ))
     }
@@ -342,7 +353,10 @@ impl ClientSession {
         ctx: &mut Context<Self>,
     ) {
         let Ok(lot_id) = i64::try_from(id) else {
-            let outcome = Err(("no_such_topic", format!("there is no lot behind {topic}")));
+            let outcome = Err(Refusal::new(
+                ErrorCode::NoSuchTopic,
+                format!("there is no lot behind {topic}"),
+            ));
             return self.answer(reference.as_deref(), outcome, ctx);
         };
         let join = JoinLot {
@@ -374,7 +388,10 @@ impl ClientSession {
     ) {
         let topic = match Topic::parse(raw) {
             Ok(topic) => topic,
-            Err(e) => return self.answer(reference.as_deref(), Err(("bad_topic", e)), ctx),
+            Err(e) => {
+                let outcome = Err(Refusal::new(ErrorCode::BadTopic, e));
+                return self.answer(reference.as_deref(), outcome, ctx);
+            }
         };
         if let Err(refusal) = self.may_join(&topic) {
             return self.answer(reference.as_deref(), Err(refusal), ctx);
@@ -401,7 +418,7 @@ impl ClientSession {
                         fit_history(&mut state, since.is_some(), act.out.max_bytes() / 2);
                         Ok(serde_json::to_value(state).unwrap_or_default())
                     }
-                    Err(err) => Err((err.code(), err.to_string())),
+                    Err(err) => Err(Refusal::new(err.code(), err.to_string())),
                 };
                 act.answer(reference.as_deref(), outcome, ctx);
             })
@@ -447,8 +464,8 @@ impl ClientSession {
         let checked = self.joined(topic).and_then(|(_, room)| {
             let size = serde_json::to_string(&data).map_or(usize::MAX, |s| s.len());
             if size > MAX_SIGNAL {
-                return Err((
-                    "signal_too_large",
+                return Err(Refusal::new(
+                    ErrorCode::SignalTooLarge,
                     format!("signal data is limited to {MAX_SIGNAL} bytes"),
                 ));
             }
@@ -477,28 +494,33 @@ impl ClientSession {
 /// only a failure is worth a frame.
 pub fn answer_frame(
     reference: Option<&str>,
-    outcome: Result<Value, (&'static str, String)>,
+    outcome: Result<Value, Refusal>,
 ) -> Option<ByteString> {
     Some(match (reference, outcome) {
         (Some(r), Ok(body)) => client::reply_ok(r, &body),
-        (Some(r), Err((code, message))) => client::reply_error(r, code, &message),
+        (Some(r), Err(refusal)) => client::reply_error(r, &refusal),
         (None, Ok(_)) => return None,
-        (None, Err((code, message))) => client::error(code, &message),
+        (None, Err(refusal)) => client::error(&refusal),
     })
 }
 
-/// A text frame's first reading, before the rate limit and any room: the
-/// request it carries, or the frame that refuses it (too large, not JSON,
-/// an unknown op, wrong fields).
-pub fn read_request(text: &str, soft_frame_limit: usize) -> Result<Envelope, ByteString> {
-    if text.len() > soft_frame_limit {
-        let message = format!("frames are limited to {soft_frame_limit} bytes");
-        return Err(client::error("frame_too_large", &message));
+/// A text frame's first reading, before any room: the request it carries,
+/// or why it is none (too large, not JSON, an unknown op, wrong fields).
+pub fn read_request(text: &str, soft_frame_limit: usize) -> Result<Envelope, Unread> {
+    ws::within_soft_limit(text, soft_frame_limit).map_err(|refusal| Unread {
+        reference: None,
+        refusal,
+    })?;
+    client::parse(text)
+}
+
+/// The frame refusing a frame that is not a request: the reply to its
+/// `ref` when that could be read, an `error` frame otherwise.
+pub fn refused_frame(unread: &Unread) -> ByteString {
+    match unread.reference.as_deref() {
+        Some(r) => client::reply_error(r, &unread.refusal),
+        None => client::error(&unread.refusal),
     }
-    client::parse(text).map_err(|refusal| match refusal.reference.as_deref() {
-        Some(r) => client::reply_error(r, refusal.code, &refusal.message),
-        None => client::error(refusal.code, &refusal.message),
-    })
 }
 
 /// A Room's answer as a reply body or an error code and message; an error
@@ -507,13 +529,13 @@ pub fn read_request(text: &str, soft_frame_limit: usize) -> Result<Envelope, Byt
 fn room_outcome<T, E>(
     answer: Result<Result<T, RoomError>, E>,
     body: impl FnOnce(T) -> Value,
-) -> Result<Value, (&'static str, String)> {
+) -> Result<Value, Refusal> {
     match answer {
         Ok(Ok(value)) => Ok(body(value)),
-        Ok(Err(err)) => Err((err.code(), err.to_string())),
-        Err(_) => Err((
-            "internal",
-            "the room failed before answering; try again".to_owned(),
+        Ok(Err(err)) => Err(Refusal::new(err.code(), err.to_string())),
+        Err(_) => Err(Refusal::new(
+            ErrorCode::Internal,
+            "the room failed before answering; try again",
         )),
     }
 }
@@ -592,13 +614,16 @@ async fn join_room(
 
 /// A message's text: not blank, within the limit, no control characters
 /// other than line breaks and tabs.
-pub fn check_text(text: &str, max: usize) -> Result<(), (&'static str, String)> {
+pub fn check_text(text: &str, max: usize) -> Result<(), Refusal> {
     if text.trim().is_empty() {
-        return Err(("empty_text", "say something: the text is empty".to_owned()));
+        return Err(Refusal::new(
+            ErrorCode::EmptyText,
+            "say something: the text is empty",
+        ));
     }
     if text.chars().count() > max {
-        return Err((
-            "text_too_long",
+        return Err(Refusal::new(
+            ErrorCode::TextTooLong,
             format!("messages are limited to {max} characters"),
         ));
     }
@@ -606,9 +631,9 @@ pub fn check_text(text: &str, max: usize) -> Result<(), (&'static str, String)> 
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
     {
-        return Err((
-            "bad_text",
-            "the text contains control characters".to_owned(),
+        return Err(Refusal::new(
+            ErrorCode::BadText,
+            "the text contains control characters",
         ));
     }
     Ok(())
@@ -732,9 +757,7 @@ impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
         }
         match frame {
             Frame::Text(text) => self.on_text(&text, ctx),
-            Frame::Binary(_) => {
-                self.push(client::error("bad_frame", "frames must be JSON text"), ctx)
-            }
+            Frame::Binary(_) => self.push(client::error(&ws::binary_refused()), ctx),
             Frame::Ping(bytes) => self.out.pong(bytes),
             Frame::Pong(_) | Frame::Close(_) => {}
         }
@@ -802,14 +825,29 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_over_the_soft_limit_is_refused_unread_and_others_in_reply_to_their_ref() {
+        let frame = |unread: &Unread| -> Value {
+            serde_json::from_str(&refused_frame(unread)).expect("json")
+        };
+        let large = read_request(r#"{"op":"ping","ref":"1"}"#, 10).unwrap_err();
+        assert_eq!(large.reference, None);
+        assert_eq!(large.refusal.code, ErrorCode::FrameTooLarge);
+        assert_eq!(frame(&large)["op"], "error");
+        assert_eq!(frame(&large)["code"], "frame_too_large");
+
+        let unknown = read_request(r#"{"op":"shout","ref":"2"}"#, 100).unwrap_err();
+        assert_eq!(frame(&unknown)["ref"], "2");
+        assert_eq!(frame(&unknown)["body"]["code"], "unknown_op");
+        assert!(read_request(r#"{"op":"ping","ref":"3"}"#, 100).is_ok());
+    }
+
+    #[test]
     fn texts_are_checked_for_blankness_length_and_control_characters() {
         assert!(check_text("hello\nworld", 2000).is_ok());
-        assert_eq!(check_text("   ", 2000).unwrap_err().0, "empty_text");
-        assert_eq!(
-            check_text(&"é".repeat(11), 10).unwrap_err().0,
-            "text_too_long"
-        );
+        let code = |text: &str, max| check_text(text, max).unwrap_err().code;
+        assert_eq!(code("   ", 2000), ErrorCode::EmptyText);
+        assert_eq!(code(&"é".repeat(11), 10), ErrorCode::TextTooLong);
         assert!(check_text(&"é".repeat(10), 10).is_ok());
-        assert_eq!(check_text("a\u{0}b", 2000).unwrap_err().0, "bad_text");
+        assert_eq!(code("a\u{0}b", 2000), ErrorCode::BadText);
     }
 }

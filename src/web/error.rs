@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 use serde_json::json;
 
+use crate::protocol::{ErrorCode, Refusal};
+
 /// An error on an HTML page.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -140,19 +142,22 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (code, message) = match self {
-            ApiError::Unauthorized => ("unauthorized", self.to_string()),
-            ApiError::NotFound => ("not_found", self.to_string()),
-            ApiError::BadRequest(m) => ("bad_request", m.clone()),
-            ApiError::Forbidden(m) => ("forbidden", m.clone()),
-            ApiError::Conflict { message, .. } => ("conflict", message.clone()),
-            ApiError::TooManyRequests(m) => ("too_many_requests", m.clone()),
-            ApiError::Unavailable(m) => ("unavailable", m.clone()),
+            ApiError::Unauthorized => (ErrorCode::Unauthorized, self.to_string()),
+            ApiError::NotFound => (ErrorCode::NotFound, self.to_string()),
+            ApiError::BadRequest(m) => (ErrorCode::BadRequest, m.clone()),
+            ApiError::Forbidden(m) => (ErrorCode::Forbidden, m.clone()),
+            ApiError::Conflict { message, .. } => (ErrorCode::Conflict, message.clone()),
+            ApiError::TooManyRequests(m) => (ErrorCode::TooManyRequests, m.clone()),
+            ApiError::Unavailable(m) => (ErrorCode::Unavailable, m.clone()),
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "api call failed");
-                ("internal", "internal error; see the server log".to_owned())
+                (
+                    ErrorCode::Internal,
+                    "internal error; see the server log".to_owned(),
+                )
             }
         };
-        let mut body = json!({"error": {"code": code, "message": message}});
+        let mut body = Refusal::new(code, message).http_body();
         if let ApiError::Conflict { id, .. } = self {
             body["id"] = json!(id);
         }
@@ -168,11 +173,11 @@ impl ResponseError for ApiError {
 fn refused(req: &actix_web::HttpRequest, status: StatusCode, message: String) -> actix_web::Error {
     let response = if req.path().starts_with("/api/") {
         let code = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "bad_request",
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::BadRequest,
         };
-        HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
+        HttpResponse::build(status).json(Refusal::new(code, message.clone()).http_body())
     } else {
         let mut page = PageError::BadRequest(message.clone()).error_response();
         *page.status_mut() = status;

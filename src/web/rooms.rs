@@ -19,6 +19,7 @@ use super::{html, AppState, Nav};
 use crate::clock::delta;
 use crate::domain::topic::{RoomName, Topic};
 use crate::metrics::Connection;
+use crate::protocol::{ErrorCode, Refusal};
 use crate::rooms::identity::{identify_guest, Identity, IdentityError};
 use crate::rooms::registry::ListRooms;
 use crate::rooms::session::{ClientSession, SessionDeps};
@@ -240,9 +241,11 @@ pub async fn upgrade(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if !origin_allowed(&req, &state) {
-        return Ok(HttpResponse::Forbidden().json(json!({
-            "error": {"code": "forbidden_origin", "message": "pages from this origin may not open a socket here"}
-        })));
+        let refusal = Refusal::new(
+            ErrorCode::ForbiddenOrigin,
+            "pages from this origin may not open a socket here",
+        );
+        return Ok(HttpResponse::Forbidden().json(refusal.http_body()));
     }
     let (identity, session_ends) = match super::session::viewer(&req, &state).await? {
         Some(viewer) => (
@@ -253,12 +256,11 @@ pub async fn upgrade(
             Ok(identity) => (identity, None),
             Err(err) => {
                 let code = match err {
-                    IdentityError::Missing => "unauthorized",
-                    IdentityError::Invalid(_) => "bad_name",
+                    IdentityError::Missing => ErrorCode::Unauthorized,
+                    IdentityError::Invalid(_) => ErrorCode::BadName,
                 };
-                return Ok(HttpResponse::Unauthorized().json(json!({
-                    "error": {"code": code, "message": err.to_string()}
-                })));
+                let refusal = Refusal::new(code, err.to_string());
+                return Ok(HttpResponse::Unauthorized().json(refusal.http_body()));
             }
         },
     };

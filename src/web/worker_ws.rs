@@ -3,21 +3,23 @@
 
 use actix::AsyncContext;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::auth::has_token;
 use super::client_addr::client_addr;
 use super::AppState;
 use crate::crawl::worker_session::{SessionTiming, WorkerSession, HARD_FRAME_LIMIT};
 use crate::metrics::Connection;
+use crate::protocol::{ErrorCode, Refusal};
 use crate::ws::{self, Door, Limits};
 
 pub async fn upgrade(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     // Refused before the upgrade: no socket for a wrong or missing token.
     if !has_token(&req, &state.worker_token) {
-        return HttpResponse::Unauthorized().json(json!({
-            "error": {"code": "unauthorized", "message": "a valid worker token is required (Authorization: Bearer ...)"}
-        }));
+        let refusal = Refusal::new(
+            ErrorCode::Unauthorized,
+            "a valid worker token is required (Authorization: Bearer ...)",
+        );
+        return HttpResponse::Unauthorized().json(refusal.http_body());
     }
     let open = state.metrics.open(Connection::Worker);
     let limits = Limits {

@@ -223,7 +223,7 @@ impl Link {
                 self.maybe_finish(ctx);
             }
             ServerFrame::Error { code, message } => {
-                tracing::warn!(code, message, "the server refused a frame");
+                tracing::warn!(code = code.as_str(), message, "the server refused a frame");
             }
         }
     }

@@ -8,8 +8,12 @@
 //! [`Incoming`] frame stream the actor polls itself, and one writer task
 //! draining the [`Outbound`] queue; none of them holds a buffer while the
 //! socket is idle. Tens of thousands of idle sockets depend on that.
+//!
+//! Both kinds of socket carry JSON objects tagged by `op`; reading them,
+//! and refusing what cannot be read, is shared too ([`parse_op_frame`]).
 
 mod admit;
+mod json;
 mod leaving;
 mod read;
 mod shared;
@@ -18,6 +22,7 @@ mod write;
 
 pub use actix_http::ws::CloseCode;
 pub use admit::{Caps, Refusal, Sockets};
+pub use json::{binary_refused, parse_op_frame, within_soft_limit, OpFrame, Refs, Unread};
 pub use leaving::Leaving;
 pub use read::{Frame, Incoming, ReadError};
 pub use upgrade::{accept, handover, Door, Limits};

@@ -15,7 +15,6 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::SinkExt;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::admit::{Refusal, Sockets};
@@ -24,6 +23,7 @@ use super::read::Incoming;
 use super::shared::Shared;
 use super::write::{self, Outbound, Peer};
 use crate::metrics::{Connection, Open};
+use crate::protocol::{self, ErrorCode};
 
 /// The limits of one socket.
 #[derive(Debug, Clone, Copy)]
@@ -71,9 +71,9 @@ pub fn accept(
             for (name, value) in standard.headers() {
                 refusal.insert_header((name.clone(), value.clone()));
             }
-            return refusal.json(json!({
-                "error": {"code": "bad_handshake", "message": err.to_string()}
-            }));
+            return refusal.json(
+                protocol::Refusal::new(ErrorCode::BadHandshake, err.to_string()).http_body(),
+            );
         }
     };
     // A node handing over takes no new socket: the load balancer tries
@@ -81,9 +81,13 @@ pub fn accept(
     if door.leaving.is_cancelled() {
         return HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
-            .json(json!({
-                "error": {"code": "draining", "message": "this node is going away; connect again"}
-            }));
+            .json(
+                protocol::Refusal::new(
+                    ErrorCode::Draining,
+                    "this node is going away; connect again",
+                )
+                .http_body(),
+            );
     }
     // Worker sockets hold the worker token, and a machine running several
     // workers shows one address: only the node's cap is theirs.
@@ -124,26 +128,28 @@ fn refused(refusal: Refusal, sockets: &Sockets, open: &Open) -> HttpResponse {
     match refusal {
         Refusal::NodeFull => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
-            .json(json!({
-                "error": {
-                    "code": "server_full",
-                    "message": format!(
+            .json(
+                protocol::Refusal::new(
+                    ErrorCode::ServerFull,
+                    format!(
                         "this node holds as many sockets as it takes ({}); try again later",
                         caps.node
                     ),
-                }
-            })),
+                )
+                .http_body(),
+            ),
         Refusal::AddressFull => HttpResponse::TooManyRequests()
             .insert_header(("Retry-After", "5"))
-            .json(json!({
-                "error": {
-                    "code": "too_many_sockets",
-                    "message": format!(
+            .json(
+                protocol::Refusal::new(
+                    ErrorCode::TooManySockets,
+                    format!(
                         "your address holds as many sockets as it may ({}); close one first",
                         caps.per_address
                     ),
-                }
-            })),
+                )
+                .http_body(),
+            ),
     }
 }
 

@@ -7,6 +7,7 @@ use bazaar::auction::store::{self, Listing, PlaceBidError, PlacedBid};
 use bazaar::auction::{
     BidError, Increments, LotRules, LotSpec, LotState, LotStatus, Standing, Tier, Verdict,
 };
+use bazaar::protocol::ErrorCode;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use entity::{bids, lots, users};
 use futures_util::future::join_all;
@@ -470,7 +471,7 @@ async fn a_bid_at_exactly_the_end_is_refused_and_changes_nothing(backend: Backen
 
     // Assert
     let error = refused.expect_err("the lot has ended");
-    assert_eq!(error.code(), "lot_not_open");
+    assert_eq!(error.code(), ErrorCode::LotNotOpen);
     assert_eq!(t.lot(lot).await.row, before);
     assert!(t.bid_rows(lot).await.is_empty());
 }
@@ -523,7 +524,10 @@ async fn only_a_scheduled_lot_can_be_edited_and_a_cancelled_lot_takes_no_bids(ba
         ("cancelled", Some("cancelled"))
     );
     assert_eq!(cancelled.winner_id, None);
-    assert_eq!(bid_after.expect_err("cancelled").code(), "lot_not_open");
+    assert_eq!(
+        bid_after.expect_err("cancelled").code(),
+        ErrorCode::LotNotOpen
+    );
     assert!(matches!(
         cancelled_twice,
         Err(store::StoreError::NotCancellable {

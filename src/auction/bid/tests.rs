@@ -6,6 +6,7 @@ use chrono::TimeDelta;
 use super::*;
 use crate::auction::fixtures::{accept, at, bid, proxy, rules_from, running, spec};
 use crate::auction::lot::{LotSpec, MAX_CENTS};
+use crate::protocol::ErrorCode;
 
 fn row(bidder: UserId, amount_cents: i64, proxy: bool) -> BidRow {
     BidRow {
@@ -153,7 +154,7 @@ fn a_leader_who_does_not_raise_their_maximum_is_told_they_lead() {
     let lower = refusal(&rules, &first.state, bid(1, 3_000), at(20));
     let same = refusal(&rules, &first.state, bid(1, 5_000), at(20));
 
-    assert_eq!(lower.code(), "own_bid_is_highest");
+    assert_eq!(lower.code(), ErrorCode::OwnBidIsHighest);
     assert_eq!(lower, same);
     assert_eq!(
         lower.to_string(),
@@ -180,7 +181,7 @@ fn a_bid_below_the_minimum_next_bid_is_too_low() {
     let before_any = refusal(&rules, &state, proxy(2, 500, 999), at(5));
     let after_one = refusal(&rules, &first.state, bid(2, 1_049), at(20));
 
-    assert_eq!(before_any.code(), "bid_too_low");
+    assert_eq!(before_any.code(), ErrorCode::BidTooLow);
     assert_eq!(before_any.to_string(), "the minimum next bid is 10.00 EUR");
     assert_eq!(after_one.to_string(), "the minimum next bid is 10.50 EUR");
 }
@@ -191,7 +192,7 @@ fn a_maximum_below_the_amount_is_refused() {
 
     let error = refusal(&rules, &running(&rules), proxy(1, 2_000, 1_500), at(10));
 
-    assert_eq!(error.code(), "bid_above_max");
+    assert_eq!(error.code(), ErrorCode::BidAboveMax);
     assert_eq!(
         error.to_string(),
         "the bid of 20.00 EUR is above your maximum of 15.00 EUR"
@@ -211,7 +212,7 @@ fn zero_negative_and_enormous_amounts_are_invalid() {
         proxy(1, 1_000, 0),
     ] {
         let error = refusal(&rules, &state, request, at(10));
-        assert_eq!(error.code(), "invalid_amount", "{request:?}");
+        assert_eq!(error.code(), ErrorCode::InvalidAmount, "{request:?}");
     }
     assert!(place_bid(&rules, &state, &bid(1, MAX_CENTS), at(10)).is_ok());
 }
@@ -236,7 +237,7 @@ fn a_lot_takes_bids_only_while_running_between_its_start_and_end() {
     let last_moment = at(300) - TimeDelta::milliseconds(1);
 
     assert!(refused.iter().all(|e| *e == BidError::LotNotOpen));
-    assert_eq!(refused[0].code(), "lot_not_open");
+    assert_eq!(refused[0].code(), ErrorCode::LotNotOpen);
     assert!(place_bid(&rules, &state, &bid(1, 1_000), at(0)).is_ok());
     assert!(place_bid(&rules, &state, &bid(1, 1_000), last_moment).is_ok());
 }

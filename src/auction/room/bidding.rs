@@ -8,7 +8,7 @@ use bytestring::ByteString;
 use sea_orm::DatabaseConnection;
 use serde_json::{json, Value};
 
-use super::{lot_value, AuctionRoom, Listed, Refusal};
+use super::{lot_value, AuctionRoom, Listed};
 use crate::accounts::hub::{self, AccountEvent};
 use crate::accounts::store::display_names;
 use crate::auction::bid::Standing;
@@ -16,6 +16,7 @@ use crate::auction::store::{self, PlaceBidError};
 use crate::auction::{BidError, BidRequest, LotRules, LotState};
 use crate::bus::EventKind;
 use crate::protocol::client::{self, BidView};
+use crate::protocol::{ErrorCode, Refusal};
 use crate::rooms::detached::Detached;
 use crate::supervision::{self, Name};
 
@@ -75,7 +76,7 @@ async fn place(
             if matches!(err, PlaceBidError::Db(_) | PlaceBidError::Corrupt(_)) {
                 tracing::error!(lot = lot_id, error = %err, "bid failed");
             }
-            return Err(((err.code(), err.to_string()), names));
+            return Err((Refusal::new(err.code(), err.to_string()), names));
         }
     };
     // Names of the bidders involved, each read once per room.
@@ -153,7 +154,7 @@ impl Handler<PlaceBid> for AuctionRoom {
         let Some(cached) = &self.cached else {
             // Joined members always leave a copy; without one, nobody could
             // have joined.
-            let refusal = ("not_joined", format!("join {} first", self.key));
+            let refusal = Refusal::new(ErrorCode::NotJoined, format!("join {} first", self.key));
             return AtomicResponse::new(Box::pin(fut::ready(Err(refusal))));
         };
         let request = BidRequest {
@@ -169,7 +170,7 @@ impl Handler<PlaceBid> for AuctionRoom {
                     | BidError::InvalidAmount { .. }
                     | BidError::BidAboveMax { .. }
             ) {
-                let refusal = (refused.code(), refused.to_string());
+                let refusal = Refusal::new(refused.code(), refused.to_string());
                 return AtomicResponse::new(Box::pin(fut::ready(Err(refusal))));
             }
         }

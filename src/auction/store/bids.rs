@@ -21,6 +21,7 @@ use crate::auction::{
     Standing, UserId,
 };
 use crate::db::stmt;
+use crate::protocol::ErrorCode;
 
 /// How many times a bid re-reads the lot after losing a compare-and-set to
 /// another writer before it gives up with `busy`. Each loss means someone
@@ -50,12 +51,12 @@ pub enum PlaceBidError {
 
 impl PlaceBidError {
     /// The `code` of the `bid` reply (docs/protocol.md §1).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             PlaceBidError::Refused(refusal) => refusal.code(),
-            PlaceBidError::NotFound(_) => "lot_not_found",
-            PlaceBidError::Busy(_) => "busy",
-            PlaceBidError::Corrupt(_) | PlaceBidError::Db(_) => "internal",
+            PlaceBidError::NotFound(_) => ErrorCode::LotNotFound,
+            PlaceBidError::Busy(_) => ErrorCode::Busy,
+            PlaceBidError::Corrupt(_) | PlaceBidError::Db(_) => ErrorCode::Internal,
         }
     }
 }
