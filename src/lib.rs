@@ -85,7 +85,6 @@ pub mod handover;
 pub mod mail;
 pub mod metrics;
 pub mod net;
-pub mod protocol;
 pub mod retention;
 pub mod roles;
 pub mod rooms;
@@ -98,3 +97,7 @@ pub mod telemetry;
 pub mod web;
 pub mod worker;
 pub mod ws;
+
+// The wire protocol is a crate of its own (protocol/); the server's
+// modules reach it under the name they always used.
+pub use bazaar_protocol as protocol;

@@ -25,16 +25,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
 }
 
-string_enum! {
-    /// What a task's page is.
-    #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-    pub enum TaskKind {
-        /// Links to game pages and to the next listing page.
-        Listing = "listing",
-        /// One game page, which yields offers.
-        Page = "page",
-    }
-}
+/// What a task's page is; the wire protocol's name for it is the stored one.
+pub use bazaar_protocol::worker::TaskKind;
 
 string_enum! {
     /// Where a task is in its lifecycle.

@@ -67,6 +67,17 @@ pub struct Account {
     pub is_admin: bool,
 }
 
+impl Account {
+    /// The account as the `session` event shows it.
+    pub fn view(&self) -> crate::protocol::client::UserView {
+        crate::protocol::client::UserView {
+            id: self.id,
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
 impl From<&entity::users::Model> for Account {
     fn from(user: &entity::users::Model) -> Account {
         Account {

@@ -19,9 +19,10 @@ use super::merger::{MergeOutcome, MergeResult, Merger};
 use super::sites::{is_allowed, Sites};
 use super::store::NewTask;
 use crate::batch::WriteFailed;
+use crate::protocol::frame::{self, Refs};
 use crate::protocol::worker::{self, Item, Link, ServerFrame, TaskKind, WorkerFrame};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::ws::{self, CloseCode, Frame, Outbound, ReadError, Refs, SendError};
+use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
 
 /// Frames above this size get an `error` frame; the connection stays.
 pub const SOFT_FRAME_LIMIT: usize = 1 << 20;
@@ -126,7 +127,8 @@ impl WorkerSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        let read = ws::within_soft_limit(text, SOFT_FRAME_LIMIT).and_then(|()| parse_frame(text));
+        let read =
+            frame::within_soft_limit(text, SOFT_FRAME_LIMIT).and_then(|()| parse_frame(text));
         let frame = match read {
             Ok(frame) => frame,
             Err(refusal) => return self.refuse(refusal, ctx),
@@ -413,7 +415,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Parses a frame, telling malformed JSON, unknown ops and wrong types apart.
 pub fn parse_frame(text: &str) -> Result<WorkerFrame, Refusal> {
-    ws::parse_op_frame(text, &worker::OPS, Refs::Ignored)
+    frame::parse_op_frame(text, &worker::OPS, Refs::Ignored)
         .map(|read| read.frame)
         .map_err(|unread| unread.refusal)
 }
@@ -512,7 +514,7 @@ impl StreamHandler<Result<Frame, ReadError>> for WorkerSession {
         self.last_seen = Instant::now();
         match msg {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
-            Ok(Frame::Binary(_)) => self.refuse(ws::binary_refused(), ctx),
+            Ok(Frame::Binary(_)) => self.refuse(frame::binary_refused(), ctx),
             Ok(Frame::Ping(bytes)) => self.out.pong(bytes),
             Ok(Frame::Pong(_)) => {}
             Ok(Frame::Close(_)) => {

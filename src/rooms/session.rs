@@ -25,8 +25,9 @@ use crate::clock::Clock;
 use crate::config::{ChatSettings, WsSettings};
 use crate::domain::topic::{RoomName, Topic};
 use crate::protocol::client::{self, Envelope, Request};
+use crate::protocol::frame::{self, Unread};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::ws::{self, CloseCode, Frame, Outbound, ReadError, SendError, Unread};
+use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
 
 /// The largest `signal` payload relayed, in bytes of JSON.
 pub const MAX_SIGNAL: usize = 16 << 10;
@@ -507,7 +508,7 @@ pub fn answer_frame(
 /// A text frame's first reading, before any room: the request it carries,
 /// or why it is none (too large, not JSON, an unknown op, wrong fields).
 pub fn read_request(text: &str, soft_frame_limit: usize) -> Result<Envelope, Unread> {
-    ws::within_soft_limit(text, soft_frame_limit).map_err(|refusal| Unread {
+    frame::within_soft_limit(text, soft_frame_limit).map_err(|refusal| Unread {
         reference: None,
         refusal,
     })?;
@@ -711,7 +712,7 @@ impl Handler<AccountEvent> for ClientSession {
         }
         match event {
             AccountEvent::Changed(account) => {
-                let frame = client::session(Some(&account));
+                let frame = client::session(Some(&account.view()));
                 self.identity = Identity::of_account(account);
                 let rename = || Rename {
                     conn: self.conn.clone(),
@@ -757,7 +758,7 @@ impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
         }
         match frame {
             Frame::Text(text) => self.on_text(&text, ctx),
-            Frame::Binary(_) => self.push(client::error(&ws::binary_refused()), ctx),
+            Frame::Binary(_) => self.push(client::error(&frame::binary_refused()), ctx),
             Frame::Ping(bytes) => self.out.pong(bytes),
             Frame::Pong(_) | Frame::Close(_) => {}
         }

@@ -10,10 +10,10 @@
 //! socket is idle. Tens of thousands of idle sockets depend on that.
 //!
 //! Both kinds of socket carry JSON objects tagged by `op`; reading them,
-//! and refusing what cannot be read, is shared too ([`parse_op_frame`]).
+//! and refusing what cannot be read, is the protocol's
+//! (`protocol::frame`).
 
 mod admit;
-mod json;
 mod leaving;
 mod read;
 mod shared;
@@ -22,7 +22,6 @@ mod write;
 
 pub use actix_http::ws::CloseCode;
 pub use admit::{Caps, Refusal, Sockets};
-pub use json::{binary_refused, parse_op_frame, within_soft_limit, OpFrame, Refs, Unread};
 pub use leaving::Leaving;
 pub use read::{Frame, Incoming, ReadError};
 pub use upgrade::{accept, handover, Door, Limits};

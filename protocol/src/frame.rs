@@ -7,7 +7,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::protocol::{ErrorCode, Refusal};
+use crate::{ErrorCode, Refusal};
 
 /// The longest `ref` a frame may carry, in bytes.
 const MAX_REF: usize = 64;

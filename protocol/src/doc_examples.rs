@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// `docs/protocol.md`, read from the repository.
 pub fn protocol() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

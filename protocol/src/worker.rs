@@ -6,9 +6,53 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use entity::tasks::TaskKind;
-
 use super::ErrorCode;
+
+/// What a task's page is: the `kind` of an assigned task and of a link.
+/// The server stores it in its tasks table under the same names, through
+/// the `sea-orm` feature (the worker, which has no database, goes without).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(
+        rs_type = "String",
+        db_type = "String(sea_orm::sea_query::StringLen::N(16))"
+    )
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Links to game pages and to the next listing page.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "listing"))]
+    Listing,
+    /// One game page, which yields offers.
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "page"))]
+    Page,
+}
+
+impl TaskKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [TaskKind; 2] = [TaskKind::Listing, TaskKind::Page];
+
+    /// The name on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Listing => "listing",
+            TaskKind::Page => "page",
+        }
+    }
+
+    /// The kind named `text`, if any.
+    pub fn parse(text: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The ops a worker may send.
 pub const OPS: [&str; 6] = ["hello", "ready", "heartbeat", "result", "failed", "drain"];
@@ -154,7 +198,7 @@ pub struct Profile {
     pub css: Option<CssSelectors>,
     /// Text the store puts around its game titles, removed from every
     /// title read: patterns such as "Buy {title}" or "{title} on Steam"
-    /// (see [`crate::domain::title::TitlePattern`]), applied in order.
+    /// (the server's `TitlePattern` reads them), applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub title_strip: Vec<String>,
 }
@@ -204,7 +248,7 @@ pub struct CssSelectors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::doc_examples;
+    use crate::doc_examples;
 
     /// The `assign` of a css site in docs/protocol.md §2.
     fn documented_profile() -> (serde_json::Value, Profile) {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ErrorCode, Refusal};
-use crate::ws::{self, Refs, Unread};
+use crate::frame::{self, Refs, Unread};
 
 /// A request, parsed from one text frame.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -57,7 +57,7 @@ pub struct Envelope {
 
 /// Parses a frame, telling malformed JSON, unknown ops and wrong types apart.
 pub fn parse(text: &str) -> Result<Envelope, Unread> {
-    let read = ws::parse_op_frame(text, &OPS, Refs::Read)?;
+    let read = frame::parse_op_frame(text, &OPS, Refs::Read)?;
     Ok(Envelope {
         reference: read.reference,
         request: read.frame,
@@ -204,17 +204,25 @@ pub fn signal(topic: &str, from: &str, data: &Value) -> ByteString {
     })
 }
 
+/// An account as the `session` event shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+}
+
 /// `{"op":"session","user":{...}}` after an account change, or with
 /// `user: null` after logging out.
-pub fn session(account: Option<&crate::accounts::Account>) -> ByteString {
+pub fn session(user: Option<&UserView>) -> ByteString {
     #[derive(Serialize)]
     struct Frame<'a> {
         op: &'static str,
-        user: Option<&'a crate::accounts::Account>,
+        user: Option<&'a UserView>,
     }
     encode(&Frame {
         op: "session",
-        user: account,
+        user,
     })
 }
 
@@ -354,7 +362,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::protocol::doc_examples;
+    use crate::doc_examples;
 
     /// The client requests of docs/protocol.md §1.
     fn request_examples(doc: &str) -> Vec<&str> {
@@ -442,17 +450,8 @@ mod tests {
             }
             "signal" => signal(topic(), text("from"), &shown["data"]),
             "session" => {
-                let user = &shown["user"];
-                let account = (!user.is_null()).then(|| crate::accounts::Account {
-                    id: user["id"].as_i64().expect("id"),
-                    name: user["name"].as_str().expect("name").to_owned(),
-                    display_name: user["display_name"]
-                        .as_str()
-                        .expect("display_name")
-                        .to_owned(),
-                    is_admin: false,
-                });
-                session(account.as_ref())
+                let user: Option<UserView> = field(shown, "user");
+                session(user.as_ref())
             }
             "bid" => {
                 let rows: Vec<BidView> = field(shown, "rows");

@@ -149,7 +149,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::protocol::doc_examples;
+    use crate::doc_examples;
 
     #[test]
     fn each_code_is_written_and_read_as_its_name() {
