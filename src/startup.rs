@@ -21,7 +21,7 @@ use crate::accounts::throttle::LoginThrottle;
 use crate::admin::fleet::{Live, VERSION};
 use crate::bus::NodeInfo;
 use crate::bus::{Bus, LocalBus, NodeId, RedisBus};
-use crate::clock::Clock;
+use crate::clock;
 use crate::config::{LogFormat, Settings};
 use crate::crawl::dispatcher::{Dispatcher, QueuePolicy};
 use crate::crawl::lease::RetryPolicy;
@@ -86,8 +86,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.crawl.sites_file.as_deref(),
         settings.public_url(),
     )?);
-    let clock = Clock::new();
-    let started_at = crate::protocol::client::time(clock.now());
+    let started_at = crate::protocol::client::time(clock::now());
 
     let retry = RetryPolicy {
         max_attempts: settings.crawl.max_attempts.max(1),
@@ -101,12 +100,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let metrics = Arc::new(Metrics::default());
     let merger = {
-        let (db, clock) = (db.clone(), clock.clone());
+        let db = db.clone();
         supervision::start(Name::Merger, Restart::Always, move |_| {
-            Merger::new(Merging {
-                db: db.clone(),
-                clock: clock.clone(),
-            })
+            Merger::new(Merging { db: db.clone() })
         })
     };
     let node = NodeId::generate();
@@ -118,24 +114,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => Arc::new(LocalBus::new(node)),
     };
     let dispatcher = {
-        let (db, bus, clock, sites, metrics) = (
-            db.clone(),
-            bus.clone(),
-            clock.clone(),
-            sites.clone(),
-            metrics.clone(),
-        );
+        let (db, bus, sites, metrics) = (db.clone(), bus.clone(), sites.clone(), metrics.clone());
         supervision::start(Name::Dispatcher, Restart::Always, move |_| {
-            Dispatcher::new(db, bus, clock, sites, policy, metrics)
+            Dispatcher::new(db, bus, sites, policy, metrics)
         })
     };
     // Taken before the Scheduler starts, so that a single node runs its
     // schedule from the first tick.
-    let leadership = Leadership::start(db.clone(), clock.clone(), bus.node().to_string()).await;
+    let leadership = Leadership::start(db.clone(), bus.node().to_string()).await;
     let scheduler = {
-        let (db, clock, sites, dispatcher, bus, leadership) = (
+        let (db, sites, dispatcher, bus, leadership) = (
             db.clone(),
-            clock.clone(),
             sites.clone(),
             dispatcher.clone(),
             bus.clone(),
@@ -148,7 +137,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 every,
                 leadership,
             };
-            Scheduler::new(db, clock, sites, dispatcher, bus, duties)
+            Scheduler::new(db, sites, dispatcher, bus, duties)
         })
     };
 
@@ -169,15 +158,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         supervision::start(Name::Hub, Restart::Always, move |_| SessionHub::new(bus))
     };
     let registry = {
-        let (db, clock, bus, chat, hub) = (
-            db.clone(),
-            clock.clone(),
-            bus.clone(),
-            chat.clone(),
-            hub.clone(),
-        );
+        let (db, bus, chat, hub) = (db.clone(), bus.clone(), chat.clone(), hub.clone());
         supervision::start(Name::Registry, Restart::Always, move |_| {
-            RoomRegistry::new(db, clock, bus, chat, store, hub)
+            RoomRegistry::new(db, bus, chat, store, hub)
         })
     };
 
@@ -224,17 +207,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::retention::spawn(
         db::open_pruner(&db, &url).await?,
         settings.retention.clone(),
-        clock.clone(),
         leadership.clone(),
         metrics.clone(),
     );
     // Held for as long as the server runs: the Mailer sends the outbox.
-    let _mailer = crate::mail::start(db.clone(), clock.clone(), &settings)
-        .context("could not start the Mailer")?;
+    let _mailer =
+        crate::mail::start(db.clone(), &settings).context("could not start the Mailer")?;
     // Held likewise: the Notifier queues digests and price alerts.
     let _notifier = crate::mail::notifier::start(
         db.clone(),
-        clock.clone(),
         links,
         settings.mail.notify_every,
         leadership.clone(),
@@ -262,7 +243,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         db,
         settings: settings.clone(),
         sites,
-        clock,
         dispatcher,
         merger,
         scheduler,

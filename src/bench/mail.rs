@@ -25,7 +25,7 @@ use sea_orm::{
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::clock::Clock;
+use crate::clock;
 use crate::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
 use crate::mail::compose::Links;
 use crate::mail::notifier::queue_digests;
@@ -58,13 +58,12 @@ pub async fn run(bench: MailBench) -> anyhow::Result<()> {
         dir.path().join("bench.db").display()
     );
     let db = crate::db::connect(&url).await?;
-    let clock = Clock::new();
-    seed(&db, bench.changes, bench.subscribers, clock.now()).await?;
+    seed(&db, bench.changes, bench.subscribers, clock::now()).await?;
     let sink = Sink::start().context("could not start the SMTP sink")?;
 
     let links = Links::new("http://127.0.0.1:8080", b"bench");
     let started = Instant::now();
-    let queued = queue_digests(&db, &links, clock.now()).await?;
+    let queued = queue_digests(&db, &links, clock::now()).await?;
     let queue_time = started.elapsed();
     if queued != u64::from(bench.subscribers) {
         bail!(
@@ -76,7 +75,7 @@ pub async fn run(bench: MailBench) -> anyhow::Result<()> {
     let settings = mail_settings(sink.port, Duration::from_millis(bench.tick_ms));
     let transport = Transport::from_settings(&settings, dir.path())?;
     let sending = Instant::now();
-    let _mailer = crate::mail::start_with(db.clone(), clock, &settings, transport)?;
+    let _mailer = crate::mail::start_with(db.clone(), &settings, transport)?;
     wait_until_sent(&db, &sink, queued).await?;
     let send_time = sending.elapsed();
     let total_time = started.elapsed();

@@ -21,7 +21,7 @@ use super::header::{ExtraHeader, HeaderText};
 use super::outbox::{self as store, Leased};
 use super::transport::{SendError, Transport};
 use crate::backoff::jittered;
-use crate::clock::{delta, Clock};
+use crate::clock::{self, delta};
 use crate::config::{MailSettings, Settings};
 use crate::crawl::lease::RetryPolicy;
 use crate::supervision::{self, Name, Restart};
@@ -36,7 +36,6 @@ const SEND_CONCURRENCY: usize = 4;
 /// loses nothing: a lease it held runs out and the mail is due again.
 pub struct Mailer {
     db: DatabaseConnection,
-    clock: Clock,
     transport: Transport,
     from: Mailbox,
     retry: RetryPolicy,
@@ -48,19 +47,14 @@ pub struct Mailer {
 }
 
 /// Starts the Mailer under a supervisor, with the transport `settings` ask for.
-pub fn start(
-    db: DatabaseConnection,
-    clock: Clock,
-    settings: &Settings,
-) -> anyhow::Result<Addr<Mailer>> {
+pub fn start(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<Addr<Mailer>> {
     let transport = Transport::from_settings(&settings.mail, &settings.data_dir)?;
-    start_with(db, clock, &settings.mail, transport)
+    start_with(db, &settings.mail, transport)
 }
 
 /// Starts the Mailer with a given transport (tests hand it a stub).
 pub fn start_with(
     db: DatabaseConnection,
-    clock: Clock,
     settings: &MailSettings,
     transport: Transport,
 ) -> anyhow::Result<Addr<Mailer>> {
@@ -76,7 +70,6 @@ pub fn start_with(
         Restart::Always,
         move |_| Mailer {
             db,
-            clock,
             transport,
             from,
             retry,
@@ -128,7 +121,6 @@ impl Mailer {
         self.busy = true;
         let round = run_round(
             self.db.clone(),
-            self.clock.clone(),
             self.transport.clone(),
             self.from.clone(),
             self.retry,
@@ -159,14 +151,13 @@ impl Mailer {
 /// Leases up to `limit` due mails and sends them.
 async fn run_round(
     db: DatabaseConnection,
-    clock: Clock,
     transport: Transport,
     from: Mailbox,
     retry: RetryPolicy,
     lease: Duration,
     limit: u32,
 ) -> Round {
-    let leased = match store::lease_due(&db, clock.now(), limit, lease).await {
+    let leased = match store::lease_due(&db, clock::now(), limit, lease).await {
         Ok(leased) => leased,
         Err(err) => {
             tracing::warn!(error = %err, "could not lease mail from the outbox");
@@ -178,13 +169,13 @@ async fn run_round(
     };
     stream::iter(leased)
         .for_each_concurrent(SEND_CONCURRENCY, |mail| {
-            let (db, clock, transport, from, retry) = (&db, &clock, &transport, &from, &retry);
+            let (db, transport, from, retry) = (&db, &transport, &from, &retry);
             async move {
                 let result = match build(from, &mail.mail) {
                     Ok(message) => transport.send(message).await,
                     Err(reason) => Err(SendError::Permanent(reason)),
                 };
-                if let Err(err) = record(db, &mail, result, retry, clock.now()).await {
+                if let Err(err) = record(db, &mail, result, retry, clock::now()).await {
                     tracing::warn!(mail = mail.mail.id, error = %err, "could not record a send");
                 }
             }
@@ -374,7 +365,6 @@ mod tests {
         // Arrange
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir).await;
-        let clock = Clock::new();
         let stub = StubTransport::default();
         let settings = MailSettings {
             tick: Duration::from_millis(20),
@@ -389,11 +379,10 @@ mod tests {
             html: Some("<p>Two new games</p>".into()),
             headers: vec![ExtraHeader::parse("List-Id", "Bazaar <digest.localhost>").unwrap()],
         };
-        enqueue(&db, mail, clock.now()).await.unwrap();
+        enqueue(&db, mail, clock::now()).await.unwrap();
 
         // Act
-        let _mailer =
-            start_with(db.clone(), clock, &settings, Transport::Stub(stub.clone())).unwrap();
+        let _mailer = start_with(db.clone(), &settings, Transport::Stub(stub.clone())).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while stub.sent().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -421,21 +410,20 @@ mod tests {
         // one tick from three.
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir).await;
-        let clock = Clock::new();
         let settings = MailSettings {
             tick: Duration::from_secs(1),
             per_minute: 60_000,
             ..MailSettings::default()
         };
         let backlog = 2 * BATCH + 1;
-        enqueue_many(&db, mails(backlog), clock.now())
+        enqueue_many(&db, mails(backlog), clock::now())
             .await
             .unwrap();
 
         // Act
         let started = Instant::now();
         let stub = Transport::Stub(StubTransport::default());
-        let _mailer = start_with(db.clone(), clock, &settings, stub).unwrap();
+        let _mailer = start_with(db.clone(), &settings, stub).unwrap();
         let sent = wait_until_sent(&db, backlog, Duration::from_secs(10)).await;
 
         // Assert: one round per tick would have taken three ticks.
@@ -450,19 +438,17 @@ mod tests {
         // that the Mailer is idle when the test ends.
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir).await;
-        let clock = Clock::new();
         let stub = StubTransport::default();
         let settings = MailSettings {
             tick: Duration::from_secs(1),
             per_minute: 600,
             ..MailSettings::default()
         };
-        enqueue_many(&db, mails(40), clock.now()).await.unwrap();
+        enqueue_many(&db, mails(40), clock::now()).await.unwrap();
 
         // Act: the first tick.
         let started = Instant::now();
-        let _mailer =
-            start_with(db.clone(), clock, &settings, Transport::Stub(stub.clone())).unwrap();
+        let _mailer = start_with(db.clone(), &settings, Transport::Stub(stub.clone())).unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
         // Assert: the burst, and at most the steady rate since.

@@ -25,7 +25,7 @@ use sea_orm::{
 use super::address::EmailAddress;
 use super::compose::{self, Alert, Digest, Drop, Links, NewGame};
 use super::outbox;
-use crate::clock::Clock;
+use crate::clock;
 use crate::db::stmt;
 use crate::domain::money::Money;
 use crate::roles::Leadership;
@@ -38,7 +38,6 @@ const PAGE: u64 = 500;
 
 pub struct Notifier {
     db: DatabaseConnection,
-    clock: Clock,
     links: Links,
     every: Duration,
     busy: bool,
@@ -47,14 +46,12 @@ pub struct Notifier {
 
 pub fn start(
     db: DatabaseConnection,
-    clock: Clock,
     links: Links,
     every: Duration,
     leadership: Leadership,
 ) -> Addr<Notifier> {
     supervision::start(Name::Notifier, Restart::Always, move |_| Notifier {
         db,
-        clock,
         links,
         every,
         busy: false,
@@ -84,7 +81,7 @@ impl Notifier {
             return;
         }
         self.busy = true;
-        let (db, links, now) = (self.db.clone(), self.links.clone(), self.clock.now());
+        let (db, links, now) = (self.db.clone(), self.links.clone(), clock::now());
         let work = async move {
             if let Err(err) = queue_digests(&db, &links, now).await {
                 tracing::warn!(error = %err, "could not queue crawl digests");

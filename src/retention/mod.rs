@@ -25,7 +25,7 @@ use entity::subscriptions::SubscriptionStatus;
 use entity::tasks::TaskState;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Value};
 
-use crate::clock::{delta, Clock};
+use crate::clock::{self, delta};
 use crate::config::RetentionSettings;
 use crate::crawl::store::{turn, Writer};
 use crate::db::{begin_write, stmt};
@@ -673,7 +673,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 pub fn spawn(
     db: DatabaseConnection,
     settings: RetentionSettings,
-    clock: Clock,
     leadership: Leadership,
     metrics: std::sync::Arc<Metrics>,
 ) {
@@ -706,7 +705,7 @@ pub fn spawn(
                     );
                 }
             };
-            match pass_telling(&db, &settings, clock.now(), held, went).await {
+            match pass_telling(&db, &settings, clock::now(), held, went).await {
                 Ok(report) => {
                     metrics.retention_pass_took(report.took);
                     log_pass(&report, &settings);

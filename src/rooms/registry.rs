@@ -17,7 +17,6 @@ use crate::accounts::hub::SessionHub;
 use crate::auction::room::{AuctionRoom, JoinLot, Refusal};
 use crate::bus::Bus;
 use crate::bus::Inbound;
-use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
@@ -25,7 +24,6 @@ use crate::supervision::{self, Name, Restart};
 
 pub struct RoomRegistry {
     db: DatabaseConnection,
-    clock: Clock,
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
     store: MessageStore,
@@ -37,7 +35,6 @@ pub struct RoomRegistry {
 impl RoomRegistry {
     pub fn new(
         db: DatabaseConnection,
-        clock: Clock,
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
         store: MessageStore,
@@ -45,7 +42,6 @@ impl RoomRegistry {
     ) -> RoomRegistry {
         RoomRegistry {
             db,
-            clock,
             bus,
             settings,
             store,
@@ -86,11 +82,11 @@ impl Handler<RoomFor> for RoomRegistry {
         if let Some(room) = self.rooms.get(&topic).filter(|r| r.connected()) {
             return MessageResult(room.clone());
         }
-        let (db, clock, bus) = (self.db.clone(), self.clock.clone(), self.bus.clone());
+        let (db, bus) = (self.db.clone(), self.bus.clone());
         let (settings, registry, store) =
             (self.settings.clone(), ctx.address(), self.store.clone());
         let room = supervision::start(Name::Room, Restart::OnPanic, move |_| {
-            Room::new(msg.room, db, clock, bus, settings, registry, store)
+            Room::new(msg.room, db, bus, settings, registry, store)
         });
         self.rooms.insert(topic, room.clone());
         MessageResult(room)
@@ -112,10 +108,10 @@ impl Handler<LotRoomFor> for RoomRegistry {
         if let Some(room) = self.lots.get(&msg.lot_id).filter(|r| r.connected()) {
             return MessageResult(room.clone());
         }
-        let (db, clock, bus) = (self.db.clone(), self.clock.clone(), self.bus.clone());
+        let (db, bus) = (self.db.clone(), self.bus.clone());
         let (hub, registry, lot_id) = (self.hub.clone(), ctx.address(), msg.lot_id);
         let room = supervision::start(Name::Lot, Restart::OnPanic, move |_| {
-            AuctionRoom::new(lot_id, db, clock, bus, hub, registry)
+            AuctionRoom::new(lot_id, db, bus, hub, registry)
         });
         self.lots.insert(msg.lot_id, room.clone());
         MessageResult(room)

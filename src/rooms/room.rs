@@ -22,7 +22,7 @@ use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
 use super::writer::MessageStore;
 use crate::bus::{Bus, Delivery, EventKind, TopicEvent, TopicEvents};
-use crate::clock::Clock;
+use crate::clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
@@ -47,7 +47,6 @@ pub struct Room {
     key: String,
     name: RoomName,
     db: DatabaseConnection,
-    clock: Clock,
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
     registry: Addr<RoomRegistry>,
@@ -129,7 +128,6 @@ impl Room {
     pub fn new(
         name: RoomName,
         db: DatabaseConnection,
-        clock: Clock,
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
         registry: Addr<RoomRegistry>,
@@ -141,7 +139,6 @@ impl Room {
             topic,
             name,
             db,
-            clock,
             bus,
             settings,
             registry,
@@ -380,7 +377,7 @@ impl Actor for Room {
         let db = self.db.clone();
         let key = self.key.clone();
         let name = self.name.clone();
-        let now = self.clock.now();
+        let now = clock::now();
         let keep = self.settings.history.clamp(1, RECENT_KEPT);
         let bus = self.bus.clone();
         let topic = self.topic.clone();
@@ -639,7 +636,7 @@ impl Handler<Say> for Room {
             NewMessage {
                 user,
                 text: msg.text,
-                at: self.clock.now(),
+                at: clock::now(),
             },
             tx,
         ));
@@ -739,7 +736,7 @@ impl Handler<Post> for Room {
             NewMessage {
                 user: msg.user.to_string(),
                 text: msg.text,
-                at: self.clock.now(),
+                at: clock::now(),
             },
             tx,
         ));
