@@ -17,6 +17,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use crate::clock::{self, delta};
 use crate::db::stmt;
+use crate::lifecycle::Lifecycle;
 
 /// The role whose holder runs the cluster's timed duties.
 pub const SCHEDULER: &str = "scheduler";
@@ -44,11 +45,11 @@ impl Leadership {
     /// Takes the role if it is free, then keeps it or waits for it in the
     /// background. The first attempt is made before this returns, so that a
     /// single node runs its duties from its first tick.
-    pub async fn start(db: DatabaseConnection, node: String) -> Leadership {
+    pub async fn start(db: DatabaseConnection, node: String, lifecycle: &Lifecycle) -> Leadership {
         let leadership = Leadership::default();
         leadership.claim(&db, &node).await;
         let held = leadership.clone();
-        actix_web::rt::spawn(async move {
+        lifecycle.spawn(async move {
             let mut tick = tokio::time::interval(RENEW);
             tick.tick().await;
             loop {

@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::clock;
 use crate::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
+use crate::lifecycle::Lifecycle;
 use crate::mail::compose::Links;
 use crate::mail::notifier::queue_digests;
 use crate::mail::{MailStatus, Transport};
@@ -75,10 +76,14 @@ pub async fn run(bench: MailBench) -> anyhow::Result<()> {
     let settings = mail_settings(sink.port, Duration::from_millis(bench.tick_ms));
     let transport = Transport::from_settings(&settings, dir.path())?;
     let sending = Instant::now();
-    let _mailer = crate::mail::start_with(db.clone(), &settings, transport)?;
+    let lifecycle = Lifecycle::new();
+    crate::mail::start_with(db.clone(), &settings, transport, &lifecycle)?;
     wait_until_sent(&db, &sink, queued).await?;
     let send_time = sending.elapsed();
     let total_time = started.elapsed();
+    // Its next round may be mid-query: left running, it would be dropped
+    // with the runtime.
+    lifecycle.stop(Duration::from_secs(5)).await;
 
     // Counts far below 2^52 convert exactly.
     #[allow(clippy::cast_precision_loss)]

@@ -24,6 +24,7 @@ use crate::backoff::jittered;
 use crate::clock::{self, delta};
 use crate::config::{MailSettings, Settings};
 use crate::crawl::lease::RetryPolicy;
+use crate::lifecycle::Lifecycle;
 use crate::supervision::{self, Name, Restart};
 
 /// Mails leased per round at most; the throttle usually allows fewer.
@@ -44,12 +45,18 @@ pub struct Mailer {
     throttle: Throttle,
     /// A round is under way; ticks skip until it ends.
     busy: bool,
+    /// Rounds run on it, so that shutdown waits for the one under way.
+    lifecycle: Lifecycle,
 }
 
 /// Starts the Mailer under a supervisor, with the transport `settings` ask for.
-pub fn start(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<Addr<Mailer>> {
+pub fn start(
+    db: DatabaseConnection,
+    settings: &Settings,
+    lifecycle: &Lifecycle,
+) -> anyhow::Result<Addr<Mailer>> {
     let transport = Transport::from_settings(&settings.mail, &settings.data_dir)?;
-    start_with(db, &settings.mail, transport)
+    start_with(db, &settings.mail, transport, lifecycle)
 }
 
 /// Starts the Mailer with a given transport (tests hand it a stub).
@@ -57,6 +64,7 @@ pub fn start_with(
     db: DatabaseConnection,
     settings: &MailSettings,
     transport: Transport,
+    lifecycle: &Lifecycle,
 ) -> anyhow::Result<Addr<Mailer>> {
     let from = parse_from(&settings.from)?;
     let retry = RetryPolicy {
@@ -65,19 +73,22 @@ pub fn start_with(
         max: settings.retry_max,
     };
     let (tick, lease, per_minute) = (settings.tick, settings.lease, settings.per_minute);
+    let mailer = Mailer {
+        db,
+        transport,
+        from,
+        retry,
+        tick,
+        lease,
+        throttle: Throttle::new(per_minute, Instant::now()),
+        busy: false,
+        lifecycle: lifecycle.clone(),
+    };
     Ok(supervision::start(
         Name::Mailer,
         Restart::Always,
-        move |_| Mailer {
-            db,
-            transport,
-            from,
-            retry,
-            tick,
-            lease,
-            throttle: Throttle::new(per_minute, Instant::now()),
-            busy: false,
-        },
+        lifecycle,
+        move |_| mailer,
     ))
 }
 
@@ -127,10 +138,11 @@ impl Mailer {
             self.lease,
             allowed,
         );
-        // A task of its own, not the actor's: a restart drops what the
-        // actor runs, and a round cut off between sending a mail and
-        // marking it sent would send it again once its lease ran out.
-        let round = actix::spawn(round);
+        // A task of its own, not the actor's, which shutdown waits for: a
+        // restart or a stop drops what the actor runs, and a round cut off
+        // between sending a mail and marking it sent would send it again
+        // once its lease ran out.
+        let round = self.lifecycle.spawn_whole(round);
         ctx.spawn(round.into_actor(self).map(move |round, mailer, ctx| {
             mailer.busy = false;
             let round = round.unwrap_or_default();
@@ -382,7 +394,13 @@ mod tests {
         enqueue(&db, mail, clock::now()).await.unwrap();
 
         // Act
-        let _mailer = start_with(db.clone(), &settings, Transport::Stub(stub.clone())).unwrap();
+        let _mailer = start_with(
+            db.clone(),
+            &settings,
+            Transport::Stub(stub.clone()),
+            &Lifecycle::new(),
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while stub.sent().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -423,7 +441,7 @@ mod tests {
         // Act
         let started = Instant::now();
         let stub = Transport::Stub(StubTransport::default());
-        let _mailer = start_with(db.clone(), &settings, stub).unwrap();
+        let _mailer = start_with(db.clone(), &settings, stub, &Lifecycle::new()).unwrap();
         let sent = wait_until_sent(&db, backlog, Duration::from_secs(10)).await;
 
         // Assert: one round per tick would have taken three ticks.
@@ -448,7 +466,13 @@ mod tests {
 
         // Act: the first tick.
         let started = Instant::now();
-        let _mailer = start_with(db.clone(), &settings, Transport::Stub(stub.clone())).unwrap();
+        let _mailer = start_with(
+            db.clone(),
+            &settings,
+            Transport::Stub(stub.clone()),
+            &Lifecycle::new(),
+        )
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
         // Assert: the burst, and at most the steady rate since.

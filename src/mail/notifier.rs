@@ -28,6 +28,7 @@ use super::outbox;
 use crate::clock;
 use crate::db::stmt;
 use crate::domain::money::Money;
+use crate::lifecycle::Lifecycle;
 use crate::roles::Leadership;
 use crate::supervision::{self, Name, Restart};
 
@@ -49,13 +50,17 @@ pub fn start(
     links: Links,
     every: Duration,
     leadership: Leadership,
+    lifecycle: &Lifecycle,
 ) -> Addr<Notifier> {
-    supervision::start(Name::Notifier, Restart::Always, move |_| Notifier {
+    let notifier = Notifier {
         db,
         links,
         every,
         busy: false,
         leadership,
+    };
+    supervision::start(Name::Notifier, Restart::Always, lifecycle, move |_| {
+        notifier
     })
 }
 

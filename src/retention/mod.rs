@@ -29,6 +29,7 @@ use crate::clock::{self, delta};
 use crate::config::RetentionSettings;
 use crate::crawl::store::{turn, Writer};
 use crate::db::{begin_write, stmt};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::roles::Leadership;
 
@@ -675,12 +676,14 @@ pub fn spawn(
     settings: RetentionSettings,
     leadership: Leadership,
     metrics: std::sync::Arc<Metrics>,
+    lifecycle: &Lifecycle,
 ) {
     if settings.every.is_zero() {
         tracing::info!("retention passes are off (retention.every = 0s)");
         return;
     }
-    actix_web::rt::spawn(async move {
+    // A pass cut short by the stop has committed whole batches only.
+    lifecycle.spawn(async move {
         let mut tick = tokio::time::interval(settings.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

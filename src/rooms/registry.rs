@@ -20,6 +20,7 @@ use crate::bus::Inbound;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
+use crate::lifecycle::Lifecycle;
 use crate::supervision::{self, Name, Restart};
 
 pub struct RoomRegistry {
@@ -28,6 +29,8 @@ pub struct RoomRegistry {
     settings: Arc<ChatSettings>,
     store: MessageStore,
     hub: Addr<SessionHub>,
+    /// Rooms run on it, so that shutdown stops them and waits for them.
+    lifecycle: Lifecycle,
     rooms: HashMap<Topic, Addr<Room>>,
     lots: HashMap<i64, Addr<AuctionRoom>>,
 }
@@ -39,6 +42,7 @@ impl RoomRegistry {
         settings: Arc<ChatSettings>,
         store: MessageStore,
         hub: Addr<SessionHub>,
+        lifecycle: Lifecycle,
     ) -> RoomRegistry {
         RoomRegistry {
             db,
@@ -46,6 +50,7 @@ impl RoomRegistry {
             settings,
             store,
             hub,
+            lifecycle,
             rooms: HashMap::new(),
             lots: HashMap::new(),
         }
@@ -85,7 +90,7 @@ impl Handler<RoomFor> for RoomRegistry {
         let (db, bus) = (self.db.clone(), self.bus.clone());
         let (settings, registry, store) =
             (self.settings.clone(), ctx.address(), self.store.clone());
-        let room = supervision::start(Name::Room, Restart::OnPanic, move |_| {
+        let room = supervision::start(Name::Room, Restart::OnPanic, &self.lifecycle, move |_| {
             Room::new(msg.room, db, bus, settings, registry, store)
         });
         self.rooms.insert(topic, room.clone());
@@ -110,7 +115,7 @@ impl Handler<LotRoomFor> for RoomRegistry {
         }
         let (db, bus) = (self.db.clone(), self.bus.clone());
         let (hub, registry, lot_id) = (self.hub.clone(), ctx.address(), msg.lot_id);
-        let room = supervision::start(Name::Lot, Restart::OnPanic, move |_| {
+        let room = supervision::start(Name::Lot, Restart::OnPanic, &self.lifecycle, move |_| {
             AuctionRoom::new(lot_id, db, bus, hub, registry)
         });
         self.lots.insert(msg.lot_id, room.clone());

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use bazaar::clock;
 use bazaar::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
+use bazaar::lifecycle::Lifecycle;
 use bazaar::mail::{
     self, EmailAddress, Enqueued, ExtraHeader, HeaderText, Mailer, NewMail, Transport,
 };
@@ -89,7 +90,7 @@ fn settings(port: u16) -> MailSettings {
 fn start_mailer(db: &DatabaseConnection, settings: &MailSettings) -> Addr<Mailer> {
     let data_dir = tempfile::tempdir().expect("data dir");
     let transport = Transport::from_settings(settings, data_dir.path()).expect("transport");
-    mail::start_with(db.clone(), settings, transport).expect("start the mailer")
+    mail::start_with(db.clone(), settings, transport, &Lifecycle::new()).expect("start the mailer")
 }
 
 /// A digest for `to`, keyed by crawl.
