@@ -11,6 +11,8 @@ use sea_orm::{
     DatabaseTransaction, DbErr, Statement, TransactionTrait, Value,
 };
 
+use crate::lifecycle::Lifecycle;
+
 /// Opens the database at `url` and brings its schema up to date.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let db = open(url).await?;
@@ -204,12 +206,12 @@ const LOG_PAGES_MAX: i64 = 65_536;
 /// grow for as long as the writes go on (200 MB in five seconds of busy
 /// chat). Past `LOG_PAGES_MAX` the task truncates it, right after a passive
 /// pass has copied nearly all of it, so writers wait only for the rest.
-pub fn checkpoint_in_background(db: &DatabaseConnection) {
+pub fn checkpoint_in_background(db: &DatabaseConnection, lifecycle: &Lifecycle) {
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return;
     }
     let db = db.clone();
-    actix_web::rt::spawn(async move {
+    lifecycle.spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

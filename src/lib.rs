@@ -8,7 +8,7 @@
 //! # Layout
 //!
 //! ```text
-//! bazaar serve                    startup.rs
+//! bazaar serve                    startup/                Application, on one lifecycle.rs
 //! ├─ ↻ Dispatcher                 crawl/dispatcher.rs     leases tasks to workers' credits
 //! │    │   restart: slots recounted from its leases, waiting tasks given
 //! │    │   back, every worker delivers and reconnects (credits afresh)
@@ -82,6 +82,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod handover;
+pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
 pub mod net;

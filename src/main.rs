@@ -181,7 +181,7 @@ fn main() -> anyhow::Result<()> {
         local_workers: None,
     });
     let system = actix::System::new();
-    let result = system.block_on(async move {
+    system.block_on(async move {
         match command {
             Command::Serve {
                 bind,
@@ -193,7 +193,10 @@ fn main() -> anyhow::Result<()> {
                 if let Some(n) = local_workers {
                     settings.workers.local = n;
                 }
-                startup::serve(settings).await
+                startup::Application::build(settings)
+                    .await?
+                    .run_until_stopped()
+                    .await
             }
             Command::Worker {
                 server,
@@ -295,15 +298,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         }
-    });
-    // Actors that never stop (the Mailer, the Notifier) may be mid-query
-    // here. Dropping the system drops them, and a pooled database connection
-    // dropped mid-query hands itself back through the Tokio runtime: without
-    // its context that panics.
-    let runtime = system.runtime().tokio_runtime().handle().clone();
-    let _inside = runtime.enter();
-    drop(system);
-    result
+    })
 }
 
 async fn create_user(

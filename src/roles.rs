@@ -15,8 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
-use crate::clock::{delta, Clock};
+use crate::clock::{self, delta};
 use crate::db::stmt;
+use crate::lifecycle::Lifecycle;
 
 /// The role whose holder runs the cluster's timed duties.
 pub const SCHEDULER: &str = "scheduler";
@@ -44,26 +45,26 @@ impl Leadership {
     /// Takes the role if it is free, then keeps it or waits for it in the
     /// background. The first attempt is made before this returns, so that a
     /// single node runs its duties from its first tick.
-    pub async fn start(db: DatabaseConnection, clock: Clock, node: String) -> Leadership {
+    pub async fn start(db: DatabaseConnection, node: String, lifecycle: &Lifecycle) -> Leadership {
         let leadership = Leadership::default();
-        leadership.claim(&db, &clock, &node).await;
+        leadership.claim(&db, &node).await;
         let held = leadership.clone();
-        actix_web::rt::spawn(async move {
+        lifecycle.spawn(async move {
             let mut tick = tokio::time::interval(RENEW);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                held.claim(&db, &clock, &node).await;
+                held.claim(&db, &node).await;
             }
         });
         leadership
     }
 
-    async fn claim(&self, db: &DatabaseConnection, clock: &Clock, node: &str) {
+    async fn claim(&self, db: &DatabaseConnection, node: &str) {
         if self.resigned.load(Ordering::Relaxed) {
             return;
         }
-        let now = clock.now();
+        let now = clock::now();
         let held = match claim(db, SCHEDULER, node, now, now + delta(HOLD)).await {
             Ok(held) => held,
             Err(err) => {

@@ -26,6 +26,9 @@ use std::task::{self, Poll};
 
 use actix::dev::ContextFut;
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Supervised};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::lifecycle::Lifecycle;
 
 /// The server's supervised actors, as logs, metrics and the fault drill
 /// name them.
@@ -120,14 +123,22 @@ pub fn restarts() -> impl Iterator<Item = (Name, u64)> {
 }
 
 /// Starts `f`'s actor on the current arbiter under a supervisor that also
-/// restarts it after a panic.
-pub fn start<A, F>(name: Name, restart: Restart, f: F) -> Addr<A>
+/// restarts it after a panic. Once `lifecycle` stops, the actor is asked
+/// to stop (its `stopping` may hold it a while, as a room storing what it
+/// published does) and is not restarted; shutdown waits for it.
+pub fn start<A, F>(name: Name, restart: Restart, lifecycle: &Lifecycle, f: F) -> Addr<A>
 where
     A: Supervised + Actor<Context = Context<A>>,
     F: FnOnce(&mut Context<A>) -> A,
 {
     let (fut, addr) = context(f);
-    actix::spawn(Supervisor { fut, name, restart });
+    lifecycle.spawn_whole(Supervisor {
+        fut,
+        name,
+        restart,
+        stopping: Box::pin(lifecycle.stopping()),
+        stopped: false,
+    });
     addr
 }
 
@@ -198,6 +209,10 @@ where
     fut: ContextFut<A, Context<A>>,
     name: Name,
     restart: Restart,
+    /// Resolves when the node stops.
+    stopping: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The node stopped and the actor was asked to: it ends for good.
+    stopped: bool,
 }
 
 impl<A> Future for Supervisor<A>
@@ -208,6 +223,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if !this.stopped && this.stopping.as_mut().poll(cx).is_ready() {
+            this.stopped = true;
+            this.fut.ctx().stop();
+        }
         loop {
             let outer = CURRENT.with(|c| c.replace(Some(this.name)));
             // The actor's state is touched again only through `restarting`,
@@ -221,8 +240,9 @@ where
                 // The panic hook has logged it, with this actor's name.
                 Err(_) => "panicked",
             };
-            // False when nothing holds its address any more: nobody to serve.
-            if !this.fut.restart() {
+            // Nobody to serve: the node is stopping, or (false from
+            // `restart`) nothing holds its address any more.
+            if this.stopped || !this.fut.restart() {
                 return Poll::Ready(());
             }
             RESTARTS[this.name.index()].fetch_add(1, Ordering::Relaxed);
@@ -307,9 +327,11 @@ mod tests {
 
     #[actix::test]
     async fn an_actor_that_panics_in_a_handler_is_restarted_and_keeps_its_address() {
-        let addr = start(Name::Merger, Restart::Always, |_| Counter {
-            count: 0,
-            restarted: 0,
+        let addr = start(Name::Merger, Restart::Always, &Lifecycle::new(), |_| {
+            Counter {
+                count: 0,
+                restarted: 0,
+            }
         });
         let before = restarts().find(|(n, _)| *n == Name::Merger).map(|(_, c)| c);
 
@@ -344,11 +366,38 @@ mod tests {
             }
         }
 
-        let addr = start(Name::Room, Restart::OnPanic, |_| Once);
+        let addr = start(Name::Room, Restart::OnPanic, &Lifecycle::new(), |_| Once);
         addr.send(Stop).await.expect("handled");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
         assert!(!addr.connected(), "a stopped room stays stopped");
+    }
+
+    #[actix::test]
+    async fn when_the_node_stops_an_actor_stops_for_good_and_is_waited_for() {
+        struct Ticking(tokio::sync::mpsc::UnboundedSender<&'static str>);
+        impl Actor for Ticking {
+            type Context = Context<Self>;
+            fn started(&mut self, ctx: &mut Context<Self>) {
+                ctx.run_interval(std::time::Duration::from_millis(5), |_, _| {});
+            }
+            fn stopped(&mut self, _: &mut Context<Self>) {
+                let _ = self.0.send("stopped");
+            }
+        }
+        impl Supervised for Ticking {}
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let lifecycle = Lifecycle::new();
+        let addr = start(Name::Mailer, Restart::Always, &lifecycle, |_| Ticking(tx));
+
+        let stopped = lifecycle.stop(std::time::Duration::from_secs(5)).await;
+
+        assert!(stopped, "the stop waited for the actor and it ended");
+        assert_eq!(rx.recv().await, Some("stopped"));
+        assert!(
+            !addr.connected(),
+            "not restarted, though its address is held"
+        );
     }
 
     #[actix::test]

@@ -19,7 +19,7 @@ use super::LotView;
 use crate::accounts::hub::SessionHub;
 use crate::accounts::store::display_names;
 use crate::bus::{Bus, Delivery, EventKind, TopicEvent, TopicEvents};
-use crate::clock::Clock;
+use crate::clock;
 use crate::domain::topic::Topic;
 use crate::domain::user_name::UserName;
 use crate::protocol::client::{self, BidView, MemberView};
@@ -48,7 +48,6 @@ pub struct AuctionRoom {
     topic: Topic,
     key: String,
     db: DatabaseConnection,
-    clock: Clock,
     bus: Arc<dyn Bus>,
     hub: Addr<SessionHub>,
     registry: Addr<RoomRegistry>,
@@ -69,7 +68,6 @@ impl AuctionRoom {
     pub fn new(
         lot_id: i64,
         db: DatabaseConnection,
-        clock: Clock,
         bus: Arc<dyn Bus>,
         hub: Addr<SessionHub>,
         registry: Addr<RoomRegistry>,
@@ -80,7 +78,6 @@ impl AuctionRoom {
             key: topic.to_string(),
             topic,
             db,
-            clock,
             bus,
             hub,
             registry,
@@ -238,7 +235,7 @@ impl Handler<JoinLot> for AuctionRoom {
         self.joining += 1;
         let db = self.db.clone();
         let lot_id = self.lot_id;
-        let now = self.clock.now();
+        let now = clock::now();
         let elsewhere = self.bus.members_elsewhere(&self.topic);
         Box::pin(
             async move {

@@ -25,8 +25,9 @@ use sea_orm::{
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::clock::Clock;
+use crate::clock;
 use crate::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
+use crate::lifecycle::Lifecycle;
 use crate::mail::compose::Links;
 use crate::mail::notifier::queue_digests;
 use crate::mail::{MailStatus, Transport};
@@ -58,13 +59,12 @@ pub async fn run(bench: MailBench) -> anyhow::Result<()> {
         dir.path().join("bench.db").display()
     );
     let db = crate::db::connect(&url).await?;
-    let clock = Clock::new();
-    seed(&db, bench.changes, bench.subscribers, clock.now()).await?;
+    seed(&db, bench.changes, bench.subscribers, clock::now()).await?;
     let sink = Sink::start().context("could not start the SMTP sink")?;
 
     let links = Links::new("http://127.0.0.1:8080", b"bench");
     let started = Instant::now();
-    let queued = queue_digests(&db, &links, clock.now()).await?;
+    let queued = queue_digests(&db, &links, clock::now()).await?;
     let queue_time = started.elapsed();
     if queued != u64::from(bench.subscribers) {
         bail!(
@@ -76,10 +76,14 @@ pub async fn run(bench: MailBench) -> anyhow::Result<()> {
     let settings = mail_settings(sink.port, Duration::from_millis(bench.tick_ms));
     let transport = Transport::from_settings(&settings, dir.path())?;
     let sending = Instant::now();
-    let _mailer = crate::mail::start_with(db.clone(), clock, &settings, transport)?;
+    let lifecycle = Lifecycle::new();
+    crate::mail::start_with(db.clone(), &settings, transport, &lifecycle)?;
     wait_until_sent(&db, &sink, queued).await?;
     let send_time = sending.elapsed();
     let total_time = started.elapsed();
+    // Its next round may be mid-query: left running, it would be dropped
+    // with the runtime.
+    lifecycle.stop(Duration::from_secs(5)).await;
 
     // Counts far below 2^52 convert exactly.
     #[allow(clippy::cast_precision_loss)]

@@ -26,6 +26,7 @@ use super::{
     Draft, EventKind, Hits, Inbound, NodeId, NodeInfo, TopicEvents,
 };
 use crate::domain::topic::Topic;
+use crate::lifecycle::Lifecycle;
 use crate::protocol::client::{self, MemberView};
 
 /// How long a command waits for Redis before the bus counts as down.
@@ -153,13 +154,13 @@ impl RedisBus {
     /// Starts the bus's two connections on the current runtime. They
     /// connect, and reconnect, on their own: a node starts while Redis is
     /// down, and its bus comes up when Redis does.
-    pub fn start(url: &str, node: NodeId) -> Result<RedisBus, BusError> {
+    pub fn start(url: &str, node: NodeId, lifecycle: &Lifecycle) -> Result<RedisBus, BusError> {
         let client = redis::Client::open(url)
             .map_err(|e| BusError::Down(format!("bad bus.redis_url: {e}")))?;
         let health = Arc::new(Health::default());
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (tx, rx) = mpsc::unbounded_channel();
-        actix::spawn(write_loop(
+        lifecycle.spawn(write_loop(
             client.clone(),
             rx,
             health.clone(),
@@ -172,6 +173,7 @@ impl RedisBus {
             routes.clone(),
             health.clone(),
             link.clone(),
+            lifecycle,
         );
         Ok(RedisBus {
             node,

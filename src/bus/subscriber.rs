@@ -20,6 +20,7 @@ use super::{
     AccountNotice, Control, Delivery, EventKind, Inbound, NodeId, TopicEvent, TopicEvents,
 };
 use crate::domain::topic::Topic;
+use crate::lifecycle::Lifecycle;
 
 /// How often the connection is checked when nothing arrives: a Redis that
 /// vanished without closing the socket is noticed within this and
@@ -49,9 +50,10 @@ pub fn start(
     routes: Arc<Mutex<Routes>>,
     health: Arc<Health>,
     link: Link,
+    lifecycle: &Lifecycle,
 ) -> mpsc::UnboundedSender<Change> {
     let (tx, rx) = mpsc::unbounded_channel();
-    actix::spawn(listen(client, node, routes, health, link, rx));
+    lifecycle.spawn(listen(client, node, routes, health, link, rx));
     tx
 }
 

@@ -32,7 +32,7 @@ use super::sites::Sites;
 use super::store::{self, HostLease, Leased, Pace, Share, Writer};
 use super::worker_session::{AssignTask, WorkerSession};
 use crate::bus::{Bus, Control};
-use crate::clock::{delta, Clock};
+use crate::clock::{self, delta};
 use crate::metrics::Metrics;
 use crate::protocol::worker::TaskKind;
 use crate::scrape::fetch::Fetcher;
@@ -64,7 +64,6 @@ pub struct QueuePolicy {
 pub struct Dispatcher {
     db: DatabaseConnection,
     bus: Arc<dyn Bus>,
-    clock: Clock,
     sites: Arc<Sites>,
     policy: QueuePolicy,
     fetcher: Option<Fetcher>,
@@ -125,7 +124,6 @@ impl Dispatcher {
     pub fn new(
         db: DatabaseConnection,
         bus: Arc<dyn Bus>,
-        clock: Clock,
         sites: Arc<Sites>,
         policy: QueuePolicy,
         metrics: Arc<Metrics>,
@@ -133,7 +131,6 @@ impl Dispatcher {
         Dispatcher {
             db,
             bus,
-            clock,
             sites,
             policy,
             fetcher: None,
@@ -182,7 +179,7 @@ impl Dispatcher {
                 // the queue and the credits from here on.
                 act.again = false;
                 let db = act.db.clone();
-                let now = act.clock.now();
+                let now = clock::now();
                 async move {
                     let hosts = store::ready_hosts(&db, now).await;
                     (turn, now, hosts)
@@ -353,7 +350,7 @@ impl Dispatcher {
         }
         // The host's delay, as the database planned it on whichever node
         // leased last: no pass asks for the host again before it is due.
-        let now = (Instant::now(), self.clock.now());
+        let now = (Instant::now(), clock::now());
         let instant = |at: DateTime<Utc>| now.0 + (at - now.1).to_std().unwrap_or_default();
         let next = match (start_at, due) {
             (Some(start), _) => Some(start + delta(store::spaced(step.pace.delay, rows.len()))),
@@ -415,7 +412,7 @@ impl Dispatcher {
     /// Cancels a leased task for good, as `refusal` decided.
     fn cancel(&self, token: LeaseToken, row: &Leased, reason: String) {
         let db = self.db.clone();
-        let now = self.clock.now();
+        let now = clock::now();
         let url = row.url.clone();
         let crawl = row.crawl_id;
         tracing::info!(url = %row.url, reason, "task cancelled");
@@ -560,7 +557,7 @@ impl Dispatcher {
     ) {
         let db = self.db.clone();
         let policy = self.policy.retry;
-        let now = self.clock.now();
+        let now = clock::now();
         let error = error.to_owned();
         async move { store::release(&db, &token, &setback, &error, &policy, now).await }
             .into_actor(self)

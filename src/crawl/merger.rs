@@ -14,7 +14,7 @@ use super::store::{
     self, complete_if_done, current_leases, insert_tasks, mark_done, NewTask, Turn, Writer,
 };
 use crate::batch::{Batch, Batcher, WriteFailed};
-use crate::clock::Clock;
+use crate::clock;
 use crate::protocol::worker::Item;
 use crate::supervision::Name;
 
@@ -47,7 +47,6 @@ pub enum MergeOutcome {
 #[derive(Clone)]
 pub struct Merging {
     pub db: DatabaseConnection,
-    pub clock: Clock,
 }
 
 impl Batch for Merging {
@@ -65,7 +64,7 @@ impl Batch for Merging {
         turn: Turn,
         results: &[MergeResult],
     ) -> impl Future<Output = Result<Vec<MergeOutcome>, DbErr>> {
-        merge_batch(&self.db, &self.clock, results, turn)
+        merge_batch(&self.db, results, turn)
     }
 }
 
@@ -73,11 +72,10 @@ impl Batch for Merging {
 /// outcome, not an error.
 async fn merge_batch(
     db: &DatabaseConnection,
-    clock: &Clock,
     results: &[MergeResult],
     turn: Turn,
 ) -> Result<Vec<MergeOutcome>, DbErr> {
-    let now = clock.now();
+    let now = clock::now();
     // A writer from the start: on SQLite, a transaction that reads first
     // cannot become one if another wrote meanwhile.
     let txn = turn.begin(db).await?;

@@ -18,7 +18,7 @@ use super::lease::RetryPolicy;
 use super::sites::Sites;
 use super::store::{self, StartOutcome};
 use crate::bus::{Bus, Control};
-use crate::clock::{delta, Clock};
+use crate::clock::{self, delta};
 use crate::roles::Leadership;
 use crate::supervision::{self, Name};
 
@@ -41,7 +41,6 @@ pub struct Duties {
 
 pub struct Scheduler {
     db: DatabaseConnection,
-    clock: Clock,
     sites: Arc<Sites>,
     dispatcher: Addr<Dispatcher>,
     retry: RetryPolicy,
@@ -56,7 +55,6 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(
         db: DatabaseConnection,
-        clock: Clock,
         sites: Arc<Sites>,
         dispatcher: Addr<Dispatcher>,
         bus: Arc<dyn Bus>,
@@ -64,7 +62,6 @@ impl Scheduler {
     ) -> Scheduler {
         Scheduler {
             db,
-            clock,
             sites,
             dispatcher,
             retry: duties.retry,
@@ -83,7 +80,7 @@ impl Scheduler {
         self.lots_busy = true;
         let db = self.db.clone();
         let bus = self.bus.clone();
-        let now = self.clock.now();
+        let now = clock::now();
         async move { crate::auction::schedule::run_due(&db, bus.as_ref(), now).await }
             .into_actor(self)
             .map(|(), act, _| act.lots_busy = false)
@@ -97,7 +94,7 @@ impl Scheduler {
         self.sweeping = true;
         let db = self.db.clone();
         let retry = self.retry;
-        let now = self.clock.now();
+        let now = clock::now();
         async move {
             let released = store::expire_leases(&db, &retry, now).await?;
             store::finish_idle_crawls(&db, now).await?;
@@ -122,7 +119,7 @@ impl Scheduler {
             return;
         }
         let db = self.db.clone();
-        let now = self.clock.now();
+        let now = clock::now();
         let every = delta(self.every);
         async move {
             let latest = store::latest_crawl(&db).await?;
@@ -179,7 +176,7 @@ impl Handler<StartCrawl> for Scheduler {
         supervision::drill(Name::Scheduler);
         let db = self.db.clone();
         let sites = self.sites.clone();
-        let now = self.clock.now();
+        let now = clock::now();
         Box::pin(
             async move { store::start_crawl(&db, &sites, msg.trigger, now).await }
                 .into_actor(self)

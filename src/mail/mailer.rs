@@ -21,9 +21,10 @@ use super::header::{ExtraHeader, HeaderText};
 use super::outbox::{self as store, Leased};
 use super::transport::{SendError, Transport};
 use crate::backoff::jittered;
-use crate::clock::{delta, Clock};
+use crate::clock::{self, delta};
 use crate::config::{MailSettings, Settings};
 use crate::crawl::lease::RetryPolicy;
+use crate::lifecycle::Lifecycle;
 use crate::supervision::{self, Name, Restart};
 
 /// Mails leased per round at most; the throttle usually allows fewer.
@@ -36,7 +37,6 @@ const SEND_CONCURRENCY: usize = 4;
 /// loses nothing: a lease it held runs out and the mail is due again.
 pub struct Mailer {
     db: DatabaseConnection,
-    clock: Clock,
     transport: Transport,
     from: Mailbox,
     retry: RetryPolicy,
@@ -45,24 +45,26 @@ pub struct Mailer {
     throttle: Throttle,
     /// A round is under way; ticks skip until it ends.
     busy: bool,
+    /// Rounds run on it, so that shutdown waits for the one under way.
+    lifecycle: Lifecycle,
 }
 
 /// Starts the Mailer under a supervisor, with the transport `settings` ask for.
 pub fn start(
     db: DatabaseConnection,
-    clock: Clock,
     settings: &Settings,
+    lifecycle: &Lifecycle,
 ) -> anyhow::Result<Addr<Mailer>> {
     let transport = Transport::from_settings(&settings.mail, &settings.data_dir)?;
-    start_with(db, clock, &settings.mail, transport)
+    start_with(db, &settings.mail, transport, lifecycle)
 }
 
 /// Starts the Mailer with a given transport (tests hand it a stub).
 pub fn start_with(
     db: DatabaseConnection,
-    clock: Clock,
     settings: &MailSettings,
     transport: Transport,
+    lifecycle: &Lifecycle,
 ) -> anyhow::Result<Addr<Mailer>> {
     let from = parse_from(&settings.from)?;
     let retry = RetryPolicy {
@@ -71,20 +73,22 @@ pub fn start_with(
         max: settings.retry_max,
     };
     let (tick, lease, per_minute) = (settings.tick, settings.lease, settings.per_minute);
+    let mailer = Mailer {
+        db,
+        transport,
+        from,
+        retry,
+        tick,
+        lease,
+        throttle: Throttle::new(per_minute, Instant::now()),
+        busy: false,
+        lifecycle: lifecycle.clone(),
+    };
     Ok(supervision::start(
         Name::Mailer,
         Restart::Always,
-        move |_| Mailer {
-            db,
-            clock,
-            transport,
-            from,
-            retry,
-            tick,
-            lease,
-            throttle: Throttle::new(per_minute, Instant::now()),
-            busy: false,
-        },
+        lifecycle,
+        move |_| mailer,
     ))
 }
 
@@ -128,17 +132,17 @@ impl Mailer {
         self.busy = true;
         let round = run_round(
             self.db.clone(),
-            self.clock.clone(),
             self.transport.clone(),
             self.from.clone(),
             self.retry,
             self.lease,
             allowed,
         );
-        // A task of its own, not the actor's: a restart drops what the
-        // actor runs, and a round cut off between sending a mail and
-        // marking it sent would send it again once its lease ran out.
-        let round = actix::spawn(round);
+        // A task of its own, not the actor's, which shutdown waits for: a
+        // restart or a stop drops what the actor runs, and a round cut off
+        // between sending a mail and marking it sent would send it again
+        // once its lease ran out.
+        let round = self.lifecycle.spawn_whole(round);
         ctx.spawn(round.into_actor(self).map(move |round, mailer, ctx| {
             mailer.busy = false;
             let round = round.unwrap_or_default();
@@ -159,14 +163,13 @@ impl Mailer {
 /// Leases up to `limit` due mails and sends them.
 async fn run_round(
     db: DatabaseConnection,
-    clock: Clock,
     transport: Transport,
     from: Mailbox,
     retry: RetryPolicy,
     lease: Duration,
     limit: u32,
 ) -> Round {
-    let leased = match store::lease_due(&db, clock.now(), limit, lease).await {
+    let leased = match store::lease_due(&db, clock::now(), limit, lease).await {
         Ok(leased) => leased,
         Err(err) => {
             tracing::warn!(error = %err, "could not lease mail from the outbox");
@@ -178,13 +181,13 @@ async fn run_round(
     };
     stream::iter(leased)
         .for_each_concurrent(SEND_CONCURRENCY, |mail| {
-            let (db, clock, transport, from, retry) = (&db, &clock, &transport, &from, &retry);
+            let (db, transport, from, retry) = (&db, &transport, &from, &retry);
             async move {
                 let result = match build(from, &mail.mail) {
                     Ok(message) => transport.send(message).await,
                     Err(reason) => Err(SendError::Permanent(reason)),
                 };
-                if let Err(err) = record(db, &mail, result, retry, clock.now()).await {
+                if let Err(err) = record(db, &mail, result, retry, clock::now()).await {
                     tracing::warn!(mail = mail.mail.id, error = %err, "could not record a send");
                 }
             }
@@ -374,7 +377,6 @@ mod tests {
         // Arrange
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir).await;
-        let clock = Clock::new();
         let stub = StubTransport::default();
         let settings = MailSettings {
             tick: Duration::from_millis(20),
@@ -389,11 +391,16 @@ mod tests {
             html: Some("<p>Two new games</p>".into()),
             headers: vec![ExtraHeader::parse("List-Id", "Bazaar <digest.localhost>").unwrap()],
         };
-        enqueue(&db, mail, clock.now()).await.unwrap();
+        enqueue(&db, mail, clock::now()).await.unwrap();
 
         // Act
-        let _mailer =
-            start_with(db.clone(), clock, &settings, Transport::Stub(stub.clone())).unwrap();
+        let _mailer = start_with(
+            db.clone(),
+            &settings,
+            Transport::Stub(stub.clone()),
+            &Lifecycle::new(),
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while stub.sent().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -421,21 +428,20 @@ mod tests {
         // one tick from three.
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir).await;
-        let clock = Clock::new();
         let settings = MailSettings {
             tick: Duration::from_secs(1),
             per_minute: 60_000,
             ..MailSettings::default()
         };
         let backlog = 2 * BATCH + 1;
-        enqueue_many(&db, mails(backlog), clock.now())
+        enqueue_many(&db, mails(backlog), clock::now())
             .await
             .unwrap();
 
         // Act
         let started = Instant::now();
         let stub = Transport::Stub(StubTransport::default());
-        let _mailer = start_with(db.clone(), clock, &settings, stub).unwrap();
+        let _mailer = start_with(db.clone(), &settings, stub, &Lifecycle::new()).unwrap();
         let sent = wait_until_sent(&db, backlog, Duration::from_secs(10)).await;
 
         // Assert: one round per tick would have taken three ticks.
@@ -450,19 +456,23 @@ mod tests {
         // that the Mailer is idle when the test ends.
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir).await;
-        let clock = Clock::new();
         let stub = StubTransport::default();
         let settings = MailSettings {
             tick: Duration::from_secs(1),
             per_minute: 600,
             ..MailSettings::default()
         };
-        enqueue_many(&db, mails(40), clock.now()).await.unwrap();
+        enqueue_many(&db, mails(40), clock::now()).await.unwrap();
 
         // Act: the first tick.
         let started = Instant::now();
-        let _mailer =
-            start_with(db.clone(), clock, &settings, Transport::Stub(stub.clone())).unwrap();
+        let _mailer = start_with(
+            db.clone(),
+            &settings,
+            Transport::Stub(stub.clone()),
+            &Lifecycle::new(),
+        )
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
         // Assert: the burst, and at most the steady rate since.

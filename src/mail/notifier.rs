@@ -25,9 +25,10 @@ use sea_orm::{
 use super::address::EmailAddress;
 use super::compose::{self, Alert, Digest, Drop, Links, NewGame};
 use super::outbox;
-use crate::clock::Clock;
+use crate::clock;
 use crate::db::stmt;
 use crate::domain::money::Money;
+use crate::lifecycle::Lifecycle;
 use crate::roles::Leadership;
 use crate::supervision::{self, Name, Restart};
 
@@ -38,7 +39,6 @@ const PAGE: u64 = 500;
 
 pub struct Notifier {
     db: DatabaseConnection,
-    clock: Clock,
     links: Links,
     every: Duration,
     busy: bool,
@@ -47,18 +47,20 @@ pub struct Notifier {
 
 pub fn start(
     db: DatabaseConnection,
-    clock: Clock,
     links: Links,
     every: Duration,
     leadership: Leadership,
+    lifecycle: &Lifecycle,
 ) -> Addr<Notifier> {
-    supervision::start(Name::Notifier, Restart::Always, move |_| Notifier {
+    let notifier = Notifier {
         db,
-        clock,
         links,
         every,
         busy: false,
         leadership,
+    };
+    supervision::start(Name::Notifier, Restart::Always, lifecycle, move |_| {
+        notifier
     })
 }
 
@@ -84,7 +86,7 @@ impl Notifier {
             return;
         }
         self.busy = true;
-        let (db, links, now) = (self.db.clone(), self.links.clone(), self.clock.now());
+        let (db, links, now) = (self.db.clone(), self.links.clone(), clock::now());
         let work = async move {
             if let Err(err) = queue_digests(&db, &links, now).await {
                 tracing::warn!(error = %err, "could not queue crawl digests");

@@ -25,10 +25,11 @@ use entity::subscriptions::SubscriptionStatus;
 use entity::tasks::TaskState;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Value};
 
-use crate::clock::{delta, Clock};
+use crate::clock::{self, delta};
 use crate::config::RetentionSettings;
 use crate::crawl::store::{turn, Writer};
 use crate::db::{begin_write, stmt};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::roles::Leadership;
 
@@ -673,15 +674,16 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 pub fn spawn(
     db: DatabaseConnection,
     settings: RetentionSettings,
-    clock: Clock,
     leadership: Leadership,
     metrics: std::sync::Arc<Metrics>,
+    lifecycle: &Lifecycle,
 ) {
     if settings.every.is_zero() {
         tracing::info!("retention passes are off (retention.every = 0s)");
         return;
     }
-    actix_web::rt::spawn(async move {
+    // A pass cut short by the stop has committed whole batches only.
+    lifecycle.spawn(async move {
         let mut tick = tokio::time::interval(settings.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -706,7 +708,7 @@ pub fn spawn(
                     );
                 }
             };
-            match pass_telling(&db, &settings, clock.now(), held, went).await {
+            match pass_telling(&db, &settings, clock::now(), held, went).await {
                 Ok(report) => {
                     metrics.retention_pass_took(report.took);
                     log_pass(&report, &settings);

@@ -17,20 +17,21 @@ use crate::accounts::hub::SessionHub;
 use crate::auction::room::{AuctionRoom, JoinLot};
 use crate::bus::Bus;
 use crate::bus::Inbound;
-use crate::clock::Clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
+use crate::lifecycle::Lifecycle;
 use crate::protocol::{ErrorCode, Refusal};
 use crate::supervision::{self, Name, Restart};
 
 pub struct RoomRegistry {
     db: DatabaseConnection,
-    clock: Clock,
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
     store: MessageStore,
     hub: Addr<SessionHub>,
+    /// Rooms run on it, so that shutdown stops them and waits for them.
+    lifecycle: Lifecycle,
     rooms: HashMap<Topic, Addr<Room>>,
     lots: HashMap<i64, Addr<AuctionRoom>>,
 }
@@ -38,19 +39,19 @@ pub struct RoomRegistry {
 impl RoomRegistry {
     pub fn new(
         db: DatabaseConnection,
-        clock: Clock,
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
         store: MessageStore,
         hub: Addr<SessionHub>,
+        lifecycle: Lifecycle,
     ) -> RoomRegistry {
         RoomRegistry {
             db,
-            clock,
             bus,
             settings,
             store,
             hub,
+            lifecycle,
             rooms: HashMap::new(),
             lots: HashMap::new(),
         }
@@ -87,11 +88,11 @@ impl Handler<RoomFor> for RoomRegistry {
         if let Some(room) = self.rooms.get(&topic).filter(|r| r.connected()) {
             return MessageResult(room.clone());
         }
-        let (db, clock, bus) = (self.db.clone(), self.clock.clone(), self.bus.clone());
+        let (db, bus) = (self.db.clone(), self.bus.clone());
         let (settings, registry, store) =
             (self.settings.clone(), ctx.address(), self.store.clone());
-        let room = supervision::start(Name::Room, Restart::OnPanic, move |_| {
-            Room::new(msg.room, db, clock, bus, settings, registry, store)
+        let room = supervision::start(Name::Room, Restart::OnPanic, &self.lifecycle, move |_| {
+            Room::new(msg.room, db, bus, settings, registry, store)
         });
         self.rooms.insert(topic, room.clone());
         MessageResult(room)
@@ -113,10 +114,10 @@ impl Handler<LotRoomFor> for RoomRegistry {
         if let Some(room) = self.lots.get(&msg.lot_id).filter(|r| r.connected()) {
             return MessageResult(room.clone());
         }
-        let (db, clock, bus) = (self.db.clone(), self.clock.clone(), self.bus.clone());
+        let (db, bus) = (self.db.clone(), self.bus.clone());
         let (hub, registry, lot_id) = (self.hub.clone(), ctx.address(), msg.lot_id);
-        let room = supervision::start(Name::Lot, Restart::OnPanic, move |_| {
-            AuctionRoom::new(lot_id, db, clock, bus, hub, registry)
+        let room = supervision::start(Name::Lot, Restart::OnPanic, &self.lifecycle, move |_| {
+            AuctionRoom::new(lot_id, db, bus, hub, registry)
         });
         self.lots.insert(msg.lot_id, room.clone());
         MessageResult(room)

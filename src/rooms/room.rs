@@ -22,7 +22,7 @@ use super::registry::{RoomRegistry, Vacant};
 use super::store::{self, NewMessage};
 use super::writer::MessageStore;
 use crate::bus::{Bus, Delivery, EventKind, TopicEvent, TopicEvents};
-use crate::clock::Clock;
+use crate::clock;
 use crate::config::ChatSettings;
 use crate::domain::topic::{RoomName, Topic};
 use crate::domain::user_name::UserName;
@@ -48,7 +48,6 @@ pub struct Room {
     key: String,
     name: RoomName,
     db: DatabaseConnection,
-    clock: Clock,
     bus: Arc<dyn Bus>,
     settings: Arc<ChatSettings>,
     registry: Addr<RoomRegistry>,
@@ -130,7 +129,6 @@ impl Room {
     pub fn new(
         name: RoomName,
         db: DatabaseConnection,
-        clock: Clock,
         bus: Arc<dyn Bus>,
         settings: Arc<ChatSettings>,
         registry: Addr<RoomRegistry>,
@@ -142,7 +140,6 @@ impl Room {
             topic,
             name,
             db,
-            clock,
             bus,
             settings,
             registry,
@@ -381,7 +378,7 @@ impl Actor for Room {
         let db = self.db.clone();
         let key = self.key.clone();
         let name = self.name.clone();
-        let now = self.clock.now();
+        let now = clock::now();
         let keep = self.settings.history.clamp(1, RECENT_KEPT);
         let bus = self.bus.clone();
         let topic = self.topic.clone();
@@ -640,7 +637,7 @@ impl Handler<Say> for Room {
             NewMessage {
                 user,
                 text: msg.text,
-                at: self.clock.now(),
+                at: clock::now(),
             },
             tx,
         ));
@@ -740,7 +737,7 @@ impl Handler<Post> for Room {
             NewMessage {
                 user: msg.user.to_string(),
                 text: msg.text,
-                at: self.clock.now(),
+                at: clock::now(),
             },
             tx,
         ));

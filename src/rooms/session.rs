@@ -21,7 +21,7 @@ use super::room::{Join, Joined, Rename, Room, RoomError, Say, Signal, Typing};
 use crate::accounts::hub::{AccountEvent, Attach, Detach, SessionHub};
 use crate::auction::room::{AuctionRoom, JoinLot, PlaceBid};
 use crate::bus::NodeId;
-use crate::clock::Clock;
+use crate::clock;
 use crate::config::{ChatSettings, WsSettings};
 use crate::domain::topic::{RoomName, Topic};
 use crate::protocol::client::{self, Envelope, Request};
@@ -49,7 +49,6 @@ pub struct ClientSession {
     identity: Identity,
     out: Outbound,
     registry: Addr<RoomRegistry>,
-    clock: Clock,
     ws: Arc<WsSettings>,
     chat: Arc<ChatSettings>,
     rooms: HashMap<Topic, Addr<Room>>,
@@ -68,7 +67,6 @@ pub struct ClientSession {
 #[derive(Clone)]
 pub struct SessionDeps {
     pub registry: Addr<RoomRegistry>,
-    pub clock: Clock,
     pub ws: Arc<WsSettings>,
     pub chat: Arc<ChatSettings>,
     pub hub: Addr<SessionHub>,
@@ -85,7 +83,6 @@ impl ClientSession {
             identity,
             out,
             registry: deps.registry,
-            clock: deps.clock,
             bucket: TokenBucket::new(deps.ws.rate, deps.ws.burst, now),
             ws: deps.ws,
             chat: deps.chat,
@@ -109,7 +106,7 @@ impl ClientSession {
     /// long as it stays open. Reconnecting finds no session. Whether it
     /// was closed.
     fn end_expired_session(&mut self, ctx: &mut Context<Self>) -> bool {
-        if self.session_ends.is_none_or(|ends| self.clock.now() < ends) {
+        if self.session_ends.is_none_or(|ends| clock::now() < ends) {
             return false;
         }
         if !self.signed_out {
@@ -243,7 +240,7 @@ impl ClientSession {
                 max_cents,
             } => self.bid(reference, &topic, amount_cents, max_cents, ctx),
             Request::Ping => {
-                let body = json!({ "server_time": client::time(self.clock.now()) });
+                let body = json!({ "server_time": client::time(clock::now()) });
                 self.answer(reference.as_deref(), Ok(body), ctx);
             }
         }
@@ -652,7 +649,7 @@ impl Actor for ClientSession {
             });
         }
         if let Some(ends) = self.session_ends {
-            let left = (ends - self.clock.now()).to_std().unwrap_or_default();
+            let left = (ends - clock::now()).to_std().unwrap_or_default();
             ctx.run_later(left, |act, ctx| {
                 act.end_expired_session(ctx);
             });

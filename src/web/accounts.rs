@@ -19,6 +19,7 @@ use crate::accounts::hub::{self, AccountEvent};
 use crate::accounts::password::PasswordError;
 use crate::accounts::store::{self, AccountError};
 use crate::accounts::{check_new_password, Account, LoginName, PASSWORD_LEN};
+use crate::clock;
 use crate::domain::user_name::UserName;
 
 /// Where to go after logging in: a path on this site, never elsewhere;
@@ -272,7 +273,7 @@ async fn start_session(
         &state.accounts.key,
         account.id,
         lifetime,
-        state.clock.now(),
+        clock::now(),
     )
     .await?;
     let mut response = see_other(next);
@@ -396,7 +397,7 @@ async fn create(
         }
         Err(PasswordError::Failed(err)) => return Err(PageError::Internal(err)),
     };
-    match store::insert_user(&state.db, name, display, hash, false, state.clock.now()).await {
+    match store::insert_user(&state.db, name, display, hash, false, clock::now()).await {
         Ok(account) => Ok(Ok(account)),
         Err(AccountError::NameTaken(_)) => Ok(Err((
             StatusCode::BAD_REQUEST,
@@ -483,8 +484,7 @@ pub async fn update_account(
                 .body(page.render()?));
         }
     };
-    let updated =
-        store::set_display_name(&state.db, v.account.id, &display, state.clock.now()).await?;
+    let updated = store::set_display_name(&state.db, v.account.id, &display, clock::now()).await?;
     if let Some(account) = updated {
         hub::notify(
             &state.accounts.hub,

@@ -13,7 +13,7 @@ use super::error::PageError;
 use super::session::{form_token, with_csrf_cookie, MaybeViewer};
 use super::subscriptions::GameChoice;
 use super::{html, AppState, Nav};
-use crate::clock::delta;
+use crate::clock::{self, delta};
 use crate::crawl::browse;
 use crate::crawl::catalog::discount_pct;
 use crate::crawl::lease::TaskState;
@@ -165,7 +165,7 @@ async fn maybe_refresh(state: &AppState) -> Result<(), PageError> {
     let stale = match store::last_finished_crawl(&state.db).await? {
         Some(last) => last
             .finished_at
-            .is_none_or(|t| t + stale_after <= state.clock.now()),
+            .is_none_or(|t| t + stale_after <= clock::now()),
         None => true,
     };
     if stale {

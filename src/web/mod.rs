@@ -26,7 +26,6 @@ use actix::Addr;
 use actix_web::{web, HttpResponse};
 use sea_orm::DatabaseConnection;
 
-use crate::clock::Clock;
 use crate::config::{ChatSettings, Settings, WsSettings};
 use crate::crawl::dispatcher::Dispatcher;
 use crate::crawl::merger::Merger;
@@ -40,7 +39,6 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub sites: Arc<Sites>,
-    pub clock: Clock,
     pub dispatcher: Addr<Dispatcher>,
     pub merger: Addr<Merger>,
     pub scheduler: Addr<Scheduler>,

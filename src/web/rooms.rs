@@ -16,7 +16,7 @@ use super::client_addr::client_addr;
 use super::error::{ApiError, PageError};
 use super::session::MaybeViewer;
 use super::{html, AppState, Nav};
-use crate::clock::delta;
+use crate::clock::{self, delta};
 use crate::domain::topic::{RoomName, Topic};
 use crate::metrics::Connection;
 use crate::protocol::{ErrorCode, Refusal};
@@ -75,7 +75,7 @@ async fn rooms_page(
     let names: Vec<String> = live.keys().cloned().collect();
     let listed = store::Listed {
         live: &names,
-        since: state.clock.now() - delta(state.chat.rooms_listed_for),
+        since: clock::now() - delta(state.chat.rooms_listed_for),
     };
     let total = store::count_listed(&state.db, &listed).await?;
     let pages = total.div_ceil(ROOMS_PER_PAGE).max(1);
@@ -273,7 +273,6 @@ pub async fn upgrade(
     let open = state.metrics.open(Connection::Client);
     let deps = SessionDeps {
         registry: state.registry.clone(),
-        clock: state.clock.clone(),
         ws: ws.clone(),
         chat: state.chat.clone(),
         hub: state.accounts.hub.clone(),

@@ -19,6 +19,7 @@ use crate::accounts::hub::SessionHub;
 use crate::accounts::password::Passwords;
 use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{store, token, Account};
+use crate::clock;
 
 pub const SESSION_COOKIE: &str = "bazaar_session";
 pub const CSRF_COOKIE: &str = "bazaar_csrf";
@@ -82,13 +83,8 @@ pub async fn viewer(req: &HttpRequest, state: &AppState) -> Result<Option<Viewer
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
-    let found = store::session(
-        &state.db,
-        &state.accounts.key,
-        cookie.value(),
-        state.clock.now(),
-    )
-    .await?;
+    let found =
+        store::session(&state.db, &state.accounts.key, cookie.value(), clock::now()).await?;
     Ok(found.map(|live| Viewer {
         account: live.account,
         csrf: live.csrf,

@@ -23,6 +23,7 @@ use super::error::PageError;
 use super::rate::RateLimit;
 use super::session::{check_csrf, form_token, with_csrf_cookie, MaybeViewer};
 use super::{sentence, AppState, Nav};
+use crate::clock;
 use crate::domain::money::parse_cents;
 use crate::mail::compose::{About, Links};
 use crate::mail::subscription::{self, LinkState, Policy, SubscribeError, Subscribed, Topic};
@@ -225,7 +226,7 @@ pub async fn subscribe(
         pages.policy,
         &email,
         topic,
-        state.clock.now(),
+        clock::now(),
     )
     .await
     .map_err(subscribe_error)?;
@@ -292,7 +293,7 @@ pub async fn confirm_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let pages = &state.subscriptions;
-    let now = state.clock.now();
+    let now = clock::now();
     match subscription::link_state(&state.db, &pages.links, &query.token, now).await? {
         LinkState::Pending(row) => {
             let about = about_row(&state, &row).await?;
@@ -322,8 +323,7 @@ pub async fn confirm(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let pages = &state.subscriptions;
-    let after =
-        subscription::confirm(&state.db, &pages.links, &form.token, state.clock.now()).await?;
+    let after = subscription::confirm(&state.db, &pages.links, &form.token, clock::now()).await?;
     link_page(&state, &viewer, &form.token, after).await
 }
 
@@ -380,7 +380,7 @@ pub async fn resend(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let pages = &state.subscriptions;
-    let now = state.clock.now();
+    let now = clock::now();
     let row = match subscription::link_state(&state.db, &pages.links, &form.token, now).await? {
         LinkState::Pending(row) | LinkState::Expired(row) | LinkState::Confirmed(row) => row,
         LinkState::Invalid => {
@@ -455,7 +455,7 @@ pub async fn unsubscribe(
     let Some(id) = pages.links.verify_unsubscribe(&token) else {
         return invalid_unsubscribe(&viewer);
     };
-    let Some(row) = subscription::unsubscribe(&state.db, id, state.clock.now()).await? else {
+    let Some(row) = subscription::unsubscribe(&state.db, id, clock::now()).await? else {
         return invalid_unsubscribe(&viewer);
     };
     let about = about_row(&state, &row).await?;

@@ -7,8 +7,9 @@
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use bazaar::clock::Clock;
+use bazaar::clock;
 use bazaar::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
+use bazaar::lifecycle::Lifecycle;
 use bazaar::mail::{
     self, EmailAddress, Enqueued, ExtraHeader, HeaderText, Mailer, NewMail, Transport,
 };
@@ -89,7 +90,7 @@ fn settings(port: u16) -> MailSettings {
 fn start_mailer(db: &DatabaseConnection, settings: &MailSettings) -> Addr<Mailer> {
     let data_dir = tempfile::tempdir().expect("data dir");
     let transport = Transport::from_settings(settings, data_dir.path()).expect("transport");
-    mail::start_with(db.clone(), Clock::new(), settings, transport).expect("start the mailer")
+    mail::start_with(db.clone(), settings, transport, &Lifecycle::new()).expect("start the mailer")
 }
 
 /// A digest for `to`, keyed by crawl.
@@ -120,7 +121,7 @@ async fn a_queued_mail_arrives_with_its_recipient_subject_parts_and_headers(back
     // Arrange
     let db = TestDb::new(backend).await;
     let sink = SmtpSink::start();
-    let queued = mail::enqueue(&db.db, digest(12, "ana@example.com"), Clock::new().now())
+    let queued = mail::enqueue(&db.db, digest(12, "ana@example.com"), clock::now())
         .await
         .expect("enqueue");
     assert_eq!(queued, Enqueued::Queued);
@@ -161,7 +162,7 @@ async fn a_mail_queued_twice_by_key_is_sent_once(backend: Backend) {
     // Arrange
     let db = TestDb::new(backend).await;
     let sink = SmtpSink::start();
-    let now = Clock::new().now();
+    let now = clock::now();
     let first = mail::enqueue(&db.db, digest(3, "ana@example.com"), now).await;
     let second = mail::enqueue(&db.db, digest(3, "ana@example.com"), now).await;
     assert_eq!(first.expect("first"), Enqueued::Queued);
@@ -174,7 +175,7 @@ async fn a_mail_queued_twice_by_key_is_sent_once(backend: Backend) {
     })
     .await;
     // Queueing it again after it was sent changes nothing either.
-    let third = mail::enqueue(&db.db, digest(3, "ana@example.com"), Clock::new().now()).await;
+    let third = mail::enqueue(&db.db, digest(3, "ana@example.com"), clock::now()).await;
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
 
     // Assert
@@ -188,7 +189,7 @@ async fn mail_queued_while_the_smtp_server_is_down_arrives_when_it_comes_up(back
     let db = TestDb::new(backend).await;
     let port = free_port();
     let key = "digest:crawl-5:ana@example.com";
-    mail::enqueue(&db.db, digest(5, "ana@example.com"), Clock::new().now())
+    mail::enqueue(&db.db, digest(5, "ana@example.com"), clock::now())
         .await
         .expect("enqueue");
     let _mailer = start_mailer(&db.db, &settings(port));
@@ -214,7 +215,7 @@ async fn a_4xx_reply_is_retried_and_the_mail_arrives(backend: Backend) {
     let sink = SmtpSink::start();
     sink.script(&["451 4.3.0 Mailbox busy, try again later"]);
     let key = "digest:crawl-7:ana@example.com";
-    mail::enqueue(&db.db, digest(7, "ana@example.com"), Clock::new().now())
+    mail::enqueue(&db.db, digest(7, "ana@example.com"), clock::now())
         .await
         .expect("enqueue");
 
@@ -235,7 +236,7 @@ async fn a_5xx_reply_marks_the_mail_failed_with_the_servers_reply(backend: Backe
     let sink = SmtpSink::start();
     sink.script(&["550 5.1.1 No such user here"]);
     let key = "digest:crawl-8:ghost@example.com";
-    mail::enqueue(&db.db, digest(8, "ghost@example.com"), Clock::new().now())
+    mail::enqueue(&db.db, digest(8, "ghost@example.com"), clock::now())
         .await
         .expect("enqueue");
 
@@ -258,7 +259,7 @@ async fn a_mail_whose_lease_ran_out_is_sent_again_and_a_live_lease_is_left_alone
     // lease has run out, the other has not.
     let db = TestDb::new(backend).await;
     let sink = SmtpSink::start();
-    let now = Clock::new().now();
+    let now = clock::now();
     for (crawl, leased_until) in [
         (20, now - chrono::TimeDelta::seconds(1)),
         (21, now + chrono::TimeDelta::hours(1)),
@@ -300,7 +301,7 @@ async fn two_mailers_on_one_outbox_send_each_mail_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let other = bazaar::db::connect(&db.url).await.expect("second pool");
     let sink = SmtpSink::start();
-    let now = Clock::new().now();
+    let now = clock::now();
     for i in 0..40 {
         mail::enqueue(&db.db, digest(30, &format!("user{i}@example.com")), now)
             .await

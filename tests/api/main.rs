@@ -33,6 +33,7 @@ mod direct;
 mod faults;
 mod hardening_accounts;
 mod helpers;
+mod lifecycle;
 mod mail;
 mod metrics;
 mod politeness;

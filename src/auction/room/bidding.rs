@@ -15,6 +15,7 @@ use crate::auction::bid::Standing;
 use crate::auction::store::{self, PlaceBidError};
 use crate::auction::{BidError, BidRequest, LotRules, LotState};
 use crate::bus::EventKind;
+use crate::clock;
 use crate::protocol::client::{self, BidView};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::rooms::detached::Detached;
@@ -150,7 +151,7 @@ impl Handler<PlaceBid> for AuctionRoom {
 
     fn handle(&mut self, msg: PlaceBid, _: &mut Context<Self>) -> Self::Result {
         supervision::drill(Name::Lot);
-        let now = self.clock.now();
+        let now = clock::now();
         let Some(cached) = &self.cached else {
             // Joined members always leave a copy; without one, nobody could
             // have joined.

@@ -7,6 +7,7 @@ use actix::prelude::*;
 
 use super::{Dispatcher, WorkerId, DISCONNECTED_BY_ADMIN};
 use crate::bus::{Control, WorkerAction};
+use crate::clock;
 use crate::crawl::lease::{LeaseToken, Setback};
 use crate::crawl::store::{self, Released};
 use crate::supervision::{self, Name};
@@ -84,7 +85,7 @@ impl Handler<TaskFailed> for Dispatcher {
         }
         let db = self.db.clone();
         let policy = self.policy.retry;
-        let now = self.clock.now();
+        let now = clock::now();
         let setback = Setback::Failed {
             retryable: msg.retryable,
         };

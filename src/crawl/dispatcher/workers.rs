@@ -5,7 +5,7 @@
 use actix::prelude::*;
 
 use super::{Dispatcher, WorkerEntry};
-use crate::clock::delta;
+use crate::clock::{self, delta};
 use crate::crawl::lease::{LeaseToken, Setback};
 use crate::crawl::store;
 use crate::crawl::worker_session::{DrainWorker, WorkerSession};
@@ -35,7 +35,7 @@ impl Handler<Connect> for Dispatcher {
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> WorkerId {
         self.next_worker += 1;
         let id = self.next_worker;
-        let now = self.clock.now();
+        let now = clock::now();
         tracing::info!(worker = id, name = %msg.name, peer = %msg.peer, slots = msg.slots, "worker connected");
         self.workers.insert(
             id,
@@ -186,7 +186,7 @@ impl Handler<Heartbeat> for Dispatcher {
 
     fn handle(&mut self, msg: Heartbeat, ctx: &mut Context<Self>) {
         supervision::drill(Name::Dispatcher);
-        let now = self.clock.now();
+        let now = clock::now();
         let Some(worker) = self.workers.get_mut(&msg.worker.0) else {
             return;
         };

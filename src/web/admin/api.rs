@@ -22,6 +22,7 @@ use crate::admin::tasks::{self as queue, TaskFilter};
 use crate::admin::{crawls, outbox as mail, Page};
 use crate::auction::LotStatus;
 use crate::bus::WorkerAction;
+use crate::clock;
 use crate::web::auth::{constant_time_eq, has_token};
 use crate::web::error::ApiError;
 use crate::web::session::viewer;
@@ -93,7 +94,7 @@ async fn act(
         .map_err(ApiError::TooManyRequests)?;
     let name = format!("{action:?}");
     let sent_to = action.sent_to().map(str::to_owned);
-    let done = actions::perform(&levers(state), &caller.0, action, state.clock.now())
+    let done = actions::perform(&levers(state), &caller.0, action, clock::now())
         .await
         .map_err(action_error)?;
     Ok(HttpResponse::Ok().json(json!({
@@ -427,7 +428,7 @@ pub async fn start_crawl(
 /// Topics with members on any node or messages in the last minute.
 pub async fn rooms(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let fleet = fleet_of(&state).await?;
-    let rooms = rooms::activity(&state.db, fleet.members(), state.clock.now()).await?;
+    let rooms = rooms::activity(&state.db, fleet.members(), clock::now()).await?;
     Ok(HttpResponse::Ok().json(json!({
         "window_seconds": RATE_WINDOW.as_secs(),
         "rooms": rooms,

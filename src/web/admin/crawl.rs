@@ -10,6 +10,7 @@ use super::fleet::CrawlRow;
 use super::page::{encode, frame, id_of, Frame};
 use super::AdminViewer;
 use crate::admin::crawls::{self, plural, Pages, SiteReport, FAILURES_SHOWN};
+use crate::clock;
 use crate::crawl::lease::TaskState;
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;
@@ -134,7 +135,7 @@ pub async fn crawl(
     let body = CrawlPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "crawls"),
-        crawl: CrawlRow::from(&detail.report, state.clock.now()),
+        crawl: CrawlRow::from(&detail.report, clock::now()),
         sites: detail
             .sites
             .into_iter()

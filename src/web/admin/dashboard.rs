@@ -16,6 +16,7 @@ use crate::accounts::store;
 use crate::admin::dashboard::{self, Bar, Snapshot};
 use crate::admin::fleet::Fleet;
 use crate::bus::NodeWorker;
+use crate::clock;
 use crate::domain::topic::Topic;
 use crate::web::error::PageError;
 use crate::web::session::{MaybeViewer, SESSION_COOKIE};
@@ -86,7 +87,7 @@ pub async fn dashboard(
     admin: AdminViewer,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let now = dashboard::snapshot(&state.db, state.clock.now()).await?;
+    let now = dashboard::snapshot(&state.db, clock::now()).await?;
     let fleet = fleet_of(&state).await?;
     let node = NodeActivity::of(&fleet);
     let workers = fleet
@@ -146,7 +147,7 @@ pub async fn events(_: AdminViewer, req: HttpRequest, state: web::Data<AppState>
 /// One tick's frame, or `None` to end the stream: the session behind
 /// `cookie` is over, or its account is no longer an admin.
 async fn tick(state: &AppState, cookie: &str) -> Option<web::Bytes> {
-    let session = store::session(&state.db, &state.accounts.key, cookie, state.clock.now()).await;
+    let session = store::session(&state.db, &state.accounts.key, cookie, clock::now()).await;
     match session {
         Ok(Some(live)) if live.account.is_admin => {}
         Ok(_) => return None,
@@ -158,7 +159,7 @@ async fn tick(state: &AppState, cookie: &str) -> Option<web::Bytes> {
             return Some(web::Bytes::from_static(b": session check failed\n\n"));
         }
     }
-    let snapshot = dashboard::snapshot(&state.db, state.clock.now()).await;
+    let snapshot = dashboard::snapshot(&state.db, clock::now()).await;
     let fleet = fleet_of(state).await.ok();
     Some(match snapshot {
         Ok(snapshot) => format!("data: {}\n\n", event(&snapshot, fleet.as_ref())).into(),

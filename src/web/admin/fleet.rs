@@ -15,6 +15,7 @@ use crate::admin::actions::Action;
 use crate::admin::crawls;
 use crate::admin::rooms::{self, RoomActivity, RATE_WINDOW};
 use crate::bus::{NodeWorker, WorkerAction};
+use crate::clock;
 use crate::crawl::lease::TaskState;
 use crate::crawl::store::CrawlReport;
 use crate::domain::topic::Topic;
@@ -91,7 +92,7 @@ pub async fn workers(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let fleet = fleet_of(&state).await?;
-    let now = state.clock.now();
+    let now = clock::now();
     let body = WorkersPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "workers"),
@@ -208,7 +209,7 @@ pub async fn crawls(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let page = crawls::list(&state.db, query.page.unwrap_or(1)).await?;
-    let now = state.clock.now();
+    let now = clock::now();
     let body = CrawlsPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "crawls"),
@@ -280,7 +281,7 @@ pub async fn rooms(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let fleet = fleet_of(&state).await?;
-    let activity = rooms::activity(&state.db, fleet.members(), state.clock.now()).await?;
+    let activity = rooms::activity(&state.db, fleet.members(), clock::now()).await?;
     let body = RoomsPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "rooms"),

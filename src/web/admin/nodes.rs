@@ -12,6 +12,7 @@ use super::{fleet_of, AdminViewer};
 use crate::admin::actions::Action;
 use crate::bus::nodes::NODE_TTL;
 use crate::bus::NodeInfo;
+use crate::clock;
 use crate::web::auctions::span;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
@@ -71,7 +72,7 @@ pub async fn nodes(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let fleet = fleet_of(&state).await?;
-    let now = state.clock.now();
+    let now = clock::now();
     let body = NodesPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "nodes"),

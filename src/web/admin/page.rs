@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{levers, rate_limited, AdminViewer};
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::Page;
+use crate::clock;
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, MaybeViewer};
 use crate::web::{see_other, sentence, AppState};
@@ -85,7 +86,7 @@ pub(super) async fn act(
         Some(node) => format!("{back}?sent={}", encode(node)),
         None => back.to_owned(),
     };
-    actions::perform(&levers(state), &actor, action, state.clock.now())
+    actions::perform(&levers(state), &actor, action, clock::now())
         .await
         .map_err(action_error)?;
     Ok(see_other(&back))

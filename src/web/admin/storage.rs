@@ -6,6 +6,7 @@ use askama::Template;
 
 use super::page::{frame, Frame};
 use super::AdminViewer;
+use crate::clock;
 use crate::retention::report::{self, Line};
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;
@@ -28,7 +29,7 @@ pub async fn storage(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let retention = &state.settings.retention;
-    let overview = report::overview(&state.db, retention, state.clock.now()).await?;
+    let overview = report::overview(&state.db, retention, clock::now()).await?;
     let body = StoragePage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "storage"),

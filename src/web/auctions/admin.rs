@@ -11,6 +11,7 @@ use crate::admin::actions::{self, Action};
 use crate::admin::audit::{self, Actor, Entry};
 use crate::auction::store::{self, StoreError};
 use crate::auction::{Increments, LotStatus};
+use crate::clock;
 use crate::domain::money::units;
 use crate::rooms::registry::LotChanged;
 use crate::web::accounts::login_url;
@@ -142,15 +143,12 @@ fn not_editable(id: i64, status: LotStatus) -> PageError {
 }
 
 /// `GET /auctions/new`
-pub async fn new_form(
-    viewer: MaybeViewer,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, PageError> {
+pub async fn new_form(viewer: MaybeViewer) -> Result<HttpResponse, PageError> {
     let admin = match admin(&viewer) {
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response("/auctions/new")),
     };
-    let form = LotForm::blank(state.clock.now());
+    let form = LotForm::blank(clock::now());
     form_page(&viewer, &admin.csrf, None, &form, &[])
 }
 
@@ -167,7 +165,7 @@ pub async fn create(
     };
     check_csrf(&req, &viewer, &form.csrf)?;
     let actor = limited(&req, &state, admin).await?;
-    let now = state.clock.now();
+    let now = clock::now();
     let listing = match form.listing(now) {
         Ok(listing) => listing,
         Err(errors) => return form_page(&viewer, &admin.csrf, None, &form, &errors),
@@ -212,7 +210,7 @@ async fn audited(
         object_id: Some(lot.to_string()),
         detail,
     };
-    audit::record(&state.db, actor, entry, state.clock.now()).await?;
+    audit::record(&state.db, actor, entry, clock::now()).await?;
     Ok(())
 }
 
@@ -258,7 +256,7 @@ pub async fn update(
     if lot.state.status != LotStatus::Scheduled {
         return Err(not_editable(id, lot.state.status));
     }
-    let now = state.clock.now();
+    let now = clock::now();
     let listing = match form.listing(now) {
         Ok(listing) => listing,
         Err(errors) => return form_page(&viewer, &admin.csrf, Some(id), &form, &errors),
@@ -292,14 +290,7 @@ pub async fn cancel(
     check_csrf(&req, &viewer, &form.csrf)?;
     let actor = limited(&req, &state, admin).await?;
     let id: i64 = path.parse().map_err(|_| PageError::NotFound)?;
-    match actions::perform(
-        &levers(&state),
-        &actor,
-        Action::CancelLot(id),
-        state.clock.now(),
-    )
-    .await
-    {
+    match actions::perform(&levers(&state), &actor, Action::CancelLot(id), clock::now()).await {
         Ok(_) => Ok(see_other(&format!("/auctions/{id}"))),
         Err(err) => Err(action_error(err)),
     }

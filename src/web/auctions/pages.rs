@@ -8,6 +8,7 @@ use entity::lots;
 use crate::accounts;
 use crate::auction::store::{self, BidRecord, StoredLot};
 use crate::auction::LotStatus;
+use crate::clock;
 use crate::domain::money::{units, Money};
 use crate::domain::topic::Topic;
 use crate::web::accounts::login_url;
@@ -109,7 +110,7 @@ pub async fn index(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let lists = store::list_lots(&state.db).await.map_err(store_failed)?;
-    let now = state.clock.now();
+    let now = clock::now();
     let winners = accounts::store::display_names(
         &state.db,
         lists.finished.iter().filter_map(|r| r.winner_id),
@@ -253,7 +254,7 @@ pub async fn show(
         accounts::store::display_names(&state.db, view.leader.into_iter().chain(row.winner_id))
             .await?;
     let bids = store::bids_for(&state.db, row.id, HISTORY_SHOWN).await?;
-    let now = state.clock.now();
+    let now = clock::now();
     let ended = matches!(view.status, LotStatus::Finished | LotStatus::Cancelled);
     let until = match view.status {
         LotStatus::Scheduled => span(lot.rules.starts_at() - now),
