@@ -46,9 +46,9 @@
 //!   hears an error. Sessions are not restarted: their socket closes, and
 //!   the client or worker reconnects.
 //!
-//! bazaar worker                   worker/
-//! ├─ Link                         worker/link.rs          WebSocket to the server, reconnects
-//! └─ Supervisor ─ Scraper × slots worker/scraper.rs       fetch (scrape/fetch.rs) + extract (scrape/);
+//! bazaar-worker (or bazaar worker) the worker crate, worker/src/
+//! ├─ Link                         link.rs                 WebSocket to the server, reconnects
+//! └─ Supervisor ─ Scraper × slots scrapers.rs             fetch (scrape/fetch.rs) + extract (scrape/);
 //!                                                         a panic while extracting restarts it
 //! ```
 //!
@@ -70,7 +70,6 @@
 pub mod accounts;
 pub mod admin;
 pub mod auction;
-pub mod backoff;
 pub mod batch;
 pub mod bench;
 pub mod bus;
@@ -85,20 +84,20 @@ pub mod handover;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
-pub mod net;
 pub mod retention;
 pub mod roles;
 pub mod rooms;
-pub mod scrape;
 pub mod secrets;
 pub mod sites_cli;
 pub mod startup;
 pub mod supervision;
 pub mod telemetry;
 pub mod web;
-pub mod worker;
 pub mod ws;
 
-// The wire protocol is a crate of its own (protocol/); the server's
-// modules reach it under the name they always used.
+// The wire protocol (protocol/) and the worker (worker/) are crates of
+// their own; the server's modules reach them, and the worker's scraping,
+// backoff and connections it shares, under the names they always used.
 pub use bazaar_protocol as protocol;
+pub use bazaar_worker as worker;
+pub use bazaar_worker::{backoff, net, scrape};

@@ -14,7 +14,7 @@ use bazaar::config::{LogFormat, Settings};
 use bazaar::domain::user_name::UserName;
 use bazaar::protocol::worker::TaskKind;
 use bazaar::sites_cli::{self, CheckOptions};
-use bazaar::worker::WorkerOptions;
+use bazaar::worker::WorkerArgs;
 use bazaar::{bench, chat_cli, db, startup, telemetry, worker};
 
 #[derive(Parser)]
@@ -51,20 +51,7 @@ enum Command {
         local_workers: Option<u32>,
     },
     /// Run a worker that takes scraping tasks from a server.
-    Worker {
-        /// The server, e.g. ws://127.0.0.1:8080.
-        #[arg(long)]
-        server: Url,
-        /// The server's worker token (see data/worker_token on the server).
-        #[arg(long, env = "BAZAAR_WORKER_TOKEN", hide_env_values = true)]
-        token: String,
-        /// Pages fetched at once.
-        #[arg(long, default_value_t = 4)]
-        slots: u32,
-        /// The name shown in the server's worker list.
-        #[arg(long)]
-        name: Option<String>,
-    },
+    Worker(WorkerArgs),
     /// Bring the database schema up to date and exit.
     Migrate,
     /// Measure a scenario (see `bazaar bench --help`).
@@ -198,27 +185,7 @@ fn main() -> anyhow::Result<()> {
                     .run_until_stopped()
                     .await
             }
-            Command::Worker {
-                server,
-                token,
-                slots,
-                name,
-            } => {
-                if !matches!(server.scheme(), "ws" | "wss") {
-                    anyhow::bail!("--server must be a ws:// or wss:// URL, not {server}");
-                }
-                if !(1..=256).contains(&slots) {
-                    anyhow::bail!("--slots must be between 1 and 256");
-                }
-                let name = name.unwrap_or_else(default_worker_name);
-                worker::run(WorkerOptions {
-                    server,
-                    token,
-                    slots,
-                    name,
-                })
-                .await
-            }
+            Command::Worker(args) => worker::run(args.options()?).await,
             Command::Admin(AdminCommand::Prune { dry_run }) => {
                 let file = settings.data_dir.join("bazaar.db");
                 if settings.database.url.is_none() && !file.exists() {
@@ -332,12 +299,4 @@ async fn create_user(
         account.id
     );
     Ok(())
-}
-
-/// `hostname-pid`, so that several workers on one machine are told apart.
-fn default_worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "worker".to_owned());
-    format!("{host}-{}", std::process::id())
 }

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::title::TitlePattern;
+// The worker checks every URL it fetches by the same rule.
 use crate::protocol::worker::{Extractor, Profile};
+pub use crate::scrape::hosts::{host_key, is_allowed};
 
 /// The built-in configuration: the three demo stores this server serves.
 pub const DEMO_SITES: &str = include_str!("../demo/sites.toml");
@@ -249,21 +251,6 @@ fn site_problems(entry: &SiteEntry, before: &Sites) -> Vec<String> {
     problems
 }
 
-/// `host[:port]`: the unit of politeness and of the allowed-host lists.
-pub fn host_key(url: &Url) -> Option<String> {
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
-}
-
-/// Whether `url` may be fetched for a site allowing `allowed_hosts`.
-pub fn is_allowed(url: &Url, allowed_hosts: &[String]) -> bool {
-    matches!(url.scheme(), "http" | "https")
-        && host_key(url).is_some_and(|h| allowed_hosts.contains(&h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,16 +411,5 @@ mod tests {
             .err()
             .expect("refused");
         assert!(format!("{err:#}").contains("line 1"), "{err:#}");
-    }
-
-    #[test]
-    fn only_allowed_hosts_over_http_are_fetchable() {
-        let allowed = vec!["store.example".to_owned(), "127.0.0.1:8080".to_owned()];
-        let ok = |u: &str| is_allowed(&Url::parse(u).expect("url"), &allowed);
-        assert!(ok("https://store.example/game/1"));
-        assert!(ok("http://127.0.0.1:8080/demo/"));
-        assert!(!ok("http://127.0.0.1:8081/demo/"));
-        assert!(!ok("https://evil.example/"));
-        assert!(!ok("file:///etc/passwd"));
     }
 }

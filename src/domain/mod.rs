@@ -1,7 +1,8 @@
 //! Domain newtypes and rules parsed once at the edge.
 
 pub mod money;
-pub mod title;
+// Titles are read at the source, so their rules live with the worker.
+pub use bazaar_worker::title;
 pub mod topic;
 pub mod trusted_proxies;
 pub mod user_name;

@@ -124,6 +124,31 @@ async fn a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_ca
 }
 on_both_backends!(a_full_crawl_of_the_demo_stores_with_two_workers_builds_the_expected_catalog);
 
+#[actix_web::test]
+async fn the_standalone_worker_binary_crawls_the_demo_stores_to_the_end() {
+    // Arrange: the demo stores, and no worker but one `bazaar-worker`, the
+    // binary an operator runs on a machine that only crawls.
+    let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
+    let _worker = app.spawn_standalone_worker("lone", 4);
+
+    // Act
+    let id = app.start_crawl().await;
+    let report = app.wait_crawl(id, Duration::from_secs(60)).await;
+
+    // Assert: it did every task, and the catalog holds every offer.
+    assert_eq!(report["tasks"]["dead"], 0, "{report}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM offers").await,
+        expected_catalog(1).len() as i64
+    );
+    let workers = app
+        .count("SELECT COUNT(DISTINCT worker) FROM tasks WHERE state = 'done'")
+        .await;
+    assert_eq!(workers, 1);
+    let (_, fleet) = app.get_json("/api/workers").await;
+    assert_eq!(fleet["workers"][0]["name"], "lone", "{fleet}");
+}
+
 async fn a_price_change_between_crawls_adds_history_and_records_the_drops(backend: Backend) {
     // Arrange: one finished crawl at seed 1.
     let app = spawn_app(

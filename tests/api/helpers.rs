@@ -346,14 +346,38 @@ impl TestApp {
 
     /// Starts a `bazaar worker` against this server.
     pub fn spawn_worker(&self, name: &str, slots: u32, env: &[(&str, &str)]) -> WorkerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bazaar"));
+        command.arg("worker");
+        self.start_worker(command, name, slots, env)
+    }
+
+    /// Starts `bazaar-worker`, the worker's binary of its own, against this
+    /// server. It is the worker crate's, so only a build of the workspace
+    /// (as `scripts/test` runs) puts it beside `bazaar`.
+    pub fn spawn_standalone_worker(&self, name: &str, slots: u32) -> WorkerProcess {
+        let binary = Path::new(env!("CARGO_BIN_EXE_bazaar")).with_file_name("bazaar-worker");
+        assert!(
+            binary.exists(),
+            "{} is not built: run the tests with --workspace, or cargo build -p bazaar-worker",
+            binary.display()
+        );
+        self.start_worker(Command::new(binary), name, slots, &[])
+    }
+
+    fn start_worker(
+        &self,
+        mut command: Command,
+        name: &str,
+        slots: u32,
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join(format!("worker-{name}.log")))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
+        let child = command
             .args([
-                "worker",
                 "--server",
                 &self.ws,
                 "--name",

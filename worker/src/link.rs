@@ -15,11 +15,11 @@ use awc::BoxedSocket;
 use futures_util::stream::{SplitSink, StreamExt};
 use tokio::sync::oneshot;
 
-use super::scraper::{Scrape, ScrapeDone, ScrapeOutput, Scraper};
 use super::WorkerOptions;
 use crate::backoff::Backoff;
 use crate::protocol::worker::{ServerFrame, WorkerFrame};
 use crate::scrape::fetch::Fetcher;
+use crate::scrapers::{Scrape, ScrapeDone, ScrapeOutput, Scraper};
 
 /// The waits before reconnecting: 200 ms, doubling up to 10 s.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));

@@ -10,8 +10,8 @@ use super::markup::{clean_text, ensure_html, static_selector};
 use super::schema::{Fallback, Offer};
 use super::trace::{Field, Recorder, Trace};
 use super::{css, jsonld, meta, steam_app_id, ExtractError, Price};
-use crate::domain::title::strip_title;
 use crate::protocol::worker::{Extractor, Item, Profile};
+use crate::title::strip_title;
 
 /// Extracts the offers on a game page with the profile's extractor. Returns at
 /// least one item, or says why there is none.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use awc::http::header;
 use url::Url;
 
-use crate::crawl::sites::is_allowed;
+use super::hosts::is_allowed;
 
 /// The longest a whole fetch may take.
 const TIMEOUT: Duration = Duration::from_secs(20);

@@ -12,9 +12,9 @@ use super::price::parse_currency;
 use super::schema::{self, says_unavailable, Block, Fallback, Offer};
 use super::trace::Field;
 use super::{ExtractError, PriceError};
-use crate::domain::title::{normalize_title, strip_title};
 use crate::protocol::worker::Item;
 use crate::scrape::steam::STEAM;
+use crate::title::{normalize_title, strip_title};
 
 pub(super) fn extract(page: &Page<'_>) -> Result<Vec<Item>, ExtractError> {
     let rec = page.rec;

@@ -106,12 +106,12 @@ fn strip_wrappers(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::title::normalize_title;
     use crate::protocol::worker::{Extractor, Profile};
     use crate::scrape::fixtures::{
         profile, EPIC_STORE, GOG_GAME, HUMBLE_STORE, INSTANT_GAMING, PIXEL_CRATE,
     };
     use crate::scrape::{extract_page, extract_page_traced, Field, Trace};
+    use crate::title::normalize_title;
     use url::Url;
 
     fn run(html: &str) -> Result<Vec<Item>, ExtractError> {

@@ -5,6 +5,7 @@
 mod css;
 mod error;
 pub mod fetch;
+pub mod hosts;
 mod jsonld;
 mod listing;
 mod markup;
