@@ -44,6 +44,7 @@ pub fn web_server(settings: &Settings, state: web::Data<AppState>) -> anyhow::Re
             // Outermost, so that the time includes the other middleware.
             .wrap_fn(move |req, service| crate::web::metrics::time_request(&metrics, req, service))
             .app_data(state.clone())
+            .configure(|cfg| state.register(cfg))
             .app_data(demo.clone())
             .app_data(crate::web::error::json_config())
             .app_data(crate::web::error::query_config())

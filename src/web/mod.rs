@@ -62,6 +62,66 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+impl AppState {
+    /// Registers each part as app data of its own, for handlers to extract
+    /// only what they use.
+    pub fn register(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.db.clone()))
+            .app_data(web::Data::from(self.settings.clone()))
+            .app_data(web::Data::from(self.sites.clone()))
+            .app_data(web::Data::new(self.dispatcher.clone()))
+            .app_data(web::Data::new(self.merger.clone()))
+            .app_data(web::Data::new(self.scheduler.clone()))
+            .app_data(web::Data::new(self.registry.clone()))
+            .app_data(web::Data::from(self.bus.clone()))
+            .app_data(web::Data::from(self.chat.clone()))
+            .app_data(web::Data::new(auth::WorkerToken(self.worker_token.clone())))
+            .app_data(web::Data::new(auth::ApiToken(self.api_token.clone())))
+            .app_data(web::Data::new(self.leaving.clone()))
+            .app_data(web::Data::from(self.accounts.clone()))
+            .app_data(web::Data::from(self.subscriptions.clone()))
+            .app_data(web::Data::from(self.metrics.clone()))
+            .app_data(web::Data::new(Admission {
+                ws: self.ws.clone(),
+                leaving: self.leaving.clone(),
+                sockets: self.sockets.clone(),
+                metrics: self.metrics.clone(),
+            }))
+            .app_data(web::Data::new(admin::Controls {
+                bus: self.bus.clone(),
+                dispatcher: self.dispatcher.clone(),
+                scheduler: self.scheduler.clone(),
+                registry: self.registry.clone(),
+                metrics: self.metrics.clone(),
+                leaving: self.leaving.clone(),
+                limit: self.admin_limit.clone(),
+                per_minute: u64::from(self.settings.accounts.admin_actions_per_minute.max(1)),
+                bind: self.settings.server.bind.clone(),
+            }));
+    }
+}
+
+/// What a WebSocket handshake needs of the node, client's and worker's
+/// alike: the socket limits, the caps and count of open sockets, whether
+/// the node is leaving, and the connection gauges.
+pub struct Admission {
+    pub ws: Arc<WsSettings>,
+    pub leaving: crate::ws::Leaving,
+    pub sockets: Arc<crate::ws::Sockets>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Admission {
+    /// The door a socket from `client` opens through.
+    pub fn door(&self, client: Option<std::net::IpAddr>) -> crate::ws::Door<'_> {
+        crate::ws::Door {
+            leaving: &self.leaving,
+            sockets: &self.sockets,
+            client,
+        }
+    }
+}
+
 /// What the top bar of every page shows: who is logged in, and the token
 /// its log-out button carries.
 #[derive(Debug, Clone, Default)]

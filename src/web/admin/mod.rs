@@ -23,6 +23,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use actix::Addr;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use super::client_addr::client_addr;
@@ -32,10 +35,35 @@ use super::AppState;
 use crate::admin::actions::Levers;
 use crate::admin::audit::Actor;
 use crate::admin::fleet::{Fleet, Live, VERSION};
-use crate::bus::NodeInfo;
+use crate::bus::{Bus, NodeInfo};
+use crate::crawl::dispatcher::Dispatcher;
+use crate::crawl::scheduler::Scheduler;
+use crate::metrics::Metrics;
+use crate::rooms::registry::RoomRegistry;
+use crate::web::rate::RateLimit;
+use crate::ws::Leaving;
 
 /// The window admin actions are counted in.
 const ACTION_WINDOW: Duration = Duration::from_secs(60);
+
+/// What the admin pages and API reach of this node besides the database:
+/// the levers of its actions, the rate limit on them, and the fleet's
+/// live view.
+pub struct Controls {
+    pub bus: Arc<dyn Bus>,
+    pub dispatcher: Addr<Dispatcher>,
+    pub scheduler: Addr<Scheduler>,
+    pub registry: Addr<RoomRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub leaving: Leaving,
+    /// Admin actions per admin (or the API token) and minute, counted on
+    /// this node alone while the bus cannot count for the cluster.
+    pub limit: Arc<RateLimit>,
+    /// `accounts.admin_actions_per_minute`, at least 1.
+    pub per_minute: u64,
+    /// `server.bind`: what this node is called before the bus has heard of it.
+    pub bind: String,
+}
 
 /// A logged-in admin; any other request is answered before the handler runs.
 pub struct AdminViewer(pub Viewer);
