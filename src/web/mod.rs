@@ -34,8 +34,12 @@ use crate::crawl::sites::Sites;
 use crate::metrics::Metrics;
 use crate::rooms::registry::RoomRegistry;
 
-/// What every handler can reach.
-pub struct AppState {
+/// The node's parts the HTTP side shares. No handler takes it whole: the
+/// server registers each part (and the `Admission` and admin `Controls`
+/// groups) as app data of its own, and handlers extract what they use.
+/// It stays one struct because the app factory, run once per worker
+/// thread, registers all of it.
+pub struct Parts {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub sites: Arc<Sites>,
@@ -62,7 +66,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-impl AppState {
+impl Parts {
     /// Registers each part as app data of its own, for handlers to extract
     /// only what they use.
     pub fn register(&self, cfg: &mut web::ServiceConfig) {
@@ -99,6 +103,16 @@ impl AppState {
                 bind: self.settings.server.bind.clone(),
             }));
     }
+}
+
+/// A part registered as app data (see `Parts::register`), for the
+/// extractors that are not handlers' arguments themselves.
+pub(crate) fn part<T: ?Sized + 'static>(
+    req: &actix_web::HttpRequest,
+) -> anyhow::Result<web::Data<T>> {
+    req.app_data::<web::Data<T>>()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no {} in the app data", std::any::type_name::<T>()))
 }
 
 /// What a WebSocket handshake needs of the node, client's and worker's
