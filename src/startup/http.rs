@@ -2,6 +2,7 @@
 //! `server.bind` (port 0 takes a free port).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use actix_http::HttpService;
 use actix_service::map_config;
@@ -14,7 +15,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::demo::DemoState;
 use crate::handover::CLIENT_GRACE;
-use crate::web::AppState;
+use crate::web::Parts;
 
 /// Scripts only inline from our own origin; no CDN, no inline scripts.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -27,10 +28,10 @@ pub struct Listening {
 }
 
 /// Binds `server.bind` and builds the server on it.
-pub fn web_server(settings: &Settings, state: web::Data<AppState>) -> anyhow::Result<Listening> {
+pub fn web_server(settings: &Settings, parts: Arc<Parts>) -> anyhow::Result<Listening> {
     let demo = web::Data::new(DemoState::new(settings.demo.seed));
     let app = move || {
-        let metrics = state.metrics.clone();
+        let metrics = parts.metrics.clone();
         App::new()
             .wrap(Compress::default())
             .wrap(
@@ -43,7 +44,7 @@ pub fn web_server(settings: &Settings, state: web::Data<AppState>) -> anyhow::Re
             .wrap(TracingLogger::default())
             // Outermost, so that the time includes the other middleware.
             .wrap_fn(move |req, service| crate::web::metrics::time_request(&metrics, req, service))
-            .app_data(state.clone())
+            .configure(|cfg| parts.register(cfg))
             .app_data(demo.clone())
             .app_data(crate::web::error::json_config())
             .app_data(crate::web::error::query_config())

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use actix_web::web;
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 
@@ -40,7 +39,7 @@ use crate::supervision::{self, Name, Restart};
 use crate::web::rate::RateLimit;
 use crate::web::session::Accounts;
 use crate::web::subscriptions::Subscriptions;
-use crate::web::AppState;
+use crate::web::Parts;
 use crate::ws::{Caps, Leaving, Sockets};
 use crate::{db, secrets};
 
@@ -70,7 +69,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Node> {
     let leaving = Leaving::default();
     let handover = handover(&core, &crawl, &leaving);
     let settings = Arc::new(settings);
-    let state = web::Data::new(AppState {
+    let parts = Arc::new(Parts {
         db: core.db.clone(),
         settings: settings.clone(),
         sites: crawl.sites,
@@ -96,7 +95,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Node> {
         )),
         metrics: core.metrics.clone(),
     });
-    let listening = http::web_server(&settings, state)?;
+    let listening = http::web_server(&settings, parts)?;
     Heartbeat {
         bus: core.bus.clone(),
         addr: listening.address,

@@ -1,6 +1,10 @@
 //! Account pages: register, log in, log out, and `/account` (the display
 //! name). Every POST carries a CSRF token; logins are throttled.
 
+use crate::bus::Bus;
+use crate::config::Settings;
+use crate::web::session::Accounts;
+use sea_orm::DatabaseConnection;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -14,7 +18,7 @@ use super::error::PageError;
 use super::session::{
     check_csrf, form_token, with_csrf_cookie, CsrfForm, MaybeViewer, SESSION_COOKIE,
 };
-use super::{html, see_other, AppState, Nav};
+use super::{html, see_other, Nav};
 use crate::accounts::hub::{self, AccountEvent};
 use crate::accounts::password::PasswordError;
 use crate::accounts::store::{self, AccountError};
@@ -135,7 +139,7 @@ pub async fn login_form(
     req: HttpRequest,
     query: web::Query<NextQuery>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, PageError> {
     let next = safe_next(query.next.as_deref());
     if viewer.0.is_some() {
@@ -149,11 +153,7 @@ pub async fn login_form(
         next: &next,
         error: None,
     };
-    Ok(with_csrf_cookie(
-        html(page.render()?),
-        &state.accounts,
-        fresh,
-    ))
+    Ok(with_csrf_cookie(html(page.render()?), &accounts, fresh))
 }
 
 #[derive(Deserialize)]
@@ -172,7 +172,8 @@ pub async fn login(
     req: HttpRequest,
     form: web::Form<LoginForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
@@ -194,7 +195,7 @@ pub async fn login(
             .content_type("text/html; charset=utf-8")
             .body(page.render()?))
     };
-    let throttle = &state.accounts.throttle;
+    let throttle = &accounts.throttle;
     if let Err(wait) = throttle.check(counted, &address, Instant::now()) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -208,8 +209,8 @@ pub async fn login(
     let checkable = form.password.chars().count() <= *PASSWORD_LEN.end();
     let account = match &name {
         Some(name) if checkable => {
-            let passwords = &state.accounts.passwords;
-            match store::authenticate(&state.db, passwords, name, &form.password).await {
+            let passwords = &accounts.passwords;
+            match store::authenticate(db.get_ref(), passwords, name, &form.password).await {
                 Ok(account) => account,
                 Err(AccountError::Busy) => return refuse(StatusCode::SERVICE_UNAVAILABLE, BUSY),
                 Err(err) => return Err(account_error(err)),
@@ -225,7 +226,7 @@ pub async fn login(
         );
     };
     throttle.succeeded(&account.name);
-    start_session(&state, &account, &next).await
+    start_session(&db, &accounts, &account, &next).await
 }
 
 /// An account error no form can explain.
@@ -240,15 +241,16 @@ fn account_error(err: AccountError) -> PageError {
 /// cluster the nodes count together on the bus, so that a load balancer
 /// spreading the attempts does not multiply the limit; with no bus, or
 /// with it down, this node counts alone.
-async fn count_registration(state: &AppState, address: &str) -> Result<(), Duration> {
-    let settings = &state.settings.accounts;
-    if state.bus.shared() {
+async fn count_registration(
+    settings: &Settings,
+    accounts: &Accounts,
+    bus: &dyn Bus,
+    address: &str,
+) -> Result<(), Duration> {
+    let settings = &settings.accounts;
+    if bus.shared() {
         let key = format!("register:{address}");
-        match state
-            .bus
-            .count_hit(&key, settings.registration_window)
-            .await
-        {
+        match bus.count_hit(&key, settings.registration_window).await {
             Ok(hits) if hits.count > u64::from(settings.registrations_per_address.max(1)) => {
                 return Err(hits.resets_in.max(Duration::from_secs(1)));
             }
@@ -258,26 +260,21 @@ async fn count_registration(state: &AppState, address: &str) -> Result<(), Durat
             }
         }
     }
-    state.accounts.registrations.hit(address, Instant::now())
+    accounts.registrations.hit(address, Instant::now())
 }
 
 async fn start_session(
-    state: &AppState,
+    db: &DatabaseConnection,
+    accounts: &Accounts,
     account: &Account,
     next: &str,
 ) -> Result<HttpResponse, PageError> {
-    let lifetime = chrono::Duration::from_std(state.accounts.lifetime)
+    let lifetime = chrono::Duration::from_std(accounts.lifetime)
         .unwrap_or_else(|_| chrono::Duration::days(30));
-    let session = store::start_session(
-        &state.db,
-        &state.accounts.key,
-        account.id,
-        lifetime,
-        clock::now(),
-    )
-    .await?;
+    let session =
+        store::start_session(db, &accounts.key, account.id, lifetime, clock::now()).await?;
     let mut response = see_other(next);
-    let _ = response.add_cookie(&state.accounts.cookie(SESSION_COOKIE, Some(session.token)));
+    let _ = response.add_cookie(&accounts.cookie(SESSION_COOKIE, Some(session.token)));
     tracing::info!(user = %account.name, "logged in");
     Ok(response)
 }
@@ -287,7 +284,7 @@ pub async fn register_form(
     req: HttpRequest,
     query: web::Query<NextQuery>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, PageError> {
     let next = safe_next(query.next.as_deref());
     if viewer.0.is_some() {
@@ -302,11 +299,7 @@ pub async fn register_form(
         next: &next,
         error: None,
     };
-    Ok(with_csrf_cookie(
-        html(page.render()?),
-        &state.accounts,
-        fresh,
-    ))
+    Ok(with_csrf_cookie(html(page.render()?), &accounts, fresh))
 }
 
 #[derive(Deserialize)]
@@ -329,7 +322,10 @@ pub async fn register(
     req: HttpRequest,
     form: web::Form<RegisterForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    settings: web::Data<Settings>,
+    accounts: web::Data<Accounts>,
+    bus: web::Data<dyn Bus>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
@@ -352,7 +348,7 @@ pub async fn register(
     let created = match checked {
         // Only a registration that could make an account is counted: a
         // typo costs nothing, and each counted one costs a hash.
-        Ok((name, display)) => match count_registration(&state, &address).await {
+        Ok((name, display)) => match count_registration(&settings, &accounts, bus.get_ref(), &address).await {
             Err(wait) => Err((
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -360,12 +356,12 @@ pub async fn register(
                     minutes(wait)
                 ),
             )),
-            Ok(()) => create(&state, &name, &display, &form.password).await?,
+            Ok(()) => create(&db, &accounts, &name, &display, &form.password).await?,
         },
         Err(e) => Err((StatusCode::BAD_REQUEST, e)),
     };
     match created {
-        Ok(account) => start_session(&state, &account, &next).await,
+        Ok(account) => start_session(&db, &accounts, &account, &next).await,
         Err((status, error)) => {
             let page = RegisterPage {
                 nav: Nav::from(&viewer),
@@ -385,19 +381,20 @@ pub async fn register(
 /// Makes the account, hashing its password in the pool: the account, or
 /// what the form should say and with which status.
 async fn create(
-    state: &AppState,
+    db: &DatabaseConnection,
+    accounts: &Accounts,
     name: &LoginName,
     display: &UserName,
     password: &str,
 ) -> Result<Result<Account, (StatusCode, String)>, PageError> {
-    let hash = match state.accounts.passwords.hash(password).await {
+    let hash = match accounts.passwords.hash(password).await {
         Ok(hash) => hash,
         Err(PasswordError::Busy) => {
             return Ok(Err((StatusCode::SERVICE_UNAVAILABLE, BUSY.to_owned())))
         }
         Err(PasswordError::Failed(err)) => return Err(PageError::Internal(err)),
     };
-    match store::insert_user(&state.db, name, display, hash, false, clock::now()).await {
+    match store::insert_user(db, name, display, hash, false, clock::now()).await {
         Ok(account) => Ok(Ok(account)),
         Err(AccountError::NameTaken(_)) => Ok(Err((
             StatusCode::BAD_REQUEST,
@@ -413,17 +410,18 @@ pub async fn logout(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, PageError> {
     let Some(v) = &viewer.0 else {
         return Ok(see_other("/"));
     };
     check_csrf(&req, &viewer, &form.csrf)?;
-    store::end_sessions(&state.db, v.account.id).await?;
-    hub::notify(&state.accounts.hub, v.account.id, AccountEvent::LoggedOut);
+    store::end_sessions(db.get_ref(), v.account.id).await?;
+    hub::notify(&accounts.hub, v.account.id, AccountEvent::LoggedOut);
     tracing::info!(user = %v.account.name, "logged out");
     let mut response = see_other("/");
-    let _ = response.add_cookie(&state.accounts.cookie(SESSION_COOKIE, None));
+    let _ = response.add_cookie(&accounts.cookie(SESSION_COOKIE, None));
     Ok(response)
 }
 
@@ -463,7 +461,8 @@ pub async fn update_account(
     req: HttpRequest,
     form: web::Form<AccountForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, PageError> {
     let Some(v) = &viewer.0 else {
         return Ok(see_other(&login_url("/account")));
@@ -484,13 +483,10 @@ pub async fn update_account(
                 .body(page.render()?));
         }
     };
-    let updated = store::set_display_name(&state.db, v.account.id, &display, clock::now()).await?;
+    let updated =
+        store::set_display_name(db.get_ref(), v.account.id, &display, clock::now()).await?;
     if let Some(account) = updated {
-        hub::notify(
-            &state.accounts.hub,
-            account.id,
-            AccountEvent::Changed(account),
-        );
+        hub::notify(&accounts.hub, account.id, AccountEvent::Changed(account));
     }
     Ok(see_other("/account?saved=1"))
 }

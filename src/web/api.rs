@@ -3,23 +3,24 @@
 //! Reads are public (the workers' addresses excepted); writes need the API
 //! token.
 
+use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::api::{public_workers_body, workers_body};
-use super::admin::fleet_of;
-use super::auth::has_token;
+use super::admin::Controls;
+use super::auth::{has_token, ApiToken};
 use super::error::ApiError;
-use super::session::viewer;
-use super::AppState;
+use super::session::{viewer, Accounts};
 use crate::crawl::browse::{self, Sort};
-use crate::crawl::scheduler::StartCrawl;
+use crate::crawl::scheduler::{Scheduler, StartCrawl};
 use crate::crawl::store::{self, StartOutcome};
 use crate::demo::DemoState;
 
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if has_token(req, &state.api_token) {
+fn authorize(req: &HttpRequest, token: &ApiToken) -> Result<(), ApiError> {
+    if has_token(req, &token.0) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
@@ -29,11 +30,11 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
 /// `POST /api/crawls` → `{"id":N}`; 409 with the running crawl's id if one runs.
 pub async fn create_crawl(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    token: web::Data<ApiToken>,
+    scheduler: web::Data<Addr<Scheduler>>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state)?;
-    let outcome = state
-        .scheduler
+    authorize(&req, &token)?;
+    let outcome = scheduler
         .send(StartCrawl { trigger: "api" })
         .await
         // It failed on this request and has restarted: asking again works.
@@ -51,20 +52,20 @@ pub async fn create_crawl(
 /// `GET /api/crawls/{id}`: status, counts by task state, times.
 pub async fn show_crawl(
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
-    let report = store::crawl_report(&state.db, path.into_inner())
+    let report = store::crawl_report(db.get_ref(), path.into_inner())
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(report))
 }
 
 /// `GET /api/crawls/latest`: the newest crawl, for progress displays.
-pub async fn latest_crawl(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let latest = store::latest_crawl(&state.db)
+pub async fn latest_crawl(db: web::Data<DatabaseConnection>) -> Result<HttpResponse, ApiError> {
+    let latest = store::latest_crawl(db.get_ref())
         .await?
         .ok_or(ApiError::NotFound)?;
-    let report = store::crawl_report(&state.db, latest.id)
+    let report = store::crawl_report(db.get_ref(), latest.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(report))
@@ -89,19 +90,19 @@ impl GamesQuery {
 /// `GET /api/games?q=&sort=&page=`.
 pub async fn list_games(
     query: web::Query<GamesQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
     let sort = query.sort().map_err(ApiError::BadRequest)?;
-    let page = browse::list_games(&state.db, &query.q, sort, query.page.unwrap_or(1)).await?;
+    let page = browse::list_games(db.get_ref(), &query.q, sort, query.page.unwrap_or(1)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
 /// `GET /api/games/{id}`: the game with its offers and price history.
 pub async fn show_game(
     path: web::Path<i64>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
-    let detail = browse::game_detail(&state.db, path.into_inner())
+    let detail = browse::game_detail(db.get_ref(), path.into_inner())
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(detail))
@@ -114,10 +115,13 @@ pub async fn show_game(
 /// or bus errors.
 pub async fn list_workers(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    controls: web::Data<Controls>,
+    token: web::Data<ApiToken>,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, ApiError> {
-    let fleet = fleet_of(&state).await?;
-    let body = if is_operator(&req, &state).await? {
+    let fleet = controls.fleet().await?;
+    let body = if is_operator(&req, &token, &db, &accounts).await? {
         workers_body(&fleet)
     } else {
         public_workers_body(&fleet)
@@ -126,11 +130,16 @@ pub async fn list_workers(
 }
 
 /// Whether the caller shows the API token or an admin's session cookie.
-async fn is_operator(req: &HttpRequest, state: &AppState) -> Result<bool, ApiError> {
-    if has_token(req, &state.api_token) {
+async fn is_operator(
+    req: &HttpRequest,
+    token: &ApiToken,
+    db: &DatabaseConnection,
+    accounts: &Accounts,
+) -> Result<bool, ApiError> {
+    if has_token(req, &token.0) {
         return Ok(true);
     }
-    let viewer = viewer(req, state)
+    let viewer = viewer(req, db, accounts)
         .await
         .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err}")))?;
     Ok(viewer.is_some_and(|v| v.account.is_admin))
@@ -144,11 +153,11 @@ pub struct SeedBody {
 /// `POST /api/demo/seed {"seed":N}`: changes the demo stores' prices.
 pub async fn set_demo_seed(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    token: web::Data<ApiToken>,
     demo: web::Data<DemoState>,
     body: web::Json<SeedBody>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state)?;
+    authorize(&req, &token)?;
     demo.set_seed(body.seed);
     tracing::info!(seed = body.seed, "demo store prices changed");
     Ok(HttpResponse::Ok().json(json!({"seed": body.seed})))

@@ -4,6 +4,12 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 use subtle::ConstantTimeEq;
 
+/// The token workers show to open `/ws/worker`.
+pub struct WorkerToken(pub String);
+
+/// The token scripts show to the JSON API, `/metrics` and other nodes.
+pub struct ApiToken(pub String);
+
 /// The token in `Authorization: Bearer ...`, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()

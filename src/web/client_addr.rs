@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest};
 
-use super::AppState;
+use crate::config::Settings;
 
 /// The client's address; `None` only for a request with no peer (one made
 /// up in a test, not one off a socket). WebSocket upgrades pass through
@@ -20,8 +20,8 @@ use super::AppState;
 pub fn client_addr(req: &HttpRequest) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
     let proxies = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| &state.settings.server.trusted_proxies);
+        .app_data::<web::Data<Settings>>()
+        .map(|settings| &settings.server.trusted_proxies);
     Some(match proxies {
         Some(proxies) if proxies.contains(peer) => {
             proxies.client(peer, forwarded_for(req).as_deref())

@@ -1,18 +1,23 @@
 //! The catalog pages: `/` (search, sort, pages, crawl progress) and
 //! `/games/{id}` (offers per store, historical low, price chart).
 
+use crate::config::Settings;
+use crate::crawl::scheduler::Scheduler;
+use crate::web::session::Accounts;
+use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use entity::crawls::CrawlStatus;
 use entity::games;
+use sea_orm::DatabaseConnection;
 
 use super::api::GamesQuery;
 use super::chart::{price_chart, Chart};
 use super::error::PageError;
 use super::session::{form_token, with_csrf_cookie, MaybeViewer};
 use super::subscriptions::GameChoice;
-use super::{html, AppState, Nav};
+use super::{html, Nav};
 use crate::clock::{self, delta};
 use crate::crawl::browse;
 use crate::crawl::catalog::discount_pct;
@@ -125,13 +130,16 @@ pub async fn index(
     req: HttpRequest,
     query: web::Query<GamesQuery>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    settings: web::Data<Settings>,
+    accounts: web::Data<Accounts>,
+    scheduler: web::Data<Addr<Scheduler>>,
 ) -> Result<HttpResponse, PageError> {
     let sort = query.sort().map_err(PageError::BadRequest)?;
-    maybe_refresh(&state).await?;
-    let page = browse::list_games(&state.db, &query.q, sort, query.page.unwrap_or(1)).await?;
-    let crawl = match store::latest_crawl(&state.db).await? {
-        Some(latest) => store::crawl_report(&state.db, latest.id)
+    maybe_refresh(&db, &settings, &scheduler).await?;
+    let page = browse::list_games(db.get_ref(), &query.q, sort, query.page.unwrap_or(1)).await?;
+    let crawl = match store::latest_crawl(db.get_ref()).await? {
+        Some(latest) => store::crawl_report(db.get_ref(), latest.id)
             .await?
             .as_ref()
             .map(CrawlLine::from),
@@ -153,23 +161,27 @@ pub async fn index(
         target: "",
     }
     .render()?;
-    Ok(with_csrf_cookie(html(body), &state.accounts, fresh))
+    Ok(with_csrf_cookie(html(body), &accounts, fresh))
 }
 
 /// A visitor looking at stale prices starts a fresh crawl.
-async fn maybe_refresh(state: &AppState) -> Result<(), PageError> {
-    if store::running_crawl(&state.db).await?.is_some() {
+async fn maybe_refresh(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    scheduler: &Addr<Scheduler>,
+) -> Result<(), PageError> {
+    if store::running_crawl(db).await?.is_some() {
         return Ok(());
     }
-    let stale_after = delta(state.settings.crawl.stale_after);
-    let stale = match store::last_finished_crawl(&state.db).await? {
+    let stale_after = delta(settings.crawl.stale_after);
+    let stale = match store::last_finished_crawl(db).await? {
         Some(last) => last
             .finished_at
             .is_none_or(|t| t + stale_after <= clock::now()),
         None => true,
     };
     if stale {
-        state.scheduler.do_send(StartCrawl { trigger: "visitor" });
+        scheduler.do_send(StartCrawl { trigger: "visitor" });
     }
     Ok(())
 }
@@ -205,10 +217,11 @@ pub async fn show(
     req: HttpRequest,
     path: web::Path<String>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, PageError> {
     let id: i64 = path.parse().map_err(|_| PageError::NotFound)?;
-    let detail = browse::game_detail(&state.db, id)
+    let detail = browse::game_detail(db.get_ref(), id)
         .await?
         .ok_or(PageError::NotFound)?;
     let currency = detail
@@ -260,5 +273,5 @@ pub async fn show(
         chart: price_chart(&detail.history),
     }
     .render()?;
-    Ok(with_csrf_cookie(html(body), &state.accounts, fresh))
+    Ok(with_csrf_cookie(html(body), &accounts, fresh))
 }

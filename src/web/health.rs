@@ -5,17 +5,21 @@
 //! answers 503 too, with status `draining`.
 
 use actix_web::{web, HttpResponse};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
 
-use super::AppState;
-use crate::bus::BusState;
+use crate::bus::{Bus, BusState};
+use crate::ws::Leaving;
 
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let node = state.bus.node().to_string();
-    let bus = state.bus.state();
-    let draining = state.leaving.is_cancelled();
-    match state.db.execute_unprepared("SELECT 1").await {
+pub async fn healthz(
+    db: web::Data<DatabaseConnection>,
+    bus: web::Data<dyn Bus>,
+    leaving: web::Data<Leaving>,
+) -> HttpResponse {
+    let node = bus.node().to_string();
+    let bus = bus.state();
+    let draining = leaving.is_cancelled();
+    match db.execute_unprepared("SELECT 1").await {
         Ok(_) if draining => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "draining", "node": node, "database": "ok", "bus": bus})),
         Ok(_) if bus == BusState::Down => HttpResponse::ServiceUnavailable()

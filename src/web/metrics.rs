@@ -7,21 +7,23 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix::Addr;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use entity::{bids, messages};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, PaginatorTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+};
 
-use super::auth::has_token;
+use super::auth::{has_token, ApiToken};
 use super::client_addr::client_addr;
 use super::error::ApiError;
-use super::AppState;
 use crate::admin::{outbox, tasks};
-use crate::crawl::dispatcher::ListWorkers;
+use crate::crawl::dispatcher::{Dispatcher, ListWorkers};
 use crate::db::stmt;
 use crate::metrics::{Gathered, Histogram, Metrics, CONTENT_TYPE, TASK_BUCKETS};
-use crate::rooms::registry::{occupied, running, ListRooms};
+use crate::rooms::registry::{occupied, running, ListRooms, RoomRegistry};
 
 /// Headers a reverse proxy adds. A request carrying one came from
 /// elsewhere, even when its TCP peer is a proxy on loopback.
@@ -30,13 +32,17 @@ const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 /// `GET /metrics`
 pub async fn scrape(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    token: web::Data<ApiToken>,
+    metrics: web::Data<Metrics>,
+    db: web::Data<DatabaseConnection>,
+    dispatcher: web::Data<Addr<Dispatcher>>,
+    registry: web::Data<Addr<RoomRegistry>>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state.api_token)?;
-    let gathered = gather(&state).await?;
+    authorize(&req, &token.0)?;
+    let gathered = gather(&db, &dispatcher, &registry).await?;
     Ok(HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
-        .body(state.metrics.render(&gathered)))
+        .body(metrics.render(&gathered)))
 }
 
 /// Times a request to its response head and records it under the route
@@ -99,28 +105,30 @@ fn from_loopback(req: &HttpRequest) -> bool {
 
 /// Reads what the database and this node's actors know. A scrape is whole
 /// or fails: a page missing some families would pass for a healthy one.
-async fn gather(state: &AppState) -> Result<Gathered, ApiError> {
-    let workers = state
-        .dispatcher
+async fn gather(
+    db: &DatabaseConnection,
+    dispatcher: &Addr<Dispatcher>,
+    registry: &Addr<RoomRegistry>,
+) -> Result<Gathered, ApiError> {
+    let workers = dispatcher
         .send(ListWorkers)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let topics = state
-        .registry
+    let topics = registry
         .send(ListRooms)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let (chats, lots) = occupied(&topics);
     let (chat_rooms, lot_rooms) = running(&topics);
     Ok(Gathered {
-        tasks: tasks::counts(&state.db).await?,
-        attempts: attempt_durations(&state.db).await?,
-        mails: outbox::counts(&state.db).await?,
+        tasks: tasks::counts(db).await?,
+        attempts: attempt_durations(db).await?,
+        mails: outbox::counts(db).await?,
         // Those stored now and those retention removed: a counter never
         // goes down.
-        messages: messages::Entity::find().count(&state.db).await?
-            + crate::retention::removed_ever(&state.db, "messages").await?,
-        bids: bids::Entity::find().count(&state.db).await?,
+        messages: messages::Entity::find().count(db).await?
+            + crate::retention::removed_ever(db, "messages").await?,
+        bids: bids::Entity::find().count(db).await?,
         chat_topics: chats as u64,
         auction_topics: lots as u64,
         chat_rooms: chat_rooms as u64,

@@ -34,8 +34,12 @@ use crate::crawl::sites::Sites;
 use crate::metrics::Metrics;
 use crate::rooms::registry::RoomRegistry;
 
-/// What every handler can reach.
-pub struct AppState {
+/// The node's parts the HTTP side shares. No handler takes it whole: the
+/// server registers each part (and the `Admission` and admin `Controls`
+/// groups) as app data of its own, and handlers extract what they use.
+/// It stays one struct because the app factory, run once per worker
+/// thread, registers all of it.
+pub struct Parts {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub sites: Arc<Sites>,
@@ -60,6 +64,76 @@ pub struct AppState {
     pub admin_limit: Arc<rate::RateLimit>,
     /// What only this node counts, for `/metrics`.
     pub metrics: Arc<Metrics>,
+}
+
+impl Parts {
+    /// Registers each part as app data of its own, for handlers to extract
+    /// only what they use.
+    pub fn register(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.db.clone()))
+            .app_data(web::Data::from(self.settings.clone()))
+            .app_data(web::Data::from(self.sites.clone()))
+            .app_data(web::Data::new(self.dispatcher.clone()))
+            .app_data(web::Data::new(self.merger.clone()))
+            .app_data(web::Data::new(self.scheduler.clone()))
+            .app_data(web::Data::new(self.registry.clone()))
+            .app_data(web::Data::from(self.bus.clone()))
+            .app_data(web::Data::from(self.chat.clone()))
+            .app_data(web::Data::new(auth::WorkerToken(self.worker_token.clone())))
+            .app_data(web::Data::new(auth::ApiToken(self.api_token.clone())))
+            .app_data(web::Data::new(self.leaving.clone()))
+            .app_data(web::Data::from(self.accounts.clone()))
+            .app_data(web::Data::from(self.subscriptions.clone()))
+            .app_data(web::Data::from(self.metrics.clone()))
+            .app_data(web::Data::new(Admission {
+                ws: self.ws.clone(),
+                leaving: self.leaving.clone(),
+                sockets: self.sockets.clone(),
+                metrics: self.metrics.clone(),
+            }))
+            .app_data(web::Data::new(admin::Controls {
+                bus: self.bus.clone(),
+                dispatcher: self.dispatcher.clone(),
+                scheduler: self.scheduler.clone(),
+                registry: self.registry.clone(),
+                metrics: self.metrics.clone(),
+                leaving: self.leaving.clone(),
+                limit: self.admin_limit.clone(),
+                per_minute: u64::from(self.settings.accounts.admin_actions_per_minute.max(1)),
+                bind: self.settings.server.bind.clone(),
+            }));
+    }
+}
+
+/// A part registered as app data (see `Parts::register`), for the
+/// extractors that are not handlers' arguments themselves.
+pub(crate) fn part<T: ?Sized + 'static>(
+    req: &actix_web::HttpRequest,
+) -> anyhow::Result<web::Data<T>> {
+    req.app_data::<web::Data<T>>()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no {} in the app data", std::any::type_name::<T>()))
+}
+
+/// What a WebSocket handshake needs of the node, client's and worker's
+/// alike: the socket limits, the caps and count of open sockets, whether
+/// the node is leaving, and the connection gauges.
+pub struct Admission {
+    pub ws: Arc<WsSettings>,
+    pub leaving: crate::ws::Leaving,
+    pub sockets: Arc<crate::ws::Sockets>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Admission {
+    /// The door a socket from `client` opens through.
+    pub fn door(&self, client: Option<std::net::IpAddr>) -> crate::ws::Door<'_> {
+        crate::ws::Door {
+            leaving: &self.leaving,
+            sockets: &self.sockets,
+            client,
+        }
+    }
 }
 
 /// What the top bar of every page shows: who is logged in, and the token

@@ -5,26 +5,30 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix::AsyncContext;
+use actix::{Addr, AsyncContext};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::client_addr::client_addr;
 use super::error::{ApiError, PageError};
+use super::session::Accounts;
 use super::session::MaybeViewer;
-use super::{html, AppState, Nav};
+use super::{html, Admission, Nav};
+use crate::bus::Bus;
 use crate::clock::{self, delta};
+use crate::config::{ChatSettings, Settings};
 use crate::domain::topic::{RoomName, Topic};
 use crate::metrics::Connection;
 use crate::protocol::{ErrorCode, Refusal};
 use crate::rooms::identity::{identify_guest, Identity, IdentityError};
-use crate::rooms::registry::ListRooms;
+use crate::rooms::registry::{ListRooms, RoomRegistry};
 use crate::rooms::session::{ClientSession, SessionDeps};
 use crate::rooms::store;
-use crate::ws::{Door, Limits};
+use crate::ws::Limits;
 
 /// The most messages one history page returns.
 const MAX_PAGE: usize = 200;
@@ -55,14 +59,15 @@ struct RoomRow {
 /// members on this node, and rooms created or spoken in within
 /// `chat.rooms_listed_for`.
 async fn rooms_page(
-    state: &AppState,
+    db: &DatabaseConnection,
+    registry: &Addr<RoomRegistry>,
+    chat: &ChatSettings,
     nav: Nav,
     page: u64,
     error: Option<String>,
     name: String,
 ) -> Result<String, PageError> {
-    let live: HashMap<String, usize> = state
-        .registry
+    let live: HashMap<String, usize> = registry
         .send(ListRooms)
         .await
         .map_err(|e| PageError::Internal(e.into()))?
@@ -75,13 +80,13 @@ async fn rooms_page(
     let names: Vec<String> = live.keys().cloned().collect();
     let listed = store::Listed {
         live: &names,
-        since: clock::now() - delta(state.chat.rooms_listed_for),
+        since: clock::now() - delta(chat.rooms_listed_for),
     };
-    let total = store::count_listed(&state.db, &listed).await?;
+    let total = store::count_listed(db, &listed).await?;
     let pages = total.div_ceil(ROOMS_PER_PAGE).max(1);
     let page = page.clamp(1, pages);
     let offset = (page - 1) * ROOMS_PER_PAGE;
-    let rooms = store::list_rooms(&state.db, &listed, offset, ROOMS_PER_PAGE)
+    let rooms = store::list_rooms(db, &listed, offset, ROOMS_PER_PAGE)
         .await?
         .into_iter()
         .map(|r| RoomRow {
@@ -95,7 +100,7 @@ async fn rooms_page(
         rooms,
         page,
         pages,
-        listed_for: for_people(state.chat.rooms_listed_for),
+        listed_for: for_people(chat.rooms_listed_for),
         error,
         name,
     }
@@ -121,12 +126,14 @@ pub struct RoomsQuery {
 pub async fn index(
     query: web::Query<RoomsQuery>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    registry: web::Data<Addr<RoomRegistry>>,
+    chat: web::Data<ChatSettings>,
 ) -> Result<HttpResponse, PageError> {
     let nav = Nav::from(&viewer);
     let page = query.page.unwrap_or(1);
     Ok(html(
-        rooms_page(&state, nav, page, None, String::new()).await?,
+        rooms_page(&db, &registry, &chat, nav, page, None, String::new()).await?,
     ))
 }
 
@@ -140,7 +147,9 @@ pub struct OpenRoom {
 pub async fn open(
     query: web::Query<OpenRoom>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    registry: web::Data<Addr<RoomRegistry>>,
+    chat: web::Data<ChatSettings>,
 ) -> Result<HttpResponse, PageError> {
     let raw = query.into_inner().name;
     match RoomName::parse(raw.trim()) {
@@ -148,7 +157,16 @@ pub async fn open(
             .insert_header((header::LOCATION, format!("/rooms/{room}")))
             .finish()),
         Err(reason) => {
-            let body = rooms_page(&state, Nav::from(&viewer), 1, Some(reason), raw).await?;
+            let body = rooms_page(
+                &db,
+                &registry,
+                &chat,
+                Nav::from(&viewer),
+                1,
+                Some(reason),
+                raw,
+            )
+            .await?;
             Ok(HttpResponse::BadRequest()
                 .content_type("text/html; charset=utf-8")
                 .body(body))
@@ -171,7 +189,7 @@ struct RoomPage {
 pub async fn show(
     path: web::Path<String>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    settings: web::Data<Settings>,
 ) -> Result<HttpResponse, PageError> {
     let room = RoomName::parse(&path).map_err(|_| PageError::NotFound)?;
     let page = RoomPage {
@@ -179,7 +197,7 @@ pub async fn show(
         name: room.to_string(),
         user: viewer.account().map(|a| a.display_name.clone()),
         nav: Nav::from(&viewer),
-        stun_urls: json!(state.settings.chat.stun_urls).to_string(),
+        stun_urls: json!(settings.chat.stun_urls).to_string(),
     };
     Ok(html(page.render()?))
 }
@@ -195,7 +213,7 @@ pub struct HistoryQuery {
 pub async fn messages(
     path: web::Path<String>,
     query: web::Query<HistoryQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
     let room = RoomName::parse(&path).map_err(ApiError::BadRequest)?;
     let limit = query.limit.unwrap_or(50);
@@ -206,7 +224,7 @@ pub async fn messages(
     }
     let before = query.before.unwrap_or(u64::MAX >> 1);
     let topic = Topic::Chat(room).to_string();
-    let (rows, has_more) = store::before(&state.db, &topic, before, limit)
+    let (rows, has_more) = store::before(db.get_ref(), &topic, before, limit)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let messages: Vec<_> = rows.iter().map(store::view).collect();
@@ -215,19 +233,18 @@ pub async fn messages(
 
 /// Whether a browser page at `origin` may open a socket here. Clients that
 /// are not browsers send no Origin, and cross-site hijacking needs one.
-fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
+fn origin_allowed(req: &HttpRequest, settings: &Settings) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    let own = url::Url::parse(&state.settings.server.public_url)
+    let own = url::Url::parse(&settings.server.public_url)
         .map(|u| u.origin().ascii_serialization())
         .ok();
     own.as_deref() == Some(origin)
-        || state
-            .settings
+        || settings
             .server
             .origins
             .iter()
@@ -236,18 +253,27 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
 
 /// `GET /ws`: checks the origin and who is connecting, then hands the
 /// socket to a ClientSession actor.
+// The handshake checks the origin and the session, then wires the session
+// to the rooms: each argument is a part it uses.
+#[allow(clippy::too_many_arguments)]
 pub async fn upgrade(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    admission: web::Data<Admission>,
+    settings: web::Data<Settings>,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
+    registry: web::Data<Addr<RoomRegistry>>,
+    chat: web::Data<ChatSettings>,
+    bus: web::Data<dyn Bus>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    if !origin_allowed(&req, &state) {
+    if !origin_allowed(&req, &settings) {
         let refusal = Refusal::new(
             ErrorCode::ForbiddenOrigin,
             "pages from this origin may not open a socket here",
         );
         return Ok(HttpResponse::Forbidden().json(refusal.http_body()));
     }
-    let (identity, session_ends) = match super::session::viewer(&req, &state).await? {
+    let (identity, session_ends) = match super::session::viewer(&req, &db, &accounts).await? {
         Some(viewer) => (
             Identity::of_account(viewer.account),
             Some(viewer.expires_at),
@@ -264,25 +290,21 @@ pub async fn upgrade(
             }
         },
     };
-    let ws = state.ws.clone();
+    let ws = admission.ws.clone();
     let limits = Limits {
         max_queued_bytes: ws.max_queued_bytes,
         max_message: ws.hard_frame_limit,
         message_timeout: ws.message_timeout,
     };
-    let open = state.metrics.open(Connection::Client);
+    let open = admission.metrics.open(Connection::Client);
     let deps = SessionDeps {
-        registry: state.registry.clone(),
+        registry: registry.get_ref().clone(),
         ws: ws.clone(),
-        chat: state.chat.clone(),
-        hub: state.accounts.hub.clone(),
-        node: state.bus.node().clone(),
+        chat: chat.into_inner(),
+        hub: accounts.hub.clone(),
+        node: bus.node().clone(),
     };
-    let door = Door {
-        leaving: &state.leaving,
-        sockets: &state.sockets,
-        client: client_addr(&req),
-    };
+    let door = admission.door(client_addr(&req));
     Ok(crate::ws::accept(
         &req,
         limits,

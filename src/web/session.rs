@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use actix::Addr;
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use sea_orm::DatabaseConnection;
 
 use super::auth::constant_time_eq;
 use super::error::PageError;
+use super::part;
 use super::rate::RateLimit;
-use super::AppState;
 use crate::accounts::hub::SessionHub;
 use crate::accounts::password::Passwords;
 use crate::accounts::throttle::LoginThrottle;
@@ -79,12 +80,15 @@ impl MaybeViewer {
 }
 
 /// Looks the session cookie up (a database read per request).
-pub async fn viewer(req: &HttpRequest, state: &AppState) -> Result<Option<Viewer>, PageError> {
+pub async fn viewer(
+    req: &HttpRequest,
+    db: &DatabaseConnection,
+    accounts: &Accounts,
+) -> Result<Option<Viewer>, PageError> {
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
-    let found =
-        store::session(&state.db, &state.accounts.key, cookie.value(), clock::now()).await?;
+    let found = store::session(db, &accounts.key, cookie.value(), clock::now()).await?;
     Ok(found.map(|live| Viewer {
         account: live.account,
         csrf: live.csrf,
@@ -99,11 +103,9 @@ impl FromRequest for MaybeViewer {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| PageError::Internal(anyhow::anyhow!("no app state")))?;
-            Ok(MaybeViewer(viewer(&req, &state).await?))
+            let db = part::<DatabaseConnection>(&req).map_err(PageError::Internal)?;
+            let accounts = part::<Accounts>(&req).map_err(PageError::Internal)?;
+            Ok(MaybeViewer(viewer(&req, &db, &accounts).await?))
         })
     }
 }

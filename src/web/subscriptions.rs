@@ -9,6 +9,8 @@
 //! client's one-click unsubscribe (RFC 8058) work. The subscribe form is an
 //! ordinary form and is CSRF-checked.
 
+use crate::web::session::Accounts;
+use sea_orm::DatabaseConnection;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -22,7 +24,7 @@ use super::client_addr::client_addr_text;
 use super::error::PageError;
 use super::rate::RateLimit;
 use super::session::{check_csrf, form_token, with_csrf_cookie, MaybeViewer};
-use super::{sentence, AppState, Nav};
+use super::{sentence, Nav};
 use crate::clock;
 use crate::domain::money::parse_cents;
 use crate::mail::compose::{About, Links};
@@ -118,7 +120,7 @@ fn message(
 
 /// The game `?game=` names, for the alert form.
 async fn game_choice(
-    state: &AppState,
+    db: &DatabaseConnection,
     game: Option<&str>,
 ) -> Result<Option<GameChoice>, PageError> {
     let Some(raw) = game.filter(|g| !g.is_empty()) else {
@@ -126,7 +128,7 @@ async fn game_choice(
     };
     let id: i64 = raw.parse().map_err(|_| PageError::NotFound)?;
     let found = entity::games::Entity::find_by_id(id)
-        .one(&state.db)
+        .one(db)
         .await?
         .ok_or(PageError::NotFound)?;
     let currency = found.currency.as_deref().unwrap_or("EUR");
@@ -144,9 +146,10 @@ pub async fn subscribe_form(
     req: HttpRequest,
     query: web::Query<SubscribeQuery>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
 ) -> Result<HttpResponse, PageError> {
-    let game = game_choice(&state, query.game.as_deref()).await?;
+    let game = game_choice(&db, query.game.as_deref()).await?;
     let (csrf, fresh) = form_token(&req, &viewer);
     let body = SubscribePage {
         nav: Nav::from(&viewer),
@@ -157,17 +160,18 @@ pub async fn subscribe_form(
         error: String::new(),
     }
     .render()?;
-    Ok(with_csrf_cookie(super::html(body), &state.accounts, fresh))
+    Ok(with_csrf_cookie(super::html(body), &accounts, fresh))
 }
 
 pub async fn subscribe(
     req: HttpRequest,
     form: web::Form<SubscribeForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    subscriptions: web::Data<Subscriptions>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&req, &viewer, &form.csrf)?;
-    let game = game_choice(&state, form.game.as_deref()).await?;
+    let game = game_choice(&db, form.game.as_deref()).await?;
     let refuse = |status: StatusCode, error: String| -> Result<HttpResponse, PageError> {
         let (csrf, _) = form_token(&req, &viewer);
         let body = SubscribePage {
@@ -210,7 +214,7 @@ pub async fn subscribe(
         },
     };
     let address = client_addr_text(&req);
-    let pages = &state.subscriptions;
+    let pages = &subscriptions;
     if let Err(wait) = pages.limit.hit(&address, Instant::now()) {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
@@ -221,7 +225,7 @@ pub async fn subscribe(
         );
     }
     let outcome = subscription::subscribe(
-        &state.db,
+        db.get_ref(),
         &pages.links,
         pages.policy,
         &email,
@@ -290,13 +294,14 @@ fn outcome_page(
 pub async fn confirm_page(
     query: web::Query<TokenParam>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    subscriptions: web::Data<Subscriptions>,
 ) -> Result<HttpResponse, PageError> {
-    let pages = &state.subscriptions;
+    let pages = &subscriptions;
     let now = clock::now();
-    match subscription::link_state(&state.db, &pages.links, &query.token, now).await? {
+    match subscription::link_state(db.get_ref(), &pages.links, &query.token, now).await? {
         LinkState::Pending(row) => {
-            let about = about_row(&state, &row).await?;
+            let about = about_row(&db, &row).await?;
             message(
                 &viewer,
                 StatusCode::OK,
@@ -313,30 +318,33 @@ pub async fn confirm_page(
                 }),
             )
         }
-        state_now => link_page(&state, &viewer, &query.token, state_now).await,
+        state_now => link_page(&db, &subscriptions, &viewer, &query.token, state_now).await,
     }
 }
 
 pub async fn confirm(
     form: web::Form<TokenParam>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    subscriptions: web::Data<Subscriptions>,
 ) -> Result<HttpResponse, PageError> {
-    let pages = &state.subscriptions;
-    let after = subscription::confirm(&state.db, &pages.links, &form.token, clock::now()).await?;
-    link_page(&state, &viewer, &form.token, after).await
+    let pages = &subscriptions;
+    let after =
+        subscription::confirm(db.get_ref(), &pages.links, &form.token, clock::now()).await?;
+    link_page(&db, &subscriptions, &viewer, &form.token, after).await
 }
 
 /// The page for a confirmation link that is not (or no longer) pending.
 async fn link_page(
-    state: &AppState,
+    db: &DatabaseConnection,
+    subscriptions: &Subscriptions,
     viewer: &MaybeViewer,
     token: &str,
     link: LinkState,
 ) -> Result<HttpResponse, PageError> {
     match link {
         LinkState::Confirmed(row) => {
-            let about = about_row(state, &row).await?;
+            let about = about_row(db, &row).await?;
             message(
                 viewer,
                 StatusCode::OK,
@@ -355,7 +363,7 @@ async fn link_page(
             "This link has expired",
             format!(
                 "Confirmation links work for {} hours. Ask for a new one and follow it instead.",
-                state.subscriptions.policy.confirm_ttl.as_secs() / 3600
+                subscriptions.policy.confirm_ttl.as_secs() / 3600
             ),
             Some(Action {
                 url: "/subscriptions/resend",
@@ -377,19 +385,27 @@ async fn link_page(
 pub async fn resend(
     form: web::Form<TokenParam>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    subscriptions: web::Data<Subscriptions>,
 ) -> Result<HttpResponse, PageError> {
-    let pages = &state.subscriptions;
+    let pages = &subscriptions;
     let now = clock::now();
-    let row = match subscription::link_state(&state.db, &pages.links, &form.token, now).await? {
+    let row = match subscription::link_state(db.get_ref(), &pages.links, &form.token, now).await? {
         LinkState::Pending(row) | LinkState::Expired(row) | LinkState::Confirmed(row) => row,
         LinkState::Invalid => {
-            return link_page(&state, &viewer, &form.token, LinkState::Invalid).await
+            return link_page(
+                &db,
+                &subscriptions,
+                &viewer,
+                &form.token,
+                LinkState::Invalid,
+            )
+            .await
         }
     };
     let email = EmailAddress::parse(&row.email)
         .map_err(|err| PageError::Internal(anyhow::anyhow!("stored address: {err}")))?;
-    let outcome = subscription::resend(&state.db, &pages.links, pages.policy, &form.token, now)
+    let outcome = subscription::resend(db.get_ref(), &pages.links, pages.policy, &form.token, now)
         .await
         .map_err(subscribe_error)?
         .ok_or(PageError::NotFound)?;
@@ -399,19 +415,20 @@ pub async fn resend(
 pub async fn unsubscribe_page(
     query: web::Query<TokenParam>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    subscriptions: web::Data<Subscriptions>,
 ) -> Result<HttpResponse, PageError> {
-    let pages = &state.subscriptions;
+    let pages = &subscriptions;
     let Some(id) = pages.links.verify_unsubscribe(&query.token) else {
         return invalid_unsubscribe(&viewer);
     };
     let Some(row) = entity::subscriptions::Entity::find_by_id(id)
-        .one(&state.db)
+        .one(db.get_ref())
         .await?
     else {
         return invalid_unsubscribe(&viewer);
     };
-    let about = about_row(&state, &row).await?;
+    let about = about_row(&db, &row).await?;
     if row.status == SubscriptionStatus::Unsubscribed {
         return message(
             &viewer,
@@ -441,7 +458,8 @@ pub async fn unsubscribe(
     query: web::Query<TokenParam>,
     body: web::Bytes,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    subscriptions: web::Data<Subscriptions>,
 ) -> Result<HttpResponse, PageError> {
     let token = if query.token.is_empty() {
         url::form_urlencoded::parse(&body)
@@ -451,14 +469,14 @@ pub async fn unsubscribe(
     } else {
         query.token.clone()
     };
-    let pages = &state.subscriptions;
+    let pages = &subscriptions;
     let Some(id) = pages.links.verify_unsubscribe(&token) else {
         return invalid_unsubscribe(&viewer);
     };
-    let Some(row) = subscription::unsubscribe(&state.db, id, clock::now()).await? else {
+    let Some(row) = subscription::unsubscribe(db.get_ref(), id, clock::now()).await? else {
         return invalid_unsubscribe(&viewer);
     };
-    let about = about_row(&state, &row).await?;
+    let about = about_row(&db, &row).await?;
     tracing::info!(subscription = id, "unsubscribed");
     message(
         &viewer,
@@ -481,10 +499,10 @@ fn invalid_unsubscribe(viewer: &MaybeViewer) -> Result<HttpResponse, PageError> 
 }
 
 async fn about_row(
-    state: &AppState,
+    db: &DatabaseConnection,
     row: &entity::subscriptions::Model,
 ) -> Result<About, PageError> {
-    subscription::about_row(&state.db, row)
+    subscription::about_row(db, row)
         .await
         .map_err(subscribe_error)
 }

@@ -3,16 +3,19 @@
 //! cookie; with the cookie, a POST must also carry the session's CSRF token
 //! in `X-CSRF-Token`, since a browser would send the cookie on its own.
 
+use crate::bus::Bus;
+use crate::web::admin::Controls;
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use entity::outbox::{MailKind, MailStatus};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::address;
 use super::page::{PageQuery, StatusQuery};
-use super::{address, fleet_of, levers, rate_limited};
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit::{self, Actor};
 use crate::admin::fleet::Fleet;
@@ -23,10 +26,10 @@ use crate::admin::{crawls, outbox as mail, Page};
 use crate::auction::LotStatus;
 use crate::bus::WorkerAction;
 use crate::clock;
-use crate::web::auth::{constant_time_eq, has_token};
+use crate::web::auth::{constant_time_eq, has_token, ApiToken};
 use crate::web::error::ApiError;
-use crate::web::session::viewer;
-use crate::web::AppState;
+use crate::web::part;
+use crate::web::session::{viewer, Accounts};
 
 /// Someone allowed to use the admin API, and who they are for the audit log.
 pub struct AdminCaller(Actor);
@@ -38,18 +41,17 @@ impl FromRequest for AdminCaller {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no app state")))?;
-            if has_token(&req, &state.api_token) {
+            let token = part::<ApiToken>(&req).map_err(ApiError::Internal)?;
+            if has_token(&req, &token.0) {
                 return Ok(AdminCaller(Actor {
                     user_id: None,
                     name: "api-token".to_owned(),
                     address: address(&req),
                 }));
             }
-            let Some(v) = viewer(&req, &state)
+            let db = part::<DatabaseConnection>(&req).map_err(ApiError::Internal)?;
+            let accounts = part::<Accounts>(&req).map_err(ApiError::Internal)?;
+            let Some(v) = viewer(&req, &db, &accounts)
                 .await
                 .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err}")))?
             else {
@@ -86,15 +88,17 @@ impl FromRequest for AdminCaller {
 /// act, when it is another: that node does it a moment later.
 async fn act(
     caller: &AdminCaller,
-    state: &AppState,
+    db: &DatabaseConnection,
+    controls: &Controls,
     action: Action,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limited(state, &caller.0)
+    controls
+        .rate_limited(&caller.0)
         .await
         .map_err(ApiError::TooManyRequests)?;
     let name = format!("{action:?}");
     let sent_to = action.sent_to().map(str::to_owned);
-    let done = actions::perform(&levers(state), &caller.0, action, clock::now())
+    let done = actions::perform(&controls.levers(db), &caller.0, action, clock::now())
         .await
         .map_err(action_error)?;
     Ok(HttpResponse::Ok().json(json!({
@@ -142,19 +146,19 @@ fn id_of(path: &str) -> Result<i64, ApiError> {
 pub async fn tasks(
     _: AdminCaller,
     query: web::Query<TaskFilter>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
     query.check().map_err(ApiError::BadRequest)?;
-    let page = queue::list(&state.db, &query).await?;
+    let page = queue::list(db.get_ref(), &query).await?;
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
 pub async fn task(
     _: AdminCaller,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
-    let (task, attempts) = queue::detail(&state.db, id_of(&path)?)
+    let (task, attempts) = queue::detail(db.get_ref(), id_of(&path)?)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(json!({ "task": task, "attempts": attempts })))
@@ -163,33 +167,39 @@ pub async fn task(
 pub async fn retry(
     caller: AdminCaller,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::RetryTask(id_of(&path)?)).await
+    act(&caller, &db, &controls, Action::RetryTask(id_of(&path)?)).await
 }
 
 pub async fn cancel(
     caller: AdminCaller,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::CancelTask(id_of(&path)?)).await
+    act(&caller, &db, &controls, Action::CancelTask(id_of(&path)?)).await
 }
 
 pub async fn requeue_dead(
     caller: AdminCaller,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::RequeueDead).await
+    act(&caller, &db, &controls, Action::RequeueDead).await
 }
 
-pub async fn queue(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let counts: serde_json::Map<String, serde_json::Value> = queue::counts(&state.db)
+pub async fn queue(
+    _: AdminCaller,
+    db: web::Data<DatabaseConnection>,
+) -> Result<HttpResponse, ApiError> {
+    let counts: serde_json::Map<String, serde_json::Value> = queue::counts(db.get_ref())
         .await?
         .into_iter()
         .map(|(state, n)| (state, json!(n)))
         .collect();
-    let paused = queue::paused(&state.db).await?;
+    let paused = queue::paused(db.get_ref()).await?;
     Ok(HttpResponse::Ok().json(json!({
         "tasks": counts,
         "paused": paused.is_some(),
@@ -200,16 +210,18 @@ pub async fn queue(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpRes
 
 pub async fn pause(
     caller: AdminCaller,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::PauseQueue).await
+    act(&caller, &db, &controls, Action::PauseQueue).await
 }
 
 pub async fn resume(
     caller: AdminCaller,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::ResumeQueue).await
+    act(&caller, &db, &controls, Action::ResumeQueue).await
 }
 
 /// An outbox row without its bodies: lists stay small.
@@ -229,10 +241,10 @@ struct MailSummary {
 pub async fn mail(
     _: AdminCaller,
     query: web::Query<StatusQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
     let status = mail::parse_status(&query.status).map_err(ApiError::BadRequest)?;
-    let page = mail::list(&state.db, status, query.page.unwrap_or(1)).await?;
+    let page = mail::list(db.get_ref(), status, query.page.unwrap_or(1)).await?;
     let page = page.map(|m| MailSummary {
         id: m.id,
         kind: m.kind,
@@ -250,24 +262,28 @@ pub async fn mail(
 pub async fn retry_mail(
     caller: AdminCaller,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::RetryMail(id_of(&path)?)).await
+    act(&caller, &db, &controls, Action::RetryMail(id_of(&path)?)).await
 }
 
 pub async fn audit(
     _: AdminCaller,
     query: web::Query<PageQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = audit::list(&state.db, query.page.unwrap_or(1)).await?;
+    let page = audit::list(db.get_ref(), query.page.unwrap_or(1)).await?;
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
 /// The workers connected to every node; `unreachable` says why only this
 /// node's are listed, when the bus is down.
-pub async fn workers(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let fleet = fleet_of(&state).await?;
+pub async fn workers(
+    _: AdminCaller,
+    controls: web::Data<Controls>,
+) -> Result<HttpResponse, ApiError> {
+    let fleet = controls.fleet().await?;
     Ok(HttpResponse::Ok().json(workers_body(&fleet)))
 }
 
@@ -335,7 +351,7 @@ pub struct NodeQuery {
 
 /// The action on the worker the path and the query name.
 fn worker_action(
-    state: &AppState,
+    bus: &dyn Bus,
     path: &str,
     query: &NodeQuery,
     action: WorkerAction,
@@ -343,33 +359,40 @@ fn worker_action(
     // Worker ids are the Dispatcher's, not the database's: a u64.
     let worker = path.parse().map_err(|_| ApiError::NotFound)?;
     let node = query.node.as_deref().filter(|n| !n.is_empty());
-    Ok(Action::on_worker(state.bus.node(), node, worker, action))
+    Ok(Action::on_worker(bus.node(), node, worker, action))
 }
 
 pub async fn drain(
     caller: AdminCaller,
     path: web::Path<String>,
     query: web::Query<NodeQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    bus: web::Data<dyn Bus>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    let action = worker_action(&state, &path, &query, WorkerAction::Drain)?;
-    act(&caller, &state, action).await
+    let action = worker_action(bus.get_ref(), &path, &query, WorkerAction::Drain)?;
+    act(&caller, &db, &controls, action).await
 }
 
 pub async fn disconnect(
     caller: AdminCaller,
     path: web::Path<String>,
     query: web::Query<NodeQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    bus: web::Data<dyn Bus>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    let action = worker_action(&state, &path, &query, WorkerAction::Disconnect)?;
-    act(&caller, &state, action).await
+    let action = worker_action(bus.get_ref(), &path, &query, WorkerAction::Disconnect)?;
+    act(&caller, &db, &controls, action).await
 }
 
 /// Every live node as its heartbeat describes it (this one as it is now),
 /// with its workers and its members per topic.
-pub async fn nodes(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let fleet = fleet_of(&state).await?;
+pub async fn nodes(
+    _: AdminCaller,
+    controls: web::Data<Controls>,
+) -> Result<HttpResponse, ApiError> {
+    let fleet = controls.fleet().await?;
     Ok(HttpResponse::Ok().json(json!({
         "this": fleet.this,
         "cluster": fleet.cluster,
@@ -381,18 +404,25 @@ pub async fn nodes(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpRes
 pub async fn drain_node(
     caller: AdminCaller,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::DrainNode(path.into_inner())).await
+    act(
+        &caller,
+        &db,
+        &controls,
+        Action::DrainNode(path.into_inner()),
+    )
+    .await
 }
 
 /// Crawls newest first, each with its tasks counted by state.
 pub async fn crawls(
     _: AdminCaller,
     query: web::Query<PageQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = crawls::list(&state.db, query.page.unwrap_or(1)).await?;
+    let page = crawls::list(db.get_ref(), query.page.unwrap_or(1)).await?;
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
@@ -401,9 +431,9 @@ pub async fn crawls(
 pub async fn crawl(
     _: AdminCaller,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
-    let detail = crawls::detail(&state.db, id_of(&path)?)
+    let detail = crawls::detail(db.get_ref(), id_of(&path)?)
         .await?
         .ok_or(ApiError::NotFound)?;
     let sites: Vec<serde_json::Value> = detail
@@ -420,15 +450,20 @@ pub async fn crawl(
 
 pub async fn start_crawl(
     caller: AdminCaller,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::StartCrawl).await
+    act(&caller, &db, &controls, Action::StartCrawl).await
 }
 
 /// Topics with members on any node or messages in the last minute.
-pub async fn rooms(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let fleet = fleet_of(&state).await?;
-    let rooms = rooms::activity(&state.db, fleet.members(), clock::now()).await?;
+pub async fn rooms(
+    _: AdminCaller,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
+) -> Result<HttpResponse, ApiError> {
+    let fleet = controls.fleet().await?;
+    let rooms = rooms::activity(db.get_ref(), fleet.members(), clock::now()).await?;
     Ok(HttpResponse::Ok().json(json!({
         "window_seconds": RATE_WINDOW.as_secs(),
         "rooms": rooms,
@@ -487,10 +522,10 @@ impl LotSummary {
 pub async fn lots(
     _: AdminCaller,
     query: web::Query<StatusQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, ApiError> {
     let status = lots::parse_status(&query.status).map_err(ApiError::BadRequest)?;
-    let page = lots::list(&state.db, status, query.page.unwrap_or(1))
+    let page = lots::list(db.get_ref(), status, query.page.unwrap_or(1))
         .await
         .map_err(|err| ApiError::Internal(anyhow::Error::new(err).context("listing the lots")))?;
     Ok(HttpResponse::Ok().json(page_json(&page.map(LotSummary::of))))
@@ -499,7 +534,8 @@ pub async fn lots(
 pub async fn cancel_lot(
     caller: AdminCaller,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    act(&caller, &state, Action::CancelLot(id_of(&path)?)).await
+    act(&caller, &db, &controls, Action::CancelLot(id_of(&path)?)).await
 }

@@ -3,8 +3,10 @@
 //! links to; cancelling goes through `page::act`, so it is CSRF-checked,
 //! rate-limited and audited like every other admin action.
 
+use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use sea_orm::DatabaseConnection;
 
 use super::page::{act, encode, frame, id_of, when, Frame, Pager, StatusQuery};
 use super::AdminViewer;
@@ -14,7 +16,7 @@ use crate::auction::LotStatus;
 use crate::web::auctions::{amount, outcome_text};
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
-use crate::web::{html, sentence, AppState, Nav};
+use crate::web::{html, sentence, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/auctions.html")]
@@ -80,11 +82,11 @@ impl LotRow {
 pub async fn lots(
     admin: AdminViewer,
     query: web::Query<StatusQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
     let status =
         lots::parse_status(&query.status).map_err(|e| PageError::BadRequest(sentence(&e)))?;
-    let page = lots::list(&state.db, status, query.page.unwrap_or(1))
+    let page = lots::list(db.get_ref(), status, query.page.unwrap_or(1))
         .await
         .map_err(|err| PageError::Internal(anyhow::Error::new(err).context("listing the lots")))?;
     let link = |n: u64| format!("/admin/auctions?status={}&page={n}", encode(&query.status));
@@ -106,8 +108,18 @@ pub async fn cancel(
     admin: AdminViewer,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let action = Action::CancelLot(id_of(&path)?);
-    act(&req, &admin, &state, &form.csrf, action, "/admin/auctions").await
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        action,
+        "/admin/auctions",
+    )
+    .await
 }

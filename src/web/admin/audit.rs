@@ -4,13 +4,14 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use entity::audit_log;
+use sea_orm::DatabaseConnection;
 
 use super::page::{frame, when, Frame, PageQuery, Pager};
 use super::AdminViewer;
 use crate::admin::audit;
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;
-use crate::web::{html, AppState, Nav};
+use crate::web::{html, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/audit.html")]
@@ -49,9 +50,9 @@ impl AuditRow {
 pub async fn audit(
     admin: AdminViewer,
     query: web::Query<PageQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
-    let page = audit::list(&state.db, query.page.unwrap_or(1)).await?;
+    let page = audit::list(db.get_ref(), query.page.unwrap_or(1)).await?;
     let body = AuditPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "audit"),

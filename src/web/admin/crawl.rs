@@ -5,6 +5,7 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use entity::tasks::{self, TaskKind};
+use sea_orm::DatabaseConnection;
 
 use super::fleet::CrawlRow;
 use super::page::{encode, frame, id_of, Frame};
@@ -14,7 +15,7 @@ use crate::clock;
 use crate::crawl::lease::TaskState;
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;
-use crate::web::{html, AppState, Nav};
+use crate::web::{html, Nav};
 
 /// Reasons listed per site; the task list, filtered by site, has the others.
 const REASONS_SHOWN: usize = 10;
@@ -126,10 +127,10 @@ impl FailureRow {
 pub async fn crawl(
     admin: AdminViewer,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
     let id = id_of(&path)?;
-    let detail = crawls::detail(&state.db, id)
+    let detail = crawls::detail(db.get_ref(), id)
         .await?
         .ok_or(PageError::NotFound)?;
     let body = CrawlPage {

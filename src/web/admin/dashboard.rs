@@ -3,6 +3,10 @@
 //! knows of its own, its workers, client connections and rooms, put
 //! together for the cluster (`admin::fleet`).
 
+use crate::web::admin::Controls;
+use crate::web::session::Accounts;
+use crate::ws::Leaving;
+use sea_orm::DatabaseConnection;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -11,7 +15,7 @@ use futures_util::{future, StreamExt};
 use serde::Serialize;
 
 use super::page::{frame, Frame};
-use super::{fleet_of, AdminViewer};
+use super::AdminViewer;
 use crate::accounts::store;
 use crate::admin::dashboard::{self, Bar, Snapshot};
 use crate::admin::fleet::Fleet;
@@ -20,7 +24,7 @@ use crate::clock;
 use crate::domain::topic::Topic;
 use crate::web::error::PageError;
 use crate::web::session::{MaybeViewer, SESSION_COOKIE};
-use crate::web::{html, AppState, Nav};
+use crate::web::{html, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/dashboard.html")]
@@ -85,10 +89,11 @@ impl NodeActivity {
 
 pub async fn dashboard(
     admin: AdminViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let now = dashboard::snapshot(&state.db, clock::now()).await?;
-    let fleet = fleet_of(&state).await?;
+    let now = dashboard::snapshot(db.get_ref(), clock::now()).await?;
+    let fleet = controls.fleet().await?;
     let node = NodeActivity::of(&fleet);
     let workers = fleet
         .workers()
@@ -119,8 +124,14 @@ pub async fn dashboard(
 /// Each tick looks the login session up again: a logout, an expired
 /// session or admin rights taken away end the stream within a second,
 /// and the page's EventSource, reconnecting, is turned away.
-pub async fn events(_: AdminViewer, req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let leaving = state.leaving.clone();
+pub async fn events(
+    _: AdminViewer,
+    req: HttpRequest,
+    db: web::Data<DatabaseConnection>,
+    accounts: web::Data<Accounts>,
+    leaving: web::Data<Leaving>,
+    controls: web::Data<Controls>,
+) -> HttpResponse {
     // AdminViewer found the session through this cookie; without one the
     // first tick finds no session and the stream ends.
     let cookie = req
@@ -130,8 +141,13 @@ pub async fn events(_: AdminViewer, req: HttpRequest, state: web::Data<AppState>
     let ticks = tokio_stream_interval(Duration::from_secs(1));
     let stream = ticks
         .then(move |()| {
-            let (state, cookie) = (state.clone(), cookie.clone());
-            async move { tick(&state, &cookie).await }
+            let (db, accounts, controls, cookie) = (
+                db.clone(),
+                accounts.clone(),
+                controls.clone(),
+                cookie.clone(),
+            );
+            async move { tick(&db, &accounts, &controls, &cookie).await }
         })
         .take_while(|frame| future::ready(frame.is_some()))
         .filter_map(|frame| future::ready(frame.map(Ok::<_, actix_web::Error>)))
@@ -146,8 +162,13 @@ pub async fn events(_: AdminViewer, req: HttpRequest, state: web::Data<AppState>
 
 /// One tick's frame, or `None` to end the stream: the session behind
 /// `cookie` is over, or its account is no longer an admin.
-async fn tick(state: &AppState, cookie: &str) -> Option<web::Bytes> {
-    let session = store::session(&state.db, &state.accounts.key, cookie, clock::now()).await;
+async fn tick(
+    db: &DatabaseConnection,
+    accounts: &Accounts,
+    controls: &Controls,
+    cookie: &str,
+) -> Option<web::Bytes> {
+    let session = store::session(db, &accounts.key, cookie, clock::now()).await;
     match session {
         Ok(Some(live)) if live.account.is_admin => {}
         Ok(_) => return None,
@@ -159,8 +180,8 @@ async fn tick(state: &AppState, cookie: &str) -> Option<web::Bytes> {
             return Some(web::Bytes::from_static(b": session check failed\n\n"));
         }
     }
-    let snapshot = dashboard::snapshot(&state.db, clock::now()).await;
-    let fleet = fleet_of(state).await.ok();
+    let snapshot = dashboard::snapshot(db, clock::now()).await;
+    let fleet = controls.fleet().await.ok();
     Some(match snapshot {
         Ok(snapshot) => format!("data: {}\n\n", event(&snapshot, fleet.as_ref())).into(),
         // A comment line keeps the connection open; the next tick tries

@@ -3,14 +3,17 @@
 //! CSRF-checked, rate-limited and audited like every other; an action on a
 //! worker of another node goes to that node over the bus.
 
+use crate::bus::Bus;
+use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use entity::crawls::CrawlStatus;
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::page::{act, frame, maybe_when, when, Frame, PageQuery, Pager, SentQuery};
-use super::{fleet_of, AdminViewer};
+use super::AdminViewer;
 use crate::admin::actions::Action;
 use crate::admin::crawls;
 use crate::admin::rooms::{self, RoomActivity, RATE_WINDOW};
@@ -22,7 +25,7 @@ use crate::domain::topic::Topic;
 use crate::web::auctions::span;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
-use crate::web::{html, AppState, Nav};
+use crate::web::{html, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/workers.html")]
@@ -89,9 +92,9 @@ impl WorkerRow {
 pub async fn workers(
     admin: AdminViewer,
     query: web::Query<SentQuery>,
-    state: web::Data<AppState>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let fleet = fleet_of(&state).await?;
+    let fleet = controls.fleet().await?;
     let now = clock::now();
     let body = WorkersPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
@@ -120,7 +123,7 @@ pub struct WorkerForm {
 
 /// The action on the worker the path and the form name.
 fn worker_action(
-    state: &AppState,
+    bus: &dyn Bus,
     path: &str,
     form: &WorkerForm,
     action: WorkerAction,
@@ -128,7 +131,7 @@ fn worker_action(
     // Worker ids are the Dispatcher's, not the database's: a u64.
     let worker = path.parse().map_err(|_| PageError::NotFound)?;
     let node = Some(form.node.as_str()).filter(|n| !n.is_empty());
-    Ok(Action::on_worker(state.bus.node(), node, worker, action))
+    Ok(Action::on_worker(bus.node(), node, worker, action))
 }
 
 pub async fn drain(
@@ -136,10 +139,21 @@ pub async fn drain(
     admin: AdminViewer,
     path: web::Path<String>,
     form: web::Form<WorkerForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    bus: web::Data<dyn Bus>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let action = worker_action(&state, &path, &form, WorkerAction::Drain)?;
-    act(&req, &admin, &state, &form.csrf, action, "/admin/workers").await
+    let action = worker_action(bus.get_ref(), &path, &form, WorkerAction::Drain)?;
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        action,
+        "/admin/workers",
+    )
+    .await
 }
 
 pub async fn disconnect(
@@ -147,10 +161,21 @@ pub async fn disconnect(
     admin: AdminViewer,
     path: web::Path<String>,
     form: web::Form<WorkerForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    bus: web::Data<dyn Bus>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let action = worker_action(&state, &path, &form, WorkerAction::Disconnect)?;
-    act(&req, &admin, &state, &form.csrf, action, "/admin/workers").await
+    let action = worker_action(bus.get_ref(), &path, &form, WorkerAction::Disconnect)?;
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        action,
+        "/admin/workers",
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -206,9 +231,9 @@ impl CrawlRow {
 pub async fn crawls(
     admin: AdminViewer,
     query: web::Query<PageQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
-    let page = crawls::list(&state.db, query.page.unwrap_or(1)).await?;
+    let page = crawls::list(db.get_ref(), query.page.unwrap_or(1)).await?;
     let now = clock::now();
     let body = CrawlsPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
@@ -225,10 +250,20 @@ pub async fn start_crawl(
     req: HttpRequest,
     admin: AdminViewer,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let action = Action::StartCrawl;
-    act(&req, &admin, &state, &form.csrf, action, "/admin/crawls").await
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        action,
+        "/admin/crawls",
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -278,10 +313,11 @@ impl RoomRow {
 
 pub async fn rooms(
     admin: AdminViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let fleet = fleet_of(&state).await?;
-    let activity = rooms::activity(&state.db, fleet.members(), clock::now()).await?;
+    let fleet = controls.fleet().await?;
+    let activity = rooms::activity(db.get_ref(), fleet.members(), clock::now()).await?;
     let body = RoomsPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "rooms"),

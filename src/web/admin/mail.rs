@@ -1,9 +1,11 @@
 //! The outbox's admin page (`/admin/mail`): mails by status, and retrying a
 //! failed one.
 
+use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use entity::outbox::{self, MailKind, MailStatus};
+use sea_orm::DatabaseConnection;
 
 use super::page::{act, encode, frame, id_of, maybe_when, when, Frame, Pager, StatusQuery};
 use super::AdminViewer;
@@ -11,7 +13,7 @@ use crate::admin::actions::Action;
 use crate::admin::outbox as mail;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
-use crate::web::{html, sentence, AppState, Nav};
+use crate::web::{html, sentence, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/mail.html")]
@@ -55,17 +57,17 @@ impl MailRow {
 pub async fn mail(
     admin: AdminViewer,
     query: web::Query<StatusQuery>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
     let status =
         mail::parse_status(&query.status).map_err(|e| PageError::BadRequest(sentence(&e)))?;
-    let page = mail::list(&state.db, status, query.page.unwrap_or(1)).await?;
+    let page = mail::list(db.get_ref(), status, query.page.unwrap_or(1)).await?;
     let link = |n: u64| format!("/admin/mail?status={}&page={n}", encode(&query.status));
     let body = MailPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "mail"),
         status: query.status.clone(),
-        statuses: mail::counts(&state.db).await?,
+        statuses: mail::counts(db.get_ref()).await?,
         rows: page.items.iter().map(MailRow::from).collect(),
         pager: Pager::new(&page, link),
     }
@@ -78,14 +80,16 @@ pub async fn retry_mail(
     admin: AdminViewer,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let id = id_of(&path)?;
     let back = "/admin/mail?status=failed";
     act(
         &req,
         &admin,
-        &state,
+        &db,
+        &controls,
         &form.csrf,
         Action::RetryMail(id),
         back,

@@ -23,19 +23,104 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use actix::Addr;
 use actix_web::{web, FromRequest, HttpRequest};
+use sea_orm::DatabaseConnection;
 
 use super::client_addr::client_addr;
 use super::error::PageError;
-use super::session::{viewer, Viewer};
-use super::AppState;
+use super::part;
+use super::session::{viewer, Accounts, Viewer};
 use crate::admin::actions::Levers;
 use crate::admin::audit::Actor;
 use crate::admin::fleet::{Fleet, Live, VERSION};
-use crate::bus::NodeInfo;
+use crate::bus::{Bus, NodeInfo};
+use crate::crawl::dispatcher::Dispatcher;
+use crate::crawl::scheduler::Scheduler;
+use crate::metrics::Metrics;
+use crate::rooms::registry::RoomRegistry;
+use crate::web::rate::RateLimit;
+use crate::ws::Leaving;
 
 /// The window admin actions are counted in.
 const ACTION_WINDOW: Duration = Duration::from_secs(60);
+
+/// What the admin pages and API reach of this node besides the database:
+/// the levers of its actions, the rate limit on them, and the fleet's
+/// live view.
+pub struct Controls {
+    pub bus: Arc<dyn Bus>,
+    pub dispatcher: Addr<Dispatcher>,
+    pub scheduler: Addr<Scheduler>,
+    pub registry: Addr<RoomRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub leaving: Leaving,
+    /// Admin actions per admin (or the API token) and minute, counted on
+    /// this node alone while the bus cannot count for the cluster.
+    pub limit: Arc<RateLimit>,
+    /// `accounts.admin_actions_per_minute`, at least 1.
+    pub per_minute: u64,
+    /// `server.bind`: what this node is called before the bus has heard of it.
+    pub bind: String,
+}
+
+impl Controls {
+    /// Counts an admin action against the per-admin limit, on every node
+    /// together: an admin who spreads actions over the nodes (nginx does, on
+    /// its own) gets the same limit as on one. With the bus down, each node
+    /// counts alone rather than refuse admins when they may be needed most.
+    pub(crate) async fn rate_limited(&self, actor: &Actor) -> Result<(), String> {
+        let key = format!("admin:{}", actor.name);
+        let wait = match self.bus.count_hit(&key, ACTION_WINDOW).await {
+            Ok(hits) => (hits.count > self.per_minute).then_some(hits.resets_in),
+            Err(err) => {
+                tracing::warn!(error = %err, "admin actions are counted on this node alone");
+                self.limit.hit(&actor.name, Instant::now()).err()
+            }
+        };
+        match wait {
+            None => Ok(()),
+            Some(wait) => Err(format!(
+                "Too many admin actions at once; try again in {} s.",
+                wait.as_secs().max(1)
+            )),
+        }
+    }
+
+    /// Every live node with its workers, connections and rooms: this one as
+    /// it is now, the others as their last heartbeat described them.
+    pub(crate) async fn fleet(&self) -> anyhow::Result<Fleet> {
+        let live = Live::read(
+            &self.dispatcher,
+            &self.registry,
+            &self.metrics,
+            &self.leaving,
+        )
+        .await?;
+        let listed = self.bus.nodes().await;
+        // What this node is called before the bus has heard of it.
+        let fallback = NodeInfo {
+            id: self.bus.node().to_string(),
+            address: self.bind.clone(),
+            version: VERSION.to_owned(),
+            ..NodeInfo::default()
+        };
+        Ok(Fleet::assemble(listed, fallback, live, self.bus.shared()))
+    }
+
+    /// What admin actions reach from this node.
+    pub(crate) fn levers<'a>(&'a self, db: &'a DatabaseConnection) -> Levers<'a> {
+        Levers {
+            db,
+            bus: self.bus.as_ref(),
+            dispatcher: &self.dispatcher,
+            scheduler: &self.scheduler,
+            registry: &self.registry,
+        }
+    }
+}
 
 /// A logged-in admin; any other request is answered before the handler runs.
 pub struct AdminViewer(pub Viewer);
@@ -47,11 +132,9 @@ impl FromRequest for AdminViewer {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| PageError::Internal(anyhow::anyhow!("no app state")))?;
-            match viewer(&req, &state).await? {
+            let db = part::<DatabaseConnection>(&req).map_err(PageError::Internal)?;
+            let accounts = part::<Accounts>(&req).map_err(PageError::Internal)?;
+            match viewer(&req, &db, &accounts).await? {
                 Some(v) if v.account.is_admin => Ok(AdminViewer(v)),
                 Some(_) => Err(PageError::Forbidden(
                     "Only admins can see this page.".to_owned(),
@@ -85,61 +168,6 @@ pub(crate) fn actor_of(admin: &Viewer, req: &HttpRequest) -> Actor {
         user_id: Some(admin.account.id),
         name: admin.account.name.clone(),
         address: address(req),
-    }
-}
-
-/// Counts an admin action against the per-admin limit, on every node
-/// together: an admin who spreads actions over the nodes (nginx does, on
-/// its own) gets the same limit as on one. With the bus down, each node
-/// counts alone rather than refuse admins when they may be needed most.
-pub(crate) async fn rate_limited(state: &AppState, actor: &Actor) -> Result<(), String> {
-    let limit = u64::from(state.settings.accounts.admin_actions_per_minute.max(1));
-    let key = format!("admin:{}", actor.name);
-    let wait = match state.bus.count_hit(&key, ACTION_WINDOW).await {
-        Ok(hits) => (hits.count > limit).then_some(hits.resets_in),
-        Err(err) => {
-            tracing::warn!(error = %err, "admin actions are counted on this node alone");
-            state.admin_limit.hit(&actor.name, Instant::now()).err()
-        }
-    };
-    match wait {
-        None => Ok(()),
-        Some(wait) => Err(format!(
-            "Too many admin actions at once; try again in {} s.",
-            wait.as_secs().max(1)
-        )),
-    }
-}
-
-/// Every live node with its workers, connections and rooms: this one as it
-/// is now, the others as their last heartbeat described them.
-pub(crate) async fn fleet_of(state: &AppState) -> anyhow::Result<Fleet> {
-    let live = Live::read(
-        &state.dispatcher,
-        &state.registry,
-        &state.metrics,
-        &state.leaving,
-    )
-    .await?;
-    let listed = state.bus.nodes().await;
-    // What this node is called before the bus has heard of it.
-    let fallback = NodeInfo {
-        id: state.bus.node().to_string(),
-        address: state.settings.server.bind.clone(),
-        version: VERSION.to_owned(),
-        ..NodeInfo::default()
-    };
-    Ok(Fleet::assemble(listed, fallback, live, state.bus.shared()))
-}
-
-/// What admin actions reach from this node.
-pub(crate) fn levers(state: &AppState) -> Levers<'_> {
-    Levers {
-        db: &state.db,
-        bus: state.bus.as_ref(),
-        dispatcher: &state.dispatcher,
-        scheduler: &state.scheduler,
-        registry: &state.registry,
     }
 }
 

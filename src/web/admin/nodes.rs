@@ -3,12 +3,14 @@
 //! over the bus to take no new clients or workers and hand over what it
 //! has. A node that dies drops off within `nodes::NODE_TTL`.
 
+use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
 
 use super::page::{act, frame, Frame, SentQuery};
-use super::{fleet_of, AdminViewer};
+use super::AdminViewer;
 use crate::admin::actions::Action;
 use crate::bus::nodes::NODE_TTL;
 use crate::bus::NodeInfo;
@@ -16,7 +18,7 @@ use crate::clock;
 use crate::web::auctions::span;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
-use crate::web::{html, AppState, Nav};
+use crate::web::{html, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/nodes.html")]
@@ -69,9 +71,9 @@ impl NodeRow {
 pub async fn nodes(
     admin: AdminViewer,
     query: web::Query<SentQuery>,
-    state: web::Data<AppState>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let fleet = fleet_of(&state).await?;
+    let fleet = controls.fleet().await?;
     let now = clock::now();
     let body = NodesPage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
@@ -94,8 +96,18 @@ pub async fn drain(
     admin: AdminViewer,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let action = Action::DrainNode(path.into_inner());
-    act(&req, &admin, &state, &form.csrf, action, "/admin/nodes").await
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        action,
+        "/admin/nodes",
+    )
+    .await
 }

@@ -3,17 +3,19 @@
 //! performs an admin action. Every action POSTs through it and redirects
 //! back, so each is CSRF-checked, rate-limited and audited like every other.
 
+use crate::web::admin::Controls;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
-use super::{levers, rate_limited, AdminViewer};
+use super::AdminViewer;
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::Page;
 use crate::clock;
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, MaybeViewer};
-use crate::web::{see_other, sentence, AppState};
+use crate::web::{see_other, sentence};
 
 /// A time as the admin pages show it.
 pub(super) fn when(t: DateTime<Utc>) -> String {
@@ -71,14 +73,16 @@ pub(super) fn id_of(path: &str) -> Result<i64, PageError> {
 pub(super) async fn act(
     req: &HttpRequest,
     admin: &AdminViewer,
-    state: &AppState,
+    db: &DatabaseConnection,
+    controls: &Controls,
     csrf: &str,
     action: Action,
     back: &str,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(req, &MaybeViewer(Some(admin.0.clone())), csrf)?;
     let actor = admin.actor(req);
-    rate_limited(state, &actor)
+    controls
+        .rate_limited(&actor)
         .await
         .map_err(PageError::TooManyRequests)?;
     // The page says where the request went: another node acts on it there.
@@ -86,7 +90,7 @@ pub(super) async fn act(
         Some(node) => format!("{back}?sent={}", encode(node)),
         None => back.to_owned(),
     };
-    actions::perform(&levers(state), &actor, action, clock::now())
+    actions::perform(&controls.levers(db), &actor, action, clock::now())
         .await
         .map_err(action_error)?;
     Ok(see_other(&back))

@@ -1,8 +1,10 @@
 //! `/admin/storage`: the database's size per table, and what the next
 //! retention pass would remove from each.
 
+use crate::config::Settings;
 use actix_web::{web, HttpResponse};
 use askama::Template;
+use sea_orm::DatabaseConnection;
 
 use super::page::{frame, Frame};
 use super::AdminViewer;
@@ -10,7 +12,7 @@ use crate::clock;
 use crate::retention::report::{self, Line};
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;
-use crate::web::{html, AppState, Nav};
+use crate::web::{html, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/storage.html")]
@@ -26,10 +28,11 @@ struct StoragePage {
 
 pub async fn storage(
     admin: AdminViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    settings: web::Data<Settings>,
 ) -> Result<HttpResponse, PageError> {
-    let retention = &state.settings.retention;
-    let overview = report::overview(&state.db, retention, clock::now()).await?;
+    let retention = &settings.retention;
+    let overview = report::overview(db.get_ref(), retention, clock::now()).await?;
     let body = StoragePage {
         nav: Nav::from(&MaybeViewer(Some(admin.0.clone()))),
         frame: frame(&admin, "storage"),

@@ -2,10 +2,12 @@
 //! attempts, and the actions on them (retry now, cancel, requeue the dead,
 //! pause and resume).
 
+use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use entity::tasks::TaskKind;
 use entity::{task_attempts, tasks};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::page::{act, encode, frame, id_of, maybe_when, when, Frame, Pager};
@@ -15,7 +17,7 @@ use crate::admin::tasks::{self as queue, TaskFilter, TaskSort};
 use crate::crawl::lease::TaskState;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
-use crate::web::{html, see_other, sentence, AppState, Nav};
+use crate::web::{html, see_other, sentence, Nav};
 
 #[derive(Template)]
 #[template(path = "admin/tasks.html")]
@@ -66,14 +68,14 @@ impl TaskRow {
 pub async fn tasks(
     admin: AdminViewer,
     query: web::Query<TaskFilter>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
     let filter = query.into_inner();
     filter
         .check()
         .map_err(|e| PageError::BadRequest(sentence(&e)))?;
     let sort = filter.sort().unwrap_or(TaskSort::Updated);
-    let page = queue::list(&state.db, &filter).await?;
+    let page = queue::list(db.get_ref(), &filter).await?;
     let link = |n: u64| {
         format!(
             "/admin/tasks?state={}&crawl={}&site={}&q={}&sort={}&page={n}",
@@ -93,8 +95,8 @@ pub async fn tasks(
         sort: sort.as_str(),
         rows: page.items.iter().map(TaskRow::from).collect(),
         pager: Pager::new(&page, link),
-        counts: queue::counts(&state.db).await?,
-        paused: queue::paused(&state.db)
+        counts: queue::counts(db.get_ref()).await?,
+        paused: queue::paused(db.get_ref())
             .await?
             .map(|f| format!("by {} at {}", f.set_by, when(f.set_at))),
         filter,
@@ -153,10 +155,10 @@ impl AttemptRow {
 pub async fn task(
     admin: AdminViewer,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
     let id = id_of(&path)?;
-    let (task, attempts) = queue::detail(&state.db, id)
+    let (task, attempts) = queue::detail(db.get_ref(), id)
         .await?
         .ok_or(PageError::NotFound)?;
     let body = TaskPage {
@@ -179,14 +181,16 @@ pub async fn retry(
     admin: AdminViewer,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let id = id_of(&path)?;
     let back = format!("/admin/tasks/{id}");
     act(
         &req,
         &admin,
-        &state,
+        &db,
+        &controls,
         &form.csrf,
         Action::RetryTask(id),
         &back,
@@ -199,14 +203,16 @@ pub async fn cancel(
     admin: AdminViewer,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let id = id_of(&path)?;
     let back = format!("/admin/tasks/{id}");
     act(
         &req,
         &admin,
-        &state,
+        &db,
+        &controls,
         &form.csrf,
         Action::CancelTask(id),
         &back,
@@ -224,9 +230,9 @@ struct RequeuePage {
 
 pub async fn requeue_confirm(
     admin: AdminViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
-    let dead = queue::counts(&state.db)
+    let dead = queue::counts(db.get_ref())
         .await?
         .into_iter()
         .find(|(s, _)| s == TaskState::Dead.as_str())
@@ -252,32 +258,62 @@ pub async fn requeue_dead(
     req: HttpRequest,
     admin: AdminViewer,
     form: web::Form<ConfirmForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     if form.confirm != "yes" {
         // Only the confirmation page sends `confirm=yes`.
         return Ok(see_other("/admin/tasks/requeue-dead"));
     }
     let back = "/admin/tasks?state=queued";
-    act(&req, &admin, &state, &form.csrf, Action::RequeueDead, back).await
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        Action::RequeueDead,
+        back,
+    )
+    .await
 }
 
 pub async fn pause(
     req: HttpRequest,
     admin: AdminViewer,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let back = "/admin/tasks";
-    act(&req, &admin, &state, &form.csrf, Action::PauseQueue, back).await
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        Action::PauseQueue,
+        back,
+    )
+    .await
 }
 
 pub async fn resume(
     req: HttpRequest,
     admin: AdminViewer,
     form: web::Form<CsrfForm>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let back = "/admin/tasks";
-    act(&req, &admin, &state, &form.csrf, Action::ResumeQueue, back).await
+    act(
+        &req,
+        &admin,
+        &db,
+        &controls,
+        &form.csrf,
+        Action::ResumeQueue,
+        back,
+    )
+    .await
 }

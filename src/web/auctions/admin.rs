@@ -1,9 +1,13 @@
 //! The admins' side of auctions: list a lot, edit it while it is scheduled,
 //! cancel it. Visitors are sent to log in first; other accounts are refused.
 
+use crate::rooms::registry::RoomRegistry;
+use crate::web::admin::Controls;
+use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
+use sea_orm::DatabaseConnection;
 
 use super::form::LotForm;
 use super::pages::find_lot;
@@ -15,10 +19,10 @@ use crate::clock;
 use crate::domain::money::units;
 use crate::rooms::registry::LotChanged;
 use crate::web::accounts::login_url;
-use crate::web::admin::{action_error, actor_of, levers, rate_limited};
+use crate::web::admin::{action_error, actor_of};
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, CsrfForm, MaybeViewer, Viewer};
-use crate::web::{see_other, sentence, AppState, Nav};
+use crate::web::{see_other, sentence, Nav};
 
 /// One band of the increment table, as the form shows it.
 pub struct TierRow {
@@ -157,24 +161,25 @@ pub async fn create(
     req: HttpRequest,
     form: web::Form<LotForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let admin = match admin(&viewer) {
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response("/auctions/new")),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
-    let actor = limited(&req, &state, admin).await?;
+    let actor = limited(&req, &controls, admin).await?;
     let now = clock::now();
     let listing = match form.listing(now) {
         Ok(listing) => listing,
         Err(errors) => return form_page(&viewer, &admin.csrf, None, &form, &errors),
     };
-    match store::create_lot(&state.db, &listing, Some(admin.account.id), now).await {
+    match store::create_lot(db.get_ref(), &listing, Some(admin.account.id), now).await {
         Ok(row) => {
             tracing::info!(lot = row.id, admin = %admin.account.name, "lot listed");
             audited(
-                &state,
+                &db,
                 &actor,
                 "lot.create",
                 row.id,
@@ -188,9 +193,14 @@ pub async fn create(
 }
 
 /// Counts a lot action against the admin's rate limit.
-async fn limited(req: &HttpRequest, state: &AppState, admin: &Viewer) -> Result<Actor, PageError> {
+async fn limited(
+    req: &HttpRequest,
+    controls: &Controls,
+    admin: &Viewer,
+) -> Result<Actor, PageError> {
     let actor = actor_of(admin, req);
-    rate_limited(state, &actor)
+    controls
+        .rate_limited(&actor)
         .await
         .map_err(PageError::TooManyRequests)?;
     Ok(actor)
@@ -198,7 +208,7 @@ async fn limited(req: &HttpRequest, state: &AppState, admin: &Viewer) -> Result<
 
 /// The audit row of a lot action that succeeded.
 async fn audited(
-    state: &AppState,
+    db: &DatabaseConnection,
     actor: &Actor,
     action: &str,
     lot: i64,
@@ -210,7 +220,7 @@ async fn audited(
         object_id: Some(lot.to_string()),
         detail,
     };
-    audit::record(&state.db, actor, entry, clock::now()).await?;
+    audit::record(db, actor, entry, clock::now()).await?;
     Ok(())
 }
 
@@ -218,13 +228,13 @@ async fn audited(
 pub async fn edit_form(
     path: web::Path<String>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
     let admin = match admin(&viewer) {
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}/edit"))),
     };
-    let lot = find_lot(&state, &path).await?;
+    let lot = find_lot(&db, &path).await?;
     if lot.state.status != LotStatus::Scheduled {
         return Err(not_editable(lot.row.id, lot.state.status));
     }
@@ -243,15 +253,17 @@ pub async fn update(
     path: web::Path<String>,
     form: web::Form<LotForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    registry: web::Data<Addr<RoomRegistry>>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let admin = match admin(&viewer) {
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}/edit"))),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
-    let actor = limited(&req, &state, admin).await?;
-    let lot = find_lot(&state, &path).await?;
+    let actor = limited(&req, &controls, admin).await?;
+    let lot = find_lot(&db, &path).await?;
     let id = lot.row.id;
     if lot.state.status != LotStatus::Scheduled {
         return Err(not_editable(id, lot.state.status));
@@ -261,11 +273,11 @@ pub async fn update(
         Ok(listing) => listing,
         Err(errors) => return form_page(&viewer, &admin.csrf, Some(id), &form, &errors),
     };
-    match store::update_lot(&state.db, id, &listing, now).await {
+    match store::update_lot(db.get_ref(), id, &listing, now).await {
         Ok(_) => {
             tracing::info!(lot = id, admin = %admin.account.name, "lot edited");
-            audited(&state, &actor, "lot.edit", id, None).await?;
-            state.registry.do_send(LotChanged { lot_id: id });
+            audited(&db, &actor, "lot.edit", id, None).await?;
+            registry.do_send(LotChanged { lot_id: id });
             Ok(see_other(&format!("/auctions/{id}")))
         }
         // It opened between the check above and the write.
@@ -281,16 +293,24 @@ pub async fn cancel(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
     let admin = match admin(&viewer) {
         Ok(admin) => admin,
         Err(refused) => return Ok(refused.response(&format!("/auctions/{path}"))),
     };
     check_csrf(&req, &viewer, &form.csrf)?;
-    let actor = limited(&req, &state, admin).await?;
+    let actor = limited(&req, &controls, admin).await?;
     let id: i64 = path.parse().map_err(|_| PageError::NotFound)?;
-    match actions::perform(&levers(&state), &actor, Action::CancelLot(id), clock::now()).await {
+    match actions::perform(
+        &controls.levers(db.get_ref()),
+        &actor,
+        Action::CancelLot(id),
+        clock::now(),
+    )
+    .await
+    {
         Ok(_) => Ok(see_other(&format!("/auctions/{id}"))),
         Err(err) => Err(action_error(err)),
     }

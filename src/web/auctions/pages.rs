@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::lots;
+use sea_orm::DatabaseConnection;
 
 use crate::accounts;
 use crate::auction::store::{self, BidRecord, StoredLot};
@@ -14,7 +15,7 @@ use crate::domain::topic::Topic;
 use crate::web::accounts::login_url;
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;
-use crate::web::{html, AppState, Nav};
+use crate::web::{html, Nav};
 
 /// Bid rows the lot page shows; the room's join reply sends as many, so
 /// the page looks the same before and after the script takes over.
@@ -107,12 +108,12 @@ struct AuctionsPage {
 /// `GET /auctions`
 pub async fn index(
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
-    let lists = store::list_lots(&state.db).await.map_err(store_failed)?;
+    let lists = store::list_lots(db.get_ref()).await.map_err(store_failed)?;
     let now = clock::now();
     let winners = accounts::store::display_names(
-        &state.db,
+        db.get_ref(),
         lists.finished.iter().filter_map(|r| r.winner_id),
     )
     .await?;
@@ -233,9 +234,9 @@ fn status_label(status: LotStatus) -> &'static str {
 }
 
 /// The lot behind a path segment, or 404.
-pub(super) async fn find_lot(state: &AppState, raw: &str) -> Result<StoredLot, PageError> {
+pub(super) async fn find_lot(db: &DatabaseConnection, raw: &str) -> Result<StoredLot, PageError> {
     let id: i64 = raw.parse().map_err(|_| PageError::NotFound)?;
-    store::get_lot(&state.db, id)
+    store::get_lot(db, id)
         .await
         .map_err(store_failed)?
         .ok_or(PageError::NotFound)
@@ -245,15 +246,15 @@ pub(super) async fn find_lot(state: &AppState, raw: &str) -> Result<StoredLot, P
 pub async fn show(
     path: web::Path<String>,
     viewer: MaybeViewer,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, PageError> {
-    let lot = find_lot(&state, &path).await?;
+    let lot = find_lot(&db, &path).await?;
     let view = lot.view();
     let row = &lot.row;
     let names =
-        accounts::store::display_names(&state.db, view.leader.into_iter().chain(row.winner_id))
+        accounts::store::display_names(db.get_ref(), view.leader.into_iter().chain(row.winner_id))
             .await?;
-    let bids = store::bids_for(&state.db, row.id, HISTORY_SHOWN).await?;
+    let bids = store::bids_for(db.get_ref(), row.id, HISTORY_SHOWN).await?;
     let now = clock::now();
     let ended = matches!(view.status, LotStatus::Finished | LotStatus::Cancelled);
     let until = match view.status {
