@@ -70,9 +70,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod auction;
-pub mod batch;
+pub(crate) mod batch;
 pub mod bench;
-pub mod bus;
+pub(crate) mod bus;
 pub mod chat_cli;
 pub mod clock;
 pub mod config;
@@ -80,20 +80,20 @@ pub mod crawl;
 pub mod db;
 pub mod demo;
 pub mod domain;
-pub mod handover;
+pub(crate) mod handover;
 pub mod lifecycle;
 pub mod mail;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod retention;
-pub mod roles;
+pub(crate) mod roles;
 pub mod rooms;
-pub mod secrets;
+pub(crate) mod secrets;
 pub mod sites_cli;
 pub mod startup;
-pub mod supervision;
+pub(crate) mod supervision;
 pub mod telemetry;
-pub mod web;
-pub mod ws;
+pub(crate) mod web;
+pub(crate) mod ws;
 
 // The wire protocol (protocol/) and the worker (worker/) are crates of
 // their own; the server's modules reach them, and the worker's scraping,

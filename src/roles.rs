@@ -136,26 +136,26 @@ pub async fn release(db: &impl ConnectionTrait, role: &str, node: &str) -> Resul
     Ok(())
 }
 
-/// The node holding `role` now, if any.
-pub async fn holder(
-    db: &impl ConnectionTrait,
-    role: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<String>, DbErr> {
-    let backend = db.get_database_backend();
-    let row = db
-        .query_one(stmt(
-            backend,
-            "SELECT node FROM roles WHERE name = $1 AND held_until >= $2",
-            vec![role.into(), now.into()],
-        ))
-        .await?;
-    row.map(|r| r.try_get::<String>("", "node")).transpose()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The node holding `role` now, if any.
+    async fn holder(
+        db: &impl ConnectionTrait,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, DbErr> {
+        let backend = db.get_database_backend();
+        let row = db
+            .query_one(stmt(
+                backend,
+                "SELECT node FROM roles WHERE name = $1 AND held_until >= $2",
+                vec![role.into(), now.into()],
+            ))
+            .await?;
+        row.map(|r| r.try_get::<String>("", "node")).transpose()
+    }
 
     async fn db(dir: &tempfile::TempDir) -> DatabaseConnection {
         let url = format!(

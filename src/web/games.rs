@@ -189,7 +189,6 @@ async fn maybe_refresh(
 /// An offer, formatted for display.
 pub struct OfferRow {
     pub store: String,
-    pub title: String,
     pub url: String,
     pub price: String,
     pub regular: String,
@@ -234,7 +233,6 @@ pub async fn show(
         .iter()
         .map(|o| OfferRow {
             store: o.store.clone(),
-            title: o.title.clone(),
             url: o.url.clone(),
             price: Money::new(o.price_cents, &o.currency).to_string(),
             regular: o

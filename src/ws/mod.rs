@@ -5,7 +5,7 @@
 //! dispatcher: [`handover`] writes the 101, takes the TCP stream and gives
 //! it to the handler's actor, and the dispatcher, with its two 8 KiB
 //! buffers and its task, is gone. What stays per socket is the actor, an
-//! [`Incoming`] frame stream the actor polls itself, and one writer task
+//! [`Incoming`](read::Incoming) frame stream the actor polls itself, and one writer task
 //! draining the [`Outbound`] queue; none of them holds a buffer while the
 //! socket is idle. Tens of thousands of idle sockets depend on that.
 //!
@@ -23,6 +23,6 @@ mod write;
 pub use actix_http::ws::CloseCode;
 pub use admit::{Caps, Refusal, Sockets};
 pub use leaving::Leaving;
-pub use read::{Frame, Incoming, ReadError};
+pub use read::{Frame, ReadError};
 pub use upgrade::{accept, handover, Door, Limits};
 pub use write::{Outbound, SendError};
