@@ -20,7 +20,7 @@ pub struct MessageIds {
 
 enum Free {
     /// SQLite: one process owns the database, so ids simply count on from
-    /// the highest stored (read on first use).
+    /// the highest ever stored (read on first use).
     Counter(Option<i64>),
     /// PostgreSQL: nodes share the table, so ids come from its sequence, a
     /// block at a time, and no two nodes ever hold the same one.
@@ -69,10 +69,15 @@ impl MessageIds {
     }
 }
 
+/// The highest id a message ever had. Not `MAX(id)` alone: retention may
+/// have removed the newest rows (`chat_days`), and their ids must not come
+/// back. `messages.id` is AUTOINCREMENT, so `sqlite_sequence` keeps the
+/// highest id ever inserted, ours included.
 async fn highest_stored(db: &DatabaseConnection) -> Result<i64, DbErr> {
     let row = Id::find_by_statement(stmt(
         db.get_database_backend(),
-        "SELECT COALESCE(MAX(id), 0) AS id FROM messages",
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0), \
+                    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)) AS id",
         vec![],
     ))
     .one(db)
@@ -90,4 +95,44 @@ async fn from_sequence(db: &DatabaseConnection, count: i64) -> Result<Vec<i64>, 
     .all(db)
     .await?;
     Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn insert(db: &DatabaseConnection, id: i64, seq: i64) {
+        db.execute(stmt(
+            db.get_database_backend(),
+            "INSERT INTO messages (id, topic, seq, user_name, text, at) \
+             VALUES ($1, 'chat:lobby', $2, 'ana', 'hi', '2026-01-01T00:00:00.000Z')",
+            vec![id.into(), seq.into()],
+        ))
+        .await
+        .unwrap();
+    }
+
+    #[actix_web::test]
+    async fn ids_removed_by_retention_are_not_handed_out_again_after_a_restart() {
+        // Arrange: three messages stored, then all of them pruned.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ids.db").display());
+        let db = crate::db::connect(&url).await.unwrap();
+        for (seq, id) in MessageIds::new(db.clone())
+            .take(3)
+            .await
+            .unwrap()
+            .into_iter()
+            .enumerate()
+        {
+            insert(&db, id, seq as i64 + 1).await;
+        }
+        db.execute_unprepared("DELETE FROM messages").await.unwrap();
+
+        // Act: a restarted node's first id.
+        let next = MessageIds::new(db.clone()).take(1).await.unwrap();
+
+        // Assert
+        assert_eq!(next, vec![4]);
+    }
 }
