@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -22,7 +22,7 @@ use crate::batch::WriteFailed;
 use crate::protocol::frame::{self, Refs};
 use crate::protocol::worker::{self, Item, Link, ServerFrame, TaskKind, WorkerFrame};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
+use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError, Silence};
 
 /// Frames above this size get an `error` frame; the connection stays.
 pub const SOFT_FRAME_LIMIT: usize = 1 << 20;
@@ -53,7 +53,7 @@ pub struct WorkerSession {
     name: String,
     /// The tasks assigned over this connection, by lease.
     assigned: HashMap<LeaseToken, Assigned>,
-    last_seen: Instant,
+    silence: Silence,
     /// Results sent to the Merger and not yet answered.
     merging: usize,
     /// The socket closed; stop once the results in flight are settled, so that
@@ -95,7 +95,8 @@ impl WorkerSession {
             worker: None,
             name: String::new(),
             assigned: HashMap::new(),
-            last_seen: Instant::now(),
+            // A worker that says nothing for three heartbeats is gone.
+            silence: Silence::new(timing.heartbeat * 3),
             merging: 0,
             closing: false,
             span,
@@ -488,10 +489,8 @@ impl Actor for WorkerSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // A worker that says nothing for three heartbeats is gone.
-        let interval = self.timing.heartbeat;
-        ctx.run_interval(interval, move |act, ctx| {
-            if act.last_seen.elapsed() > interval * 3 {
+        ctx.run_interval(self.timing.heartbeat, |act, ctx| {
+            if act.silence.too_long() {
                 tracing::warn!(worker = %act.name, "worker missed its heartbeats; closing");
                 act.out.close(CloseCode::Away, "heartbeat timeout");
                 ctx.stop();
@@ -511,7 +510,7 @@ impl StreamHandler<Result<Frame, ReadError>> for WorkerSession {
     fn handle(&mut self, msg: Result<Frame, ReadError>, ctx: &mut Context<Self>) {
         let span = self.span.clone();
         let _entered = span.enter();
-        self.last_seen = Instant::now();
+        self.silence.heard();
         match msg {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
             Ok(Frame::Binary(_)) => self.refuse(frame::binary_refused(), ctx),

@@ -27,7 +27,7 @@ use crate::domain::topic::{RoomName, Topic};
 use crate::protocol::client::{self, Envelope, Request};
 use crate::protocol::frame::{self, Unread};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError};
+use crate::ws::{CloseCode, Frame, Outbound, ReadError, SendError, Silence};
 
 /// The largest `signal` payload relayed, in bytes of JSON.
 pub const MAX_SIGNAL: usize = 16 << 10;
@@ -54,7 +54,7 @@ pub struct ClientSession {
     rooms: HashMap<Topic, Addr<Room>>,
     lots: HashMap<Topic, Addr<AuctionRoom>>,
     bucket: TokenBucket,
-    last_seen: Instant,
+    silence: Silence,
     hub: Addr<SessionHub>,
     /// The account logged out: this socket may only ping until it reconnects.
     signed_out: bool,
@@ -84,11 +84,11 @@ impl ClientSession {
             out,
             registry: deps.registry,
             bucket: TokenBucket::new(deps.ws.rate, deps.ws.burst, now),
+            silence: Silence::new(deps.ws.idle_timeout),
             ws: deps.ws,
             chat: deps.chat,
             rooms: HashMap::new(),
             lots: HashMap::new(),
-            last_seen: now,
             hub: deps.hub,
             signed_out: false,
             session_ends: None,
@@ -659,7 +659,7 @@ impl Actor for ClientSession {
             if act.end_expired_session(ctx) {
                 return;
             }
-            if act.last_seen.elapsed() > act.ws.idle_timeout {
+            if act.silence.too_long() {
                 act.out.close(CloseCode::Away, "idle timeout");
                 ctx.stop();
             } else {
@@ -736,7 +736,7 @@ impl StreamHandler<Result<Frame, ReadError>> for ClientSession {
         let _frame =
             tracing::debug_span!("client_frame", conn = %self.conn, user = %self.identity.user)
                 .entered();
-        self.last_seen = Instant::now();
+        self.silence.heard();
         let frame = match msg {
             Ok(Frame::Close(_)) => {
                 self.out.bye();

@@ -17,6 +17,7 @@ mod admit;
 mod leaving;
 mod read;
 mod shared;
+mod silence;
 mod upgrade;
 mod write;
 
@@ -24,5 +25,6 @@ pub use actix_http::ws::CloseCode;
 pub use admit::{Caps, Refusal, Sockets};
 pub use leaving::Leaving;
 pub use read::{Frame, ReadError};
+pub use silence::Silence;
 pub use upgrade::{accept, handover, Door, Limits};
 pub use write::{Outbound, SendError};
