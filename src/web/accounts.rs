@@ -1,15 +1,12 @@
 //! Account pages: register, log in, log out, and `/account` (the display
 //! name). Every POST carries a CSRF token; logins are throttled.
 
-use crate::bus::Bus;
-use crate::config::Settings;
-use crate::web::session::Accounts;
-use sea_orm::DatabaseConnection;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use url::{Position, Url};
 
@@ -23,8 +20,11 @@ use crate::accounts::hub::{self, AccountEvent};
 use crate::accounts::password::PasswordError;
 use crate::accounts::store::{self, AccountError};
 use crate::accounts::{check_new_password, Account, LoginName, PASSWORD_LEN};
+use crate::bus::Bus;
 use crate::clock;
+use crate::config::Settings;
 use crate::domain::user_name::UserName;
+use crate::web::session::Accounts;
 
 /// Where to go after logging in: a path on this site, never elsewhere;
 /// `/` for anything else.

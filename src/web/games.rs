@@ -1,9 +1,6 @@
 //! The catalog pages: `/` (search, sort, pages, crawl progress) and
 //! `/games/{id}` (offers per store, historical low, price chart).
 
-use crate::config::Settings;
-use crate::crawl::scheduler::Scheduler;
-use crate::web::session::Accounts;
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -19,12 +16,15 @@ use super::session::{form_token, with_csrf_cookie, MaybeViewer};
 use super::subscriptions::GameChoice;
 use super::{html, Nav};
 use crate::clock::{self, delta};
+use crate::config::Settings;
 use crate::crawl::browse;
 use crate::crawl::catalog::discount_pct;
 use crate::crawl::lease::TaskState;
+use crate::crawl::scheduler::Scheduler;
 use crate::crawl::scheduler::StartCrawl;
 use crate::crawl::store::{self, CrawlReport};
 use crate::domain::money::Money;
+use crate::web::session::Accounts;
 
 /// A row of the games list, formatted for display.
 pub struct GameRow {

@@ -9,14 +9,13 @@
 //! client's one-click unsubscribe (RFC 8058) work. The subscribe form is an
 //! ordinary form and is CSRF-checked.
 
-use crate::web::session::Accounts;
-use sea_orm::DatabaseConnection;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use entity::subscriptions::SubscriptionStatus;
+use sea_orm::DatabaseConnection;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
@@ -30,6 +29,7 @@ use crate::domain::money::parse_cents;
 use crate::mail::compose::{About, Links};
 use crate::mail::subscription::{self, LinkState, Policy, SubscribeError, Subscribed, Topic};
 use crate::mail::EmailAddress;
+use crate::web::session::Accounts;
 
 /// What the subscription pages share.
 pub struct Subscriptions {

@@ -13,12 +13,11 @@ pub mod scrape;
 pub mod scrapers;
 pub mod title;
 
-// The protocol under the name the modules here and the server's share.
-use bazaar_protocol as protocol;
-
 use std::time::Duration;
 
 use actix::prelude::*;
+// The protocol under the name the modules here and the server's share.
+use bazaar_protocol as protocol;
 use url::Url;
 
 use link::{Drain, Link};

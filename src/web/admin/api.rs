@@ -3,8 +3,6 @@
 //! cookie; with the cookie, a POST must also carry the session's CSRF token
 //! in `X-CSRF-Token`, since a browser would send the cookie on its own.
 
-use crate::bus::Bus;
-use crate::web::admin::Controls;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -14,8 +12,8 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::address;
 use super::page::{PageQuery, StatusQuery};
+use super::{address, Controls};
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::audit::{self, Actor};
 use crate::admin::fleet::Fleet;
@@ -24,7 +22,7 @@ use crate::admin::rooms::{self, RATE_WINDOW};
 use crate::admin::tasks::{self as queue, TaskFilter};
 use crate::admin::{crawls, outbox as mail, Page};
 use crate::auction::LotStatus;
-use crate::bus::WorkerAction;
+use crate::bus::{Bus, WorkerAction};
 use crate::clock;
 use crate::web::auth::{constant_time_eq, has_token, ApiToken};
 use crate::web::error::ApiError;
@@ -367,10 +365,9 @@ pub async fn drain(
     path: web::Path<String>,
     query: web::Query<NodeQuery>,
     db: web::Data<DatabaseConnection>,
-    bus: web::Data<dyn Bus>,
     controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    let action = worker_action(bus.get_ref(), &path, &query, WorkerAction::Drain)?;
+    let action = worker_action(controls.bus.as_ref(), &path, &query, WorkerAction::Drain)?;
     act(&caller, &db, &controls, action).await
 }
 
@@ -379,10 +376,14 @@ pub async fn disconnect(
     path: web::Path<String>,
     query: web::Query<NodeQuery>,
     db: web::Data<DatabaseConnection>,
-    bus: web::Data<dyn Bus>,
     controls: web::Data<Controls>,
 ) -> Result<HttpResponse, ApiError> {
-    let action = worker_action(bus.get_ref(), &path, &query, WorkerAction::Disconnect)?;
+    let action = worker_action(
+        controls.bus.as_ref(),
+        &path,
+        &query,
+        WorkerAction::Disconnect,
+    )?;
     act(&caller, &db, &controls, action).await
 }
 

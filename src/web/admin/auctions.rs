@@ -3,7 +3,6 @@
 //! links to; cancelling goes through `page::act`, so it is CSRF-checked,
 //! rate-limited and audited like every other admin action.
 
-use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use sea_orm::DatabaseConnection;
@@ -13,6 +12,7 @@ use super::AdminViewer;
 use crate::admin::actions::Action;
 use crate::admin::lots::{self, ListedLot};
 use crate::auction::LotStatus;
+use crate::web::admin::Controls;
 use crate::web::auctions::{amount, outcome_text};
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};

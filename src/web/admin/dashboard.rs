@@ -3,15 +3,12 @@
 //! knows of its own, its workers, client connections and rooms, put
 //! together for the cluster (`admin::fleet`).
 
-use crate::web::admin::Controls;
-use crate::web::session::Accounts;
-use crate::ws::Leaving;
-use sea_orm::DatabaseConnection;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use futures_util::{future, StreamExt};
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
 use super::page::{frame, Frame};
@@ -22,9 +19,12 @@ use crate::admin::fleet::Fleet;
 use crate::bus::NodeWorker;
 use crate::clock;
 use crate::domain::topic::Topic;
+use crate::web::admin::Controls;
 use crate::web::error::PageError;
+use crate::web::session::Accounts;
 use crate::web::session::{MaybeViewer, SESSION_COOKIE};
 use crate::web::{html, Nav};
+use crate::ws::Leaving;
 
 #[derive(Template)]
 #[template(path = "admin/dashboard.html")]

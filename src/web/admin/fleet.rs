@@ -3,8 +3,6 @@
 //! CSRF-checked, rate-limited and audited like every other; an action on a
 //! worker of another node goes to that node over the bus.
 
-use crate::bus::Bus;
-use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
@@ -13,11 +11,11 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::page::{act, frame, maybe_when, when, Frame, PageQuery, Pager, SentQuery};
-use super::AdminViewer;
+use super::{AdminViewer, Controls};
 use crate::admin::actions::Action;
 use crate::admin::crawls;
 use crate::admin::rooms::{self, RoomActivity, RATE_WINDOW};
-use crate::bus::{NodeWorker, WorkerAction};
+use crate::bus::{Bus, NodeWorker, WorkerAction};
 use crate::clock;
 use crate::crawl::lease::TaskState;
 use crate::crawl::store::CrawlReport;
@@ -140,10 +138,9 @@ pub async fn drain(
     path: web::Path<String>,
     form: web::Form<WorkerForm>,
     db: web::Data<DatabaseConnection>,
-    bus: web::Data<dyn Bus>,
     controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let action = worker_action(bus.get_ref(), &path, &form, WorkerAction::Drain)?;
+    let action = worker_action(controls.bus.as_ref(), &path, &form, WorkerAction::Drain)?;
     act(
         &req,
         &admin,
@@ -162,10 +159,14 @@ pub async fn disconnect(
     path: web::Path<String>,
     form: web::Form<WorkerForm>,
     db: web::Data<DatabaseConnection>,
-    bus: web::Data<dyn Bus>,
     controls: web::Data<Controls>,
 ) -> Result<HttpResponse, PageError> {
-    let action = worker_action(bus.get_ref(), &path, &form, WorkerAction::Disconnect)?;
+    let action = worker_action(
+        controls.bus.as_ref(),
+        &path,
+        &form,
+        WorkerAction::Disconnect,
+    )?;
     act(
         &req,
         &admin,

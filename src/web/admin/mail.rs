@@ -1,7 +1,6 @@
 //! The outbox's admin page (`/admin/mail`): mails by status, and retrying a
 //! failed one.
 
-use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use entity::outbox::{self, MailKind, MailStatus};
@@ -11,6 +10,7 @@ use super::page::{act, encode, frame, id_of, maybe_when, when, Frame, Pager, Sta
 use super::AdminViewer;
 use crate::admin::actions::Action;
 use crate::admin::outbox as mail;
+use crate::web::admin::Controls;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
 use crate::web::{html, sentence, Nav};

@@ -3,7 +3,6 @@
 //! over the bus to take no new clients or workers and hand over what it
 //! has. A node that dies drops off within `nodes::NODE_TTL`.
 
-use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
@@ -15,6 +14,7 @@ use crate::admin::actions::Action;
 use crate::bus::nodes::NODE_TTL;
 use crate::bus::NodeInfo;
 use crate::clock;
+use crate::web::admin::Controls;
 use crate::web::auctions::span;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};

@@ -3,7 +3,6 @@
 //! performs an admin action. Every action POSTs through it and redirects
 //! back, so each is CSRF-checked, rate-limited and audited like every other.
 
-use crate::web::admin::Controls;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -13,6 +12,7 @@ use super::AdminViewer;
 use crate::admin::actions::{self, Action, ActionError};
 use crate::admin::Page;
 use crate::clock;
+use crate::web::admin::Controls;
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, MaybeViewer};
 use crate::web::{see_other, sentence};

@@ -1,7 +1,6 @@
 //! `/admin/storage`: the database's size per table, and what the next
 //! retention pass would remove from each.
 
-use crate::config::Settings;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use sea_orm::DatabaseConnection;
@@ -9,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use super::page::{frame, Frame};
 use super::AdminViewer;
 use crate::clock;
+use crate::config::Settings;
 use crate::retention::report::{self, Line};
 use crate::web::error::PageError;
 use crate::web::session::MaybeViewer;

@@ -2,7 +2,6 @@
 //! attempts, and the actions on them (retry now, cancel, requeue the dead,
 //! pause and resume).
 
-use crate::web::admin::Controls;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use entity::tasks::TaskKind;
@@ -15,6 +14,7 @@ use super::AdminViewer;
 use crate::admin::actions::Action;
 use crate::admin::tasks::{self as queue, TaskFilter, TaskSort};
 use crate::crawl::lease::TaskState;
+use crate::web::admin::Controls;
 use crate::web::error::PageError;
 use crate::web::session::{CsrfForm, MaybeViewer};
 use crate::web::{html, see_other, sentence, Nav};

@@ -1,8 +1,6 @@
 //! The admins' side of auctions: list a lot, edit it while it is scheduled,
 //! cancel it. Visitors are sent to log in first; other accounts are refused.
 
-use crate::rooms::registry::RoomRegistry;
-use crate::web::admin::Controls;
 use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -18,7 +16,9 @@ use crate::auction::{Increments, LotStatus};
 use crate::clock;
 use crate::domain::money::units;
 use crate::rooms::registry::LotChanged;
+use crate::rooms::registry::RoomRegistry;
 use crate::web::accounts::login_url;
+use crate::web::admin::Controls;
 use crate::web::admin::{action_error, actor_of};
 use crate::web::error::PageError;
 use crate::web::session::{check_csrf, CsrfForm, MaybeViewer, Viewer};
