@@ -24,7 +24,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 
 /// Opens the database without migrating it (for `bazaar migrate`).
 pub async fn open(url: &str) -> anyhow::Result<DatabaseConnection> {
-    open_with(url, None).await
+    open_with(url, None, BUSY_TIMEOUT).await
 }
 
 /// The name of the thread the chat store's SQLite connection answers from
@@ -40,14 +40,14 @@ const STORE_THREAD: &str = "bazaar-store";
 /// waits for it is bounded (a room holds `UNSTORED_MAX` messages).
 ///
 /// Inserts through it also copy the log into the database in small steps,
-/// at the same priority. `checkpoint_in_background` keeps its pool: at
-/// normal priority it bounds the log even on a machine never idle. On
+/// at the same priority. `checkpoint_in_background`'s connection runs at
+/// normal priority: it bounds the log even on a machine never idle. On
 /// PostgreSQL the work runs in the server's processes: this is `db` itself.
 pub async fn open_store(db: &DatabaseConnection, url: &str) -> anyhow::Result<DatabaseConnection> {
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return Ok(db.clone());
     }
-    let store = open_with(url, Some(STORE_THREAD)).await?;
+    let store = open_with(url, Some(STORE_THREAD), BUSY_TIMEOUT).await?;
     lower_priority_of_threads(STORE_THREAD);
     Ok(store)
 }
@@ -67,7 +67,7 @@ pub async fn open_pruner(db: &DatabaseConnection, url: &str) -> anyhow::Result<D
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return Ok(db.clone());
     }
-    let pruner = open_with(url, Some(PRUNE_THREAD)).await?;
+    let pruner = open_with(url, Some(PRUNE_THREAD), BUSY_TIMEOUT).await?;
     for tid in threads_named(PRUNE_THREAD) {
         // SAFETY: setpriority reads its plain integer arguments only; on
         // Linux, PRIO_PROCESS with a thread id sets that thread's nice.
@@ -114,11 +114,17 @@ fn threads_named(name: &str) -> Vec<libc::pid_t> {
         .collect()
 }
 
+/// How long a SQLite connection waits for a lock before it gives up with
+/// "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens a pool; on SQLite, with `one_thread`, a pool of one connection
-/// answering from a thread of that name.
+/// answering from a thread of that name, and each connection waiting up to
+/// `busy_timeout` for a lock.
 async fn open_with(
     url: &str,
     one_thread: Option<&'static str>,
+    busy_timeout: Duration,
 ) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -166,7 +172,7 @@ async fn open_with(
                 .page_size(1024)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(busy_timeout)
                 .foreign_keys(true);
             match one_thread {
                 // The chat store copies the log into the database in small
@@ -197,20 +203,36 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// moment (64 MiB at the 1 KiB pages `open` creates databases with).
 const LOG_PAGES_MAX: i64 = 65_536;
 
+/// The name of the thread the checkpoints' connection answers from.
+const CHECKPOINT_THREAD: &str = "bazaar-ckpt";
+
+/// How long an emptying checkpoint waits for the write lock, and then,
+/// holding it, for readers to finish. Every writer waits as long as it
+/// holds the lock, so this bounds the stall; one that runs out leaves the
+/// log for the next second.
+const TRUNCATE_PATIENCE: Duration = Duration::from_millis(20);
+
 /// On SQLite, copies the write-ahead log into the database every second,
-/// on a task of its own. A passive checkpoint waits for no one and makes
-/// no writer wait, so commits only ever append to the log.
+/// on a task and a connection of its own. A passive checkpoint waits for
+/// no one and makes no writer wait, so commits only ever append to the log.
 ///
 /// Under steady writes a passive checkpoint never catches up with the last
 /// commit, and SQLite starts the log over only once it has: the log would
 /// grow for as long as the writes go on (200 MB in five seconds of busy
 /// chat). Past `LOG_PAGES_MAX` the task truncates it, right after a passive
 /// pass has copied nearly all of it, so writers wait only for the rest.
-pub fn checkpoint_in_background(db: &DatabaseConnection, lifecycle: &Lifecycle) {
-    if db.get_database_backend() != DatabaseBackend::Sqlite {
-        return;
+///
+/// A truncating checkpoint takes the write lock and then waits for every
+/// reader to finish, as long as its connection's busy timeout allows. With
+/// the pool's 10 s, a long read (a retention pass counting a room's
+/// millions of messages) had every writer wait behind it until their own
+/// timeouts ran out ("database is locked"); hence a connection whose
+/// patience is `TRUNCATE_PATIENCE`.
+pub async fn checkpoint_in_background(url: &str, lifecycle: &Lifecycle) -> anyhow::Result<()> {
+    if !url.starts_with("sqlite:") {
+        return Ok(());
     }
-    let db = db.clone();
+    let db = open_with(url, Some(CHECKPOINT_THREAD), TRUNCATE_PATIENCE).await?;
     lifecycle.spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,6 +249,7 @@ pub fn checkpoint_in_background(db: &DatabaseConnection, lifecycle: &Lifecycle) 
             }
         }
     });
+    Ok(())
 }
 
 /// Runs a checkpoint; the pages in the log, as SQLite reports them.
@@ -366,5 +389,70 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(row.try_get::<i32>("", "x").unwrap(), 42);
+    }
+
+    /// A small write every 50 ms for `total`; the longest any of them took.
+    async fn write_every_50ms_for(db: &DatabaseConnection, total: Duration) -> Duration {
+        let mut slowest = Duration::ZERO;
+        let until = std::time::Instant::now() + total;
+        while std::time::Instant::now() < until {
+            let started = std::time::Instant::now();
+            db.execute_unprepared("INSERT INTO t VALUES (x'00')")
+                .await
+                .expect("a write while a long read holds the log");
+            slowest = slowest.max(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slowest
+    }
+
+    #[actix_web::test]
+    async fn emptying_the_log_never_holds_writers_behind_a_long_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let db = connect(&url).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (x BLOB)").await.unwrap();
+
+        // A long read (a retention pass counting a big table) keeps the
+        // log from being copied past its snapshot ...
+        let reader = open(&url).await.unwrap();
+        let read = reader.begin().await.unwrap();
+        read.query_one(Statement::from_string(
+            DatabaseBackend::Sqlite,
+            "SELECT COUNT(*) FROM t",
+        ))
+        .await
+        .unwrap();
+        // ... while more than `LOG_PAGES_MAX` pages go into it.
+        db.execute_unprepared(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 70000) \
+             INSERT INTO t SELECT randomblob(900) FROM n",
+        )
+        .await
+        .unwrap();
+
+        let lifecycle = Lifecycle::new();
+        checkpoint_in_background(&url, &lifecycle).await.unwrap();
+        // Every second the log is over its limit and an emptying
+        // checkpoint tries, finds the reader, and lets go of the lock.
+        let slowest = write_every_50ms_for(&db, Duration::from_secs(3)).await;
+        assert!(
+            slowest < Duration::from_secs(1),
+            "a write waited {slowest:?} behind the checkpoint"
+        );
+
+        // Once the read ends, the next one empties the log.
+        read.commit().await.unwrap();
+        let wal = dir.path().join("log.db-wal");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&wal).unwrap().len() > 1 << 20 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log was not emptied once the read ended"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(lifecycle.stop(Duration::from_secs(5)).await);
     }
 }

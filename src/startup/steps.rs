@@ -183,7 +183,7 @@ struct Core {
 async fn core(settings: &Settings, lifecycle: &Lifecycle) -> anyhow::Result<Core> {
     let db_url = settings.database_url();
     let db = db::connect(&db_url).await?;
-    db::checkpoint_in_background(&db, lifecycle);
+    db::checkpoint_in_background(&db_url, lifecycle).await?;
     tracing::info!(database = %db::redact(&db_url), "database ready");
     let bus = bus(settings, lifecycle)?;
     // Taken before the Scheduler starts, so that a single node runs its
