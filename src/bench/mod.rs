@@ -106,9 +106,13 @@ impl ChildServer {
             // be more than a node takes by default.
             .env("BAZAAR_SERVER__MAX_CONNECTIONS", "1000000")
             .env("BAZAAR_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000000")
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        // Its warnings only, unless whoever runs the benchmark asks for
+        // more (`RUST_LOG=info` shows a retention pass at work).
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
         for (key, value) in env {
             cmd.env(key, value);
         }
