@@ -284,7 +284,7 @@ pub async fn begin_write(
 }
 
 /// A statement written with `$1`-style placeholders, for either backend.
-pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = match backend {
         // SQLite numbers its parameters `?1`, PostgreSQL `$1`.
         DatabaseBackend::Sqlite => sql.replace('$', "?"),
@@ -412,7 +412,9 @@ mod tests {
         let path = dir.path().join("log.db");
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let db = connect(&url).await.unwrap();
-        db.execute_unprepared("CREATE TABLE t (x BLOB)").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (x BLOB)")
+            .await
+            .unwrap();
 
         // A long read (a retention pass counting a big table) keeps the
         // log from being copied past its snapshot ...

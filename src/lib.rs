@@ -58,7 +58,8 @@
 //! the auction rules are pure functions in `auction/`. Pages and the JSON
 //! API are in `web/`; the wire protocol is `protocol/` (docs/protocol.md
 //! in serde types); the demo stores the default crawl visits are in
-//! `demo/`; `bench/` is the load generator behind `bazaar bench`;
+//! `demo/`; the `bazaar` command is the `cli/` crate, and the load generator
+//! behind `bazaar bench` the `bench/` crate;
 //! `metrics.rs` holds the per-node counters and the text format of `/metrics`.
 //! Both WebSockets leave the HTTP server at their upgrade (`ws/`): each
 //! socket is then its session actor, which reads frames itself, and one task
@@ -71,7 +72,6 @@ pub mod accounts;
 pub mod admin;
 pub mod auction;
 pub(crate) mod batch;
-pub mod bench;
 pub(crate) mod bus;
 pub mod chat_cli;
 pub mod clock;

@@ -113,7 +113,7 @@ const OTHER_FILES: u64 = 1024;
 /// allows, and warns when `server.max_connections` sockets would not fit,
 /// since past the limit connections fail rather than get a clear 503.
 fn check_open_files(max_connections: usize) {
-    let limit = crate::bench::raise_nofile_limit();
+    let limit = raise_nofile_limit();
     let needed = max_connections as u64 + OTHER_FILES;
     if needed > limit {
         tracing::warn!(
@@ -132,5 +132,30 @@ pub fn loopback(addr: SocketAddr) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
         addr
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit (children, such
+/// as the servers a benchmark starts, inherit it); returns the soft limit now in force.
+pub fn raise_nofile_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
     }
 }

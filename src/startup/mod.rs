@@ -19,6 +19,8 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
+pub use http::raise_nofile_limit;
+
 use crate::config::Settings;
 use crate::crawl::local_workers::LocalWorkers;
 use crate::handover::{within, Handover, CLIENT_GRACE};

@@ -240,7 +240,7 @@ async fn a_store_whose_listings_link_only_to_the_next_is_crawled_listing_first(b
     use std::collections::HashMap;
 
     use actix_web::{App, HttpServer};
-    use bazaar::bench::store::{self, SerialStore};
+    use bazaar_bench::store::{self, SerialStore};
     use chrono::{DateTime, Utc};
     use entity::{task_attempts, tasks};
     use sea_orm::EntityTrait;

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpServer};
-use bazaar::bench::store::{self, GeneratedStore};
+use bazaar_bench::store::{self, GeneratedStore};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::Value;
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bazaar::bench::store::GeneratedStore;
+use bazaar_bench::store::GeneratedStore;
 
 use crate::helpers::{spawn_app, spawn_store, spawn_store_with, AppOptions, Backend, TestApp};
 

@@ -10,10 +10,10 @@ use chrono::{Duration, Utc};
 use entity::messages;
 use sea_orm::ConnectionTrait;
 
-use crate::config::sqlite_url;
-use crate::db;
-use crate::domain::topic::RoomName;
-use crate::rooms::store;
+use bazaar::config::sqlite_url;
+use bazaar::db;
+use bazaar::domain::topic::RoomName;
+use bazaar::rooms::store;
 
 /// The room the old messages are in: no benchmark member joins it.
 pub(crate) const ROOM: &str = "bench-old";

@@ -15,7 +15,8 @@ use bazaar::domain::user_name::UserName;
 use bazaar::protocol::worker::TaskKind;
 use bazaar::sites_cli::{self, CheckOptions};
 use bazaar::worker::WorkerArgs;
-use bazaar::{bench, chat_cli, db, startup, telemetry, worker};
+use bazaar::{chat_cli, db, startup, telemetry, worker};
+use bazaar_bench as bench;
 
 #[derive(Parser)]
 #[command(

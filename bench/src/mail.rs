@@ -25,12 +25,12 @@ use sea_orm::{
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::clock;
-use crate::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
-use crate::lifecycle::Lifecycle;
-use crate::mail::compose::Links;
-use crate::mail::notifier::queue_digests;
-use crate::mail::{MailStatus, Transport};
+use bazaar::clock;
+use bazaar::config::{MailSettings, MailTransport, SmtpSecurity, SmtpSettings};
+use bazaar::lifecycle::Lifecycle;
+use bazaar::mail::compose::Links;
+use bazaar::mail::notifier::queue_digests;
+use bazaar::mail::{MailStatus, Transport};
 
 #[derive(Debug, Clone, Args)]
 pub struct MailBench {
@@ -58,7 +58,7 @@ pub async fn run(bench: MailBench) -> anyhow::Result<()> {
         "sqlite://{}?mode=rwc",
         dir.path().join("bench.db").display()
     );
-    let db = crate::db::connect(&url).await?;
+    let db = bazaar::db::connect(&url).await?;
     seed(&db, bench.changes, bench.subscribers, clock::now()).await?;
     let sink = Sink::start().context("could not start the SMTP sink")?;
 
@@ -77,7 +77,7 @@ pub async fn run(bench: MailBench) -> anyhow::Result<()> {
     let transport = Transport::from_settings(&settings, dir.path())?;
     let sending = Instant::now();
     let lifecycle = Lifecycle::new();
-    crate::mail::start_with(db.clone(), &settings, transport, &lifecycle)?;
+    bazaar::mail::start_with(db.clone(), &settings, transport, &lifecycle)?;
     wait_until_sent(&db, &sink, queued).await?;
     let send_time = sending.elapsed();
     let total_time = started.elapsed();

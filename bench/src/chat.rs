@@ -359,7 +359,7 @@ pub(super) async fn join(
     let mut plans = Vec::with_capacity(rooms * members);
     for room in 0..rooms {
         for i in 0..members {
-            let url = crate::chat_cli::endpoint(server, &format!("b{room}-{i}"))?;
+            let url = bazaar::chat_cli::endpoint(server, &format!("b{room}-{i}"))?;
             let sender = (i < senders).then_some(room * senders + i);
             plans.push((url, format!("chat:bench-{room}"), sender));
         }
@@ -367,7 +367,7 @@ pub(super) async fn join(
     // One client for all: building one per connection costs a TLS context
     // each (tens of ms). No pool limit: upgraded sockets would count in it.
     let client = awc::Client::builder()
-        .connector(crate::net::connector().limit(0))
+        .connector(bazaar::net::connector().limit(0))
         .timeout(Duration::from_secs(30))
         .finish();
     let client = &client;

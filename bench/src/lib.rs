@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use crate::config::Settings;
+use bazaar::config::Settings;
+use bazaar::startup::raise_nofile_limit;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -185,31 +186,6 @@ pub(crate) fn ensure_open_files(connections: usize) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Raises this process's open-file limit to its hard limit (children such
-/// as the server inherit it); returns the soft limit now in force.
-pub(crate) fn raise_nofile_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
-        }
-        lim.rlim_cur
-    }
 }
 
 /// The `p`-th percentile (0..=100) of sorted values, nearest rank; 0 when empty.

@@ -29,11 +29,11 @@ use tokio::time::Instant;
 
 use super::pin::Pinning;
 use super::{percentile, proc_status_kib, raise_nofile_limit, ChildServer};
-use crate::accounts::{store as accounts, LoginName};
-use crate::auction::store::{create_lot, Listing};
-use crate::auction::{Increments, LotSpec};
-use crate::domain::user_name::UserName;
-use crate::protocol::ErrorCode;
+use bazaar::accounts::{store as accounts, LoginName};
+use bazaar::auction::store::{create_lot, Listing};
+use bazaar::auction::{Increments, LotSpec};
+use bazaar::domain::user_name::UserName;
+use bazaar::protocol::ErrorCode;
 
 #[derive(Debug, Clone, Args)]
 pub struct BidsBench {
@@ -302,7 +302,7 @@ impl Watchers {
                 .spawn(move || {
                     actix_web::rt::System::new().block_on(async move {
                         let client = awc::Client::builder()
-                            .connector(crate::net::connector().limit(0))
+                            .connector(bazaar::net::connector().limit(0))
                             .timeout(Duration::from_secs(30))
                             .finish();
                         let mut sockets = Vec::with_capacity(names.len());
@@ -418,7 +418,7 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
                 (Some(child), base, db_url, key_file)
             }
         };
-    let db = crate::db::open(&db_url).await?;
+    let db = bazaar::db::open(&db_url).await?;
     let key = std::fs::read_to_string(&key_file)
         .with_context(|| format!("could not read the session key {}", key_file.display()))?;
     let key = key.trim().as_bytes().to_vec();
@@ -433,7 +433,7 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
                 starting_cents: 100,
                 reserve_cents: None,
                 // One cent steps: the price climbs slowly enough to last.
-                increments: Increments::new(vec![crate::auction::Tier {
+                increments: Increments::new(vec![bazaar::auction::Tier {
                     from_cents: 0,
                     step_cents: 1,
                 }])
@@ -467,7 +467,7 @@ pub async fn run(bench: BidsBench) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let client = awc::Client::builder()
-        .connector(crate::net::connector().limit(0))
+        .connector(bazaar::net::connector().limit(0))
         .timeout(Duration::from_secs(30))
         .finish();
     let ws_base = base.replacen("http://", "ws://", 1);
