@@ -651,16 +651,11 @@ pub async fn prune_command(
     }
     let report = pass(db, settings, now, || true).await?;
     log_pass(&report, settings);
-    let pages = storage::reclaim(db).await?;
     let mut out = String::new();
     for removal in &report.removed {
         let _ = writeln!(out, "{:<20} {:>12} removed", removal.table, removal.rows);
     }
-    let _ = writeln!(
-        out,
-        "pass took {} ms; {pages} free pages given back",
-        report.took.as_millis()
-    );
+    let _ = writeln!(out, "pass took {} ms", report.took.as_millis());
     Ok(out)
 }
 
@@ -668,8 +663,7 @@ pub async fn prune_command(
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs a pass every `retention.every` while this node holds the
-/// scheduler role, then gives SQLite's free pages back to the file system.
-/// What each batch removes is counted in `/metrics` as it commits; a pass
+/// scheduler role. What each batch removes is counted in `/metrics` as it commits; a pass
 /// is logged when it ends, and every `PROGRESS_EVERY` while it runs.
 pub fn spawn(
     db: DatabaseConnection,
@@ -712,9 +706,6 @@ pub fn spawn(
                 Ok(report) => {
                     metrics.retention_pass_took(report.took);
                     log_pass(&report, &settings);
-                    if let Err(err) = storage::reclaim(&db).await {
-                        tracing::warn!(error = %err, "could not give free pages back");
-                    }
                 }
                 Err(err) => tracing::error!(error = %err, "retention pass failed"),
             }

@@ -69,14 +69,14 @@ fn build(storage: &Storage, planned: &[Removal]) -> Overview {
             });
         }
     }
-    let space = match (storage.free_bytes, storage.incremental) {
+    let space = match (storage.free_bytes, storage.shrinks) {
         (Some(free), Some(true)) => format!(
-            "{} free in the file; each pass gives free pages back to the file system.",
+            "{} free in the file; the file shrinks as rows go.",
             bytes(free)
         ),
         (Some(free), _) => format!(
-            "{} free in the file, reused by new rows; the file does not shrink until it is \
-             converted to incremental vacuum (README, \"Retention\").",
+            "{} free in the file, reused by new rows; the file does not shrink until auto \
+             vacuum is turned on (README, \"Retention\").",
             bytes(free)
         ),
         _ => "PostgreSQL's autovacuum makes deleted rows' space reusable.".to_owned(),
@@ -147,7 +147,7 @@ mod tests {
             }],
             total_bytes: 4096,
             free_bytes: Some(1024),
-            incremental: Some(false),
+            shrinks: Some(false),
         };
         let planned = [Removal {
             table: "confirmation_tokens",

@@ -1,16 +1,14 @@
 //! The database's size per table, and giving the space a pass freed back
 //! to the file system.
 //!
-//! SQLite keeps the pages of deleted rows in the file, on a free list that
-//! later inserts reuse. A database created with `auto_vacuum = INCREMENTAL`
-//! (every database `db::open` creates) can hand them back in steps with
-//! `PRAGMA incremental_vacuum`; one created before has `auto_vacuum = NONE`
-//! until a `VACUUM` rewrites it (README, "Retention"). PostgreSQL's
-//! autovacuum makes the space reusable on its own.
+//! SQLite with `auto_vacuum = FULL` (every database `db::open` creates)
+//! gives the pages of deleted rows back to the file system as each commit
+//! frees them (see `db::open_with`). One created without auto vacuum keeps
+//! them on a free list that later inserts reuse, until a `VACUUM` rewrites
+//! it (README, "Retention"). PostgreSQL's autovacuum makes the space
+//! reusable on its own.
 
-use std::time::Duration;
-
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 
 /// The tables the storage page lists: those retention prunes, then the
 /// catalog and the rest that people make.
@@ -29,14 +27,6 @@ pub const LISTED: [&str; 12] = [
     "bids",
 ];
 
-/// Pages handed back per step: 2 MiB at the 1 KiB pages Bazaar's SQLite
-/// databases use, a write of a few milliseconds.
-const VACUUM_STEP: i64 = 2048;
-/// Steps per pass at most (4 GiB); the next pass goes on.
-const VACUUM_STEPS: usize = 2048;
-/// The pause between steps, for other writers' turn.
-const VACUUM_PAUSE: Duration = Duration::from_millis(10);
-
 /// One table: its rows and the bytes it and its indexes take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSize {
@@ -51,11 +41,10 @@ pub struct TableSize {
 pub struct Storage {
     pub tables: Vec<TableSize>,
     pub total_bytes: u64,
-    /// SQLite: bytes on the free list, reused by inserts or handed back
-    /// by an incremental vacuum.
+    /// SQLite: bytes on the free list, which inserts reuse.
     pub free_bytes: Option<u64>,
-    /// SQLite: whether the file can shrink (`auto_vacuum = INCREMENTAL`).
-    pub incremental: Option<bool>,
+    /// SQLite: whether the file shrinks as rows go (auto vacuum is on).
+    pub shrinks: Option<bool>,
 }
 
 async fn number(db: &impl ConnectionTrait, sql: &str) -> Result<i64, DbErr> {
@@ -115,7 +104,7 @@ pub async fn sizes(db: &impl ConnectionTrait) -> Result<Storage, DbErr> {
                 tables,
                 total_bytes: unsigned(page * pages),
                 free_bytes: Some(unsigned(page * free)),
-                incremental: Some(mode == 2),
+                shrinks: Some(mode != 0),
             }
         }
         _ => Storage {
@@ -124,7 +113,7 @@ pub async fn sizes(db: &impl ConnectionTrait) -> Result<Storage, DbErr> {
                 number(db, "SELECT pg_database_size(current_database())::bigint").await?,
             ),
             free_bytes: None,
-            incremental: None,
+            shrinks: None,
         },
     })
 }
@@ -145,36 +134,4 @@ async fn sqlite_table_bytes(db: &impl ConnectionTrait) -> Result<Vec<(String, u6
             Ok((name, unsigned(bytes)))
         })
         .collect()
-}
-
-/// On SQLite with `auto_vacuum = INCREMENTAL`, hands the free pages back
-/// to the file system in small steps; returns the pages handed back.
-/// Elsewhere it does nothing: PostgreSQL's autovacuum does its part, and a
-/// SQLite database without incremental vacuum reuses its free pages.
-pub async fn reclaim(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    if db.get_database_backend() != DatabaseBackend::Sqlite {
-        return Ok(0);
-    }
-    if number(db, "PRAGMA auto_vacuum").await? != 2 {
-        return Ok(0);
-    }
-    let mut handed = 0;
-    for _ in 0..VACUUM_STEPS {
-        let free = number(db, "PRAGMA freelist_count").await?;
-        if free == 0 {
-            break;
-        }
-        let step = free.min(VACUUM_STEP);
-        db.execute_unprepared(&format!("PRAGMA incremental_vacuum({step})"))
-            .await?;
-        handed += unsigned(step);
-        tokio::time::sleep(VACUUM_PAUSE).await;
-    }
-    if handed > 0 {
-        tracing::info!(
-            pages = handed,
-            "gave free database pages back to the file system"
-        );
-    }
-    Ok(handed)
 }
