@@ -100,4 +100,5 @@ pub(crate) mod ws;
 // backoff and connections it shares, under the names they always used.
 pub use bazaar_protocol as protocol;
 pub use bazaar_worker as worker;
-pub use bazaar_worker::{backoff, net, scrape};
+pub(crate) use bazaar_worker::backoff;
+pub use bazaar_worker::{net, scrape};

@@ -2,11 +2,11 @@
 //! HttpOnly cookie, CSRF tokens, login throttling, and the hub that tells an
 //! account's open sockets when it changes or logs out.
 
-pub mod hub;
-pub mod password;
+pub(crate) mod hub;
+pub(crate) mod password;
 pub mod store;
-pub mod throttle;
-pub mod token;
+pub(crate) mod throttle;
+pub(crate) mod token;
 
 use std::fmt;
 

@@ -125,10 +125,6 @@ impl Fleet {
         }
     }
 
-    pub fn node(&self, id: &str) -> Option<&NodeInfo> {
-        self.nodes.iter().find(|n| n.id == id)
-    }
-
     /// Every node's workers, node by node, each with its node's id.
     pub fn workers(&self) -> impl Iterator<Item = (&str, &NodeWorker)> {
         self.nodes
@@ -204,7 +200,7 @@ mod tests {
 
         let ids: Vec<&str> = fleet.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["aaaa", "bbbb"], "by address");
-        let here = fleet.node("aaaa").unwrap();
+        let here = &fleet.nodes[0];
         assert_eq!(here.address, "127.0.0.1:9001", "as its heartbeat said");
         assert_eq!((here.clients, here.rooms, here.draining), (4, 2, true));
         assert_eq!(fleet.clients(), 5);

@@ -7,16 +7,16 @@
 //! RoomRegistry, so each node describes its own with its heartbeat and the
 //! pages put every node's together (`fleet`).
 
-pub mod actions;
-pub mod audit;
+pub(crate) mod actions;
+pub(crate) mod audit;
 pub mod backup;
-pub mod crawls;
-pub mod dashboard;
-pub mod fleet;
-pub mod lots;
-pub mod outbox;
-pub mod rooms;
-pub mod tasks;
+pub(crate) mod crawls;
+pub(crate) mod dashboard;
+pub(crate) mod fleet;
+pub(crate) mod lots;
+pub(crate) mod outbox;
+pub(crate) mod rooms;
+pub(crate) mod tasks;
 
 /// One page of a long list.
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@ mod error;
 mod increments;
 mod lifecycle;
 mod lot;
-pub mod room;
-pub mod schedule;
+pub(crate) mod room;
+pub(crate) mod schedule;
 pub mod store;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! one game with its offers and price history.
 
 use entity::{games, offers, price_points};
-use sea_orm::sea_query::{Expr, NullOrdering, Order};
+use sea_orm::sea_query::{NullOrdering, Order};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
@@ -120,12 +120,4 @@ pub async fn game_detail(db: &impl ConnectionTrait, id: i64) -> Result<Option<Ga
         offers,
         history,
     }))
-}
-
-/// How many games the catalog holds.
-pub async fn count_games(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-    games::Entity::find()
-        .filter(Expr::val(1).eq(1))
-        .count(db)
-        .await
 }

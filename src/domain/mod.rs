@@ -4,5 +4,5 @@ pub mod money;
 // Titles are read at the source, so their rules live with the worker.
 pub use bazaar_worker::title;
 pub mod topic;
-pub mod trusted_proxies;
+pub(crate) mod trusted_proxies;
 pub mod user_name;

@@ -2,14 +2,14 @@
 //! the outbox table's operations, the transports, and the Mailer actor that
 //! sends.
 
-pub mod address;
+pub(crate) mod address;
 pub mod compose;
-pub mod header;
-pub mod mailer;
+pub(crate) mod header;
+pub(crate) mod mailer;
 pub mod notifier;
-pub mod outbox;
-pub mod subscription;
-pub mod transport;
+pub(crate) mod outbox;
+pub(crate) mod subscription;
+pub(crate) mod transport;
 
 pub use address::{AddressError, EmailAddress};
 pub use header::{ExtraHeader, HeaderError, HeaderText};

@@ -13,8 +13,8 @@
 //! (`spawn`), or from `bazaar admin prune`; a pass beside another one only
 //! finds fewer rows to delete.
 
-pub mod report;
-pub mod storage;
+pub(crate) mod report;
+pub(crate) mod storage;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

@@ -24,14 +24,6 @@ pub enum StartOutcome {
     AlreadyRunning(i64),
 }
 
-impl StartOutcome {
-    pub fn id(self) -> i64 {
-        match self {
-            StartOutcome::Started(id) | StartOutcome::AlreadyRunning(id) => id,
-        }
-    }
-}
-
 /// A crawl with its task counts, for the API and the pages.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CrawlReport {
