@@ -362,24 +362,13 @@ mod tests {
         assert!(!main_pool.is_empty());
         assert!(main_pool.iter().all(|p| *p == libc::SCHED_OTHER));
 
-        let pragma = |db: &DatabaseConnection, name: &str| {
-            let (db, sql) = (db.clone(), format!("PRAGMA {name}"));
-            async move {
-                let row = db
-                    .query_one(Statement::from_string(DatabaseBackend::Sqlite, sql))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                row.try_get_by_index::<i64>(0).unwrap()
-            }
-        };
         // NORMAL (1): a commit is not an fsync; the store checkpoints at
         // SQLite's threshold, and nothing else does on commit.
-        assert_eq!(pragma(&store, "synchronous").await, 1);
-        assert_eq!(pragma(&db, "synchronous").await, 1);
-        assert_eq!(pragma(&store, "wal_autocheckpoint").await, 1000);
-        assert_eq!(pragma(&db, "wal_autocheckpoint").await, 0);
-        assert_eq!(pragma(&store, "busy_timeout").await, 10_000);
+        assert_eq!(pragma_of(&store, "PRAGMA synchronous").await, 1);
+        assert_eq!(pragma_of(&db, "PRAGMA synchronous").await, 1);
+        assert_eq!(pragma_of(&store, "PRAGMA wal_autocheckpoint").await, 1000);
+        assert_eq!(pragma_of(&db, "PRAGMA wal_autocheckpoint").await, 0);
+        assert_eq!(pragma_of(&store, "PRAGMA busy_timeout").await, 10_000);
 
         store
             .execute_unprepared("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (42)")
