@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::{free_port, WorkerProcess};
 
 /// The script under test, from this checkout.
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cluster.sh");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/cluster.sh");
 
 /// Settings every node gets beyond the script's own: no crawl unless a
 /// test starts one, so nodes sit quiet.

@@ -14,6 +14,9 @@ use bazaar_bench::store::{self, GeneratedStore};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::Value;
 
+/// The repository's root: the tests belong to `cli/`, one level down.
+pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -33,7 +33,7 @@ impl SmtpSink {
         let dir = tempfile::tempdir().expect("sink dir");
         let python =
             std::env::var("BAZAAR_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-        let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let tests = PathBuf::from(crate::helpers::REPO).join("tests");
         let mut child = Command::new(&python)
             .arg(tests.join("smtp_sink.py"))
             .arg(dir.path())
