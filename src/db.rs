@@ -33,11 +33,18 @@ const STORE_THREAD: &str = "bazaar-store";
 
 /// The connection chat messages are stored through: work nobody waits on
 /// as it happens, since members have the messages already. On SQLite it
-/// answers from a thread of its own that runs at idle priority, so that on
-/// a busy machine the threads delivering messages and answering requests
-/// take the CPU the moment they wake instead of queueing behind a commit.
-/// Idle priority still runs whenever a core would otherwise idle, and what
-/// waits for it is bounded (a room holds `UNSTORED_MAX` messages).
+/// answers from a thread of its own at the lowest normal priority (nice
+/// 19), so that on a busy core the threads delivering messages and
+/// answering requests take the CPU the moment they wake instead of
+/// queueing behind a commit; what waits for it is bounded (a room holds
+/// `UNSTORED_MAX` messages).
+///
+/// Not idle priority (SCHED_IDLE), which it had: each insert holds the
+/// write lock, and a thread that runs only when a core would otherwise
+/// idle held it for seconds whenever the machine was busy (a build beside
+/// the server), while the rooms' seq marks, the Mailer and the scheduler
+/// role's renewal waited until "database is locked". At nice 19 it still
+/// gets its turn.
 ///
 /// Inserts through it also copy the log into the database in small steps,
 /// at the same priority. `checkpoint_in_background`'s connection runs at
@@ -56,40 +63,33 @@ pub async fn open_store(db: &DatabaseConnection, url: &str) -> anyhow::Result<Da
 const PRUNE_THREAD: &str = "bazaar-prune";
 
 /// The connection retention's passes go through. On SQLite it answers from
-/// a thread of its own at the lowest normal priority (nice 19): a pass over
-/// a million old messages is minutes of work, and on a busy core it takes
-/// only what the delivering threads leave. Not idle priority, as the chat
-/// store's: each batch holds the write lock, and a thread that ran only on
-/// an idle core could hold it for as long as the core stays busy while
-/// bids and merges wait. At nice 19 it still gets its turn. On PostgreSQL
-/// the work runs in the server's processes: this is `db` itself.
+/// a thread of its own at nice 19, as the chat store's: a pass over a
+/// million old messages is minutes of work, and on a busy core it takes
+/// only what the delivering threads leave, while each batch, which holds
+/// the write lock, still gets its turn. On PostgreSQL the work runs in the
+/// server's processes: this is `db` itself.
 pub async fn open_pruner(db: &DatabaseConnection, url: &str) -> anyhow::Result<DatabaseConnection> {
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return Ok(db.clone());
     }
     let pruner = open_with(url, Some(PRUNE_THREAD), BUSY_TIMEOUT).await?;
-    for tid in threads_named(PRUNE_THREAD) {
-        // SAFETY: setpriority reads its plain integer arguments only; on
-        // Linux, PRIO_PROCESS with a thread id sets that thread's nice.
-        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) } != 0 {
-            tracing::warn!(
-                thread = PRUNE_THREAD,
-                error = %std::io::Error::last_os_error(),
-                "could not lower a thread's priority"
-            );
-        }
-    }
+    lower_priority_of_threads(PRUNE_THREAD);
     Ok(pruner)
 }
 
-/// Puts this process's threads named `name` at idle priority (SCHED_IDLE).
+/// The nice value of the background writers' threads: the lowest normal
+/// priority, which CFS still gives a share of a busy core.
+const BACKGROUND_NICE: libc::c_int = 19;
+
+/// Puts this process's threads named `name` at `BACKGROUND_NICE`.
 /// Lowering needs no privilege; where it fails, the threads keep their
 /// priority and only latency suffers.
 fn lower_priority_of_threads(name: &str) {
     for tid in threads_named(name) {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param for the call.
-        if unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0 {
+        // SAFETY: setpriority reads its plain integer arguments only; on
+        // Linux, PRIO_PROCESS with a thread id sets that thread's nice.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE) } != 0
+        {
             tracing::warn!(
                 thread = name,
                 error = %std::io::Error::last_os_error(),
@@ -182,7 +182,7 @@ async fn open_with(
             match one_thread {
                 // The chat store copies the log into the database in small
                 // steps as it goes (SQLite's own threshold, 1,000 pages),
-                // at its idle priority, so that busy chat leaves little for
+                // at its low priority, so that busy chat leaves little for
                 // `checkpoint_in_background` to do at normal priority.
                 Some(_) => opts,
                 // A commit that crosses the checkpoint threshold would copy
@@ -335,19 +335,26 @@ mod tests {
         assert_eq!(redact("sqlite://data/bazaar.db"), "sqlite://data/bazaar.db");
     }
 
-    /// The scheduling policy of this process's threads named `name`.
-    fn policies_of(name: &str) -> Vec<i32> {
+    /// The scheduling policy and nice value of this process's threads
+    /// named `name` that are still running.
+    fn priorities_of(name: &str) -> Vec<(i32, i64)> {
         threads_named(name)
             .into_iter()
-            // SAFETY: reads the policy of a thread of this process.
-            .map(|tid| unsafe { libc::sched_getscheduler(tid) })
-            // -1: the thread (another test's) ended meanwhile.
-            .filter(|policy| *policy != -1)
+            .filter_map(|tid| {
+                // SAFETY: reads the policy of a thread of this process; -1
+                // when it (another test's) ended meanwhile.
+                let policy = unsafe { libc::sched_getscheduler(tid) };
+                let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+                // The 19th field; the name, the 2nd, may hold spaces.
+                let (_, fields) = stat.rsplit_once(')')?;
+                let nice = fields.split_whitespace().nth(16)?.parse().ok()?;
+                (policy != -1).then_some((policy, nice))
+            })
             .collect()
     }
 
     #[actix_web::test]
-    async fn the_chat_store_runs_at_idle_priority_and_commits_for_everyone() {
+    async fn the_chat_store_runs_at_nice_19_and_commits_for_everyone() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!(
             "sqlite://{}?mode=rwc",
@@ -356,11 +363,19 @@ mod tests {
         let db = connect(&url).await.unwrap();
         let store = open_store(&db, &url).await.unwrap();
 
-        assert_eq!(policies_of(STORE_THREAD), vec![libc::SCHED_IDLE]);
+        let stores = priorities_of(STORE_THREAD);
+        assert!(!stores.is_empty());
+        assert!(
+            stores.iter().all(|p| *p == (libc::SCHED_OTHER, 19)),
+            "{stores:?}"
+        );
         // The main pool's threads keep their priority.
-        let main_pool = policies_of("sqlx-sqlite-wor");
+        let main_pool = priorities_of("sqlx-sqlite-wor");
         assert!(!main_pool.is_empty());
-        assert!(main_pool.iter().all(|p| *p == libc::SCHED_OTHER));
+        assert!(
+            main_pool.iter().all(|p| *p == (libc::SCHED_OTHER, 0)),
+            "{main_pool:?}"
+        );
 
         // NORMAL (1): a commit is not an fsync; the store checkpoints at
         // SQLite's threshold, and nothing else does on commit.
