@@ -274,7 +274,10 @@ impl Stores {
                 })
                 .configure(|cfg| store::configure(cfg, store))
         })
-        .workers(1);
+        .workers(1)
+        // Ctrl-C is the benchmark's: it stops the whole run (`run`), not
+        // just this store.
+        .disable_signals();
         for _ in 0..hosts {
             server = server.bind("127.0.0.1:0")?;
         }

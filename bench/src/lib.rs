@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
 
 use bazaar::config::Settings;
 use bazaar::startup::raise_nofile_limit;
@@ -53,14 +54,25 @@ enum Scenario {
     Soak(soak::SoakBench),
 }
 
+/// Runs a scenario until it ends or Ctrl-C (or SIGTERM) stops it. A stop
+/// drops the scenario, and with it the servers it started, which die with
+/// their `ChildServer` (and their local workers with them).
 pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
-    match args.scenario {
-        Scenario::Crawl(bench) => crawl::run(bench).await,
-        Scenario::Chat(bench) => chat::run(bench).await,
-        Scenario::Idle(bench) => idle::run(bench).await,
-        Scenario::Bids(bench) => bids::run(bench).await,
-        Scenario::Mail(bench) => mail::run(bench).await,
-        Scenario::Soak(bench) => soak::run(bench).await,
+    let mut terminate = signal(SignalKind::terminate()).context("could not watch for SIGTERM")?;
+    let scenario = async move {
+        match args.scenario {
+            Scenario::Crawl(bench) => crawl::run(bench).await,
+            Scenario::Chat(bench) => chat::run(bench).await,
+            Scenario::Idle(bench) => idle::run(bench).await,
+            Scenario::Bids(bench) => bids::run(bench).await,
+            Scenario::Mail(bench) => mail::run(bench).await,
+            Scenario::Soak(bench) => soak::run(bench).await,
+        }
+    };
+    tokio::select! {
+        done = scenario => done,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; the servers it started are stopped"),
+        _ = terminate.recv() => bail!("terminated; the servers it started are stopped"),
     }
 }
 
