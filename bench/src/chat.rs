@@ -106,6 +106,30 @@ pub(super) struct Stats {
     pub first_error: Option<String>,
 }
 
+impl Stats {
+    /// Messages the server had neither accepted nor refused when the run
+    /// ended.
+    pub(super) fn unanswered(&self) -> u64 {
+        self.sent.saturating_sub(self.acked + self.rejected)
+    }
+
+    /// Copies missing of the messages the server accepted; `None` while
+    /// some were unanswered, since their copies may or may not have come
+    /// and only per-message accounting could tell.
+    pub(super) fn loss(&self, members: usize) -> Option<i64> {
+        (self.unanswered() == 0)
+            .then(|| (self.acked * members as u64) as i64 - self.deliveries as i64)
+    }
+}
+
+/// `loss` for a report line: the count, or why there is none.
+pub(super) fn loss_text(loss: Option<i64>, unanswered: u64) -> String {
+    match loss {
+        Some(n) => n.to_string(),
+        None => format!("unknown ({unanswered} says unanswered)"),
+    }
+}
+
 /// What a frame from the server is, as far as this benchmark cares.
 #[derive(Debug, PartialEq)]
 enum Event {
@@ -512,8 +536,7 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         .last_delivery
         .map_or(bench.duration, |l| (l - t0).as_secs_f64())
         .max(1e-9);
-    let expected = s.acked * bench.members as u64;
-    let loss = expected as i64 - s.deliveries as i64;
+    let loss = s.loss(bench.members);
     let ms = |us: u64| us as f64 / 1000.0;
     let p50 = ms(percentile(&s.latencies_us, 50.0));
     let p99 = ms(percentile(&s.latencies_us, 99.0));
@@ -541,7 +564,7 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
     println!(
         "rooms {} × members {} (senders {} at {rate}, window {})  sent {} acked {}  \
          {:.0} deliveries/s ({} in {:.2} s)  latency p50 {p50:.2} ms p99 {p99:.2} ms max {max:.2} ms  \
-         loss {loss}  seq gaps {}  peak RSS {rss}{cpu}",
+         loss {}  seq gaps {}  peak RSS {rss}{cpu}",
         bench.rooms,
         bench.members,
         bench.senders,
@@ -551,12 +574,13 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         s.deliveries as f64 / seconds,
         s.deliveries,
         seconds,
+        loss_text(loss, s.unanswered()),
         s.gaps,
     );
-    println!("\nrooms,members,senders,rate,window,text_bytes,sent,acked,rejected,deliveries,seconds,deliveries_per_s,p50_ms,p99_ms,max_ms,loss,seq_gaps,peak_rss_kib,server_cpu_s,server_cpu_ms_per_1000");
+    println!("\nrooms,members,senders,rate,window,text_bytes,sent,acked,rejected,deliveries,seconds,deliveries_per_s,p50_ms,p99_ms,max_ms,loss,seq_gaps,peak_rss_kib,server_cpu_s,server_cpu_ms_per_1000,unanswered");
     let csv_cpu = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
     println!(
-        "{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{p50:.3},{p99:.3},{max:.3},{loss},{},{peak_rss_kib},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{p50:.3},{p99:.3},{max:.3},{},{},{peak_rss_kib},{},{},{}",
         bench.rooms,
         bench.members,
         bench.senders,
@@ -569,17 +593,21 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         s.deliveries,
         seconds,
         s.deliveries as f64 / seconds,
+        loss.map_or(String::new(), |n| n.to_string()),
         s.gaps,
         csv_cpu(server_cpu_s),
         csv_cpu(cpu_per_k),
+        s.unanswered(),
     );
     if let Some(e) = &s.first_error {
         eprintln!("first error: {e}");
     }
-    if loss != 0 || s.gaps != 0 || s.rejected != 0 {
+    if loss != Some(0) || s.gaps != 0 || s.rejected != 0 {
         eprintln!(
-            "warning: unhealthy run ({loss} lost, {} seq gaps, {} says rejected)",
-            s.gaps, s.rejected
+            "warning: unhealthy run (loss {}, {} seq gaps, {} says rejected)",
+            loss_text(loss, s.unanswered()),
+            s.gaps,
+            s.rejected
         );
     }
     Ok(())
@@ -588,6 +616,30 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_counts_only_answered_messages() {
+        let mut s = Stats {
+            sent: 10,
+            acked: 10,
+            deliveries: 98,
+            ..Stats::default()
+        };
+        assert_eq!(s.loss(10), Some(2));
+        // Two still due when the run ended: copies of them may have come.
+        s.sent = 12;
+        s.deliveries = 115;
+        assert_eq!(s.unanswered(), 2);
+        assert_eq!(s.loss(10), None);
+        assert_eq!(
+            loss_text(s.loss(10), s.unanswered()),
+            "unknown (2 says unanswered)"
+        );
+        // Refused ones are answered, and expect no copies.
+        s.rejected = 2;
+        s.deliveries = 100;
+        assert_eq!(s.loss(10), Some(0));
+    }
 
     #[test]
     fn scans_only_the_needed_fields() {

@@ -240,12 +240,11 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
     } else {
         "growing"
     };
-    let expected = s.acked * bench.members as u64;
-    let loss = expected as i64 - s.deliveries as i64;
+    let loss = s.loss(bench.members);
 
     println!(
         "crawl {crawled} of {games} game pages in {crawl_secs:.2} s  chat {} rooms × {} members at \
-         {} messages/s for {} s: sent {} delivered {} loss {loss} seq gaps {}  RSS before {}, \
+         {} messages/s for {} s: sent {} delivered {} loss {} seq gaps {}  RSS before {}, \
          after the crawl {}, first chat sample {}, peak {}, end {}  second half {growth:+} KiB \
          ({growth_pct:+.1}%, flat up to {allowed} KiB): {verdict}  database at the first chat sample \
          {}, at the end {}",
@@ -255,6 +254,7 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
         bench.duration,
         s.sent,
         s.deliveries,
+        chat::loss_text(loss, s.unanswered()),
         s.gaps,
         mib(rss_before),
         mib(rss_after_crawl),
@@ -264,18 +264,28 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
         mib(db_first),
         mib(db_end),
     );
-    println!("\npages,crawled,crawl_seconds,rooms,members,rate,duration,sent,delivered,loss,seq_gaps,rss_before_kib,rss_after_crawl_kib,rss_first_chat_kib,rss_peak_kib,rss_end_kib,second_half_growth_kib,second_half_growth_pct,verdict,database_first_chat_kib,database_end_kib");
+    println!("\npages,crawled,crawl_seconds,rooms,members,rate,duration,sent,delivered,loss,seq_gaps,rss_before_kib,rss_after_crawl_kib,rss_first_chat_kib,rss_peak_kib,rss_end_kib,second_half_growth_kib,second_half_growth_pct,verdict,database_first_chat_kib,database_end_kib,unanswered");
     println!(
-        "{games},{crawled},{crawl_secs:.3},{},{},{},{},{},{},{loss},{},{rss_before},{rss_after_crawl},{first},{peak},{end},{growth},{growth_pct:.2},{verdict},{db_first},{db_end}",
-        bench.rooms, bench.members, bench.rate, bench.duration, s.sent, s.deliveries, s.gaps,
+        "{games},{crawled},{crawl_secs:.3},{},{},{},{},{},{},{},{},{rss_before},{rss_after_crawl},{first},{peak},{end},{growth},{growth_pct:.2},{verdict},{db_first},{db_end},{}",
+        bench.rooms,
+        bench.members,
+        bench.rate,
+        bench.duration,
+        s.sent,
+        s.deliveries,
+        loss.map_or(String::new(), |n| n.to_string()),
+        s.gaps,
+        s.unanswered(),
     );
     if let Some(e) = &s.first_error {
         eprintln!("first error: {e}");
     }
-    if loss != 0 || s.gaps != 0 || s.rejected != 0 {
+    if loss != Some(0) || s.gaps != 0 || s.rejected != 0 {
         eprintln!(
-            "warning: unhealthy chat ({loss} lost, {} seq gaps, {} says rejected)",
-            s.gaps, s.rejected
+            "warning: unhealthy chat (loss {}, {} seq gaps, {} says rejected)",
+            chat::loss_text(loss, s.unanswered()),
+            s.gaps,
+            s.rejected
         );
     }
     if let Some(max) = bench.max_growth_kib {
