@@ -356,10 +356,7 @@ mod tests {
     #[actix_web::test]
     async fn the_chat_store_runs_at_nice_19_and_commits_for_everyone() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("store.db").display()
-        );
+        let url = crate::config::sqlite_url(dir.path());
         let db = connect(&url).await.unwrap();
         let store = open_store(&db, &url).await.unwrap();
 
@@ -418,8 +415,7 @@ mod tests {
     #[actix_web::test]
     async fn emptying_the_log_never_holds_writers_behind_a_long_read() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.db");
-        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let url = crate::config::sqlite_url(dir.path());
         let db = connect(&url).await.unwrap();
         db.execute_unprepared("CREATE TABLE t (x BLOB)")
             .await
@@ -455,7 +451,7 @@ mod tests {
 
         // Once the read ends, the next one empties the log.
         read.commit().await.unwrap();
-        let wal = dir.path().join("log.db-wal");
+        let wal = dir.path().join("bazaar.db-wal");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::fs::metadata(&wal).unwrap().len() > 1 << 20 {
             assert!(
@@ -488,7 +484,7 @@ mod tests {
     #[actix_web::test]
     async fn a_commit_that_deletes_rows_gives_their_pages_back() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("full.db").display());
+        let url = crate::config::sqlite_url(dir.path());
         let db = connect(&url).await.unwrap();
         let pages_before = pragma_of(&db, "PRAGMA page_count").await;
 
@@ -508,10 +504,7 @@ mod tests {
     #[actix_web::test]
     async fn an_incremental_database_gives_its_free_pages_back_as_it_opens() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("older.db").display()
-        );
+        let url = crate::config::sqlite_url(dir.path());
         // As an older Bazaar made them: free pages wait for a step.
         let older = Database::connect(&url).await.unwrap();
         older
