@@ -120,13 +120,34 @@ impl Stats {
         (self.unanswered() == 0)
             .then(|| (self.acked * members as u64) as i64 - self.deliveries as i64)
     }
-}
 
-/// `loss` for a report line: the count, or why there is none.
-pub(super) fn loss_text(loss: Option<i64>, unanswered: u64) -> String {
-    match loss {
-        Some(n) => n.to_string(),
-        None => format!("unknown ({unanswered} says unanswered)"),
+    /// `loss` for a report line: the count, or why there is none.
+    pub(super) fn loss_text(&self, members: usize) -> String {
+        match self.loss(members) {
+            Some(n) => n.to_string(),
+            None => format!("unknown ({} says unanswered)", self.unanswered()),
+        }
+    }
+
+    /// `loss` for a CSV line: empty when unknown.
+    pub(super) fn loss_csv(&self, members: usize) -> String {
+        self.loss(members).map_or(String::new(), |n| n.to_string())
+    }
+
+    /// Says on stderr what went wrong in the `what` (a run, a chat): the
+    /// first error seen, and any loss, seq gap or refused message.
+    pub(super) fn warn_if_unhealthy(&self, members: usize, what: &str) {
+        if let Some(e) = &self.first_error {
+            eprintln!("first error: {e}");
+        }
+        if self.loss(members) != Some(0) || self.gaps != 0 || self.rejected != 0 {
+            eprintln!(
+                "warning: unhealthy {what} (loss {}, {} seq gaps, {} says rejected)",
+                self.loss_text(members),
+                self.gaps,
+                self.rejected
+            );
+        }
     }
 }
 
@@ -536,7 +557,6 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         .last_delivery
         .map_or(bench.duration, |l| (l - t0).as_secs_f64())
         .max(1e-9);
-    let loss = s.loss(bench.members);
     let ms = |us: u64| us as f64 / 1000.0;
     let p50 = ms(percentile(&s.latencies_us, 50.0));
     let p99 = ms(percentile(&s.latencies_us, 99.0));
@@ -574,7 +594,7 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         s.deliveries as f64 / seconds,
         s.deliveries,
         seconds,
-        loss_text(loss, s.unanswered()),
+        s.loss_text(bench.members),
         s.gaps,
     );
     println!("\nrooms,members,senders,rate,window,text_bytes,sent,acked,rejected,deliveries,seconds,deliveries_per_s,p50_ms,p99_ms,max_ms,loss,seq_gaps,peak_rss_kib,server_cpu_s,server_cpu_ms_per_1000,unanswered");
@@ -593,23 +613,13 @@ pub async fn run(bench: ChatBench) -> anyhow::Result<()> {
         s.deliveries,
         seconds,
         s.deliveries as f64 / seconds,
-        loss.map_or(String::new(), |n| n.to_string()),
+        s.loss_csv(bench.members),
         s.gaps,
         csv_cpu(server_cpu_s),
         csv_cpu(cpu_per_k),
         s.unanswered(),
     );
-    if let Some(e) = &s.first_error {
-        eprintln!("first error: {e}");
-    }
-    if loss != Some(0) || s.gaps != 0 || s.rejected != 0 {
-        eprintln!(
-            "warning: unhealthy run (loss {}, {} seq gaps, {} says rejected)",
-            loss_text(loss, s.unanswered()),
-            s.gaps,
-            s.rejected
-        );
-    }
+    s.warn_if_unhealthy(bench.members, "run");
     Ok(())
 }
 
@@ -631,10 +641,8 @@ mod tests {
         s.deliveries = 115;
         assert_eq!(s.unanswered(), 2);
         assert_eq!(s.loss(10), None);
-        assert_eq!(
-            loss_text(s.loss(10), s.unanswered()),
-            "unknown (2 says unanswered)"
-        );
+        assert_eq!(s.loss_text(10), "unknown (2 says unanswered)");
+        assert_eq!(s.loss_csv(10), "");
         // Refused ones are answered, and expect no copies.
         s.rejected = 2;
         s.deliveries = 100;

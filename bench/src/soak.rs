@@ -240,7 +240,6 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
     } else {
         "growing"
     };
-    let loss = s.loss(bench.members);
 
     println!(
         "crawl {crawled} of {games} game pages in {crawl_secs:.2} s  chat {} rooms × {} members at \
@@ -254,7 +253,7 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
         bench.duration,
         s.sent,
         s.deliveries,
-        chat::loss_text(loss, s.unanswered()),
+        s.loss_text(bench.members),
         s.gaps,
         mib(rss_before),
         mib(rss_after_crawl),
@@ -273,21 +272,11 @@ pub async fn run(bench: SoakBench) -> anyhow::Result<()> {
         bench.duration,
         s.sent,
         s.deliveries,
-        loss.map_or(String::new(), |n| n.to_string()),
+        s.loss_csv(bench.members),
         s.gaps,
         s.unanswered(),
     );
-    if let Some(e) = &s.first_error {
-        eprintln!("first error: {e}");
-    }
-    if loss != Some(0) || s.gaps != 0 || s.rejected != 0 {
-        eprintln!(
-            "warning: unhealthy chat (loss {}, {} seq gaps, {} says rejected)",
-            chat::loss_text(loss, s.unanswered()),
-            s.gaps,
-            s.rejected
-        );
-    }
+    s.warn_if_unhealthy(bench.members, "chat");
     if let Some(max) = bench.max_growth_kib {
         if growth > max as i64 {
             bail!(
