@@ -76,6 +76,12 @@ pub struct Dispatcher {
     /// When each host's next fetch may start, as the database last said:
     /// the host is not asked for again before then.
     due: HashMap<String, Instant>,
+    /// When each host with a delay may next be sent a fetch, counted from
+    /// the last one this node sent: the database plans starts on a grid,
+    /// but a pass that ran late (a stalled process, a slow commit) finds
+    /// its start already past, and sending it at once would put it right
+    /// behind the fetch before.
+    next_send: HashMap<String, Instant>,
     /// The timer that runs a pass when the earliest waiting host is due.
     wake: Option<(Instant, SpawnHandle)>,
     robots: HashMap<String, RobotsEntry>,
@@ -138,6 +144,7 @@ impl Dispatcher {
             leases: HashMap::new(),
             in_flight: HashMap::new(),
             due: HashMap::new(),
+            next_send: HashMap::new(),
             wake: None,
             robots: HashMap::new(),
             next_worker: u64::from(rand::random::<u16>()) << 16,
@@ -225,6 +232,7 @@ impl Dispatcher {
         let now = Instant::now();
         let mut wake: Option<Instant> = None;
         self.due.retain(|_, due| *due > now);
+        self.next_send.retain(|_, at| *at > now);
         for host in hosts {
             let politeness = self.sites.politeness_for(&host);
             if politeness.robots && !self.robots_ready(&host, ctx) {
@@ -397,16 +405,53 @@ impl Dispatcher {
                 token,
                 row,
                 lease_until,
+                delay: step.pace.delay,
             };
             // One delay after the one before, on the grid the database planned.
             let start_at = start_at.map(|first| first + store::spaced(step.pace.delay, i));
-            match start_at {
-                Some(at) if at > Instant::now() => {
-                    ctx.run_later(at - Instant::now(), move |act, ctx| act.assign(assign, ctx));
-                }
-                _ => self.assign(assign, ctx),
-            }
+            self.send_at(assign, start_at, ctx);
         }
+    }
+
+    /// Sends `assign` at `at`, or as soon after it as its host's delay
+    /// allows since the last fetch this node sent it. Checked when the
+    /// timer fires: timers that a stall made late fire together, and only
+    /// the first of them may go.
+    fn send_at(&mut self, assign: Assignment, at: Option<Instant>, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let free = self.next_send.get(&assign.row.host).copied();
+        let at = match (at, free) {
+            (Some(at), Some(free)) => Some(at.max(free)),
+            (at, free) => at.or(free),
+        };
+        match at {
+            Some(at) if at > now => {
+                ctx.run_later(at - now, move |act, ctx| {
+                    act.send_at(assign, Some(at), ctx);
+                });
+            }
+            Some(at) => {
+                let late = now - at;
+                if late > LEAD && self.bus.shared() {
+                    self.defer_next_start(&assign.row.host, assign.delay);
+                }
+                self.assign(assign, ctx);
+            }
+            None => self.assign(assign, ctx),
+        }
+    }
+
+    /// Tells the other nodes that `host`'s fetch went out only now, so
+    /// that none starts the next one sooner than `delay` after it.
+    fn defer_next_start(&self, host: &str, delay: Duration) {
+        let db = self.db.clone();
+        let host = host.to_owned();
+        let at = clock::now() + delta(delay);
+        actix::spawn(async move {
+            if let Err(err) = store::defer_next_start(&db, &host, at).await {
+                tracing::warn!(error = %err, host, "could not move a host's next start");
+            }
+        });
     }
 
     /// Cancels a leased task for good, as `refusal` decided.
@@ -430,6 +475,7 @@ impl Dispatcher {
             token,
             row,
             lease_until,
+            delay,
         } = assign;
         // Given back meanwhile (its worker left, or it was cancelled): the
         // slot and the task are no longer this hand-out's.
@@ -465,6 +511,10 @@ impl Dispatcher {
                 return;
             }
         };
+        if !delay.is_zero() {
+            self.next_send
+                .insert(row.host.clone(), Instant::now() + delay);
+        }
         worker.session.do_send(AssignTask {
             lease: token,
             crawl_id: row.crawl_id,
@@ -621,6 +671,8 @@ struct Assignment {
     token: LeaseToken,
     row: Leased,
     lease_until: DateTime<Utc>,
+    /// Its host's delay: the least time after this fetch before the next.
+    delay: Duration,
 }
 
 impl Actor for Dispatcher {

@@ -251,6 +251,16 @@ impl TestApp {
         None
     }
 
+    /// Stops the server with SIGSTOP for `pause`, then lets it go on: a
+    /// stall, as a swapping or overloaded machine gives, after which every
+    /// timer that came due meanwhile fires at once.
+    pub async fn freeze(&self, pause: Duration) {
+        let pid = self.child.as_ref().expect("a running server").id() as i32;
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        tokio::time::sleep(pause).await;
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -88,6 +88,51 @@ async fn a_delay_spaces_fetches_and_the_crawl_keeps_the_pace_it_allows() {
 }
 
 #[actix_web::test]
+async fn a_server_stalled_mid_crawl_still_spaces_the_fetches_after_it() {
+    // Arrange: the host of the test above, 5 pages a second at most.
+    let store = spawn_store(2, 15, Duration::ZERO);
+    let sites = store.sites(4).replace("delay_ms = 0", "delay_ms = 200");
+    let app = spawn_app(
+        Backend::Sqlite,
+        AppOptions {
+            sites: Some(sites),
+            ..Default::default()
+        },
+    )
+    .await;
+    let _a = app.spawn_worker("a", 4, &[]);
+    let _b = app.spawn_worker("b", 4, &[]);
+    let id = app.start_crawl().await;
+
+    // Act: four times, the server stops dead just before it sends a fetch
+    // it has leased (a delay after the last arrival, less the lead it
+    // leases with) and for longer than the delay, so that when it wakes
+    // that start is long past and the next one is due as well.
+    for n in [4, 10, 16, 22] {
+        let last = loop {
+            if let Some(&at) = store.arrivals.lock().expect("arrivals").get(n) {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        tokio::time::sleep_until((last + Duration::from_millis(192)).into()).await;
+        app.freeze(Duration::from_millis(450)).await;
+    }
+    let report = app.wait_crawl(id, Duration::from_secs(60)).await;
+
+    // Assert: the late fetch went when the server woke, and the next one
+    // still a whole delay after it.
+    assert_eq!(report["tasks"]["dead"], 0, "{report}");
+    let arrivals = store.arrivals.lock().expect("arrivals").clone();
+    assert_eq!(arrivals.len(), 32);
+    let closest = closest_starts(&arrivals);
+    assert!(
+        closest >= Duration::from_millis(200) - JITTER,
+        "two fetches {closest:?} apart"
+    );
+}
+
+#[actix_web::test]
 async fn with_a_delay_and_a_slow_store_concurrency_sets_the_pace() {
     // Arrange: a store that takes 600 ms a page, a host allowing 3 at once
     // and a start every 100 ms. Three in flight at 600 ms each allow 5 pages

@@ -255,7 +255,8 @@ mod tests {
     use std::time::Duration;
 
     use crate::crawl::store::{
-        cancel, lease, mark_done, starts_in_lead, turn, HostLease, Leased, Pace, Share, Writer,
+        cancel, defer_next_start, lease, mark_done, starts_in_lead, turn, HostLease, Leased, Pace,
+        Share, Writer,
     };
 
     async fn crawl_with_tasks(
@@ -447,6 +448,38 @@ mod tests {
             third.start_at,
             Some(now + chrono::Duration::milliseconds(500))
         );
+    }
+
+    #[actix_web::test]
+    async fn a_start_sent_late_moves_the_next_one_and_never_back() {
+        let urls: Vec<String> = (0..4).map(|i| format!("https://a.test/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (_dir, db, _) = crawl_with_tasks(&urls).await;
+        let pace = Pace {
+            concurrency: 4,
+            delay: Duration::from_millis(500),
+            lead: Duration::from_millis(20),
+            fetched: Vec::new(),
+        };
+        let ms = chrono::Duration::milliseconds;
+        let now = Utc::now();
+        let first = lease_paced(&db, 4, pace.clone(), now).await;
+        assert_eq!(first.start_at, Some(now));
+        // Its node stalled and sent it 300 ms late: the next start is a
+        // delay after that, not after the start it missed.
+        defer_next_start(&db, "a.test", now + ms(800))
+            .await
+            .expect("defer");
+        let early = lease_paced(&db, 4, pace.clone(), now + ms(500)).await;
+        assert!(early.rows.is_empty());
+        assert_eq!(early.due, Some(now + ms(800)));
+        // A node that heard late asks for an earlier start: nothing moves.
+        defer_next_start(&db, "a.test", now + ms(600))
+            .await
+            .expect("defer");
+        let second = lease_paced(&db, 4, pace, now + ms(790)).await;
+        assert_eq!(second.rows.len(), 1);
+        assert_eq!(second.start_at, Some(now + ms(800)));
     }
 
     #[actix_web::test]

@@ -238,6 +238,25 @@ pub async fn lease(
     })
 }
 
+/// Moves `host`'s next start to `at`, unless one is planned later already.
+/// A fetch sent late (its node stalled past the start `lease` planned)
+/// would otherwise have the next start, planned from the missed one, fall
+/// right behind it on another node.
+pub async fn defer_next_start(
+    db: &impl ConnectionTrait,
+    host: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    db.execute(stmt(
+        backend,
+        "UPDATE crawl_hosts SET next_start_at = $1 WHERE host = $2 AND next_start_at < $1",
+        vec![at.into(), host.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Extends the listed leases that are still current. Returns how many were.
 #[tracing::instrument(level = "debug", skip_all, fields(leases = tokens.len()))]
 pub async fn extend_leases(
