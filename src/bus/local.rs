@@ -41,15 +41,18 @@ impl LocalBus {
         }
     }
 
+    /// The counts, even after a panic while the lock was held: that leaves
+    /// them usable (one key off by one at worst), where answering "first
+    /// use" instead would lift every limit counted here for good.
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Instant)>> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// `count_hit` at `now`.
     fn count_at(&self, key: &str, window: Duration, now: Instant) -> Hits {
-        // A panic while the lock was held leaves the counts usable (one
-        // key off by one at worst); answering "first use" instead would
-        // lift every limit counted here for good.
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counts = self.counts();
         if counts.len() >= SWEEP_AT {
             counts.retain(|_, (_, since)| now.duration_since(*since) < window);
         }
@@ -61,6 +64,20 @@ impl LocalBus {
         Hits {
             count: entry.0,
             resets_in: window.saturating_sub(now.duration_since(entry.1)),
+        }
+    }
+
+    /// `read_hits` at `now`.
+    fn read_at(&self, key: &str, window: Duration, now: Instant) -> Hits {
+        match self.counts().get(key) {
+            Some(&(count, since)) if now.duration_since(since) < window => Hits {
+                count,
+                resets_in: window.saturating_sub(now.duration_since(since)),
+            },
+            _ => Hits {
+                count: 0,
+                resets_in: Duration::ZERO,
+            },
         }
     }
 }
@@ -196,6 +213,20 @@ impl Bus for LocalBus {
         let hits = self.count_at(key, window, Instant::now());
         Box::pin(future::ready(Ok(hits)))
     }
+
+    fn read_hits(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> LocalBoxFuture<'static, Result<Hits, BusError>> {
+        let hits = self.read_at(key, window, Instant::now());
+        Box::pin(future::ready(Ok(hits)))
+    }
+
+    fn forget_hits(&self, key: &str) -> LocalBoxFuture<'static, Result<(), BusError>> {
+        self.counts().remove(key);
+        Box::pin(future::ready(Ok(())))
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +253,32 @@ mod tests {
             1,
             "a new window"
         );
+    }
+
+    #[test]
+    fn reading_counts_nothing_and_forgetting_starts_the_key_again() {
+        let bus = LocalBus::new(NodeId::generate());
+        let window = Duration::from_secs(60);
+        let now = Instant::now();
+        let never = bus.read_at("a", window, now);
+        assert_eq!(never.count, 0);
+        bus.count_at("a", window, now);
+        bus.count_at("a", window, now);
+        let later = now + Duration::from_secs(15);
+        let read = Hits {
+            count: 2,
+            resets_in: Duration::from_secs(45),
+        };
+        assert_eq!(bus.read_at("a", window, later), read);
+        assert_eq!(
+            bus.read_at("a", window, later),
+            read,
+            "reading counts nothing"
+        );
+        assert_eq!(bus.read_at("a", window, now + window).count, 0, "ended");
+        drop(bus.forget_hits("a"));
+        assert_eq!(bus.read_at("a", window, later).count, 0);
+        assert_eq!(bus.count_at("a", window, later).count, 1);
     }
 
     #[test]

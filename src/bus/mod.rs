@@ -313,6 +313,17 @@ pub trait Bus: Send + Sync {
         window: Duration,
     ) -> LocalBoxFuture<'static, Result<Hits, BusError>>;
 
+    /// What `count_hit` would count on, without counting: the uses of
+    /// `key` in its window (0 once it ended) and how long until it ends.
+    fn read_hits(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> LocalBoxFuture<'static, Result<Hits, BusError>>;
+
+    /// Ends `key`'s window: its next use counts from one.
+    fn forget_hits(&self, key: &str) -> LocalBoxFuture<'static, Result<(), BusError>>;
+
     /// The live nodes.
     fn nodes(&self) -> LocalBoxFuture<'static, Result<Vec<NodeInfo>, BusError>>;
 }

@@ -515,6 +515,28 @@ impl Bus for RedisBus {
             })
         })
     }
+
+    fn read_hits(&self, key: &str, _: Duration) -> LocalBoxFuture<'static, Result<Hits, BusError>> {
+        let cmd = scripts::eval(scripts::READ_COUNT, &[keys::count(key)]);
+        let link = self.link.clone();
+        Box::pin(async move {
+            let (count, left): (u64, u64) = link.query(cmd).await?;
+            Ok(Hits {
+                count,
+                resets_in: Duration::from_millis(left),
+            })
+        })
+    }
+
+    fn forget_hits(&self, key: &str) -> LocalBoxFuture<'static, Result<(), BusError>> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(keys::count(key));
+        let link = self.link.clone();
+        Box::pin(async move {
+            let _: u64 = link.query(cmd).await?;
+            Ok(())
+        })
+    }
 }
 
 /// Tells every room on this node to catch up and announce its members.

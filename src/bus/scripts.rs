@@ -102,3 +102,15 @@ if left < 0 then
 end
 return {n, left}
 ";
+
+/// Reads what `COUNT` counted, without counting: the count (0 when the
+/// window ended) and the milliseconds left in the window.
+///
+/// KEYS: the counter.
+pub const READ_COUNT: &str = r"
+local n = redis.call('GET', KEYS[1])
+if not n then return {0, 0} end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then left = 0 end
+return {tonumber(n), left}
+";

@@ -22,7 +22,7 @@ use crate::accounts::store::{self, AccountError};
 use crate::accounts::{check_new_password, Account, LoginName, PASSWORD_LEN};
 use crate::bus::Bus;
 use crate::clock;
-use crate::config::Settings;
+use crate::config::{AccountSettings, Settings};
 use crate::domain::user_name::UserName;
 use crate::web::session::Accounts;
 
@@ -173,7 +173,9 @@ pub async fn login(
     form: web::Form<LoginForm>,
     viewer: MaybeViewer,
     db: web::Data<DatabaseConnection>,
+    settings: web::Data<Settings>,
     accounts: web::Data<Accounts>,
+    bus: web::Data<dyn Bus>,
 ) -> Result<HttpResponse, PageError> {
     check_csrf(&req, &viewer, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
@@ -195,8 +197,12 @@ pub async fn login(
             .content_type("text/html; charset=utf-8")
             .body(page.render()?))
     };
-    let throttle = &accounts.throttle;
-    if let Err(wait) = throttle.check(counted, &address, Instant::now()) {
+    let throttle = FailedLogins {
+        settings: &settings.accounts,
+        accounts: &accounts,
+        bus: bus.get_ref(),
+    };
+    if let Err(wait) = throttle.check(counted, &address).await {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -219,14 +225,89 @@ pub async fn login(
         _ => None,
     };
     let Some(account) = account else {
-        throttle.failed(counted, &address, Instant::now());
+        throttle.failed(counted, &address).await;
         return refuse(
             StatusCode::UNAUTHORIZED,
             "That login name and password do not match an account.",
         );
     };
-    throttle.succeeded(&account.name);
+    throttle.succeeded(&account.name).await;
     start_session(&db, &accounts, &account, &next).await
+}
+
+/// Failed logins, counted on this node and, in a cluster, on the bus for
+/// every node together: a load balancer spreading one guesser's attempts
+/// over three nodes must not give them three times the limit. With the bus
+/// down, this node's own counts still hold.
+struct FailedLogins<'a> {
+    settings: &'a AccountSettings,
+    accounts: &'a Accounts,
+    bus: &'a dyn Bus,
+}
+
+impl FailedLogins<'_> {
+    /// The keys counted for an attempt, each with its limit.
+    fn keys(&self, name: Option<&str>, address: &str) -> Vec<(String, u32)> {
+        let by_name = name.map(|name| (name_key(name), self.settings.login_attempts_per_name));
+        let by_address = (
+            format!("login:address:{address}"),
+            self.settings.login_attempts_per_address,
+        );
+        by_name.into_iter().chain([by_address]).collect()
+    }
+
+    /// `Err(wait)` when the name or the address has failed as often as
+    /// its limit allows, on this node or on all of them.
+    async fn check(&self, name: Option<&str>, address: &str) -> Result<(), Duration> {
+        self.accounts
+            .throttle
+            .check(name, address, Instant::now())?;
+        if !self.bus.shared() {
+            return Ok(());
+        }
+        let window = self.settings.login_window;
+        for (key, limit) in self.keys(name, address) {
+            match self.bus.read_hits(&key, window).await {
+                Ok(hits) if hits.count >= u64::from(limit.max(1)) => {
+                    return Err(hits.resets_in.max(Duration::from_secs(1)));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "failed logins are counted on this node alone");
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn failed(&self, name: Option<&str>, address: &str) {
+        self.accounts.throttle.failed(name, address, Instant::now());
+        if !self.bus.shared() {
+            return;
+        }
+        for (key, _) in self.keys(name, address) {
+            if let Err(err) = self.bus.count_hit(&key, self.settings.login_window).await {
+                tracing::warn!(error = %err, "failed logins are counted on this node alone");
+                return;
+            }
+        }
+    }
+
+    /// A successful login clears its name's count (not the address's: one
+    /// good account must not unlock guessing at others).
+    async fn succeeded(&self, name: &str) {
+        self.accounts.throttle.succeeded(name);
+        if self.bus.shared() {
+            if let Err(err) = self.bus.forget_hits(&name_key(name)).await {
+                tracing::warn!(error = %err, "a login's failed attempts stay counted on the bus");
+            }
+        }
+    }
+}
+
+fn name_key(name: &str) -> String {
+    format!("login:name:{name}")
 }
 
 /// An account error no form can explain.

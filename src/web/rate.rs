@@ -1,9 +1,10 @@
 //! A per-key limit on how often something may be done: at most `limit`
 //! times per `window`, counted from the key's first use in the window.
-//! Per node, like the login throttle: behind a load balancer each node
-//! allows the limit, which bounds abuse without shared state. Admin
-//! actions and registrations are counted for the whole cluster on the bus,
-//! and here only while the bus is down (or there is none).
+//! Per node: behind a load balancer each node allows the limit, which
+//! bounds abuse without shared state (subscriptions). Admin actions and
+//! registrations are counted for the whole cluster on the bus, and here
+//! only while the bus is down (or there is none); failed logins are
+//! counted in both places (`web::accounts`).
 //!
 //! The keys are the callers' (addresses, names), so they are kept in
 //! bounded memory: `accounts::throttle::WindowCounts`.

@@ -21,7 +21,7 @@ use crate::auction_pages::PASSWORD;
 use crate::browser::{COMPOSER, MEMBERS, MESSAGES};
 use crate::browser_helpers::{Browser, Page};
 use crate::chat_client::{ChatClient, MemberList};
-use crate::cluster_helpers::{node_of, ws, Cluster};
+use crate::cluster_helpers::{node_of, ws, Cluster, ClusterOptions};
 
 /// Bid attempts in the storm, from every bidder together.
 const ATTEMPTS: usize = 1_000;
@@ -580,4 +580,47 @@ async fn two_chromium_pages_on_different_nodes_chat_through_nginx() {
         })
         .await;
     }
+}
+
+#[actix_web::test]
+async fn failed_logins_are_counted_over_every_node_together() {
+    // Arrange: three failed logins a name, and an account.
+    let cluster = Cluster::start_with(
+        3,
+        ClusterOptions {
+            env: vec![(
+                "BAZAAR_ACCOUNTS__LOGIN_ATTEMPTS_PER_NAME".to_owned(),
+                "3".to_owned(),
+            )],
+            ..ClusterOptions::default()
+        },
+    );
+    register(&cluster, "ana").await;
+    let urls = cluster.node_urls();
+    let attempt = |node: usize, password: &'static str| {
+        let url = urls[node].clone();
+        async move { Visitor::at(&url).login("ana", password).await }
+    };
+
+    // Act: two wrong guesses on two nodes and the right password on the
+    // third; then a wrong guess on each node, and the right password.
+    let mut statuses = Vec::new();
+    for (node, password) in [(0, "guess"), (1, "guess"), (2, PASSWORD)] {
+        statuses.push(attempt(node, password).await.status);
+    }
+    for node in 0..3 {
+        statuses.push(attempt(node, "guess").await.status);
+    }
+    let last = attempt(0, PASSWORD).await;
+
+    // Assert: the login on the third node cleared the name's count on
+    // every node; the three guesses after it, one a node, reached the
+    // limit, and even the right password now waits.
+    assert_eq!(statuses, [401, 401, 303, 401, 401, 401]);
+    assert_eq!(last.status, 429, "{}", last.body);
+    assert!(
+        last.body.contains("Too many failed attempts"),
+        "{}",
+        last.body
+    );
 }
