@@ -78,13 +78,17 @@ pub async fn ready_hosts(
             backend,
             // A loose index scan over `tasks_lease_order`: one probe per host
             // instead of reading every queued task on every dispatch pass.
+            // The ready task is a scalar subquery with a LIMIT, not EXISTS:
+            // PostgreSQL turned EXISTS into a semi-join that read every
+            // queued task of every host, milliseconds a pass mid-crawl.
             "WITH RECURSIVE hosts(host) AS ( \
                SELECT MIN(host) FROM tasks WHERE state = $2 \
                UNION ALL \
                SELECT (SELECT MIN(t.host) FROM tasks t WHERE t.state = $2 AND t.host > hosts.host) \
                FROM hosts WHERE hosts.host IS NOT NULL) \
-             SELECT host FROM hosts WHERE host IS NOT NULL AND EXISTS ( \
-               SELECT 1 FROM tasks t WHERE t.state = $2 AND t.host = hosts.host AND t.not_before <= $1) \
+             SELECT host FROM hosts WHERE host IS NOT NULL AND ( \
+               SELECT 1 FROM tasks t WHERE t.state = $2 AND t.host = hosts.host \
+               AND t.not_before <= $1 LIMIT 1) IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM flags WHERE name = 'queue_paused')",
             vec![now.into(), TaskState::Queued.into()],
         ))
