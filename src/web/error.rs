@@ -1,12 +1,35 @@
 //! Errors of the pages and the API: a clear message for the user, the full
 //! chain in the log.
 
+use std::time::Duration;
+
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use askama::Template;
 use serde_json::json;
 
 use crate::protocol::{ErrorCode, Refusal};
+
+/// A refusal for going over a limit: what to tell the user, and when the
+/// limit lets them in again (sent as `Retry-After`, for clients that wait
+/// on their own).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Limited {
+    pub message: String,
+    pub wait: Duration,
+}
+
+/// `Retry-After` for what is down for now (the bus, an actor restarting):
+/// no one knows when it is back, and a client told nothing retries at once.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(5);
+
+/// Sets `Retry-After` to `wait`, in whole seconds and at least one.
+fn retry_after(response: &mut HttpResponseBuilder, wait: Duration) {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response.insert_header((RETRY_AFTER, seconds.max(1).to_string()));
+}
 
 /// An error on an HTML page.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +46,8 @@ pub enum PageError {
     /// The object is not in a state the action applies to.
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    TooManyRequests(String),
+    #[error(transparent)]
+    TooManyRequests(Limited),
     /// What the page needs cannot be reached now; trying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -72,7 +95,7 @@ impl ResponseError for PageError {
                 return super::see_other(&super::accounts::login_url(here))
             }
             PageError::Conflict(msg) => ("Not possible now", msg.clone()),
-            PageError::TooManyRequests(msg) => ("Slow down", msg.clone()),
+            PageError::TooManyRequests(limited) => ("Slow down", limited.message.clone()),
             PageError::Unavailable(msg) => ("Not available now", msg.clone()),
             PageError::Forbidden(msg) => ("Not allowed", msg.clone()),
             PageError::NotFound => ("Not found", "There is nothing at this address.".to_owned()),
@@ -92,9 +115,13 @@ impl ResponseError for PageError {
         }
         .render()
         .unwrap_or_else(|_| message.clone());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            PageError::TooManyRequests(limited) => retry_after(&mut response, limited.wait),
+            PageError::Unavailable(_) => retry_after(&mut response, UNAVAILABLE_RETRY),
+            _ => {}
+        }
+        response.content_type("text/html; charset=utf-8").body(body)
     }
 }
 
@@ -111,8 +138,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{message}")]
     Conflict { message: String, id: i64 },
-    #[error("{0}")]
-    TooManyRequests(String),
+    #[error(transparent)]
+    TooManyRequests(Limited),
     /// Something the call needs is down for now (in a cluster, the bus).
     #[error("{0}")]
     Unavailable(String),
@@ -147,7 +174,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(m) => (ErrorCode::BadRequest, m.clone()),
             ApiError::Forbidden(m) => (ErrorCode::Forbidden, m.clone()),
             ApiError::Conflict { message, .. } => (ErrorCode::Conflict, message.clone()),
-            ApiError::TooManyRequests(m) => (ErrorCode::TooManyRequests, m.clone()),
+            ApiError::TooManyRequests(limited) => {
+                (ErrorCode::TooManyRequests, limited.message.clone())
+            }
             ApiError::Unavailable(m) => (ErrorCode::Unavailable, m.clone()),
             ApiError::Internal(err) => {
                 tracing::error!(error = ?err, "api call failed");
@@ -161,7 +190,13 @@ impl ResponseError for ApiError {
         if let ApiError::Conflict { id, .. } = self {
             body["id"] = json!(id);
         }
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::TooManyRequests(limited) => retry_after(&mut response, limited.wait),
+            ApiError::Unavailable(_) => retry_after(&mut response, UNAVAILABLE_RETRY),
+            _ => {}
+        }
+        response.json(body)
     }
 }
 

@@ -497,7 +497,23 @@ async fn cluster_admin_actions_are_limited_per_admin_over_every_node_together() 
         statuses.push(status);
     }
 
-    // Assert: the fourth is refused, though each node saw only two.
+    // Assert: the fourth is refused, though each node saw only two, and
+    // a refusal says when the minute ends.
     assert_eq!(statuses, [200, 200, 200, 429]);
     assert_eq!(audit(&cluster, a).await.len(), 3);
+    let mut refused = awc::Client::default()
+        .post(format!("{b}/api/admin/queue/pause"))
+        .bearer_auth(cluster.api_token())
+        .send()
+        .await
+        .expect("POST pause");
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
 }

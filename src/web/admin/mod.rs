@@ -30,7 +30,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use sea_orm::DatabaseConnection;
 
 use super::client_addr::client_addr;
-use super::error::PageError;
+use super::error::{Limited, PageError};
 use super::part;
 use super::session::{viewer, Accounts, Viewer};
 use crate::admin::actions::Levers;
@@ -71,7 +71,7 @@ impl Controls {
     /// together: an admin who spreads actions over the nodes (nginx does, on
     /// its own) gets the same limit as on one. With the bus down, each node
     /// counts alone rather than refuse admins when they may be needed most.
-    pub(crate) async fn rate_limited(&self, actor: &Actor) -> Result<(), String> {
+    pub(crate) async fn rate_limited(&self, actor: &Actor) -> Result<(), Limited> {
         let key = format!("admin:{}", actor.name);
         let wait = match self.bus.count_hit(&key, ACTION_WINDOW).await {
             Ok(hits) => (hits.count > self.per_minute).then_some(hits.resets_in),
@@ -82,10 +82,13 @@ impl Controls {
         };
         match wait {
             None => Ok(()),
-            Some(wait) => Err(format!(
-                "Too many admin actions at once; try again in {} s.",
-                wait.as_secs().max(1)
-            )),
+            Some(wait) => Err(Limited {
+                message: format!(
+                    "Too many admin actions at once; try again in {} s.",
+                    wait.as_secs().max(1)
+                ),
+                wait,
+            }),
         }
     }
 
