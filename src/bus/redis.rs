@@ -506,26 +506,12 @@ impl Bus for RedisBus {
     ) -> LocalBoxFuture<'static, Result<Hits, BusError>> {
         let mut cmd = scripts::eval(scripts::COUNT, &[keys::count(key)]);
         cmd.arg(window.as_millis().max(1) as u64);
-        let link = self.link.clone();
-        Box::pin(async move {
-            let (count, left): (u64, u64) = link.query(cmd).await?;
-            Ok(Hits {
-                count,
-                resets_in: Duration::from_millis(left),
-            })
-        })
+        Box::pin(hits(self.link.clone(), cmd))
     }
 
     fn read_hits(&self, key: &str, _: Duration) -> LocalBoxFuture<'static, Result<Hits, BusError>> {
         let cmd = scripts::eval(scripts::READ_COUNT, &[keys::count(key)]);
-        let link = self.link.clone();
-        Box::pin(async move {
-            let (count, left): (u64, u64) = link.query(cmd).await?;
-            Ok(Hits {
-                count,
-                resets_in: Duration::from_millis(left),
-            })
-        })
+        Box::pin(hits(self.link.clone(), cmd))
     }
 
     fn forget_hits(&self, key: &str) -> LocalBoxFuture<'static, Result<(), BusError>> {
@@ -537,6 +523,16 @@ impl Bus for RedisBus {
             Ok(())
         })
     }
+}
+
+/// Runs a script that answers a count and the milliseconds left in its
+/// window (`scripts::COUNT`, `scripts::READ_COUNT`).
+async fn hits(link: Link, cmd: redis::Cmd) -> Result<Hits, BusError> {
+    let (count, left): (u64, u64) = link.query(cmd).await?;
+    Ok(Hits {
+        count,
+        resets_in: Duration::from_millis(left),
+    })
 }
 
 /// Tells every room on this node to catch up and announce its members.

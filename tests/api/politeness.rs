@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use bazaar_bench::store::GeneratedStore;
 
-use crate::helpers::{spawn_app, spawn_store, spawn_store_with, AppOptions, Backend, TestApp};
+use crate::helpers::{
+    spawn_app, spawn_store, spawn_store_with, AppOptions, Backend, TestApp, TestStore,
+    WorkerProcess,
+};
 
 /// What a hand-out may lose or gain on its way to the store: the assignment
 /// crosses a socket and a worker process before the store sees the request,
@@ -16,9 +19,9 @@ use crate::helpers::{spawn_app, spawn_store, spawn_store_with, AppOptions, Backe
 /// its hand-outs exactly; this is the store's view of them.
 const JITTER: Duration = Duration::from_millis(60);
 
-/// Crawls `store`'s site with `sites` as its configuration, by two workers of
-/// four slots, and returns when each request reached the store.
-async fn crawl(store: &crate::helpers::TestStore, sites: String) -> (TestApp, Vec<Instant>) {
+/// Starts a crawl of a site configured by `sites`, by two workers of four
+/// slots: the server, the workers and the crawl's id.
+async fn start(sites: String) -> (TestApp, [WorkerProcess; 2], i64) {
     let app = spawn_app(
         Backend::Sqlite,
         AppOptions {
@@ -27,12 +30,24 @@ async fn crawl(store: &crate::helpers::TestStore, sites: String) -> (TestApp, Ve
         },
     )
     .await;
-    let _a = app.spawn_worker("a", 4, &[]);
-    let _b = app.spawn_worker("b", 4, &[]);
+    let workers = [app.spawn_worker("a", 4, &[]), app.spawn_worker("b", 4, &[])];
     let id = app.start_crawl().await;
+    (app, workers, id)
+}
+
+/// Waits for crawl `id` to finish without a dead task; returns when each
+/// request reached the store.
+async fn arrivals(app: &TestApp, id: i64, store: &TestStore) -> Vec<Instant> {
     let report = app.wait_crawl(id, Duration::from_secs(60)).await;
     assert_eq!(report["tasks"]["dead"], 0, "{report}");
-    let arrivals = store.arrivals.lock().expect("arrivals").clone();
+    store.arrivals.lock().expect("arrivals").clone()
+}
+
+/// Crawls `store`'s site with `sites` as its configuration, by two workers of
+/// four slots, and returns when each request reached the store.
+async fn crawl(store: &TestStore, sites: String) -> (TestApp, Vec<Instant>) {
+    let (app, _workers, id) = start(sites).await;
+    let arrivals = arrivals(&app, id, store).await;
     (app, arrivals)
 }
 
@@ -92,17 +107,7 @@ async fn a_server_stalled_mid_crawl_still_spaces_the_fetches_after_it() {
     // Arrange: the host of the test above, 5 pages a second at most.
     let store = spawn_store(2, 15, Duration::ZERO);
     let sites = store.sites(4).replace("delay_ms = 0", "delay_ms = 200");
-    let app = spawn_app(
-        Backend::Sqlite,
-        AppOptions {
-            sites: Some(sites),
-            ..Default::default()
-        },
-    )
-    .await;
-    let _a = app.spawn_worker("a", 4, &[]);
-    let _b = app.spawn_worker("b", 4, &[]);
-    let id = app.start_crawl().await;
+    let (app, _workers, id) = start(sites).await;
 
     // Act: four times, the server stops dead just before it sends a fetch
     // it has leased (a delay after the last arrival, less the lead it
@@ -118,12 +123,10 @@ async fn a_server_stalled_mid_crawl_still_spaces_the_fetches_after_it() {
         tokio::time::sleep_until((last + Duration::from_millis(192)).into()).await;
         app.freeze(Duration::from_millis(450)).await;
     }
-    let report = app.wait_crawl(id, Duration::from_secs(60)).await;
+    let arrivals = arrivals(&app, id, &store).await;
 
     // Assert: the late fetch went when the server woke, and the next one
     // still a whole delay after it.
-    assert_eq!(report["tasks"]["dead"], 0, "{report}");
-    let arrivals = store.arrivals.lock().expect("arrivals").clone();
     assert_eq!(arrivals.len(), 32);
     let closest = closest_starts(&arrivals);
     assert!(

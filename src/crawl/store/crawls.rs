@@ -288,6 +288,24 @@ mod tests {
         (dir, db, id)
     }
 
+    /// A crawl of `n` tasks on one host, and the pace of a host that
+    /// allows them all at once but one start every `delay`.
+    async fn host_with_delay(
+        n: usize,
+        delay: Duration,
+    ) -> (tempfile::TempDir, sea_orm::DatabaseConnection, Pace) {
+        let urls: Vec<String> = (0..n).map(|i| format!("https://a.test/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (dir, db, _) = crawl_with_tasks(&urls).await;
+        let pace = Pace {
+            concurrency: u32::try_from(n).expect("a few tasks"),
+            delay,
+            lead: Duration::from_millis(20),
+            fetched: Vec::new(),
+        };
+        (dir, db, pace)
+    }
+
     async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> CrawlStatus {
         crawls::Entity::find_by_id(id)
             .one(db)
@@ -422,15 +440,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_hosts_delay_plans_each_start_after_the_last_one_planned() {
-        let urls: Vec<String> = (0..4).map(|i| format!("https://a.test/{i}")).collect();
-        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        let (_dir, db, _) = crawl_with_tasks(&urls).await;
-        let pace = Pace {
-            concurrency: 4,
-            delay: Duration::from_millis(500),
-            lead: Duration::from_millis(20),
-            fetched: Vec::new(),
-        };
+        let (_dir, db, pace) = host_with_delay(4, Duration::from_millis(500)).await;
         let now = Utc::now();
         let first = lease_paced(&db, 4, pace.clone(), now).await;
         assert_eq!(first.rows.len(), 1, "one task a lease with a delay");
@@ -452,15 +462,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_start_sent_late_moves_the_next_one_and_never_back() {
-        let urls: Vec<String> = (0..4).map(|i| format!("https://a.test/{i}")).collect();
-        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        let (_dir, db, _) = crawl_with_tasks(&urls).await;
-        let pace = Pace {
-            concurrency: 4,
-            delay: Duration::from_millis(500),
-            lead: Duration::from_millis(20),
-            fetched: Vec::new(),
-        };
+        let (_dir, db, pace) = host_with_delay(4, Duration::from_millis(500)).await;
         let ms = chrono::Duration::milliseconds;
         let now = Utc::now();
         let first = lease_paced(&db, 4, pace.clone(), now).await;
@@ -484,15 +486,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_delay_shorter_than_the_lead_has_its_starts_leased_together() {
-        let urls: Vec<String> = (0..8).map(|i| format!("https://a.test/{i}")).collect();
-        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        let (_dir, db, _) = crawl_with_tasks(&urls).await;
-        let pace = Pace {
-            concurrency: 8,
-            delay: Duration::from_millis(5),
-            lead: Duration::from_millis(20),
-            fetched: Vec::new(),
-        };
+        let (_dir, db, pace) = host_with_delay(8, Duration::from_millis(5)).await;
         let now = Utc::now();
         let ms = chrono::Duration::milliseconds;
         // Now, +5, +10, +15 and +20 ms: five starts within the lead.
