@@ -358,18 +358,16 @@ impl Dispatcher {
         }
         // The host's delay, as the database planned it on whichever node
         // leased last: no pass asks for the host again before it is due.
-        let now = (Instant::now(), clock::now());
-        let instant = |at: DateTime<Utc>| now.0 + (at - now.1).to_std().unwrap_or_default();
         let next = match (start_at, due) {
             (Some(start), _) => Some(start + delta(store::spaced(step.pace.delay, rows.len()))),
             (None, Some(due)) => Some(due),
             (None, None) => None,
         };
-        if let Some(next) = next.map(instant) {
+        if let Some(next) = next.map(instant_of) {
             self.due.insert(step.host.clone(), next);
             self.wake_at(next.checked_sub(LEAD).unwrap_or(next), ctx);
         }
-        let start_at = start_at.map(instant);
+        let start_at = start_at.map(instant_of);
         for (i, (row, worker)) in rows.into_iter().zip(owners).enumerate() {
             let Some(token) = LeaseToken::parse(&row.lease_token) else {
                 continue;
@@ -430,28 +428,39 @@ impl Dispatcher {
                     act.send_at(assign, Some(at), ctx);
                 });
             }
-            Some(at) => {
-                let late = now - at;
-                if late > LEAD && self.bus.shared() {
-                    self.defer_next_start(&assign.row.host, assign.delay);
-                }
-                self.assign(assign, ctx);
-            }
-            None => self.assign(assign, ctx),
+            // Late past the lead: in a cluster, another node may have
+            // planned the next start from the one missed here.
+            Some(at) if now - at > LEAD && self.bus.shared() => self.replan(assign, ctx),
+            _ => self.assign(assign, ctx),
         }
     }
 
-    /// Tells the other nodes that `host`'s fetch went out only now, so
-    /// that none starts the next one sooner than `delay` after it.
-    fn defer_next_start(&self, host: &str, delay: Duration) {
+    /// Sends a fetch this node is late with when the database says its
+    /// host may next start one, on whichever node (`store::replan_late_start`).
+    fn replan(&mut self, assign: Assignment, ctx: &mut Context<Self>) {
         let db = self.db.clone();
-        let host = host.to_owned();
-        let at = clock::now() + delta(delay);
-        actix::spawn(async move {
-            if let Err(err) = store::defer_next_start(&db, &host, at).await {
-                tracing::warn!(error = %err, host, "could not move a host's next start");
-            }
-        });
+        let host = assign.row.host.clone();
+        let delay = assign.delay;
+        async move { store::replan_late_start(&db, &host, delay, clock::now()).await }
+            .into_actor(self)
+            .map(move |planned, act, ctx| {
+                let at = match planned {
+                    Ok(at) => instant_of(at),
+                    Err(err) => {
+                        tracing::warn!(error = %err, host = %assign.row.host, "could not plan a late fetch; it goes now");
+                        Instant::now()
+                    }
+                };
+                let free = act.next_send.get(&assign.row.host).copied();
+                let at = free.map_or(at, |free| free.max(at));
+                let now = Instant::now();
+                if at > now {
+                    ctx.run_later(at - now, move |act, ctx| act.assign(assign, ctx));
+                } else {
+                    act.assign(assign, ctx);
+                }
+            })
+            .spawn(ctx);
     }
 
     /// Cancels a leased task for good, as `refusal` decided.
@@ -655,6 +664,12 @@ async fn lease_plan(
         }
     }
     leased
+}
+
+/// The moment on this process's clock that `at` names, or now if it passed.
+fn instant_of(at: DateTime<Utc>) -> Instant {
+    let ahead = (at - clock::now()).to_std().unwrap_or_default();
+    Instant::now() + ahead
 }
 
 /// Why a leased task is not handed out.

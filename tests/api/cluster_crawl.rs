@@ -571,3 +571,57 @@ async fn cluster_node_stopped_with_sigterm_drains_its_workers_and_wastes_no_atte
         assert!(status.success(), "{status}:\n{log}");
     }
 }
+
+#[actix_web::test]
+async fn cluster_stalled_mid_crawl_still_spaces_a_hosts_fetches() {
+    // Arrange: a store that answers at once and allows a start every
+    // 300 ms, and a worker on each node.
+    let store = spawn_store(2, 15, Duration::ZERO);
+    let cluster = cluster(site(&store, "paced", 4, 300), &[]);
+    let api = Api::of(&cluster);
+    let urls = cluster.node_urls();
+    let _workers: Vec<ClusterWorker> = ["w1", "w2", "w3"]
+        .into_iter()
+        .zip(&urls)
+        .map(|(name, url)| cluster.spawn_worker(name, 2, url))
+        .collect();
+    let nodes: Vec<i32> = (0..3).map(|i| cluster.node_pid(i)).collect();
+    let signal = |signal: i32| {
+        for &pid in &nodes {
+            unsafe { libc::kill(pid, signal) };
+        }
+    };
+
+    // Act: four times, every node stops dead just before the next fetch
+    // goes out (a delay after the last arrival, less the lead it was
+    // leased with), for longer than the delay. Whichever node wakes
+    // first finds the next start due too.
+    let id = api.start_crawl().await;
+    for n in [4, 10, 16, 22] {
+        let last = loop {
+            if let Some(&at) = store.arrivals.lock().expect("arrivals").get(n) {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        tokio::time::sleep_until((last + Duration::from_millis(292)).into()).await;
+        signal(libc::SIGSTOP);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        signal(libc::SIGCONT);
+    }
+    let report = api.wait_crawl(&cluster, id, Duration::from_secs(90)).await;
+
+    // Assert: every page once, and still a delay between any two.
+    assert_eq!(report["tasks"]["dead"], 0, "{report}");
+    let arrivals = store.arrivals.lock().expect("arrivals").clone();
+    assert_eq!(arrivals.len(), 32);
+    let closest = arrivals
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .min()
+        .expect("two requests or more");
+    assert!(
+        closest >= Duration::from_millis(300) - JITTER,
+        "two fetches of a host that asks for 300 ms came {closest:?} apart"
+    );
+}

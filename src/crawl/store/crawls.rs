@@ -255,7 +255,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::crawl::store::{
-        cancel, defer_next_start, lease, mark_done, starts_in_lead, turn, HostLease, Leased, Pace,
+        cancel, lease, mark_done, replan_late_start, starts_in_lead, turn, HostLease, Leased, Pace,
         Share, Writer,
     };
 
@@ -461,27 +461,30 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn a_start_sent_late_moves_the_next_one_and_never_back() {
+    async fn a_start_sent_late_takes_the_next_free_start_and_moves_the_plan_on() {
         let (_dir, db, pace) = host_with_delay(4, Duration::from_millis(500)).await;
+        let delay = pace.delay;
         let ms = chrono::Duration::milliseconds;
         let now = Utc::now();
         let first = lease_paced(&db, 4, pace.clone(), now).await;
         assert_eq!(first.start_at, Some(now));
-        // Its node stalled and sent it 300 ms late: the next start is a
-        // delay after that, not after the start it missed.
-        defer_next_start(&db, "a.test", now + ms(800))
+        // Its node stalled 300 ms: the next start is planned at +500, so
+        // the late one takes that, and the one after goes a delay later.
+        let late = replan_late_start(&db, "a.test", delay, now + ms(300))
             .await
-            .expect("defer");
-        let early = lease_paced(&db, 4, pace.clone(), now + ms(500)).await;
+            .expect("replan");
+        assert_eq!(late, now + ms(500));
+        let early = lease_paced(&db, 4, pace.clone(), now + ms(600)).await;
         assert!(early.rows.is_empty());
-        assert_eq!(early.due, Some(now + ms(800)));
-        // A node that heard late asks for an earlier start: nothing moves.
-        defer_next_start(&db, "a.test", now + ms(600))
+        assert_eq!(early.due, Some(now + ms(1000)));
+        // A stall longer than the delay: it goes when its node wakes.
+        let woke = now + ms(3000);
+        let later = replan_late_start(&db, "a.test", delay, woke)
             .await
-            .expect("defer");
-        let second = lease_paced(&db, 4, pace, now + ms(790)).await;
-        assert_eq!(second.rows.len(), 1);
-        assert_eq!(second.start_at, Some(now + ms(800)));
+            .expect("replan");
+        assert_eq!(later, woke);
+        let next = lease_paced(&db, 4, pace, woke + ms(490)).await;
+        assert_eq!(next.start_at, Some(woke + ms(500)));
     }
 
     #[actix_web::test]

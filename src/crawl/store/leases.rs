@@ -17,7 +17,7 @@ use super::crawls::finish_if_done;
 use super::turns::{turn, Turn, Writer};
 use crate::clock::delta;
 use crate::crawl::lease::{LeaseToken, RetryPolicy, Setback, TaskState};
-use crate::db::{stmt, truncate};
+use crate::db::{begin_write, stmt, truncate};
 
 /// A task just leased to a worker.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -238,23 +238,42 @@ pub async fn lease(
     })
 }
 
-/// Moves `host`'s next start to `at`, unless one is planned later already.
-/// A fetch sent late (its node stalled past the start `lease` planned)
-/// would otherwise have the next start, planned from the missed one, fall
-/// right behind it on another node.
-pub async fn defer_next_start(
-    db: &impl ConnectionTrait,
+/// When a fetch its node is sending late may go, a node that stalled past
+/// the start `lease` planned for it: a delay after the start planned last
+/// for `host` on any node, or now if that has passed, and planned in its
+/// place under the host's row lock. Sent at once instead, it could fall
+/// right behind a start another node planned from the one it missed.
+pub async fn replan_late_start(
+    db: &DatabaseConnection,
     host: &str,
-    at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+    delay: Duration,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, DbErr> {
     let backend = db.get_database_backend();
-    db.execute(stmt(
+    let txn = begin_write(db).await?;
+    let lock = if backend == DatabaseBackend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let planned: Option<DateTime<Utc>> = txn
+        .query_one(stmt(
+            backend,
+            &format!("SELECT next_start_at FROM crawl_hosts WHERE host = $1{lock}"),
+            vec![host.into()],
+        ))
+        .await?
+        .map(|row| row.try_get("", "next_start_at"))
+        .transpose()?;
+    let at = planned.map_or(now, |planned| planned.max(now));
+    txn.execute(stmt(
         backend,
-        "UPDATE crawl_hosts SET next_start_at = $1 WHERE host = $2 AND next_start_at < $1",
-        vec![at.into(), host.into()],
+        "UPDATE crawl_hosts SET next_start_at = $1 WHERE host = $2",
+        vec![(at + delta(delay)).into(), host.into()],
     ))
     .await?;
-    Ok(())
+    txn.commit().await?;
+    Ok(at)
 }
 
 /// Extends the listed leases that are still current. Returns how many were.

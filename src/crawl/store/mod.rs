@@ -19,8 +19,8 @@ pub use crawls::{
 };
 pub(crate) use leases::cancelling;
 pub use leases::{
-    cancel, current_leases, defer_next_start, expire_leases, extend_leases, lease, mark_done,
-    release, spaced, starts_in_lead, HostLease, Leased, Pace, Released, Share,
+    cancel, current_leases, expire_leases, extend_leases, lease, mark_done, release,
+    replan_late_start, spaced, starts_in_lead, HostLease, Leased, Pace, Released, Share,
 };
 pub use queue::{insert_tasks, ready_hosts, NewTask};
 pub use turns::{turn, Turn, Writer};
