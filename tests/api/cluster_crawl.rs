@@ -55,6 +55,16 @@ fn cluster(sites: String, env: &[(&str, &str)]) -> Cluster {
     )
 }
 
+/// A worker of two slots on each of the three nodes, connected to it
+/// directly: w1, w2 and w3.
+fn worker_on_each_node(cluster: &Cluster) -> Vec<ClusterWorker> {
+    ["w1", "w2", "w3"]
+        .into_iter()
+        .zip(cluster.node_urls())
+        .map(|(name, url)| cluster.spawn_worker(name, 2, &url))
+        .collect()
+}
+
 /// The database behind the nodes, read as an operator would with psql.
 struct Truth(DatabaseConnection);
 
@@ -270,12 +280,7 @@ async fn cluster_crawl_by_workers_on_three_nodes_keeps_politeness_and_completes_
              VALUES ('ops@example.com', 'digest', 'confirmed', 0, TRUE, 0, now(), now())",
         )
         .await;
-    let urls = cluster.node_urls();
-    let _workers: Vec<ClusterWorker> = ["w1", "w2", "w3"]
-        .into_iter()
-        .zip(&urls)
-        .map(|(name, url)| cluster.spawn_worker(name, 2, url))
-        .collect();
+    let _workers = worker_on_each_node(&cluster);
 
     // Act
     let id = api.start_crawl().await;
@@ -285,8 +290,7 @@ async fn cluster_crawl_by_workers_on_three_nodes_keeps_politeness_and_completes_
     assert_eq!(report["tasks"]["done"], 43, "{report}");
     assert_eq!(report["tasks"]["dead"], 0, "{report}");
     assert_eq!(capped.arrivals.lock().expect("arrivals").len(), 33);
-    let arrivals = paced.arrivals.lock().expect("arrivals").clone();
-    assert_eq!(arrivals.len(), 10);
+    assert_eq!(paced.arrivals.lock().expect("arrivals").len(), 10);
     let workers = truth
         .count("SELECT COUNT(DISTINCT worker) FROM task_attempts")
         .await;
@@ -294,11 +298,7 @@ async fn cluster_crawl_by_workers_on_three_nodes_keeps_politeness_and_completes_
 
     // Assert: politeness held for the cluster, measured at the stores.
     assert_eq!(capped.max_in_flight.load(Ordering::SeqCst), 2);
-    let closest = arrivals
-        .windows(2)
-        .map(|pair| pair[1] - pair[0])
-        .min()
-        .expect("two requests or more");
+    let closest = paced.closest_starts();
     assert!(
         closest >= Duration::from_millis(400) - JITTER,
         "two fetches of a host that asks for 400 ms came {closest:?} apart"
@@ -579,12 +579,7 @@ async fn cluster_stalled_mid_crawl_still_spaces_a_hosts_fetches() {
     let store = spawn_store(2, 15, Duration::ZERO);
     let cluster = cluster(site(&store, "paced", 4, 300), &[]);
     let api = Api::of(&cluster);
-    let urls = cluster.node_urls();
-    let _workers: Vec<ClusterWorker> = ["w1", "w2", "w3"]
-        .into_iter()
-        .zip(&urls)
-        .map(|(name, url)| cluster.spawn_worker(name, 2, url))
-        .collect();
+    let _workers = worker_on_each_node(&cluster);
     let nodes: Vec<i32> = (0..3).map(|i| cluster.node_pid(i)).collect();
     let signal = |signal: i32| {
         for &pid in &nodes {
@@ -598,12 +593,7 @@ async fn cluster_stalled_mid_crawl_still_spaces_a_hosts_fetches() {
     // first finds the next start due too.
     let id = api.start_crawl().await;
     for n in [4, 10, 16, 22] {
-        let last = loop {
-            if let Some(&at) = store.arrivals.lock().expect("arrivals").get(n) {
-                break at;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
+        let last = store.arrival(n).await;
         tokio::time::sleep_until((last + Duration::from_millis(292)).into()).await;
         signal(libc::SIGSTOP);
         tokio::time::sleep(Duration::from_millis(450)).await;
@@ -613,13 +603,8 @@ async fn cluster_stalled_mid_crawl_still_spaces_a_hosts_fetches() {
 
     // Assert: every page once, and still a delay between any two.
     assert_eq!(report["tasks"]["dead"], 0, "{report}");
-    let arrivals = store.arrivals.lock().expect("arrivals").clone();
-    assert_eq!(arrivals.len(), 32);
-    let closest = arrivals
-        .windows(2)
-        .map(|pair| pair[1] - pair[0])
-        .min()
-        .expect("two requests or more");
+    assert_eq!(store.arrivals.lock().expect("arrivals").len(), 32);
+    let closest = store.closest_starts();
     assert!(
         closest >= Duration::from_millis(300) - JITTER,
         "two fetches of a host that asks for 300 ms came {closest:?} apart"

@@ -550,6 +550,15 @@ pub struct TestStore {
     handle: actix_web::dev::ServerHandle,
 }
 
+/// The least time between two of `arrivals` in turn.
+pub fn closest_starts(arrivals: &[Instant]) -> Duration {
+    arrivals
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .min()
+        .expect("two requests or more")
+}
+
 pub fn spawn_store(listings: usize, per_listing: usize, latency: Duration) -> TestStore {
     spawn_store_with(GeneratedStore {
         pages: listings,
@@ -598,6 +607,21 @@ pub fn spawn_store_with(generated: GeneratedStore) -> TestStore {
 }
 
 impl TestStore {
+    /// When request `n` (from 0) arrives, waiting for it.
+    pub async fn arrival(&self, n: usize) -> Instant {
+        loop {
+            if let Some(&at) = self.arrivals.lock().expect("arrivals").get(n) {
+                return at;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The least time between two requests that reached the store in turn.
+    pub fn closest_starts(&self) -> Duration {
+        closest_starts(&self.arrivals.lock().expect("arrivals"))
+    }
+
     pub fn sites(&self, concurrency: u32) -> String {
         store::sites_toml(&self.base, concurrency)
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bazaar_bench::store::GeneratedStore;
 
 use crate::helpers::{
-    spawn_app, spawn_store, spawn_store_with, AppOptions, Backend, TestApp, TestStore,
-    WorkerProcess,
+    closest_starts, spawn_app, spawn_store, spawn_store_with, AppOptions, Backend, TestApp,
+    TestStore, WorkerProcess,
 };
 
 /// What a hand-out may lose or gain on its way to the store: the assignment
@@ -55,14 +55,6 @@ async fn crawl(store: &TestStore, sites: String) -> (TestApp, Vec<Instant>) {
 fn rate(arrivals: &[Instant]) -> f64 {
     let span = arrivals[arrivals.len() - 1] - arrivals[0];
     (arrivals.len() - 1) as f64 / span.as_secs_f64()
-}
-
-fn closest_starts(arrivals: &[Instant]) -> Duration {
-    arrivals
-        .windows(2)
-        .map(|pair| pair[1] - pair[0])
-        .min()
-        .expect("two requests or more")
 }
 
 #[actix_web::test]
@@ -114,12 +106,7 @@ async fn a_server_stalled_mid_crawl_still_spaces_the_fetches_after_it() {
     // leases with) and for longer than the delay, so that when it wakes
     // that start is long past and the next one is due as well.
     for n in [4, 10, 16, 22] {
-        let last = loop {
-            if let Some(&at) = store.arrivals.lock().expect("arrivals").get(n) {
-                break at;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
+        let last = store.arrival(n).await;
         tokio::time::sleep_until((last + Duration::from_millis(192)).into()).await;
         app.freeze(Duration::from_millis(450)).await;
     }
