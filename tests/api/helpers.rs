@@ -607,12 +607,17 @@ pub fn spawn_store_with(generated: GeneratedStore) -> TestStore {
 }
 
 impl TestStore {
-    /// When request `n` (from 0) arrives, waiting for it.
+    /// When request `n` (from 0) arrives, waiting up to a minute for it.
     pub async fn arrival(&self, n: usize) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(&at) = self.arrivals.lock().expect("arrivals").get(n) {
                 return at;
             }
+            assert!(
+                Instant::now() < deadline,
+                "request {n} did not reach the store within a minute"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
