@@ -4,6 +4,7 @@
 pub mod bids;
 pub mod chat;
 pub mod crawl;
+pub mod floor;
 pub mod idle;
 pub mod mail;
 pub mod pin;
@@ -52,6 +53,11 @@ enum Scenario {
     /// whichever is more; otherwise "growing". The first half is left out:
     /// caches, buffers and the allocator's arenas fill there.
     Soak(soak::SoakBench),
+    /// Not a measurement but what one is compared with: a bare numbered
+    /// broadcaster (join, say, fan-out; nothing stored or checked) for
+    /// `bench chat --server` to measure, alone or several sharing rooms
+    /// through Redis behind nginx, as a floor for this machine.
+    Floor(floor::FloorBench),
 }
 
 /// Runs a scenario until it ends or Ctrl-C (or SIGTERM) stops it. A stop
@@ -67,6 +73,7 @@ pub async fn run(args: BenchArgs, _settings: &Settings) -> anyhow::Result<()> {
             Scenario::Bids(bench) => bids::run(bench).await,
             Scenario::Mail(bench) => mail::run(bench).await,
             Scenario::Soak(bench) => soak::run(bench).await,
+            Scenario::Floor(bench) => floor::run(bench).await,
         }
     };
     tokio::select! {

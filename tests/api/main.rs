@@ -31,6 +31,7 @@ mod crawl;
 #[cfg(feature = "p2p")]
 mod direct;
 mod faults;
+mod floor;
 mod hardening_accounts;
 mod helpers;
 mod lifecycle;
