@@ -11,7 +11,7 @@ use serde::Deserialize;
 use url::{Position, Url};
 
 use super::client_addr::client_addr_text;
-use super::error::PageError;
+use super::error::{retry_later, PageError, UNAVAILABLE_RETRY};
 use super::session::{
     check_csrf, form_token, with_csrf_cookie, CsrfForm, MaybeViewer, SESSION_COOKIE,
 };
@@ -209,7 +209,8 @@ pub async fn login(
                 "Too many failed attempts. Try again in {} minute(s).",
                 minutes(wait)
             ),
-        );
+        )
+        .map(|page| retry_later(page, wait));
     }
     // No password longer than any account may have is hashed.
     let checkable = form.password.chars().count() <= *PASSWORD_LEN.end();
@@ -218,7 +219,10 @@ pub async fn login(
             let passwords = &accounts.passwords;
             match store::authenticate(db.get_ref(), passwords, name, &form.password).await {
                 Ok(account) => account,
-                Err(AccountError::Busy) => return refuse(StatusCode::SERVICE_UNAVAILABLE, BUSY),
+                Err(AccountError::Busy) => {
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, BUSY)
+                        .map(|page| retry_later(page, UNAVAILABLE_RETRY))
+                }
                 Err(err) => return Err(account_error(err)),
             }
         }
@@ -436,14 +440,20 @@ pub async fn register(
                     "Too many accounts were registered from your address. Try again in {} minute(s).",
                     minutes(wait)
                 ),
+                Some(wait),
             )),
-            Ok(()) => create(&db, &accounts, &name, &display, &form.password).await?,
+            Ok(()) => create(&db, &accounts, &name, &display, &form.password)
+                .await?
+                .map_err(|(status, error)| {
+                    let busy = status == StatusCode::SERVICE_UNAVAILABLE;
+                    (status, error, busy.then_some(UNAVAILABLE_RETRY))
+                }),
         },
-        Err(e) => Err((StatusCode::BAD_REQUEST, e)),
+        Err(e) => Err((StatusCode::BAD_REQUEST, e, None)),
     };
     match created {
         Ok(account) => start_session(&db, &accounts, &account, &next).await,
-        Err((status, error)) => {
+        Err((status, error, wait)) => {
             let page = RegisterPage {
                 nav: Nav::from(&viewer),
                 csrf: &form.csrf,
@@ -452,9 +462,13 @@ pub async fn register(
                 next: &next,
                 error: Some(&error),
             };
-            Ok(HttpResponse::build(status)
+            let page = HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
-                .body(page.render()?))
+                .body(page.render()?);
+            Ok(match wait {
+                Some(wait) => retry_later(page, wait),
+                None => page,
+            })
         }
     }
 }

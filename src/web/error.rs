@@ -23,12 +23,26 @@ pub struct Limited {
 
 /// `Retry-After` for what is down for now (the bus, an actor restarting):
 /// no one knows when it is back, and a client told nothing retries at once.
-const UNAVAILABLE_RETRY: Duration = Duration::from_secs(5);
+pub(crate) const UNAVAILABLE_RETRY: Duration = Duration::from_secs(5);
 
-/// Sets `Retry-After` to `wait`, in whole seconds and at least one.
+/// `wait` as `Retry-After` says it: whole seconds, rounded up, at least one.
+fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Sets `Retry-After` to `wait`.
 fn retry_after(response: &mut HttpResponseBuilder, wait: Duration) {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    response.insert_header((RETRY_AFTER, seconds.max(1).to_string()));
+    response.insert_header((RETRY_AFTER, whole_seconds(wait)));
+}
+
+/// Sets `Retry-After` to `wait` on a response already made: a form shown
+/// again with why it was refused, for a person to read and for a client
+/// that waits on its own.
+pub(crate) fn retry_later(mut response: HttpResponse, wait: Duration) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, whole_seconds(wait).into());
+    response
 }
 
 /// An error on an HTML page.

@@ -20,7 +20,7 @@ use sea_orm::EntityTrait;
 use serde::Deserialize;
 
 use super::client_addr::client_addr_text;
-use super::error::PageError;
+use super::error::{retry_later, PageError};
 use super::rate::RateLimit;
 use super::session::{check_csrf, form_token, with_csrf_cookie, MaybeViewer};
 use super::{sentence, Nav};
@@ -222,7 +222,8 @@ pub async fn subscribe(
                 "Too many subscriptions from your address. Try again in {}.",
                 minutes(wait)
             ),
-        );
+        )
+        .map(|page| retry_later(page, wait));
     }
     let outcome = subscription::subscribe(
         db.get_ref(),

@@ -31,6 +31,8 @@ pub struct Page {
     pub set_cookies: Vec<String>,
     /// The `X-Request-Id` the server answered with.
     pub request_id: Option<String>,
+    /// The `Retry-After` the server answered with.
+    pub retry_after: Option<String>,
 }
 
 impl<'a> Visitor<'a> {
@@ -108,6 +110,10 @@ impl<'a> Visitor<'a> {
             .headers()
             .get("x-request-id")
             .map(|id| id.to_str().expect("ascii request id").to_owned());
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|wait| wait.to_str().expect("ascii Retry-After").to_owned());
         let status = resp.status().as_u16();
         let body = String::from_utf8(resp.body().await.expect("body").to_vec()).expect("utf-8");
         Page {
@@ -116,6 +122,7 @@ impl<'a> Visitor<'a> {
             location,
             set_cookies,
             request_id,
+            retry_after,
         }
     }
 
@@ -369,6 +376,15 @@ async fn repeated_failed_logins_are_throttled() {
     }
     let throttled = guesser.login("ana", "correct horse").await;
     assert_eq!(throttled.status, 429, "even the right password waits");
+    // The form says the wait in minutes; the header says it in seconds,
+    // within the default 15-minute window.
+    let wait: u64 = throttled
+        .retry_after
+        .as_deref()
+        .expect("a Retry-After header")
+        .parse()
+        .expect("whole seconds");
+    assert!((1..=900).contains(&wait), "Retry-After: {wait}");
     assert!(
         throttled.body.contains("Too many failed attempts"),
         "{}",

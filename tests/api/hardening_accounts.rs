@@ -121,6 +121,14 @@ async fn registrations_past_the_limit_per_address_are_refused_with_429() {
     // Assert: the third is refused and stored nothing; a form error is
     // still explained as one.
     assert_eq!(third.status, 429, "{}", third.body);
+    // Within the default hour: the first two were just made.
+    let wait: u64 = third
+        .retry_after
+        .as_deref()
+        .expect("a Retry-After header")
+        .parse()
+        .expect("whole seconds");
+    assert!((3000..=3600).contains(&wait), "Retry-After: {wait}");
     assert!(
         third
             .body
@@ -155,9 +163,14 @@ async fn password_checks_beyond_what_may_wait_are_answered_503_at_once() {
         async move {
             let mut resp = request.send_form(&form).await.expect("login");
             let body = resp.body().await.expect("body");
+            let retry_after = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|wait| wait.to_str().expect("ascii").to_owned());
             (
                 resp.status().as_u16(),
                 String::from_utf8_lossy(&body).into_owned(),
+                retry_after,
             )
         }
     });
@@ -166,9 +179,9 @@ async fn password_checks_beyond_what_may_wait_are_answered_503_at_once() {
     // Assert: some were checked (401), the rest told the server is busy.
     let busy: Vec<_> = answers
         .iter()
-        .filter(|(status, _)| *status == 503)
+        .filter(|(status, ..)| *status == 503)
         .collect();
-    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    let checked = answers.iter().filter(|(status, ..)| *status == 401).count();
     assert!(!busy.is_empty(), "{answers:?}");
     assert!(checked >= 1, "{answers:?}");
     assert_eq!(busy.len() + checked, answers.len(), "{answers:?}");
@@ -176,6 +189,11 @@ async fn password_checks_beyond_what_may_wait_are_answered_503_at_once() {
         busy[0].1.contains("busy checking other passwords"),
         "{}",
         busy[0].1
+    );
+    // Each busy answer says when to come back.
+    assert!(
+        busy.iter().all(|(.., wait)| wait.as_deref() == Some("5")),
+        "{busy:?}"
     );
 }
 

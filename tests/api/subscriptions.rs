@@ -103,6 +103,51 @@ async fn confirm(app: &TestApp, visitor: &mut Visitor<'_>, mail: &Received) -> S
     link
 }
 
+#[actix_web::test]
+async fn subscriptions_past_the_hourly_limit_are_refused_with_the_wait() {
+    // Arrange: two subscriptions an hour from one address.
+    let sink = SmtpSink::start();
+    let app = app_with_mail(
+        Backend::Sqlite,
+        &sink,
+        &[("BAZAAR_MAIL__SUBSCRIBES_PER_HOUR", "2")],
+    )
+    .await;
+    let mut visitor = Visitor::new(&app);
+    subscribe(&mut visitor, "/", &[("email", "ana@example.com")]).await;
+    subscribe(&mut visitor, "/", &[("email", "bob@example.com")]).await;
+
+    // Act: a third from the same address.
+    let page = visitor.get("/").await;
+    let csrf = hidden(&page.body, "csrf").expect("a form token on the page");
+    let third = visitor
+        .post(
+            "/subscribe",
+            &[("csrf", csrf.as_str()), ("email", "cy@example.com")],
+        )
+        .await;
+
+    // Assert: refused, with the wait on the page and in the header, and
+    // nothing stored for it.
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert!(
+        third
+            .body
+            .contains("Too many subscriptions from your address"),
+        "{}",
+        third.body
+    );
+    let wait: u64 = third
+        .retry_after
+        .as_deref()
+        .expect("a Retry-After header")
+        .parse()
+        .expect("whole seconds");
+    assert!((3000..=3600).contains(&wait), "Retry-After: {wait}");
+    assert!(status_of(&app, "cy@example.com").await.is_empty());
+    assert_eq!(status_of(&app, "bob@example.com").await, ["pending"]);
+}
+
 async fn status_of(app: &TestApp, email: &str) -> Vec<String> {
     let rows = app
         .rows(&format!(
