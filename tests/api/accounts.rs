@@ -35,6 +35,17 @@ pub struct Page {
     pub retry_after: Option<String>,
 }
 
+impl Page {
+    /// The `Retry-After` the page came with, in seconds.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after
+            .as_deref()
+            .expect("a Retry-After header")
+            .parse()
+            .expect("whole seconds")
+    }
+}
+
 impl<'a> Visitor<'a> {
     pub fn new(app: &'a TestApp) -> Visitor<'a> {
         Visitor {
@@ -378,12 +389,7 @@ async fn repeated_failed_logins_are_throttled() {
     assert_eq!(throttled.status, 429, "even the right password waits");
     // The form says the wait in minutes; the header says it in seconds,
     // within the default 15-minute window.
-    let wait: u64 = throttled
-        .retry_after
-        .as_deref()
-        .expect("a Retry-After header")
-        .parse()
-        .expect("whole seconds");
+    let wait = throttled.retry_after_secs();
     assert!((1..=900).contains(&wait), "Retry-After: {wait}");
     assert!(
         throttled.body.contains("Too many failed attempts"),

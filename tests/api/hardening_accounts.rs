@@ -122,12 +122,7 @@ async fn registrations_past_the_limit_per_address_are_refused_with_429() {
     // still explained as one.
     assert_eq!(third.status, 429, "{}", third.body);
     // Within the default hour: the first two were just made.
-    let wait: u64 = third
-        .retry_after
-        .as_deref()
-        .expect("a Retry-After header")
-        .parse()
-        .expect("whole seconds");
+    let wait = third.retry_after_secs();
     assert!((3000..=3600).contains(&wait), "Retry-After: {wait}");
     assert!(
         third

@@ -137,12 +137,7 @@ async fn subscriptions_past_the_hourly_limit_are_refused_with_the_wait() {
         "{}",
         third.body
     );
-    let wait: u64 = third
-        .retry_after
-        .as_deref()
-        .expect("a Retry-After header")
-        .parse()
-        .expect("whole seconds");
+    let wait = third.retry_after_secs();
     assert!((3000..=3600).contains(&wait), "Retry-After: {wait}");
     assert!(status_of(&app, "cy@example.com").await.is_empty());
     assert_eq!(status_of(&app, "bob@example.com").await, ["pending"]);
