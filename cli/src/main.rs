@@ -188,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Worker(args) => worker::run(args.options()?).await,
             Command::Admin(AdminCommand::Prune { dry_run }) => {
+                let _restore_waits = lock_data_dir(&settings, "admin prune")?;
                 let file = settings.data_dir.join("bazaar.db");
                 if settings.database.url.is_none() && !file.exists() {
                     anyhow::bail!(
@@ -206,6 +207,7 @@ fn main() -> anyhow::Result<()> {
                 let url = settings.database_url();
                 std::fs::create_dir_all(&settings.data_dir)
                     .with_context(|| format!("could not create {}", settings.data_dir.display()))?;
+                let _restore_waits = lock_data_dir(&settings, "migrate")?;
                 db::connect(&url).await?;
                 println!("database {} is up to date", db::redact(&url));
                 Ok(())
@@ -215,7 +217,10 @@ fn main() -> anyhow::Result<()> {
                 name,
                 display_name,
                 admin,
-            }) => create_user(&settings, &name, display_name.as_deref(), admin).await,
+            }) => {
+                let _restore_waits = lock_data_dir(&settings, "admin create-user")?;
+                create_user(&settings, &name, display_name.as_deref(), admin).await
+            }
             Command::Admin(AdminCommand::Backup { file, force }) => {
                 print!("{}", backup::backup(&settings, &file, force).await?);
                 Ok(())
@@ -267,6 +272,16 @@ fn main() -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// The shared lock servers hold on the data dir, for a command that writes
+/// the database: refused while a restore replaces it, and no restore starts
+/// until the command ends. A data dir that does not exist has no restore.
+fn lock_data_dir(settings: &Settings, command: &str) -> anyhow::Result<Option<std::fs::File>> {
+    if !settings.data_dir.is_dir() {
+        return Ok(None);
+    }
+    backup::lock_shared(&settings.data_dir, &format!("run `bazaar {command}`")).map(Some)
 }
 
 async fn create_user(

@@ -36,15 +36,17 @@ const COUNTED: [&str; 4] = ["messages", "games", "offers", "users"];
 /// needs but SQLite may briefly take while it opens the log.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Takes the shared lock a server holds on `data_dir` for as long as the
-/// returned file stays open. Several servers may share a data dir (the
-/// nodes of a cluster); only a restore excludes them.
-pub fn lock_for_serving(data_dir: &Path) -> anyhow::Result<File> {
+/// Takes the shared lock on `data_dir` for as long as the returned file
+/// stays open, as a server does while it runs and a command that writes the
+/// database (`migrate`, `admin prune`, `admin create-user`) while it does.
+/// Several may share a data dir (the nodes of a cluster); only a restore
+/// excludes them. `then` is what to do once a restore under way ends.
+pub fn lock_shared(data_dir: &Path, then: &str) -> anyhow::Result<File> {
     let (path, file) = open_lock(data_dir)?;
     match try_flock(&file, libc::LOCK_SH) {
         Ok(true) => Ok(file),
         Ok(false) => bail!(
-            "a restore is under way in {} (it holds {}); start the server once it has finished",
+            "a restore is under way in {} (it holds {}); {then} once it has finished",
             data_dir.display(),
             path.display()
         ),
@@ -613,13 +615,15 @@ mod tests {
     #[test]
     fn a_server_and_a_restore_exclude_each_other() {
         let dir = tempfile::tempdir().unwrap();
-        let server = lock_for_serving(dir.path()).unwrap();
-        let sibling = lock_for_serving(dir.path()).unwrap();
+        let server = lock_shared(dir.path(), "start the server").unwrap();
+        let sibling = lock_shared(dir.path(), "start the server").unwrap();
         let refused = lock_for_restore(dir.path()).unwrap_err().to_string();
         assert!(refused.contains("a server is running"), "{refused}");
         drop((server, sibling));
         let restore = lock_for_restore(dir.path()).unwrap();
-        let refused = lock_for_serving(dir.path()).unwrap_err().to_string();
+        let refused = lock_shared(dir.path(), "start the server")
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("a restore is under way"), "{refused}");
         drop(restore);
     }

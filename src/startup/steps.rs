@@ -140,7 +140,7 @@ fn data_dir(settings: &Settings) -> anyhow::Result<File> {
             settings.data_dir.display()
         )
     })?;
-    crate::admin::backup::lock_for_serving(&settings.data_dir)
+    crate::admin::backup::lock_shared(&settings.data_dir, "start the server")
 }
 
 /// The data dir's secrets, generated on first start unless configured.

@@ -411,3 +411,75 @@ fn on_postgresql_backup_and_restore_name_pg_dump_and_pg_restore() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// Runs `bazaar ARGS` with `dir` as the data dir and `stdin` as its input;
+/// (exit code, stderr).
+fn bazaar_in(dir: &Path, args: &[&str], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
+        .args(args)
+        .env("BAZAAR_DATA_DIR", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bazaar");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait for bazaar");
+    (
+        output.status.code().expect("an exit code"),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn commands_that_write_the_database_wait_out_a_restore() {
+    // Arrange: a migrated data dir, and its lock held as a restore holds it.
+    let dir = tempfile::tempdir().expect("a data dir");
+    assert_eq!(bazaar_in(dir.path(), &["migrate"], "").0, 0);
+    let lock = std::fs::File::open(dir.path().join("bazaar.lock")).expect("the lock file");
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor stays open while `lock` lives.
+        let held = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(held, 0, "no one else holds the lock");
+    }
+
+    // Act
+    let refused = [
+        bazaar_in(dir.path(), &["migrate"], ""),
+        bazaar_in(dir.path(), &["admin", "prune"], ""),
+        bazaar_in(
+            dir.path(),
+            &["admin", "create-user", "root", "--admin"],
+            "a long password\n",
+        ),
+    ];
+    drop(lock);
+    let after = bazaar_in(
+        dir.path(),
+        &["admin", "create-user", "root", "--admin"],
+        "a long password\n",
+    );
+
+    // Assert: each was refused with the reason and what to do, and ran
+    // once the restore had ended.
+    for ((code, stderr), command) in
+        refused
+            .iter()
+            .zip(["migrate", "admin prune", "admin create-user"])
+    {
+        assert_ne!(*code, 0, "{command}: {stderr}");
+        assert!(
+            stderr.contains("a restore is under way")
+                && stderr.contains(&format!("run `bazaar {command}` once it has finished")),
+            "{command}: {stderr}"
+        );
+    }
+    assert_eq!(after.0, 0, "{}", after.1);
+}
