@@ -210,7 +210,7 @@ pub async fn login(
                 minutes(wait)
             ),
         )
-        .map(|page| retry_later(page, wait));
+        .map(|page| retry_later(page, Some(wait)));
     }
     // No password longer than any account may have is hashed.
     let checkable = form.password.chars().count() <= *PASSWORD_LEN.end();
@@ -221,7 +221,7 @@ pub async fn login(
                 Ok(account) => account,
                 Err(AccountError::Busy) => {
                     return refuse(StatusCode::SERVICE_UNAVAILABLE, BUSY)
-                        .map(|page| retry_later(page, UNAVAILABLE_RETRY))
+                        .map(|page| retry_later(page, Some(UNAVAILABLE_RETRY)))
                 }
                 Err(err) => return Err(account_error(err)),
             }
@@ -465,10 +465,7 @@ pub async fn register(
             let page = HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
                 .body(page.render()?);
-            Ok(match wait {
-                Some(wait) => retry_later(page, wait),
-                None => page,
-            })
+            Ok(retry_later(page, wait))
         }
     }
 }

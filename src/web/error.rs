@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 use serde_json::json;
 
@@ -30,18 +30,15 @@ fn whole_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// Sets `Retry-After` to `wait`.
-fn retry_after(response: &mut HttpResponseBuilder, wait: Duration) {
-    response.insert_header((RETRY_AFTER, whole_seconds(wait)));
-}
-
-/// Sets `Retry-After` to `wait` on a response already made: a form shown
-/// again with why it was refused, for a person to read and for a client
-/// that waits on its own.
-pub(crate) fn retry_later(mut response: HttpResponse, wait: Duration) -> HttpResponse {
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, whole_seconds(wait).into());
+/// Sets `Retry-After` to `wait`, if there is one: on an error, or on a form
+/// shown again with why it was refused, for a person to read and for a
+/// client that waits on its own.
+pub(crate) fn retry_later(mut response: HttpResponse, wait: Option<Duration>) -> HttpResponse {
+    if let Some(wait) = wait {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, whole_seconds(wait).into());
+    }
     response
 }
 
@@ -129,13 +126,15 @@ impl ResponseError for PageError {
         }
         .render()
         .unwrap_or_else(|_| message.clone());
-        let mut response = HttpResponse::build(self.status_code());
-        match self {
-            PageError::TooManyRequests(limited) => retry_after(&mut response, limited.wait),
-            PageError::Unavailable(_) => retry_after(&mut response, UNAVAILABLE_RETRY),
-            _ => {}
-        }
-        response.content_type("text/html; charset=utf-8").body(body)
+        let wait = match self {
+            PageError::TooManyRequests(limited) => Some(limited.wait),
+            PageError::Unavailable(_) => Some(UNAVAILABLE_RETRY),
+            _ => None,
+        };
+        let response = HttpResponse::build(self.status_code())
+            .content_type("text/html; charset=utf-8")
+            .body(body);
+        retry_later(response, wait)
     }
 }
 
@@ -204,13 +203,12 @@ impl ResponseError for ApiError {
         if let ApiError::Conflict { id, .. } = self {
             body["id"] = json!(id);
         }
-        let mut response = HttpResponse::build(self.status_code());
-        match self {
-            ApiError::TooManyRequests(limited) => retry_after(&mut response, limited.wait),
-            ApiError::Unavailable(_) => retry_after(&mut response, UNAVAILABLE_RETRY),
-            _ => {}
-        }
-        response.json(body)
+        let wait = match self {
+            ApiError::TooManyRequests(limited) => Some(limited.wait),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY),
+            _ => None,
+        };
+        retry_later(HttpResponse::build(self.status_code()).json(body), wait)
     }
 }
 

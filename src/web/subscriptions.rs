@@ -223,7 +223,7 @@ pub async fn subscribe(
                 minutes(wait)
             ),
         )
-        .map(|page| retry_later(page, wait));
+        .map(|page| retry_later(page, Some(wait)));
     }
     let outcome = subscription::subscribe(
         db.get_ref(),
