@@ -2,8 +2,6 @@
 //! CSRF, throttling, the admin CLI, and sockets that follow their account.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use awc::http::header;
@@ -11,7 +9,7 @@ use chrono::TimeDelta;
 use serde_json::{json, Value};
 
 use crate::chat_client::{ChatClient, MemberList};
-use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+use crate::helpers::{run_bazaar, spawn_app, AppOptions, Backend, TestApp};
 
 /// A browser's view of the site: it keeps cookies and follows nothing.
 pub struct Visitor<'a> {
@@ -406,23 +404,8 @@ async fn repeated_failed_logins_are_throttled() {
 #[actix_web::test]
 async fn the_admin_cli_creates_accounts() {
     let app = spawn_app(Backend::Sqlite, AppOptions::default()).await;
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
-            .args(args)
-            .envs(app.env_vars())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("bazaar admin");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("password");
-        child.wait_with_output().expect("output")
-    };
+    let env = app.env_vars();
+    let run = |args: &[&str], stdin: &str| run_bazaar(args, &env, stdin);
     let made = run(
         &["admin", "create-user", "root", "--admin"],
         "a long password\n",

@@ -3,8 +3,6 @@
 //! money and dates, nothing stored on a refusal), and everyone else is kept
 //! out of it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -12,7 +10,7 @@ use serde_json::json;
 
 use crate::accounts::{hidden, Page, Visitor};
 use crate::chat_client::ChatClient;
-use crate::helpers::{spawn_app, AppOptions, Backend, TestApp};
+use crate::helpers::{run_bazaar, spawn_app, AppOptions, Backend, TestApp};
 use crate::on_both_backends;
 
 /// Every test account's password.
@@ -25,21 +23,7 @@ pub fn create_account(app: &TestApp, name: &str, admin: bool) {
     if admin {
         args.push("--admin");
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
-        .args(&args)
-        .envs(app.env_vars())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bazaar admin create-user");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password");
-    let made = child.wait_with_output().expect("output");
+    let made = run_bazaar(&args, &app.env_vars(), &format!("{PASSWORD}\n"));
     assert!(
         made.status.success(),
         "create-user {name}: {}",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 use crate::chat_client::ChatClient;
-use crate::helpers::{spawn_app, spawn_store, AppOptions, Backend, TestApp};
+use crate::helpers::{run_bazaar, spawn_app, spawn_store, AppOptions, Backend, TestApp};
 
 const SECRETS: [&str; 3] = ["session_key", "worker_token", "api_token"];
 
@@ -415,22 +415,8 @@ fn on_postgresql_backup_and_restore_name_pg_dump_and_pg_restore() {
 /// Runs `bazaar ARGS` with `dir` as the data dir and `stdin` as its input;
 /// (exit code, stderr).
 fn bazaar_in(dir: &Path, args: &[&str], stdin: &str) -> (i32, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
-        .args(args)
-        .env("BAZAAR_DATA_DIR", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run bazaar");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait for bazaar");
+    let env = [("BAZAAR_DATA_DIR".to_owned(), dir.display().to_string())];
+    let output = run_bazaar(args, &env, stdin);
     (
         output.status.code().expect("an exit code"),
         String::from_utf8_lossy(&output.stderr).into_owned(),

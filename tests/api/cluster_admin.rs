@@ -3,8 +3,6 @@
 //! connected to the others, draining a node, and watching a killed one drop
 //! off.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use awc::ws::{CloseCode, CloseReason};
@@ -14,6 +12,7 @@ use crate::accounts::{hidden, Visitor};
 use crate::admin_fleet::HandWorker;
 use crate::auction_pages::PASSWORD;
 use crate::cluster_helpers::{ws, Cluster, ClusterOptions};
+use crate::helpers::run_bazaar;
 
 /// Makes an admin account the way an operator does, against the cluster's
 /// database, and logs it in at `url`.
@@ -28,22 +27,21 @@ async fn admin_at<'a>(cluster: &Cluster, url: &str, name: &str) -> Visitor<'a> {
 /// Makes an admin account with `bazaar admin create-user`, against the
 /// cluster's database; its password is `PASSWORD`.
 pub(crate) fn create_admin(cluster: &Cluster, name: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
-        .args(["admin", "create-user", name, "--admin"])
-        .env("BAZAAR_DATABASE__URL", cluster.postgres_url())
-        .env("BAZAAR_DATA_DIR", cluster.dir().join("admin-cli"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bazaar admin create-user");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password");
-    let made = child.wait_with_output().expect("output");
+    let env = [
+        (
+            "BAZAAR_DATABASE__URL".to_owned(),
+            cluster.postgres_url().to_string(),
+        ),
+        (
+            "BAZAAR_DATA_DIR".to_owned(),
+            cluster.dir().join("admin-cli").display().to_string(),
+        ),
+    ];
+    let made = run_bazaar(
+        &["admin", "create-user", name, "--admin"],
+        &env,
+        &format!("{PASSWORD}\n"),
+    );
     assert!(
         made.status.success(),
         "create-user {name}: {}",

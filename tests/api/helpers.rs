@@ -521,6 +521,27 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// Runs `bazaar ARGS` with `env` set and `stdin` as its input (a password,
+/// as an operator types it); waits for it and returns its output.
+pub fn run_bazaar(args: &[&str], env: &[(String, String)], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bazaar");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for bazaar")
+}
+
 /// A port nothing listens on, never the same twice in this test process:
 /// the kernel may hand a just-released port to the next caller, and two tests
 /// starting servers on one port would talk to each other's.
