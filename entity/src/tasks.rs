@@ -19,6 +19,10 @@ pub struct Model {
     pub not_before: DateTimeUtc,
     pub lease_token: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    /// When the leased fetch's page reached the node that leased it: no
+    /// longer in flight, though leased until merged. Cleared by the next
+    /// lease.
+    pub fetched_at: Option<DateTimeUtc>,
     pub worker: Option<String>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,

@@ -18,6 +18,7 @@ mod m20261125_000013_add_room_seq_reserved;
 mod m20261206_000014_create_cluster_tables;
 mod m20261207_000015_add_crawl_pruned_counts;
 mod m20261207_000016_create_retention_totals;
+mod m20261208_000017_add_task_fetched_at;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000014_create_cluster_tables::Migration),
             Box::new(m20261207_000015_add_crawl_pruned_counts::Migration),
             Box::new(m20261207_000016_create_retention_totals::Migration),
+            Box::new(m20261208_000017_add_task_fetched_at::Migration),
         ]
     }
 }

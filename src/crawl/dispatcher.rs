@@ -265,6 +265,7 @@ impl Dispatcher {
                 delay,
                 lead: LEAD,
                 fetched,
+                shared: self.bus.shared(),
             };
             let mut ids: Vec<u64> = self.workers.keys().copied().collect();
             ids.sort_unstable();

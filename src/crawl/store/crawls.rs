@@ -302,6 +302,7 @@ mod tests {
             delay,
             lead: Duration::from_millis(20),
             fetched: Vec::new(),
+            shared: false,
         };
         (dir, db, pace)
     }
@@ -321,6 +322,7 @@ mod tests {
             delay: Duration::ZERO,
             lead: Duration::ZERO,
             fetched: Vec::new(),
+            shared: false,
         };
         lease_paced(db, n, pace, Utc::now()).await.rows
     }
@@ -361,6 +363,7 @@ mod tests {
             delay: Duration::ZERO,
             lead: Duration::ZERO,
             fetched: Vec::new(),
+            shared: false,
         };
         let share = |worker: &str, count| Share {
             worker: worker.to_owned(),
@@ -413,6 +416,7 @@ mod tests {
             delay: Duration::ZERO,
             lead: Duration::ZERO,
             fetched: Vec::new(),
+            shared: false,
         };
         let now = Utc::now();
         // Two nodes asking for three each get two between them.
@@ -436,6 +440,55 @@ mod tests {
             .await
             .expect("done");
         assert_eq!(lease_paced(&db, 3, pace, now).await.rows.len(), 2);
+    }
+
+    #[actix_web::test]
+    async fn a_fetch_one_node_has_received_frees_its_slot_for_every_node() {
+        let urls: Vec<String> = (0..6).map(|i| format!("https://a.test/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (_dir, db, _) = crawl_with_tasks(&urls).await;
+        // Two nodes of a cluster.
+        let pace = Pace {
+            concurrency: 2,
+            delay: Duration::ZERO,
+            lead: Duration::ZERO,
+            fetched: Vec::new(),
+            shared: true,
+        };
+        let now = Utc::now();
+        let first = lease_paced(&db, 2, pace.clone(), now).await.rows;
+        assert_eq!(first.len(), 2);
+        // Both pages reached the node that leased them, and wait for its
+        // Merger; its next pass says so, and takes one more.
+        let received = Pace {
+            fetched: first.iter().map(|t| t.lease_token.clone()).collect(),
+            ..pace.clone()
+        };
+        let again = lease_paced(&db, 1, received, now).await.rows;
+        assert_eq!(again.len(), 1);
+        // Another node, which has received nothing, sees one fetch in flight
+        // and the other slot free.
+        let other = lease_paced(&db, 2, pace.clone(), now).await.rows;
+        assert_eq!(other.len(), 1);
+        assert_eq!(lease_paced(&db, 2, pace, now).await.rows.len(), 0);
+        // The received tasks stay leased until merged.
+        let tasks = entity::tasks::Entity::find()
+            .filter(entity::tasks::Column::State.eq(TaskState::Leased))
+            .all(&db)
+            .await
+            .expect("tasks");
+        let mut fetched: Vec<(i64, bool)> = tasks
+            .iter()
+            .map(|t| (t.id, t.fetched_at.is_some()))
+            .collect();
+        fetched.sort_unstable();
+        let mut expected: Vec<(i64, bool)> = first
+            .iter()
+            .map(|t| (t.id, true))
+            .chain(again.iter().chain(&other).map(|t| (t.id, false)))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(fetched, expected);
     }
 
     #[actix_web::test]

@@ -56,6 +56,9 @@ pub struct Pace {
     /// not a count: one merged meanwhile is no longer leased, and must not
     /// be taken off twice.
     pub fetched: Vec<String>,
+    /// Other nodes lease from the same table: `fetched` is recorded in it,
+    /// so that they too stop counting those tasks as in flight.
+    pub shared: bool,
 }
 
 /// How many fetches one `delay` apart may be leased at once, the first
@@ -118,6 +121,15 @@ pub async fn lease(
     now: DateTime<Utc>,
 ) -> Result<HostLease, DbErr> {
     let backend = db.get_database_backend();
+    // Every node counts a host's fetches in flight from the table, so in a
+    // cluster the ones whose pages have reached this node are recorded
+    // first, before the host's row is locked. Subtracted by this node
+    // alone, the results waiting for its Merger (a hundred of them in a
+    // fast crawl) held the host's concurrency against every other node,
+    // whose workers sat idle. A node on its own spares the writes.
+    if pace.shared {
+        mark_fetched(db, &pace.fetched, now).await?;
+    }
     let txn = turn.begin(db).await?;
     let db = &txn;
     db.execute(stmt(
@@ -144,24 +156,7 @@ pub async fn lease(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("crawl host {host}")))?
         .try_get("", "next_start_at")?;
-    let mut sql = "SELECT COUNT(*) AS n FROM tasks WHERE state = $2 AND host = $1".to_owned();
-    let mut values: Vec<Value> = vec![host.into(), TaskState::Leased.into()];
-    if !pace.fetched.is_empty() {
-        let marks: Vec<String> = (0..pace.fetched.len())
-            .map(|i| format!("${}", i + 3))
-            .collect();
-        sql += &format!(" AND lease_token NOT IN ({})", marks.join(", "));
-        values.extend(pace.fetched.iter().map(|t| Value::from(t.as_str())));
-    }
-    let fetching: i64 = db
-        .query_one(stmt(backend, &sql, values))
-        .await?
-        .map(|row| row.try_get("", "n"))
-        .transpose()?
-        .unwrap_or(0);
-    let fetching = u32::try_from(fetching).unwrap_or(u32::MAX);
-    let wanted = shares.iter().fold(0u32, |n, s| n.saturating_add(s.count));
-    let mut room = wanted.min(pace.concurrency.saturating_sub(fetching));
+    let mut room = shares.iter().fold(0u32, |n, s| n.saturating_add(s.count));
     let mut start_at = None;
     if !pace.delay.is_zero() {
         if next_start > now + delta(pace.lead) {
@@ -177,19 +172,50 @@ pub async fn lease(
         room = room.min(starts_in_lead(wait, pace.lead, pace.delay));
         start_at = Some(first);
     }
+    // Each share is leased in one statement: the host's fetches in flight
+    // are counted in its LIMIT (a statement begun after the lock sees every
+    // lease committed before it), and on PostgreSQL the attempts are
+    // recorded in it too. Every statement here is a round trip made while
+    // the host is locked, and on a cluster's hot host the nodes queue for
+    // that lock. `CASE`, not LEAST and GREATEST, which SQLite lacks; never
+    // negative, which SQLite would read as no limit.
+    //
     // Listings first: each one found feeds the queue, so discovery stays
     // ahead of the workers instead of waiting behind the pages it found.
     // `listing` sorts before `page`, so `kind, id` is that order, and the
     // index `tasks_lease_order` walks it without sorting the queue.
-    let sql = format!(
+    let mut in_flight = "state = $6 AND host = $4 AND fetched_at IS NULL".to_owned();
+    if !pace.fetched.is_empty() {
+        let marks: Vec<String> = (0..pace.fetched.len())
+            .map(|i| format!("${}", i + 9))
+            .collect();
+        in_flight += &format!(" AND lease_token NOT IN ({})", marks.join(", "));
+    }
+    let claim = format!(
         "UPDATE tasks SET state = $6, attempts = attempts + 1, \
            lease_token = 't' || id || '-a' || (attempts + 1), \
-           lease_until = $1, worker = $2, updated_at = $3 \
+           lease_until = $1, fetched_at = NULL, worker = $2, updated_at = $3 \
          WHERE id IN (SELECT id FROM tasks \
            WHERE state = $7 AND host = $4 AND not_before <= $3 \
-           ORDER BY kind, id LIMIT $5{lock_tasks}) \
+           ORDER BY kind, id LIMIT (SELECT CASE \
+               WHEN COUNT(*) >= $8 THEN 0 \
+               WHEN $8 - COUNT(*) < $5 THEN $8 - COUNT(*) \
+               ELSE $5 END \
+             FROM tasks WHERE {in_flight}){lock_tasks}) \
          RETURNING id, crawl_id, kind, site, url, host, attempts, lease_token"
     );
+    let records_attempts = backend == DatabaseBackend::Postgres;
+    let sql = if records_attempts {
+        format!(
+            "WITH leased AS ({claim}), recorded AS ( \
+               INSERT INTO task_attempts (task_id, attempt, lease_token, worker, started_at) \
+               SELECT id, attempts, lease_token, $2, $3 FROM leased \
+               ON CONFLICT (lease_token) DO NOTHING) \
+             SELECT * FROM leased"
+        )
+    } else {
+        claim
+    };
     let mut rows = Vec::new();
     let mut taken = Vec::with_capacity(shares.len());
     for share in shares {
@@ -198,22 +224,23 @@ pub async fn lease(
             taken.push(0);
             continue;
         }
-        let got = Leased::find_by_statement(stmt(
-            backend,
-            &sql,
-            vec![
-                lease_until.into(),
-                share.worker.as_str().into(),
-                now.into(),
-                host.into(),
-                i64::from(limit).into(),
-                TaskState::Leased.into(),
-                TaskState::Queued.into(),
-            ],
-        ))
-        .all(db)
-        .await?;
-        record_attempts(db, &got, &share.worker, now).await?;
+        let mut values: Vec<Value> = vec![
+            lease_until.into(),
+            share.worker.as_str().into(),
+            now.into(),
+            host.into(),
+            i64::from(limit).into(),
+            TaskState::Leased.into(),
+            TaskState::Queued.into(),
+            i64::from(pace.concurrency).into(),
+        ];
+        values.extend(pace.fetched.iter().map(|t| Value::from(t.as_str())));
+        let got = Leased::find_by_statement(stmt(backend, &sql, values))
+            .all(db)
+            .await?;
+        if !records_attempts {
+            record_attempts(db, &got, &share.worker, now).await?;
+        }
         room = room.saturating_sub(u32::try_from(got.len()).unwrap_or(u32::MAX));
         taken.push(got.len());
         rows.extend(got);
@@ -236,6 +263,42 @@ pub async fn lease(
         taken,
         due: None,
     })
+}
+
+/// Records the leases named by `tokens` as fetched at `now`: those still
+/// current and not recorded yet, outside any lease's transaction.
+///
+/// On PostgreSQL a task another transaction holds is skipped rather than
+/// waited for: that is the Merger marking it done, or a release, after
+/// which it is no longer leased at all. Waited for, each pass queued
+/// behind a merge.
+async fn mark_fetched(
+    db: &impl ConnectionTrait,
+    tokens: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let skip_locked = if backend == DatabaseBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    for chunk in tokens.chunks(200) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let mut values: Vec<Value> = vec![now.into(), TaskState::Leased.into()];
+        values.extend(chunk.iter().map(|t| Value::from(t.as_str())));
+        db.execute(stmt(
+            backend,
+            &format!(
+                "UPDATE tasks SET fetched_at = $1 WHERE id IN (SELECT id FROM tasks \
+                 WHERE state = $2 AND fetched_at IS NULL AND lease_token IN ({}){skip_locked})",
+                marks.join(", ")
+            ),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// When a fetch its node is sending late may go, a node that stalled past
