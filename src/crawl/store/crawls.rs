@@ -307,6 +307,21 @@ mod tests {
         (dir, db, pace)
     }
 
+    /// A crawl of six tasks on one host, and the pace of a host fetched two
+    /// at a time; `shared` as in a cluster.
+    async fn six_tasks_two_at_a_time(
+        shared: bool,
+    ) -> (tempfile::TempDir, sea_orm::DatabaseConnection, Pace) {
+        let (dir, db, pace) = host_with_delay(6, Duration::ZERO).await;
+        let pace = Pace {
+            concurrency: 2,
+            lead: Duration::ZERO,
+            shared,
+            ..pace
+        };
+        (dir, db, pace)
+    }
+
     async fn status(db: &sea_orm::DatabaseConnection, id: i64) -> CrawlStatus {
         crawls::Entity::find_by_id(id)
             .one(db)
@@ -408,16 +423,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_hosts_concurrency_holds_for_every_caller_together() {
-        let urls: Vec<String> = (0..6).map(|i| format!("https://a.test/{i}")).collect();
-        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        let (_dir, db, _) = crawl_with_tasks(&urls).await;
-        let pace = Pace {
-            concurrency: 2,
-            delay: Duration::ZERO,
-            lead: Duration::ZERO,
-            fetched: Vec::new(),
-            shared: false,
-        };
+        let (_dir, db, pace) = six_tasks_two_at_a_time(false).await;
         let now = Utc::now();
         // Two nodes asking for three each get two between them.
         let first = lease_paced(&db, 3, pace.clone(), now).await.rows;
@@ -444,17 +450,8 @@ mod tests {
 
     #[actix_web::test]
     async fn a_fetch_one_node_has_received_frees_its_slot_for_every_node() {
-        let urls: Vec<String> = (0..6).map(|i| format!("https://a.test/{i}")).collect();
-        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-        let (_dir, db, _) = crawl_with_tasks(&urls).await;
         // Two nodes of a cluster.
-        let pace = Pace {
-            concurrency: 2,
-            delay: Duration::ZERO,
-            lead: Duration::ZERO,
-            fetched: Vec::new(),
-            shared: true,
-        };
+        let (_dir, db, pace) = six_tasks_two_at_a_time(true).await;
         let now = Utc::now();
         let first = lease_paced(&db, 2, pace.clone(), now).await.rows;
         assert_eq!(first.len(), 2);
