@@ -8,9 +8,10 @@ use entity::{changes, games, offers, price_points};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter,
+    IntoActiveModel, QueryFilter, Value,
 };
 
+use crate::db::stmt;
 use crate::domain::title::normalize_title;
 use crate::protocol::worker::Item;
 
@@ -51,8 +52,14 @@ pub async fn merge_items(
     let mut catalog = Catalog::load(db, items).await?;
     let mut touched = Vec::with_capacity(items.len());
     for &(crawl_id, item) in items {
-        let game = catalog.game_for(db, crawl_id, item, now, stats).await?;
+        let game = catalog.game_for(crawl_id, item, now, stats);
         touched.push(game);
+    }
+    let ids = catalog.insert_new_games(db).await?;
+    for game in &mut touched {
+        if let Some(&id) = ids.get(game) {
+            *game = id;
+        }
     }
     catalog.load_offers(db, &touched).await?;
     for (&(crawl_id, item), &game) in items.iter().zip(&touched) {
@@ -72,6 +79,9 @@ struct Catalog {
     /// Offers to write.
     dirty_offers: Vec<(i64, String)>,
     dirty_games: Vec<i64>,
+    /// Games first seen in this batch, by the provisional ids (below zero)
+    /// they have until `insert_new_games`, in the order they were found.
+    new_games: Vec<i64>,
     points: Vec<price_points::ActiveModel>,
     changes: Vec<changes::ActiveModel>,
 }
@@ -126,18 +136,18 @@ impl Catalog {
         }
     }
 
-    /// The game an offer belongs to, created if the catalog has none.
-    async fn game_for(
+    /// The game an offer belongs to, made if the catalog has none: a new
+    /// game has a provisional id until `insert_new_games`.
+    fn game_for(
         &mut self,
-        db: &impl ConnectionTrait,
         crawl_id: i64,
         item: &Item,
         now: DateTime<Utc>,
         stats: &mut MergeStats,
-    ) -> Result<i64, DbErr> {
+    ) -> i64 {
         let ext_key = external_key(item);
         if let Some(&id) = ext_key.as_ref().and_then(|k| self.by_ext.get(k)) {
-            return Ok(id);
+            return id;
         }
         let norm = normalize_title(&item.title);
         // Without an external id (or with one the catalog has not seen), the
@@ -155,25 +165,29 @@ impl Catalog {
                     self.by_ext.insert(key, id);
                 }
             }
-            return Ok(id);
+            return id;
         }
-        // New games are rare after the first crawl; each is inserted at once
-        // so that later offers in the batch find it.
-        let game = games::ActiveModel {
-            title: Set(item.title.clone()),
-            norm_title: Set(norm),
-            ext_key: Set(ext_key),
-            discount_pct: Set(0),
-            store_count: Set(0),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
-        .insert(db)
-        .await?;
+        // Later offers in the batch find the new game by its provisional id,
+        // and `insert_new_games` writes every new game of the batch in a few
+        // statements. A first crawl is all new games: inserted one by one,
+        // as they once were, 12,000 pages were 12,000 round trips.
+        let id = -1 - i64::try_from(self.new_games.len()).unwrap_or(i64::MAX - 1);
+        self.new_games.push(id);
+        self.add_game(games::Model {
+            id,
+            title: item.title.clone(),
+            norm_title: norm,
+            ext_key,
+            best_cents: None,
+            regular_cents: None,
+            currency: None,
+            discount_pct: 0,
+            low_cents: None,
+            store_count: 0,
+            created_at: now,
+            updated_at: now,
+        });
         stats.new_games += 1;
-        let id = game.id;
-        self.add_game(game);
         self.record(
             crawl_id,
             id,
@@ -183,7 +197,91 @@ impl Catalog {
             item.price_cents,
             now,
         );
-        Ok(id)
+        id
+    }
+
+    /// Inserts the batch's new games and gives each its id in place of its
+    /// provisional one, here and in the changes recorded for it. Returns
+    /// the ids, by provisional id.
+    async fn insert_new_games(
+        &mut self,
+        db: &impl ConnectionTrait,
+    ) -> Result<HashMap<i64, i64>, DbErr> {
+        let mut ids = HashMap::with_capacity(self.new_games.len());
+        for chunk in std::mem::take(&mut self.new_games).chunks(CHUNK) {
+            // A statement of its own: sea-orm asks SQLite for no RETURNING,
+            // which every SQLite it builds with (3.35 and later) has.
+            let mut marks = Vec::with_capacity(chunk.len());
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
+            for id in chunk {
+                let game = &self.games[id];
+                let n = values.len();
+                marks.push(format!(
+                    "(${}, ${}, ${}, 0, 0, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5
+                ));
+                values.extend([
+                    game.title.clone().into(),
+                    game.norm_title.clone().into(),
+                    game.ext_key.clone().into(),
+                    game.created_at.into(),
+                    game.updated_at.into(),
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO games (title, norm_title, ext_key, discount_pct, store_count, \
+                   created_at, updated_at) VALUES {} RETURNING id, norm_title, ext_key",
+                marks.join(", ")
+            );
+            let backend = db.get_database_backend();
+            let inserted = db.query_all(stmt(backend, &sql, values)).await?;
+            // Matched by identity rather than trusting the order of the rows
+            // returned: within a batch no two new games share both their
+            // normalized title and their external id.
+            let mut provisional: HashMap<(String, Option<String>), i64> = chunk
+                .iter()
+                .map(|id| {
+                    let game = &self.games[id];
+                    ((game.norm_title.clone(), game.ext_key.clone()), *id)
+                })
+                .collect();
+            for row in inserted {
+                let key = (row.try_get("", "norm_title")?, row.try_get("", "ext_key")?);
+                let old = provisional.remove(&key).ok_or_else(|| {
+                    DbErr::Custom(format!("inserted a game nobody asked for: {key:?}"))
+                })?;
+                ids.insert(old, row.try_get("", "id")?);
+            }
+            if !provisional.is_empty() {
+                return Err(DbErr::Custom(format!(
+                    "{} new games were not inserted",
+                    provisional.len()
+                )));
+            }
+        }
+        for (&old, &new) in &ids {
+            let mut game = self.games.remove(&old).expect("a new game is loaded");
+            game.id = new;
+            if let Some(key) = &game.ext_key {
+                self.by_ext.insert(key.clone(), new);
+            }
+            self.games.insert(new, game);
+        }
+        for id in self.by_norm.values_mut().flatten() {
+            if let Some(&new) = ids.get(id) {
+                *id = new;
+            }
+        }
+        for change in &mut self.changes {
+            if let Some(&new) = change.game_id.try_as_ref().and_then(|id| ids.get(id)) {
+                change.game_id = Set(new);
+            }
+        }
+        Ok(ids)
     }
 
     async fn load_offers(&mut self, db: &impl ConnectionTrait, games: &[i64]) -> Result<(), DbErr> {
@@ -461,6 +559,87 @@ mod tests {
                 .map(|s| BTreeMap::from([("steam".to_owned(), s.to_owned())]))
                 .unwrap_or_default(),
         }
+    }
+
+    #[actix_web::test]
+    async fn new_games_of_a_batch_are_inserted_together_and_found_by_later_offers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url).await.expect("db");
+        let now = Utc::now();
+        let crawl = entity::crawls::Entity::insert(entity::crawls::ActiveModel {
+            status: Set(entity::crawls::CrawlStatus::Running),
+            trigger: Set("test".to_owned()),
+            started_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&db)
+        .await
+        .expect("crawl")
+        .last_insert_id;
+        let at = |store: &str, title: &str, steam: Option<&str>, cents| Item {
+            store: store.into(),
+            title: title.into(),
+            price_cents: cents,
+            ..item(steam)
+        };
+        // Portal 2 from two stores (one knows its Steam id, one does not),
+        // Celeste from one: two new games, the second offer of Portal 2
+        // finding the game the first one made.
+        let offers = [
+            at("PixelBay", "Portal 2", Some("620"), 799),
+            at("GameVault", "Celeste", None, 1999),
+            at("RetroShelf", "PORTAL 2™", None, 699),
+        ];
+        let items: Vec<(i64, &Item)> = offers.iter().map(|o| (crawl, o)).collect();
+        let mut stats = MergeStats::default();
+        merge_items(&db, &items, now, &mut stats)
+            .await
+            .expect("merge");
+        assert_eq!(stats.new_games, 2);
+
+        let games = games::Entity::find().all(&db).await.expect("games");
+        let id_of = |title: &str| {
+            games
+                .iter()
+                .find(|g| g.title == title)
+                .unwrap_or_else(|| panic!("{title} missing from {games:?}"))
+                .id
+        };
+        let (portal, celeste) = (id_of("Portal 2"), id_of("Celeste"));
+        assert_eq!(games.len(), 2, "{games:?}");
+        let portal_row = games.iter().find(|g| g.id == portal).expect("portal");
+        assert_eq!(portal_row.ext_key.as_deref(), Some("steam:620"));
+        assert_eq!(portal_row.best_cents, Some(699));
+        assert_eq!(portal_row.store_count, 2);
+        let mut stores: Vec<(String, i64)> = offers::Entity::find()
+            .all(&db)
+            .await
+            .expect("offers")
+            .into_iter()
+            .map(|o| (o.store, o.game_id))
+            .collect();
+        stores.sort();
+        assert_eq!(
+            stores,
+            vec![
+                ("GameVault".to_owned(), celeste),
+                ("PixelBay".to_owned(), portal),
+                ("RetroShelf".to_owned(), portal),
+            ]
+        );
+        let mut new_games: Vec<i64> = changes::Entity::find()
+            .filter(changes::Column::Kind.eq(ChangeKind::NewGame))
+            .all(&db)
+            .await
+            .expect("changes")
+            .into_iter()
+            .map(|c| c.game_id)
+            .collect();
+        new_games.sort_unstable();
+        let mut expected = vec![portal, celeste];
+        expected.sort_unstable();
+        assert_eq!(new_games, expected);
     }
 
     #[test]
