@@ -298,6 +298,15 @@ pub fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statemen
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// `n` numbered parameters from `$first` on, comma-separated, for `stmt`:
+/// an `IN (...)` list or a row of `VALUES`.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary, to fit a
 /// bounded column.
 pub fn truncate(s: &str, max: usize) -> String {

@@ -11,7 +11,7 @@ use sea_orm::{
     IntoActiveModel, QueryFilter, Value,
 };
 
-use crate::db::stmt;
+use crate::db::{placeholders, stmt};
 use crate::domain::title::normalize_title;
 use crate::protocol::worker::Item;
 
@@ -211,19 +211,11 @@ impl Catalog {
         for chunk in std::mem::take(&mut self.new_games).chunks(CHUNK) {
             // A statement of its own: sea-orm asks SQLite for no RETURNING,
             // which every SQLite it builds with (3.35 and later) has.
-            let mut marks = Vec::with_capacity(chunk.len());
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
+            let mut rows = Vec::with_capacity(chunk.len());
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
             for id in chunk {
                 let game = &self.games[id];
-                let n = values.len();
-                marks.push(format!(
-                    "(${}, ${}, ${}, 0, 0, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5
-                ));
+                rows.push(format!("({}, 0, 0)", placeholders(values.len() + 1, 5)));
                 values.extend([
                     game.title.clone().into(),
                     game.norm_title.clone().into(),
@@ -233,9 +225,9 @@ impl Catalog {
                 ]);
             }
             let sql = format!(
-                "INSERT INTO games (title, norm_title, ext_key, discount_pct, store_count, \
-                   created_at, updated_at) VALUES {} RETURNING id, norm_title, ext_key",
-                marks.join(", ")
+                "INSERT INTO games (title, norm_title, ext_key, created_at, updated_at, \
+                   discount_pct, store_count) VALUES {} RETURNING id, norm_title, ext_key",
+                rows.join(", ")
             );
             let backend = db.get_database_backend();
             let inserted = db.query_all(stmt(backend, &sql, values)).await?;
@@ -563,20 +555,8 @@ mod tests {
 
     #[actix_web::test]
     async fn new_games_of_a_batch_are_inserted_together_and_found_by_later_offers() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = crate::db::connect(&url).await.expect("db");
+        let (_dir, db, crawl) = crate::crawl::store::running_crawl_db().await;
         let now = Utc::now();
-        let crawl = entity::crawls::Entity::insert(entity::crawls::ActiveModel {
-            status: Set(entity::crawls::CrawlStatus::Running),
-            trigger: Set("test".to_owned()),
-            started_at: Set(now),
-            ..Default::default()
-        })
-        .exec(&db)
-        .await
-        .expect("crawl")
-        .last_insert_id;
         let at = |store: &str, title: &str, steam: Option<&str>, cents| Item {
             store: store.into(),
             title: title.into(),

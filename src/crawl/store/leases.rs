@@ -17,7 +17,7 @@ use super::crawls::finish_if_done;
 use super::turns::{turn, Turn, Writer};
 use crate::clock::delta;
 use crate::crawl::lease::{LeaseToken, RetryPolicy, Setback, TaskState};
-use crate::db::{begin_write, stmt, truncate};
+use crate::db::{begin_write, placeholders, stmt, truncate};
 
 /// A task just leased to a worker.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -186,10 +186,8 @@ pub async fn lease(
     // index `tasks_lease_order` walks it without sorting the queue.
     let mut in_flight = "state = $6 AND host = $4 AND fetched_at IS NULL".to_owned();
     if !pace.fetched.is_empty() {
-        let marks: Vec<String> = (0..pace.fetched.len())
-            .map(|i| format!("${}", i + 9))
-            .collect();
-        in_flight += &format!(" AND lease_token NOT IN ({})", marks.join(", "));
+        let marks = placeholders(9, pace.fetched.len());
+        in_flight += &format!(" AND lease_token NOT IN ({marks})");
     }
     let claim = format!(
         "UPDATE tasks SET state = $6, attempts = attempts + 1, \
@@ -284,15 +282,14 @@ async fn mark_fetched(
         ""
     };
     for chunk in tokens.chunks(200) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let marks = placeholders(3, chunk.len());
         let mut values: Vec<Value> = vec![now.into(), TaskState::Leased.into()];
         values.extend(chunk.iter().map(|t| Value::from(t.as_str())));
         db.execute(stmt(
             backend,
             &format!(
                 "UPDATE tasks SET fetched_at = $1 WHERE id IN (SELECT id FROM tasks \
-                 WHERE state = $2 AND fetched_at IS NULL AND lease_token IN ({}){skip_locked})",
-                marks.join(", ")
+                 WHERE state = $2 AND fetched_at IS NULL AND lease_token IN ({marks}){skip_locked})"
             ),
             values,
         ))
@@ -391,11 +388,10 @@ pub async fn mark_done(
     let backend = db.get_database_backend();
     let mut current = HashSet::new();
     for chunk in tokens.chunks(200) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+        let marks = placeholders(4, chunk.len());
         let sql = format!(
             "UPDATE tasks SET state = $2, lease_until = NULL, updated_at = $1 \
-             WHERE state = $3 AND lease_token IN ({}) RETURNING lease_token",
-            marks.join(", ")
+             WHERE state = $3 AND lease_token IN ({marks}) RETURNING lease_token"
         );
         let mut values: Vec<Value> =
             vec![now.into(), TaskState::Done.into(), TaskState::Leased.into()];
