@@ -246,6 +246,26 @@ pub async fn finish_idle_crawls(
     Ok(finished)
 }
 
+/// A fresh SQLite database in a temporary folder with one running crawl,
+/// for tests: the folder, the database and the crawl's id.
+#[cfg(test)]
+pub(crate) async fn running_crawl_db() -> (tempfile::TempDir, sea_orm::DatabaseConnection, i64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let db = crate::db::connect(&url).await.expect("db");
+    let id = crawls::Entity::insert(crawls::ActiveModel {
+        status: Set(CrawlStatus::Running),
+        trigger: Set("test".to_owned()),
+        started_at: Set(Utc::now()),
+        ..Default::default()
+    })
+    .exec(&db)
+    .await
+    .expect("crawl")
+    .last_insert_id;
+    (dir, db, id)
+}
+
 #[cfg(test)]
 mod tests {
     use url::Url;
@@ -262,20 +282,8 @@ mod tests {
     async fn crawl_with_tasks(
         urls: &[&str],
     ) -> (tempfile::TempDir, sea_orm::DatabaseConnection, i64) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = crate::db::connect(&url).await.expect("db");
+        let (dir, db, id) = running_crawl_db().await;
         let now = Utc::now();
-        let id = crawls::Entity::insert(crawls::ActiveModel {
-            status: Set(CrawlStatus::Running),
-            trigger: Set("test".to_owned()),
-            started_at: Set(now),
-            ..Default::default()
-        })
-        .exec(&db)
-        .await
-        .expect("crawl")
-        .last_insert_id;
         let new: Vec<NewTask> = urls
             .iter()
             .map(|u| NewTask {

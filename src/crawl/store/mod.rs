@@ -24,3 +24,6 @@ pub use leases::{
 };
 pub use queue::{insert_tasks, ready_hosts, NewTask};
 pub use turns::{turn, Turn, Writer};
+
+#[cfg(test)]
+pub(crate) use crawls::running_crawl_db;
